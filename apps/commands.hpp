@@ -1,0 +1,18 @@
+#pragma once
+// Subcommands of the `boreas` binary. Each registers its options on the parent app and returns
+// the function that runs it once the command line is parsed.
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace boreas::apps {
+
+using Runner = std::function<int()>;
+
+Runner add_info_command(CLI::App& app);
+Runner add_graph_command(CLI::App& app);
+
+/// Sets the OpenMP thread count when `threads` > 0.
+void apply_threads(int threads);
+
+}  // namespace boreas::apps

@@ -1,0 +1,65 @@
+// The `boreas` command line: one binary, one subcommand per job. Errors from anywhere end here:
+// one line on stderr, a non-zero exit.
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "boreas/core/context.hpp"
+#include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
+#include "commands.hpp"
+
+namespace boreas::apps {
+
+void apply_threads(int threads) {
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+}
+
+}  // namespace boreas::apps
+
+int main(int argc, char** argv) {
+    using namespace boreas;
+    CLI::App app{"Boreas: AIFS/Anemoi-class weather model engine and benchmark suite", "boreas"};
+    app.set_version_flag("--version", std::string("boreas ") + detail::kVersion);
+    app.require_subcommand(1);
+    bool verbose = false;
+    app.add_flag("-v,--verbose", verbose, "Print debug progress on stderr");
+
+    std::vector<std::pair<CLI::App*, apps::Runner>> commands;
+    auto remember = [&](apps::Runner runner) {
+        commands.emplace_back(app.get_subcommands({}).back(), std::move(runner));
+    };
+    remember(apps::add_info_command(app));
+    remember(apps::add_graph_command(app));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        return app.exit(error);
+    }
+    if (verbose) log::set_level(log::Level::debug);
+    try {
+        for (auto& [command, run] : commands)
+            if (command->parsed()) return run();
+        return 0;
+    } catch (const Error& error) {
+        log::error("{}", error.message());
+        log::debug("raised at {}", error.location());
+        return 1;
+    } catch (const std::exception& error) {
+        log::error("{}", error.what());
+        return 1;
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs Boreas' build and test dependencies from Debian bookworm packages (idempotent; needs root).
+# Nothing is downloaded at configure or build time: every dependency comes from here.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-dev libopenblas-openmp-dev
+  libnanoflann-dev libeccodes-dev libeccodes-data
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: missing packages (${missing[*]}); run as root or install them yourself" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Prefer the OpenMP build of OpenBLAS so BLAS threads and Boreas' OpenMP threads share one pool.
+if [[ $(id -u) -eq 0 ]] && command -v update-alternatives >/dev/null; then
+  lib=/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
+  [[ -e $lib ]] && update-alternatives --set libblas.so.3-x86_64-linux-gnu "$lib" >/dev/null 2>&1 || true
+fi
+echo "setup.sh: dependencies present" >&2
