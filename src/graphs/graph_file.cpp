@@ -133,9 +133,9 @@ Graph load_graph(const std::filesystem::path& path) {
     BOREAS_CHECK(it != reader.metadata().end(),
                  "'{}' is a safetensors file but not a Boreas graph (no '{}' metadata)", file,
                  kMetadataKey);
-    nlohmann::json meta;
+    nlohmann::ordered_json meta;
     try {
-        meta = nlohmann::json::parse(it->second);
+        meta = nlohmann::ordered_json::parse(it->second);
     } catch (const nlohmann::json::exception& error) {
         BOREAS_FAIL("'{}': graph metadata is not valid JSON: {}", file, error.what());
     }

@@ -76,8 +76,12 @@ std::vector<double> voronoi_areas(const std::vector<Vec3>& points) {
             for (std::size_t k = std::min<std::size_t>(24, n);; k = std::min(2 * k, n)) {
                 index.nearest(p, k, neighbours);
                 start_polygon(p, polygon);
+                std::size_t coincident = 0;  // p itself and its duplicates
                 for (const auto& neighbour : neighbours) {
-                    if (neighbour.index == i || neighbour.chord_squared == 0.0) continue;
+                    if (neighbour.chord_squared == 0.0) {
+                        ++coincident;
+                        continue;
+                    }
                     clip(polygon, scratch, p, points[neighbour.index]);
                 }
                 double radius_squared = 0;
@@ -102,7 +106,8 @@ std::vector<double> voronoi_areas(const std::vector<Vec3>& points) {
                     for (std::size_t v = 0; v < polygon.size(); ++v)
                         area += triangle_area(p, polygon[v].position,
                                               polygon[(v + 1) % polygon.size()].position);
-                    areas[i] = area;
+                    // Duplicated nodes (the poles of a regular lat-lon grid) share their cell.
+                    areas[i] = area / static_cast<double>(std::max<std::size_t>(coincident, 1));
                     break;
                 }
             }

@@ -101,7 +101,7 @@ std::vector<double> gaussian_latitudes(int n) {
 
 std::vector<std::int64_t> reduced_gaussian_row_lengths(int n) {
     check_gaussian_n(n, 'N');
-    const std::string sample = "reduced_gg_pl_" + std::to_string(n) + "_grib2";
+    const std::string sample = fmt::format("reduced_gg_pl_{}_grib2", n);
     codes_handle* handle = codes_handle_new_from_samples(nullptr, sample.c_str());
     BOREAS_CHECK(handle != nullptr,
                  "grid N{}: ecCodes has no sample '{}' with its row lengths (classic reduced "
@@ -123,7 +123,7 @@ std::vector<std::int64_t> reduced_gaussian_row_lengths(int n) {
 Grid octahedral_grid(int n) {
     check_gaussian_n(n, 'O');
     Grid grid;
-    grid.name = "O" + std::to_string(n);
+    grid.name = fmt::format("O{}", n);
     grid.kind = GridKind::octahedral;
     grid.resolution = n;
     for (int row = 1; row <= 2 * n; ++row) {
@@ -137,7 +137,7 @@ Grid octahedral_grid(int n) {
 Grid reduced_gaussian_grid(int n) {
     check_gaussian_n(n, 'N');
     Grid grid;
-    grid.name = "N" + std::to_string(n);
+    grid.name = fmt::format("N{}", n);
     grid.kind = GridKind::reduced_gaussian;
     grid.resolution = n;
     grid.row_lengths = reduced_gaussian_row_lengths(n);
@@ -174,7 +174,7 @@ Grid icosahedral_grid(int level) {
                  kMaxIcosahedralLevel);
     auto mesh = icosahedral_mesh(level);
     Grid grid;
-    grid.name = "TRI" + std::to_string(level);
+    grid.name = fmt::format("TRI{}", level);
     grid.kind = GridKind::icosahedral;
     grid.resolution = level;
     grid.latitudes = std::move(mesh.latitudes);
@@ -220,7 +220,7 @@ Grid read_nodes_file(const std::filesystem::path& path) {
                      "|lat| <= 90", file, i, lat_degrees[i], lon_degrees[i]);
     }
     Grid grid;
-    grid.name = "file:" + file;
+    grid.name = fmt::format("file:{}", file);
     grid.kind = GridKind::file;
     grid.latitudes = degrees_to_radians(lat_degrees);
     grid.longitudes = degrees_to_radians(lon_degrees);

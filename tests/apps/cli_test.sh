@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Command-line behaviour as users and scripts see it: bad input gets one clear line on stderr and a
+# non-zero exit (never a crash or a signal), requested output goes to stdout only.
+set -u
+boreas=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passes=0
+
+# expect_error REGEX -- ARGS...: exit code 1..125, stderr matches REGEX, nothing on stdout.
+expect_error() {
+  local regex=$1
+  shift 2
+  "$boreas" "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  if ((rc == 0 || rc > 125)) || ! grep -Eq "$regex" "$work/err" || [[ -s $work/out ]]; then
+    echo "FAIL: boreas $* -> rc=$rc, stderr: $(head -c 400 "$work/err")" >&2
+    failures=$((failures + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+# expect_ok ARGS...: exit 0.
+expect_ok() {
+  if ! "$boreas" "$@" >"$work/out" 2>"$work/err"; then
+    echo "FAIL: boreas $* -> $(head -c 400 "$work/err")" >&2
+    failures=$((failures + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+expect_ok info
+OMP_NUM_THREADS=2 expect_ok info --json
+grep -q '"git_commit"' "$work/out" && grep -q '"cpu_model"' "$work/out" && grep -q '"OMP_NUM_THREADS"' "$work/out" ||
+  { echo "FAIL: info --json lacks build/system/environment context" >&2; failures=$((failures + 1)); }
+
+expect_ok graph build --data-grid O16 --hidden-grid O4 -o "$work/g.safetensors"
+[[ ! -s $work/out ]] || { echo "FAIL: graph build wrote to stdout without --json" >&2; failures=$((failures + 1)); }
+expect_ok graph info "$work/g.safetensors" --json
+grep -q '"hidden_to_data": 4800' "$work/out" ||
+  { echo "FAIL: graph info --json: $(cat "$work/out")" >&2; failures=$((failures + 1)); }
+expect_ok graph info "$work/g.safetensors"
+
+expect_error "unknown grid 'Q96'" -- graph build --data-grid Q96 --hidden-grid O4 -o "$work/x"
+expect_error "grid O0: N must be between 1" -- graph build --data-grid O16 --hidden-grid O0 -o "$work/x"
+expect_error "N must be between 1" -- graph build --data-grid O-4 --hidden-grid O4 -o "$work/x"
+expect_error "cutoff factor must be > 0, found 0" -- graph build --data-grid O16 --hidden-grid O4 --cutoff-factor 0 -o "$work/x"
+expect_error "cutoff factor must be > 0, found -0.5" -- graph build --data-grid O16 --hidden-grid O4 --cutoff-factor -0.5 -o "$work/x"
+expect_error "k = 300 is larger than the hidden grid O4 \(208 nodes\)" -- graph build --data-grid O16 --hidden-grid O4 -k 300 -o "$work/x"
+expect_error "unknown graph convention" -- graph build --data-grid O16 --hidden-grid O4 --convention aifs -o "$work/x"
+expect_error "does not exist" -- graph build --data-grid O16 --hidden-grid O4 -o "$work/no/such/dir/g.safetensors"
+[[ ! -e $work/x ]] || { echo "FAIL: a failed build left $work/x" >&2; failures=$((failures + 1)); }
+
+head -c 1000 "$work/g.safetensors" >"$work/truncated.safetensors"
+expect_error "truncated" -- graph info "$work/truncated.safetensors"
+printf 'not a graph at all' >"$work/garbage.safetensors"
+expect_error "garbage.safetensors" -- graph info "$work/garbage.safetensors"
+expect_error "cannot open" -- graph info "$work/missing.safetensors"
+# A graph file from a newer Boreas: valid safetensors, format_version 99.
+header='{"__metadata__":{"boreas":"{\"format\":\"boreas-graph\",\"format_version\":99,\"nodes\":{},\"edges\":{}}"}}'
+printf "\\x$(printf %02x ${#header})\\x00\\x00\\x00\\x00\\x00\\x00\\x00%s" "$header" >"$work/future.safetensors"
+expect_error "graph format version 99, this Boreas reads versions 1 to 1" -- graph info "$work/future.safetensors"
+expect_error "required|Expected" -- graph build --data-grid O16
+expect_error "" -- no-such-command
+
+echo "cli: $passes passed, $failures failed"
+((failures == 0))
