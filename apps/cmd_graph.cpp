@@ -89,6 +89,10 @@ Runner add_graph_command(CLI::App& app) {
         ->capture_default_str();
     build->add_option("--hidden-knn", o.hidden_knn, "k for --hidden-edges knn")
         ->capture_default_str();
+    build->add_option("--multiscale-min-level", o.multiscale_min_level,
+                      "Coarsest mesh level in --hidden-edges multiscale (1: anemoi-training's "
+                      "configs; 0: every level)")
+        ->capture_default_str();
     build->add_option("--convention", build_args->convention,
                       "anemoi-graphs behaviour: current (>= 0.8) or aifs-1.0")
         ->capture_default_str();

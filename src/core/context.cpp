@@ -14,12 +14,14 @@
 #include <omp.h>
 #endif
 
+#ifdef BOREAS_BLAS_OPENBLAS
 extern "C" {
 // OpenBLAS' own introspection; declared here so Boreas does not depend on a cblas.h flavour.
-char* openblas_get_config(void) __attribute__((weak));
-int openblas_get_num_threads(void) __attribute__((weak));
-int openblas_get_parallel(void) __attribute__((weak));
+char* openblas_get_config(void);
+int openblas_get_num_threads(void);
+int openblas_get_parallel(void);
 }
+#endif
 
 extern char** environ;
 
@@ -97,13 +99,15 @@ nlohmann::ordered_json relevant_environment() {
 nlohmann::ordered_json blas_context() {
     nlohmann::ordered_json blas;
     blas["vendor"] = detail::kBlasVendor;
-    if (openblas_get_config != nullptr) {
+#ifdef BOREAS_BLAS_OPENBLAS
+    {
         blas["config"] = openblas_get_config();
         blas["threads"] = openblas_get_num_threads();
         static const char* const kParallel[] = {"sequential", "pthreads", "openmp"};
         int parallel = openblas_get_parallel();
         blas["threading"] = parallel >= 0 && parallel <= 2 ? kParallel[parallel] : "unknown";
     }
+#endif
     return blas;
 }
 

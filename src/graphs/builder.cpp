@@ -64,14 +64,6 @@ NodeSet make_node_set(const grids::Grid& grid) {
     return nodes;
 }
 
-/// Unit vectors of the float32 coordinates: searches see exactly the nodes the model sees.
-std::vector<Vec3> node_vectors(const NodeSet& nodes) {
-    std::vector<Vec3> points(static_cast<std::size_t>(nodes.count()));
-    for (std::size_t i = 0; i < points.size(); ++i)
-        points[i] = grids::to_xyz(nodes.coords[2 * i], nodes.coords[2 * i + 1]);
-    return points;
-}
-
 /// CSR from one source list per destination (each list is sorted by source index here, so the
 /// stored order is canonical: destination-major, then source ascending).
 EdgeSet csr_from_lists(std::vector<std::vector<std::int32_t>>& sources_of, std::string source,
@@ -176,15 +168,18 @@ EdgeSet knn_edges(const SphereIndex& source_index, const std::vector<Vec3>& targ
     return edges;
 }
 
-EdgeSet multiscale_edges(const grids::Grid& hidden, int hops) {
+EdgeSet multiscale_edges(const grids::Grid& hidden, int hops, int min_level) {
     BOREAS_CHECK(hidden.kind == grids::GridKind::icosahedral,
                  "multi-scale hidden edges need an icosahedral hidden grid (TRI<level>), found '{}'",
                  hidden.name);
     BOREAS_CHECK(hops == 1, "multi-scale edges: only x_hops = 1 is supported, found {}", hops);
+    BOREAS_CHECK(min_level >= 0 && min_level <= hidden.resolution,
+                 "multi-scale edges: the coarsest level {} must be between 0 and the mesh level {}",
+                 min_level, hidden.resolution);
     const auto mesh = grids::icosahedral_mesh(hidden.resolution);
     std::vector<std::vector<std::int32_t>> sources_of(mesh.vertices.size());
-    for (const auto& level : mesh.level_edges) {
-        for (const auto& [a, b] : level) {
+    for (int level = min_level; level <= hidden.resolution; ++level) {
+        for (const auto& [a, b] : mesh.level_edges[level]) {
             sources_of[b].push_back(a);
             sources_of[a].push_back(b);
         }
@@ -194,24 +189,29 @@ EdgeSet multiscale_edges(const grids::Grid& hidden, int hops) {
         list.erase(std::unique(list.begin(), list.end()), list.end());
     }
     auto edges = csr_from_lists(sources_of, "hidden", "hidden");
-    edges.builder = {{"type", "multiscale"}, {"x_hops", hops}, {"levels", mesh.level_edges.size()}};
+    nlohmann::ordered_json levels = nlohmann::ordered_json::array();
+    for (int level = min_level; level <= hidden.resolution; ++level) levels.push_back(level);
+    edges.builder = {{"type", "multiscale"}, {"x_hops", hops}, {"scale_resolutions", levels}};
     return edges;
 }
 
 void add_edge_attributes(EdgeSet& edges, const NodeSet& source, const NodeSet& target,
                          const GraphOptions& options) {
-    auto lengths = edge_lengths(edges, source, target);
-    auto dirs = edge_directions(edges, source, target, options.convention);
-    normalise(lengths, options.edge_norm, options.convention);
-    normalise(dirs, options.edge_norm, options.convention);
-    edges.edge_length.assign(lengths.begin(), lengths.end());
-    edges.edge_dirs.assign(dirs.begin(), dirs.end());
+    edges.edge_length = edge_lengths(edges, source, target);
+    edges.edge_dirs = edge_directions(edges, source, target, options.convention);
+    normalise(edges.edge_length, options.edge_norm, options.convention);
+    normalise(edges.edge_dirs, options.edge_norm, options.convention);
 }
 
-void add_area_weights(NodeSet& nodes, const std::vector<Vec3>& points, const GraphOptions& options) {
-    auto areas = grids::voronoi_areas(points);
-    normalise(areas, options.area_norm, options.convention);
+void add_area_weights(NodeSet& nodes, const GraphOptions& options) {
+    // anemoi-graphs takes the float32 coordinates to float64 before the Cartesian conversion and
+    // scipy's SphericalVoronoi; the float64 areas are cast to float32, then normalised.
+    std::vector<Vec3> points(static_cast<std::size_t>(nodes.count()));
+    for (std::size_t i = 0; i < points.size(); ++i)
+        points[i] = grids::to_xyz(nodes.coords[2 * i], nodes.coords[2 * i + 1]);
+    const auto areas = grids::voronoi_areas(points);
     nodes.area_weight.assign(areas.begin(), areas.end());
+    normalise(nodes.area_weight, options.area_norm, options.convention);
 }
 
 void check_options(const GraphOptions& options, const grids::Grid& data, const grids::Grid& hidden) {
@@ -273,7 +273,8 @@ Graph build_graph(const GraphOptions& options, const grids::Grid& data_grid,
     auto& decoder = graph.edges["hidden_to_data"] =
         knn_edges(hidden_index, data_points, options.knn, "hidden", "data");
     if (options.hidden_edges == HiddenEdges::multiscale) {
-        graph.edges["hidden_to_hidden"] = multiscale_edges(hidden_grid, options.multiscale_hops);
+        graph.edges["hidden_to_hidden"] =
+            multiscale_edges(hidden_grid, options.multiscale_hops, options.multiscale_min_level);
     } else if (options.hidden_edges == HiddenEdges::knn) {
         graph.edges["hidden_to_hidden"] =
             knn_edges(hidden_index, hidden_points, options.hidden_knn, "hidden", "hidden");
@@ -286,8 +287,8 @@ Graph build_graph(const GraphOptions& options, const grids::Grid& data_grid,
         add_edge_attributes(it->second, hidden, hidden, options);
     log::debug("edge attributes in {:.2f} s", clock.seconds());
 
-    add_area_weights(data, data_points, options);
-    add_area_weights(hidden, hidden_points, options);
+    add_area_weights(data, options);
+    add_area_weights(hidden, options);
     log::debug("area weights in {:.2f} s", clock.seconds());
 
     graph.attributes = {

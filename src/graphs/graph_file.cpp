@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "boreas/core/error.hpp"
 #include "boreas/graphs/graph.hpp"
@@ -117,7 +118,10 @@ void save_graph(const Graph& graph, const std::filesystem::path& path) {
         writer.add<std::int64_t>(edge_tensor(name, "dst_offsets"),
                                  {static_cast<std::int64_t>(edges.dst_offsets.size())},
                                  edges.dst_offsets);
-        writer.add<std::int64_t>(edge_tensor(name, "perm"), {count}, edges.perm);
+        // The permutation is stored only when it is not the identity (Boreas' own graphs).
+        bool identity = true;
+        for (std::int64_t p = 0; identity && p < count; ++p) identity = edges.perm[p] == p;
+        if (!identity) writer.add<std::int64_t>(edge_tensor(name, "perm"), {count}, edges.perm);
         writer.add<float>(edge_tensor(name, "edge_length"), {count, 1}, edges.edge_length);
         writer.add<float>(edge_tensor(name, "edge_dirs"), {count, 2}, edges.edge_dirs);
     }
@@ -173,7 +177,12 @@ Graph load_graph(const std::filesystem::path& path) {
             edges.src = copy_of(reader.view<std::int32_t>(edge_tensor(name, "src"), {count}));
             edges.dst_offsets =
                 copy_of(reader.view<std::int64_t>(edge_tensor(name, "dst_offsets"), {-1}));
-            edges.perm = copy_of(reader.view<std::int64_t>(edge_tensor(name, "perm"), {count}));
+            if (reader.contains(edge_tensor(name, "perm"))) {
+                edges.perm = copy_of(reader.view<std::int64_t>(edge_tensor(name, "perm"), {count}));
+            } else {
+                edges.perm.resize(static_cast<std::size_t>(count));
+                std::iota(edges.perm.begin(), edges.perm.end(), std::int64_t{0});
+            }
             edges.edge_length =
                 copy_of(reader.view<float>(edge_tensor(name, "edge_length"), {count, 1}));
             edges.edge_dirs =

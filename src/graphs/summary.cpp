@@ -1,8 +1,22 @@
 #include <algorithm>
+#include <cmath>
 
 #include "boreas/graphs/graph.hpp"
 
 namespace boreas::graphs {
+
+/// Unit vectors of the float32 coordinates, computed in float32 as anemoi-graphs'
+/// latlon_rad_to_cartesian does; distances between them are then taken in double as sklearn
+/// does. Near-ties (common on symmetric grids) then fall the same way in both.
+std::vector<grids::Vec3> node_vectors(const NodeSet& nodes) {
+    std::vector<grids::Vec3> points(static_cast<std::size_t>(nodes.count()));
+    for (std::size_t i = 0; i < points.size(); ++i) {
+        const float lat = nodes.coords[2 * i], lon = nodes.coords[2 * i + 1];
+        points[i] = {std::cos(lat) * std::cos(lon), std::cos(lat) * std::sin(lon), std::sin(lat)};
+    }
+    return points;
+}
+
 
 nlohmann::ordered_json summarise(const Graph& graph) {
     nlohmann::ordered_json summary;

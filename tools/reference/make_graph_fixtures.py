@@ -28,6 +28,9 @@ What comes from where
     - node attribute area_weight = SphericalAreaWeights(norm=unit-max, fill_value=0)
     - hidden->hidden MultiScaleEdges(x_hops=1, scale_resolutions=<hidden resolution>), which anemoi turns
       into the levels 1..r (an int scale_resolutions means range(1, r+1); without it the levels would be 0..r).
+* Every edge set also carries edges/X/edge_length_exact and edges/X/edge_dirs_exact (anemoi's formulas in
+  float64, see convert_anemoi_graph.py) and float32_error in its metadata; perm is stored only when it is
+  not the identity.
 * Without torch_cluster (not installed here) anemoi-graphs uses its scikit-learn backend for CutOffEdges
   and KNNEdges; that backend is what the files record (source.torch_cluster = false).
 """
@@ -47,7 +50,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convert_anemoi_graph import check_boreas_graph  # noqa: E402
+from convert_anemoi_graph import anemoi_edge_attributes  # noqa: E402
 from convert_anemoi_graph import convert_heterodata  # noqa: E402
+from convert_anemoi_graph import edge_perm  # noqa: E402
 from convert_anemoi_graph import package_versions  # noqa: E402
 from convert_anemoi_graph import read_boreas_graph  # noqa: E402
 from convert_anemoi_graph import write_boreas_graph  # noqa: E402
@@ -62,7 +67,6 @@ AREA_NORM = "unit-max"  # ... and SphericalAreaWeights(norm=unit-max, fill_value
 # name -> (data grid, hidden grid); "O<n>" = octahedral reduced Gaussian, "TRI<r>" = anemoi TriNodes(resolution=r)
 FIXTURES = {
     "o16_o4": ("O16", "O4"),
-    "o32_o8": ("O32", "O8"),
     "o16_tri2": ("O16", "TRI2"),
     "o32_tri3": ("O32", "TRI3"),
 }
@@ -220,6 +224,11 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt((d * d).sum(-1))
 
 
+def _summary(indices: np.ndarray, examples: int = 4) -> dict:
+    """A list of node indices as its count and the first few (keeps VERSIONS.json small)."""
+    return {"count": int(indices.size), "first": [int(i) for i in indices[:examples]]}
+
+
 def diagnostics(graph, hidden_grid: str) -> dict:
     import torch
     from anemoi.graphs.utils import get_grid_reference_distance
@@ -280,8 +289,8 @@ def diagnostics(graph, hidden_grid: str) -> dict:
         # destinations whose k nearest set is ambiguous: the k-th and (k+1)-th distances are exactly equal
         # (float64 chord distance between anemoi's float32 Cartesian points); anemoi keeps whichever the
         # scikit-learn KD-tree met first, which is neither the lower nor the higher index consistently.
-        "dst_exact_tie_at_k_boundary": np.flatnonzero(nxt == kth).tolist(),
-        "dst_near_tie_at_k_boundary_rel_1e-6": np.flatnonzero((nxt - kth) <= 1e-6 * kth).tolist(),
+        "dst_exact_tie_at_k_boundary": _summary(np.flatnonzero(nxt == kth)),
+        "dst_near_tie_at_k_boundary_rel_1e-6": _summary(np.flatnonzero((nxt - kth) <= 1e-6 * kth)),
         "dst_with_exact_tie_among_chosen": int((np.diff(np.sort(chosen_d, 1), axis=1) == 0).any(1).sum()),
     }
 
@@ -299,25 +308,38 @@ def diagnostics(graph, hidden_grid: str) -> dict:
     # dot > 1 - 1e-8 / dot < -1 + 1e-8 in float32, i.e. dot > 1 / dot < -1, which never holds, so the general
     # Rodrigues path runs: at the north pole it is ~ (x_s, y_s)/|.|, at the south pole (lon 0) it rotates by
     # ~pi about +y and gives ~ (-x_s, y_s)/|.| -- the opposite sign of the branch's (x_s, -y_s)/|.|.
+    # The *_exact tensors evaluate that general path in float64 for every edge; here it is compared, for the
+    # pole destinations, with anemoi's float32 values (raw and as stored, i.e. after the normalisation).
     from anemoi.graphs.edges.directional import compute_directions
 
     for et in graph.edge_types:
         xs, xt = graph[et[0]].x, graph[et[2]].x
         ei = graph[et].edge_index.long()
         zt = torch.sin(xt[ei[1], 0])
+        norms = {"edge_length": EDGE_NORM, "edge_dirs": EDGE_NORM}
+        f64 = anemoi_edge_attributes(xs.numpy(), xt.numpy(), ei.numpy(), norms, torch.float64)["edge_dirs"].numpy()
+        stored = graph[et].edge_dirs.numpy().astype(np.float64)
         for tag, sel in (("north", zt >= 1.0), ("south", zt <= -1.0)):
             if not bool(sel.any()):
                 continue
             s, t = xs[ei[0][sel]], xt[ei[1][sel]]
             raw = compute_directions(source_coords=s, target_coords=t).numpy().astype(np.float64)
+            raw64 = anemoi_edge_attributes(
+                xs.numpy(), xt.numpy(), ei[:, sel].numpy(), {"edge_length": None, "edge_dirs": None}, torch.float64
+            )["edge_dirs"].numpy()
             sx = (torch.cos(s[:, 0]) * torch.cos(s[:, 1])).numpy().astype(np.float64)
             sy = (torch.cos(s[:, 0]) * torch.sin(s[:, 1])).numpy().astype(np.float64)
             n = np.hypot(sx, sy)
             rule = np.stack([sx, sy], 1) / n[:, None] if tag == "north" else np.stack([-sx, sy], 1) / n[:, None]
             branch = np.stack([sx, sy], 1) / n[:, None] if tag == "north" else np.stack([sx, -sy], 1) / n[:, None]
+            sel_np = sel.numpy()
             pole["_".join(et)][f"{tag}_pole_dst_lon"] = sorted({float(v) for v in t[:, 1].tolist()})
             pole["_".join(et)][f"{tag}_max_abs_diff_raw_vs_rule"] = float(np.abs(raw - rule).max())
             pole["_".join(et)][f"{tag}_max_abs_diff_raw_vs_dead_branch"] = float(np.abs(raw - branch).max())
+            pole["_".join(et)][f"{tag}_max_abs_diff_raw_f32_vs_f64_general_path"] = float(np.abs(raw - raw64).max())
+            pole["_".join(et)][f"{tag}_max_abs_diff_stored_f32_vs_exact_f64"] = float(
+                np.abs(stored[sel_np] - f64[sel_np]).max()
+            )
     out["pole_destinations"] = pole
 
     if ("hidden", "to", "hidden") in graph.edge_types:
@@ -337,7 +359,7 @@ def degree_stats(tensors: dict, meta: dict) -> dict:
     for x, m in meta["edges"].items():
         indeg = np.diff(tensors[f"edges/{x}/dst_offsets"])
         outdeg = np.bincount(tensors[f"edges/{x}/src"], minlength=meta["nodes"][m["source"]]["count"])
-        perm = tensors[f"edges/{x}/perm"]
+        perm = edge_perm(tensors, x, m["count"])
         out[x] = {
             "count": m["count"],
             "in_degree_min": int(indeg.min()),
@@ -345,6 +367,8 @@ def degree_stats(tensors: dict, meta: dict) -> dict:
             "out_degree_min": int(outdeg.min()),
             "out_degree_max": int(outdeg.max()),
             "perm_is_identity": bool(np.array_equal(perm, np.arange(perm.size))),
+            "perm_stored": f"edges/{x}/perm" in tensors,
+            "float32_error": m.get("float32_error"),
         }
     return out
 
@@ -384,6 +408,7 @@ def build_fixture(name: str, out_dir: Path, tmpdir: Path, grid_checks: dict) -> 
             },
             "recipe": f"tools/reference/make_graph_fixtures.py:{name}",
         },
+        exact=True,
     )
     path = out_dir / f"{name}.safetensors"
     write_boreas_graph(path, tensors, meta)
@@ -443,8 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     versions_path = out_dir / "VERSIONS.json"
     previous = json.loads(versions_path.read_text()) if versions_path.exists() else {}
 
-    grid_checks: dict = dict(previous.get("grids", {}))
-    fixtures: dict = dict(previous.get("fixtures", {}))
+    # keep earlier results only for fixtures (and their grids) that are still in FIXTURES
+    used_grids = {g for pair in FIXTURES.values() for g in pair}
+    grid_checks: dict = {g: v for g, v in previous.get("grids", {}).items() if g in used_grids}
+    fixtures: dict = {n: v for n, v in previous.get("fixtures", {}).items() if n in FIXTURES}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             info = build_fixture(name, out_dir, Path(tmp), grid_checks)
@@ -468,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
             "MultiScaleEdges(x_hops=1, scale_resolutions=r) = refinement levels 1..r.",
             "TriNodes order within equal latitudes comes from numpy's non-stable argsort and may depend on the "
             "numpy build and CPU (see environment.numpy_cpu_features): read node order from the files.",
+            "edges/X/edge_length and edge_dirs are anemoi's float32 output; edges/X/*_exact are anemoi's formulas "
+            "(haversine_distance; compute_directions' general rotation path for every edge) and unit-std "
+            "evaluated in float64 on the float32 coordinates, rounded to float32; metadata float32_error = "
+            "max|f32 - f64| per edge set.  edges/X/perm is omitted when it is the identity.",
         ],
         "grids": dict(sorted(grid_checks.items())),
         "fixtures": dict(sorted(fixtures.items())),

@@ -28,6 +28,10 @@ struct GraphOptions {
     HiddenEdges hidden_edges = HiddenEdges::none;
     int hidden_knn = 16;             ///< for HiddenEdges::knn
     int multiscale_hops = 1;         ///< for HiddenEdges::multiscale (only 1 is supported)
+    /// Coarsest icosahedral level whose edges join the multi-scale set. anemoi-training's graph
+    /// configs pass scale_resolutions = r, which anemoi-graphs turns into levels 1..r; a bare
+    /// MultiScaleEdges uses 0..r.
+    int multiscale_min_level = 1;
     Norm edge_norm = Norm::unit_std;
     Norm area_norm = Norm::unit_max;
     Convention convention = Convention::current;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "boreas/grids/geometry.hpp"
+
 namespace boreas::graphs {
 
 struct NodeSet {
@@ -26,6 +28,7 @@ struct EdgeSet {
     std::vector<std::int64_t> dst_offsets;  ///< [target count + 1]
     std::vector<std::int32_t> src;   ///< [E] source node per edge, CSR order
     std::vector<std::int64_t> perm;  ///< [E] position in anemoi's edge_index of CSR edge p
+                                     ///< (stored in files only when not the identity)
     std::vector<float> edge_length;  ///< [E]
     std::vector<float> edge_dirs;    ///< [E, 2]
     nlohmann::ordered_json builder;  ///< how the edges were made ({"type": "cutoff", ...})
@@ -53,6 +56,10 @@ Graph load_graph(const std::filesystem::path& path);
 
 /// {"nodes": {...}, "edges": {...}, "in_degree": {set: {min, mean, max, zero}}, ...}
 nlohmann::ordered_json summarise(const Graph& graph);
+
+/// Unit vectors of a node set as anemoi-graphs computes them (float32 trigonometry on the float32
+/// coordinates); every neighbour search runs on these, with distances in double as sklearn does.
+std::vector<grids::Vec3> node_vectors(const NodeSet& nodes);
 
 /// Checks CSR structure, index ranges and attribute sizes; throws naming `where` and the set.
 void validate(const Graph& graph, const std::string& where);
