@@ -8,11 +8,13 @@
 #include "boreas/graphs/builder.hpp"
 #include "boreas/graphs/edge_attributes.hpp"
 #include "boreas/grids/geometry.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 using namespace boreas::graphs;
 using boreas::grids::Vec3;
+using boreas::testing_support::error_of;
 
 /// Position of node i, as every search sees it (cached per node set).
 Vec3 xyz(const NodeSet& nodes, std::int64_t i) {
@@ -159,16 +161,6 @@ TEST(GraphBuilder, HiddenKnnIncludesSelf) {
     const auto& processor = graph.edge_set("hidden_to_hidden");
     EXPECT_EQ(processor.count(), 4 * graph.node_set("hidden").count());
     EXPECT_TRUE(edge_pairs(processor).count({0, 0}));
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const boreas::Error& error) {
-        return error.message();
-    }
-    return "";
 }
 
 TEST(GraphBuilder, BadOptionsAreRefused) {

@@ -1,23 +1,17 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 
 #include "boreas/core/error.hpp"
 #include "boreas/graphs/builder.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace boreas::graphs;
-
-fs::path temp_path(const std::string& name) {
-    auto folder = fs::temp_directory_path() / ("boreas_test_graphs_" + std::to_string(getpid()));
-    fs::create_directories(folder);
-    return folder / name;
-}
+using boreas::testing_support::temp_path;
 
 Graph small_graph() {
     GraphOptions options;
@@ -28,12 +22,7 @@ Graph small_graph() {
 }
 
 std::string load_error(const fs::path& path) {
-    try {
-        load_graph(path);
-    } catch (const boreas::Error& error) {
-        return error.message();
-    }
-    return "";
+    return boreas::testing_support::error_of([&] { load_graph(path); });
 }
 
 TEST(GraphFile, RoundTripKeepsEverything) {

@@ -8,6 +8,7 @@
 #include "boreas/core/error.hpp"
 #include "boreas/grids/grid.hpp"
 #include "boreas/grids/icosahedral.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -128,12 +129,7 @@ TEST(Grids, NodesFromTextFile) {
 }
 
 std::string error_of(const std::string& spec) {
-    try {
-        make_grid(spec);
-    } catch (const boreas::Error& error) {
-        return error.message();
-    }
-    return "";
+    return boreas::testing_support::error_of([&] { make_grid(spec); });
 }
 
 TEST(Grids, BadSpecsNameTheProblem) {

@@ -1,6 +1,4 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -8,18 +6,15 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
 using boreas::io::SafetensorsReader;
 using boreas::io::SafetensorsWriter;
+using boreas::testing_support::error_of;
+using boreas::testing_support::temp_path;
 
 namespace {
-
-fs::path temp_path(const std::string& name) {
-    auto folder = fs::temp_directory_path() / ("boreas_test_io_" + std::to_string(getpid()));
-    fs::create_directories(folder);
-    return folder / name;
-}
 
 std::string read_bytes(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -41,16 +36,6 @@ fs::path sample_file(const std::string& name) {
     auto path = temp_path(name);
     writer.write(path);
     return path;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const boreas::Error& error) {
-        return error.message();
-    }
-    return "";
 }
 
 TEST(Safetensors, RoundTrip) {
