@@ -11,6 +11,7 @@ using Runner = std::function<int()>;
 
 Runner add_info_command(CLI::App& app);
 Runner add_graph_command(CLI::App& app);
+Runner add_forward_command(CLI::App& app);
 
 /// Sets the OpenMP thread count when `threads` > 0.
 void apply_threads(int threads);

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     };
     remember(apps::add_info_command(app));
     remember(apps::add_graph_command(app));
+    remember(apps::add_forward_command(app));
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,132 @@
+#include <fmt/format.h>
+
+#include <cmath>
+#include <random>
+
+#include "boreas/core/context.hpp"
+#include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
+#include "boreas/core/timer.hpp"
+#include "boreas/io/safetensors.hpp"
+#include "boreas/model/model.hpp"
+#include "commands.hpp"
+
+namespace boreas::apps {
+namespace {
+
+struct ForwardArguments {
+    std::string config = "tiny";
+    std::vector<std::string> overrides;
+    std::string weights;
+    std::string graph;
+    std::string input;
+    std::string output;
+    std::uint64_t seed = 1;
+    int batch = 1;
+    bool allow_nan = false;
+    int threads = 0;
+};
+
+/// Smooth, seeded fields on the data grid: a few random spherical waves per variable and step.
+Tensor synthetic_input(const model::Model& model, int batch, std::uint64_t seed) {
+    const auto& config = model.config();
+    const auto& coords = model.graph().node_set("data").coords;
+    const auto nodes = model.graph().node_set("data").count();
+    const auto vars = static_cast<std::int64_t>(config.input_variables().size());
+    const auto steps = config.multistep_input;
+    Tensor input({batch, steps, 1, nodes, vars});
+    std::mt19937_64 generator(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t v = 0; v < vars; ++v) {
+            const float a = normal(generator), c = normal(generator), phase = normal(generator);
+            const float k_lat = 1.0f + std::abs(normal(generator)) * 3.0f;
+            const float k_lon = std::round(1.0f + std::abs(normal(generator)) * 3.0f);
+            for (std::int64_t t = 0; t < steps; ++t)
+                for (std::int64_t n = 0; n < nodes; ++n) {
+                    const float lat = coords[2 * n], lon = coords[2 * n + 1];
+                    input.data()[(((b * steps + t) * nodes) + n) * vars + v] =
+                        a * std::sin(k_lat * lat + phase + 0.1f * static_cast<float>(t)) +
+                        c * std::cos(k_lon * lon) * std::cos(lat);
+                }
+        }
+    return input;
+}
+
+Tensor read_input(const std::string& path) {
+    io::SafetensorsReader reader(path);
+    std::string name = "input";
+    if (!reader.contains(name)) {
+        BOREAS_CHECK(reader.tensors().size() == 1,
+                     "input file '{}' has no tensor 'input' (and {} tensors, so none is obviously "
+                     "the input)", path, reader.tensors().size());
+        name = reader.tensors().begin()->first;
+    }
+    const auto& info = reader.info(name);
+    const auto values = reader.view<float>(name);
+    return Tensor(info.shape, std::vector<float>(values.begin(), values.end()));
+}
+
+int run_forward(const ForwardArguments& args) {
+    apply_threads(args.threads);
+    Stopwatch total;
+    auto config = model::load_config(args.config, args.overrides);
+    if (!args.graph.empty()) config.graph.file = args.graph;
+    auto graph = model::graph_for(config);
+    model::Model model(std::move(config), graph);
+    if (args.weights.empty()) {
+        model.parameters().initialise(args.seed);
+        log::info("{} parameters, seeded initialisation (seed {})",
+                  model.parameters().parameter_count(), args.seed);
+    } else {
+        model.parameters().load(args.weights);
+        log::info("{} parameters from {}", model.parameters().parameter_count(), args.weights);
+    }
+    const Tensor input = args.input == "synthetic" ? synthetic_input(model, args.batch, args.seed)
+                                                   : read_input(args.input);
+    Stopwatch step;
+    model::ForwardOptions options;
+    options.allow_nan = args.allow_nan;
+    const Tensor output = model.forward(input, options);
+    const double step_seconds = step.seconds();
+
+    io::SafetensorsWriter writer;
+    writer.add<float>("output", output.shape(), output.values());
+    nlohmann::ordered_json meta = {{"config", model.config().name},
+                                   {"step_seconds", step_seconds},
+                                   {"peak_rss_bytes", peak_rss_bytes()},
+                                   {"build", build_context()}};
+    writer.set_metadata("boreas", meta.dump());
+    writer.write(args.output);
+    log::info("forward step {:.3f} s, total {:.2f} s, peak RSS {:.0f} MiB -> {}", step_seconds,
+              total.seconds(), static_cast<double>(peak_rss_bytes()) / (1 << 20), args.output);
+    return 0;
+}
+
+}  // namespace
+
+Runner add_forward_command(CLI::App& app) {
+    auto args = std::make_shared<ForwardArguments>();
+    auto* command = app.add_subcommand("forward", "Run one forecast step of a model");
+    command->add_option("--config", args->config,
+                        "Built-in config (tiny, small, o96, aifs-n320) or a YAML file")
+        ->capture_default_str();
+    command->add_option("--set", args->overrides, "Override a config key: model.num_channels=256");
+    command->add_option("--weights", args->weights,
+                        "safetensors with anemoi state-dict names (default: seeded initialisation)");
+    command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
+    command->add_option("--input", args->input,
+                        "safetensors with 'input' [batch, steps, 1, nodes, vars], or 'synthetic'")
+        ->required();
+    command->add_option("-o,--output", args->output, "Where to write the output (safetensors)")
+        ->required();
+    command->add_option("--seed", args->seed, "Seed for weights and synthetic input")
+        ->capture_default_str();
+    command->add_option("--batch", args->batch, "Batch size of a synthetic input")
+        ->capture_default_str();
+    command->add_flag("--allow-nan", args->allow_nan, "Accept non-finite input values");
+    command->add_option("--threads", args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
+    return [args]() { return run_forward(*args); };
+}
+
+}  // namespace boreas::apps

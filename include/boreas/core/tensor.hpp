@@ -1,0 +1,42 @@
+#pragma once
+/// A dense float32 tensor owning its data, row-major. Deliberately small: model code works on
+/// [rows, channels] matrices and hands raw pointers to the kernels.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace boreas {
+
+class Tensor {
+public:
+    Tensor() = default;
+    explicit Tensor(std::vector<std::int64_t> shape, float fill = 0.0f);
+    Tensor(std::vector<std::int64_t> shape, std::vector<float> data);
+
+    const std::vector<std::int64_t>& shape() const { return shape_; }
+    std::int64_t dim(std::size_t i) const { return shape_.at(i); }
+    std::size_t rank() const { return shape_.size(); }
+    std::int64_t numel() const { return static_cast<std::int64_t>(data_.size()); }
+    /// Rows and columns of the tensor seen as a matrix [product of leading dims, last dim].
+    std::int64_t rows() const;
+    std::int64_t cols() const { return shape_.empty() ? 1 : shape_.back(); }
+
+    float* data() { return data_.data(); }
+    const float* data() const { return data_.data(); }
+    float* row(std::int64_t r) { return data_.data() + r * cols(); }
+    const float* row(std::int64_t r) const { return data_.data() + r * cols(); }
+    std::span<const float> values() const { return data_; }
+    std::vector<float>& storage() { return data_; }
+
+    /// Same data, new shape with the same element count.
+    void reshape(std::vector<std::int64_t> shape);
+    std::string shape_string() const;
+
+private:
+    std::vector<std::int64_t> shape_;
+    std::vector<float> data_;
+};
+
+}  // namespace boreas

@@ -1,0 +1,80 @@
+#pragma once
+/// The kernel interface every backend implements. Kernels take plain parameter structs (pointers,
+/// sizes, strides) and never allocate per-edge x channel or N x N intermediates. The CPU backend
+/// (src/backends/cpu) is always built and is the reference the others are tested against.
+///
+/// Layout conventions: node features are row-major [rows, channels]; multi-head tensors keep
+/// head h in channels [h*d, (h+1)*d) ("(h d)" in einops terms), as anemoi does.
+
+#include <cstdint>
+
+namespace boreas::kernels {
+
+/// y[rows, out] = x[rows, in] * W^T + b, W row-major [out, in] (torch's Linear layout).
+/// `accumulate` adds into y instead of overwriting it. b may be null.
+struct LinearParams {
+    const float* x = nullptr;
+    const float* weight = nullptr;
+    const float* bias = nullptr;
+    float* y = nullptr;
+    std::int64_t rows = 0, in = 0, out = 0;
+    std::int64_t x_stride = 0, y_stride = 0;  ///< row strides; 0 means dense (in, out)
+    bool accumulate = false;
+};
+
+/// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.
+struct LayerNormParams {
+    const float* x = nullptr;
+    float* y = nullptr;
+    const float* gamma = nullptr;
+    const float* beta = nullptr;
+    std::int64_t rows = 0, channels = 0;
+    float eps = 1e-5f;
+};
+
+/// Graph-transformer attention (anemoi GraphTransformerConv) over destination-sorted edges:
+///   s_ij^h = q_j^h . (k_i^h + eps_ij^h) / sqrt(d),  eps_ij = W_e e_ij + b_e
+///   o_j^h  = sum_i softmax_i(s_ij^h) (v_i^h + eps_ij^h)
+/// computed per destination with an online softmax; eps_ij is never formed: q.eps and the value
+/// term go through the edge_dim-wide projections W_e^T q and sum_i alpha_ij e_ij.
+/// Batches: destination row b*n_dst+j reads source rows b*n_src+i; edge features are shared.
+/// To process a chunk of destinations, point q/out at its rows and dst_offsets at its first
+/// offset (offsets stay absolute indices into src/edge_features) and set n_dst to its size.
+struct GraphAttentionParams {
+    const float* q = nullptr;  ///< [batch*n_dst, heads*d]
+    const float* k = nullptr;  ///< [batch*n_src, heads*d]
+    const float* v = nullptr;  ///< [batch*n_src, heads*d]
+    const float* edge_features = nullptr;  ///< [edges, edge_dim], CSR order
+    const float* edge_weight = nullptr;    ///< W_e [heads*d, edge_dim]
+    const float* edge_bias = nullptr;      ///< b_e [heads*d]
+    const std::int64_t* dst_offsets = nullptr;  ///< [n_dst+1]
+    const std::int32_t* src = nullptr;          ///< [edges]
+    float* out = nullptr;                       ///< [batch*n_dst, heads*d]
+    std::int64_t batch = 1, n_src = 0, n_dst = 0, heads = 1, head_dim = 0, edge_dim = 0;
+    std::int64_t q_stride = 0, kv_stride = 0, out_stride = 0;  ///< 0: heads*d
+};
+
+/// Sliding-window self-attention: query i attends keys j with |i-j| <= window inside its own
+/// batch element (truncated at the sequence ends), scale 1/sqrt(d). Flash-style: key blocks with
+/// an online softmax; only a query-block x key-block tile of scores exists at a time.
+struct WindowAttentionParams {
+    const float* q = nullptr;  ///< [batch*seq, heads*d]
+    const float* k = nullptr;
+    const float* v = nullptr;
+    float* out = nullptr;      ///< [batch*seq, heads*d]
+    std::int64_t batch = 1, seq = 0, heads = 1, head_dim = 0, window = 0;
+    std::int64_t stride = 0;   ///< row stride of q, k, v and out; 0: heads*d
+};
+
+namespace cpu {
+
+void linear(const LinearParams& p);
+void layer_norm(const LayerNormParams& p);
+/// Exact (erf) GELU, in place on n values.
+void gelu(float* x, std::int64_t n);
+void graph_attention(const GraphAttentionParams& p);
+void window_attention(const WindowAttentionParams& p);
+
+}  // namespace cpu
+
+}  // namespace boreas::kernels

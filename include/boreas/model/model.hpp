@@ -1,0 +1,52 @@
+#pragma once
+/// An AIFS/Anemoi-class encoder-processor-decoder model (anemoi-models' AnemoiModelEncProcDec):
+/// graph-transformer encoder data -> hidden, a transformer, graph-transformer or GNN processor,
+/// graph-transformer decoder hidden -> data, residual on prognostic variables, boundings.
+/// spec/model.md sections 1-6 and 10 give every formula.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "boreas/core/tensor.hpp"
+#include "boreas/graphs/graph.hpp"
+#include "boreas/model/config.hpp"
+#include "boreas/model/parameters.hpp"
+
+namespace boreas::model {
+
+/// Receives named intermediate results ("encoder.out", "processor.out", "decoder.out", ...) when
+/// given to forward; used by the reference tests to locate a mismatch block by block.
+using TraceSink = std::function<void(const std::string& name, const Tensor& value)>;
+
+struct ForwardOptions {
+    bool allow_nan = false;  ///< accept non-finite input values instead of refusing them
+    TraceSink trace;
+};
+
+class Model {
+public:
+    /// Checks the graph against the config (node sets, edge sets) and declares every parameter.
+    Model(ModelConfig config, std::shared_ptr<const graphs::Graph> graph);
+    ~Model();
+    Model(Model&&) noexcept;
+
+    const ModelConfig& config() const;
+    const graphs::Graph& graph() const;
+    ParameterStore& parameters();
+    const ParameterStore& parameters() const;
+
+    /// One step. input: [B, T, 1, N_data, V_in] normalised; returns [B, 1, 1, N_data, V_out]
+    /// (normalised, residual and boundings applied), as anemoi-models returns it.
+    Tensor forward(const Tensor& input, const ForwardOptions& options = {}) const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The graph a config names: its graph.file, or one built from its graph options.
+std::shared_ptr<const graphs::Graph> graph_for(const ModelConfig& config);
+
+}  // namespace boreas::model

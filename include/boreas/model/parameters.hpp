@@ -1,0 +1,52 @@
+#pragma once
+/// The model's parameters by their anemoi state-dict names. Layers declare what they need (name,
+/// shape, how to initialise); the store then fills everything either from a safetensors file of
+/// anemoi weights (every declared tensor present with the right dtype and shape, nothing extra)
+/// or from a seeded initialisation for benchmarks without weights.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "boreas/core/tensor.hpp"
+
+namespace boreas::model {
+
+enum class Init {
+    linear_weight,  ///< U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch's Linear default bound
+    linear_bias,    ///< U(-1/sqrt(fan_in), ...) with the fan-in of the owning weight
+    ones,           ///< LayerNorm weight
+    zeros,          ///< LayerNorm bias, trainable node/edge tensors (anemoi's initialisation)
+};
+
+class ParameterStore {
+public:
+    /// Declares a parameter; returns a stable pointer to its tensor (filled by load or initialise).
+    Tensor* declare(const std::string& name, std::vector<std::int64_t> shape, Init init,
+                    std::int64_t fan_in = 0);
+
+    /// Fills every declared tensor from the file; throws naming the file and the first missing,
+    /// extra, mistyped or misshapen tensor.
+    void load(const std::filesystem::path& path);
+    /// Seeded initialisation; `noise` > 0 also perturbs ones/zeros tensors (tests need non-zero
+    /// trainable tensors).
+    void initialise(std::uint64_t seed, float noise = 0.0f);
+
+    const Tensor& get(const std::string& name) const;
+    std::int64_t parameter_count() const;
+    std::size_t size() const { return entries_.size(); }
+    /// Writes every parameter to a safetensors file (anemoi names), atomically.
+    void save(const std::filesystem::path& path) const;
+
+private:
+    struct Entry {
+        Tensor tensor;
+        Init init;
+        std::int64_t fan_in;
+    };
+    std::map<std::string, Entry> entries_;
+};
+
+}  // namespace boreas::model

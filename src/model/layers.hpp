@@ -1,0 +1,72 @@
+#pragma once
+// Parameterised layers over [rows, channels] matrices. Each declares its tensors in the
+// ParameterStore under anemoi's names and runs through the CPU kernels.
+
+#include <string>
+
+#include "boreas/kernels/kernels.hpp"
+#include "boreas/model/parameters.hpp"
+
+namespace boreas::model {
+
+struct Linear {
+    const Tensor* weight = nullptr;  // [out, in]
+    const Tensor* bias = nullptr;    // [out] or null
+    std::int64_t in = 0, out = 0;
+
+    static Linear declare(ParameterStore& store, const std::string& name, std::int64_t in,
+                          std::int64_t out, bool bias = true) {
+        Linear layer;
+        layer.in = in;
+        layer.out = out;
+        layer.weight = store.declare(name + ".weight", {out, in}, Init::linear_weight, in);
+        if (bias) layer.bias = store.declare(name + ".bias", {out}, Init::linear_bias, in);
+        return layer;
+    }
+
+    /// y[rows, out] (=|+=) x[rows, in] W^T + b.
+    void apply(const float* x, std::int64_t rows, float* y, bool accumulate = false) const {
+        kernels::LinearParams p;
+        p.x = x;
+        p.weight = weight->data();
+        p.bias = bias ? bias->data() : nullptr;
+        p.y = y;
+        p.rows = rows;
+        p.in = in;
+        p.out = out;
+        p.accumulate = accumulate;
+        kernels::cpu::linear(p);
+    }
+};
+
+struct LayerNorm {
+    const Tensor* gamma = nullptr;
+    const Tensor* beta = nullptr;
+    std::int64_t channels = 0;
+
+    static LayerNorm declare(ParameterStore& store, const std::string& name, std::int64_t channels) {
+        LayerNorm layer;
+        layer.channels = channels;
+        layer.gamma = store.declare(name + ".weight", {channels}, Init::ones);
+        layer.beta = store.declare(name + ".bias", {channels}, Init::zeros);
+        return layer;
+    }
+
+    void apply(const float* x, std::int64_t rows, float* y) const {
+        kernels::LayerNormParams p;
+        p.x = x;
+        p.y = y;
+        p.gamma = gamma->data();
+        p.beta = beta->data();
+        p.rows = rows;
+        p.channels = channels;
+        kernels::cpu::layer_norm(p);
+    }
+};
+
+/// anemoi's hidden width for a ratio: int(C * ratio + 0.5) (models/layers/utils.py).
+inline std::int64_t hidden_width(std::int64_t channels, double ratio) {
+    return static_cast<std::int64_t>(static_cast<double>(channels) * ratio + 0.5);
+}
+
+}  // namespace boreas::model

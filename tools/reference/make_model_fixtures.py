@@ -1,0 +1,1111 @@
+#!/usr/bin/env python3
+"""Build the `tiny` test model (spec/model.md section 12) with anemoi-models itself, run it in fp32 on the CPU and
+write reference fixtures for Boreas' model tests.
+
+Run from the repository root with the reference environment (tools/reference/requirements.txt):
+
+    .venv-ref/bin/python tools/reference/make_model_fixtures.py [--out tests/data/model] [--full-weights]
+
+The script sets CUDA_VISIBLE_DEVICES="" and OMP_NUM_THREADS=1 itself (before torch is imported) and removes the
+ANEMOI_INFERENCE_* environment overrides (spec/model-audit.md 2.1).
+
+How the model is built
+----------------------
+AnemoiModelEncProcDec (anemoi-models 0.18.0) is constructed directly, as in spec/model-audit.md section 2 -- not
+through anemoi-training (whose configs torch.compile parts of the model).  The config is `anemoi_config()` below;
+besides the values of the Boreas YAML it needs: model.model.{_target_, hidden_nodes_name: hidden, latent_skip},
+encoder/decoder/processor.layer_kernels (torch.nn Linear / LayerNorm / GELU), trainable_size and
+sub_graph_edge_attributes on every graph-using block (anemoi-training fills these from trainable_parameters and the
+graph config), graph_attention_backend: pyg (Triton is CUDA-only), attention_implementation:
+scaled_dot_product_attention (flash_attention is the default and needs flash-attn + CUDA), gradient_checkpointing
+False, dropout_p 0, residual SkipConnection(step=-1), data_indices = {"data": IndexCollection(...)},
+statistics = {"data": None}.  The graph is a HeteroData with node sets `data` and `hidden` and edge sets
+("data","to","hidden"), ("hidden","to","data") [and ("hidden","to","hidden") for the graph processors].
+
+Graphs
+------
+The model is built on exactly the graph of the Boreas graph file named in the variant's YAML: the file is converted
+back into anemoi's HeteroData (anemoi's own edge order is restored from the file's perm, attributes bit-identical),
+and the same graph is rebuilt from scratch with make_graph_fixtures.py's anemoi-graphs recipe and compared tensor
+by tensor (recorded in VERSIONS.json).  Variant transformer_isolated uses o16_o4 with every data->hidden edge into
+hidden node 0 removed (attributes of the remaining edges unchanged, i.e. still normalised with the full graph's
+std); its graph is written next to the fixtures with convert_anemoi_graph.py's converter.
+
+Weights
+-------
+Every parameter is set non-zero from a generator seeded with crc32("boreas-tiny/0/<parameter name>") (torch
+Generator), so modules with the same name and shape get the same values in every variant:
+  nn.Linear weight ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias ~ U(-0.1, 0.1)
+  nn.LayerNorm weight ~ 1 + N(0, 0.1), bias ~ N(0, 0.1)
+  TrainableTensor (node and edge trainables) ~ N(0, 0.5)
+transformer_isolated's encoder edge trainables are the transformer variant's rows of the edges that remain (matched
+by (src, dst)), so the two variants differ only by the removed edges.  torch.manual_seed(0) is set as well.
+
+Files (tests/data/model/)
+-------------------------
+NAME.weights.safetensors  model.state_dict() with anemoi's names (tensors that share storage, e.g.
+                          X.proc.layer_norm_attention / X.proc.layer_norm_attention_dest, are stored twice);
+                          float32 except the int64 scalars *_graph_provider*.trainable_layout_version (= 1: trainable
+                          edge rows are in anemoi's dst-sorted order = the graph file's CSR order).
+                          To stay inside the size budget, gnn and transformer_isolated are written as deltas (unless
+                          --full-weights): header metadata boreas.kind = "delta", boreas.base = the file to start
+                          from, boreas.drop_prefixes = key prefixes to remove from the base first; then add/replace
+                          the delta's tensors.  `load_weights()` below does exactly that.
+NAME.io.safetensors       reference tensors, see IO_DESCRIPTIONS; header metadata boreas.refs names tensors that
+                          are stored in another io file (bit-identical, checked) instead of repeating them.
+NAME.yaml                 the model config in Boreas' config format.
+transformer_isolated.graph.safetensors   the edited graph (Boreas graph format v1).
+VERSIONS.json             versions, recipes, data_indices, checks, sizes.
+"""
+
+from __future__ import annotations
+
+import os
+
+# --- environment first: before torch / anemoi are imported (anemoi reads these at import time)
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+for _k in list(os.environ):
+    if _k.startswith("ANEMOI_INFERENCE_"):
+        del os.environ[_k]
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convert_anemoi_graph import EDGE_ATTRIBUTES  # noqa: E402
+from convert_anemoi_graph import check_boreas_graph  # noqa: E402
+from convert_anemoi_graph import convert_heterodata  # noqa: E402
+from convert_anemoi_graph import edge_perm  # noqa: E402
+from convert_anemoi_graph import read_boreas_graph  # noqa: E402
+from convert_anemoi_graph import write_boreas_graph  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+GRAPH_DIR = REPO / "tests" / "data" / "graphs"
+
+SEED = 0
+INPUT_SEED = 1234
+SIZE_BUDGET_BYTES = 2_000_000  # all files under tests/data/model together
+
+# ---- the tiny configuration (spec/model.md section 12)
+VARIABLES = ["z_500", "t_850", "2t", "sp", "lsm", "cos_latitude", "tp", "cp"]
+FORCING = ["lsm", "cos_latitude"]
+DIAGNOSTIC = ["tp", "cp"]
+MULTISTEP = 2
+N_STEP_OUTPUT = 1
+BATCH = 2
+ENSEMBLE = 1
+CHANNELS = 32
+HEADS = 4
+MLP_RATIO = 4
+TRAINABLE = {"data": 2, "hidden": 2, "data2hidden": 2, "hidden2data": 2, "hidden2hidden": 2}
+EDGE_ATTRS = ["edge_length", "edge_dirs"]
+BOUNDING = [
+    {"_target_": "anemoi.models.layers.bounding.ReluBounding", "variables": ["tp"]},
+    {
+        "_target_": "anemoi.models.layers.bounding.FractionBounding",
+        "variables": ["cp"],
+        "min_val": 0.0,
+        "max_val": 1.0,
+        "total_var": "tp",
+    },
+    {"_target_": "anemoi.models.layers.bounding.HardtanhBounding", "variables": ["sp"], "min_val": -1.0, "max_val": 1.0},
+]
+LAYER_KERNELS = {
+    "Linear": {"_target_": "torch.nn.Linear"},
+    "LayerNorm": {"_target_": "torch.nn.LayerNorm"},
+    "Activation": {"_target_": "torch.nn.GELU"},
+}
+
+# name -> processor, graph (graph file under tests/data/graphs, or an edit of one), mapper chunks, delta base
+VARIANTS = {
+    "transformer": {
+        "processor": "transformer",
+        "graph": "o16_o4",
+        "edit": None,
+        "base": None,
+    },
+    "graphtransformer": {
+        "processor": "graphtransformer",
+        "graph": "o16_tri2",
+        "edit": None,
+        "base": None,
+    },
+    "gnn": {
+        "processor": "gnn",
+        "graph": "o16_tri2",
+        "edit": None,
+        "base": ("graphtransformer", ["processor."]),
+    },
+    "transformer_isolated": {
+        "processor": "transformer",
+        "graph": "o16_o4",
+        "edit": {"remove_edges_into": {"edges": "data_to_hidden", "dst": [0]}},
+        "base": ("transformer", []),
+    },
+}
+PROCESSOR_TARGETS = {
+    "transformer": "anemoi.models.layers.processor.TransformerProcessor",
+    "graphtransformer": "anemoi.models.layers.processor.GraphTransformerProcessor",
+    "gnn": "anemoi.models.layers.processor.GNNProcessor",
+}
+# GNN: anemoi's own default (gnn.yaml / spec/model-audit.md 2.3) and what fits the size budget; with 4 the GNN
+# weights alone would be ~0.6 MB.  Note GraphConv.edge_mlp always uses hidden width C whatever the ratio.
+GNN_MLP_RATIO = 1
+NUM_LAYERS = 2
+PROC_CHUNKS = 2
+WINDOW = 16
+
+# what each io file holds (size budget: decoder.out only where the decoder is localised, variant transformer)
+IO_KEEP = {
+    "transformer": [
+        "input",
+        "encoder.out",
+        "encoder.alpha",
+        "processor.layer0.out",
+        "processor.out",
+        "decoder.out",
+        "output",
+        "output_chunks3",
+    ],
+    "graphtransformer": ["encoder.out", "processor.layer0.alpha", "processor.out", "output"],
+    "gnn": ["encoder.out", "processor.out", "output"],
+    "transformer_isolated": ["encoder.out", "processor.out", "output"],
+}
+IO_DESCRIPTIONS = {
+    "input": "[B, T, E, N_data, V_in] normalised model input (dataset order minus diagnostics: "
+    "z_500 t_850 2t sp lsm cos_latitude); t = 0 is the older step, the residual uses t = T-1",
+    "encoder.out": "[B*N_hidden, C] hidden latent returned by the encoder (rows b*N_hidden + n); "
+    "= processor input and the latent-skip term",
+    "processor.layer0.out": "[B*N_hidden, C] after processor layer 0 (model.processor.proc[0])",
+    "processor.out": "[B*N_hidden, C] processor output before the latent skip (add encoder.out to get the decoder's src)",
+    "decoder.out": "[B*N_data, V_out] decoder return value = node_data_extractor output (LayerNorm + Linear), before "
+    "residual and boundings; columns = internal model output order z_500 t_850 2t sp tp cp; rows b*N_data + n",
+    "output": "[B, n_step_output, E, N_data, V_out] model return value model({'data': input})['data'] "
+    "(residual on prognostic columns from input[:, -1], then boundings Relu(tp), Fraction(cp; tp), Hardtanh(sp))",
+    "encoder.alpha": "[E_data_to_hidden, H] encoder attention weights (softmax over each destination's incoming edges, "
+    "per head) of batch element 0; row k = edge at CSR position k of the graph file",
+    "processor.layer0.alpha": "[E_hidden_to_hidden, H] attention weights of GraphTransformer processor layer 0, batch "
+    "element 0; row k = edge at CSR position k of the graph file",
+    "output_chunks3": "[B, n_step_output, E, N_data, V_out] same weights and input, encoder and decoder num_chunks = 3",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# graphs
+# ----------------------------------------------------------------------------------------------------------------
+def heterodata_from_boreas(tensors: dict, meta: dict):
+    """A Boreas graph file back into anemoi's HeteroData, in anemoi's original edge order (undoing perm)."""
+    import torch
+    from torch_geometric.data import HeteroData
+
+    g = HeteroData()
+    for s, m in meta["nodes"].items():
+        g[s].x = torch.from_numpy(np.array(tensors[f"nodes/{s}/coords"], dtype=np.float32))
+        g[s].area_weight = torch.from_numpy(np.array(tensors[f"nodes/{s}/area_weight"], dtype=np.float32)[:, None])
+    for key, m in meta["edges"].items():
+        e = m["count"]
+        src, off = tensors[f"edges/{key}/src"], tensors[f"edges/{key}/dst_offsets"]
+        perm = edge_perm(tensors, key, e)
+        dst = np.repeat(np.arange(len(off) - 1, dtype=np.int64), np.diff(off))
+        ei = np.empty((2, e), dtype=np.int32)  # anemoi-graphs stores int32
+        ei[0, perm] = src
+        ei[1, perm] = dst
+        store = g[(m["source"], "to", m["target"])]
+        store.edge_index = torch.from_numpy(ei)
+        for attr in EDGE_ATTRIBUTES:
+            a = tensors[f"edges/{key}/{attr}"]
+            orig = np.empty_like(a)
+            orig[perm] = a
+            store[attr] = torch.from_numpy(orig)
+    return g
+
+
+def graphs_equal(a, b) -> bool:
+    import torch
+
+    if sorted(a.node_types) != sorted(b.node_types) or sorted(a.edge_types) != sorted(b.edge_types):
+        return False
+    for s in a.node_types:
+        if not (a[s].x.dtype == b[s].x.dtype and torch.equal(a[s].x, b[s].x)):
+            return False
+    for et in a.edge_types:
+        if not (a[et].edge_index.dtype == b[et].edge_index.dtype and torch.equal(a[et].edge_index, b[et].edge_index)):
+            return False
+        for attr in EDGE_ATTRIBUTES:
+            x, y = a[et][attr], b[et][attr]
+            if not (x.dtype == y.dtype and torch.equal(x.view(torch.int32), y.view(torch.int32))):
+                return False
+    return True
+
+
+def rebuild_anemoi_graph(name: str, tmpdir: Path):
+    """The same graph rebuilt with anemoi-graphs from make_graph_fixtures.py's recipe."""
+    import torch
+    from anemoi.graphs.create import GraphCreator
+    from anemoi.utils.config import DotDict
+    from make_graph_fixtures import FIXTURES
+    from make_graph_fixtures import graph_config
+
+    cfg, _ = graph_config(*FIXTURES[name], tmpdir, {})
+    pt = tmpdir / f"{name}.pt"
+    GraphCreator(DotDict(cfg)).create(save_path=pt, overwrite=True)
+    return torch.load(pt, map_location="cpu", weights_only=False)
+
+
+def load_graph(name: str, tmpdir: Path, checks: dict):
+    """HeteroData of tests/data/graphs/<name>.safetensors, verified against an anemoi rebuild."""
+    path = GRAPH_DIR / f"{name}.safetensors"
+    tensors, meta = read_boreas_graph(path)
+    g = heterodata_from_boreas(tensors, meta)
+    check_boreas_graph(tensors, meta, g)  # the round trip reproduces the file exactly
+    info = {"file": str(path.relative_to(REPO)), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    try:
+        rebuilt = rebuild_anemoi_graph(name, tmpdir)
+        check_boreas_graph(tensors, meta, rebuilt)
+        info["anemoi_rebuild_identical"] = graphs_equal(g, rebuilt)
+    except Exception as exc:  # the file is authoritative; record why the rebuild did not match
+        info["anemoi_rebuild_identical"] = False
+        info["anemoi_rebuild_error"] = f"{type(exc).__name__}: {exc}"
+    if not info["anemoi_rebuild_identical"]:
+        print(f"warning: anemoi rebuild of {name} differs from the file; using the file ({info})", file=sys.stderr)
+    checks[name] = info
+    return g, tensors, meta
+
+
+def remove_edges_into(graph, edges: str, dsts: list[int]):
+    """Copy of `graph` without the edges of edge set `edges` ("data_to_hidden") whose destination is in dsts."""
+    import torch
+
+    g = copy.deepcopy(graph)
+    (et,) = [t for t in g.edge_types if "_".join(t) == edges]
+    store = g[et]
+    keep = ~torch.isin(store.edge_index[1].long(), torch.tensor(dsts))
+    removed = int((~keep).sum())
+    store.edge_index = store.edge_index[:, keep].contiguous()
+    for attr in EDGE_ATTRIBUTES:
+        store[attr] = store[attr][keep].contiguous()
+    return g, removed
+
+
+def write_edited_graph(graph, base_meta: dict, edit: dict, removed: int, path: Path) -> dict:
+    spec = edit["remove_edges_into"]
+    builders = {k: dict(v["builder"]) for k, v in base_meta["edges"].items()}
+    builders[spec["edges"]]["removed_edges_into"] = spec["dst"]
+    norms = {a: base_meta["attributes"][a]["norm"] for a in ("edge_length", "edge_dirs", "area_weight")}
+    tensors, meta = convert_heterodata(
+        graph,
+        grids={s: m["grid"] for s, m in base_meta["nodes"].items()},
+        builders=builders,
+        norms=norms,
+        created_by="tools/reference/make_model_fixtures.py (convert_anemoi_graph.convert_heterodata)",
+        extra_source={
+            "derived_from": "tests/data/graphs/o16_o4.safetensors",
+            "edit": f"{spec['edges']}: removed the {removed} edges into destination(s) {spec['dst']}; the remaining "
+            "edges keep their order and their float32 attributes (normalised over the full o16_o4 edge set)",
+        },
+        exact=False,
+    )
+    write_boreas_graph(path, tensors, meta)
+    t2, m2 = read_boreas_graph(path)
+    check_boreas_graph(t2, m2, graph)
+    assert m2 == meta
+    g2 = heterodata_from_boreas(t2, m2)
+    assert graphs_equal(g2, graph)
+    return {"tensors": t2, "meta": m2}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# configs
+# ----------------------------------------------------------------------------------------------------------------
+def anemoi_config(processor: str, mapper_chunks: int = 1) -> dict:
+    gt_mapper = {
+        "num_chunks": mapper_chunks,
+        "num_heads": HEADS,
+        "mlp_hidden_ratio": MLP_RATIO,
+        "sub_graph_edge_attributes": EDGE_ATTRS,
+        "qk_norm": False,
+        "edge_pre_mlp": False,
+        "shard_strategy": "edges",
+        "graph_attention_backend": "pyg",
+        "cpu_offload": False,
+        "gradient_checkpointing": False,
+        "layer_kernels": LAYER_KERNELS,
+    }
+    common = {"cpu_offload": False, "gradient_checkpointing": False, "layer_kernels": LAYER_KERNELS}
+    if processor == "transformer":
+        proc = {
+            "num_layers": NUM_LAYERS,
+            "num_chunks": PROC_CHUNKS,
+            "num_heads": HEADS,
+            "window_size": WINDOW,
+            "mlp_hidden_ratio": MLP_RATIO,
+            "dropout_p": 0.0,
+            "attention_implementation": "scaled_dot_product_attention",
+            "qk_norm": False,
+            "softcap": None,
+            "use_alibi_slopes": False,
+        }
+    elif processor == "graphtransformer":
+        proc = {
+            "num_layers": NUM_LAYERS,
+            "num_chunks": PROC_CHUNKS,
+            "num_heads": HEADS,
+            "mlp_hidden_ratio": MLP_RATIO,
+            "trainable_size": TRAINABLE["hidden2hidden"],
+            "sub_graph_edge_attributes": EDGE_ATTRS,
+            "qk_norm": False,
+            "edge_pre_mlp": False,
+            "shard_strategy": "edges",
+            "graph_attention_backend": "pyg",
+        }
+    elif processor == "gnn":
+        proc = {
+            "num_layers": NUM_LAYERS,
+            "num_chunks": PROC_CHUNKS,
+            "mlp_extra_layers": 0,
+            "mlp_hidden_ratio": GNN_MLP_RATIO,
+            "trainable_size": TRAINABLE["hidden2hidden"],
+            "sub_graph_edge_attributes": EDGE_ATTRS,
+        }
+    else:
+        raise ValueError(processor)
+    return {
+        "model": {
+            "num_channels": CHANNELS,
+            "model": {
+                "_target_": "anemoi.models.models.AnemoiModelEncProcDec",
+                "hidden_nodes_name": "hidden",
+                "latent_skip": True,
+            },
+            "trainable_parameters": dict(TRAINABLE),
+            "processor": {"_target_": PROCESSOR_TARGETS[processor], **proc, **common},
+            "encoder": {
+                "_target_": "anemoi.models.layers.mapper.GraphTransformerForwardMapper",
+                "trainable_size": TRAINABLE["data2hidden"],
+                **gt_mapper,
+            },
+            "decoder": {
+                "_target_": "anemoi.models.layers.mapper.GraphTransformerBackwardMapper",
+                "trainable_size": TRAINABLE["hidden2data"],
+                "initialise_data_extractor_zero": False,
+                **gt_mapper,
+            },
+            "residual": {"_target_": "anemoi.models.layers.residual.SkipConnection", "step": -1},
+            "bounding": copy.deepcopy(BOUNDING),
+        }
+    }
+
+
+def _flow(d: dict) -> str:
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return str(v)
+
+    return "{" + ", ".join(f"{k}: {val(v)}" for k, v in d.items()) + "}"
+
+
+def boreas_yaml(processor: str, graph_file: str) -> str:
+    """The config in Boreas' format (anemoi key names); see include/boreas/model/config.hpp."""
+    lines = [
+        "model:",
+        f"  num_channels: {CHANNELS}",
+        "  latent_skip: true",
+        "  processor:",
+        f"    _target_: {PROCESSOR_TARGETS[processor]}",
+        f"    num_layers: {NUM_LAYERS}",
+        f"    num_chunks: {PROC_CHUNKS}",
+    ]
+    if processor in ("transformer", "graphtransformer"):
+        lines.append(f"    num_heads: {HEADS}")
+    if processor == "transformer":
+        lines.append(f"    window_size: {WINDOW}")
+    lines.append(f"    mlp_hidden_ratio: {GNN_MLP_RATIO if processor == 'gnn' else MLP_RATIO}")
+    if processor == "gnn":
+        lines.append("    mlp_extra_layers: 0")
+    mapper = {"num_heads": HEADS, "mlp_hidden_ratio": MLP_RATIO, "num_chunks": 1}
+    lines += [
+        "  encoder: " + _flow({"_target_": "anemoi.models.layers.mapper.GraphTransformerForwardMapper", **mapper}),
+        "  decoder: " + _flow({"_target_": "anemoi.models.layers.mapper.GraphTransformerBackwardMapper", **mapper}),
+        "  trainable_parameters: " + _flow(TRAINABLE),
+        "  bounding:",
+        *[f"    - {_flow(b)}" for b in BOUNDING],
+        "data:",
+        f"  variables: {_flow({'x': VARIABLES})[4:-1]}",
+        f"  forcing: {_flow({'x': FORCING})[4:-1]}",
+        f"  diagnostic: {_flow({'x': DIAGNOSTIC})[4:-1]}",
+        "training:",
+        f"  multistep_input: {MULTISTEP}",
+        "graph:",
+        f"  file: {graph_file}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_yaml(text: str, cfg: dict, processor: str, graph_file: str) -> None:
+    """The YAML says exactly what the anemoi config used."""
+    import yaml
+
+    y = yaml.safe_load(text)
+    m, am = y["model"], cfg["model"]
+    assert m["num_channels"] == am["num_channels"] and m["latent_skip"] == am["model"]["latent_skip"]
+    for k, v in m["processor"].items():
+        assert am["processor"][k] == v, (k, v, am["processor"][k])
+    for part in ("encoder", "decoder"):
+        for k, v in m[part].items():
+            assert am[part][k] == v, (part, k)
+    assert m["trainable_parameters"] == am["trainable_parameters"]
+    assert m["bounding"] == am["bounding"]
+    assert y["data"] == {"variables": VARIABLES, "forcing": FORCING, "diagnostic": DIAGNOSTIC}
+    assert y["training"] == {"multistep_input": MULTISTEP} and y["graph"] == {"file": graph_file}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model
+# ----------------------------------------------------------------------------------------------------------------
+def make_data_indices():
+    from anemoi.models.data_indices.collection import IndexCollection
+    from omegaconf import OmegaConf
+
+    name_to_index = {n: i for i, n in enumerate(VARIABLES)}
+    return {"data": IndexCollection(OmegaConf.create({"forcing": FORCING, "diagnostic": DIAGNOSTIC}), name_to_index)}
+
+
+def build_model(graph, cfg: dict):
+    from anemoi.models.models import AnemoiModelEncProcDec
+    from omegaconf import OmegaConf
+
+    model = AnemoiModelEncProcDec(
+        model_config=OmegaConf.create(cfg),
+        data_indices=make_data_indices(),
+        statistics={"data": None},
+        n_step_input=MULTISTEP,
+        n_step_output=N_STEP_OUTPUT,
+        graph_data=copy.deepcopy(graph),  # indexing a missing edge set adds an empty one to the HeteroData
+    )
+    return model.eval()
+
+
+def _generator(name: str):
+    import torch
+
+    return torch.Generator().manual_seed(zlib.crc32(f"boreas-tiny/{SEED}/{name}".encode()))
+
+
+def init_weights(model) -> dict:
+    """Set every parameter from a per-name seeded generator; returns {kind: count}."""
+    import torch
+    from anemoi.models.layers.graph import TrainableTensor
+    from torch import nn
+
+    done: set[int] = set()
+    kinds: dict[str, int] = {}
+    with torch.no_grad():
+        for mname, mod in model.named_modules():
+            if isinstance(mod, nn.Linear):
+                bound = 1.0 / float(np.sqrt(mod.in_features))
+                w = mod.weight
+                w.copy_((torch.rand(w.shape, generator=_generator(f"{mname}.weight")) * 2 - 1) * bound)
+                done.add(id(w))
+                if mod.bias is not None:
+                    b = mod.bias
+                    b.copy_((torch.rand(b.shape, generator=_generator(f"{mname}.bias")) * 2 - 1) * 0.1)
+                    done.add(id(b))
+                kinds["Linear"] = kinds.get("Linear", 0) + 1
+            elif isinstance(mod, nn.LayerNorm):
+                mod.weight.copy_(1 + 0.1 * torch.randn(mod.weight.shape, generator=_generator(f"{mname}.weight")))
+                mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=_generator(f"{mname}.bias")))
+                done.update((id(mod.weight), id(mod.bias)))
+                kinds["LayerNorm"] = kinds.get("LayerNorm", 0) + 1
+            elif isinstance(mod, TrainableTensor) and mod.trainable is not None:
+                t = mod.trainable
+                t.copy_(0.5 * torch.randn(t.shape, generator=_generator(f"{mname}.trainable")))
+                done.add(id(t))
+                kinds["TrainableTensor"] = kinds.get("TrainableTensor", 0) + 1
+        for name, p in model.named_parameters():
+            assert id(p) in done, f"parameter {name} not initialised"
+            assert bool((p != 0).all()), f"parameter {name} has exact zeros"
+    return kinds
+
+
+def make_input(coords: np.ndarray) -> np.ndarray:
+    """Smooth, varied, roughly N(0,1) normalised input [B, T, E, N, V_in] from the data nodes' (lat, lon)."""
+    rng = np.random.default_rng(INPUT_SEED)
+    lat = coords[:, 0].astype(np.float64)
+    lon = coords[:, 1].astype(np.float64)
+    n = lat.size
+
+    def smooth():
+        f = np.zeros(n)
+        for _ in range(6):
+            m, k = rng.integers(0, 5), rng.integers(0, 5)
+            f += rng.normal() * np.cos(m * lon + rng.uniform(0, 2 * np.pi)) * np.cos(k * lat + rng.uniform(0, 2 * np.pi))
+        f += 0.1 * rng.normal(size=n)  # a little small-scale variation
+        return (f - f.mean()) / f.std()
+
+    v_in = [v for v in VARIABLES if v not in DIAGNOSTIC]
+    x = np.zeros((BATCH, MULTISTEP, ENSEMBLE, n, len(v_in)))
+    lsm = 1.0 / (1.0 + np.exp(-2.5 * smooth()))  # land-sea mask in [0, 1], static
+    for b in range(BATCH):
+        for j, v in enumerate(v_in):
+            if v == "lsm":
+                x[b, :, 0, :, j] = lsm
+            elif v == "cos_latitude":
+                x[b, :, 0, :, j] = np.cos(lat)
+            else:
+                f0 = smooth() * rng.uniform(0.8, 1.3) + rng.normal(0, 0.3)
+                x[b, 0, 0, :, j] = f0
+                for t in range(1, MULTISTEP):  # later steps: the previous one plus a smooth tendency
+                    x[b, t, 0, :, j] = x[b, t - 1, 0, :, j] + 0.4 * smooth()
+    return x.astype(np.float32)
+
+
+class Capture:
+    """Forward hooks that keep (clones of) block outputs and bounding inputs, and the attention weights of every
+    GraphTransformerConv call (anemoi.models.layers.conv.softmax wrapped while capturing)."""
+
+    def __init__(self, model, processor: str):
+        import anemoi.models.layers.conv as conv_module
+
+        self.out: dict = {}
+        self.alphas: list = []
+        self.handles = []
+        self._conv_module = conv_module
+        self._softmax = conv_module.softmax
+
+        def softmax(*args, **kwargs):
+            a = self._softmax(*args, **kwargs)
+            self.alphas.append(a.detach().clone())
+            return a
+
+        conv_module.softmax = softmax
+        enc, dec = model.encoder["data"], model.decoder["data"]
+        self._hook(enc, "encoder.out", lambda o: o[1])
+        self._hook(model.processor, "processor.out", lambda o: o)
+        self._hook(model.processor.proc[0], "processor.layer0.out", lambda o: o[0])
+        self._hook(dec, "decoder.out", lambda o: o)
+        for i, bnd in enumerate(model.boundings["data"]):
+            self.handles.append(
+                bnd.register_forward_pre_hook(lambda m, args, i=i: self.out.__setitem__(f"bounding{i}.in", args[0].clone()))
+            )
+
+    def _hook(self, mod, key, pick):
+        def fn(m, args, output):
+            assert key not in self.out, f"{key} called twice"
+            self.out[key] = pick(output).detach().clone()
+
+        self.handles.append(mod.register_forward_hook(fn))
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        self._conv_module.softmax = self._softmax
+
+
+def run(model, x):
+    import torch
+
+    with torch.no_grad():
+        return model({"data": torch.from_numpy(x)})["data"]
+
+
+def provider_order_checks(model, tensors: dict, meta: dict) -> dict:
+    """Is row k of each trainable edge tensor the edge at CSR position k of the graph file?"""
+    import torch
+
+    providers = {"data_to_hidden": model.encoder_graph_provider["data"], "hidden_to_data": model.decoder_graph_provider["data"]}
+    if "hidden_to_hidden" in meta["edges"]:
+        providers["hidden_to_hidden"] = model.processor_graph_provider
+    out = {}
+    for key, prov in providers.items():
+        e = meta["edges"][key]["count"]
+        off = tensors[f"edges/{key}/dst_offsets"]
+        src = torch.from_numpy(tensors[f"edges/{key}/src"].astype(np.int64))
+        dst = torch.from_numpy(np.repeat(np.arange(len(off) - 1), np.diff(off)))
+        attrs = torch.from_numpy(np.concatenate([tensors[f"edges/{key}/{a}"] for a in EDGE_ATTRS], axis=1))
+        ei = prov.edge_index_base.long()
+        perm_file = torch.from_numpy(edge_perm(tensors, key, e))
+        same_index = bool(torch.equal(ei[0], src) and torch.equal(ei[1], dst))
+        same_attr = bool(torch.equal(prov.edge_attr.view(torch.int32), attrs.view(torch.int32)))
+        same_perm = bool(torch.equal(prov.perm.long(), perm_file))
+        out[key] = {
+            "edges": e,
+            "trainable_rows": int(prov.trainable.trainable.shape[0]),
+            "anemoi_perm_equals_file_perm": same_perm,
+            "anemoi_perm_is_identity": bool(torch.equal(prov.perm.long(), torch.arange(e))),
+            "edge_index_base_equals_file_csr": same_index,
+            "edge_attr_equals_file_csr_bitwise": same_attr,
+            "trainable_row_k_is_csr_position_k": same_index and same_attr and same_perm,
+            "layout_version": int(prov.trainable_layout_version),
+        }
+        assert out[key]["trainable_row_k_is_csr_position_k"], (key, out[key])
+    return out
+
+
+def clamp_fractions(cap: dict, data_indices) -> dict:
+    """Fractions of points where each bounding changed the value (from the bounding inputs)."""
+    n2i = data_indices["data"].model.output.name_to_index
+    tp, cp, sp = n2i["tp"], n2i["cp"], n2i["sp"]
+    b0, b1, b2 = cap["bounding0.in"], cap["bounding1.in"], cap["bounding2.in"]
+    f = lambda m: float(m.float().mean())  # noqa: E731
+    return {
+        "relu_tp_below_0": f(b0[..., tp] < 0),
+        "fraction_cp_below_0": f(b1[..., cp] < 0),
+        "fraction_cp_above_1": f(b1[..., cp] > 1),
+        "hardtanh_sp_below_-1": f(b2[..., sp] < -1),
+        "hardtanh_sp_above_1": f(b2[..., sp] > 1),
+        "tp_pre_bounding_min": float(b0[..., tp].min()),
+        "cp_pre_bounding_range": [float(b1[..., cp].min()), float(b1[..., cp].max())],
+        "sp_pre_bounding_range": [float(b2[..., sp].min()), float(b2[..., sp].max())],
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# files
+# ----------------------------------------------------------------------------------------------------------------
+def state_dict_tensors(model) -> dict:
+    """state_dict with every tensor cloned (aliases such as layer_norm_attention_dest become separate copies)."""
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_safetensors(path: Path, tensors: dict, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"boreas": json.dumps(meta, separators=(",", ":"))})
+
+
+def read_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("boreas", "{}"))
+        return {k: f.get_tensor(k) for k in f.keys()}, meta
+
+
+def load_weights(path: Path) -> dict:
+    """Full state dict of a weights file, resolving delta files (kind = "delta": base, drop_prefixes)."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("kind") != "delta":
+        return tensors
+    base = load_weights(path.parent / meta["base"])
+    base = {k: v for k, v in base.items() if not any(k.startswith(p) for p in meta["drop_prefixes"])}
+    base.update(tensors)
+    return base
+
+
+def tensor_equal(a, b) -> bool:
+    import torch
+
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype == torch.float32:
+        return bool(torch.equal(a.view(torch.int32), b.view(torch.int32)))
+    return bool(torch.equal(a, b))
+
+
+def package_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for dist in (
+        "anemoi-models",
+        "anemoi-graphs",
+        "anemoi-utils",
+        "torch",
+        "torch-geometric",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "trimesh",
+        "einops",
+        "hydra-core",
+        "omegaconf",
+        "safetensors",
+        "PyYAML",
+    ):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    import torch
+
+    out["torch_num_threads"] = torch.get_num_threads()
+    out["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return out
+
+
+def _index_lists(di) -> dict:
+    def conv(v):
+        if hasattr(v, "tolist"):
+            return v.tolist()
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return {
+        "name_to_index": dict(di.name_to_index),
+        "data": conv(di.data.todict()),
+        "internal_model": conv(di.model.todict()),
+        "internal_model_input_names": list(di.model.input.name_to_index),
+        "internal_model_output_names": list(di.model.output.name_to_index),
+        "residual": {
+            "output_prognostic_index": conv(di.model.output.prognostic),
+            "input_prognostic_index": conv(di.model.input.prognostic),
+            "note": "output[..., output_prognostic_index] += input[:, -1, ..., input_prognostic_index]",
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Build Boreas model fixtures with anemoi-models (tiny config).")
+    p.add_argument("--out", default=str(REPO / "tests" / "data" / "model"))
+    p.add_argument("--full-weights", action="store_true", help="write complete weights files for every variant")
+    p.add_argument("--budget", type=int, default=SIZE_BUDGET_BYTES, help="size budget in bytes (0: no check)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    warnings.filterwarnings("ignore")
+    t_start = time.time()
+
+    import torch
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph_checks: dict = {}
+    doc_variants: dict = {}
+    models: dict = {}
+    results: dict = {}
+    sd_full: dict = {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        graphs = {name: load_graph(name, Path(tmp), graph_checks) for name in sorted({v["graph"] for v in VARIANTS.values()})}
+
+    # the data nodes (and so the input) are the same O16 grid in every graph
+    coords = graphs["o16_o4"][0]["data"].x.numpy()
+    for g, _, _ in graphs.values():
+        assert np.array_equal(g["data"].x.numpy().view(np.uint32), coords.view(np.uint32))
+    x = make_input(coords)
+    data_indices = make_data_indices()
+
+    for name, var in VARIANTS.items():
+        t0 = time.time()
+        graph, gtensors, gmeta = graphs[var["graph"]]
+        graph_file = f"tests/data/graphs/{var['graph']}.safetensors"
+        edit_info = None
+        if var["edit"]:
+            spec = var["edit"]["remove_edges_into"]
+            graph, removed = remove_edges_into(graph, spec["edges"], spec["dst"])
+            gpath = out_dir / f"{name}.graph.safetensors"
+            edited = write_edited_graph(graph, gmeta, var["edit"], removed, gpath)
+            gtensors, gmeta = edited["tensors"], edited["meta"]
+            graph = heterodata_from_boreas(gtensors, gmeta)
+            graph_file = str(gpath.relative_to(REPO)) if gpath.is_relative_to(REPO) else str(gpath)
+            indeg = np.diff(gtensors[f"edges/{spec['edges']}/dst_offsets"])
+            edit_info = {
+                "removed_edges": removed,
+                "destinations_without_incoming_edge": np.flatnonzero(indeg == 0).tolist(),
+            }
+
+        cfg = anemoi_config(var["processor"])
+        model = build_model(graph, cfg)
+        kinds = init_weights(model)
+        if name == "transformer_isolated":  # the transformer's trainables for the edges that remain
+            base_prov = models["transformer"].encoder_graph_provider["data"]
+            prov = model.encoder_graph_provider["data"]
+            key = lambda ei: (ei[0].long() * 1_000_000 + ei[1].long()).tolist()  # noqa: E731
+            row = {k: i for i, k in enumerate(key(base_prov.edge_index_base))}
+            assert len(row) == base_prov.edge_index_base.shape[1]
+            idx = torch.tensor([row[k] for k in key(prov.edge_index_base)])
+            with torch.no_grad():
+                prov.trainable.trainable.copy_(base_prov.trainable.trainable[idx])
+        models[name] = model
+        order = provider_order_checks(model, gtensors, gmeta)
+
+        cap = Capture(model, var["processor"])
+        y = run(model, x)
+        cap.remove()
+        y2 = run(model, x)
+        assert tensor_equal(y, y2), "forward is not deterministic"
+        out = {k: v for k, v in cap.out.items() if not k.startswith("bounding")}
+        out["output"] = y.clone()
+        # attention weights: calls in forward order = encoder, [GT processor layers], decoder
+        n_gt = 2 + (NUM_LAYERS if var["processor"] == "graphtransformer" else 0)
+        assert len(cap.alphas) == n_gt, len(cap.alphas)
+        e_enc = gmeta["edges"]["data_to_hidden"]["count"]
+        assert cap.alphas[0].shape == (BATCH * e_enc, HEADS)
+        out["encoder.alpha"] = cap.alphas[0][:e_enc].contiguous()
+        if var["processor"] == "graphtransformer":
+            e_h = gmeta["edges"]["hidden_to_hidden"]["count"]
+            assert cap.alphas[1].shape == (BATCH * e_h, HEADS)
+            out["processor.layer0.alpha"] = cap.alphas[1][:e_h].contiguous()
+        for key, a in (("data_to_hidden", out["encoder.alpha"]), ("hidden_to_hidden", out.get("processor.layer0.alpha"))):
+            if a is None:
+                continue
+            off = gtensors[f"edges/{key}/dst_offsets"]
+            sums = torch.zeros(len(off) - 1, HEADS, dtype=torch.float64)
+            sums.index_add_(0, torch.from_numpy(np.repeat(np.arange(len(off) - 1), np.diff(off))), a.double())
+            has = torch.from_numpy(np.diff(off) > 0)
+            assert float((sums[has] - 1).abs().max()) < 1e-5 and float(sums[~has].abs().sum()) == 0
+        clamps = clamp_fractions(cap.out, data_indices)
+
+        # shapes
+        n_d, n_h = graph["data"].num_nodes, graph["hidden"].num_nodes
+        v_out = len(data_indices["data"].model.output.full)
+        assert out["encoder.out"].shape == (BATCH * n_h, CHANNELS)
+        assert out["processor.out"].shape == (BATCH * n_h, CHANNELS)
+        assert out["decoder.out"].shape == (BATCH * n_d, v_out)
+        assert y.shape == (BATCH, N_STEP_OUTPUT, ENSEMBLE, n_d, v_out)
+
+        extra = {}
+        if name == "transformer":
+            cfg3 = anemoi_config(var["processor"], mapper_chunks=3)
+            m3 = build_model(graph, cfg3)
+            m3.load_state_dict(model.state_dict(), strict=True)
+            y3 = run(m3, x)
+            out["output_chunks3"] = y3.clone()
+            d = (y3 - y).abs()
+            extra["mapper_num_chunks_3_vs_1"] = {
+                "max_abs_diff": float(d.max()),
+                "max_rel_diff": float((d / y.abs().clamp_min(1e-30)).max()),
+                "bitwise_identical": tensor_equal(y3, y),
+                "points_differing": int((d > 0).sum()),
+            }
+            extra["mapper_num_chunks_3_vs_1"]["encoder_partition"] = chunk_partition(graph, "data", "hidden", 3)
+            extra["mapper_num_chunks_3_vs_1"]["decoder_partition"] = chunk_partition(graph, "hidden", "data", 3)
+        results[name] = {"out": out, "clamps": clamps}
+        sd_full[name] = state_dict_tensors(model)
+        doc_variants[name] = {
+            "processor": var["processor"],
+            "graph_file": graph_file,
+            "graph_edit": edit_info,
+            "anemoi_config": cfg,
+            "nodes": {"data": n_d, "hidden": n_h},
+            "initialised_modules": kinds,
+            "edge_order": order,
+            "clamp_fractions": clamps,
+            **extra,
+            "seconds": round(time.time() - t0, 2),
+        }
+        print(f"{name}: built and ran in {time.time() - t0:.1f} s; clamps {json.dumps(_short(clamps))}")
+        if extra:
+            print(f"  mapper num_chunks 3 vs 1: {extra['mapper_num_chunks_3_vs_1']}")
+
+    # ---- checks on the inputs/weights across variants
+    assert bool((results["transformer"]["clamps"]["relu_tp_below_0"]) > 0), "ReLU never acts on tp"
+    for name, r in results.items():
+        c = r["clamps"]
+        for k in ("relu_tp_below_0", "fraction_cp_below_0", "fraction_cp_above_1", "hardtanh_sp_below_-1", "hardtanh_sp_above_1"):
+            assert c[k] > 0, (name, k, c)
+
+    # ---- write files
+    written: dict[str, Path] = {}
+    io_refs: dict[str, dict] = {}
+    for name, var in VARIANTS.items():
+        r = results[name]
+        # io: store each tensor once; refer to an identical earlier one instead of repeating it
+        io = {}
+        refs = {}
+        for k in IO_KEEP[name]:
+            if k == "input":
+                io[k] = torch.from_numpy(x)
+                continue
+            t = r["out"][k]
+            same = [n for n in io_refs if k in io_refs[n]["stored"] and tensor_equal(results[n]["out"][k], t)]
+            if same:
+                refs[k] = f"{same[0]}.io.safetensors"
+            else:
+                io[k] = t.contiguous()
+        if name != "transformer":
+            refs["input"] = "transformer.io.safetensors"
+        io_refs[name] = {"stored": list(io), "refs": refs}
+        meta = {
+            "variant": name,
+            "layouts": {k: IO_DESCRIPTIONS[k] for k in list(io) + list(refs)},
+            "refs": refs,
+            "output_shape_note": "output keeps anemoi's time axis: [B, n_step_output=1, E=1, N_data, V_out]",
+            "weights": f"{name}.weights.safetensors",
+            "config": f"{name}.yaml",
+        }
+        path = out_dir / f"{name}.io.safetensors"
+        save_safetensors(path, io, meta)
+        written[path.name] = path
+
+        # weights
+        sd = sd_full[name]
+        base = None if args.full_weights else var["base"]
+        if base is None:
+            wt, wmeta = sd, {"kind": "full"}
+        else:
+            bname, drop = base
+            bsd = {k: v for k, v in sd_full[bname].items() if not any(k.startswith(p) for p in drop)}
+            wt = {k: v for k, v in sd.items() if k not in bsd or not tensor_equal(bsd[k], v)}
+            removed_keys = [k for k in bsd if k not in sd]
+            assert not removed_keys, removed_keys
+            wmeta = {"kind": "delta", "base": f"{bname}.weights.safetensors", "drop_prefixes": drop}
+        wmeta.update(
+            {
+                "variant": name,
+                "anemoi_models_version": package_versions()["anemoi-models"],
+                "aliases": "X.proc.layer_norm_attention_dest.* is the same module as X.proc.layer_norm_attention.* "
+                "(GraphTransformerMapperBlock); both names are stored",
+                "trainable_edge_rows": "dst-sorted (anemoi StaticGraphProvider, trainable_layout_version 1) "
+                "= CSR position in the graph file",
+                "latlons": "node_attributes.latlons_<nodes> = [sin lat, sin lon, cos lat, cos lon] of the graph coords",
+            }
+        )
+        path = out_dir / f"{name}.weights.safetensors"
+        save_safetensors(path, wt, wmeta)
+        written[path.name] = path
+        # the file (resolved) must give back exactly the model's state dict
+        loaded = load_weights(path)
+        assert sorted(loaded) == sorted(sd), (name, set(loaded) ^ set(sd))
+        assert all(tensor_equal(loaded[k], sd[k]) for k in sd), name
+        # ... and a fresh model loaded from it reproduces the output bit for bit
+        graph = heterodata_from_boreas(*read_boreas_graph(REPO / doc_variants[name]["graph_file"]))
+        fresh = build_model(graph, doc_variants[name]["anemoi_config"])
+        fresh.load_state_dict(loaded, strict=True)
+        stored_io, _ = read_safetensors(out_dir / f"{name}.io.safetensors")
+        assert tensor_equal(run(fresh, x), r["out"]["output"]), name
+        assert tensor_equal(stored_io["output"], r["out"]["output"]), name
+
+        # yaml
+        text = boreas_yaml(var["processor"], doc_variants[name]["graph_file"])
+        check_yaml(text, doc_variants[name]["anemoi_config"], var["processor"], doc_variants[name]["graph_file"])
+        path = out_dir / f"{name}.yaml"
+        path.write_text(text)
+        written[path.name] = path
+        if var["edit"]:
+            gp = out_dir / f"{name}.graph.safetensors"
+            written[gp.name] = gp
+
+        doc_variants[name]["files"] = {
+            "weights": {"file": f"{name}.weights.safetensors", **{k: v for k, v in wmeta.items() if k in ("kind", "base", "drop_prefixes")}},
+            "io": {"file": f"{name}.io.safetensors", "stored": io_refs[name]["stored"], "refs": io_refs[name]["refs"]},
+            "config": f"{name}.yaml",
+        }
+        doc_variants[name]["io_shapes"] = {k: list(r["out"][k].shape) for k in r["out"]}
+        doc_variants[name]["io_shapes"]["input"] = list(x.shape)
+        # names and shapes: see the safetensors header of the weights file (resolved with load_weights)
+        doc_variants[name]["state_dict_tensors"] = len(sd)
+        doc_variants[name]["weights_file_tensors"] = sorted(wt) if len(wt) < len(sd) else len(wt)
+        doc_variants[name]["state_dict_numel"] = int(sum(v.numel() for v in sd.values()))
+
+    # ---- VERSIONS.json
+    sizes = {n: p.stat().st_size for n, p in sorted(written.items())}
+    doc = {
+        "generator": "tools/reference/make_model_fixtures.py",
+        "environment": package_versions(),
+        "config": {
+            "variables": VARIABLES,
+            "forcing": FORCING,
+            "diagnostic": DIAGNOSTIC,
+            "multistep_input": MULTISTEP,
+            "n_step_output": N_STEP_OUTPUT,
+            "batch": BATCH,
+            "ensemble": ENSEMBLE,
+            "num_channels": CHANNELS,
+            "num_heads": HEADS,
+            "mlp_hidden_ratio": MLP_RATIO,
+            "gnn_mlp_hidden_ratio": GNN_MLP_RATIO,
+            "trainable_parameters": TRAINABLE,
+            "bounding": BOUNDING,
+        },
+        "data_indices": _index_lists(data_indices["data"]),
+        "weights_init": {
+            "seed": SEED,
+            "generator": "torch.Generator().manual_seed(zlib.crc32(f'boreas-tiny/{seed}/{module_name}.{param}'))",
+            "Linear": "weight ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias ~ U(-0.1, 0.1)",
+            "LayerNorm": "weight ~ 1 + N(0, 0.1), bias ~ N(0, 0.1)",
+            "TrainableTensor": "~ N(0, 0.5) (node and edge trainables)",
+            "transformer_isolated": "encoder edge trainables = the transformer variant's rows of the remaining edges",
+        },
+        "input": {
+            "seed": INPUT_SEED,
+            "recipe": "make_input(): per (batch, prognostic variable) a standardised sum of 6 random "
+            "cos(m*lon+a)*cos(k*lat+b) terms (m, k in 0..4) + 0.1 white noise, scaled by U(0.8,1.3) plus N(0,0.3) "
+            "offset; t=1 = t=0 + 0.4 * another such field; lsm = sigmoid(2.5*field) (static), cos_latitude = cos(lat)",
+            "shape": list(x.shape),
+        },
+        "graphs": graph_checks,
+        "notes": [
+            "Built with AnemoiModelEncProcDec directly (spec/model-audit.md 2); CPU, fp32, model.eval(), no_grad, "
+            "CUDA_VISIBLE_DEVICES='', ANEMOI_INFERENCE_* unset.",
+            "Trainable edge tensors: row k = edge at CSR position k of the graph file (anemoi sorts edges by "
+            "destination with a stable sort, which is how the file's CSR order is defined); see edge_order.",
+            "Delta weights files: start from boreas.base, remove keys starting with boreas.drop_prefixes, then "
+            "add/replace the delta's tensors (load_weights() in the generator).",
+            "io refs: a tensor listed in boreas.refs is bit-identical to the one in the named file.",
+            "gnn: mlp_hidden_ratio 1 (anemoi's GNN default); GraphConv.edge_mlp always uses hidden width C.",
+        ],
+        "variants": doc_variants,
+        "sizes": sizes,
+    }
+    vpath = out_dir / "VERSIONS.json"
+    vpath.write_text(_json_text(doc))
+    sizes["VERSIONS.json"] = vpath.stat().st_size
+    doc["sizes"] = sizes
+    for _ in range(3):  # total includes VERSIONS.json itself
+        doc["total_bytes"] = sum(sizes.values())
+        vpath.write_text(_json_text(doc))
+        sizes["VERSIONS.json"] = vpath.stat().st_size
+    total = sum(p.stat().st_size for p in list(written.values()) + [vpath])
+
+    for n, s in sorted(sizes.items()):
+        print(f"  {n:45s} {s:9d}")
+    print(f"total {total} bytes ({total / 2**20:.3f} MiB) in {out_dir}; {time.time() - t_start:.1f} s")
+    stray = sorted(p.name for p in out_dir.iterdir() if p.name not in written and p.name != "VERSIONS.json")
+    if stray:
+        print(f"warning: other files in {out_dir}: {stray}", file=sys.stderr)
+    if args.budget and total > args.budget:
+        print(f"error: fixtures total {total} bytes > budget {args.budget}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _json_text(doc) -> str:
+    """Indented JSON with lists of scalars kept on one line."""
+    text = json.dumps(doc, indent=1)
+    text = re.sub(r"\[\s*\n\s*([^\[\]{}]*?)\s*\n\s*\]", lambda m: "[" + re.sub(r",\s*\n\s*", ", ", m.group(1)) + "]", text)
+    return text + "\n"
+
+
+def _short(c: dict) -> dict:
+    return {k: round(v, 4) for k, v in c.items() if isinstance(v, float)}
+
+
+def chunk_partition(graph, src: str, dst: str, parts: int) -> dict:
+    """anemoi's destination partition of a mapper with `parts` chunks, for the batch-expanded graph."""
+    import torch
+    from anemoi.models.distributed.khop_edges import build_graph_partition
+    from anemoi.models.distributed.khop_edges import sort_edge_index_by_dst
+
+    n_src, n_dst = graph[src].num_nodes, graph[dst].num_nodes
+    ei, _ = sort_edge_index_by_dst(graph[(src, "to", dst)].edge_index.long(), max_value=n_dst)
+    ei = torch.cat([ei + b * torch.tensor([[n_src], [n_dst]]) for b in range(BATCH)], 1)
+    part = build_graph_partition(ei, num_parts=parts, num_nodes=(BATCH * n_src, BATCH * n_dst))
+    return {"dst_rows_per_chunk": list(part.dst_splits), "edges_per_chunk": list(part.edge_splits)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
