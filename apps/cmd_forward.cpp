@@ -79,7 +79,7 @@ int run_forward(const ForwardArguments& args) {
         log::info("{} parameters, seeded initialisation (seed {})",
                   model.parameters().parameter_count(), args.seed);
     } else {
-        model.parameters().load(args.weights);
+        model.load_weights(args.weights);
         log::info("{} parameters from {}", model.parameters().parameter_count(), args.weights);
     }
     const Tensor input = args.input == "synthetic" ? synthetic_input(model, args.batch, args.seed)

@@ -5,6 +5,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
+#include "boreas/io/safetensors.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "layers.hpp"
 #include "names.hpp"
@@ -165,6 +166,129 @@ struct TransformerLayer {
     }
 };
 
+/// anemoi's MLP: Linear -> GELU -> ... -> Linear, then LayerNorm (GNN parts use the norm).
+struct Mlp {
+    std::vector<Linear> linears;
+    LayerNorm norm;
+
+    static Mlp declare(ParameterStore& store, const names::MlpNames& names, std::int64_t in,
+                       std::int64_t hidden, std::int64_t out) {
+        Mlp mlp;
+        const auto count = static_cast<int>(names.linears.size());
+        for (int i = 0; i < count; ++i)
+            mlp.linears.push_back(Linear::declare(store, names.linears[i], i == 0 ? in : hidden,
+                                                  i + 1 == count ? out : hidden));
+        mlp.norm = LayerNorm::declare(store, names.norm, out);
+        return mlp;
+    }
+
+    /// y = LN(MLP(x)); `first` (optional) replaces the first Linear's output, for callers that
+    /// build it from pieces.
+    void apply(const float* x, std::int64_t rows, float* y, Tensor* first = nullptr) const {
+        Tensor a, b;
+        if (first == nullptr) {
+            a = Tensor({rows, linears[0].out});
+            linears[0].apply(x, rows, a.data());
+        } else {
+            a = std::move(*first);
+        }
+        for (std::size_t i = 1; i < linears.size(); ++i) {
+            kernels::cpu::gelu(a.data(), a.numel());
+            b = Tensor({rows, linears[i].out});
+            linears[i].apply(a.data(), rows, b.data());
+            std::swap(a, b);
+        }
+        norm.apply(a.data(), rows, y);
+    }
+};
+
+/// anemoi GraphConvProcessorBlock (spec 4.3): messages m_ij = MLP_e([h_j, h_i, e_ij]) + e_ij,
+/// h_j += MLP_n([h_j, sum_i m_ij]), and the messages become the next layer's edges.
+struct GnnLayer {
+    std::int64_t channels = 0;
+    bool embeds_edges = false;
+    Mlp edge_embedding, edge_mlp, node_mlp;
+
+    static GnnLayer declare(ParameterStore& store, int layer, std::int64_t channels,
+                            std::int64_t edge_dim, const ProcessorConfig& config) {
+        GnnLayer g;
+        g.channels = channels;
+        // anemoi's GNN MLPs get n_extra_layers = mlp_extra_layers + 1: Linear, act, then that
+        // many hidden Linear+act pairs, then the output Linear.
+        const int linears = config.mlp_extra_layers + 3;
+        const auto n = names::gnn_layer(layer, linears);
+        const auto hidden = hidden_width(channels, config.mlp_hidden_ratio);
+        g.embeds_edges = layer == 0;
+        if (g.embeds_edges) g.edge_embedding = Mlp::declare(store, n.edge_embedding, edge_dim, hidden, channels);
+        // GraphConv's edge MLP always has hidden width C (anemoi ignores the ratio there).
+        g.edge_mlp = Mlp::declare(store, n.edge_mlp, 3 * channels, channels, channels);
+        g.node_mlp = Mlp::declare(store, n.node_mlp, 2 * channels, hidden, channels);
+        return g;
+    }
+
+    /// x [batch*n, C] and edges [batch*E, C] (rows b*E + CSR position) are updated in place.
+    void apply(Tensor& x, Tensor& edges, std::int64_t batch, std::int64_t n,
+               const EdgeSet& graph_edges) const {
+        const std::int64_t count = graph_edges.count(), c = channels;
+        // The first Linear of the edge MLP acts on [h_dst, h_src, e]: split its weight by input
+        // block so node projections are computed once per node, not once per edge.
+        const auto& first = edge_mlp.linears[0];
+        Tensor w_dst({c, c}), w_src({c, c}), w_edge({c, c});
+        for (std::int64_t r = 0; r < c; ++r) {
+            const float* row = first.weight->row(r);
+            std::copy(row, row + c, w_dst.row(r));
+            std::copy(row + c, row + 2 * c, w_src.row(r));
+            std::copy(row + 2 * c, row + 3 * c, w_edge.row(r));
+        }
+        auto project = [&](const Tensor& w, const float* in, std::int64_t rows, float* out,
+                           const Tensor* bias) {
+            Linear l;
+            l.weight = &w;
+            l.bias = bias;
+            l.in = c;
+            l.out = c;
+            l.apply(in, rows, out);
+        };
+        Tensor p_dst({batch * n, c}), p_src({batch * n, c});
+        project(w_dst, x.data(), batch * n, p_dst.data(), nullptr);
+        project(w_src, x.data(), batch * n, p_src.data(), nullptr);
+        Tensor pre({batch * count, c});
+        project(w_edge, edges.data(), batch * count, pre.data(), first.bias);
+#pragma omp parallel for schedule(static)
+        for (std::int64_t row = 0; row < batch * count; ++row) {
+            const std::int64_t b = row / count, e = row % count;
+            const std::int64_t j = std::upper_bound(graph_edges.dst_offsets.begin(),
+                                                    graph_edges.dst_offsets.end(), e) -
+                                   graph_edges.dst_offsets.begin() - 1;
+            const float* pd = p_dst.row(b * n + j);
+            const float* ps = p_src.row(b * n + graph_edges.src[e]);
+            float* out = pre.row(row);
+            for (std::int64_t k = 0; k < c; ++k) out[k] += pd[k] + ps[k];
+        }
+        Tensor messages({batch * count, c});
+        edge_mlp.apply(nullptr, batch * count, messages.data(), &pre);
+        for (std::int64_t i = 0; i < messages.numel(); ++i) messages.data()[i] += edges.data()[i];
+        // Sum the messages into their destinations, in CSR order (deterministic).
+        Tensor node_in({batch * n, 2 * c});
+#pragma omp parallel for schedule(static)
+        for (std::int64_t row = 0; row < batch * n; ++row) {
+            const std::int64_t b = row / n, j = row % n;
+            float* out = node_in.row(row);
+            std::copy(x.row(row), x.row(row) + c, out);
+            float* agg = out + c;
+            std::fill(agg, agg + c, 0.0f);
+            for (auto e = graph_edges.dst_offsets[j]; e < graph_edges.dst_offsets[j + 1]; ++e) {
+                const float* m = messages.row(b * count + e);
+                for (std::int64_t k = 0; k < c; ++k) agg[k] += m[k];
+            }
+        }
+        Tensor update({batch * n, c});
+        node_mlp.apply(node_in.data(), batch * n, update.data());
+        for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] += update.data()[i];
+        edges = std::move(messages);
+    }
+};
+
 void check_graph(const ModelConfig& config, const graphs::Graph& graph) {
     for (const char* set : {"data_to_hidden", "hidden_to_data"})
         BOREAS_CHECK(graph.edges.count(set), "graph has no '{}' edge set", set);
@@ -191,6 +315,7 @@ struct Model::Impl {
     GraphTransformerBlock encoder, decoder;
     std::vector<TransformerLayer> transformer_layers;
     std::vector<GraphTransformerBlock> graph_transformer_layers;
+    std::vector<GnnLayer> gnn_layers;
 
     Impl(ModelConfig c, std::shared_ptr<const graphs::Graph> g)
         : config(std::move(c)), graph(std::move(g)) {
@@ -247,7 +372,13 @@ struct Model::Impl {
                     store, names::processor_block(l), channels, processor.num_heads,
                     processor.mlp_hidden_ratio, 3 + t.hidden2hidden, /*mapper=*/false));
         } else {
-            BOREAS_FAIL("config '{}': the GNN processor is not implemented yet", config.name);
+            const auto& edges = graph->edge_set("hidden_to_hidden");
+            if (t.hidden2hidden > 0)
+                trainable_processor_edges = store.declare(
+                    names::kTrainableProcessorEdges, {edges.count(), t.hidden2hidden}, Init::zeros);
+            for (int l = 0; l < processor.num_layers; ++l)
+                gnn_layers.push_back(
+                    GnnLayer::declare(store, l, channels, 3 + t.hidden2hidden, processor));
         }
     }
 
@@ -367,6 +498,20 @@ struct Model::Impl {
                 transformer_layers[l].apply(processed, batch, n_hidden);
                 if (l == 0) trace("processor.layer0.out", processed);
             }
+        } else if (!gnn_layers.empty()) {
+            const auto& edges = graph->edge_set("hidden_to_hidden");
+            const Tensor features = edge_features(edges, trainable_processor_edges);
+            // Edges are embedded once and tiled over the batch, as anemoi expands them.
+            Tensor embedded({edges.count(), channels});
+            gnn_layers[0].edge_embedding.apply(features.data(), edges.count(), embedded.data());
+            Tensor edge_state({batch * edges.count(), channels});
+            for (std::int64_t b = 0; b < batch; ++b)
+                std::copy(embedded.values().begin(), embedded.values().end(),
+                          edge_state.row(b * edges.count()));
+            for (std::size_t l = 0; l < gnn_layers.size(); ++l) {
+                gnn_layers[l].apply(processed, edge_state, batch, n_hidden, edges);
+                if (l == 0) trace("processor.layer0.out", processed);
+            }
         } else {
             const auto& edges = graph->edge_set("hidden_to_hidden");
             const Tensor features = edge_features(edges, trainable_processor_edges);
@@ -470,6 +615,51 @@ const ModelConfig& Model::config() const { return impl_->config; }
 const graphs::Graph& Model::graph() const { return *impl_->graph; }
 ParameterStore& Model::parameters() { return impl_->store; }
 const ParameterStore& Model::parameters() const { return impl_->store; }
+void Model::load_weights(const std::filesystem::path& path) {
+    auto is_buffer = [](const std::string& name) {
+        return name == names::kLatLonsData || name == names::kLatLonsHidden ||
+               name.find(names::kNormAlias) != std::string::npos ||
+               (name.size() >= names::kLayoutVersionSuffix.size() &&
+                name.compare(name.size() - names::kLayoutVersionSuffix.size(),
+                             names::kLayoutVersionSuffix.size(), names::kLayoutVersionSuffix) == 0);
+    };
+    impl_->store.load(path, is_buffer);
+    const std::string file = path.string();
+    io::SafetensorsReader reader(path);
+    for (const auto& [name, info] : reader.tensors()) {
+        if (!is_buffer(name)) continue;
+        if (name == names::kLatLonsData || name == names::kLatLonsHidden) {
+            const auto& nodes = impl_->graph->node_set(name == names::kLatLonsData ? "data" : "hidden");
+            const auto stored = reader.view<float>(name, {nodes.count(), 4});
+            for (std::int64_t n = 0; n < nodes.count(); ++n) {
+                const float lat = nodes.coords[2 * n], lon = nodes.coords[2 * n + 1];
+                const float expected[4] = {std::sin(lat), std::sin(lon), std::cos(lat), std::cos(lon)};
+                for (int c = 0; c < 4; ++c)
+                    BOREAS_CHECK(std::abs(stored[4 * n + c] - expected[c]) <= 1e-5f,
+                                 "weights '{}': '{}' row {} does not match the graph's node {} "
+                                 "(lat {}, lon {}): the weights belong to another graph",
+                                 file, name, n, n, lat, lon);
+            }
+        } else if (name.find(names::kNormAlias) != std::string::npos) {
+            std::string original = name;
+            original.replace(original.find(names::kNormAlias), names::kNormAlias.size(),
+                             "layer_norm_attention");
+            const auto alias = reader.view<float>(name);
+            const auto& tensor = impl_->store.get(original);
+            BOREAS_CHECK(static_cast<std::int64_t>(alias.size()) == tensor.numel() &&
+                             std::equal(alias.begin(), alias.end(), tensor.data()),
+                         "weights '{}': '{}' differs from '{}', which it aliases in anemoi", file,
+                         name, original);
+        } else {
+            const auto version = reader.view<std::int64_t>(name, {});
+            BOREAS_CHECK(version.size() == 1 && version[0] == 1,
+                         "weights '{}': '{}' is {}, Boreas reads layout version 1 (trainable edge "
+                         "rows sorted by destination, anemoi-models >= 0.16)", file, name,
+                         version.empty() ? -1 : version[0]);
+        }
+    }
+}
+
 Tensor Model::forward(const Tensor& input, const ForwardOptions& options) const {
     return impl_->forward(input, options);
 }

@@ -3,6 +3,7 @@
 // renaming upstream is a one-file change. spec/model.md 5.1 lists the 0.3.1 names.
 
 #include <string>
+#include <vector>
 
 namespace boreas::model {
 
@@ -22,6 +23,11 @@ inline const std::string kTrainableHidden = "node_attributes.trainable_tensors.h
 inline const std::string kTrainableEncoderEdges = "encoder_graph_provider.data.trainable.trainable";
 inline const std::string kTrainableDecoderEdges = "decoder_graph_provider.data.trainable.trainable";
 inline const std::string kTrainableProcessorEdges = "processor_graph_provider.trainable.trainable";
+
+inline const std::string kLatLonsData = "node_attributes.latlons_data";
+inline const std::string kLatLonsHidden = "node_attributes.latlons_hidden";
+inline const std::string kLayoutVersionSuffix = "trainable_layout_version";
+inline const std::string kNormAlias = "layer_norm_attention_dest";
 
 inline std::string encoder(const std::string& leaf) { return "encoder.data." + leaf; }
 inline std::string decoder(const std::string& leaf) { return "decoder.data." + leaf; }
@@ -64,6 +70,29 @@ inline TransformerNames transformer_layer(int layer) {
     n.mlp_in = p + "mlp.mlp.0";
     n.mlp_out = p + "mlp.mlp.2";
     return n;
+}
+
+struct MlpNames {
+    std::vector<std::string> linears;  ///< mlp.0, mlp.2, mlp.4, ...
+    std::string norm;                  ///< layer_norm
+};
+
+/// anemoi's MLP (layers/mlp.py): Linear, activation, ..., Linear, then an optional LayerNorm.
+inline MlpNames mlp(const std::string& prefix, int linears) {
+    MlpNames n;
+    for (int i = 0; i < linears; ++i) n.linears.push_back(prefix + "mlp." + std::to_string(2 * i));
+    n.norm = prefix + "layer_norm";
+    return n;
+}
+
+struct GnnNames {
+    MlpNames edge_embedding, edge_mlp, node_mlp;
+};
+
+inline GnnNames gnn_layer(int layer, int linears) {
+    const std::string p = "processor.proc." + std::to_string(layer) + ".";
+    return {mlp(p + "emb_edges.", linears), mlp(p + "conv.edge_mlp.", linears),
+            mlp(p + "node_mlp.", linears)};
 }
 
 }  // namespace names

@@ -15,14 +15,15 @@ Tensor* ParameterStore::declare(const std::string& name, std::vector<std::int64_
     return &it->second.tensor;
 }
 
-void ParameterStore::load(const std::filesystem::path& path) {
+void ParameterStore::load(const std::filesystem::path& path,
+                          const std::function<bool(const std::string&)>& known_extra) {
     const std::string file = path.string();
     io::SafetensorsReader reader(path);
     std::vector<std::string> missing, extra;
     for (const auto& [name, entry] : entries_)
         if (!reader.contains(name)) missing.push_back(name);
     for (const auto& [name, info] : reader.tensors())
-        if (!entries_.count(name)) extra.push_back(name);
+        if (!entries_.count(name) && !(known_extra && known_extra(name))) extra.push_back(name);
     auto list = [](const std::vector<std::string>& names) {
         std::string text;
         for (std::size_t i = 0; i < names.size() && i < 5; ++i) text += (i ? ", " : "") + names[i];

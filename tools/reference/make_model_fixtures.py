@@ -51,11 +51,18 @@ NAME.weights.safetensors  model.state_dict() with anemoi's names (tensors that s
                           --full-weights): header metadata boreas.kind = "delta", boreas.base = the file to start
                           from, boreas.drop_prefixes = key prefixes to remove from the base first; then add/replace
                           the delta's tensors.  `load_weights()` below does exactly that.
-NAME.io.safetensors       reference tensors, see IO_DESCRIPTIONS; header metadata boreas.refs names tensors that
-                          are stored in another io file (bit-identical, checked) instead of repeating them.
-NAME.yaml                 the model config in Boreas' config format.
-transformer_isolated.graph.safetensors   the edited graph (Boreas graph format v1).
-VERSIONS.json             versions, recipes, data_indices, checks, sizes.
+NAME.io.safetensors       reference tensors (IO_KEEP / IO_DESCRIPTIONS below; the header metadata boreas.layouts
+                          describes each).  boreas.refs names tensors stored in another io file instead of being
+                          repeated (bit-identical, checked): `input` lives in transformer.io.safetensors only.
+NAME.yaml                 the model config in Boreas' config format (include/boreas/model/config.hpp).
+transformer_isolated.graph.safetensors   the edited graph (Boreas graph format v1, no *_exact tensors).
+VERSIONS.json             versions, recipes, data_indices, edge-order checks, clamp fractions, sizes.
+
+Checks done on every run: the graph files round-trip into HeteroData and match an anemoi rebuild; every parameter
+is non-zero; row k of every trainable edge tensor is the edge at CSR position k of the graph file; the forward is
+deterministic; the written weights (deltas resolved) reload into a fresh model that reproduces `output` bit for
+bit; the YAML parses back to the values used; an independent plain-torch re-implementation of spec/model.md
+(spec_forward) matches every stored block output (rtol 1e-5, atol 1e-6); every bounding clamps some points.
 """
 
 from __future__ import annotations
@@ -301,7 +308,7 @@ def remove_edges_into(graph, edges: str, dsts: list[int]):
     return g, removed
 
 
-def write_edited_graph(graph, base_meta: dict, edit: dict, removed: int, path: Path) -> dict:
+def write_edited_graph(graph, base_name: str, base_meta: dict, edit: dict, removed: int, path: Path) -> dict:
     spec = edit["remove_edges_into"]
     builders = {k: dict(v["builder"]) for k, v in base_meta["edges"].items()}
     builders[spec["edges"]]["removed_edges_into"] = spec["dst"]
@@ -313,13 +320,14 @@ def write_edited_graph(graph, base_meta: dict, edit: dict, removed: int, path: P
         norms=norms,
         created_by="tools/reference/make_model_fixtures.py (convert_anemoi_graph.convert_heterodata)",
         extra_source={
-            "derived_from": "tests/data/graphs/o16_o4.safetensors",
+            "derived_from": f"tests/data/graphs/{base_name}.safetensors",
             "edit": f"{spec['edges']}: removed the {removed} edges into destination(s) {spec['dst']}; the remaining "
-            "edges keep their order and their float32 attributes (normalised over the full o16_o4 edge set)",
+            f"edges keep their order and their float32 attributes (normalised over the full {base_name} edge set)",
         },
         exact=False,
     )
     write_boreas_graph(path, tensors, meta)
+    path.chmod(0o644)
     t2, m2 = read_boreas_graph(path)
     check_boreas_graph(t2, m2, graph)
     assert m2 == meta
@@ -410,15 +418,15 @@ def anemoi_config(processor: str, mapper_chunks: int = 1) -> dict:
     }
 
 
-def _flow(d: dict) -> str:
-    def val(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, list):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return str(v)
-
-    return "{" + ", ".join(f"{k}: {val(v)}" for k, v in d.items()) + "}"
+def _flow(v) -> str:
+    """A value in YAML flow style (plain scalars; enough for these configs)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(_flow(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_flow(x)}" for k, x in v.items()) + "}"
+    return str(v)
 
 
 def boreas_yaml(processor: str, graph_file: str) -> str:
@@ -447,9 +455,9 @@ def boreas_yaml(processor: str, graph_file: str) -> str:
         "  bounding:",
         *[f"    - {_flow(b)}" for b in BOUNDING],
         "data:",
-        f"  variables: {_flow({'x': VARIABLES})[4:-1]}",
-        f"  forcing: {_flow({'x': FORCING})[4:-1]}",
-        f"  diagnostic: {_flow({'x': DIAGNOSTIC})[4:-1]}",
+        f"  variables: {_flow(VARIABLES)}",
+        f"  forcing: {_flow(FORCING)}",
+        f"  diagnostic: {_flow(DIAGNOSTIC)}",
         "training:",
         f"  multistep_input: {MULTISTEP}",
         "graph:",
@@ -458,7 +466,7 @@ def boreas_yaml(processor: str, graph_file: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_yaml(text: str, cfg: dict, processor: str, graph_file: str) -> None:
+def check_yaml(text: str, cfg: dict, graph_file: str) -> None:
     """The YAML says exactly what the anemoi config used."""
     import yaml
 
@@ -580,7 +588,7 @@ class Capture:
     """Forward hooks that keep (clones of) block outputs and bounding inputs, and the attention weights of every
     GraphTransformerConv call (anemoi.models.layers.conv.softmax wrapped while capturing)."""
 
-    def __init__(self, model, processor: str):
+    def __init__(self, model):
         import anemoi.models.layers.conv as conv_module
 
         self.out: dict = {}
@@ -677,6 +685,143 @@ def clamp_fractions(cap: dict, data_indices) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# an independent re-implementation of the forward pass from spec/model.md (plain torch ops on the state dict and
+# the graph file's CSR arrays; no anemoi module), as a cross-check of the spec against anemoi's numbers
+# ----------------------------------------------------------------------------------------------------------------
+def spec_forward(sd: dict, gt: dict, x, processor: str) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    def lin(t, p, bias=True):
+        return F.linear(t, sd[f"{p}.weight"], sd[f"{p}.bias"] if bias else None)
+
+    def ln(t, p):
+        return F.layer_norm(t, (t.shape[-1],), sd[f"{p}.weight"], sd[f"{p}.bias"], eps=1e-5)
+
+    def mlp(t, p, n_linear, layer_norm):  # Linear (GELU Linear)*; optional LN at the end
+        for i in range(n_linear):
+            t = lin(t, f"{p}.mlp.{2 * i}")
+            if i < n_linear - 1:
+                t = F.gelu(t)
+        return ln(t, f"{p}.layer_norm") if layer_norm else t
+
+    def edges(key, trainable, n_src, n_dst):
+        off = gt[f"edges/{key}/dst_offsets"]
+        src = torch.from_numpy(gt[f"edges/{key}/src"].astype(np.int64))
+        dst = torch.from_numpy(np.repeat(np.arange(len(off) - 1), np.diff(off)))
+        attr = torch.from_numpy(np.concatenate([gt[f"edges/{key}/{a}"] for a in EDGE_ATTRS], 1))
+        e0 = torch.cat([attr, sd[trainable]], 1)
+        b = torch.arange(BATCH).repeat_interleave(len(src))
+        return src.repeat(BATCH) + b * n_src, dst.repeat(BATCH) + b * n_dst, e0.repeat(BATCH, 1)
+
+    def gt_attention(p, q_in, kv_in, e0, src, dst, n_dst):
+        h, d = HEADS, CHANNELS // HEADS
+        q = lin(q_in, f"{p}.lin_query").view(-1, h, d)
+        k = lin(kv_in, f"{p}.lin_key").view(-1, h, d)
+        v = lin(kv_in, f"{p}.lin_value").view(-1, h, d)
+        eps = lin(e0, f"{p}.lin_edge").view(-1, h, d)
+        s = (q[dst] * (k[src] + eps)).sum(-1) / d**0.5  # [E, H]
+        m = torch.full((n_dst, h), -torch.inf).index_reduce_(0, dst, s, "amax")
+        w = torch.exp(s - m[dst])
+        den = torch.zeros(n_dst, h).index_add_(0, dst, w)
+        alpha = w / (den[dst] + 1e-16)
+        o = torch.zeros(n_dst, h, d).index_add_(0, dst, alpha[..., None] * (v[src] + eps))
+        return o.reshape(n_dst, h * d), alpha
+
+    def gt_block(p, h_src, g_dst, e0, src, dst, mapper):
+        y = ln(g_dst, f"{p}.layer_norm_attention")
+        xs = ln(h_src, f"{p}.layer_norm_attention_src") if mapper else y
+        o, alpha = gt_attention(p, y, xs, e0, src, dst, g_dst.shape[0])
+        u = lin(o + lin(y, f"{p}.lin_self"), f"{p}.projection") + g_dst
+        return u + mlp(ln(u, f"{p}.layer_norm_mlp_dst"), f"{p}.node_dst_mlp", 2, False), alpha
+
+    out = {}
+    x = torch.as_tensor(x)
+    nd, nh = sd["node_attributes.latlons_data"].shape[0], sd["node_attributes.latlons_hidden"].shape[0]
+    attrs_d = torch.cat([sd["node_attributes.latlons_data"], sd["node_attributes.trainable_tensors.data.trainable"]], 1)
+    attrs_h = torch.cat([sd["node_attributes.latlons_hidden"], sd["node_attributes.trainable_tensors.hidden.trainable"]], 1)
+    xd = torch.cat([x.permute(0, 2, 3, 1, 4).reshape(BATCH * ENSEMBLE * nd, -1), attrs_d.repeat(BATCH, 1)], 1)
+    xh = attrs_h.repeat(BATCH, 1)
+
+    # encoder
+    src, dst, e0 = edges("data_to_hidden", "encoder_graph_provider.data.trainable.trainable", nd, nh)
+    h_src, g_dst = lin(xd, "encoder.data.emb_nodes_src"), lin(xh, "encoder.data.emb_nodes_dst")
+    lat, alpha = gt_block("encoder.data.proc", h_src, g_dst, e0, src, dst, mapper=True)
+    out["encoder.out"], out["encoder.alpha"] = lat, alpha[: len(src) // BATCH]
+
+    # processor
+    p = lat
+    if processor == "transformer":
+        h, d = HEADS, CHANNELS // HEADS
+        i = torch.arange(nh)
+        mask = (i[:, None] - i[None, :]).abs() <= WINDOW
+        for layer in range(NUM_LAYERS):
+            pre = f"processor.proc.{layer}"
+            t = ln(p, f"{pre}.layer_norm_attention")
+            q, k, v = (
+                F.linear(t, sd[f"{pre}.attention.lin_{c}.weight"]).view(BATCH, nh, h, d).transpose(1, 2) for c in "qkv"
+            )
+            s = (q @ k.transpose(-1, -2)) / d**0.5
+            a = torch.softmax(s.masked_fill(~mask, -torch.inf), -1)
+            o = (a @ v).transpose(1, 2).reshape(BATCH * nh, h * d)
+            p = p + lin(o, f"{pre}.attention.projection")
+            p = p + mlp(ln(p, f"{pre}.layer_norm_mlp"), f"{pre}.mlp", 2, False)
+            if layer == 0:
+                out["processor.layer0.out"] = p
+    else:
+        src, dst, e0 = edges("hidden_to_hidden", "processor_graph_provider.trainable.trainable", nh, nh)
+        e = e0
+        for layer in range(NUM_LAYERS):
+            pre = f"processor.proc.{layer}"
+            if processor == "graphtransformer":
+                p, alpha = gt_block(pre, p, p, e0, src, dst, mapper=False)
+                if layer == 0:
+                    out["processor.layer0.alpha"] = alpha[: len(src) // BATCH]
+            else:  # gnn: message [x_dst, x_src, e] -> edge MLP + e; scatter-sum; node MLP on [x, agg] + x
+                if layer == 0:
+                    e = mlp(e, f"{pre}.emb_edges", 3, True)
+                msg = mlp(torch.cat([p[dst], p[src], e], 1), f"{pre}.conv.edge_mlp", 3, True) + e
+                agg = torch.zeros_like(p).index_add_(0, dst, msg)
+                p = mlp(torch.cat([p, agg], 1), f"{pre}.node_mlp", 3, True) + p
+                e = msg
+            if layer == 0:
+                out["processor.layer0.out"] = p
+    out["processor.out"] = p
+
+    # decoder (src = processor output + latent skip, dst = raw data features re-embedded)
+    src, dst, e0 = edges("hidden_to_data", "decoder_graph_provider.data.trainable.trainable", nh, nd)
+    y, _ = gt_block("decoder.data.proc", p + lat, lin(xd, "decoder.data.emb_nodes_dst"), e0, src, dst, mapper=True)
+    dec = lin(ln(y, "decoder.data.node_data_extractor.0"), "decoder.data.node_data_extractor.1")
+    out["decoder.out"] = dec
+
+    # residual (prognostic: internal output 0..3 <- last input step, internal input 0..3) and boundings
+    y = dec.view(BATCH, 1, ENSEMBLE, nd, -1).clone()
+    y[..., 0:4] += x[:, -1:, :, :, 0:4]
+    tp, cp, sp = 4, 5, 3
+    y[..., tp] = torch.relu(y[..., tp])
+    y[..., cp] = torch.clamp(y[..., cp], 0.0, 1.0) * y[..., tp]
+    y[..., sp] = torch.clamp(y[..., sp], -1.0, 1.0)
+    out["output"] = y
+    return out
+
+
+def compare(ref, got) -> dict:
+    d = (got.double() - ref.double()).abs()
+    scale = ref.double().abs()
+    return {
+        "max_abs": float(d.max()),
+        "max_rel": float((d / scale.clamp_min(1e-6)).max()),
+        "allclose_rtol1e-5_atol1e-6": bool(torch_allclose(got, ref)),
+    }
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+
+    return bool(torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6))
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # files
 # ----------------------------------------------------------------------------------------------------------------
 def state_dict_tensors(model) -> dict:
@@ -689,6 +834,7 @@ def save_safetensors(path: Path, tensors: dict, meta: dict) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"boreas": json.dumps(meta, separators=(",", ":"))})
+    path.chmod(0o644)
 
 
 def read_safetensors(path: Path) -> tuple[dict, dict]:
@@ -778,9 +924,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Build Boreas model fixtures with anemoi-models (tiny config).")
     p.add_argument("--out", default=str(REPO / "tests" / "data" / "model"))
     p.add_argument("--full-weights", action="store_true", help="write complete weights files for every variant")
+    p.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="every io file holds its own input and every tensor it lists (no refs); implies --full-weights. "
+        "About 2.9 MB: needs --budget 0 or a larger budget",
+    )
     p.add_argument("--budget", type=int, default=SIZE_BUDGET_BYTES, help="size budget in bytes (0: no check)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
+    if args.self_contained:
+        args.full_weights = True
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     warnings.filterwarnings("ignore")
     t_start = time.time()
@@ -817,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = var["edit"]["remove_edges_into"]
             graph, removed = remove_edges_into(graph, spec["edges"], spec["dst"])
             gpath = out_dir / f"{name}.graph.safetensors"
-            edited = write_edited_graph(graph, gmeta, var["edit"], removed, gpath)
+            edited = write_edited_graph(graph, var["graph"], gmeta, var["edit"], removed, gpath)
             gtensors, gmeta = edited["tensors"], edited["meta"]
             graph = heterodata_from_boreas(gtensors, gmeta)
             graph_file = str(gpath.relative_to(REPO)) if gpath.is_relative_to(REPO) else str(gpath)
@@ -842,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         models[name] = model
         order = provider_order_checks(model, gtensors, gmeta)
 
-        cap = Capture(model, var["processor"])
+        cap = Capture(model)
         y = run(model, x)
         cap.remove()
         y2 = run(model, x)
@@ -893,6 +1047,13 @@ def main(argv: list[str] | None = None) -> int:
             }
             extra["mapper_num_chunks_3_vs_1"]["encoder_partition"] = chunk_partition(graph, "data", "hidden", 3)
             extra["mapper_num_chunks_3_vs_1"]["decoder_partition"] = chunk_partition(graph, "hidden", "data", 3)
+        with torch.no_grad():
+            sf = spec_forward(
+                {k: v for k, v in model.state_dict().items()}, gtensors, torch.from_numpy(x), var["processor"]
+            )
+        spec_check = {k: compare(out[k], sf[k]) for k in sf if k in out}
+        bad = [k for k, v in spec_check.items() if not v["allclose_rtol1e-5_atol1e-6"]]
+        assert not bad, f"{name}: spec re-implementation differs from anemoi in {bad}: {spec_check}"
         results[name] = {"out": out, "clamps": clamps}
         sd_full[name] = state_dict_tensors(model)
         doc_variants[name] = {
@@ -904,10 +1065,11 @@ def main(argv: list[str] | None = None) -> int:
             "initialised_modules": kinds,
             "edge_order": order,
             "clamp_fractions": clamps,
+            "spec_reimplementation_vs_anemoi": spec_check,
             **extra,
-            "seconds": round(time.time() - t0, 2),
         }
         print(f"{name}: built and ran in {time.time() - t0:.1f} s; clamps {json.dumps(_short(clamps))}")
+        print("  spec re-implementation vs anemoi: " + ", ".join(f"{k} {v['max_abs']:.2e}/{v['max_rel']:.1e}" for k, v in spec_check.items()))
         if extra:
             print(f"  mapper num_chunks 3 vs 1: {extra['mapper_num_chunks_3_vs_1']}")
 
@@ -926,17 +1088,19 @@ def main(argv: list[str] | None = None) -> int:
         # io: store each tensor once; refer to an identical earlier one instead of repeating it
         io = {}
         refs = {}
-        for k in IO_KEEP[name]:
+        keep = IO_KEEP[name] if "input" in IO_KEEP[name] or not args.self_contained else ["input", *IO_KEEP[name]]
+        for k in keep:
             if k == "input":
                 io[k] = torch.from_numpy(x)
                 continue
             t = r["out"][k]
             same = [n for n in io_refs if k in io_refs[n]["stored"] and tensor_equal(results[n]["out"][k], t)]
+            same = [] if args.self_contained else same
             if same:
                 refs[k] = f"{same[0]}.io.safetensors"
             else:
                 io[k] = t.contiguous()
-        if name != "transformer":
+        if "input" not in io:
             refs["input"] = "transformer.io.safetensors"
         io_refs[name] = {"stored": list(io), "refs": refs}
         meta = {
@@ -991,7 +1155,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # yaml
         text = boreas_yaml(var["processor"], doc_variants[name]["graph_file"])
-        check_yaml(text, doc_variants[name]["anemoi_config"], var["processor"], doc_variants[name]["graph_file"])
+        check_yaml(text, doc_variants[name]["anemoi_config"], doc_variants[name]["graph_file"])
         path = out_dir / f"{name}.yaml"
         path.write_text(text)
         written[path.name] = path
@@ -1004,8 +1168,8 @@ def main(argv: list[str] | None = None) -> int:
             "io": {"file": f"{name}.io.safetensors", "stored": io_refs[name]["stored"], "refs": io_refs[name]["refs"]},
             "config": f"{name}.yaml",
         }
-        doc_variants[name]["io_shapes"] = {k: list(r["out"][k].shape) for k in r["out"]}
-        doc_variants[name]["io_shapes"]["input"] = list(x.shape)
+        doc_variants[name]["captured_shapes"] = {k: list(r["out"][k].shape) for k in r["out"]}
+        doc_variants[name]["captured_shapes"]["input"] = list(x.shape)
         # names and shapes: see the safetensors header of the weights file (resolved with load_weights)
         doc_variants[name]["state_dict_tensors"] = len(sd)
         doc_variants[name]["weights_file_tensors"] = sorted(wt) if len(wt) < len(sd) else len(wt)

@@ -4,6 +4,7 @@
 /// graph-transformer decoder hidden -> data, residual on prognostic variables, boundings.
 /// spec/model.md sections 1-6 and 10 give every formula.
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,6 +37,13 @@ public:
     const graphs::Graph& graph() const;
     ParameterStore& parameters();
     const ParameterStore& parameters() const;
+
+    /// Loads anemoi weights (state-dict names). Besides the parameters, anemoi's files carry
+    /// buffers that Boreas checks instead of loading: node_attributes.latlons_* must equal the
+    /// graph's sin/cos features (else the weights belong to another graph), the
+    /// layer_norm_attention_dest aliases must equal layer_norm_attention, and
+    /// trainable_layout_version must be 1 (trainable edge rows in destination-sorted order).
+    void load_weights(const std::filesystem::path& path);
 
     /// One step. input: [B, T, 1, N_data, V_in] normalised; returns [B, 1, 1, N_data, V_out]
     /// (normalised, residual and boundings applied), as anemoi-models returns it.

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,8 +29,10 @@ public:
                     std::int64_t fan_in = 0);
 
     /// Fills every declared tensor from the file; throws naming the file and the first missing,
-    /// extra, mistyped or misshapen tensor.
-    void load(const std::filesystem::path& path);
+    /// extra, mistyped or misshapen tensor. Tensors for which `known_extra` returns true may be
+    /// present without being declared (anemoi's persistent buffers and aliases).
+    void load(const std::filesystem::path& path,
+              const std::function<bool(const std::string&)>& known_extra = {});
     /// Seeded initialisation; `noise` > 0 also perturbs ones/zeros tensors (tests need non-zero
     /// trainable tensors).
     void initialise(std::uint64_t seed, float noise = 0.0f);
