@@ -8,6 +8,7 @@
 #include "boreas/io/safetensors.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "layers.hpp"
+#include "legacy_weights.hpp"
 #include "names.hpp"
 
 namespace boreas::model {
@@ -616,6 +617,13 @@ const graphs::Graph& Model::graph() const { return *impl_->graph; }
 ParameterStore& Model::parameters() { return impl_->store; }
 const ParameterStore& Model::parameters() const { return impl_->store; }
 void Model::load_weights(const std::filesystem::path& path) {
+    {
+        io::SafetensorsReader reader(path);
+        if (is_legacy_layout(reader)) {
+            load_legacy_weights(impl_->store, reader, impl_->config, *impl_->graph);
+            return;
+        }
+    }
     auto is_buffer = [](const std::string& name) {
         return name == names::kLatLonsData || name == names::kLatLonsHidden ||
                name.find(names::kNormAlias) != std::string::npos ||

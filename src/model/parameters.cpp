@@ -76,6 +76,25 @@ const Tensor& ParameterStore::get(const std::string& name) const {
     return it->second.tensor;
 }
 
+std::vector<std::string> ParameterStore::names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, entry] : entries_) out.push_back(name);
+    return out;
+}
+
+void ParameterStore::assign(const std::string& name, std::span<const float> values,
+                            const std::string& origin) {
+    auto it = entries_.find(name);
+    BOREAS_CHECK(it != entries_.end(), "no parameter '{}'", name);
+    auto& tensor = it->second.tensor;
+    BOREAS_CHECK(static_cast<std::int64_t>(values.size()) == tensor.numel(),
+                 "{}: {} values for '{}', expected {} (shape {})", origin, values.size(), name,
+                 tensor.numel(), tensor.shape_string());
+    for (std::size_t i = 0; i < values.size(); ++i)
+        BOREAS_CHECK(std::isfinite(values[i]), "{}: non-finite value at flat index {}", origin, i);
+    std::copy(values.begin(), values.end(), tensor.data());
+}
+
 std::int64_t ParameterStore::parameter_count() const {
     std::int64_t count = 0;
     for (const auto& [name, entry] : entries_) count += entry.tensor.numel();

@@ -169,3 +169,88 @@ TEST(AnemoiModelReference, MapperChunkingChangesNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Rewrites the transformer fixture's weights (anemoi-models 0.18 names) in the layout of
+/// anemoi-models 0.3 as spec/model.md 5.1 lists it: "model.model." prefix, trainable_data /
+/// trainable_hidden, encoder.trainable, layer_norm1/2, node_dst_mlp.{0,1,3}, processor chunks
+/// with blocks, one fused lin_qkv, and trainable edge rows in anemoi's edge order.
+fs::path legacy_copy_of_transformer_weights(const boreas::model::Model& model) {
+    const boreas::io::SafetensorsReader current(complete_weights("transformer"));
+    boreas::io::SafetensorsWriter writer;
+    const std::string p = "model.model.";
+    const std::map<std::string, std::string> mapper_leaves = {
+        {"proc.layer_norm_attention_src.", "proc.layer_norm1."},
+        {"proc.layer_norm_attention.", "proc.layer_norm2."},
+        {"proc.layer_norm_mlp_dst.", "proc.node_dst_mlp.0."},
+        {"proc.node_dst_mlp.mlp.0.", "proc.node_dst_mlp.1."},
+        {"proc.node_dst_mlp.mlp.2.", "proc.node_dst_mlp.3."}};
+    const int per_chunk = model.config().processor.num_layers / model.config().processor.num_chunks;
+    std::map<int, std::vector<float>> fused;
+    for (const auto& [name, info] : current.tensors()) {
+        if (name.find("trainable_layout_version") != std::string::npos ||
+            name.find("layer_norm_attention_dest") != std::string::npos)
+            continue;
+        const auto values = current.view<float>(name);
+        std::string legacy;
+        std::vector<float> data(values.begin(), values.end());
+        if (name == "node_attributes.latlons_data") legacy = "latlons_data";
+        else if (name == "node_attributes.latlons_hidden") legacy = "latlons_hidden";
+        else if (name == "node_attributes.trainable_tensors.data.trainable") legacy = "trainable_data.trainable";
+        else if (name == "node_attributes.trainable_tensors.hidden.trainable") legacy = "trainable_hidden.trainable";
+        else if (name.find("_graph_provider.data.trainable.trainable") != std::string::npos) {
+            const bool encoder = name.rfind("encoder", 0) == 0;
+            legacy = encoder ? "encoder.trainable.trainable" : "decoder.trainable.trainable";
+            const auto& edges = model.graph().edge_set(encoder ? "data_to_hidden" : "hidden_to_data");
+            const auto width = info.shape[1];
+            for (std::int64_t row = 0; row < edges.count(); ++row)
+                std::copy_n(values.begin() + row * width, width, data.begin() + edges.perm[row] * width);
+        } else if (name.rfind("encoder.data.", 0) == 0 || name.rfind("decoder.data.", 0) == 0) {
+            legacy = name.substr(0, 7) + "." + name.substr(13);
+            for (const auto& [from, to] : mapper_leaves)
+                if (auto pos = legacy.find(from); pos != std::string::npos) legacy.replace(pos, from.size(), to);
+        } else if (name.rfind("processor.proc.", 0) == 0) {
+            const auto rest = name.substr(15);
+            const int layer = std::stoi(rest.substr(0, rest.find('.')));
+            std::string leaf = rest.substr(rest.find('.') + 1);
+            const std::string block = "processor.proc." + std::to_string(layer / per_chunk) + ".blocks." +
+                                      std::to_string(layer % per_chunk) + ".";
+            if (leaf == "attention.lin_q.weight" || leaf == "attention.lin_k.weight" || leaf == "attention.lin_v.weight")
+                continue;  // fused below
+            if (leaf.rfind("layer_norm_attention.", 0) == 0) leaf = "layer_norm1." + leaf.substr(21);
+            else if (leaf.rfind("layer_norm_mlp.", 0) == 0) leaf = "layer_norm2." + leaf.substr(15);
+            else if (leaf.rfind("mlp.mlp.", 0) == 0) leaf = "mlp." + leaf.substr(8);
+            legacy = block + leaf;
+            if (leaf == "attention.projection.weight") {
+                std::vector<float> qkv;
+                for (const char* part : {"q", "k", "v"}) {
+                    const auto w = current.view<float>("processor.proc." + std::to_string(layer) +
+                                                       ".attention.lin_" + part + ".weight");
+                    qkv.insert(qkv.end(), w.begin(), w.end());
+                }
+                const std::int64_t c = info.shape[0];
+                writer.add<float>(p + block + "attention.lin_qkv.weight", {3 * c, c}, qkv);
+            }
+        } else {
+            legacy = name;
+        }
+        writer.add<float>(p + legacy, info.shape, data);
+    }
+    const auto out = fs::temp_directory_path() / "boreas_fixture_transformer_legacy.safetensors";
+    writer.write(out);
+    return out;
+}
+
+TEST(AnemoiModelReference, LegacyLayoutLoadsTheSameModel) {
+    auto model = load_variant("transformer");
+    const auto legacy = legacy_copy_of_transformer_weights(model);
+    auto reloaded = load_variant("transformer");
+    reloaded.load_weights(legacy);
+    const boreas::io::SafetensorsReader io(kData / "model" / "transformer.io.safetensors");
+    const Tensor output = reloaded.forward(read_tensor(io, "input"));
+    const auto result = compare(output, io.view<float>("output"));
+    EXPECT_EQ(result.failures, 0) << "worst relative " << result.worst_relative;
+}
+
+}  // namespace

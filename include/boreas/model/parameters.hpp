@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,11 @@ public:
     void initialise(std::uint64_t seed, float noise = 0.0f);
 
     const Tensor& get(const std::string& name) const;
+    /// Every declared name, sorted.
+    std::vector<std::string> names() const;
+    /// Overwrites a declared tensor's values (count must match); `origin` names the source in
+    /// errors. Non-finite values are refused.
+    void assign(const std::string& name, std::span<const float> values, const std::string& origin);
     std::int64_t parameter_count() const;
     std::size_t size() const { return entries_.size(); }
     /// Writes every parameter to a safetensors file (anemoi names), atomically.
