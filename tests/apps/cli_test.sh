@@ -64,6 +64,16 @@ header='{"__metadata__":{"boreas":"{\"format\":\"boreas-graph\",\"format_version
 printf "\\x$(printf %02x ${#header})\\x00\\x00\\x00\\x00\\x00\\x00\\x00%s" "$header" >"$work/future.safetensors"
 expect_error "graph format version 99, this Boreas reads versions 1 to 1" -- graph info "$work/future.safetensors"
 expect_error "required|Expected" -- graph build --data-grid O16
+
+# forward: one step of the tiny model; bad configs, keys and files are refused by name.
+expect_ok forward --config tiny --input synthetic --batch 2 -o "$work/out.safetensors"
+[[ -s $work/out.safetensors ]] || { echo "FAIL: forward wrote no output" >&2; failures=$((failures + 1)); }
+expect_error "unknown config 'nope'" -- forward --config nope --input synthetic -o "$work/y"
+expect_error "unknown config key 'model.procesor'" -- forward --config tiny --set model.procesor.num_layers=3 --input synthetic -o "$work/y"
+expect_error "cannot open '$work/missing.safetensors'" -- forward --config tiny --input "$work/missing.safetensors" -o "$work/y"
+expect_error "has no tensor 'input'" -- forward --config tiny --input "$work/g.safetensors" -o "$work/y"
+expect_error "lack [0-9]+ tensor\\(s\\) the model needs" -- forward --config tiny --weights "$work/out.safetensors" --input synthetic -o "$work/y"
+[[ ! -e $work/y ]] || { echo "FAIL: a failed forward left $work/y" >&2; failures=$((failures + 1)); }
 expect_error "" -- no-such-command
 
 echo "cli: $passes passed, $failures failed"
