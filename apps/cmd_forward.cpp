@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "boreas/core/context.hpp"
@@ -20,6 +21,7 @@ struct ForwardArguments {
     std::string weights;
     std::string graph;
     std::string input;
+    std::string statistics;
     std::string output;
     std::uint64_t seed = 1;
     int batch = 1;
@@ -84,15 +86,24 @@ int run_forward(const ForwardArguments& args) {
     }
     const Tensor input = args.input == "synthetic" ? synthetic_input(model, args.batch, args.seed)
                                                    : read_input(args.input);
+    std::optional<model::Normaliser> normaliser;
+    if (!args.statistics.empty()) {
+        normaliser.emplace(model.config(), model::read_statistics(args.statistics,
+                                                                   model.config().variables.size()));
+    }
+    Tensor model_input = input;
+    if (normaliser) normaliser->normalise_input(model_input);
     Stopwatch step;
     model::ForwardOptions options;
     options.allow_nan = args.allow_nan;
-    const Tensor output = model.forward(input, options);
+    Tensor output = model.forward(model_input, options);
     const double step_seconds = step.seconds();
+    if (normaliser) normaliser->denormalise_output(output);
 
     io::SafetensorsWriter writer;
     writer.add<float>("output", output.shape(), output.values());
     nlohmann::ordered_json meta = {{"config", model.config().name},
+                                   {"units", normaliser ? "physical" : "normalised"},
                                    {"step_seconds", step_seconds},
                                    {"peak_rss_bytes", peak_rss_bytes()},
                                    {"build", build_context()}};
@@ -120,6 +131,9 @@ Runner add_forward_command(CLI::App& app) {
         ->required();
     command->add_option("-o,--output", args->output, "Where to write the output (safetensors)")
         ->required();
+    command->add_option("--statistics", args->statistics,
+                        "Dataset statistics (mean, stdev, minimum, maximum): input and output are "
+                        "then in physical units, normalised as data.normalizer says");
     command->add_option("--seed", args->seed, "Seed for weights and synthetic input")
         ->capture_default_str();
     command->add_option("--batch", args->batch, "Batch size of a synthetic input")

@@ -27,6 +27,7 @@ data:
   variables: [z_500, t_850, 2t, sp, lsm, cos_latitude, tp, cp]
   forcing: [lsm, cos_latitude]
   diagnostic: [tp, cp]
+  normalizer: {default: mean-std, std: [tp, cp], min-max: [sp], max: [z_500], none: [lsm, cos_latitude], remap: {cp: tp}}
 training:
   multistep_input: 2
 graph:
@@ -59,6 +60,11 @@ data:
   variables: [q_50, q_100, q_150, q_200, q_250, q_300, q_400, q_500, q_600, q_700, q_850, q_925, q_1000, t_50, t_100, t_150, t_200, t_250, t_300, t_400, t_500, t_600, t_700, t_850, t_925, t_1000, u_50, u_100, u_150, u_200, u_250, u_300, u_400, u_500, u_600, u_700, u_850, u_925, u_1000, v_50, v_100, v_150, v_200, v_250, v_300, v_400, v_500, v_600, v_700, v_850, v_925, v_1000, w_50, w_100, w_150, w_200, w_250, w_300, w_400, w_500, w_600, w_700, w_850, w_925, w_1000, z_50, z_100, z_150, z_200, z_250, z_300, z_400, z_500, z_600, z_700, z_850, z_925, z_1000, 10u, 10v, 2d, 2t, lsm, msl, sdor, skt, slor, sp, tcw, z, cp, tp, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, stl1, stl2, strd, swvl1, swvl2, tcc]
   forcing: [lsm, sdor, slor, z, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation]
   diagnostic: [cp, tp, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, strd, tcc]
+  normalizer:
+    default: mean-std
+    std: [tp]
+    max: [sdor, slor, z]
+    none: [cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, lsm]
 training:
   multistep_input: 2
 graph:
@@ -91,6 +97,11 @@ data:
   variables: [q_50, q_100, q_150, q_200, q_250, q_300, q_400, q_500, q_600, q_700, q_850, q_925, q_1000, t_50, t_100, t_150, t_200, t_250, t_300, t_400, t_500, t_600, t_700, t_850, t_925, t_1000, u_50, u_100, u_150, u_200, u_250, u_300, u_400, u_500, u_600, u_700, u_850, u_925, u_1000, v_50, v_100, v_150, v_200, v_250, v_300, v_400, v_500, v_600, v_700, v_850, v_925, v_1000, w_50, w_100, w_150, w_200, w_250, w_300, w_400, w_500, w_600, w_700, w_850, w_925, w_1000, z_50, z_100, z_150, z_200, z_250, z_300, z_400, z_500, z_600, z_700, z_850, z_925, z_1000, 10u, 10v, 2d, 2t, lsm, msl, sdor, skt, slor, sp, tcw, z, cp, tp, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, stl1, stl2, strd, swvl1, swvl2, tcc]
   forcing: [lsm, sdor, slor, z, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation]
   diagnostic: [cp, tp, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, strd, tcc]
+  normalizer:
+    default: mean-std
+    std: [tp]
+    max: [sdor, slor, z]
+    none: [cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, lsm]
 training:
   multistep_input: 2
 graph:
@@ -124,6 +135,11 @@ data:
   variables: [q_50, q_100, q_150, q_200, q_250, q_300, q_400, q_500, q_600, q_700, q_850, q_925, q_1000, t_50, t_100, t_150, t_200, t_250, t_300, t_400, t_500, t_600, t_700, t_850, t_925, t_1000, u_50, u_100, u_150, u_200, u_250, u_300, u_400, u_500, u_600, u_700, u_850, u_925, u_1000, v_50, v_100, v_150, v_200, v_250, v_300, v_400, v_500, v_600, v_700, v_850, v_925, v_1000, w_50, w_100, w_150, w_200, w_250, w_300, w_400, w_500, w_600, w_700, w_850, w_925, w_1000, z_50, z_100, z_150, z_200, z_250, z_300, z_400, z_500, z_600, z_700, z_850, z_925, z_1000, 10u, 10v, 2d, 2t, lsm, msl, sdor, skt, slor, sp, tcw, z, cp, tp, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, stl1, stl2, strd, swvl1, swvl2, tcc]
   forcing: [lsm, sdor, slor, z, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation]
   diagnostic: [cp, tp, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, strd, tcc]
+  normalizer:
+    default: mean-std
+    std: [tp]
+    max: [sdor, slor, z]
+    none: [cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, lsm]
 training:
   multistep_input: 2
 graph:

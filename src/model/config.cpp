@@ -299,6 +299,27 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     config.variables = data.get<std::vector<std::string>>("variables", {});
     config.forcing = data.get<std::vector<std::string>>("forcing", {});
     config.diagnostic = data.get<std::vector<std::string>>("diagnostic", {});
+    {
+        // anemoi's data.normalizer: a default method, lists of variables per method, remap.
+        Section n = data.child("normalizer");
+        config.normaliser.default_method = n.get<std::string>("default", "mean-std");
+        for (const char* method : {"mean-std", "std", "min-max", "max", "none"}) {
+            for (const auto& name : n.get<std::vector<std::string>>(method, {})) {
+                BOREAS_CHECK(!config.normaliser.method_of.count(name),
+                             "{}: data.normalizer lists '{}' under two methods", origin, name);
+                config.normaliser.method_of[name] = method;
+            }
+        }
+        const auto remap = n.raw("remap");
+        if (remap && remap.IsMap())
+            for (const auto& item : remap)
+                config.normaliser.remap[item.first.as<std::string>()] = item.second.as<std::string>();
+        n.finish();
+        const std::string d = config.normaliser.default_method;
+        BOREAS_CHECK(d == "mean-std" || d == "std" || d == "min-max" || d == "max" || d == "none",
+                     "{}: data.normalizer.default '{}' is not one of mean-std, std, min-max, max, "
+                     "none", origin, d);
+    }
     data.finish();
     Section training = top.child("training");
     config.multistep_input = training.positive<int>("multistep_input", config.multistep_input);
@@ -312,6 +333,10 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     BOREAS_CHECK(unique.size() == config.variables.size(), "{}: data.variables repeats a name", origin);
     check_names(config.forcing, config.variables, "data.forcing", origin);
     check_names(config.diagnostic, config.variables, "data.diagnostic", origin);
+    for (const auto& [name, method] : config.normaliser.method_of)
+        check_names({name}, config.variables, "data.normalizer." + method, origin);
+    for (const auto& [from, to] : config.normaliser.remap)
+        check_names({from, to}, config.variables, "data.normalizer.remap", origin);
     for (const auto& f : config.forcing)
         BOREAS_CHECK(std::find(config.diagnostic.begin(), config.diagnostic.end(), f) ==
                          config.diagnostic.end(),

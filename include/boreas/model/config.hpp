@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "boreas/graphs/builder.hpp"
+#include "boreas/model/normaliser.hpp"
 
 namespace boreas::model {
 
@@ -61,6 +62,7 @@ struct ModelConfig {
     std::vector<std::string> forcing;     ///< input only
     std::vector<std::string> diagnostic;  ///< output only
     int multistep_input = 2;
+    NormaliserConfig normaliser;  ///< data.normalizer
     GraphSource graph;
 
     // Derived from the variable lists (anemoi's data_indices.internal_model).
