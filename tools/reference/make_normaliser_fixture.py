@@ -179,7 +179,9 @@ def numpy_mul_add(stats: dict, cfg: dict, names: list[str]) -> tuple[np.ndarray,
     """Independent re-implementation of InputNormalizer.__init__'s buffers (float64 maths, float32 storage)."""
     mn, mx, mean, sd = (stats[k].copy() for k in ("minimum", "maximum", "mean", "stdev"))
     n2i = {n: i for i, n in enumerate(names)}
-    remapped = {n2i[dst]: (mn[n2i[src]], mx[n2i[src]], mean[n2i[src]], sd[n2i[src]]) for dst, src in cfg["remap"].items()}
+    remapped = {
+        n2i[dst]: (mn[n2i[src]], mx[n2i[src]], mean[n2i[src]], sd[n2i[src]]) for dst, src in cfg["remap"].items()
+    }
     for i, (a, b, c, d) in remapped.items():
         mn[i], mx[i], mean[i], sd[i] = a, b, c, d
     method = {v: m for m, vs in cfg.items() if m not in ("default", "remap") for v in vs}
@@ -258,16 +260,19 @@ def main(argv: list[str] | None = None) -> int:
     # ---- checks
     ref_mul, ref_add = numpy_mul_add(stats, NORMALISER_CONFIG, VARIABLES)
     checks = {}
-    checks["norm_mul_equals_numpy_f64_to_f32"] = bool(np.array_equal(mul.numpy().view(np.int32), ref_mul.view(np.int32)))
-    checks["norm_add_equals_numpy_f64_to_f32"] = bool(np.array_equal(add.numpy().view(np.int32), ref_add.view(np.int32)))
+    def bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+        return a.dtype == b.dtype == np.float32 and bool(np.array_equal(a.view(np.int32), b.view(np.int32)))
+
+    checks["norm_mul_equals_numpy_f64_to_f32"] = bits_equal(mul.numpy(), ref_mul)
+    checks["norm_add_equals_numpy_f64_to_f32"] = bits_equal(add.numpy(), ref_add)
     xf = x_phys.numpy()
     ref_x = (xf * ref_mul) + ref_add  # float32 * float32 -> float32, then + float32
     assert ref_x.dtype == np.float32
-    checks["x_normalised_equals_numpy_mul_then_add"] = bool(np.array_equal(ref_x.view(np.int32), x_norm.numpy().view(np.int32)))
+    checks["x_normalised_equals_numpy_mul_then_add"] = bits_equal(ref_x, x_norm.numpy())
     oi = out_idx.numpy()
     ref_y = (y_norm.numpy() - ref_add[oi]) / ref_mul[oi]
     assert ref_y.dtype == np.float32
-    checks["y_physical_equals_numpy_sub_then_div"] = bool(np.array_equal(ref_y.view(np.int32), y_phys.numpy().view(np.int32)))
+    checks["y_physical_equals_numpy_sub_then_div"] = bits_equal(ref_y, y_phys.numpy())
     checks["forward_model_input_6col_equals_full_columns"] = tensor_equal(x_norm_in, x_norm[..., in_idx].contiguous())
     checks["inverse_without_data_index_equals_with"] = tensor_equal(y_phys_nodi, y_phys)
     rt = roundtrip.numpy().astype(np.float64)
