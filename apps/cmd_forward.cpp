@@ -8,6 +8,7 @@
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/io/atomic_file.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/model.hpp"
 #include "commands.hpp"
@@ -22,6 +23,7 @@ struct ForwardArguments {
     std::string graph;
     std::string input;
     std::string statistics;
+    std::string save_weights, save_graph, save_config, save_input;
     std::string output;
     std::uint64_t seed = 1;
     int batch = 1;
@@ -84,12 +86,21 @@ int run_forward(const ForwardArguments& args) {
         model.load_weights(args.weights);
         log::info("{} parameters from {}", model.parameters().parameter_count(), args.weights);
     }
+    // Exports for side-by-side runs (tools/peer): the exact model this run uses.
+    if (!args.save_weights.empty()) model.parameters().save(args.save_weights);
+    if (!args.save_graph.empty()) graphs::save_graph(model.graph(), args.save_graph);
+    if (!args.save_config.empty()) io::write_text_atomically(args.save_config, model.config().source_yaml);
     const Tensor input = args.input == "synthetic" ? synthetic_input(model, args.batch, args.seed)
                                                    : read_input(args.input);
     std::optional<model::Normaliser> normaliser;
     if (!args.statistics.empty()) {
         normaliser.emplace(model.config(), model::read_statistics(args.statistics,
                                                                    model.config().variables.size()));
+    }
+    if (!args.save_input.empty()) {
+        io::SafetensorsWriter writer;
+        writer.add<float>("input", input.shape(), input.values());
+        writer.write(args.save_input);
     }
     Tensor model_input = input;
     if (normaliser) normaliser->normalise_input(model_input);
@@ -139,6 +150,12 @@ Runner add_forward_command(CLI::App& app) {
     command->add_option("--batch", args->batch, "Batch size of a synthetic input")
         ->capture_default_str();
     command->add_flag("--allow-nan", args->allow_nan, "Accept non-finite input values");
+    command->add_option("--save-weights", args->save_weights,
+                        "Also write the weights used (anemoi names) to this file");
+    command->add_option("--save-graph", args->save_graph, "Also write the graph used to this file");
+    command->add_option("--save-input", args->save_input, "Also write the input used to this file");
+    command->add_option("--save-config", args->save_config,
+                        "Also write the resolved config (YAML) to this file");
     command->add_option("--threads", args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
     return [args]() { return run_forward(*args); };
 }

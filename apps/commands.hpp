@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace boreas::apps {
 
@@ -12,6 +13,10 @@ using Runner = std::function<int()>;
 Runner add_info_command(CLI::App& app);
 Runner add_graph_command(CLI::App& app);
 Runner add_forward_command(CLI::App& app);
+/// `command_line` is stored in results as the reproduction command.
+Runner add_bench_command(CLI::App& app, const std::string& command_line);
+Runner add_roof_command(CLI::App& app);
+Runner add_compare_command(CLI::App& app);
 
 /// Sets the OpenMP thread count when `threads` > 0.
 void apply_threads(int threads);

@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
     remember(apps::add_info_command(app));
     remember(apps::add_graph_command(app));
     remember(apps::add_forward_command(app));
+    std::string command_line = "boreas";
+    for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
+    remember(apps::add_bench_command(app, command_line));
+    remember(apps::add_roof_command(app));
+    remember(apps::add_compare_command(app));
 
     try {
         app.parse(argc, argv);

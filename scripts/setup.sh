@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libopenblas-openmp-dev
   libnanoflann-dev libeccodes-dev libeccodes-data
+  python3 python3-jsonschema
 )
 
 missing=()

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
+#include "boreas/core/trace.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "layers.hpp"
@@ -317,6 +319,7 @@ struct Model::Impl {
     std::vector<TransformerLayer> transformer_layers;
     std::vector<GraphTransformerBlock> graph_transformer_layers;
     std::vector<GnnLayer> gnn_layers;
+    std::vector<std::string> chunk_names;  // "chunk0", ...: processor checkpoint units
 
     Impl(ModelConfig c, std::shared_ptr<const graphs::Graph> g)
         : config(std::move(c)), graph(std::move(g)) {
@@ -359,6 +362,8 @@ struct Model::Impl {
                                     static_cast<std::int64_t>(config.output_variables().size()));
 
         const auto& processor = config.processor;
+        for (int chunk = 0; chunk < processor.num_chunks; ++chunk)
+            chunk_names.push_back("chunk" + std::to_string(chunk));
         if (processor.type == ProcessorType::transformer) {
             for (int l = 0; l < processor.num_layers; ++l)
                 transformer_layers.push_back(TransformerLayer::declare(
@@ -472,10 +477,15 @@ struct Model::Impl {
         };
 
         // Encoder: data -> hidden.
-        const Tensor data = data_features(input, batch);
-        const Tensor hidden_in = hidden_features(batch);
+        Tensor data, hidden_in;
+        {
+            BOREAS_RANGE("input");
+            data = data_features(input, batch);
+            hidden_in = hidden_features(batch);
+        }
         Tensor latent({batch * n_hidden, channels});
         {
+            BOREAS_RANGE("encoder");
             Tensor src({batch * n_data, channels}), k, v;
             encoder_src_embedding.apply(data.data(), batch * n_data, src.data());
             encoder.keys_values(src.data(), batch * n_data, k, v);
@@ -494,8 +504,18 @@ struct Model::Impl {
 
         // Processor.
         Tensor processed = latent;
+        std::optional<trace::Range> processor_range(std::in_place, "processor");
+        const auto per_chunk = static_cast<std::size_t>(config.processor.num_layers / config.processor.num_chunks);
+        std::optional<trace::Range> chunk_range;
+        auto enter_layer = [&](std::size_t l) {
+            if (l % per_chunk == 0) {
+                chunk_range.reset();
+                chunk_range.emplace(chunk_names[l / per_chunk].c_str());
+            }
+        };
         if (!transformer_layers.empty()) {
             for (std::size_t l = 0; l < transformer_layers.size(); ++l) {
+                enter_layer(l);
                 transformer_layers[l].apply(processed, batch, n_hidden);
                 if (l == 0) trace("processor.layer0.out", processed);
             }
@@ -510,6 +530,7 @@ struct Model::Impl {
                 std::copy(embedded.values().begin(), embedded.values().end(),
                           edge_state.row(b * edges.count()));
             for (std::size_t l = 0; l < gnn_layers.size(); ++l) {
+                enter_layer(l);
                 gnn_layers[l].apply(processed, edge_state, batch, n_hidden, edges);
                 if (l == 0) trace("processor.layer0.out", processed);
             }
@@ -517,6 +538,7 @@ struct Model::Impl {
             const auto& edges = graph->edge_set("hidden_to_hidden");
             const Tensor features = edge_features(edges, trainable_processor_edges);
             for (std::size_t l = 0; l < graph_transformer_layers.size(); ++l) {
+                enter_layer(l);
                 const auto& block = graph_transformer_layers[l];
                 Tensor k, v;
                 block.keys_values(processed.data(), batch * n_hidden, k, v);
@@ -534,6 +556,8 @@ struct Model::Impl {
                 if (l == 0) trace("processor.layer0.out", processed);
             }
         }
+        chunk_range.reset();
+        processor_range.reset();
         trace("processor.out", processed);
         if (config.latent_skip) {
             float* p = processed.data();
@@ -545,6 +569,7 @@ struct Model::Impl {
         Tensor output({batch, 1, 1, n_data, out_vars});
         Tensor decoded({batch * n_data, out_vars});
         {
+            BOREAS_RANGE("decoder");
             Tensor k, v;
             decoder.keys_values(processed.data(), batch * n_hidden, k, v);
             const auto& edges = graph->edge_set("hidden_to_data");
@@ -563,6 +588,7 @@ struct Model::Impl {
         std::copy(decoded.values().begin(), decoded.values().end(), output.data());
 
         // Residual on prognostic variables from the last input step, then boundings.
+        BOREAS_RANGE("output");
         const auto pairs = config.prognostic_pairs();
         const auto steps = config.multistep_input;
         for (std::int64_t b = 0; b < batch; ++b)

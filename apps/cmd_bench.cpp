@@ -1,0 +1,123 @@
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "boreas/bench/bench.hpp"
+#include "boreas/bench/roof.hpp"
+#include "boreas/core/error.hpp"
+#include "boreas/io/atomic_file.hpp"
+#include "commands.hpp"
+
+namespace boreas::apps {
+namespace {
+
+/// Fails before a long run if `path` could not be written at the end.
+void check_writable(const std::string& path, const char* what) {
+    if (path.empty()) return;
+    const auto folder = std::filesystem::path(path).has_parent_path()
+                            ? std::filesystem::path(path).parent_path()
+                            : std::filesystem::path(".");
+    BOREAS_CHECK(std::filesystem::is_directory(folder) && ::access(folder.c_str(), W_OK) == 0,
+                 "cannot write the {} file '{}': folder '{}' is missing or not writable", what,
+                 path, folder.string());
+}
+
+nlohmann::json read_json(const std::string& path) {
+    std::ifstream in(path);
+    BOREAS_CHECK(in.good(), "cannot open '{}'", path);
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& error) {
+        BOREAS_FAIL("'{}' is not valid JSON: {}", path, error.what());
+    }
+}
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app, const std::string& command_line) {
+    auto options = std::make_shared<bench::BenchOptions>();
+    auto json = std::make_shared<std::string>();
+    auto csv = std::make_shared<std::string>();
+    auto* command = app.add_subcommand("bench", "Benchmark the model: per-phase times against the measured roof");
+    command->add_option("what", options->what, "forward | all (train comes with the training step)")
+        ->required();
+    command->add_option("--config", options->config, "Built-in config or YAML file")->capture_default_str();
+    command->add_option("--set", options->overrides, "Override a config key: key.path=value");
+    command->add_option("--warmup", options->warmup, "Untimed steps first")->capture_default_str();
+    command->add_option("--repetitions", options->repetitions, "Timed steps (at least)")->capture_default_str();
+    command->add_option("--min-time", options->min_time, "Repeat until this many seconds were timed")
+        ->capture_default_str();
+    command->add_option("--timeout", options->timeout, "Stop repeating after this many seconds")
+        ->capture_default_str();
+    command->add_option("--threads", options->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
+    command->add_option("--batch", options->batch, "Batch size")->capture_default_str();
+    command->add_option("--seed", options->seed, "Seed of weights and input")->capture_default_str();
+    command->add_option("--verify", options->verify, "Compare the output with this forward output file");
+    command->add_flag("--fresh-roof", options->fresh_roof, "Measure the roof again instead of reusing this boot's");
+    command->add_option("--json", *json, "Write the result document (JSON) here");
+    command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");
+    options->command_line = command_line;
+    return [options, json, csv]() {
+        check_writable(*json, "JSON");
+        check_writable(*csv, "CSV");
+        const auto document = bench::run(*options);
+        if (!json->empty()) io::write_text_atomically(*json, document.dump(2) + "\n");
+        if (!csv->empty()) io::write_text_atomically(*csv, bench::format_csv(document));
+        fmt::print("{}", bench::format_table(document));
+        return 0;
+    };
+}
+
+Runner add_roof_command(CLI::App& app) {
+    auto json = std::make_shared<bool>(false);
+    auto fresh = std::make_shared<bool>(false);
+    auto* command = app.add_subcommand("roof", "Measure this machine's FMA, BF16-dot, SGEMM and triad roofs");
+    command->add_flag("--json", *json, "Print JSON");
+    command->add_flag("--fresh", *fresh, "Measure again instead of reusing this boot's result");
+    return [json, fresh]() {
+        bench::RoofOptions options;
+        options.use_cache = !*fresh;
+        const auto roof = bench::measure_roof(options);
+        if (*json) {
+            fmt::print("{}\n", roof.dump(2));
+            return 0;
+        }
+        auto per = [](const nlohmann::ordered_json& value) {
+            return fmt::format("{:8.1f} (1 thread) {:8.1f} ({} threads)", value.value("1", 0.0),
+                               value.value("all", 0.0), value.value("threads", 0));
+        };
+        fmt::print("FP32 FMA  GFLOP/s {}\n", per(roof["fp32_fma_gflops"]));
+        if (roof["bf16_dot_gflops"].is_null()) {
+            fmt::print("BF16 dot  unavailable: {}\n", roof.value("bf16_unavailable_reason", ""));
+        } else {
+            fmt::print("BF16 dot  GFLOP/s {}\n", per(roof["bf16_dot_gflops"]));
+        }
+        for (const auto& g : roof["sgemm"])
+            fmt::print("SGEMM     GFLOP/s {:8.1f}  m {} n {} k {} ({} threads)\n", g["gflops"].get<double>(),
+                       g["m"].get<long>(), g["n"].get<long>(), g["k"].get<long>(), g["threads"].get<int>());
+        fmt::print("Triad     GB/s    {}\n", per(roof["triad_gbs"]));
+        return 0;
+    };
+}
+
+Runner add_compare_command(CLI::App& app) {
+    auto files = std::make_shared<std::vector<std::string>>();
+    auto options = std::make_shared<bench::CompareOptions>();
+    auto* command = app.add_subcommand("compare", "Compare benchmark documents: ratios and verdicts per phase");
+    command->add_option("files", *files, "BASE.json NEW.json [MORE.json ...]: each compared with the first")
+        ->required()
+        ->expected(2, -1);
+    command->add_option("--tolerance", options->tolerance, "Relative difference still called SAME")
+        ->capture_default_str();
+    command->add_flag("--force", options->force, "Compare documents of different configs");
+    return [files, options]() {
+        const auto base = read_json(files->front());
+        for (std::size_t i = 1; i < files->size(); ++i)
+            fmt::print("{}", bench::compare(base, files->front(), read_json((*files)[i]), (*files)[i], *options));
+        return 0;
+    };
+}
+
+}  // namespace boreas::apps

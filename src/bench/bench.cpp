@@ -1,0 +1,225 @@
+#include "boreas/bench/bench.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <numeric>
+
+#include "boreas/bench/roof.hpp"
+#include "boreas/core/context.hpp"
+#include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
+#include "boreas/core/timer.hpp"
+#include "boreas/core/trace.hpp"
+#include "boreas/io/safetensors.hpp"
+#include "boreas/model/model.hpp"
+#include "cost_model.hpp"
+
+namespace boreas::bench {
+namespace {
+
+std::string utc_now() {
+    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char text[32];
+    std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
+Tensor synthetic_input(const model::Model& model, int batch, std::uint64_t seed) {
+    const auto& config = model.config();
+    const auto nodes = model.graph().node_set("data").count();
+    const auto vars = static_cast<std::int64_t>(config.input_variables().size());
+    Tensor input({batch, config.multistep_input, 1, nodes, vars});
+    // Smooth fields: a few seeded waves in the node index (cheap; values only need to be O(1)).
+    for (std::int64_t i = 0; i < input.numel(); ++i) {
+        const auto v = static_cast<double>(i % vars), n = static_cast<double>((i / vars) % nodes);
+        input.data()[i] = static_cast<float>(std::sin(0.01 * n * (1 + v) + static_cast<double>(seed)) +
+                                             0.3 * std::cos(0.003 * n + v));
+    }
+    return input;
+}
+
+nlohmann::ordered_json verification(const Tensor& output, const std::string& reference_file) {
+    double sum = 0, squares = 0;
+    for (float v : output.values()) {
+        sum += v;
+        squares += static_cast<double>(v) * v;
+    }
+    const std::string checksum = fmt::format("sum {:.9g}, sum of squares {:.9g}, {} values", sum,
+                                             squares, output.numel());
+    bool finite = std::isfinite(sum) && std::isfinite(squares);
+    if (reference_file.empty()) {
+        return {{"status", finite ? "checksum" : "failed"},
+                {"detail", finite ? checksum : "non-finite output: " + checksum}};
+    }
+    io::SafetensorsReader reader(reference_file);
+    const auto expected = reader.view<float>("output", output.shape());
+    double worst = 0;
+    std::int64_t bad = 0;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        const double error = std::abs(output.values()[i] - expected[i]);
+        worst = std::max(worst, error / (std::abs(expected[i]) + 1e-2));
+        bad += !(error <= 1e-5 + 1e-4 * std::abs(expected[i]));
+    }
+    return {{"status", bad == 0 && finite ? "passed" : "failed"},
+            {"detail", fmt::format("against {}: {} of {} values outside rtol 1e-4 (atol 1e-5); "
+                                   "worst relative {:.3g}; {}",
+                                   reference_file, bad, expected.size(), worst, checksum)}};
+}
+
+nlohmann::ordered_json phase_result(const std::string& name, const std::string& phase,
+                                    const std::vector<double>& samples, int warmup,
+                                    const PhaseCost& cost, const nlohmann::ordered_json& roof,
+                                    double step_median, const nlohmann::ordered_json& params,
+                                    const nlohmann::ordered_json& verdict) {
+    nlohmann::ordered_json result;
+    result["name"] = name;
+    result["phase"] = phase;
+    result["params"] = params;
+    result["metric"] = "time";
+    result["unit"] = "s";
+    const auto stats = statistics(samples, warmup);
+    result["stats"] = stats;
+    result["samples"] = samples;
+    const double median = stats["median"].get<double>();
+    const double spread = median > 0 ? (stats["max"].get<double>() - stats["min"].get<double>()) / median : 0;
+    result["noisy"] = spread > 0.2 || (stats["n"].get<int>() >= 3 && stats["mean"].get<double>() > 0 &&
+                                       stats["stddev"].get<double>() / stats["mean"].get<double>() > 0.1);
+    result["flops"] = cost.flops;
+    result["bytes"] = cost.bytes;
+    const double gflops = median > 0 ? cost.flops / median / 1e9 : 0;
+    const double gbs = median > 0 ? cost.bytes / median / 1e9 : 0;
+    result["achieved"] = {{"gflops", gflops}, {"gbs", gbs}};
+    const double compute_roof = roof.value("sgemm_gflops", 0.0);
+    const double bandwidth = roof["triad_gbs"].value("all", 0.0);
+    const double intensity = cost.bytes > 0 ? cost.flops / cost.bytes : 0;
+    double fraction = 0;
+    std::string bound = "memory";
+    if (cost.flops > 0 && compute_roof > 0) {
+        const double attainable = std::min(compute_roof, intensity * bandwidth);
+        fraction = attainable > 0 ? gflops / attainable : 0;
+        bound = intensity * bandwidth >= compute_roof ? "compute" : "memory";
+    } else if (bandwidth > 0) {
+        fraction = gbs / bandwidth;
+    }
+    // Far below both roofs, the time goes to overheads (small kernels, synchronisation).
+    if (fraction < 0.15) bound = "latency";
+    result["fraction_of_roof"] = fraction;
+    result["bound"] = bound;
+    result["share_of_step"] = step_median > 0 ? median / step_median : 0;
+    result["peak_rss_bytes"] = peak_rss_bytes();
+    result["verification"] = verdict;
+    return result;
+}
+
+}  // namespace
+
+nlohmann::ordered_json statistics(const std::vector<double>& samples, int warmup) {
+    BOREAS_CHECK(!samples.empty(), "no samples to summarise");
+    auto sorted = samples;
+    std::sort(sorted.begin(), sorted.end());
+    const auto n = sorted.size();
+    const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    const double mean = std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(n);
+    double squares = 0;
+    for (double s : sorted) squares += (s - mean) * (s - mean);
+    const double stddev = n > 1 ? std::sqrt(squares / static_cast<double>(n - 1)) : 0.0;
+    return {{"median", median}, {"min", sorted.front()}, {"max", sorted.back()},
+            {"mean", mean},     {"stddev", stddev},      {"n", n},
+            {"warmup", warmup}};
+}
+
+nlohmann::ordered_json run(const BenchOptions& options) {
+    BOREAS_CHECK(options.what == "forward" || options.what == "all",
+                 "unknown benchmark '{}'; expected forward or all (train comes with the training "
+                 "step)", options.what);
+    BOREAS_CHECK(options.repetitions >= 1, "--repetitions must be >= 1, found {}", options.repetitions);
+    BOREAS_CHECK(options.warmup >= 0, "--warmup must be >= 0, found {}", options.warmup);
+    BOREAS_CHECK(options.batch >= 1, "--batch must be >= 1, found {}", options.batch);
+    BOREAS_CHECK(options.timeout > 0, "--timeout must be > 0, found {}", options.timeout);
+    if (options.threads > 0) omp_set_num_threads(options.threads);
+    const std::string start = utc_now();
+
+    auto config = model::load_config(options.config, options.overrides);
+    auto graph = model::graph_for(config);
+    model::Model model(config, graph);
+    model.parameters().initialise(options.seed);
+    const Tensor input = synthetic_input(model, options.batch, options.seed);
+    const auto roof = measure_roof({.gemm_shapes = {}, .use_cache = !options.fresh_roof});
+
+    auto& recorder = trace::Recorder::instance();
+    recorder.enable(true);
+    log::info("benchmark forward, config {}: {} warm-up + {} repetitions", config.name,
+              options.warmup, options.repetitions);
+    Tensor output;
+    for (int w = 0; w < options.warmup; ++w) output = model.forward(input);
+    recorder.take();
+    std::vector<double> totals;
+    std::map<std::string, std::vector<double>> phases;
+    Stopwatch elapsed;
+    while (totals.empty() || static_cast<int>(totals.size()) < options.repetitions ||
+           elapsed.seconds() < options.min_time) {
+        Stopwatch step;
+        output = model.forward(input);
+        totals.push_back(step.seconds());
+        for (const auto& [phase, seconds] : recorder.take()) phases[phase].push_back(seconds);
+        if (elapsed.seconds() > options.timeout) {
+            log::warning("timeout of {} s reached after {} repetitions", options.timeout, totals.size());
+            break;
+        }
+    }
+    recorder.enable(false);
+
+    const auto costs = forward_costs(model.config(), model.graph(), options.batch);
+    const auto verdict = verification(output, options.verify);
+    const nlohmann::ordered_json params = {{"config", config.name}, {"batch", options.batch},
+                                           {"threads", omp_get_max_threads()}};
+    nlohmann::ordered_json document;
+    document["schema"] = kSchemaName;
+    document["schema_version"] = kSchemaVersion;
+    document["context"]["build"] = build_context();
+    document["context"]["system"] = system_context();
+    document["context"]["run"] = {{"start_utc", start},
+                                  {"command_line", options.command_line},
+                                  {"implementation", std::string("boreas ") + detail::kVersion},
+                                  {"config", config.name},
+                                  {"resolved_config", config.source_yaml},
+                                  {"threads", omp_get_max_threads()},
+                                  {"seed", options.seed},
+                                  {"batch", options.batch}};
+    document["roof"] = roof;
+    const double step_median = statistics(totals, options.warmup)["median"].get<double>();
+    PhaseCost total_cost;
+    for (const auto& [phase, cost] : costs) {
+        total_cost.flops += cost.flops;
+        total_cost.bytes += cost.bytes;
+    }
+    document["results"].push_back(phase_result("forward", "total", totals, options.warmup, total_cost,
+                                               roof, step_median, params, verdict));
+    // Phases in the order they run: input, encoder, processor (its chunks), decoder, output.
+    std::vector<std::string> order;
+    for (const char* phase : {"input", "encoder", "processor"}) order.push_back(phase);
+    for (int chunk = 0; chunk < config.processor.num_chunks; ++chunk)
+        order.push_back("processor/chunk" + std::to_string(chunk));
+    for (const char* phase : {"decoder", "output"}) order.push_back(phase);
+    for (const auto& [phase, samples] : phases)
+        if (std::find(order.begin(), order.end(), phase) == order.end()) order.push_back(phase);
+    for (const auto& phase : order) {
+        if (!phases.count(phase)) continue;
+        const auto& samples = phases.at(phase);
+        auto it = costs.find(phase);
+        const PhaseCost cost = it == costs.end() ? PhaseCost{} : it->second;
+        document["results"].push_back(phase_result("forward/" + phase, phase, samples, options.warmup,
+                                                   cost, roof, step_median, params, verdict));
+    }
+    document["repro"] = options.command_line;
+    return document;
+}
+
+}  // namespace boreas::bench

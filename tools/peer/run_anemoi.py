@@ -1,0 +1,784 @@
+#!/usr/bin/env python3
+"""Time anemoi-models' own forward step on the model Boreas runs: the peer baseline for `boreas compare`.
+
+    .venv-ref/bin/python tools/peer/run_anemoi.py --config C.yaml --graph G.safetensors --weights W.safetensors \
+        --input X.safetensors [--warmup 2] [--repetitions 5] [--min-time 0] [--threads T] [--compile [phases|whole]] \
+        [--roof-from BOREAS.json] [--verify BOREAS_OUT.safetensors] [--output-tensor Y.safetensors] --json OUT.json
+
+The four input files are what `boreas forward ... --save-config C.yaml --save-graph G.safetensors
+--save-weights W.safetensors --save-input X.safetensors` writes, so both sides run exactly the same model, graph,
+weights and input (tools/peer/side_by_side.sh does that).  The result document follows docs/bench-schema.json.
+
+Model
+-----
+anemoi-models' AnemoiModelEncProcDec, built on the CPU in fp32 the way tools/reference/make_model_fixtures.py builds
+the reference fixtures (its anemoi_config() supplies every anemoi-only key: layer kernels torch.nn Linear / LayerNorm
+/ GELU, graph_attention_backend pyg, attention_implementation scaled_dot_product_attention, edge attributes
+edge_length + edge_dirs, no dropout / checkpointing / offload), with the values of the Boreas YAML put in (every key
+of the YAML's model / data / training sections is consumed or the script stops; data.normalizer is ignored: the
+input is already normalised; the graph section is ignored: the graph is --graph).  The graph file becomes anemoi's
+HeteroData with make_model_fixtures.heterodata_from_boreas.
+
+Weights: the file must hold every parameter of the model and nothing the model does not have.  Only anemoi's buffers
+may be absent (Boreas does not write them): node_attributes.latlons_* (anemoi computes them from the graph),
+*.layer_norm_attention_dest.* (aliases of *.layer_norm_attention.*, filled from those) and
+*.trainable_layout_version (1 = trainable edge rows in destination order = the graph file's CSR order).  When the
+file has them they must agree with what anemoi computed.  The state dict is then loaded with strict=True.
+
+Timing (the method of `boreas bench`)
+-------------------------------------
+Under torch.inference_mode, --warmup steps (excluded), then repetitions until at least --repetitions steps and at
+least --min-time seconds of steps.  One step = model({"data": x}) timed as a whole with time.perf_counter.  Phases
+come from forward pre/post hooks that read time.perf_counter:
+    input      step start              -> encoder pre-hook      (_assemble_input, node attributes, encoder edges)
+    encoder    model.encoder["data"]   pre -> post
+    processor  model.processor         pre -> post
+    processor/chunkK   model.processor.proc[K*chunk_size] pre -> proc[(K+1)*chunk_size-1] post
+    decoder    model.decoder["data"]   pre -> post
+    output     decoder post-hook        -> step end            (residual, boundings)
+The two gaps left (processor graph provider before the processor; latent skip + decoder edges before the decoder)
+are not in any phase; their median is recorded in the total's params as unattributed_median_s.
+Every sample of every phase is kept.  With --compile phases (the default for --compile) the forward of each of the
+three blocks is wrapped in torch.compile and the hooks stay outside the compiled code; with --compile whole the
+whole model is wrapped and only the total is timed.
+
+FLOPs (model FLOPs: what the model defines, not what an implementation happens to execute)
+-------------------------------------------------------------------------------------------
+    flops = sum over every nn.Linear call            2 * rows * in_features * out_features
+          + sum over graph-transformer convolutions  4 * B * E * C          (q.(k+e) and alpha*(v+e): 2 d per head per edge)
+          + sum over window-attention layers         4 * B * C * sum_i K_i  (q k^T and a v; K_i = keys within
+                                                                             +-window_size of query i, clipped)
+with B the batch, E the edges of that graph, C = num_channels (= heads * head dim).  rows is read from the actual
+call (hooks during one extra, untimed step), so lin_edge counts its E rows even though Boreas never forms that
+product.  Softmax, LayerNorm, GELU, gathers and scatters are not counted; bytes are not modelled (0).  The total
+also records executed_flops_torch_counter: what torch.utils.flop_counter counts for anemoi's actual calls (its SDPA
+computes the full N_hidden x N_hidden scores, masked; the graph attention's products are elementwise and not
+counted by it).
+
+achieved.gflops = flops / median.  fraction_of_roof = achieved / the roof's compute ceiling (roof.sgemm_gflops, else
+the best sgemm entry at these threads, else fp32_fma_gflops["1"|"all"]) when --roof-from gives a Boreas roof;
+otherwise 0 with bound "latency".  noisy = stddev / median > 0.05.
+
+Verification (--verify BOREAS_OUT.safetensors): the output of the last step against the file's `output`; passed
+when |anemoi - boreas| <= rtol * |boreas| + atol everywhere (--rtol 1e-4, --atol 1e-5: the outputs are normalised,
+O(1), and fp32 rounding of O(1) sums leaves ~2e-6 absolute on outputs near 0).  The detail also gives the largest
+error relative to each variable's rms and the normwise relative error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_VERSION = "1.0.0"
+PHASE_MODULES = ("encoder", "processor", "decoder")
+
+# anemoi buffers Boreas does not write (docs/model.md "Weights")
+BUFFER_PATTERNS = (
+    re.compile(r"^node_attributes\.latlons_[A-Za-z0-9_]+$"),
+    re.compile(r"\.layer_norm_attention_dest\.(weight|bias)$"),
+    re.compile(r"(^|\.)trainable_layout_version$"),
+)
+
+# Boreas' defaults (include/boreas/model/config.hpp) for keys a YAML may leave out
+DEFAULTS = {
+    "num_channels": 1024,
+    "latent_skip": True,
+    "processor": {"num_layers": 16, "num_chunks": 2, "num_heads": 16, "window_size": 512, "mlp_hidden_ratio": 4,
+                  "mlp_extra_layers": 0},
+    "mapper": {"num_heads": 16, "mlp_hidden_ratio": 4, "num_chunks": 1},
+    "trainable_parameters": {"data": 8, "hidden": 8, "data2hidden": 8, "hidden2data": 8, "hidden2hidden": 8},
+    "multistep_input": 2,
+}
+MAPPER_TARGETS = {
+    "encoder": "anemoi.models.layers.mapper.GraphTransformerForwardMapper",
+    "decoder": "anemoi.models.layers.mapper.GraphTransformerBackwardMapper",
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# arguments and environment
+# ----------------------------------------------------------------------------------------------------------------
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Time anemoi-models' forward step on a model exported by Boreas.")
+    p.add_argument("--config", required=True, help="Boreas YAML (boreas forward --save-config)")
+    p.add_argument("--graph", required=True, help="Boreas graph file (boreas forward --save-graph)")
+    p.add_argument("--weights", required=True, help="weights with anemoi names (boreas forward --save-weights)")
+    p.add_argument("--input", required=True, help="safetensors with 'input' [B, T, 1, N, V_in] (--save-input)")
+    p.add_argument("--json", required=True, help="where to write the result document (docs/bench-schema.json)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--repetitions", type=int, default=5, help="timed steps, at least (default 5)")
+    p.add_argument("--min-time", type=float, default=0.0, help="repeat until the timed steps add up to S seconds")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS, else all CPUs)")
+    p.add_argument("--compile", nargs="?", const="phases", choices=["phases", "whole"], default=None,
+                   help="torch.compile the encoder/processor/decoder forwards (phases, default) or the whole model")
+    p.add_argument("--roof-from", help="a Boreas result JSON whose roof object is copied")
+    p.add_argument("--verify", help="Boreas' output (safetensors with 'output') to compare with")
+    p.add_argument("--rtol", type=float, default=1e-4)
+    p.add_argument("--atol", type=float, default=1e-5,
+                   help="absolute tolerance (default 1e-5: outputs are normalised, O(1); fp32 rounding of O(1) sums "
+                   "leaves ~1e-6 absolute on values near 0)")
+    p.add_argument("--output-tensor", help="also write anemoi's output ('output') to this safetensors file")
+    p.add_argument("--config-name", help="config name to record (default: the YAML's file name without .yaml)")
+    p.add_argument("--seed", type=int, default=1, help="the seed the exported model/input came from (recorded only)")
+    p.add_argument("--no-validate", action="store_true", help="skip the jsonschema check of the written document")
+    a = p.parse_args(argv)
+    if a.threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        a.threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    if a.threads < 1 or a.repetitions < 1 or a.warmup < 0 or a.min_time < 0:
+        p.error("need --threads >= 1, --repetitions >= 1, --warmup >= 0, --min-time >= 0")
+    if a.compile and a.warmup < 1:
+        p.error("--compile needs --warmup >= 1 (the first step compiles)")
+    return a
+
+
+def set_environment(threads: int) -> None:
+    """Before torch/anemoi are imported: one CPU, T threads, no anemoi inference overrides."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    sys.path.insert(0, str(REPO / "tools" / "reference"))  # make_model_fixtures, convert_anemoi_graph
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# config: Boreas YAML -> anemoi config
+# ----------------------------------------------------------------------------------------------------------------
+def _take(d: dict, key: str, default, where: str, used: set):
+    used.add(f"{where}.{key}")
+    return d.get(key, default)
+
+
+def _check_consumed(d: dict, where: str, used: set, ignored=()) -> None:
+    for k in d:
+        if f"{where}.{k}" not in used and k not in ignored:
+            raise UsageError(f"config key {where}.{k} is not understood by run_anemoi.py (refusing to ignore it)")
+
+
+def anemoi_config_from_boreas(y: dict) -> tuple[dict, dict]:
+    """(anemoi model config, plain facts) from a Boreas YAML: make_model_fixtures.anemoi_config() for the structure
+    and the anemoi-only keys, the YAML's values put in."""
+    import copy
+
+    import make_model_fixtures as mmf
+
+    for top in y:
+        if top not in ("model", "data", "training", "graph"):
+            raise UsageError(f"config section {top!r} is not understood")
+    used: set = set()
+    m = y.get("model") or {}
+    proc_y = _take(m, "processor", {}, "model", used) or {}
+    target = proc_y.get("_target_", mmf.PROCESSOR_TARGETS["transformer"])
+    kinds = {v: k for k, v in mmf.PROCESSOR_TARGETS.items()}
+    if target not in kinds:
+        raise UsageError(f"model.processor._target_ {target!r}: supported {sorted(kinds)}")
+    kind = kinds[target]
+    enc_y = _take(m, "encoder", {}, "model", used) or {}
+    dec_y = _take(m, "decoder", {}, "model", used) or {}
+    cfg = mmf.anemoi_config(kind, mapper_chunks=1)
+    am = cfg["model"]
+
+    am["num_channels"] = int(_take(m, "num_channels", DEFAULTS["num_channels"], "model", used))
+    am["model"]["latent_skip"] = bool(_take(m, "latent_skip", DEFAULTS["latent_skip"], "model", used))
+    tp = dict(DEFAULTS["trainable_parameters"])
+    tp_y = _take(m, "trainable_parameters", {}, "model", used) or {}
+    for k, v in tp_y.items():
+        if k not in tp:
+            raise UsageError(f"model.trainable_parameters.{k} is not understood")
+        tp[k] = int(v)
+    am["trainable_parameters"] = tp
+
+    pu: set = {"model.processor._target_"}
+    pd = DEFAULTS["processor"]
+    proc = am["processor"]
+    proc["num_layers"] = int(_take(proc_y, "num_layers", pd["num_layers"], "model.processor", pu))
+    proc["num_chunks"] = int(_take(proc_y, "num_chunks", pd["num_chunks"], "model.processor", pu))
+    proc["mlp_hidden_ratio"] = _take(proc_y, "mlp_hidden_ratio", pd["mlp_hidden_ratio"], "model.processor", pu)
+    if kind in ("transformer", "graphtransformer"):
+        proc["num_heads"] = int(_take(proc_y, "num_heads", pd["num_heads"], "model.processor", pu))
+    if kind == "transformer":
+        proc["window_size"] = int(_take(proc_y, "window_size", pd["window_size"], "model.processor", pu))
+    else:
+        proc["trainable_size"] = tp["hidden2hidden"]
+    if kind == "gnn":
+        proc["mlp_extra_layers"] = int(_take(proc_y, "mlp_extra_layers", pd["mlp_extra_layers"], "model.processor", pu))
+    # keys that do not apply to this processor are accepted only with Boreas' default value (as Boreas resolves them)
+    for k in ("num_heads", "window_size", "mlp_extra_layers"):
+        if k in proc_y and f"model.processor.{k}" not in pu:
+            pu.add(f"model.processor.{k}")
+    _check_consumed(proc_y, "model.processor", pu)
+
+    for part, src, trainable in (("encoder", enc_y, "data2hidden"), ("decoder", dec_y, "hidden2data")):
+        mu: set = {f"model.{part}._target_"}
+        if src.get("_target_", MAPPER_TARGETS[part]) != MAPPER_TARGETS[part]:
+            raise UsageError(f"model.{part}._target_ {src['_target_']!r}: only {MAPPER_TARGETS[part]}")
+        md = DEFAULTS["mapper"]
+        am[part]["num_heads"] = int(_take(src, "num_heads", md["num_heads"], f"model.{part}", mu))
+        am[part]["mlp_hidden_ratio"] = _take(src, "mlp_hidden_ratio", md["mlp_hidden_ratio"], f"model.{part}", mu)
+        am[part]["num_chunks"] = int(_take(src, "num_chunks", md["num_chunks"], f"model.{part}", mu))
+        am[part]["trainable_size"] = tp[trainable]
+        _check_consumed(src, f"model.{part}", mu)
+    am["bounding"] = copy.deepcopy(_take(m, "bounding", [], "model", used) or [])
+    _check_consumed(m, "model", used)
+
+    data = y.get("data") or {}
+    du: set = set()
+    variables = list(_take(data, "variables", None, "data", du) or [])
+    forcing = list(_take(data, "forcing", [], "data", du) or [])
+    diagnostic = list(_take(data, "diagnostic", [], "data", du) or [])
+    if not variables:
+        raise UsageError("data.variables is missing")
+    _check_consumed(data, "data", du, ignored=("normalizer",))
+    training = y.get("training") or {}
+    tu: set = set()
+    multistep = int(_take(training, "multistep_input", DEFAULTS["multistep_input"], "training", tu))
+    _check_consumed(training, "training", tu)
+    facts = {
+        "processor": kind,
+        "variables": variables,
+        "forcing": forcing,
+        "diagnostic": diagnostic,
+        "multistep_input": multistep,
+        "num_channels": am["num_channels"],
+        "window_size": proc.get("window_size"),
+        "num_layers": proc["num_layers"],
+        "num_chunks": proc["num_chunks"],
+    }
+    return cfg, facts
+
+
+def build_model(graph, cfg: dict, facts: dict):
+    """AnemoiModelEncProcDec as make_model_fixtures.build_model, with the config's variables and steps."""
+    import copy
+
+    from anemoi.models.data_indices.collection import IndexCollection
+    from anemoi.models.models import AnemoiModelEncProcDec
+    from omegaconf import OmegaConf
+
+    name_to_index = {n: i for i, n in enumerate(facts["variables"])}
+    di = IndexCollection(OmegaConf.create({"forcing": facts["forcing"], "diagnostic": facts["diagnostic"]}), name_to_index)
+    model = AnemoiModelEncProcDec(
+        model_config=OmegaConf.create(cfg),
+        data_indices={"data": di},
+        statistics={"data": None},
+        n_step_input=facts["multistep_input"],
+        n_step_output=1,
+        graph_data=copy.deepcopy(graph),
+    )
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# weights
+# ----------------------------------------------------------------------------------------------------------------
+def load_boreas_weights(model, path: Path) -> dict:
+    """Load W into the model with strict=True after filling anemoi's buffers; refuse anything else missing or extra."""
+    import torch
+
+    import make_model_fixtures as mmf
+
+    w = mmf.load_weights(path)  # resolves the fixtures' delta files too
+    sd = model.state_dict()
+    unexpected = sorted(set(w) - set(sd))
+    missing = sorted(set(sd) - set(w))
+    bad_missing = [k for k in missing if not any(p.search(k) for p in BUFFER_PATTERNS)]
+    problems = []
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensor(s) the anemoi model does not have: {unexpected[:8]}")
+    if bad_missing:
+        problems.append(f"{len(bad_missing)} tensor(s) missing that are not anemoi buffers: {bad_missing[:8]}")
+    for k in sorted(set(w) & set(sd)):
+        if tuple(w[k].shape) != tuple(sd[k].shape) or w[k].dtype != sd[k].dtype:
+            problems.append(f"{k}: file {w[k].dtype} {list(w[k].shape)}, anemoi {sd[k].dtype} {list(sd[k].shape)}")
+    if problems:
+        raise UsageError(f"weights {path} do not fit the anemoi model:\n  " + "\n  ".join(problems))
+
+    full = {}
+    filled = {"latlons": 0, "layer_norm_attention_dest": 0, "trainable_layout_version": 0}
+    for k, v in sd.items():
+        if k in w:
+            full[k] = w[k]
+        elif "layer_norm_attention_dest" in k:
+            alias = k.replace("layer_norm_attention_dest", "layer_norm_attention")
+            if alias not in w:
+                raise UsageError(f"{k} is missing and so is {alias}, which it aliases")
+            full[k] = w[alias]
+            filled["layer_norm_attention_dest"] += 1
+        else:  # latlons (computed from the graph) and trainable_layout_version (1): anemoi's own values
+            full[k] = v.clone()
+            filled["latlons" if "latlons" in k else "trainable_layout_version"] += 1
+    # buffers present in the file must agree with what anemoi computed / aliases
+    for k in w:
+        if "latlons" in k and not torch.allclose(w[k], sd[k], rtol=0, atol=1e-6):
+            raise UsageError(f"{k} in the weights does not match the graph's coordinates")
+        if k.endswith("trainable_layout_version") and int(w[k]) != int(sd[k]):
+            raise UsageError(f"{k} = {int(w[k])}, anemoi expects {int(sd[k])}")
+        if "layer_norm_attention_dest" in k:
+            alias = k.replace("layer_norm_attention_dest", "layer_norm_attention")
+            if not torch.equal(w[k], w[alias]):
+                raise UsageError(f"{k} differs from {alias}, which it aliases")
+    model.load_state_dict(full, strict=True)
+    for k, v in model.state_dict().items():  # what was loaded is what the file says
+        if k in w and not torch.equal(v, w[k]):
+            raise UsageError(f"{k} did not load as written")
+    return {"tensors_in_file": len(w), "state_dict_tensors": len(sd), "filled_buffers": filled}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# FLOPs
+# ----------------------------------------------------------------------------------------------------------------
+def window_keys(n: int, w: int) -> int:
+    """sum_i K_i: keys j with |i - j| <= w, 0 <= j < n, over all queries i."""
+    if w >= n - 1:
+        return n * n
+    # full rows: every i has 2w+1 keys minus the clipping at both ends (w(w+1)/2 each side)
+    return n * (2 * w + 1) - w * (w + 1)
+
+
+def count_flops(model, x, facts: dict, gmeta: dict, chunk_size: int) -> tuple[dict, int | None]:
+    """Model FLOPs per phase (see the module docstring) from one untimed step with hooks on every nn.Linear, and
+    torch.utils.flop_counter's count of what anemoi executes."""
+    import torch
+    from torch import nn
+
+    B = int(x.shape[0])
+    C = facts["num_channels"]
+    flops = {p: 0 for p in ("input", "encoder", "processor", "decoder", "output")}
+    n_chunks = facts["num_layers"] // chunk_size
+    for c in range(n_chunks):
+        flops[f"processor/chunk{c}"] = 0
+    handles = []
+
+    def phase_of(name: str) -> list[str]:
+        if name.startswith("encoder."):
+            return ["encoder"]
+        if name.startswith("decoder."):
+            return ["decoder"]
+        if name.startswith("processor."):
+            mm = re.match(r"processor\.proc\.(\d+)\.", name)
+            return ["processor"] + ([f"processor/chunk{int(mm.group(1)) // chunk_size}"] if mm else [])
+        return ["input"]  # no Linear lives outside the three blocks in 0.18; kept for safety
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            targets = phase_of(name)
+
+            def hook(m, args, out, targets=targets):
+                rows = args[0].numel() // m.in_features
+                for t in targets:
+                    flops[t] += 2 * rows * m.in_features * m.out_features
+
+            handles.append(mod.register_forward_hook(hook))
+    executed = None
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            model({"data": x})
+        executed = int(counter.get_total_flops())
+    except Exception as exc:  # the counter is a cross-check only
+        print(f"run_anemoi: torch flop counter unavailable ({type(exc).__name__}: {exc}); counting Linear only",
+              file=sys.stderr)
+        with torch.inference_mode():
+            model({"data": x})
+    for h in handles:
+        h.remove()
+
+    # attention products
+    e = {k: v["count"] for k, v in gmeta["edges"].items()}
+    flops["encoder"] += 4 * B * e["data_to_hidden"] * C
+    flops["decoder"] += 4 * B * e["hidden_to_data"] * C
+    n_hidden = gmeta["nodes"]["hidden"]["count"]
+    for layer in range(facts["num_layers"]):
+        if facts["processor"] == "transformer":
+            f = 4 * B * C * window_keys(n_hidden, facts["window_size"])
+        elif facts["processor"] == "graphtransformer":
+            f = 4 * B * e["hidden_to_hidden"] * C
+        else:
+            f = 0  # GNN: Linear layers only
+        flops["processor"] += f
+        flops[f"processor/chunk{layer // chunk_size}"] += f
+    flops["total"] = sum(flops[p] for p in ("input", "encoder", "processor", "decoder", "output"))
+    return flops, executed
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# context
+# ----------------------------------------------------------------------------------------------------------------
+def system_context() -> dict:
+    info = {
+        "hostname": socket.gethostname(),
+        "os": platform.platform(),
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "cpu_model": platform.processor() or "",
+        "logical_cpus": os.cpu_count(),
+        "online_cpus": len(os.sched_getaffinity(0)),
+    }
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                info["os"] = line.split("=", 1)[1].strip('"')
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_total_bytes"] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return info
+
+
+def build_context(versions: dict, implementation: str) -> dict:
+    import torch
+
+    return {
+        "implementation": implementation,
+        "python": platform.python_version(),
+        "packages": {k: v for k, v in versions.items() if k not in ("python", "machine", "torch_num_threads")},
+        "torch_parallel_info": torch.__config__.parallel_info(),
+        "torch_config": torch.__config__.show(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# statistics and the document
+# ----------------------------------------------------------------------------------------------------------------
+def stats_of(samples: list[float], warmup: int) -> dict:
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "mean": statistics.fmean(samples),
+        "stddev": statistics.stdev(samples) if len(samples) > 1 else 0.0,
+        "n": len(samples),
+        "warmup": warmup,
+    }
+
+
+def roof_ceiling(roof: dict | None, threads: int) -> tuple[float, str]:
+    """The compute ceiling to divide by: sgemm_gflops, else the best sgemm at these threads, else fp32 FMA."""
+    if not roof:
+        return 0.0, "none"
+    if roof.get("sgemm_gflops", 0) > 0:
+        return float(roof["sgemm_gflops"]), "roof.sgemm_gflops"
+    same = [s["gflops"] for s in roof.get("sgemm", []) if s.get("threads") == threads]
+    if same and max(same) > 0:
+        return float(max(same)), f"roof.sgemm (best at {threads} threads)"
+    fma = roof.get("fp32_fma_gflops", {})
+    key = "1" if threads == 1 else "all"
+    if fma.get(key, 0) > 0:
+        return float(fma[key]), f"roof.fp32_fma_gflops[{key}]"
+    return 0.0, "none"
+
+
+def result_entry(name, phase, samples, warmup, flops, params, ceiling, verification, rss, total_median):
+    st = stats_of(samples, warmup)
+    med = st["median"]
+    gflops = flops / med / 1e9 if med > 0 and flops > 0 else 0.0
+    frac = gflops / ceiling if ceiling > 0 and gflops > 0 else 0.0
+    entry = {
+        "name": name,
+        "phase": phase,
+        "params": params,
+        "metric": "time",
+        "unit": "s",
+        "stats": st,
+        "samples": samples,
+        "noisy": bool(med > 0 and st["stddev"] / med > 0.05),
+        "flops": float(flops),
+        "bytes": 0.0,
+        "achieved": {"gflops": gflops, "gbs": 0.0},
+        "fraction_of_roof": frac,
+        "bound": "compute" if frac > 0 else "latency",
+        "peak_rss_bytes": rss,
+        "verification": verification,
+    }
+    if phase != "total" and total_median > 0:
+        entry["share_of_step"] = med / total_median
+    return entry
+
+
+def verify(y, ref_path: Path, rtol: float, atol: float) -> dict:
+    import torch
+    from safetensors.torch import load_file
+
+    ref = load_file(str(ref_path))
+    if "output" not in ref:
+        return {"status": "failed", "detail": f"{ref_path} has no 'output' tensor"}
+    r = ref["output"]
+    if tuple(r.shape) != tuple(y.shape):
+        return {"status": "failed", "detail": f"shape: anemoi {list(y.shape)}, {ref_path.name} {list(r.shape)}"}
+    a, b = y.double(), r.double()
+    if not bool(torch.isfinite(a).all()) or not bool(torch.isfinite(b).all()):
+        return {"status": "failed", "detail": "non-finite values in the output"}
+    d = (a - b).abs()
+    rel = d / b.abs().clamp_min(max(atol / rtol, 1e-30))
+    bad = int((d > rtol * b.abs() + atol).sum())
+    worst = int(torch.argmax(rel))
+    idx = list(torch.unravel_index(torch.tensor(worst), tuple(y.shape)))
+    col_rms = b.pow(2).mean(dim=tuple(range(b.dim() - 1))).sqrt().clamp_min(1e-30)
+    detail = (
+        f"anemoi output vs {ref_path.name} 'output' {list(y.shape)}: max_abs {float(d.max()):.3e}, "
+        f"max_rel {float(rel.max()):.3e} (|ref| floored at atol/rtol = {atol / rtol:.0e}) at {[int(i) for i in idx]}, "
+        f"max_abs/variable rms {float((d / col_rms).max()):.3e}, normwise {float((a - b).norm() / b.norm().clamp_min(1e-30)):.3e}; "
+        f"{bad} of {d.numel()} outside rtol {rtol:g} atol {atol:g}"
+    )
+    return {"status": "passed" if bad == 0 else "failed", "detail": detail, "max_abs": float(d.max()),
+            "max_rel": float(rel.max())}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    set_environment(args.threads)
+    start_utc = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+    from safetensors.torch import save_file
+
+    import make_model_fixtures as mmf
+    from convert_anemoi_graph import read_boreas_graph
+
+    torch.set_num_threads(args.threads)
+    versions = mmf.package_versions()
+    t_setup = time.perf_counter()
+
+    config_text = Path(args.config).read_text()
+    y = yaml.safe_load(config_text) or {}
+    cfg, facts = anemoi_config_from_boreas(y)
+    gtensors, gmeta = read_boreas_graph(args.graph)
+    graph = mmf.heterodata_from_boreas(gtensors, gmeta)
+    model = build_model(graph, cfg, facts)
+    weights_info = load_boreas_weights(model, Path(args.weights))
+
+    inp = load_file(args.input)
+    if "input" not in inp:
+        raise UsageError(f"{args.input} has no 'input' tensor")
+    x = inp["input"].float().contiguous()
+    v_in = len([v for v in facts["variables"] if v not in facts["diagnostic"]])
+    n_data = gmeta["nodes"]["data"]["count"]
+    want = (facts["multistep_input"], 1, n_data, v_in)
+    if x.dim() != 5 or tuple(x.shape[1:]) != want:
+        raise UsageError(f"input shape {list(x.shape)}, expected [B, {', '.join(map(str, want))}]")
+    batch = int(x.shape[0])
+    setup_s = time.perf_counter() - t_setup
+
+    proc = model.processor
+    chunk_size = int(getattr(proc, "chunk_size", facts["num_layers"] // facts["num_chunks"]))
+    n_chunks = facts["num_layers"] // chunk_size
+    flops, executed = count_flops(model, x, facts, gmeta, chunk_size)
+
+    # ---- phase hooks (eager, outside any compiled code)
+    marks: dict[str, float] = {}
+    blocks = {"encoder": model.encoder["data"], "processor": proc, "decoder": model.decoder["data"]}
+    handles = []
+    clock = time.perf_counter
+
+    def pre(key):
+        def fn(m, a):
+            marks[key + ".pre"] = clock()
+        return fn
+
+    def post(key):
+        def fn(m, a, o):
+            marks[key + ".post"] = clock()
+        return fn
+
+    timed_phases = args.compile != "whole"
+    if timed_phases:
+        for key, mod in blocks.items():
+            handles.append(mod.register_forward_pre_hook(pre(key)))
+            handles.append(mod.register_forward_hook(post(key)))
+        for c in range(n_chunks):
+            handles.append(proc.proc[c * chunk_size].register_forward_pre_hook(pre(f"chunk{c}")))
+            handles.append(proc.proc[(c + 1) * chunk_size - 1].register_forward_hook(post(f"chunk{c}")))
+
+    torch_v = torch.__version__.split("+")[0]
+    mode = "eager"
+    step_fn = model
+    compile_info = {}
+    if args.compile:
+        mode = "compiled"
+        if args.compile == "whole":
+            step_fn = torch.compile(model)
+        else:
+            for mod in blocks.values():
+                mod.forward = torch.compile(mod.forward)
+    implementation = f"anemoi-models {versions['anemoi-models']} (PyTorch {torch_v} {mode})"
+
+    xin = {"data": x}
+    out = None
+    with torch.inference_mode():
+        for i in range(args.warmup):
+            t0 = clock()
+            try:
+                out = step_fn(xin)["data"]
+            except Exception as exc:
+                if args.compile:
+                    print(f"run_anemoi: torch.compile ({args.compile}) FAILED on the CPU: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+                    return 3
+                raise
+            if i == 0 and args.compile:
+                compile_info["first_step_s"] = clock() - t0
+        samples = {"total": [], "unattributed": []}
+        for p in ("input", "encoder", "processor", "decoder", "output"):
+            samples[p] = []
+        for c in range(n_chunks):
+            samples[f"processor/chunk{c}"] = []
+        first_out = None
+        spent = 0.0
+        while len(samples["total"]) < args.repetitions or spent < args.min_time:
+            marks.clear()
+            t0 = clock()
+            out = step_fn(xin)["data"]
+            t1 = clock()
+            total = t1 - t0
+            spent += total
+            samples["total"].append(total)
+            if timed_phases:
+                mk = marks
+                ph = {
+                    "input": mk["encoder.pre"] - t0,
+                    "encoder": mk["encoder.post"] - mk["encoder.pre"],
+                    "processor": mk["processor.post"] - mk["processor.pre"],
+                    "decoder": mk["decoder.post"] - mk["decoder.pre"],
+                    "output": t1 - mk["decoder.post"],
+                }
+                for c in range(n_chunks):
+                    ph[f"processor/chunk{c}"] = mk[f"chunk{c}.post"] - mk[f"chunk{c}.pre"]
+                for p, v in ph.items():
+                    samples[p].append(v)
+                samples["unattributed"].append(
+                    total - sum(ph[p] for p in ("input", "encoder", "processor", "decoder", "output")))
+            if first_out is None:
+                first_out = out.clone()
+    for h in handles:
+        h.remove()
+    deterministic = bool(torch.equal(first_out, out))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    # ---- roof, verification
+    if args.roof_from:
+        roof = json.loads(Path(args.roof_from).read_text())["roof"]
+        roof = dict(roof, copied_from=str(args.roof_from))
+    else:
+        roof = {"fp32_fma_gflops": {"1": 0, "all": 0}, "sgemm": [], "triad_gbs": {"1": 0, "all": 0},
+                "not_measured": "run_anemoi.py measures no roof; give --roof-from BOREAS.json"}
+    ceiling, ceiling_src = roof_ceiling(roof if args.roof_from else None, args.threads)
+    if args.verify:
+        ver = verify(out, Path(args.verify), args.rtol, args.atol)
+        vobj = {"status": ver["status"], "detail": ver["detail"]}
+    else:
+        ver = None
+        vobj = {"status": "not-checked",
+                "detail": f"no reference given (--verify); output sum {float(out.double().sum()):.9e}, "
+                          f"mean |y| {float(out.double().abs().mean()):.9e}"}
+    if args.output_tensor:
+        Path(args.output_tensor).parent.mkdir(parents=True, exist_ok=True)
+        save_file({"output": out.contiguous()}, args.output_tensor,
+                  metadata={"boreas": json.dumps({"implementation": implementation, "units": "normalised"})})
+
+    config_name = args.config_name or Path(args.config).name.removesuffix(".yaml")
+    params = {"config": config_name, "batch": batch, "threads": args.threads, "precision": "fp32",
+              "implementation": implementation, **({"compile": args.compile} if args.compile else {})}
+    total_median = statistics.median(samples["total"])
+    results = []
+    total_params = dict(
+        params,
+        phase_timing="forward pre/post hooks" if timed_phases else "none (--compile whole)",
+        unattributed_median_s=statistics.median(samples["unattributed"]) if timed_phases else None,
+        executed_flops_torch_counter=executed,
+        roof_ceiling_gflops=ceiling,
+        roof_ceiling_source=ceiling_src,
+        deterministic_first_vs_last=deterministic,
+        setup_s=setup_s,
+        weights=weights_info,
+        **({"verification_max_rel": ver["max_rel"], "verification_max_abs": ver["max_abs"]} if ver and "max_rel" in ver else {}),
+        **({"compile_first_step_s": compile_info.get("first_step_s")} if args.compile else {}),
+    )
+    results.append(result_entry("forward", "total", samples["total"], args.warmup, flops["total"], total_params,
+                                ceiling, vobj, rss, total_median))
+    if timed_phases:
+        order = ["input", "encoder", "processor"] + [f"processor/chunk{c}" for c in range(n_chunks)] + ["decoder", "output"]
+        for p in order:
+            results.append(result_entry(f"forward/{p}", p, samples[p], args.warmup, flops[p], dict(params), ceiling,
+                                        vobj, rss, total_median))
+
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    doc = {
+        "schema": "boreas-bench",
+        "schema_version": SCHEMA_VERSION,
+        "context": {
+            "build": build_context(versions, implementation),
+            "system": system_context(),
+            "run": {
+                "start_utc": start_utc,
+                "command_line": cmd,
+                "implementation": implementation,
+                "config": config_name,
+                "resolved_config": config_text,
+                "threads": args.threads,
+                "seed": args.seed,
+                "batch": batch,
+                "anemoi_config": cfg,
+                "files": {"config": args.config, "graph": args.graph, "weights": args.weights, "input": args.input},
+            },
+        },
+        "roof": roof,
+        "results": results,
+        "repro": f"cd {shlex.quote(str(REPO))} && {cmd}",
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    if not args.no_validate:
+        try:
+            import jsonschema
+
+            jsonschema.validate(doc, json.loads((REPO / "docs" / "bench-schema.json").read_text()))
+        except ImportError:
+            print("run_anemoi: jsonschema not installed; document not validated", file=sys.stderr)
+
+    # ---- summary
+    print(f"{implementation}, {config_name}, batch {batch}, {args.threads} thread(s), "
+          f"{len(samples['total'])} reps after {args.warmup} warm-up(s):")
+    for r in results:
+        st = r["stats"]
+        gf = f"  {r['achieved']['gflops']:8.2f} GFLOP/s" if r["flops"] else ""
+        print(f"  {r['name']:28s} median {st['median'] * 1e3:10.3f} ms  min {st['min'] * 1e3:10.3f}  "
+              f"max {st['max'] * 1e3:10.3f}{gf}")
+    if timed_phases:
+        print(f"  (unattributed between phases: median {statistics.median(samples['unattributed']) * 1e3:.3f} ms)")
+    print(f"  verification: {vobj['status']}: {vobj['detail']}")
+    print(f"  -> {args.json}")
+    return 0 if vobj["status"] != "failed" else 1
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except UsageError as exc:
+        print(f"run_anemoi: error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
