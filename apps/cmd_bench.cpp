@@ -55,6 +55,9 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
     command->add_option("--batch", options->batch, "Batch size")->capture_default_str();
     command->add_option("--seed", options->seed, "Seed of weights and input")->capture_default_str();
     command->add_option("--verify", options->verify, "Compare the output with this forward output file");
+    command->add_option("--input", options->input, "Input file (default: seeded synthetic input)");
+    command->add_option("--weights", options->weights, "Weights file (default: seeded initialisation)");
+    command->add_option("--graph", options->graph, "Graph file (default: the config's graph)");
     command->add_flag("--fresh-roof", options->fresh_roof, "Measure the roof again instead of reusing this boot's");
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");

@@ -31,46 +31,6 @@ struct ForwardArguments {
     int threads = 0;
 };
 
-/// Smooth, seeded fields on the data grid: a few random spherical waves per variable and step.
-Tensor synthetic_input(const model::Model& model, int batch, std::uint64_t seed) {
-    const auto& config = model.config();
-    const auto& coords = model.graph().node_set("data").coords;
-    const auto nodes = model.graph().node_set("data").count();
-    const auto vars = static_cast<std::int64_t>(config.input_variables().size());
-    const auto steps = config.multistep_input;
-    Tensor input({batch, steps, 1, nodes, vars});
-    std::mt19937_64 generator(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (std::int64_t b = 0; b < batch; ++b)
-        for (std::int64_t v = 0; v < vars; ++v) {
-            const float a = normal(generator), c = normal(generator), phase = normal(generator);
-            const float k_lat = 1.0f + std::abs(normal(generator)) * 3.0f;
-            const float k_lon = std::round(1.0f + std::abs(normal(generator)) * 3.0f);
-            for (std::int64_t t = 0; t < steps; ++t)
-                for (std::int64_t n = 0; n < nodes; ++n) {
-                    const float lat = coords[2 * n], lon = coords[2 * n + 1];
-                    input.data()[(((b * steps + t) * nodes) + n) * vars + v] =
-                        a * std::sin(k_lat * lat + phase + 0.1f * static_cast<float>(t)) +
-                        c * std::cos(k_lon * lon) * std::cos(lat);
-                }
-        }
-    return input;
-}
-
-Tensor read_input(const std::string& path) {
-    io::SafetensorsReader reader(path);
-    std::string name = "input";
-    if (!reader.contains(name)) {
-        BOREAS_CHECK(reader.tensors().size() == 1,
-                     "input file '{}' has no tensor 'input' (and {} tensors, so none is obviously "
-                     "the input)", path, reader.tensors().size());
-        name = reader.tensors().begin()->first;
-    }
-    const auto& info = reader.info(name);
-    const auto values = reader.view<float>(name);
-    return Tensor(info.shape, std::vector<float>(values.begin(), values.end()));
-}
-
 int run_forward(const ForwardArguments& args) {
     apply_threads(args.threads);
     Stopwatch total;
@@ -90,8 +50,8 @@ int run_forward(const ForwardArguments& args) {
     if (!args.save_weights.empty()) model.parameters().save(args.save_weights);
     if (!args.save_graph.empty()) graphs::save_graph(model.graph(), args.save_graph);
     if (!args.save_config.empty()) io::write_text_atomically(args.save_config, model.config().source_yaml);
-    const Tensor input = args.input == "synthetic" ? synthetic_input(model, args.batch, args.seed)
-                                                   : read_input(args.input);
+    const Tensor input = args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)
+                                                   : model::read_input(args.input);
     std::optional<model::Normaliser> normaliser;
     if (!args.statistics.empty()) {
         normaliser.emplace(model.config(), model::read_statistics(args.statistics,

@@ -14,8 +14,18 @@ namespace boreas::io {
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(std::ostream&)>& write) {
     namespace fs = std::filesystem;
-    const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
     std::error_code ec;
+    // A device or pipe (/dev/null, /dev/stdout, a FIFO) is written in place: renaming a file over
+    // it would replace the device.
+    if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+        std::ofstream out(path, std::ios::binary);
+        BOREAS_CHECK(out.good(), "cannot write '{}': {}", path.string(), std::strerror(errno));
+        write(out);
+        out.flush();
+        BOREAS_CHECK(out.good(), "writing '{}' failed: {}", path.string(), std::strerror(errno));
+        return;
+    }
+    const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
     BOREAS_CHECK(fs::is_directory(folder, ec), "cannot write '{}': folder '{}' does not exist",
                  path.string(), folder.string());
     const fs::path temporary =

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <random>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
@@ -403,33 +404,28 @@ struct Model::Impl {
                 const float* x = input.data() + ((b * steps + t) * n_data + n) * vars;
                 std::copy(x, x + vars, out + t * vars);
             }
-            float* tail = out + steps * vars;
-            const float lat = coords[2 * n], lon = coords[2 * n + 1];
-            tail[0] = std::sin(lat);
-            tail[1] = std::sin(lon);
-            tail[2] = std::cos(lat);
-            tail[3] = std::cos(lon);
-            for (std::int64_t c = 0; c < config.trainable.data; ++c)
-                tail[4 + c] = trainable_data->row(n)[c];
+            node_attributes(out + steps * vars, coords, n, trainable_data);
         }
         return features;
+    }
+
+    /// [sin lat, sin lon, cos lat, cos lon, trainable...] of node n (anemoi's column order).
+    static void node_attributes(float* out, const std::vector<float>& coords, std::int64_t n,
+                                const Tensor* trainable) {
+        const float lat = coords[2 * n], lon = coords[2 * n + 1];
+        out[0] = std::sin(lat);
+        out[1] = std::sin(lon);
+        out[2] = std::cos(lat);
+        out[3] = std::cos(lon);
+        if (trainable) std::copy_n(trainable->row(n), trainable->cols(), out + 4);
     }
 
     Tensor hidden_features(std::int64_t batch) const {
         const auto width = config.hidden_feature_width();
         Tensor features({batch * n_hidden, width});
         const auto& coords = graph->node_set("hidden").coords;
-        for (std::int64_t row = 0; row < batch * n_hidden; ++row) {
-            const std::int64_t n = row % n_hidden;
-            float* out = features.row(row);
-            const float lat = coords[2 * n], lon = coords[2 * n + 1];
-            out[0] = std::sin(lat);
-            out[1] = std::sin(lon);
-            out[2] = std::cos(lat);
-            out[3] = std::cos(lon);
-            for (std::int64_t c = 0; c < config.trainable.hidden; ++c)
-                out[4 + c] = trainable_hidden->row(n)[c];
-        }
+        for (std::int64_t row = 0; row < batch * n_hidden; ++row)
+            node_attributes(features.row(row), coords, row % n_hidden, trainable_hidden);
         return features;
     }
 
@@ -696,6 +692,45 @@ void Model::load_weights(const std::filesystem::path& path) {
 
 Tensor Model::forward(const Tensor& input, const ForwardOptions& options) const {
     return impl_->forward(input, options);
+}
+
+Tensor synthetic_input(const Model& model, int batch, std::uint64_t seed) {
+    const auto& config = model.config();
+    const auto& coords = model.graph().node_set("data").coords;
+    const auto nodes = model.graph().node_set("data").count();
+    const auto vars = static_cast<std::int64_t>(config.input_variables().size());
+    const auto steps = config.multistep_input;
+    Tensor input({batch, steps, 1, nodes, vars});
+    std::mt19937_64 generator(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t v = 0; v < vars; ++v) {
+            const float a = normal(generator), c = normal(generator), phase = normal(generator);
+            const float k_lat = 1.0f + std::abs(normal(generator)) * 3.0f;
+            const float k_lon = std::round(1.0f + std::abs(normal(generator)) * 3.0f);
+            for (std::int64_t t = 0; t < steps; ++t)
+                for (std::int64_t n = 0; n < nodes; ++n) {
+                    const float lat = coords[2 * n], lon = coords[2 * n + 1];
+                    input.data()[(((b * steps + t) * nodes) + n) * vars + v] =
+                        a * std::sin(k_lat * lat + phase + 0.1f * static_cast<float>(t)) +
+                        c * std::cos(k_lon * lon) * std::cos(lat);
+                }
+        }
+    return input;
+}
+
+Tensor read_input(const std::filesystem::path& path) {
+    io::SafetensorsReader reader(path);
+    std::string name = "input";
+    if (!reader.contains(name)) {
+        BOREAS_CHECK(reader.tensors().size() == 1,
+                     "input file '{}' has no tensor 'input' (and {} tensors, so none is obviously "
+                     "the input)", path.string(), reader.tensors().size());
+        name = reader.tensors().begin()->first;
+    }
+    const auto& info = reader.info(name);
+    const auto values = reader.view<float>(name);
+    return Tensor(info.shape, std::vector<float>(values.begin(), values.end()));
 }
 
 std::shared_ptr<const graphs::Graph> graph_for(const ModelConfig& config) {

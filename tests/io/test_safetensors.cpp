@@ -102,6 +102,15 @@ TEST(Safetensors, MissingFileAndUnwritableFolder) {
     EXPECT_NE(message.find("does not exist"), std::string::npos) << message;
 }
 
+TEST(Safetensors, WritingToADeviceKeepsTheDevice) {
+    SafetensorsWriter writer;
+    std::vector<float> one = {1};
+    writer.add<float>("x", {1}, one);
+    writer.write("/dev/null");
+    EXPECT_FALSE(fs::is_regular_file("/dev/null"));
+    EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
 TEST(Safetensors, WriterRefusesShapeMismatch) {
     SafetensorsWriter writer;
     std::vector<float> three = {1, 2, 3};

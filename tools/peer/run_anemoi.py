@@ -2,8 +2,9 @@
 """Time anemoi-models' own forward step on the model Boreas runs: the peer baseline for `boreas compare`.
 
     .venv-ref/bin/python tools/peer/run_anemoi.py --config C.yaml --graph G.safetensors --weights W.safetensors \
-        --input X.safetensors [--warmup 2] [--repetitions 5] [--min-time 0] [--threads T] [--compile [phases|whole]] \
-        [--roof-from BOREAS.json] [--verify BOREAS_OUT.safetensors] [--output-tensor Y.safetensors] --json OUT.json
+        --input X.safetensors [--warmup 1] [--repetitions 5] [--min-time 0] [--timeout 600] [--threads T] \
+        [--compile [phases|whole]] [--roof-from BOREAS.json] [--verify BOREAS_OUT.safetensors] \
+        [--output-tensor Y.safetensors] --json OUT.json
 
 The four input files are what `boreas forward ... --save-config C.yaml --save-graph G.safetensors
 --save-weights W.safetensors --save-input X.safetensors` writes, so both sides run exactly the same model, graph,
@@ -28,8 +29,8 @@ file has them they must agree with what anemoi computed.  The state dict is then
 Timing (the method of `boreas bench`)
 -------------------------------------
 Under torch.inference_mode, --warmup steps (excluded), then repetitions until at least --repetitions steps and at
-least --min-time seconds of steps.  One step = model({"data": x}) timed as a whole with time.perf_counter.  Phases
-come from forward pre/post hooks that read time.perf_counter:
+least --min-time seconds of steps (stopping after --timeout seconds).  One step = model({"data": x}) timed as a
+whole with time.perf_counter.  Phases come from forward pre/post hooks that read time.perf_counter:
     input      step start              -> encoder pre-hook      (_assemble_input, node attributes, encoder edges)
     encoder    model.encoder["data"]   pre -> post
     processor  model.processor         pre -> post
@@ -39,30 +40,43 @@ come from forward pre/post hooks that read time.perf_counter:
 The two gaps left (processor graph provider before the processor; latent skip + decoder edges before the decoder)
 are not in any phase; their median is recorded in the total's params as unattributed_median_s.
 Every sample of every phase is kept.  With --compile phases (the default for --compile) the forward of each of the
-three blocks is wrapped in torch.compile and the hooks stay outside the compiled code; with --compile whole the
-whole model is wrapped and only the total is timed.
+three blocks is wrapped in torch.compile and the block hooks stay outside the compiled code (no chunk phases then:
+their hooks would sit inside the compiled processor and break its graph); with --compile whole the whole model is
+wrapped and only the total is timed.  anemoi's mappers call .item() (build_graph_partition), so dynamo breaks the
+graph there in either mode.
 
-FLOPs (model FLOPs: what the model defines, not what an implementation happens to execute)
--------------------------------------------------------------------------------------------
+FLOPs, bytes, roof
+------------------
+With --roof-from BOREAS.json (a `boreas bench forward` document of the same config and batch), the roof object is
+copied and so are the flops and bytes of every result of the same name: both sides are then measured against the
+same work (Boreas' cost model, src/bench/cost_model.cpp: model FLOPs, MLPerf convention), and fraction_of_roof /
+bound follow Boreas' rule (docs/bench.md): attainable = min(roof.sgemm_gflops, flops/bytes * roof.triad_gbs.all),
+fraction = achieved / attainable (achieved GB/s / triad for phases without FLOPs), bound = compute if
+intensity * bandwidth >= sgemm rate else memory, latency when the fraction is below 15 %.
+
+Without it (or for a result the document lacks), flops are what anemoi itself executes, counted on one extra,
+untimed step, and bytes are 0 (not modelled):
     flops = sum over every nn.Linear call            2 * rows * in_features * out_features
-          + sum over graph-transformer convolutions  4 * B * E * C          (q.(k+e) and alpha*(v+e): 2 d per head per edge)
+          + sum over graph-transformer convolutions  4 * B * E * C          (q.(k+e) and alpha*(v+e): 2 d per head
+                                                                             per edge)
           + sum over window-attention layers         4 * B * C * sum_i K_i  (q k^T and a v; K_i = keys within
                                                                              +-window_size of query i, clipped)
-with B the batch, E the edges of that graph, C = num_channels (= heads * head dim).  rows is read from the actual
-call (hooks during one extra, untimed step), so lin_edge counts its E rows even though Boreas never forms that
-product.  Softmax, LayerNorm, GELU, gathers and scatters are not counted; bytes are not modelled (0).  The total
-also records executed_flops_torch_counter: what torch.utils.flop_counter counts for anemoi's actual calls (its SDPA
-computes the full N_hidden x N_hidden scores, masked; the graph attention's products are elementwise and not
+with B the batch, E the edges of that graph, C = num_channels (= heads * head dim), rows read from the actual call.
+This count always goes into params.anemoi_flops.  It differs from Boreas' model where anemoi executes different
+work: anemoi's mappers run emb_nodes_src / lin_key / lin_value only on the source nodes that have an edge (the
+edge-sharded subgraph), and lin_edge on every edge (Boreas folds the edge projection into per-destination terms).
+The total also records executed_flops_torch_counter: what torch.utils.flop_counter counts for anemoi's calls (its
+SDPA computes the full N_hidden x N_hidden scores, masked; the graph attention's elementwise products are not
 counted by it).
 
-achieved.gflops = flops / median.  fraction_of_roof = achieved / the roof's compute ceiling (roof.sgemm_gflops, else
-the best sgemm entry at these threads, else fp32_fma_gflops["1"|"all"]) when --roof-from gives a Boreas roof;
-otherwise 0 with bound "latency".  noisy = stddev / median > 0.05.
+Statistics as `boreas bench`: median, min, max, mean, sample stddev, n, warmup and every sample; noisy when
+(max - min) / median > 20 % or (n >= 3 and stddev / mean > 10 %); share_of_step = median / the step's median.
 
-Verification (--verify BOREAS_OUT.safetensors): the output of the last step against the file's `output`; passed
-when |anemoi - boreas| <= rtol * |boreas| + atol everywhere (--rtol 1e-4, --atol 1e-5: the outputs are normalised,
-O(1), and fp32 rounding of O(1) sums leaves ~2e-6 absolute on outputs near 0).  The detail also gives the largest
-error relative to each variable's rms and the normwise relative error.
+Verification (--verify BOREAS_OUT.safetensors): the output of the last step against the file's `output`, with the
+rule of `boreas bench --verify`: passed when |anemoi - boreas| <= atol + rtol * |boreas| everywhere (rtol 1e-4,
+atol 1e-5; the outputs are normalised, O(1), and fp32 rounding of O(1) sums leaves ~2e-6 absolute on values near 0);
+"worst relative" = max |anemoi - boreas| / (|boreas| + 1e-2).  The detail also gives the largest error relative to
+each variable's rms and the normwise relative error.
 """
 
 from __future__ import annotations
@@ -122,13 +136,14 @@ def parse_args(argv):
     p.add_argument("--weights", required=True, help="weights with anemoi names (boreas forward --save-weights)")
     p.add_argument("--input", required=True, help="safetensors with 'input' [B, T, 1, N, V_in] (--save-input)")
     p.add_argument("--json", required=True, help="where to write the result document (docs/bench-schema.json)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1, as boreas bench)")
     p.add_argument("--repetitions", type=int, default=5, help="timed steps, at least (default 5)")
     p.add_argument("--min-time", type=float, default=0.0, help="repeat until the timed steps add up to S seconds")
+    p.add_argument("--timeout", type=float, default=600.0, help="stop repeating after S seconds (default 600)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS, else all CPUs)")
     p.add_argument("--compile", nargs="?", const="phases", choices=["phases", "whole"], default=None,
                    help="torch.compile the encoder/processor/decoder forwards (phases, default) or the whole model")
-    p.add_argument("--roof-from", help="a Boreas result JSON whose roof object is copied")
+    p.add_argument("--roof-from", help="a boreas bench JSON: its roof is copied, and the flops/bytes of its results")
     p.add_argument("--verify", help="Boreas' output (safetensors with 'output') to compare with")
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--atol", type=float, default=1e-5,
@@ -272,7 +287,8 @@ def build_model(graph, cfg: dict, facts: dict):
     from omegaconf import OmegaConf
 
     name_to_index = {n: i for i, n in enumerate(facts["variables"])}
-    di = IndexCollection(OmegaConf.create({"forcing": facts["forcing"], "diagnostic": facts["diagnostic"]}), name_to_index)
+    groups = OmegaConf.create({"forcing": facts["forcing"], "diagnostic": facts["diagnostic"]})
+    di = IndexCollection(groups, name_to_index)
     model = AnemoiModelEncProcDec(
         model_config=OmegaConf.create(cfg),
         data_indices={"data": di},
@@ -475,28 +491,36 @@ def stats_of(samples: list[float], warmup: int) -> dict:
     }
 
 
-def roof_ceiling(roof: dict | None, threads: int) -> tuple[float, str]:
-    """The compute ceiling to divide by: sgemm_gflops, else the best sgemm at these threads, else fp32 FMA."""
-    if not roof:
-        return 0.0, "none"
-    if roof.get("sgemm_gflops", 0) > 0:
-        return float(roof["sgemm_gflops"]), "roof.sgemm_gflops"
-    same = [s["gflops"] for s in roof.get("sgemm", []) if s.get("threads") == threads]
-    if same and max(same) > 0:
-        return float(max(same)), f"roof.sgemm (best at {threads} threads)"
-    fma = roof.get("fp32_fma_gflops", {})
-    key = "1" if threads == 1 else "all"
-    if fma.get(key, 0) > 0:
-        return float(fma[key]), f"roof.fp32_fma_gflops[{key}]"
-    return 0.0, "none"
+def roofline(flops: float, nbytes: float, median: float, roof: dict | None) -> tuple[float, float, float, str]:
+    """(achieved GFLOP/s, GB/s, fraction_of_roof, bound) with Boreas' rule (src/bench/bench.cpp phase_result)."""
+    gflops = flops / median / 1e9 if median > 0 else 0.0
+    gbs = nbytes / median / 1e9 if median > 0 else 0.0
+    compute_roof = float((roof or {}).get("sgemm_gflops", 0.0) or 0.0)
+    bandwidth = float(((roof or {}).get("triad_gbs") or {}).get("all", 0.0) or 0.0)
+    intensity = flops / nbytes if nbytes > 0 else 0.0
+    fraction, bound = 0.0, "memory"
+    if flops > 0 and compute_roof > 0:
+        attainable = min(compute_roof, intensity * bandwidth)
+        fraction = gflops / attainable if attainable > 0 else 0.0
+        bound = "compute" if intensity * bandwidth >= compute_roof else "memory"
+    elif bandwidth > 0:
+        fraction = gbs / bandwidth
+    if fraction < 0.15:
+        bound = "latency"
+    return gflops, gbs, fraction, bound
 
 
-def result_entry(name, phase, samples, warmup, flops, params, ceiling, verification, rss, total_median):
+def is_noisy(st: dict) -> bool:
+    """boreas bench's rule: (max - min) / median > 20 %, or n >= 3 and stddev / mean > 10 %."""
+    spread = (st["max"] - st["min"]) / st["median"] if st["median"] > 0 else 0.0
+    return bool(spread > 0.2 or (st["n"] >= 3 and st["mean"] > 0 and st["stddev"] / st["mean"] > 0.1))
+
+
+def result_entry(name, phase, samples, warmup, flops, nbytes, params, roof, verification, rss, total_median):
     st = stats_of(samples, warmup)
     med = st["median"]
-    gflops = flops / med / 1e9 if med > 0 and flops > 0 else 0.0
-    frac = gflops / ceiling if ceiling > 0 and gflops > 0 else 0.0
-    entry = {
+    gflops, gbs, frac, bound = roofline(flops, nbytes, med, roof)
+    return {
         "name": name,
         "phase": phase,
         "params": params,
@@ -504,18 +528,16 @@ def result_entry(name, phase, samples, warmup, flops, params, ceiling, verificat
         "unit": "s",
         "stats": st,
         "samples": samples,
-        "noisy": bool(med > 0 and st["stddev"] / med > 0.05),
+        "noisy": is_noisy(st),
         "flops": float(flops),
-        "bytes": 0.0,
-        "achieved": {"gflops": gflops, "gbs": 0.0},
+        "bytes": float(nbytes),
+        "achieved": {"gflops": gflops, "gbs": gbs},
         "fraction_of_roof": frac,
-        "bound": "compute" if frac > 0 else "latency",
+        "bound": bound,
+        "share_of_step": med / total_median if total_median > 0 else 0.0,
         "peak_rss_bytes": rss,
         "verification": verification,
     }
-    if phase != "total" and total_median > 0:
-        entry["share_of_step"] = med / total_median
-    return entry
 
 
 def verify(y, ref_path: Path, rtol: float, atol: float) -> dict:
@@ -532,15 +554,16 @@ def verify(y, ref_path: Path, rtol: float, atol: float) -> dict:
     if not bool(torch.isfinite(a).all()) or not bool(torch.isfinite(b).all()):
         return {"status": "failed", "detail": "non-finite values in the output"}
     d = (a - b).abs()
-    rel = d / b.abs().clamp_min(max(atol / rtol, 1e-30))
-    bad = int((d > rtol * b.abs() + atol).sum())
+    rel = d / (b.abs() + 1e-2)  # boreas bench's "worst relative"
+    bad = int((d > atol + rtol * b.abs()).sum())
     worst = int(torch.argmax(rel))
     idx = list(torch.unravel_index(torch.tensor(worst), tuple(y.shape)))
     col_rms = b.pow(2).mean(dim=tuple(range(b.dim() - 1))).sqrt().clamp_min(1e-30)
     detail = (
         f"anemoi output vs {ref_path.name} 'output' {list(y.shape)}: max_abs {float(d.max()):.3e}, "
-        f"max_rel {float(rel.max()):.3e} (|ref| floored at atol/rtol = {atol / rtol:.0e}) at {[int(i) for i in idx]}, "
-        f"max_abs/variable rms {float((d / col_rms).max()):.3e}, normwise {float((a - b).norm() / b.norm().clamp_min(1e-30)):.3e}; "
+        f"worst relative {float(rel.max()):.3e} (err / (|ref| + 1e-2)) at {[int(i) for i in idx]}, "
+        f"max_abs/variable rms {float((d / col_rms).max()):.3e}, "
+        f"normwise {float((a - b).norm() / b.norm().clamp_min(1e-30)):.3e}; "
         f"{bad} of {d.numel()} outside rtol {rtol:g} atol {atol:g}"
     )
     return {"status": "passed" if bad == 0 else "failed", "detail": detail, "max_abs": float(d.max()),
@@ -611,7 +634,10 @@ def main(argv=None) -> int:
         for key, mod in blocks.items():
             handles.append(mod.register_forward_pre_hook(pre(key)))
             handles.append(mod.register_forward_hook(post(key)))
-        for c in range(n_chunks):
+    # chunk hooks sit inside the processor's forward: with --compile they would break its graph, so none then
+    n_chunks_timed = 0 if args.compile else n_chunks
+    if timed_phases:
+        for c in range(n_chunks_timed):
             handles.append(proc.proc[c * chunk_size].register_forward_pre_hook(pre(f"chunk{c}")))
             handles.append(proc.proc[(c + 1) * chunk_size - 1].register_forward_hook(post(f"chunk{c}")))
 
@@ -646,11 +672,14 @@ def main(argv=None) -> int:
         samples = {"total": [], "unattributed": []}
         for p in ("input", "encoder", "processor", "decoder", "output"):
             samples[p] = []
-        for c in range(n_chunks):
+        for c in range(n_chunks_timed):
             samples[f"processor/chunk{c}"] = []
         first_out = None
         spent = 0.0
-        while len(samples["total"]) < args.repetitions or spent < args.min_time:
+        t_loop = clock()
+        while (len(samples["total"]) < args.repetitions or spent < args.min_time) and (
+            not samples["total"] or clock() - t_loop < args.timeout
+        ):
             marks.clear()
             t0 = clock()
             out = step_fn(xin)["data"]
@@ -667,7 +696,7 @@ def main(argv=None) -> int:
                     "decoder": mk["decoder.post"] - mk["decoder.pre"],
                     "output": t1 - mk["decoder.post"],
                 }
-                for c in range(n_chunks):
+                for c in range(n_chunks_timed):
                     ph[f"processor/chunk{c}"] = mk[f"chunk{c}.post"] - mk[f"chunk{c}.pre"]
                 for p, v in ph.items():
                     samples[p].append(v)
@@ -680,14 +709,25 @@ def main(argv=None) -> int:
     deterministic = bool(torch.equal(first_out, out))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-    # ---- roof, verification
+    # ---- roof and costs, verification
+    config_name = args.config_name or Path(args.config).name.removesuffix(".yaml")
+    costs: dict = {}
+    cost_source = "anemoi's own count (run_anemoi.py count_flops), bytes not modelled"
     if args.roof_from:
-        roof = json.loads(Path(args.roof_from).read_text())["roof"]
-        roof = dict(roof, copied_from=str(args.roof_from))
+        bdoc = json.loads(Path(args.roof_from).read_text())
+        roof = dict(bdoc["roof"], copied_from=str(args.roof_from))
+        brun = bdoc.get("context", {}).get("run", {})
+        same = brun.get("batch", 1) == batch and (
+            brun.get("resolved_config", "").strip() == config_text.strip() or brun.get("config") == config_name)
+        if same:
+            costs = {r["name"]: (float(r["flops"]), float(r["bytes"])) for r in bdoc.get("results", [])}
+            cost_source = f"copied from {args.roof_from} (Boreas' cost model)"
+        else:
+            print(f"run_anemoi: warning: {args.roof_from} is for config {brun.get('config')!r} batch "
+                  f"{brun.get('batch')}; roof copied, flops/bytes not", file=sys.stderr)
     else:
         roof = {"fp32_fma_gflops": {"1": 0, "all": 0}, "sgemm": [], "triad_gbs": {"1": 0, "all": 0},
                 "not_measured": "run_anemoi.py measures no roof; give --roof-from BOREAS.json"}
-    ceiling, ceiling_src = roof_ceiling(roof if args.roof_from else None, args.threads)
     if args.verify:
         ver = verify(out, Path(args.verify), args.rtol, args.atol)
         vobj = {"status": ver["status"], "detail": ver["detail"]}
@@ -701,7 +741,6 @@ def main(argv=None) -> int:
         save_file({"output": out.contiguous()}, args.output_tensor,
                   metadata={"boreas": json.dumps({"implementation": implementation, "units": "normalised"})})
 
-    config_name = args.config_name or Path(args.config).name.removesuffix(".yaml")
     params = {"config": config_name, "batch": batch, "threads": args.threads, "precision": "fp32",
               "implementation": implementation, **({"compile": args.compile} if args.compile else {})}
     total_median = statistics.median(samples["total"])
@@ -711,21 +750,24 @@ def main(argv=None) -> int:
         phase_timing="forward pre/post hooks" if timed_phases else "none (--compile whole)",
         unattributed_median_s=statistics.median(samples["unattributed"]) if timed_phases else None,
         executed_flops_torch_counter=executed,
-        roof_ceiling_gflops=ceiling,
-        roof_ceiling_source=ceiling_src,
+        flops_bytes_source=cost_source,
         deterministic_first_vs_last=deterministic,
         setup_s=setup_s,
         weights=weights_info,
-        **({"verification_max_rel": ver["max_rel"], "verification_max_abs": ver["max_abs"]} if ver and "max_rel" in ver else {}),
+        **({"verification_worst_relative": ver["max_rel"], "verification_max_abs": ver["max_abs"]}
+           if ver and "max_rel" in ver else {}),
         **({"compile_first_step_s": compile_info.get("first_step_s")} if args.compile else {}),
     )
-    results.append(result_entry("forward", "total", samples["total"], args.warmup, flops["total"], total_params,
-                                ceiling, vobj, rss, total_median))
+    phases = [("forward", "total", total_params)]
     if timed_phases:
-        order = ["input", "encoder", "processor"] + [f"processor/chunk{c}" for c in range(n_chunks)] + ["decoder", "output"]
-        for p in order:
-            results.append(result_entry(f"forward/{p}", p, samples[p], args.warmup, flops[p], dict(params), ceiling,
-                                        vobj, rss, total_median))
+        chunks = [f"processor/chunk{c}" for c in range(n_chunks_timed)]
+        order = ["input", "encoder", "processor", *chunks, "decoder", "output"]
+        phases += [(f"forward/{p}", p, dict(params)) for p in order]
+    for name, phase, prm in phases:
+        prm["anemoi_flops"] = flops[phase]
+        fl, nb = costs.get(name, (flops[phase], 0.0))
+        results.append(result_entry(name, phase, samples[phase], args.warmup, fl, nb, prm, roof, vobj, rss,
+                                    total_median))
 
     cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     doc = {

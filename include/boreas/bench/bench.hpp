@@ -24,6 +24,9 @@ struct BenchOptions {
     int batch = 1;
     std::uint64_t seed = 1;
     std::string verify;        ///< an output file (boreas forward -o) to compare against
+    std::string input;         ///< input file (default: the seeded synthetic input)
+    std::string weights;       ///< weights file (default: seeded initialisation)
+    std::string graph;         ///< graph file (default: the config's graph)
     bool fresh_roof = false;
     std::string command_line;
 };

@@ -54,6 +54,13 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+/// Smooth, seeded fields on the data grid ([batch, T, 1, N_data, V_in]): a few random spherical
+/// waves per variable and step. Used by `boreas forward --input synthetic` and `boreas bench`.
+Tensor synthetic_input(const Model& model, int batch, std::uint64_t seed);
+
+/// The tensor "input" (or the only tensor) of a safetensors file.
+Tensor read_input(const std::filesystem::path& path);
+
 /// The graph a config names: its graph.file, or one built from its graph options.
 std::shared_ptr<const graphs::Graph> graph_for(const ModelConfig& config);
 
