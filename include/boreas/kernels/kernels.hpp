@@ -52,6 +52,49 @@ struct GraphAttentionParams {
     float* out = nullptr;                       ///< [batch*n_dst, heads*d]
     std::int64_t batch = 1, n_src = 0, n_dst = 0, heads = 1, head_dim = 0, edge_dim = 0;
     std::int64_t q_stride = 0, kv_stride = 0, out_stride = 0;  ///< 0: heads*d
+    float* lse = nullptr;  ///< optional [batch*n_dst, heads]: log-sum-exp of the scores, for backward
+};
+
+/// Backward of graph_attention (spec/model.md 3.3), deterministic without atomics: a destination
+/// pass (D_j = dO_j . O_j, dq, the W_e and b_e gradients through per-destination sums) and a
+/// source pass over the edges grouped by source (dk, dv), both recomputing the softmax weights
+/// from the saved log-sum-exp. `src_offsets`/`edges_by_src` list, for each source, the CSR
+/// positions of its outgoing edges in increasing order (see transpose_csr).
+struct GraphAttentionBackwardParams {
+    GraphAttentionParams forward;  ///< the forward's parameters, with out and lse filled
+    const float* d_out = nullptr;  ///< [batch*n_dst, heads*d]
+    const std::int64_t* src_offsets = nullptr;   ///< [n_src+1]
+    const std::int64_t* edges_by_src = nullptr;  ///< [edges]
+    float* dq = nullptr;           ///< [batch*n_dst, heads*d], overwritten
+    float* dk = nullptr;           ///< [batch*n_src, heads*d], overwritten
+    float* dv = nullptr;           ///< [batch*n_src, heads*d], overwritten
+    float* d_edge_weight = nullptr;    ///< [heads*d, edge_dim], accumulated (+=)
+    float* d_edge_bias = nullptr;      ///< [heads*d], accumulated
+    float* d_edge_features = nullptr;  ///< [edges, edge_dim], accumulated (summed over batch)
+};
+
+/// Backward of y = x W^T + b: dx (=|+=) dy W, dW += dy^T x, db += sum_rows dy. Any output may be
+/// null. Deterministic.
+struct LinearBackwardParams {
+    const float* x = nullptr;       ///< [rows, in]
+    const float* weight = nullptr;  ///< [out, in]
+    const float* dy = nullptr;      ///< [rows, out]
+    float* dx = nullptr;            ///< [rows, in]
+    float* dweight = nullptr;       ///< [out, in]
+    float* dbias = nullptr;         ///< [out]
+    std::int64_t rows = 0, in = 0, out = 0;
+    bool accumulate_dx = false;
+};
+
+struct LayerNormBackwardParams {
+    const float* x = nullptr;      ///< the forward's input
+    const float* gamma = nullptr;
+    const float* dy = nullptr;
+    float* dx = nullptr;           ///< overwritten (may alias dy)
+    float* dgamma = nullptr;       ///< accumulated
+    float* dbeta = nullptr;        ///< accumulated
+    std::int64_t rows = 0, channels = 0;
+    float eps = 1e-5f;
 };
 
 /// Sliding-window self-attention: query i attends keys j with |i-j| <= window inside its own
@@ -74,6 +117,15 @@ void layer_norm(const LayerNormParams& p);
 void gelu(float* x, std::int64_t n);
 void graph_attention(const GraphAttentionParams& p);
 void window_attention(const WindowAttentionParams& p);
+
+void linear_backward(const LinearBackwardParams& p);
+void layer_norm_backward(const LayerNormBackwardParams& p);
+/// dx = dy * GELU'(x) for exact GELU; dx may alias dy.
+void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n);
+void graph_attention_backward(const GraphAttentionBackwardParams& p);
+/// Edges grouped by source: offsets [n_src+1] and CSR positions, increasing within a source.
+void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std::int64_t n_dst,
+                   std::int64_t n_src, std::int64_t* src_offsets, std::int64_t* edges_by_src);
 
 }  // namespace cpu
 

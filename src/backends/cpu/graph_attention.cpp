@@ -37,6 +37,7 @@ void graph_attention(const GraphAttentionParams& p) {
             const auto begin = p.dst_offsets[j], end = p.dst_offsets[j + 1];
             if (begin == end) {  // no incoming edge: PyG's scatter-sum leaves zeros
                 std::fill(out, out + width, 0.0f);
+                if (p.lse) std::fill(p.lse + row * heads, p.lse + (row + 1) * heads, 0.0f);
                 continue;
             }
             for (std::int64_t h = 0; h < heads; ++h) {
@@ -76,6 +77,9 @@ void graph_attention(const GraphAttentionParams& p) {
                     for (std::int64_t c = 0; c < de; ++c) ae[c] = ae[c] * correction + weight * features[c];
                 }
             }
+            if (p.lse)
+                for (std::int64_t h = 0; h < heads; ++h)
+                    p.lse[row * heads + h] = running_max[h] + std::log(running_sum[h]);
             // o = (sum alpha v) + W_e (sum alpha e) + b_e, since the weights sum to one.
             for (std::int64_t h = 0; h < heads; ++h) {
                 const float inv = 1.0f / running_sum[h];
