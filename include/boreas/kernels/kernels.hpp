@@ -107,6 +107,18 @@ struct WindowAttentionParams {
     float* out = nullptr;      ///< [batch*seq, heads*d]
     std::int64_t batch = 1, seq = 0, heads = 1, head_dim = 0, window = 0;
     std::int64_t stride = 0;   ///< row stride of q, k, v and out; 0: heads*d
+    float* lse = nullptr;      ///< optional [batch*seq, heads]: log-sum-exp, for backward
+};
+
+/// Backward of window_attention (flash-attention style, spec/model.md 4.1): scores recomputed
+/// tile by tile from the saved log-sum-exp; a query pass writes dQ, a key pass dK and dV, so
+/// every gradient row has one writer (deterministic, no atomics).
+struct WindowAttentionBackwardParams {
+    WindowAttentionParams forward;  ///< with out and lse filled by the forward
+    const float* d_out = nullptr;   ///< [batch*seq, heads*d] (row stride `forward.stride`)
+    float* dq = nullptr;            ///< overwritten, same layout as q
+    float* dk = nullptr;
+    float* dv = nullptr;
 };
 
 namespace cpu {
@@ -123,6 +135,7 @@ void layer_norm_backward(const LayerNormBackwardParams& p);
 /// dx = dy * GELU'(x) for exact GELU; dx may alias dy.
 void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n);
 void graph_attention_backward(const GraphAttentionBackwardParams& p);
+void window_attention_backward(const WindowAttentionBackwardParams& p);
 /// Edges grouped by source: offsets [n_src+1] and CSR positions, increasing within a source.
 void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std::int64_t n_dst,
                    std::int64_t n_src, std::int64_t* src_offsets, std::int64_t* edges_by_src);

@@ -93,6 +93,137 @@ void window_attention(const WindowAttentionParams& p) {
                 float* out = p.out + (base + i0 + r) * stride + h * d;
                 const float inv = 1.0f / row_sum[r];
                 for (std::int64_t x = 0; x < d; ++x) out[x] = acc[r * d + x] * inv;
+                if (p.lse) p.lse[(base + i0 + r) * heads + h] = row_max[r] + std::log(row_sum[r]);
+            }
+        }
+    }
+}
+
+}  // namespace boreas::kernels::cpu
+
+namespace boreas::kernels::cpu {
+namespace {
+
+/// Fills `prob` [rows x cols] (leading dimension ld) with the softmax weights of queries
+/// [i0, i0+rows) against keys [j0, j0+cols): exp(scale q.k - lse) inside the window, else 0.
+/// `scores` must already hold q.k * scale.
+void window_probabilities(float* prob, std::int64_t rows, std::int64_t cols, std::int64_t ld,
+                          std::int64_t i0, std::int64_t j0, std::int64_t window, const float* lse,
+                          std::int64_t lse_stride) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t i = i0 + r;
+        float* row = prob + r * ld;
+        const float l = lse[(i)*lse_stride];
+        for (std::int64_t c = 0; c < cols; ++c) {
+            const std::int64_t j = j0 + c;
+            row[c] = (j >= i - window && j <= i + window) ? std::exp(row[c] - l) : 0.0f;
+        }
+    }
+}
+
+}  // namespace
+
+void window_attention_backward(const WindowAttentionBackwardParams& bp) {
+    const auto& p = bp.forward;
+    const auto heads = p.heads, d = p.head_dim, seq = p.seq, w = p.window;
+    BOREAS_CHECK(p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv,
+                 "window_attention_backward: the forward's out and lse and all gradients are needed");
+    const auto stride = p.stride ? p.stride : heads * d;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    const std::int64_t rows_total = p.batch * seq;
+    // D_i = dO_i . O_i per head.
+    std::vector<float> delta(static_cast<std::size_t>(rows_total * heads));
+#pragma omp parallel for schedule(static)
+    for (std::int64_t row = 0; row < rows_total; ++row)
+        for (std::int64_t h = 0; h < heads; ++h) {
+            float sum = 0;
+            for (std::int64_t x = 0; x < d; ++x)
+                sum += bp.d_out[row * stride + h * d + x] * p.out[row * stride + h * d + x];
+            delta[row * heads + h] = sum;
+        }
+    const std::int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
+    const std::int64_t tasks = p.batch * heads * blocks;
+    const auto sgemm = [](CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n,
+                          std::int64_t k, float alpha, const float* a, std::int64_t lda,
+                          const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+        cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                    alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+    };
+
+    // Query pass: dQ_i = scale * sum_j dS_ij k_j.
+#pragma omp parallel
+    {
+        std::vector<float> prob(static_cast<std::size_t>(kQueryBlock * kKeyBlock));
+        std::vector<float> dprob(static_cast<std::size_t>(kQueryBlock * kKeyBlock));
+        std::vector<float> acc(static_cast<std::size_t>(kQueryBlock * d));
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t task = 0; task < tasks; ++task) {
+            const std::int64_t block = task % blocks, h = (task / blocks) % heads, b = task / (blocks * heads);
+            const std::int64_t i0 = block * kQueryBlock, m = std::min(seq, i0 + kQueryBlock) - i0;
+            const std::int64_t base = b * seq;
+            const float* q = p.q + (base + i0) * stride + h * d;
+            const float* g = bp.d_out + (base + i0) * stride + h * d;
+            std::fill(acc.begin(), acc.begin() + m * d, 0.0f);
+            const std::int64_t key_begin = std::max<std::int64_t>(0, i0 - w);
+            const std::int64_t key_end = std::min(seq, i0 + m + w);
+            for (std::int64_t j0 = key_begin; j0 < key_end; j0 += kKeyBlock) {
+                const std::int64_t n = std::min(kKeyBlock, key_end - j0);
+                const float* k = p.k + (base + j0) * stride + h * d;
+                const float* v = p.v + (base + j0) * stride + h * d;
+                sgemm(CblasNoTrans, CblasTrans, m, n, d, scale, q, stride, k, stride, 0.0f, prob.data(), kKeyBlock);
+                window_probabilities(prob.data(), m, n, kKeyBlock, i0, j0, w, p.lse + (base)*heads + h, heads);
+                sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, stride, v, stride, 0.0f, dprob.data(), kKeyBlock);
+                for (std::int64_t r = 0; r < m; ++r) {
+                    const float D = delta[(base + i0 + r) * heads + h];
+                    for (std::int64_t c = 0; c < n; ++c) {
+                        const float pr = prob[r * kKeyBlock + c];
+                        dprob[r * kKeyBlock + c] = pr * (dprob[r * kKeyBlock + c] - D);
+                    }
+                }
+                sgemm(CblasNoTrans, CblasNoTrans, m, d, n, scale, dprob.data(), kKeyBlock, k, stride, 1.0f, acc.data(), d);
+            }
+            for (std::int64_t r = 0; r < m; ++r)
+                std::copy_n(acc.data() + r * d, d, bp.dq + (base + i0 + r) * stride + h * d);
+        }
+    }
+
+    // Key pass: dK_j = scale * sum_i dS_ij q_i, dV_j = sum_i P_ij dO_i.
+#pragma omp parallel
+    {
+        std::vector<float> prob(static_cast<std::size_t>(kKeyBlock * kQueryBlock));
+        std::vector<float> dprob(static_cast<std::size_t>(kKeyBlock * kQueryBlock));
+        std::vector<float> acc_k(static_cast<std::size_t>(kQueryBlock * d)), acc_v(static_cast<std::size_t>(kQueryBlock * d));
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t task = 0; task < tasks; ++task) {
+            const std::int64_t block = task % blocks, h = (task / blocks) % heads, b = task / (blocks * heads);
+            const std::int64_t j0 = block * kQueryBlock, n = std::min(seq, j0 + kQueryBlock) - j0;
+            const std::int64_t base = b * seq;
+            const float* k = p.k + (base + j0) * stride + h * d;
+            const float* v = p.v + (base + j0) * stride + h * d;
+            std::fill(acc_k.begin(), acc_k.begin() + n * d, 0.0f);
+            std::fill(acc_v.begin(), acc_v.begin() + n * d, 0.0f);
+            const std::int64_t query_begin = std::max<std::int64_t>(0, j0 - w);
+            const std::int64_t query_end = std::min(seq, j0 + n + w);
+            for (std::int64_t i0 = query_begin; i0 < query_end; i0 += kKeyBlock) {
+                const std::int64_t m = std::min(kKeyBlock, query_end - i0);
+                const float* q = p.q + (base + i0) * stride + h * d;
+                const float* g = bp.d_out + (base + i0) * stride + h * d;
+                // prob[m x n] for queries [i0, i0+m) and keys [j0, j0+n), leading dimension kQueryBlock.
+                sgemm(CblasNoTrans, CblasTrans, m, n, d, scale, q, stride, k, stride, 0.0f, prob.data(), kQueryBlock);
+                window_probabilities(prob.data(), m, n, kQueryBlock, i0, j0, w, p.lse + base * heads + h, heads);
+                sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, stride, v, stride, 0.0f, dprob.data(), kQueryBlock);
+                for (std::int64_t r = 0; r < m; ++r) {
+                    const float D = delta[(base + i0 + r) * heads + h];
+                    for (std::int64_t c = 0; c < n; ++c)
+                        dprob[r * kQueryBlock + c] = prob[r * kQueryBlock + c] * (dprob[r * kQueryBlock + c] - D);
+                }
+                // dV[n x d] += P^T dO ; dK[n x d] += scale dS^T Q
+                sgemm(CblasTrans, CblasNoTrans, n, d, m, 1.0f, prob.data(), kQueryBlock, g, stride, 1.0f, acc_v.data(), d);
+                sgemm(CblasTrans, CblasNoTrans, n, d, m, scale, dprob.data(), kQueryBlock, q, stride, 1.0f, acc_k.data(), d);
+            }
+            for (std::int64_t r = 0; r < n; ++r) {
+                std::copy_n(acc_k.data() + r * d, d, bp.dk + (base + j0 + r) * stride + h * d);
+                std::copy_n(acc_v.data() + r * d, d, bp.dv + (base + j0 + r) * stride + h * d);
             }
         }
     }
