@@ -798,9 +798,10 @@ def spec_forward(sd: dict, gt: dict, x, processor: str) -> dict:
     y = dec.view(BATCH, 1, ENSEMBLE, nd, -1).clone()
     y[..., 0:4] += x[:, -1:, :, :, 0:4]
     tp, cp, sp = 4, 5, 3
-    y[..., tp] = torch.relu(y[..., tp])
-    y[..., cp] = torch.clamp(y[..., cp], 0.0, 1.0) * y[..., tp]
-    y[..., sp] = torch.clamp(y[..., sp], -1.0, 1.0)
+    # (the .clone()s only keep autograd happy with the in-place column writes; make_training_fixtures differentiates this)
+    y[..., tp] = torch.relu(y[..., tp].clone())
+    y[..., cp] = torch.clamp(y[..., cp].clone(), 0.0, 1.0) * y[..., tp].clone()
+    y[..., sp] = torch.clamp(y[..., sp].clone(), -1.0, 1.0)
     out["output"] = y
     return out
 

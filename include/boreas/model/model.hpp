@@ -26,6 +26,23 @@ struct ForwardOptions {
     TraceSink trace;
 };
 
+/// Gradients of a training step: one tensor per parameter (same names and shapes) and the
+/// gradient with respect to the input (rollout feeds predictions back as inputs).
+struct Gradients {
+    std::map<std::string, Tensor> parameters;
+    Tensor input;
+};
+
+/// What a training forward keeps for its backward (activations, attention log-sum-exps).
+struct TrainingTape {
+    struct Data;
+    std::unique_ptr<Data> data;
+    TrainingTape();
+    ~TrainingTape();
+    TrainingTape(TrainingTape&&) noexcept;
+    TrainingTape& operator=(TrainingTape&&) noexcept;
+};
+
 class Model {
 public:
     /// Checks the graph against the config (node sets, edge sets) and declares every parameter.
@@ -49,8 +66,17 @@ public:
     /// (normalised, residual and boundings applied), as anemoi-models returns it.
     Tensor forward(const Tensor& input, const ForwardOptions& options = {}) const;
 
+    /// Forward that keeps what backward needs. Supports the transformer and graph-transformer
+    /// processors; mappers run unchunked.
+    Tensor forward_train(const Tensor& input, TrainingTape& tape) const;
+    /// Adds the gradients of sum(d_output * output) to `gradients` (zero-initialised by
+    /// zero_gradients). Deterministic for a fixed thread count.
+    void backward(const TrainingTape& tape, const Tensor& d_output, Gradients& gradients) const;
+    Gradients zero_gradients(const Tensor& input) const;
+
+    struct Impl;  ///< defined in src/model/model_impl.hpp (internal)
+
 private:
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 

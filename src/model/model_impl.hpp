@@ -1,0 +1,649 @@
+#pragma once
+// Internals of Model shared by the forward (model.cpp) and training (training.cpp) code: the
+// layers and blocks, and Model::Impl. Not part of the public API.
+
+#include "boreas/model/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <random>
+
+#include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
+#include "boreas/core/trace.hpp"
+#include "boreas/io/safetensors.hpp"
+#include "boreas/kernels/kernels.hpp"
+#include "layers.hpp"
+#include "legacy_weights.hpp"
+#include "names.hpp"
+
+namespace boreas::model {
+
+namespace detail {
+
+using graphs::EdgeSet;
+using graphs::NodeSet;
+
+// Destination rows handled at once by a mapper: bounds the [rows, 4C] MLP buffer and friends
+// (about 0.5 GiB at C = 1024) whatever the grid size.
+constexpr std::int64_t kMaxChunkRows = 32768;
+
+/// Edge features e0 = [edge_length, edge_dirs (2), trainable (t)] in CSR order: [E, 3 + t].
+inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
+    const auto count = edges.count();
+    const std::int64_t t = trainable ? trainable->cols() : 0;
+    Tensor features({count, 3 + t});
+    for (std::int64_t e = 0; e < count; ++e) {
+        float* row = features.row(e);
+        row[0] = edges.edge_length[e];
+        row[1] = edges.edge_dirs[2 * e];
+        row[2] = edges.edge_dirs[2 * e + 1];
+        for (std::int64_t c = 0; c < t; ++c) row[3 + c] = trainable->row(e)[c];
+    }
+    return features;
+}
+
+/// The graph-transformer block of the mappers and of the graph-transformer processor
+/// (anemoi GraphTransformerMapperBlock / GraphTransformerProcessorBlock, spec 3.2 and 4.2).
+struct GraphTransformerBlock {
+    std::int64_t channels = 0, heads = 0, hidden = 0, edge_dim = 0;
+    LayerNorm norm_src, norm_dst, norm_mlp;
+    Linear query, key, value, self, edge, projection, mlp_in, mlp_out;
+    bool separate_src_norm = true;  // mappers normalise src and dst with their own LayerNorms
+
+    static GraphTransformerBlock declare(ParameterStore& store, const BlockNames& names,
+                                         std::int64_t channels, std::int64_t heads,
+                                         double mlp_ratio, std::int64_t edge_dim, bool mapper) {
+        GraphTransformerBlock b;
+        b.channels = channels;
+        b.heads = heads;
+        b.hidden = hidden_width(channels, mlp_ratio);
+        b.edge_dim = edge_dim;
+        b.separate_src_norm = mapper;
+        b.query = Linear::declare(store, names.query, channels, channels);
+        b.key = Linear::declare(store, names.key, channels, channels);
+        b.value = Linear::declare(store, names.value, channels, channels);
+        b.self = Linear::declare(store, names.self, channels, channels);
+        b.edge = Linear::declare(store, names.edge, edge_dim, channels);
+        b.projection = Linear::declare(store, names.projection, channels, channels);
+        if (mapper) b.norm_src = LayerNorm::declare(store, names.norm_src, channels);
+        b.norm_dst = LayerNorm::declare(store, names.norm_dst, channels);
+        b.norm_mlp = LayerNorm::declare(store, names.norm_mlp, channels);
+        b.mlp_in = Linear::declare(store, names.mlp_in, channels, b.hidden);
+        b.mlp_out = Linear::declare(store, names.mlp_out, b.hidden, channels);
+        return b;
+    }
+
+    /// Keys and values of the (normalised) source rows: [rows, C] each.
+    void keys_values(const float* src, std::int64_t rows, Tensor& k, Tensor& v) const {
+        Tensor normalised({rows, channels});
+        (separate_src_norm ? norm_src : norm_dst).apply(src, rows, normalised.data());
+        k = Tensor({rows, channels});
+        v = Tensor({rows, channels});
+        key.apply(normalised.data(), rows, k.data());
+        value.apply(normalised.data(), rows, v.data());
+    }
+
+    /// Updates destination rows [j0, j1) of one batch element: g holds their (un-normalised)
+    /// embeddings on entry and the block's output on return.
+    void destination_chunk(float* g, std::int64_t j0, std::int64_t j1, const float* k,
+                           const float* v, std::int64_t n_src, const EdgeSet& edges,
+                           const Tensor& features) const {
+        const std::int64_t rows = j1 - j0;
+        if (rows == 0) return;
+        Tensor normalised({rows, channels}), q({rows, channels}), attended({rows, channels});
+        norm_dst.apply(g, rows, normalised.data());
+        query.apply(normalised.data(), rows, q.data());
+        kernels::GraphAttentionParams p;
+        p.q = q.data();
+        p.k = k;
+        p.v = v;
+        p.edge_features = features.data();
+        p.edge_weight = edge.weight->data();
+        p.edge_bias = edge.bias->data();
+        p.dst_offsets = edges.dst_offsets.data() + j0;
+        p.src = edges.src.data();
+        p.out = attended.data();
+        p.batch = 1;
+        p.n_src = n_src;
+        p.n_dst = rows;
+        p.heads = heads;
+        p.head_dim = channels / heads;
+        p.edge_dim = edge_dim;
+        kernels::cpu::graph_attention(p);
+        self.apply(normalised.data(), rows, attended.data(), /*accumulate=*/true);  // o + r
+        projection.apply(attended.data(), rows, g, /*accumulate=*/true);           // u = proj + g
+        // y = u + MLP(LN(u))
+        norm_mlp.apply(g, rows, normalised.data());
+        Tensor hidden_rows({rows, hidden});
+        mlp_in.apply(normalised.data(), rows, hidden_rows.data());
+        kernels::cpu::gelu(hidden_rows.data(), hidden_rows.numel());
+        mlp_out.apply(hidden_rows.data(), rows, g, /*accumulate=*/true);
+    }
+};
+
+struct TransformerLayer {
+    std::int64_t channels = 0, heads = 0, hidden = 0, window = 0;
+    LayerNorm norm_attention, norm_mlp;
+    Linear q, k, v, projection, mlp_in, mlp_out;
+
+    static TransformerLayer declare(ParameterStore& store, const TransformerNames& names,
+                                    std::int64_t channels, const ProcessorConfig& config) {
+        TransformerLayer layer;
+        layer.channels = channels;
+        layer.heads = config.num_heads;
+        layer.hidden = hidden_width(channels, config.mlp_hidden_ratio);
+        layer.window = config.window_size;
+        layer.norm_attention = LayerNorm::declare(store, names.norm_attention, channels);
+        layer.q = Linear::declare(store, names.q, channels, channels, /*bias=*/false);
+        layer.k = Linear::declare(store, names.k, channels, channels, /*bias=*/false);
+        layer.v = Linear::declare(store, names.v, channels, channels, /*bias=*/false);
+        layer.projection = Linear::declare(store, names.projection, channels, channels);
+        layer.norm_mlp = LayerNorm::declare(store, names.norm_mlp, channels);
+        layer.mlp_in = Linear::declare(store, names.mlp_in, channels, layer.hidden);
+        layer.mlp_out = Linear::declare(store, names.mlp_out, layer.hidden, channels);
+        return layer;
+    }
+
+    /// x [batch*seq, C] in place: x += Attn(LN(x)); x += MLP(LN(x)).
+    void apply(Tensor& x, std::int64_t batch, std::int64_t seq) const {
+        const std::int64_t rows = x.rows();
+        Tensor normalised({rows, channels}), qt({rows, channels}), kt({rows, channels}),
+            vt({rows, channels}), attended({rows, channels});
+        norm_attention.apply(x.data(), rows, normalised.data());
+        q.apply(normalised.data(), rows, qt.data());
+        k.apply(normalised.data(), rows, kt.data());
+        v.apply(normalised.data(), rows, vt.data());
+        kernels::WindowAttentionParams p;
+        p.q = qt.data();
+        p.k = kt.data();
+        p.v = vt.data();
+        p.out = attended.data();
+        p.batch = batch;
+        p.seq = seq;
+        p.heads = heads;
+        p.head_dim = channels / heads;
+        p.window = window;
+        kernels::cpu::window_attention(p);
+        projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
+        norm_mlp.apply(x.data(), rows, normalised.data());
+        Tensor hidden_rows({rows, hidden});
+        mlp_in.apply(normalised.data(), rows, hidden_rows.data());
+        kernels::cpu::gelu(hidden_rows.data(), hidden_rows.numel());
+        mlp_out.apply(hidden_rows.data(), rows, x.data(), /*accumulate=*/true);
+    }
+};
+
+/// anemoi's MLP: Linear -> GELU -> ... -> Linear, then LayerNorm (GNN parts use the norm).
+struct Mlp {
+    std::vector<Linear> linears;
+    LayerNorm norm;
+
+    static Mlp declare(ParameterStore& store, const names::MlpNames& names, std::int64_t in,
+                       std::int64_t hidden, std::int64_t out) {
+        Mlp mlp;
+        const auto count = static_cast<int>(names.linears.size());
+        for (int i = 0; i < count; ++i)
+            mlp.linears.push_back(Linear::declare(store, names.linears[i], i == 0 ? in : hidden,
+                                                  i + 1 == count ? out : hidden));
+        mlp.norm = LayerNorm::declare(store, names.norm, out);
+        return mlp;
+    }
+
+    /// y = LN(MLP(x)); `first` (optional) replaces the first Linear's output, for callers that
+    /// build it from pieces.
+    void apply(const float* x, std::int64_t rows, float* y, Tensor* first = nullptr) const {
+        Tensor a, b;
+        if (first == nullptr) {
+            a = Tensor({rows, linears[0].out});
+            linears[0].apply(x, rows, a.data());
+        } else {
+            a = std::move(*first);
+        }
+        for (std::size_t i = 1; i < linears.size(); ++i) {
+            kernels::cpu::gelu(a.data(), a.numel());
+            b = Tensor({rows, linears[i].out});
+            linears[i].apply(a.data(), rows, b.data());
+            std::swap(a, b);
+        }
+        norm.apply(a.data(), rows, y);
+    }
+};
+
+/// anemoi GraphConvProcessorBlock (spec 4.3): messages m_ij = MLP_e([h_j, h_i, e_ij]) + e_ij,
+/// h_j += MLP_n([h_j, sum_i m_ij]), and the messages become the next layer's edges.
+struct GnnLayer {
+    std::int64_t channels = 0;
+    bool embeds_edges = false;
+    Mlp edge_embedding, edge_mlp, node_mlp;
+
+    static GnnLayer declare(ParameterStore& store, int layer, std::int64_t channels,
+                            std::int64_t edge_dim, const ProcessorConfig& config) {
+        GnnLayer g;
+        g.channels = channels;
+        // anemoi's GNN MLPs get n_extra_layers = mlp_extra_layers + 1: Linear, act, then that
+        // many hidden Linear+act pairs, then the output Linear.
+        const int linears = config.mlp_extra_layers + 3;
+        const auto n = names::gnn_layer(layer, linears);
+        const auto hidden = hidden_width(channels, config.mlp_hidden_ratio);
+        g.embeds_edges = layer == 0;
+        if (g.embeds_edges) g.edge_embedding = Mlp::declare(store, n.edge_embedding, edge_dim, hidden, channels);
+        // GraphConv's edge MLP always has hidden width C (anemoi ignores the ratio there).
+        g.edge_mlp = Mlp::declare(store, n.edge_mlp, 3 * channels, channels, channels);
+        g.node_mlp = Mlp::declare(store, n.node_mlp, 2 * channels, hidden, channels);
+        return g;
+    }
+
+    /// x [batch*n, C] and edges [batch*E, C] (rows b*E + CSR position) are updated in place.
+    void apply(Tensor& x, Tensor& edges, std::int64_t batch, std::int64_t n,
+               const EdgeSet& graph_edges) const {
+        const std::int64_t count = graph_edges.count(), c = channels;
+        // The first Linear of the edge MLP acts on [h_dst, h_src, e]: split its weight by input
+        // block so node projections are computed once per node, not once per edge.
+        const auto& first = edge_mlp.linears[0];
+        Tensor w_dst({c, c}), w_src({c, c}), w_edge({c, c});
+        for (std::int64_t r = 0; r < c; ++r) {
+            const float* row = first.weight->row(r);
+            std::copy(row, row + c, w_dst.row(r));
+            std::copy(row + c, row + 2 * c, w_src.row(r));
+            std::copy(row + 2 * c, row + 3 * c, w_edge.row(r));
+        }
+        auto project = [&](const Tensor& w, const float* in, std::int64_t rows, float* out,
+                           const Tensor* bias) {
+            Linear l;
+            l.weight = &w;
+            l.bias = bias;
+            l.in = c;
+            l.out = c;
+            l.apply(in, rows, out);
+        };
+        Tensor p_dst({batch * n, c}), p_src({batch * n, c});
+        project(w_dst, x.data(), batch * n, p_dst.data(), nullptr);
+        project(w_src, x.data(), batch * n, p_src.data(), nullptr);
+        Tensor pre({batch * count, c});
+        project(w_edge, edges.data(), batch * count, pre.data(), first.bias);
+#pragma omp parallel for schedule(static)
+        for (std::int64_t row = 0; row < batch * count; ++row) {
+            const std::int64_t b = row / count, e = row % count;
+            const std::int64_t j = std::upper_bound(graph_edges.dst_offsets.begin(),
+                                                    graph_edges.dst_offsets.end(), e) -
+                                   graph_edges.dst_offsets.begin() - 1;
+            const float* pd = p_dst.row(b * n + j);
+            const float* ps = p_src.row(b * n + graph_edges.src[e]);
+            float* out = pre.row(row);
+            for (std::int64_t k = 0; k < c; ++k) out[k] += pd[k] + ps[k];
+        }
+        Tensor messages({batch * count, c});
+        edge_mlp.apply(nullptr, batch * count, messages.data(), &pre);
+        for (std::int64_t i = 0; i < messages.numel(); ++i) messages.data()[i] += edges.data()[i];
+        // Sum the messages into their destinations, in CSR order (deterministic).
+        Tensor node_in({batch * n, 2 * c});
+#pragma omp parallel for schedule(static)
+        for (std::int64_t row = 0; row < batch * n; ++row) {
+            const std::int64_t b = row / n, j = row % n;
+            float* out = node_in.row(row);
+            std::copy(x.row(row), x.row(row) + c, out);
+            float* agg = out + c;
+            std::fill(agg, agg + c, 0.0f);
+            for (auto e = graph_edges.dst_offsets[j]; e < graph_edges.dst_offsets[j + 1]; ++e) {
+                const float* m = messages.row(b * count + e);
+                for (std::int64_t k = 0; k < c; ++k) agg[k] += m[k];
+            }
+        }
+        Tensor update({batch * n, c});
+        node_mlp.apply(node_in.data(), batch * n, update.data());
+        for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] += update.data()[i];
+        edges = std::move(messages);
+    }
+};
+
+inline void check_graph(const ModelConfig& config, const graphs::Graph& graph) {
+    for (const char* set : {"data_to_hidden", "hidden_to_data"})
+        BOREAS_CHECK(graph.edges.count(set), "graph has no '{}' edge set", set);
+    const bool needs_processor_edges = config.processor.type != ProcessorType::transformer;
+    BOREAS_CHECK(!needs_processor_edges || graph.edges.count("hidden_to_hidden"),
+                 "config '{}' has a graph processor but the graph has no 'hidden_to_hidden' edges",
+                 config.name);
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+struct Model::Impl {
+    ModelConfig config;
+    std::shared_ptr<const graphs::Graph> graph;
+    ParameterStore store;
+    std::int64_t n_data = 0, n_hidden = 0, channels = 0;
+    const Tensor* trainable_data = nullptr;
+    const Tensor* trainable_hidden = nullptr;
+    const Tensor* trainable_encoder_edges = nullptr;
+    const Tensor* trainable_decoder_edges = nullptr;
+    const Tensor* trainable_processor_edges = nullptr;
+    Linear encoder_src_embedding, encoder_dst_embedding, decoder_dst_embedding, extractor;
+    LayerNorm extractor_norm;
+    GraphTransformerBlock encoder, decoder;
+    std::vector<TransformerLayer> transformer_layers;
+    std::vector<GraphTransformerBlock> graph_transformer_layers;
+    std::vector<GnnLayer> gnn_layers;
+    std::vector<std::string> chunk_names;  // "chunk0", ...: processor checkpoint units
+
+    Impl(ModelConfig c, std::shared_ptr<const graphs::Graph> g)
+        : config(std::move(c)), graph(std::move(g)) {
+        check_graph(config, *graph);
+        n_data = graph->node_set("data").count();
+        n_hidden = graph->node_set("hidden").count();
+        channels = config.num_channels;
+        const auto& t = config.trainable;
+        const auto& enc_edges = graph->edge_set("data_to_hidden");
+        const auto& dec_edges = graph->edge_set("hidden_to_data");
+        if (t.data > 0)
+            trainable_data = store.declare(names::kTrainableData, {n_data, t.data}, Init::zeros);
+        if (t.hidden > 0)
+            trainable_hidden = store.declare(names::kTrainableHidden, {n_hidden, t.hidden}, Init::zeros);
+        if (t.data2hidden > 0)
+            trainable_encoder_edges = store.declare(names::kTrainableEncoderEdges,
+                                                    {enc_edges.count(), t.data2hidden}, Init::zeros);
+        if (t.hidden2data > 0)
+            trainable_decoder_edges = store.declare(names::kTrainableDecoderEdges,
+                                                    {dec_edges.count(), t.hidden2data}, Init::zeros);
+
+        const auto data_width = config.data_feature_width();
+        const auto hidden_width_in = config.hidden_feature_width();
+        encoder_src_embedding =
+            Linear::declare(store, names::encoder("emb_nodes_src"), data_width, channels);
+        encoder_dst_embedding =
+            Linear::declare(store, names::encoder("emb_nodes_dst"), hidden_width_in, channels);
+        encoder = GraphTransformerBlock::declare(store, names::mapper_block("encoder"), channels,
+                                                 config.encoder.num_heads,
+                                                 config.encoder.mlp_hidden_ratio,
+                                                 3 + t.data2hidden, /*mapper=*/true);
+        decoder_dst_embedding =
+            Linear::declare(store, names::decoder("emb_nodes_dst"), data_width, channels);
+        decoder = GraphTransformerBlock::declare(store, names::mapper_block("decoder"), channels,
+                                                 config.decoder.num_heads,
+                                                 config.decoder.mlp_hidden_ratio,
+                                                 3 + t.hidden2data, /*mapper=*/true);
+        extractor_norm = LayerNorm::declare(store, names::decoder("node_data_extractor.0"), channels);
+        extractor = Linear::declare(store, names::decoder("node_data_extractor.1"), channels,
+                                    static_cast<std::int64_t>(config.output_variables().size()));
+
+        const auto& processor = config.processor;
+        for (int chunk = 0; chunk < processor.num_chunks; ++chunk)
+            chunk_names.push_back("chunk" + std::to_string(chunk));
+        if (processor.type == ProcessorType::transformer) {
+            for (int l = 0; l < processor.num_layers; ++l)
+                transformer_layers.push_back(TransformerLayer::declare(
+                    store, names::transformer_layer(l), channels, processor));
+        } else if (processor.type == ProcessorType::graph_transformer) {
+            const auto& edges = graph->edge_set("hidden_to_hidden");
+            if (t.hidden2hidden > 0)
+                trainable_processor_edges = store.declare(
+                    names::kTrainableProcessorEdges, {edges.count(), t.hidden2hidden}, Init::zeros);
+            for (int l = 0; l < processor.num_layers; ++l)
+                graph_transformer_layers.push_back(GraphTransformerBlock::declare(
+                    store, names::processor_block(l), channels, processor.num_heads,
+                    processor.mlp_hidden_ratio, 3 + t.hidden2hidden, /*mapper=*/false));
+        } else {
+            const auto& edges = graph->edge_set("hidden_to_hidden");
+            if (t.hidden2hidden > 0)
+                trainable_processor_edges = store.declare(
+                    names::kTrainableProcessorEdges, {edges.count(), t.hidden2hidden}, Init::zeros);
+            for (int l = 0; l < processor.num_layers; ++l)
+                gnn_layers.push_back(
+                    GnnLayer::declare(store, l, channels, 3 + t.hidden2hidden, processor));
+        }
+    }
+
+    /// [B*N_d, T*V_in + 4 + t_d]: time-major inputs, sin/cos of lat/lon, trainable columns.
+    Tensor data_features(const Tensor& input, std::int64_t batch) const {
+        const auto steps = config.multistep_input;
+        const auto vars = input.dim(4);
+        const auto width = config.data_feature_width();
+        Tensor features({batch * n_data, width});
+        const auto& coords = graph->node_set("data").coords;
+#pragma omp parallel for schedule(static)
+        for (std::int64_t row = 0; row < batch * n_data; ++row) {
+            const std::int64_t b = row / n_data, n = row % n_data;
+            float* out = features.row(row);
+            for (std::int64_t t = 0; t < steps; ++t) {
+                const float* x = input.data() + ((b * steps + t) * n_data + n) * vars;
+                std::copy(x, x + vars, out + t * vars);
+            }
+            node_attributes(out + steps * vars, coords, n, trainable_data);
+        }
+        return features;
+    }
+
+    /// [sin lat, sin lon, cos lat, cos lon, trainable...] of node n (anemoi's column order).
+    static void node_attributes(float* out, const std::vector<float>& coords, std::int64_t n,
+                                const Tensor* trainable) {
+        const float lat = coords[2 * n], lon = coords[2 * n + 1];
+        out[0] = std::sin(lat);
+        out[1] = std::sin(lon);
+        out[2] = std::cos(lat);
+        out[3] = std::cos(lon);
+        if (trainable) std::copy_n(trainable->row(n), trainable->cols(), out + 4);
+    }
+
+    Tensor hidden_features(std::int64_t batch) const {
+        const auto width = config.hidden_feature_width();
+        Tensor features({batch * n_hidden, width});
+        const auto& coords = graph->node_set("hidden").coords;
+        for (std::int64_t row = 0; row < batch * n_hidden; ++row)
+            node_attributes(features.row(row), coords, row % n_hidden, trainable_hidden);
+        return features;
+    }
+
+    /// Runs a mapper block over all destinations of all batch elements, chunk by chunk.
+    /// `embed(b, j0, j1, out)` writes the destination embeddings of rows [j0, j1) of batch b;
+    /// `finish(b, j0, j1, rows)` receives the block's output rows.
+    template <typename Embed, typename Finish>
+    void run_mapper(const GraphTransformerBlock& block, const MapperConfig& mapper,
+                    const Tensor& k, const Tensor& v, std::int64_t n_src, std::int64_t n_dst,
+                    std::int64_t batch, const EdgeSet& edges, const Tensor& features,
+                    Embed&& embed, Finish&& finish) const {
+        const std::int64_t chunks =
+            std::max<std::int64_t>(mapper.num_chunks, (n_dst + kMaxChunkRows - 1) / kMaxChunkRows);
+        const std::int64_t chunk_rows = (n_dst + chunks - 1) / chunks;
+        for (std::int64_t b = 0; b < batch; ++b) {
+            for (std::int64_t j0 = 0; j0 < n_dst; j0 += chunk_rows) {
+                const std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
+                Tensor g({j1 - j0, channels});
+                embed(b, j0, j1, g.data());
+                block.destination_chunk(g.data(), j0, j1, k.row(b * n_src), v.row(b * n_src), n_src,
+                                        edges, features);
+                finish(b, j0, j1, g);
+            }
+        }
+    }
+
+    Tensor forward(const Tensor& input, const ForwardOptions& options) const {
+        const auto in_vars = static_cast<std::int64_t>(config.input_variables().size());
+        const auto out_vars = static_cast<std::int64_t>(config.output_variables().size());
+        check_input(input, options.allow_nan);
+        const std::int64_t batch = input.dim(0);
+        auto trace = [&](const char* name, const Tensor& value) {
+            if (options.trace) options.trace(name, value);
+        };
+
+        // Encoder: data -> hidden.
+        Tensor data, hidden_in;
+        {
+            BOREAS_RANGE("input");
+            data = data_features(input, batch);
+            hidden_in = hidden_features(batch);
+        }
+        Tensor latent({batch * n_hidden, channels});
+        {
+            BOREAS_RANGE("encoder");
+            Tensor src({batch * n_data, channels}), k, v;
+            encoder_src_embedding.apply(data.data(), batch * n_data, src.data());
+            encoder.keys_values(src.data(), batch * n_data, k, v);
+            const auto& edges = graph->edge_set("data_to_hidden");
+            const Tensor features = edge_features(edges, trainable_encoder_edges);
+            run_mapper(encoder, config.encoder, k, v, n_data, n_hidden, batch, edges, features,
+                       [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                           encoder_dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
+                       },
+                       [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
+                           std::copy(rows.values().begin(), rows.values().end(),
+                                     latent.row(b * n_hidden + j0));
+                       });
+        }
+        trace("encoder.out", latent);
+
+        // Processor.
+        Tensor processed = latent;
+        std::optional<trace::Range> processor_range(std::in_place, "processor");
+        const auto per_chunk = static_cast<std::size_t>(config.processor.num_layers / config.processor.num_chunks);
+        std::optional<trace::Range> chunk_range;
+        auto enter_layer = [&](std::size_t l) {
+            if (l % per_chunk == 0) {
+                chunk_range.reset();
+                chunk_range.emplace(chunk_names[l / per_chunk].c_str());
+            }
+        };
+        if (!transformer_layers.empty()) {
+            for (std::size_t l = 0; l < transformer_layers.size(); ++l) {
+                enter_layer(l);
+                transformer_layers[l].apply(processed, batch, n_hidden);
+                if (l == 0) trace("processor.layer0.out", processed);
+            }
+        } else if (!gnn_layers.empty()) {
+            const auto& edges = graph->edge_set("hidden_to_hidden");
+            const Tensor features = edge_features(edges, trainable_processor_edges);
+            // Edges are embedded once and tiled over the batch, as anemoi expands them.
+            Tensor embedded({edges.count(), channels});
+            gnn_layers[0].edge_embedding.apply(features.data(), edges.count(), embedded.data());
+            Tensor edge_state({batch * edges.count(), channels});
+            for (std::int64_t b = 0; b < batch; ++b)
+                std::copy(embedded.values().begin(), embedded.values().end(),
+                          edge_state.row(b * edges.count()));
+            for (std::size_t l = 0; l < gnn_layers.size(); ++l) {
+                enter_layer(l);
+                gnn_layers[l].apply(processed, edge_state, batch, n_hidden, edges);
+                if (l == 0) trace("processor.layer0.out", processed);
+            }
+        } else {
+            const auto& edges = graph->edge_set("hidden_to_hidden");
+            const Tensor features = edge_features(edges, trainable_processor_edges);
+            for (std::size_t l = 0; l < graph_transformer_layers.size(); ++l) {
+                enter_layer(l);
+                const auto& block = graph_transformer_layers[l];
+                Tensor k, v;
+                block.keys_values(processed.data(), batch * n_hidden, k, v);
+                MapperConfig whole;  // the processor updates all hidden nodes, no chunking needed
+                run_mapper(block, whole, k, v, n_hidden, n_hidden, batch, edges, features,
+                           [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                               const float* from = processed.row(b * n_hidden + j0);
+                               std::copy(from, from + (j1 - j0) * channels, out);
+                           },
+                           [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
+                               // Safe in place: k and v were taken before the layer started.
+                               std::copy(rows.values().begin(), rows.values().end(),
+                                         processed.row(b * n_hidden + j0));
+                           });
+                if (l == 0) trace("processor.layer0.out", processed);
+            }
+        }
+        chunk_range.reset();
+        processor_range.reset();
+        trace("processor.out", processed);
+        if (config.latent_skip) {
+            float* p = processed.data();
+            const float* z = latent.data();
+            for (std::int64_t i = 0; i < processed.numel(); ++i) p[i] += z[i];
+        }
+
+        // Decoder: hidden -> data; the processor latent is not re-embedded.
+        Tensor output({batch, 1, 1, n_data, out_vars});
+        Tensor decoded({batch * n_data, out_vars});
+        {
+            BOREAS_RANGE("decoder");
+            Tensor k, v;
+            decoder.keys_values(processed.data(), batch * n_hidden, k, v);
+            const auto& edges = graph->edge_set("hidden_to_data");
+            const Tensor features = edge_features(edges, trainable_decoder_edges);
+            run_mapper(decoder, config.decoder, k, v, n_hidden, n_data, batch, edges, features,
+                       [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                           decoder_dst_embedding.apply(data.row(b * n_data + j0), j1 - j0, out);
+                       },
+                       [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
+                           Tensor normalised({j1 - j0, channels});
+                           extractor_norm.apply(rows.data(), j1 - j0, normalised.data());
+                           extractor.apply(normalised.data(), j1 - j0, decoded.row(b * n_data + j0));
+                       });
+        }
+        trace("decoder.out", decoded);
+        std::copy(decoded.values().begin(), decoded.values().end(), output.data());
+
+        // Residual on prognostic variables from the last input step, then boundings.
+        BOREAS_RANGE("output");
+        const auto pairs = config.prognostic_pairs();
+        const auto steps = config.multistep_input;
+        for (std::int64_t b = 0; b < batch; ++b)
+            for (std::int64_t n = 0; n < n_data; ++n) {
+                float* y = output.data() + (b * n_data + n) * out_vars;
+                const float* x = input.data() + ((b * steps + steps - 1) * n_data + n) * in_vars;
+                for (const auto& [o, i] : pairs) y[o] += x[i];
+            }
+        apply_boundings(output);
+        trace("output", output);
+        return output;
+    }
+
+    void apply_boundings(Tensor& output) const {
+        const auto outputs = config.output_variables();
+        for (const auto& bounding : config.bounding) apply_bounding(bounding, outputs, output);
+    }
+
+    /// One bounding, in place on [..., V_out] (anemoi layers/bounding.py).
+    static void apply_bounding(const BoundingConfig& bounding, const std::vector<std::string>& outputs,
+                               Tensor& output) {
+        auto index_of = [&](const std::string& name) {
+            return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) -
+                                             outputs.begin());
+        };
+        const auto width = static_cast<std::int64_t>(outputs.size());
+        const auto rows = output.numel() / width;
+        std::vector<std::int64_t> columns;
+        for (const auto& name : bounding.variables) columns.push_back(index_of(name));
+        const std::int64_t total = bounding.total_var.empty() ? -1 : index_of(bounding.total_var);
+        for (std::int64_t r = 0; r < rows; ++r) {
+            float* y = output.data() + r * width;
+            for (auto c : columns) {
+                switch (bounding.type) {
+                    case BoundingType::relu:
+                        y[c] = std::max(y[c], 0.0f);
+                        break;
+                    case BoundingType::hardtanh:
+                        y[c] = std::clamp(y[c], bounding.min_val, bounding.max_val);
+                        break;
+                    case BoundingType::fraction:
+                        y[c] = std::clamp(y[c], bounding.min_val, bounding.max_val) * y[total];
+                        break;
+                }
+            }
+        }
+    }
+
+    void check_input(const Tensor& input, bool allow_nan) const {
+        const auto in_vars = static_cast<std::int64_t>(config.input_variables().size());
+        BOREAS_CHECK(input.rank() == 5 && input.dim(1) == config.multistep_input && input.dim(2) == 1 &&
+                         input.dim(3) == n_data && input.dim(4) == in_vars,
+                     "input tensor has shape {}, expected [batch, {}, 1, {}, {}] (batch, input steps, "
+                     "ensemble, data nodes, input variables)",
+                     input.shape_string(), config.multistep_input, n_data, in_vars);
+        if (!allow_nan) {
+            const auto values = input.values();
+            for (std::size_t i = 0; i < values.size(); ++i)
+                BOREAS_CHECK(std::isfinite(values[i]),
+                             "input tensor has a non-finite value at flat index {} (pass "
+                             "--allow-nan to accept it)", i);
+        }
+    }
+};
+
+}  // namespace boreas::model

@@ -1,0 +1,483 @@
+// The training forward (keeping activations) and the backward pass of the model, layer by layer
+// (spec/model.md 3.3, 4.1, 10.1). Attention backward runs in the fused kernels; every reduction
+// is deterministic for a fixed thread count.
+#include <map>
+
+#include "model_impl.hpp"
+
+namespace boreas::model {
+
+using namespace detail;
+
+namespace {
+
+Tensor zeros_like(const Tensor& t) { return Tensor(t.shape()); }
+
+void add_into(Tensor& target, const Tensor& source) {
+    float* a = target.data();
+    const float* b = source.data();
+    for (std::int64_t i = 0; i < target.numel(); ++i) a[i] += b[i];
+}
+
+/// Gradient accumulator for one Linear: dW, db live in the Gradients map.
+struct LinearGrad {
+    float* weight;
+    float* bias;
+};
+
+}  // namespace
+
+struct BlockTape {
+    Tensor src, src_norm, k, v, g, dst_norm, q, attended, lse, t, u, mlp_norm, a, a_act;
+};
+
+struct LayerTape {
+    Tensor x, norm1, q, k, v, attended, lse, x1, norm2, a, a_act;
+};
+
+struct TrainingTape::Data {
+    std::int64_t batch = 0;
+    Tensor input, data, hidden_in, src_embedding, latent, processed_in;
+    BlockTape encoder, decoder;
+    std::vector<LayerTape> transformer;
+    std::vector<BlockTape> graph_transformer;
+    Tensor decoder_dst, decoded_y, extractor_norm, decoded;
+    std::vector<Tensor> before_bounding;
+};
+
+namespace {
+
+struct Context {
+    const Model::Impl& impl;
+    Gradients& grads;
+    std::map<const Tensor*, Tensor*> slots = {};
+
+    LinearGrad of(const Linear& l) {
+        LinearGrad g{nullptr, nullptr};
+        g.weight = find(l.weight).data();
+        if (l.bias) g.bias = find(l.bias).data();
+        return g;
+    }
+    Tensor& find(const Tensor* parameter) {
+        if (slots.empty())
+            for (auto& [name, grad] : grads.parameters) slots[&impl.store.get(name)] = &grad;
+        auto it = slots.find(parameter);
+        BOREAS_CHECK(it != slots.end(), "no gradient slot for a parameter");
+        return *it->second;
+    }
+};
+
+void linear_forward(const Linear& l, const Tensor& x, Tensor& y) {
+    y = Tensor({x.rows(), l.out});
+    l.apply(x.data(), x.rows(), y.data());
+}
+
+/// dx (+)= dy W; dW += dy^T x; db += sum dy.
+void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tensor& dy, Tensor* dx,
+                     bool accumulate) {
+    const auto g = ctx.of(l);
+    kernels::LinearBackwardParams p;
+    p.x = x.data();
+    p.weight = l.weight->data();
+    p.dy = dy.data();
+    p.dx = dx ? dx->data() : nullptr;
+    p.dweight = g.weight;
+    p.dbias = g.bias;
+    p.rows = x.rows();
+    p.in = l.in;
+    p.out = l.out;
+    p.accumulate_dx = accumulate;
+    kernels::cpu::linear_backward(p);
+}
+
+/// Returns d(input) of a LayerNorm given d(output).
+Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, const Tensor& dy) {
+    Tensor dx(x.shape());
+    kernels::LayerNormBackwardParams p;
+    p.x = x.data();
+    p.gamma = n.gamma->data();
+    p.dy = dy.data();
+    p.dx = dx.data();
+    p.dgamma = ctx.find(n.gamma).data();
+    p.dbeta = ctx.find(n.beta).data();
+    p.rows = x.rows();
+    p.channels = n.channels;
+    kernels::cpu::layer_norm_backward(p);
+    return dx;
+}
+
+kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, const BlockTape& t,
+                                               const EdgeSet& edges, const Tensor& features,
+                                               std::int64_t batch, std::int64_t n_src,
+                                               std::int64_t n_dst, float* out, float* lse) {
+    kernels::GraphAttentionParams p;
+    p.q = t.q.data();
+    p.k = t.k.data();
+    p.v = t.v.data();
+    p.edge_features = features.data();
+    p.edge_weight = b.edge.weight->data();
+    p.edge_bias = b.edge.bias->data();
+    p.dst_offsets = edges.dst_offsets.data();
+    p.src = edges.src.data();
+    p.out = out;
+    p.lse = lse;
+    p.batch = batch;
+    p.n_src = n_src;
+    p.n_dst = n_dst;
+    p.heads = b.heads;
+    p.head_dim = b.channels / b.heads;
+    p.edge_dim = b.edge_dim;
+    return p;
+}
+
+/// Graph-transformer block on all batch elements; `dst` holds g on entry and y on return.
+/// For a processor block `src` is the block input itself (one LayerNorm for both sides).
+void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& dst, const EdgeSet& edges,
+                   const Tensor& features, std::int64_t batch, std::int64_t n_src, std::int64_t n_dst,
+                   BlockTape& t) {
+    const std::int64_t c = b.channels;
+    t.src = src;
+    t.src_norm = Tensor(src.shape());
+    (b.separate_src_norm ? b.norm_src : b.norm_dst).apply(src.data(), src.rows(), t.src_norm.data());
+    linear_forward(b.key, t.src_norm, t.k);
+    linear_forward(b.value, t.src_norm, t.v);
+    t.g = dst;
+    t.dst_norm = Tensor(dst.shape());
+    b.norm_dst.apply(dst.data(), dst.rows(), t.dst_norm.data());
+    linear_forward(b.query, t.dst_norm, t.q);
+    t.attended = Tensor({dst.rows(), c});
+    t.lse = Tensor({dst.rows(), b.heads});
+    kernels::cpu::graph_attention(attention_params(b, t, edges, features, batch, n_src, n_dst,
+                                                   t.attended.data(), t.lse.data()));
+    t.t = t.attended;
+    b.self.apply(t.dst_norm.data(), dst.rows(), t.t.data(), true);
+    t.u = t.g;
+    b.projection.apply(t.t.data(), dst.rows(), t.u.data(), true);
+    t.mlp_norm = Tensor(dst.shape());
+    b.norm_mlp.apply(t.u.data(), dst.rows(), t.mlp_norm.data());
+    linear_forward(b.mlp_in, t.mlp_norm, t.a);
+    t.a_act = t.a;
+    kernels::cpu::gelu(t.a_act.data(), t.a_act.numel());
+    dst = t.u;
+    b.mlp_out.apply(t.a_act.data(), dst.rows(), dst.data(), true);
+}
+
+/// Backward of block_forward: returns d(g); adds d(src) into `d_src` (for a processor block,
+/// the source path is folded into the returned gradient) and edge-feature gradients into
+/// `d_features`.
+Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockTape& t,
+                      const Tensor& dy, const EdgeSet& edges, const Tensor& features,
+                      std::int64_t batch, std::int64_t n_src, std::int64_t n_dst, Tensor* d_src,
+                      Tensor& d_features) {
+    Tensor d_act({dy.rows(), b.hidden});
+    linear_backward(ctx, b.mlp_out, t.a_act, dy, &d_act, false);
+    Tensor d_a(d_act.shape());
+    kernels::cpu::gelu_backward(t.a.data(), d_act.data(), d_a.data(), d_a.numel());
+    Tensor d_norm(t.u.shape());
+    linear_backward(ctx, b.mlp_in, t.mlp_norm, d_a, &d_norm, false);
+    Tensor d_u = layer_norm_backward(ctx, b.norm_mlp, t.u, d_norm);
+    add_into(d_u, dy);
+    Tensor d_t(t.t.shape());
+    linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
+    Tensor d_g = d_u;  // u = g + projection(t)
+    Tensor d_dst_norm(t.dst_norm.shape());
+    linear_backward(ctx, b.self, t.dst_norm, d_t, &d_dst_norm, false);  // t = o + self(.)
+    // Attention: d_t is d(o).
+    Tensor dq(t.q.shape()), dk(t.k.shape()), dv(t.v.shape());
+    std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
+        by_src(static_cast<std::size_t>(edges.count()));
+    kernels::cpu::transpose_csr(edges.dst_offsets.data(), edges.src.data(), n_dst, n_src,
+                                src_offsets.data(), by_src.data());
+    kernels::GraphAttentionBackwardParams bp;
+    bp.forward = attention_params(b, t, edges, features, batch, n_src, n_dst,
+                                  const_cast<float*>(t.attended.data()), const_cast<float*>(t.lse.data()));
+    bp.d_out = d_t.data();
+    bp.src_offsets = src_offsets.data();
+    bp.edges_by_src = by_src.data();
+    bp.dq = dq.data();
+    bp.dk = dk.data();
+    bp.dv = dv.data();
+    bp.d_edge_weight = ctx.find(b.edge.weight).data();
+    bp.d_edge_bias = ctx.find(b.edge.bias).data();
+    bp.d_edge_features = d_features.data();
+    kernels::cpu::graph_attention_backward(bp);
+    linear_backward(ctx, b.query, t.dst_norm, dq, &d_dst_norm, true);
+    Tensor d_src_norm(t.src_norm.shape());
+    linear_backward(ctx, b.key, t.src_norm, dk, &d_src_norm, false);
+    linear_backward(ctx, b.value, t.src_norm, dv, &d_src_norm, true);
+    if (b.separate_src_norm) {
+        add_into(d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
+        add_into(*d_src, layer_norm_backward(ctx, b.norm_src, t.src, d_src_norm));
+    } else {
+        add_into(d_dst_norm, d_src_norm);  // one LayerNorm feeds q, k, v and self
+        add_into(d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
+    }
+    return d_g;
+}
+
+void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq, LayerTape& t) {
+    const std::int64_t rows = x.rows(), c = l.channels;
+    t.x = x;
+    t.norm1 = Tensor({rows, c});
+    l.norm_attention.apply(x.data(), rows, t.norm1.data());
+    linear_forward(l.q, t.norm1, t.q);
+    linear_forward(l.k, t.norm1, t.k);
+    linear_forward(l.v, t.norm1, t.v);
+    t.attended = Tensor({rows, c});
+    t.lse = Tensor({rows, l.heads});
+    kernels::WindowAttentionParams p;
+    p.q = t.q.data();
+    p.k = t.k.data();
+    p.v = t.v.data();
+    p.out = t.attended.data();
+    p.lse = t.lse.data();
+    p.batch = batch;
+    p.seq = seq;
+    p.heads = l.heads;
+    p.head_dim = c / l.heads;
+    p.window = l.window;
+    kernels::cpu::window_attention(p);
+    l.projection.apply(t.attended.data(), rows, x.data(), true);
+    t.x1 = x;
+    t.norm2 = Tensor({rows, c});
+    l.norm_mlp.apply(x.data(), rows, t.norm2.data());
+    linear_forward(l.mlp_in, t.norm2, t.a);
+    t.a_act = t.a;
+    kernels::cpu::gelu(t.a_act.data(), t.a_act.numel());
+    l.mlp_out.apply(t.a_act.data(), rows, x.data(), true);
+}
+
+Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t, const Tensor& dy,
+                      std::int64_t batch, std::int64_t seq) {
+    Tensor d_act(t.a_act.shape());
+    linear_backward(ctx, l.mlp_out, t.a_act, dy, &d_act, false);
+    Tensor d_a(d_act.shape());
+    kernels::cpu::gelu_backward(t.a.data(), d_act.data(), d_a.data(), d_a.numel());
+    Tensor d_norm2(t.norm2.shape());
+    linear_backward(ctx, l.mlp_in, t.norm2, d_a, &d_norm2, false);
+    Tensor d_x1 = layer_norm_backward(ctx, l.norm_mlp, t.x1, d_norm2);
+    add_into(d_x1, dy);
+    Tensor d_attended(t.attended.shape());
+    linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
+    Tensor dq(t.q.shape()), dk(t.k.shape()), dv(t.v.shape());
+    kernels::WindowAttentionBackwardParams bp;
+    bp.forward.q = t.q.data();
+    bp.forward.k = t.k.data();
+    bp.forward.v = t.v.data();
+    bp.forward.out = const_cast<float*>(t.attended.data());
+    bp.forward.lse = const_cast<float*>(t.lse.data());
+    bp.forward.batch = batch;
+    bp.forward.seq = seq;
+    bp.forward.heads = l.heads;
+    bp.forward.head_dim = l.channels / l.heads;
+    bp.forward.window = l.window;
+    bp.d_out = d_attended.data();
+    bp.dq = dq.data();
+    bp.dk = dk.data();
+    bp.dv = dv.data();
+    kernels::cpu::window_attention_backward(bp);
+    Tensor d_norm1(t.norm1.shape());
+    linear_backward(ctx, l.q, t.norm1, dq, &d_norm1, false);
+    linear_backward(ctx, l.k, t.norm1, dk, &d_norm1, true);
+    linear_backward(ctx, l.v, t.norm1, dv, &d_norm1, true);
+    Tensor d_x = layer_norm_backward(ctx, l.norm_attention, t.x, d_norm1);
+    add_into(d_x, d_x1);
+    return d_x;
+}
+
+/// Adds the trainable columns [first, first + t) of `d_features` rows (edge or node features,
+/// tiled `copies` times along rows) into the gradient of the trainable tensor.
+void trainable_gradient(const Tensor& d_features, std::int64_t first, std::int64_t copies, Tensor& grad) {
+    if (grad.numel() == 0) return;
+    const std::int64_t rows = grad.dim(0), t = grad.dim(1);
+    for (std::int64_t copy = 0; copy < copies; ++copy)
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t c = 0; c < t; ++c) grad.row(r)[c] += d_features.row(copy * rows + r)[first + c];
+}
+
+}  // namespace
+
+Gradients Model::zero_gradients(const Tensor& input) const {
+    Gradients g;
+    for (const auto& name : impl_->store.names()) g.parameters.emplace(name, Tensor(impl_->store.get(name).shape()));
+    g.input = Tensor(input.shape());
+    return g;
+}
+
+TrainingTape::TrainingTape() : data(std::make_unique<Data>()) {}
+TrainingTape::~TrainingTape() = default;
+TrainingTape::TrainingTape(TrainingTape&&) noexcept = default;
+TrainingTape& TrainingTape::operator=(TrainingTape&&) noexcept = default;
+
+Tensor Model::forward_train(const Tensor& input, TrainingTape& tape) const {
+    auto& t = *tape.data;
+    const auto& m = *impl_;
+    BOREAS_CHECK(m.gnn_layers.empty(), "training the GNN processor is not supported yet");
+    m.check_input(input, false);
+    const std::int64_t batch = input.dim(0);
+    t.batch = batch;
+    t.input = input;
+    t.data = m.data_features(input, batch);
+    t.hidden_in = m.hidden_features(batch);
+    // Encoder.
+    linear_forward(m.encoder_src_embedding, t.data, t.src_embedding);
+    Tensor latent;
+    linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
+    const auto& enc_edges = m.graph->edge_set("data_to_hidden");
+    const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
+    block_forward(m.encoder, t.src_embedding, latent, enc_edges, enc_features, batch, m.n_data, m.n_hidden, t.encoder);
+    t.latent = latent;
+    // Processor.
+    Tensor x = latent;
+    if (!m.transformer_layers.empty()) {
+        t.transformer.resize(m.transformer_layers.size());
+        for (std::size_t l = 0; l < m.transformer_layers.size(); ++l)
+            layer_forward(m.transformer_layers[l], x, batch, m.n_hidden, t.transformer[l]);
+    } else {
+        const auto& edges = m.graph->edge_set("hidden_to_hidden");
+        const Tensor features = edge_features(edges, m.trainable_processor_edges);
+        t.graph_transformer.resize(m.graph_transformer_layers.size());
+        for (std::size_t l = 0; l < m.graph_transformer_layers.size(); ++l) {
+            const Tensor in = x;
+            block_forward(m.graph_transformer_layers[l], in, x, edges, features, batch, m.n_hidden,
+                          m.n_hidden, t.graph_transformer[l]);
+        }
+    }
+    if (m.config.latent_skip) add_into(x, latent);
+    t.processed_in = x;
+    // Decoder.
+    Tensor y;
+    linear_forward(m.decoder_dst_embedding, t.data, y);
+    const auto& dec_edges = m.graph->edge_set("hidden_to_data");
+    const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
+    block_forward(m.decoder, x, y, dec_edges, dec_features, batch, m.n_hidden, m.n_data, t.decoder);
+    t.decoded_y = y;
+    t.extractor_norm = Tensor(y.shape());
+    m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
+    linear_forward(m.extractor, t.extractor_norm, t.decoded);
+    // Output: residual, then boundings (the value before each bounding is kept).
+    const std::int64_t out_vars = m.extractor.out, in_vars = input.dim(4), steps = m.config.multistep_input;
+    Tensor output({batch, 1, 1, m.n_data, out_vars});
+    std::copy(t.decoded.values().begin(), t.decoded.values().end(), output.data());
+    const auto pairs = m.config.prognostic_pairs();
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t n = 0; n < m.n_data; ++n) {
+            float* o = output.data() + (b * m.n_data + n) * out_vars;
+            const float* xin = input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
+            for (const auto& [oi, ii] : pairs) o[oi] += xin[ii];
+        }
+    t.before_bounding.clear();
+    const auto outputs = m.config.output_variables();
+    for (const auto& bounding : m.config.bounding) {
+        t.before_bounding.push_back(output);
+        Model::Impl::apply_bounding(bounding, outputs, output);
+    }
+    return output;
+}
+
+void Model::backward(const TrainingTape& tape, const Tensor& d_output, Gradients& grads) const {
+    const auto& t = *tape.data;
+    const auto& m = *impl_;
+    Context ctx{m, grads};
+    const std::int64_t batch = t.batch;
+    const auto outputs = m.config.output_variables();
+    const auto out_vars = static_cast<std::int64_t>(outputs.size());
+    BOREAS_CHECK(d_output.numel() == batch * m.n_data * out_vars,
+                 "d_output has {} values, expected {}", d_output.numel(), batch * m.n_data * out_vars);
+    // Boundings in reverse order.
+    Tensor d = d_output;
+    for (std::size_t k = m.config.bounding.size(); k-- > 0;) {
+        const auto& bounding = m.config.bounding[k];
+        const Tensor& x = t.before_bounding[k];
+        auto index_of = [&](const std::string& name) {
+            return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) - outputs.begin());
+        };
+        const std::int64_t total = bounding.total_var.empty() ? -1 : index_of(bounding.total_var);
+        for (std::int64_t r = 0; r < x.numel() / out_vars; ++r) {
+            const float* xr = x.data() + r * out_vars;
+            float* dr = d.data() + r * out_vars;
+            for (const auto& name : bounding.variables) {
+                const auto c = index_of(name);
+                const float v = xr[c];
+                switch (bounding.type) {
+                    case BoundingType::relu:
+                        dr[c] = v > 0 ? dr[c] : 0.0f;
+                        break;
+                    case BoundingType::hardtanh:
+                        dr[c] = (v > bounding.min_val && v < bounding.max_val) ? dr[c] : 0.0f;
+                        break;
+                    case BoundingType::fraction: {
+                        const float inside = (v > bounding.min_val && v < bounding.max_val) ? 1.0f : 0.0f;
+                        dr[total] += dr[c] * std::clamp(v, bounding.min_val, bounding.max_val);
+                        dr[c] = dr[c] * xr[total] * inside;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Residual: the prognostic outputs' gradient also reaches the last input step.
+    const std::int64_t in_vars = t.input.dim(4), steps = m.config.multistep_input;
+    const auto pairs = m.config.prognostic_pairs();
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t n = 0; n < m.n_data; ++n) {
+            const float* dr = d.data() + (b * m.n_data + n) * out_vars;
+            float* di = grads.input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
+            for (const auto& [oi, ii] : pairs) di[ii] += dr[oi];
+        }
+    // Extractor and decoder.
+    Tensor d_decoded({batch * m.n_data, out_vars});
+    std::copy(d.values().begin(), d.values().end(), d_decoded.data());
+    Tensor d_ext_norm(t.extractor_norm.shape());
+    linear_backward(ctx, m.extractor, t.extractor_norm, d_decoded, &d_ext_norm, false);
+    const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, t.decoded_y, d_ext_norm);
+    const auto& dec_edges = m.graph->edge_set("hidden_to_data");
+    const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
+    Tensor d_dec_features = zeros_like(dec_features);
+    Tensor d_x = zeros_like(t.processed_in);
+    const Tensor d_dec_dst = block_backward(ctx, m.decoder, t.decoder, d_y, dec_edges, dec_features, batch,
+                                            m.n_hidden, m.n_data, &d_x, d_dec_features);
+    Tensor d_data = zeros_like(t.data);
+    linear_backward(ctx, m.decoder_dst_embedding, t.data, d_dec_dst, &d_data, false);
+    if (m.trainable_decoder_edges)
+        trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
+    // Processor (and the latent skip).
+    Tensor d_latent = m.config.latent_skip ? d_x : zeros_like(d_x);
+    if (!m.transformer_layers.empty()) {
+        for (std::size_t l = m.transformer_layers.size(); l-- > 0;)
+            d_x = layer_backward(ctx, m.transformer_layers[l], t.transformer[l], d_x, batch, m.n_hidden);
+    } else {
+        const auto& edges = m.graph->edge_set("hidden_to_hidden");
+        const Tensor features = edge_features(edges, m.trainable_processor_edges);
+        Tensor d_features = zeros_like(features);
+        for (std::size_t l = m.graph_transformer_layers.size(); l-- > 0;)
+            d_x = block_backward(ctx, m.graph_transformer_layers[l], t.graph_transformer[l], d_x, edges,
+                                 features, batch, m.n_hidden, m.n_hidden, nullptr, d_features);
+        if (m.trainable_processor_edges)
+            trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
+    }
+    add_into(d_latent, d_x);
+    // Encoder.
+    const auto& enc_edges = m.graph->edge_set("data_to_hidden");
+    const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
+    Tensor d_enc_features = zeros_like(enc_features);
+    Tensor d_src = zeros_like(t.src_embedding);
+    const Tensor d_hidden_dst = block_backward(ctx, m.encoder, t.encoder, d_latent, enc_edges, enc_features,
+                                               batch, m.n_data, m.n_hidden, &d_src, d_enc_features);
+    linear_backward(ctx, m.encoder_src_embedding, t.data, d_src, &d_data, true);
+    Tensor d_hidden_in = zeros_like(t.hidden_in);
+    linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, d_hidden_dst, &d_hidden_in, false);
+    if (m.trainable_encoder_edges)
+        trainable_gradient(d_enc_features, 3, 1, ctx.find(m.trainable_encoder_edges));
+    if (m.trainable_hidden) trainable_gradient(d_hidden_in, 4, batch, ctx.find(m.trainable_hidden));
+    // Data features: inputs (time-major columns) and trainable data columns.
+    for (std::int64_t row = 0; row < batch * m.n_data; ++row) {
+        const std::int64_t b = row / m.n_data, n = row % m.n_data;
+        for (std::int64_t s = 0; s < steps; ++s)
+            for (std::int64_t v = 0; v < in_vars; ++v)
+                grads.input.data()[((b * steps + s) * m.n_data + n) * in_vars + v] += d_data.row(row)[s * in_vars + v];
+    }
+    if (m.trainable_data) trainable_gradient(d_data, steps * in_vars + 4, batch, ctx.find(m.trainable_data));
+}
+
+}  // namespace boreas::model
