@@ -66,9 +66,10 @@ did not change) and stores the weights after step 2.
 
 Files (tests/data/train/)
 -------------------------
-batch.safetensors            batch_future [B, R_MAX, E, N, 8] (dataset order, time T..T+R_MAX-1; never-read entries
-                             are NaN), node_weights [N], scaler.* [6]/[1]; the first T steps are
-                             tests/data/model/transformer.io.safetensors:input (header boreas.refs).
+batch.safetensors            targets [B, R_MAX, E, N, 6] (loss target of step r = batch[:, T+r, ..., data.output.full]),
+                             forcings [B, R_MAX-1, E, N, 2] (batch[:, T+r, ..., data.input.forcing]), node_weights [N],
+                             scaler.* [6]/[1]; the first T steps are tests/data/model/transformer.io.safetensors:input
+                             (header boreas.refs); every other batch entry is never read.
 NAME.grads.safetensors       grad.<param> (F32, param shape), loss [1], loss_steps [R]; header metadata: variant,
                              rollout, loss, weights file, batch, completeness.  transformer (R=1),
                              transformer.rollout2 (R=2): every parameter; graphtransformer, gnn (R=1): processor.*,
@@ -170,8 +171,6 @@ SUBSET_PREFIXES = ["processor.", "processor_graph_provider."]
 SUBSET_EXTRA = [
     "node_attributes.trainable_tensors.hidden.trainable",
     "encoder.data.emb_nodes_src.weight",
-    "encoder.data.proc.lin_edge.weight",
-    "decoder.data.proc.lin_edge.weight",
     "decoder.data.node_data_extractor.1.weight",
     "decoder.data.node_data_extractor.1.bias",
 ]
@@ -821,25 +820,30 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "training_batch",
         "generator": "tools/reference/make_training_fixtures.py",
         "layouts": {
-            "batch_future": f"[B={BATCH}, R_MAX={R_MAX}, E={ENSEMBLE}, N, 8] normalised batch steps T..T+R_MAX-1 "
-            f"(batch time index {T}+r), dataset variable order {VARIABLES}; NaN where never read (forcings at the last "
-            "step)",
+            "targets": f"[B={BATCH}, R_MAX={R_MAX}, E={ENSEMBLE}, N, 6] = batch[:, T+r, ..., data_output_full]: the "
+            f"loss target of rollout step r, model output order {out_names}",
+            "forcings": f"[B, R_MAX-1, E, N, 2] = batch[:, T+r, ..., data_input_forcing]: the forcings written into the "
+            "input after rollout step r (lsm, cos_latitude); the last step's forcings are never read",
             "node_weights": "[N] float32 = area_weight / torch.sum(area_weight) (data nodes of the graph file)",
             "scaler.pressure_level": "[6] model output order z_500 t_850 2t sp tp cp: max(0.2, 0.001*level) for pl vars",
             "scaler.general_variable": "[6] all 1",
             "scaler.time_steps": "[1] = 1 (unit-sum over n_step_output = 1)",
         },
-        "assemble": f"batch [B, T+R, E, N, 8] for rollout R <= {R_MAX}: batch[:, 0:T, ..., data_input_full] = input "
-        f"(refs), batch[:, 0:T, ..., diagnostics {DIAGNOSTIC}] = NaN (never read), batch[:, T:T+R] = batch_future[:, 0:R]",
+        "assemble": f"full batch [B, T+R, E, N, 8] (dataset order {VARIABLES}) for rollout R <= {R_MAX}: "
+        "batch[:, 0:T, ..., data_input_full] = input (refs); batch[:, T+r, ..., data_output_full] = targets[:, r]; "
+        "batch[:, T+r, ..., data_input_forcing] = forcings[:, r] for r < R-1; every other entry (diagnostics at t < T, "
+        "forcings at t = T+R-1) is never read: fill it with NaN and the loss must stay finite",
         "refs": {"input": input_ref},
         "T": T,
         "data_input_full": di.data.input.full.tolist(),
         "data_output_full": di.data.output.full.tolist(),
+        "data_input_forcing": di.data.input.forcing.tolist(),
         "model_output_names": out_names,
         "seed": BATCH_SEED,
     }
     bt = {
-        "batch_future": batch[:, T:].contiguous(),
+        "targets": batch[:, T:][..., di.data.output.full].contiguous(),
+        "forcings": batch[:, T : T + R_MAX - 1][..., di.data.input.forcing].contiguous(),
         "node_weights": scalers["node_weights"][1].contiguous(),
         "scaler.pressure_level": scalers["pressure_level"][1].contiguous(),
         "scaler.general_variable": scalers["general_variable"][1].contiguous(),
@@ -848,6 +852,14 @@ def main(argv: list[str] | None = None) -> int:
     path = out_dir / "batch.safetensors"
     save_safetensors(path, bt, batch_meta)
     written[path.name] = path
+    back, _ = read_safetensors(path)  # the documented assembly gives back the batch used (NaN where never read)
+    re = torch.full_like(batch, float("nan"))
+    re[:, :T, ..., di.data.input.full] = tio["input"]
+    for r in range(R_MAX):
+        re[:, T + r, ..., di.data.output.full] = back["targets"][:, r]
+        if r < R_MAX - 1:
+            re[:, T + r, ..., di.data.input.forcing] = back["forcings"][:, r]
+    assert torch.equal(re.nan_to_num(123.0), batch.nan_to_num(123.0)) and torch.equal(re.isnan(), batch.isnan())
 
     case_docs = {}
     for stem, case in CASES.items():
@@ -875,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
             f"parameters starting with {SUBSET_PREFIXES} plus {SUBSET_EXTRA} (size budget)",
             "names": "grad.<name of model.named_parameters()>; X.proc.layer_norm_attention_dest.* is the same parameter "
             "as X.proc.layer_norm_attention.* (stored once, under the latter)",
-            "loss_definition": loss_definition,
+            "loss_definition": "see tests/data/train/recipe.json (loss)",
             "mode": "model.train(), fp32, CPU, 1 thread",
             "zero_in_exact_arithmetic": "gradients of "
             + ", ".join(k for k in r["checks"]["zero_in_exact_arithmetic"] if k in keep)
@@ -893,7 +905,6 @@ def main(argv: list[str] | None = None) -> int:
             "loss_f32_hex": r["loss"].reshape(1).numpy().view(np.uint32)[0].item().to_bytes(4, "big").hex(),
             "stored_params": len(keep),
             "all_params": len(names),
-            "omitted": [k for k in names if k not in keep],
             "checks": r["checks"],
         }
 
@@ -978,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     sizes = {n: p_.stat().st_size for n, p_ in sorted(written.items())}
     doc["sizes"] = sizes
-    text = json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    text = json.dumps(doc, indent=None, separators=(",", ":"), allow_nan=False) + "\n"
     path = out_dir / "recipe.json"
     path.write_text(text)
     path.chmod(0o644)

@@ -1,0 +1,171 @@
+#include "boreas/train/loss.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "boreas/core/error.hpp"
+
+namespace boreas::train {
+namespace {
+
+std::vector<std::int64_t> indices_of(const std::vector<std::string>& names,
+                                     const std::vector<std::string>& within) {
+    std::vector<std::int64_t> out;
+    for (const auto& n : names)
+        out.push_back(static_cast<std::int64_t>(std::find(within.begin(), within.end(), n) - within.begin()));
+    return out;
+}
+
+/// batch[:, step, 0, :, columns] into a [B, 1, 1, N, |columns|] tensor.
+Tensor slice(const Tensor& batch, std::int64_t step, const std::vector<std::int64_t>& columns) {
+    const auto b_count = batch.dim(0), steps = batch.dim(1), nodes = batch.dim(3), vars = batch.dim(4);
+    const auto width = static_cast<std::int64_t>(columns.size());
+    Tensor out({b_count, 1, 1, nodes, width});
+    for (std::int64_t b = 0; b < b_count; ++b)
+        for (std::int64_t n = 0; n < nodes; ++n) {
+            const float* from = batch.data() + ((b * steps + step) * nodes + n) * vars;
+            float* to = out.data() + (b * nodes + n) * width;
+            for (std::int64_t c = 0; c < width; ++c) to[c] = from[columns[c]];
+        }
+    return out;
+}
+
+}  // namespace
+
+std::vector<double> variable_scaling(const std::vector<std::string>& outputs, const LossConfig& config) {
+    std::vector<double> scaling;
+    for (const auto& name : outputs) {
+        double s = 1.0;
+        if (auto it = config.variable_weights.find(name); it != config.variable_weights.end()) s = it->second;
+        const auto underscore = name.rfind('_');
+        const std::string level = underscore == std::string::npos ? "" : name.substr(underscore + 1);
+        const bool pressure_level = !level.empty() && std::all_of(level.begin(), level.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c)) != 0;
+        });
+        if (pressure_level && config.pressure_level_scaling)
+            s *= std::max(config.level_intercept, config.level_slope * std::stod(level));
+        scaling.push_back(s);
+    }
+    return scaling;
+}
+
+std::vector<double> unit_sum(const std::vector<float>& area_weight) {
+    double total = 0;
+    for (float w : area_weight) total += w;
+    BOREAS_CHECK(total > 0, "node weights sum to {}, expected a positive total", total);
+    std::vector<double> out(area_weight.size());
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = area_weight[i] / total;
+    return out;
+}
+
+double weighted_mse(const Tensor& prediction, const Tensor& target, const std::vector<double>& node_weights,
+                    const std::vector<double>& scaling, double scale, Tensor& d_prediction) {
+    BOREAS_CHECK(prediction.shape() == target.shape(), "loss: prediction {} and target {} differ in shape",
+                 prediction.shape_string(), target.shape_string());
+    const auto batch = prediction.dim(0), nodes = prediction.dim(3), vars = prediction.dim(4);
+    BOREAS_CHECK(static_cast<std::int64_t>(node_weights.size()) == nodes &&
+                     static_cast<std::int64_t>(scaling.size()) == vars,
+                 "loss: {} node weights and {} variable scalings for {} nodes and {} variables",
+                 node_weights.size(), scaling.size(), nodes, vars);
+    double loss = 0;
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t n = 0; n < nodes; ++n) {
+            const std::int64_t row = (b * nodes + n) * vars;
+            double node = 0;
+            for (std::int64_t v = 0; v < vars; ++v) {
+                const double error = static_cast<double>(prediction.data()[row + v]) - target.data()[row + v];
+                node += scaling[v] * error * error;
+                d_prediction.data()[row + v] += static_cast<float>(
+                    scale * 2.0 * scaling[v] * error * node_weights[n] / (static_cast<double>(vars) * batch));
+            }
+            loss += node_weights[n] * node / static_cast<double>(vars);
+        }
+    return loss / static_cast<double>(batch);
+}
+
+StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout, const LossConfig& config) {
+    const auto& c = model.config();
+    const std::int64_t steps = c.multistep_input;
+    BOREAS_CHECK(rollout >= 1, "rollout must be >= 1, found {}", rollout);
+    BOREAS_CHECK(batch.rank() == 5 && batch.dim(1) == steps + rollout &&
+                     batch.dim(4) == static_cast<std::int64_t>(c.variables.size()),
+                 "training batch has shape {}, expected [batch, {}, 1, nodes, {}] (input steps + "
+                 "rollout, all dataset variables)", batch.shape_string(), steps + rollout, c.variables.size());
+    const auto inputs = indices_of(c.input_variables(), c.variables);
+    const auto outputs = indices_of(c.output_variables(), c.variables);
+    const auto forcing_in = indices_of(c.forcing, c.input_variables());
+    const auto forcing_data = indices_of(c.forcing, c.variables);
+    const auto pairs = c.prognostic_pairs();
+    const auto node_weights = unit_sum(model.graph().node_set("data").area_weight);
+    const auto scaling = variable_scaling(c.output_variables(), config);
+    const std::int64_t b_count = batch.dim(0), nodes = batch.dim(3);
+    const auto in_vars = static_cast<std::int64_t>(inputs.size());
+
+    // x_0 = batch[:, 0:T, inputs].
+    Tensor x({b_count, steps, 1, nodes, in_vars});
+    for (std::int64_t t = 0; t < steps; ++t) {
+        const Tensor s = slice(batch, t, inputs);
+        for (std::int64_t b = 0; b < b_count; ++b)
+            std::copy_n(s.data() + b * nodes * in_vars, nodes * in_vars,
+                        x.data() + (b * steps + t) * nodes * in_vars);
+    }
+    StepResult result;
+    result.gradients = model.zero_gradients(x);
+    std::vector<model::TrainingTape> tapes(static_cast<std::size_t>(rollout));
+    std::vector<Tensor> d_predictions;
+    for (int r = 0; r < rollout; ++r) {
+        const Tensor prediction = model.forward_train(x, tapes[r]);
+        Tensor d_prediction(prediction.shape());
+        const double loss = weighted_mse(prediction, slice(batch, steps + r, outputs), node_weights, scaling,
+                                         1.0 / rollout, d_prediction);
+        result.step_losses.push_back(loss);
+        result.loss += loss / rollout;
+        d_predictions.push_back(std::move(d_prediction));
+        if (r + 1 == rollout) break;
+        // Advance: shift the window, write the prediction's prognostic variables and the next
+        // forcings into the last step.
+        Tensor next(x.shape());
+        for (std::int64_t b = 0; b < b_count; ++b) {
+            for (std::int64_t t = 0; t + 1 < steps; ++t)
+                std::copy_n(x.data() + (b * steps + t + 1) * nodes * in_vars, nodes * in_vars,
+                            next.data() + (b * steps + t) * nodes * in_vars);
+            float* last = next.data() + (b * steps + steps - 1) * nodes * in_vars;
+            std::copy_n(x.data() + (b * steps + steps - 1) * nodes * in_vars, nodes * in_vars, last);
+            const auto out_vars = prediction.dim(4);
+            for (std::int64_t n = 0; n < nodes; ++n) {
+                for (const auto& [o, i] : pairs) last[n * in_vars + i] = prediction.data()[(b * nodes + n) * out_vars + o];
+                const float* data = batch.data() + ((b * batch.dim(1) + steps + r) * nodes + n) * batch.dim(4);
+                for (std::size_t f = 0; f < forcing_in.size(); ++f) last[n * in_vars + forcing_in[f]] = data[forcing_data[f]];
+            }
+        }
+        x = std::move(next);
+    }
+    // Backward through the rollout, last step first.
+    Tensor d_next;  // gradient with respect to the input of step r + 1
+    for (int r = rollout - 1; r >= 0; --r) {
+        Tensor d_prediction = d_predictions[r];
+        if (d_next.numel() > 0) {
+            const auto out_vars = d_prediction.dim(4);
+            for (std::int64_t b = 0; b < b_count; ++b)
+                for (std::int64_t n = 0; n < nodes; ++n) {
+                    const float* d_last = d_next.data() + ((b * steps + steps - 1) * nodes + n) * in_vars;
+                    for (const auto& [o, i] : pairs) d_prediction.data()[(b * nodes + n) * out_vars + o] += d_last[i];
+                }
+        }
+        std::fill(result.gradients.input.storage().begin(), result.gradients.input.storage().end(), 0.0f);
+        model.backward(tapes[r], d_prediction, result.gradients);
+        Tensor d_x = result.gradients.input;
+        if (d_next.numel() > 0)  // x_{r+1}[t] = x_r[t + 1] for t < T - 1
+            for (std::int64_t b = 0; b < b_count; ++b)
+                for (std::int64_t t = 0; t + 1 < steps; ++t) {
+                    const float* from = d_next.data() + (b * steps + t) * nodes * in_vars;
+                    float* to = d_x.data() + (b * steps + t + 1) * nodes * in_vars;
+                    for (std::int64_t k = 0; k < nodes * in_vars; ++k) to[k] += from[k];
+                }
+        d_next = std::move(d_x);
+    }
+    result.gradients.input = std::move(d_next);
+    return result;
+}
+
+}  // namespace boreas::train
