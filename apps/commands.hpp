@@ -16,6 +16,7 @@ Runner add_forward_command(CLI::App& app);
 /// `command_line` is stored in results as the reproduction command.
 Runner add_bench_command(CLI::App& app, const std::string& command_line);
 Runner add_roof_command(CLI::App& app);
+Runner add_train_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);
 
 /// Sets the OpenMP thread count when `threads` > 0.

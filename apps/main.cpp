@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
     remember(apps::add_bench_command(app, command_line));
     remember(apps::add_roof_command(app));
+    remember(apps::add_train_command(app));
     remember(apps::add_compare_command(app));
 
     try {

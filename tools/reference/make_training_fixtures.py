@@ -72,8 +72,9 @@ batch.safetensors            targets [B, R_MAX, E, N, 6] (loss target of step r 
                              (header boreas.refs); every other batch entry is never read.
 NAME.grads.safetensors       grad.<param> (F32, param shape), loss [1], loss_steps [R]; header metadata: variant,
                              rollout, loss, weights file, batch, completeness.  transformer (R=1),
-                             transformer.rollout2 (R=2): every parameter; graphtransformer, gnn (R=1): processor.*,
-                             processor_graph_provider.* and a few representative others (size budget).
+                             transformer.rollout2 (R=2): every parameter; to fit the size budget graphtransformer (R=1):
+                             processor.proc.0.*, processor_graph_provider.* and SUBSET_EXTRA; gnn (R=1): processor.*,
+                             processor_graph_provider.* and SUBSET_EXTRA.
 adamw.safetensors            param.<name> after the two AdamW steps (full tensors); header: lrs, hyper-parameters.
 recipe.json                  everything above in words and numbers, checks, versions, sizes.
 
@@ -121,6 +122,7 @@ from make_model_fixtures import GRAPH_DIR  # noqa: E402
 from make_model_fixtures import MULTISTEP  # noqa: E402
 from make_model_fixtures import VARIABLES  # noqa: E402
 from make_model_fixtures import VARIANTS  # noqa: E402
+from make_model_fixtures import _json_text  # noqa: E402
 from make_model_fixtures import anemoi_config  # noqa: E402
 from make_model_fixtures import build_model  # noqa: E402
 from make_model_fixtures import heterodata_from_boreas  # noqa: E402
@@ -163,11 +165,13 @@ CASES = {
     # file stem: variant, rollout, which gradients are stored
     "transformer": {"variant": "transformer", "rollout": 1, "select": "all"},
     "transformer.rollout2": {"variant": "transformer", "rollout": 2, "select": "all"},
-    "graphtransformer": {"variant": "graphtransformer", "rollout": 1, "select": "subset"},
-    "gnn": {"variant": "gnn", "rollout": 1, "select": "subset"},
+    # size budget: the GT processor's layer 1 is left out (its parameter gradients use the same GraphTransformerConv
+    # code as layer 0 and the mappers; layer 0's gradients already need the backward through layer 1); the GNN
+    # processor, whose code no other variant uses, is stored completely
+    "graphtransformer": {"variant": "graphtransformer", "rollout": 1, "select": ["processor.proc.0.", "processor_graph_provider."]},
+    "gnn": {"variant": "gnn", "rollout": 1, "select": ["processor.", "processor_graph_provider."]},
 }
 ADAMW_CASE = "transformer"  # R = 1
-SUBSET_PREFIXES = ["processor.", "processor_graph_provider."]
 SUBSET_EXTRA = [
     "node_attributes.trainable_tensors.hidden.trainable",
     "encoder.data.emb_nodes_src.weight",
@@ -195,7 +199,7 @@ def make_batch(coords: np.ndarray, x_in: np.ndarray) -> np.ndarray:
     t < T: the model input x_in (= transformer.io input) in the input columns, NaN in the diagnostic columns
     (never read).  t >= T: prognostic = previous step + 0.4 * smooth tendency; tp = 0.8 * relu(smooth + 0.3)
     (>= 0, zero over part of the globe), cp = tp * sigmoid(1.5 * smooth) (0 <= cp <= tp); forcings at t = T are
-    deliberately different from t < T (lsm + 0.1 smooth clipped to [0, 1], cos_latitude + 0.05 smooth) so that a
+    deliberately different from t < T (lsm + 0.4 smooth clipped to [0, 1], cos_latitude + 0.25 smooth) so that a
     missing or wrong forcing refresh in the rollout changes the result; forcings at t = T + R_MAX - 1 are NaN
     (never read: the last step does not advance the input)."""
     rng = np.random.default_rng(BATCH_SEED)
@@ -216,9 +220,9 @@ def make_batch(coords: np.ndarray, x_in: np.ndarray) -> np.ndarray:
                         continue  # stays NaN
                     base = b_[b, T - 1, 0, :, i]
                     if v == "lsm":
-                        b_[b, t, 0, :, i] = np.clip(base + 0.1 * _smooth(rng, lat, lon), 0.0, 1.0)
+                        b_[b, t, 0, :, i] = np.clip(base + 0.4 * _smooth(rng, lat, lon), 0.0, 1.0)
                     else:
-                        b_[b, t, 0, :, i] = base + 0.05 * _smooth(rng, lat, lon)
+                        b_[b, t, 0, :, i] = base + 0.25 * _smooth(rng, lat, lon)
                 elif v == "tp":
                     b_[b, t, 0, :, i] = 0.8 * np.maximum(_smooth(rng, lat, lon) + 0.3, 0.0)
                 elif v == "cp":
@@ -286,8 +290,9 @@ def loss_step(pred, target, scalers: dict):
     return out.squeeze(0).squeeze(-1)
 
 
-def rollout_loss(forward, batch, rollout: int, di, scalers: dict):
-    """SingleTraining._step for one dataset; forward(x) -> [B, 1, E, N, V_out].  Returns (loss [1], [l_r])."""
+def rollout_loss(forward, batch, rollout: int, di, scalers: dict, *, refresh_forcing: bool = True, detach: bool = False):
+    """SingleTraining._step for one dataset; forward(x) -> [B, 1, E, N, V_out].  Returns (loss [1], [l_r]).
+    refresh_forcing=False / detach=True are deliberate bugs, only used to measure how much the fixture notices them."""
     import torch
 
     x = batch[:, 0:T][..., di.data.input.full]
@@ -300,8 +305,10 @@ def rollout_loss(forward, batch, rollout: int, di, scalers: dict):
         steps.append(l_r)
         if r < rollout - 1:
             x = x.roll(-1, dims=1)
-            x[:, -1, ..., di.model.input.prognostic] = y_pred[:, -1, ..., di.model.output.prognostic]
-            x[:, -1, ..., di.model.input.forcing] = batch[:, T + r, ..., di.data.input.forcing]
+            prog = y_pred[:, -1, ..., di.model.output.prognostic]
+            x[:, -1, ..., di.model.input.prognostic] = prog.detach() if detach else prog
+            if refresh_forcing:
+                x[:, -1, ..., di.model.input.forcing] = batch[:, T + r, ..., di.data.input.forcing]
         loss = loss + l_r
     loss = loss * (1.0 / rollout)
     return loss, steps
@@ -529,7 +536,13 @@ def timm_check(path: str | None) -> dict:
     sys.modules[spec_c.name] = mc
     spec_c.loader.exec_module(mc)
 
-    out = {"run": True, "timm_dir": str(root)}
+    import importlib.metadata as md
+
+    try:
+        version = md.version("timm")
+    except md.PackageNotFoundError:
+        version = None
+    out = {"run": True, "timm_version": version}
     for label, base, sch, ts in (
         ("fixture", ADAMW["lr"], SCHEDULE, range(0, 14)),
         ("anemoi_default", ANEMOI_DEFAULT_SCHEDULE["base_lr"], ANEMOI_DEFAULT_SCHEDULE, SCHEDULE_TABLE_T),
@@ -681,6 +694,21 @@ def main(argv: list[str] | None = None) -> int:
             "loss_fp64": float(l64),
             **grad_diff(g64, grads),
         }
+        if rollout > 1:  # how strongly would two plausible rollout bugs show?
+            lb, _ = rollout_loss(anemoi_forward(model), b, rollout, di, scalers, refresh_forcing=False)
+            gb = grads_of(model, lb)
+            c["bug_sensitivity"] = {
+                "loss_rel_change_without_forcing_refresh": loss_diff(lb, loss),
+                "grads_without_forcing_refresh": {
+                    k: v for k, v in grad_diff(grads, gb).items() if k in ("max_rel_to_tensor_max", "worst_tensor")
+                },
+            }
+            lb, _ = rollout_loss(anemoi_forward(model), b, rollout, di, scalers, detach=True)
+            gb = grads_of(model, lb)
+            c["bug_sensitivity"]["grads_with_prediction_detached"] = {
+                k: v for k, v in grad_diff(grads, gb).items() if k in ("max_rel_to_tensor_max", "worst_tensor")
+            }
+            model.zero_grad(set_to_none=True)
         # gradients that vanish in exact arithmetic: the key bias of graph attention (q.b_k is the same for every
         # edge into a destination, and the softmax over those edges cancels it)
         c["zero_in_exact_arithmetic"] = sorted(c["fp32_vs_fp64"]["near_zero_tensors_max_over_global_max"])
@@ -868,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
         if case["select"] == "all":
             keep = names
         else:
-            keep = [k for k in names if any(k.startswith(p) for p in SUBSET_PREFIXES) or k in SUBSET_EXTRA]
+            keep = [k for k in names if any(k.startswith(p) for p in case["select"]) or k in SUBSET_EXTRA]
             assert all(k in names for k in SUBSET_EXTRA)
         tensors = {f"grad.{k}": r["grads"][k].contiguous() for k in keep}
         tensors["loss"] = r["loss"].reshape(1).contiguous()
@@ -884,7 +912,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch": f"tests/data/train/batch.safetensors (batch[:, 0:{T + case['rollout']}])",
             "complete": case["select"] == "all",
             "selection": "every parameter" if case["select"] == "all" else
-            f"parameters starting with {SUBSET_PREFIXES} plus {SUBSET_EXTRA} (size budget)",
+            f"parameters starting with {case['select']} plus {SUBSET_EXTRA} (size budget)",
             "names": "grad.<name of model.named_parameters()>; X.proc.layer_norm_attention_dest.* is the same parameter "
             "as X.proc.layer_norm_attention.* (stored once, under the latter)",
             "loss_definition": "see tests/data/train/recipe.json (loss)",
@@ -989,7 +1017,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     sizes = {n: p_.stat().st_size for n, p_ in sorted(written.items())}
     doc["sizes"] = sizes
-    text = json.dumps(doc, indent=None, separators=(",", ":"), allow_nan=False) + "\n"
+    json.dumps(doc, allow_nan=False)  # no NaN / inf anywhere
+    text = _json_text(doc)
     path = out_dir / "recipe.json"
     path.write_text(text)
     path.chmod(0o644)

@@ -1,0 +1,220 @@
+#include "boreas/train/trainer.hpp"
+
+#include <omp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
+#include "boreas/core/timer.hpp"
+#include "boreas/io/atomic_file.hpp"
+#include "boreas/io/safetensors.hpp"
+
+namespace boreas::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string step_name(std::int64_t step) { return fmt::format("step-{:08d}", step); }
+
+/// The newest complete checkpoint (directories appear only by an atomic rename).
+fs::path latest_checkpoint(const fs::path& dir) {
+    fs::path best;
+    if (!fs::is_directory(dir)) return best;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        const auto name = entry.path().filename().string();
+        if (entry.is_directory() && name.rfind("step-", 0) == 0 && fs::exists(entry.path() / "state.json") &&
+            (best.empty() || name > best.filename().string()))
+            best = entry.path();
+    }
+    return best;
+}
+
+/// Keys whose values differ between two YAML documents (dotted paths).
+void differing_keys(const YAML::Node& a, const YAML::Node& b, const std::string& path,
+                    std::vector<std::string>& out) {
+    if (a.IsMap() && b.IsMap()) {
+        std::set<std::string> keys;
+        for (const auto& item : a) keys.insert(item.first.as<std::string>());
+        for (const auto& item : b) keys.insert(item.first.as<std::string>());
+        for (const auto& key : keys)
+            differing_keys(a[key], b[key], path.empty() ? key : path + "." + key, out);
+        return;
+    }
+    if (YAML::Dump(a) != YAML::Dump(b)) out.push_back(path);
+}
+
+struct Optimiser {
+    std::map<std::string, AdamWState> state;
+};
+
+void save_checkpoint(const fs::path& dir, std::int64_t step, const model::Model& model,
+                     const Optimiser& optimiser, const std::vector<double>& losses) {
+    fs::create_directories(dir);
+    const fs::path final_dir = dir / step_name(step);
+    const fs::path temporary = dir / fmt::format(".tmp-{}-{}", step_name(step), static_cast<long>(::getpid()));
+    fs::remove_all(temporary);
+    fs::create_directories(temporary);
+    model.parameters().save(temporary / "weights.safetensors");
+    io::SafetensorsWriter moments;
+    for (const auto& [name, s] : optimiser.state) {
+        const auto shape = model.parameters().get(name).shape();
+        moments.add<float>(name + ".exp_avg", shape, s.exp_avg);
+        moments.add<float>(name + ".exp_avg_sq", shape, s.exp_avg_sq);
+    }
+    moments.write(temporary / "optimizer.safetensors");
+    nlohmann::ordered_json state = {{"step", step}, {"config", model.config().source_yaml}, {"losses", losses}};
+    io::write_text_atomically(temporary / "state.json", state.dump(2));
+    fs::remove_all(final_dir);
+    fs::rename(temporary, final_dir);  // a checkpoint appears whole or not at all
+}
+
+std::int64_t load_checkpoint(const fs::path& path, model::Model& model, Optimiser& optimiser,
+                             std::vector<double>& losses) {
+    std::ifstream in(path / "state.json");
+    const auto state = nlohmann::json::parse(in);
+    const auto saved = YAML::Load(state.at("config").get<std::string>());
+    const auto current = YAML::Load(model.config().source_yaml);
+    std::vector<std::string> keys;
+    differing_keys(saved, current, "", keys);
+    if (!keys.empty()) {
+        std::string list;
+        for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+        BOREAS_FAIL("checkpoint '{}' was written for another config; differing keys: {}", path.string(), list);
+    }
+    model.parameters().load(path / "weights.safetensors");
+    io::SafetensorsReader moments(path / "optimizer.safetensors");
+    for (const auto& name : model.parameters().names()) {
+        if (!moments.contains(name + ".exp_avg")) continue;
+        const auto m = moments.view<float>(name + ".exp_avg");
+        const auto v = moments.view<float>(name + ".exp_avg_sq");
+        optimiser.state[name] = {std::vector<float>(m.begin(), m.end()), std::vector<float>(v.begin(), v.end())};
+    }
+    losses = state.at("losses").get<std::vector<double>>();
+    return state.at("step").get<std::int64_t>();
+}
+
+}  // namespace
+
+Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::uint64_t seed,
+                       std::int64_t step) {
+    const auto& c = model.config();
+    const auto& coords = model.graph().node_set("data").coords;
+    const auto nodes = model.graph().node_set("data").count();
+    const auto vars = static_cast<std::int64_t>(c.variables.size());
+    const std::int64_t times = c.multistep_input + rollout;
+    // Per-variable constants: fixed by the seed, shared by every step.
+    std::mt19937_64 constants(seed);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    struct Wave { float a, b, speed, phase, k; };
+    std::vector<Wave> waves(static_cast<std::size_t>(vars));
+    for (auto& w : waves) w = {uniform(constants), 0.5f * uniform(constants), 0.05f + 0.1f * std::abs(uniform(constants)),
+                               3.0f * uniform(constants), 1.0f + 2.0f * std::abs(uniform(constants))};
+    std::mt19937_64 per_step(seed * 7919 + static_cast<std::uint64_t>(step));
+    Tensor out({batch, times, 1, nodes, vars});
+    for (std::int64_t b = 0; b < batch; ++b) {
+        const float t0 = 20.0f * std::abs(uniform(per_step));
+        for (std::int64_t t = 0; t < times; ++t)
+            for (std::int64_t n = 0; n < nodes; ++n) {
+                const float lat = coords[2 * n], lon = coords[2 * n + 1];
+                float* row = out.data() + ((b * times + t) * nodes + n) * vars;
+                for (std::int64_t v = 0; v < vars; ++v) {
+                    const auto& w = waves[v];
+                    const float time = t0 + static_cast<float>(t);
+                    row[v] = w.a * std::cos(lat) * std::sin(lon - w.speed * time + w.phase) + w.b * std::sin(w.k * lat);
+                }
+                // Forcings that are functions of position carry their meaning.
+                for (std::int64_t v = 0; v < vars; ++v) {
+                    const auto& name = c.variables[v];
+                    if (name == "cos_latitude") row[v] = std::cos(lat);
+                    if (name == "sin_latitude") row[v] = std::sin(lat);
+                    if (name == "cos_longitude") row[v] = std::cos(lon);
+                    if (name == "sin_longitude") row[v] = std::sin(lon);
+                }
+                // Diagnostics: the product of the first two variables (learnable from the state).
+                for (const auto& name : c.diagnostic) {
+                    const auto v = std::find(c.variables.begin(), c.variables.end(), name) - c.variables.begin();
+                    row[v] = row[0] * row[1 % vars];
+                }
+            }
+    }
+    return out;
+}
+
+TrainSummary run_training(const TrainOptions& options) {
+    BOREAS_CHECK(options.data == "synthetic", "--data '{}': only 'synthetic' exists until datasets are "
+                 "read (the data-loading issue)", options.data);
+    BOREAS_CHECK(options.steps >= 1 && options.rollout >= 1 && options.batch >= 1,
+                 "--steps, --rollout and --batch must be >= 1");
+    if (options.threads > 0) omp_set_num_threads(options.threads);
+    auto config = model::load_config(options.config, options.overrides);
+    auto graph = model::graph_for(config);
+    model::Model model(config, graph);
+    model.parameters().initialise(options.seed);
+    Optimiser optimiser;
+    TrainSummary summary;
+    std::vector<double> losses;
+    std::int64_t start = 0;
+    if (options.resume) {
+        BOREAS_CHECK(!options.checkpoint_dir.empty(), "--resume needs --checkpoint-dir");
+        const auto latest = latest_checkpoint(options.checkpoint_dir);
+        if (latest.empty()) {
+            log::warning("no checkpoint in '{}'; starting from step 0", options.checkpoint_dir.string());
+        } else {
+            start = load_checkpoint(latest, model, optimiser, losses);
+            log::info("resumed from {} (step {})", latest.string(), start);
+        }
+    }
+    const CosineSchedule schedule{options.lr, options.min_lr, options.warmup, options.steps};
+    const AdamWOptions adamw;
+    LossConfig loss_config;
+    summary.first_step = start;
+    Stopwatch clock;
+    for (std::int64_t step = start; step < options.steps; ++step) {
+        const Tensor batch = synthetic_batch(model, options.batch, options.rollout, options.seed, step);
+        auto result = rollout_step(model, batch, options.rollout, loss_config);
+        std::string bad;
+        if (!std::isfinite(result.loss)) bad = "the loss";
+        for (const auto& [name, grad] : result.gradients.parameters) {
+            if (!bad.empty()) break;
+            for (float g : grad.values())
+                if (!std::isfinite(g)) {
+                    bad = "the gradient of '" + name + "'";
+                    break;
+                }
+        }
+        if (!bad.empty()) {
+            BOREAS_CHECK(options.skip_nonfinite, "step {}: {} is not finite (loss {}); pass "
+                         "--skip-nonfinite to skip such steps", step, bad, result.loss);
+            log::warning("step {}: {} is not finite; step skipped", step, bad);
+            losses.push_back(std::nan(""));
+            continue;
+        }
+        // The schedule is stepped once per optimiser step; warm-up step 0 has lr 0 (timm), so
+        // Boreas counts optimiser steps from 1.
+        const double lr = schedule.lr(step + 1);
+        for (const auto& name : model.parameters().names()) {
+            auto& grad = result.gradients.parameters.at(name);
+            if (options.clip_value > 0) clip_by_value(grad.storage(), static_cast<float>(options.clip_value));
+            auto& param = const_cast<Tensor&>(model.parameters().get(name));
+            adamw_step(param.storage(), grad.values(), optimiser.state[name], step + 1, lr, adamw);
+        }
+        losses.push_back(result.loss);
+        log::info("step {:>5}  loss {:.6g}  lr {:.3g}", step + 1, result.loss, lr);
+        if (!options.checkpoint_dir.empty() &&
+            ((step + 1) % options.checkpoint_every == 0 || step + 1 == options.steps))
+            save_checkpoint(options.checkpoint_dir, step + 1, model, optimiser, losses);
+    }
+    summary.losses = losses;
+    const auto run = options.steps - start;
+    summary.seconds_per_step = run > 0 ? clock.seconds() / static_cast<double>(run) : 0;
+    return summary;
+}
+
+}  // namespace boreas::train
