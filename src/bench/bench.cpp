@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <numeric>
 
@@ -17,6 +18,8 @@
 #include "boreas/core/trace.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/model.hpp"
+#include "boreas/train/loss.hpp"
+#include "boreas/train/optimizer.hpp"
 #include "cost_model.hpp"
 
 namespace boreas::bench {
@@ -122,9 +125,8 @@ nlohmann::ordered_json statistics(const std::vector<double>& samples, int warmup
 }
 
 nlohmann::ordered_json run(const BenchOptions& options) {
-    BOREAS_CHECK(options.what == "forward" || options.what == "all",
-                 "unknown benchmark '{}'; expected forward or all (train comes with the training "
-                 "step)", options.what);
+    BOREAS_CHECK(options.what == "forward" || options.what == "train" || options.what == "all",
+                 "unknown benchmark '{}'; expected forward, train or all", options.what);
     BOREAS_CHECK(options.repetitions >= 1, "--repetitions must be >= 1, found {}", options.repetitions);
     BOREAS_CHECK(options.warmup >= 0, "--warmup must be >= 0, found {}", options.warmup);
     BOREAS_CHECK(options.batch >= 1, "--batch must be >= 1, found {}", options.batch);
@@ -147,30 +149,70 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     const auto roof = measure_roof({.gemm_shapes = {}, .use_cache = !options.fresh_roof});
 
     auto& recorder = trace::Recorder::instance();
-    recorder.enable(true);
-    log::info("benchmark forward, config {}: {} warm-up + {} repetitions", config.name,
-              options.warmup, options.repetitions);
-    Tensor output;
-    for (int w = 0; w < options.warmup; ++w) output = model.forward(input);
-    recorder.take();
-    std::vector<double> totals;
-    std::map<std::string, std::vector<double>> phases;
-    Stopwatch elapsed;
-    while (totals.empty() || static_cast<int>(totals.size()) < options.repetitions ||
-           elapsed.seconds() < options.min_time) {
-        Stopwatch step;
-        output = model.forward(input);
-        totals.push_back(step.seconds());
-        for (const auto& [phase, seconds] : recorder.take()) phases[phase].push_back(seconds);
-        if (elapsed.seconds() > options.timeout) {
-            log::warning("timeout of {} s reached after {} repetitions", options.timeout, totals.size());
-            break;
+    // Times `step` (warm-ups first) into total samples and per-range samples.
+    auto measure = [&](const char* what, const std::function<void()>& step,
+                       std::vector<double>& totals, std::map<std::string, std::vector<double>>& phases) {
+        recorder.enable(true);
+        log::info("benchmark {}, config {}: {} warm-up + {} repetitions", what, config.name,
+                  options.warmup, options.repetitions);
+        for (int w = 0; w < options.warmup; ++w) step();
+        recorder.take();
+        Stopwatch elapsed;
+        while (totals.empty() || static_cast<int>(totals.size()) < options.repetitions ||
+               elapsed.seconds() < options.min_time) {
+            Stopwatch clock;
+            step();
+            totals.push_back(clock.seconds());
+            for (const auto& [phase, seconds] : recorder.take()) phases[phase].push_back(seconds);
+            if (elapsed.seconds() > options.timeout) {
+                log::warning("timeout of {} s reached after {} repetitions", options.timeout, totals.size());
+                break;
+            }
         }
+        recorder.enable(false);
+    };
+    const bool run_forward = options.what != "train";
+    const bool run_train = options.what != "forward";
+    Tensor output;
+    std::vector<double> totals, train_totals;
+    std::map<std::string, std::vector<double>> phases, train_phases;
+    if (run_forward) measure("forward", [&] { output = model.forward(input); }, totals, phases);
+    if (run_train) {
+        // One training step: forward and backward of a rollout-1 step on the synthetic input
+        // (targets: the input's last step where a variable is also an output), then AdamW.
+        const auto& c = model.config();
+        const auto vars = static_cast<std::int64_t>(c.variables.size());
+        const auto in_names = c.input_variables();
+        Tensor train_batch({batch, c.multistep_input + 1, 1, input.dim(3), vars});
+        for (std::int64_t b = 0; b < batch; ++b)
+            for (std::int64_t t = 0; t <= c.multistep_input; ++t)
+                for (std::int64_t n = 0; n < input.dim(3); ++n)
+                    for (std::int64_t v = 0; v < vars; ++v) {
+                        const auto it = std::find(in_names.begin(), in_names.end(), c.variables[v]);
+                        const std::int64_t source_t = std::min<std::int64_t>(t, c.multistep_input - 1);
+                        train_batch.data()[(((b * (c.multistep_input + 1) + t) * input.dim(3)) + n) * vars + v] =
+                            it == in_names.end() ? 0.0f
+                                                 : input.data()[(((b * c.multistep_input + source_t) * input.dim(3)) + n) *
+                                                                    input.dim(4) + (it - in_names.begin())];
+                    }
+        std::map<std::string, train::AdamWState> states;
+        std::int64_t optimiser_step = 0;
+        measure("train", [&] {
+            auto result = train::rollout_step(model, train_batch, 1, {});
+            BOREAS_RANGE("optimizer");
+            ++optimiser_step;
+            for (const auto& name : model.parameters().names()) {
+                auto& param = const_cast<Tensor&>(model.parameters().get(name));
+                // A tiny learning rate: the benchmark times the update, it does not train.
+                train::adamw_step(param.storage(), result.gradients.parameters.at(name).values(),
+                                  states[name], optimiser_step, 1e-12, {});
+            }
+        }, train_totals, train_phases);
     }
-    recorder.enable(false);
-
     const auto costs = forward_costs(model.config(), model.graph(), static_cast<int>(batch));
-    const auto verdict = verification(output, options.verify);
+    const auto verdict = run_forward ? verification(output, options.verify)
+                                     : nlohmann::ordered_json{{"status", "not-checked"},
+                                                              {"detail", "training step: no reference output"}};
     const nlohmann::ordered_json params = {{"config", config.name}, {"batch", batch},
                                            {"threads", omp_get_max_threads()}};
     nlohmann::ordered_json document;
@@ -189,30 +231,54 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                   {"weights", options.weights.empty() ? "seeded" : options.weights},
                                   {"input", options.input.empty() ? "synthetic" : options.input}};
     document["roof"] = roof;
-    const double step_median = statistics(totals, options.warmup)["median"].get<double>();
     PhaseCost total_cost;  // top-level phases only: processor/chunkK are parts of processor
     for (const auto& [phase, cost] : costs) {
         if (phase.find('/') != std::string::npos) continue;
         total_cost.flops += cost.flops;
         total_cost.bytes += cost.bytes;
     }
-    document["results"].push_back(phase_result("forward", "total", totals, options.warmup, total_cost,
-                                               roof, step_median, params, verdict));
-    // Phases in the order they run: input, encoder, processor (its chunks), decoder, output.
-    std::vector<std::string> order;
-    for (const char* phase : {"input", "encoder", "processor"}) order.push_back(phase);
-    for (int chunk = 0; chunk < config.processor.num_chunks; ++chunk)
-        order.push_back("processor/chunk" + std::to_string(chunk));
-    for (const char* phase : {"decoder", "output"}) order.push_back(phase);
-    for (const auto& [phase, samples] : phases)
-        if (std::find(order.begin(), order.end(), phase) == order.end()) order.push_back(phase);
-    for (const auto& phase : order) {
-        if (!phases.count(phase)) continue;
-        const auto& samples = phases.at(phase);
-        auto it = costs.find(phase);
-        const PhaseCost cost = it == costs.end() ? PhaseCost{} : it->second;
-        document["results"].push_back(phase_result("forward/" + phase, phase, samples, options.warmup,
-                                                   cost, roof, step_median, params, verdict));
+    if (run_forward) {
+        const double step_median = statistics(totals, options.warmup)["median"].get<double>();
+        document["results"].push_back(phase_result("forward", "total", totals, options.warmup, total_cost,
+                                                   roof, step_median, params, verdict));
+        // Phases in the order they run: input, encoder, processor (its chunks), decoder, output.
+        std::vector<std::string> order;
+        for (const char* phase : {"input", "encoder", "processor"}) order.push_back(phase);
+        for (int chunk = 0; chunk < config.processor.num_chunks; ++chunk)
+            order.push_back("processor/chunk" + std::to_string(chunk));
+        for (const char* phase : {"decoder", "output"}) order.push_back(phase);
+        for (const auto& [phase, samples] : phases)
+            if (std::find(order.begin(), order.end(), phase) == order.end()) order.push_back(phase);
+        for (const auto& phase : order) {
+            if (!phases.count(phase)) continue;
+            auto it = costs.find(phase);
+            const PhaseCost cost = it == costs.end() ? PhaseCost{} : it->second;
+            document["results"].push_back(phase_result("forward/" + phase, phase, phases.at(phase), options.warmup,
+                                                       cost, roof, step_median, params, verdict));
+        }
+    }
+    if (run_train) {
+        // Model FLOPs: backward = 2 x forward (the usual count; recomputation excluded).
+        const double parameters = static_cast<double>(model.parameters().parameter_count());
+        const std::map<std::string, PhaseCost> train_costs = {
+            {"forward", total_cost},
+            {"loss", PhaseCost{0, 12.0 * static_cast<double>(output.numel() > 0 ? output.numel() : 0)}},
+            {"backward", PhaseCost{2 * total_cost.flops, 2 * total_cost.bytes}},
+            {"optimizer", PhaseCost{12 * parameters, 4 * 7 * parameters}}};
+        PhaseCost step_cost;
+        for (const auto& [phase, cost] : train_costs) {
+            step_cost.flops += cost.flops;
+            step_cost.bytes += cost.bytes;
+        }
+        const double step_median = statistics(train_totals, options.warmup)["median"].get<double>();
+        document["results"].push_back(phase_result("train", "total", train_totals, options.warmup, step_cost,
+                                                   roof, step_median, params, verdict));
+        for (const char* phase : {"forward", "loss", "backward", "optimizer"}) {
+            if (!train_phases.count(phase)) continue;
+            document["results"].push_back(phase_result(std::string("train/") + phase, phase,
+                                                       train_phases.at(phase), options.warmup,
+                                                       train_costs.at(phase), roof, step_median, params, verdict));
+        }
     }
     document["repro"] = options.command_line;
     return document;

@@ -26,9 +26,10 @@ std::string format_table(const nlohmann::ordered_json& document) {
                        run.value("threads", 0), run.value("batch", 1));
     out += fmt::format("{:<28} {:>10} {:>10} {:>10} {:>7} {:>9} {:>8} {:>9}  {}\n", "phase",
                        "median s", "min s", "max s", "share", "GFLOP/s", "GB/s", "% roof", "bound");
-    double total = 0;
+    double total = 0, train_total = 0;
     for (const auto& r : document["results"]) {
         if (r["name"] == "forward") total = median_of(r);
+        if (r["name"] == "train") train_total = median_of(r);
         out += fmt::format("{:<28} {:>10.4f} {:>10.4f} {:>10.4f} {:>6.1f}% {:>9.1f} {:>8.1f} {:>8.1f}%  {}{}\n",
                            r["name"].get<std::string>(), median_of(r),
                            r["stats"]["min"].get<double>(), r["stats"]["max"].get<double>(),
@@ -42,6 +43,10 @@ std::string format_table(const nlohmann::ordered_json& document) {
                            first["verification"]["status"].get<std::string>(),
                            first["verification"]["detail"].get<std::string>());
     }
+    if (train_total > 0)
+        out += fmt::format("training: {:.3f} samples/s ({} per step)\n",
+                           document["context"]["run"].value("batch", 1) / train_total,
+                           document["context"]["run"].value("batch", 1));
     const auto& roof = document["roof"];
     out += fmt::format("roof: FP32 FMA {:.0f} GFLOP/s ({} threads), SGEMM {:.0f} GFLOP/s, triad {:.1f} GB/s{}\n",
                        roof["fp32_fma_gflops"].value("all", 0.0), roof["fp32_fma_gflops"].value("threads", 0),

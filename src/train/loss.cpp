@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "boreas/core/error.hpp"
+#include "boreas/core/trace.hpp"
 
 namespace boreas::train {
 namespace {
@@ -114,7 +116,10 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
     std::vector<model::TrainingTape> tapes(static_cast<std::size_t>(rollout));
     std::vector<Tensor> d_predictions;
     for (int r = 0; r < rollout; ++r) {
+        std::optional<trace::Range> range(std::in_place, "forward");
         const Tensor prediction = model.forward_train(x, tapes[r]);
+        range.reset();
+        BOREAS_RANGE("loss");
         Tensor d_prediction(prediction.shape());
         const double loss = weighted_mse(prediction, slice(batch, steps + r, outputs), node_weights, scaling,
                                          1.0 / rollout, d_prediction);
@@ -141,6 +146,7 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
         x = std::move(next);
     }
     // Backward through the rollout, last step first.
+    BOREAS_RANGE("backward");
     Tensor d_next;  // gradient with respect to the input of step r + 1
     for (int r = rollout - 1; r >= 0; --r) {
         Tensor d_prediction = d_predictions[r];

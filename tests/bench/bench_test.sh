@@ -11,14 +11,15 @@ passes=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 pass() { passes=$((passes + 1)); }
 
-"$boreas" bench forward --config tiny --warmup 1 --repetitions 3 --json "$work/r.json" --csv "$work/r.csv" >"$work/table" 2>"$work/err" \
-  && pass || fail "bench forward: $(cat "$work/err")"
+"$boreas" bench all --config tiny --warmup 1 --repetitions 3 --json "$work/r.json" --csv "$work/r.csv" >"$work/table" 2>"$work/err" \
+  && pass || fail "bench all: $(cat "$work/err")"
 /usr/bin/python3 - "$work/r.json" "$schema" <<'PY' && pass || fail "r.json does not validate against the schema"
 import json, sys, jsonschema
 document = json.load(open(sys.argv[1]))
 jsonschema.validate(document, json.load(open(sys.argv[2])))
 results = {r["name"]: r for r in document["results"]}
-for name in ["forward", "forward/encoder", "forward/processor", "forward/decoder"]:
+for name in ["forward", "forward/encoder", "forward/processor", "forward/decoder", "train",
+             "train/forward", "train/backward", "train/optimizer"]:
     assert name in results, name
     r = results[name]
     assert len(r["samples"]) == r["stats"]["n"] == 3, r["stats"]
@@ -27,7 +28,7 @@ assert document["roof"]["fp32_fma_gflops"]["1"] > 0 and document["roof"]["sgemm_
 assert document["roof"]["triad_gbs"]["all"] > 0
 assert results["forward"]["verification"]["status"] in ("checksum", "passed")
 PY
-grep -q "^forward/processor" "$work/table" && grep -q "forecast steps/s" "$work/table" && pass || fail "table: $(cat "$work/table")"
+grep -q "^forward/processor" "$work/table" && grep -q "forecast steps/s" "$work/table" && grep -q "samples/s" "$work/table" && pass || fail "table: $(cat "$work/table")"
 head -1 "$work/r.csv" | grep -q "^name,phase,median_s" && pass || fail "csv header"
 
 "$boreas" compare "$work/r.json" "$work/r.json" >"$work/cmp" 2>&1 && pass || fail "compare: $(cat "$work/cmp")"
@@ -45,7 +46,7 @@ expect_error() {
     pass
   fi
 }
-expect_error "unknown benchmark 'backward'" bench backward --config tiny
+expect_error "unknown benchmark 'backward'; expected forward, train or all" bench backward --config tiny
 expect_error "unknown config 'huge'" bench forward --config huge
 expect_error "folder '$work/missing' is missing or not writable" bench forward --config tiny --json "$work/missing/r.json"
 [[ ! -e $work/missing ]] && pass || fail "a failed bench created output"
