@@ -3,7 +3,14 @@
 
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <random>
+#include <span>
+#include <vector>
 #include <string>
 
 #include "boreas/core/error.hpp"
@@ -27,6 +34,28 @@ inline std::filesystem::path temp_path(const std::string& name) {
         std::filesystem::temp_directory_path() / ("boreas_test_" + std::to_string(getpid()));
     std::filesystem::create_directories(folder);
     return folder / name;
+}
+
+/// Central differences of `loss` at `samples` random entries of `values` (step 1e-2 scaled to
+/// the entry), each checked against `analytic` within `tolerance` x the largest |analytic|.
+template <typename Loss>
+void check_finite_differences(const std::string& name, std::vector<float>& values,
+                              std::span<const float> analytic, Loss&& loss, int samples,
+                              std::uint32_t seed, double floor, double tolerance = 3e-2) {
+    double scale = floor;
+    for (float g : analytic) scale = std::max(scale, static_cast<double>(std::abs(g)));
+    std::mt19937 pick(seed);
+    for (int s = 0; s < samples; ++s) {
+        const std::size_t i = pick() % values.size();
+        const float saved = values[i];
+        const float step = 1e-2f * std::max(1.0f, std::abs(saved));
+        values[i] = saved + step;
+        const double plus = loss();
+        values[i] = saved - step;
+        const double minus = loss();
+        values[i] = saved;
+        EXPECT_NEAR(analytic[i], (plus - minus) / (2.0 * step), tolerance * scale) << name << "[" << i << "]";
+    }
 }
 
 }  // namespace boreas::testing_support

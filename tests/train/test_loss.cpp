@@ -5,6 +5,7 @@
 #include <random>
 
 #include "boreas/train/loss.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -54,21 +55,8 @@ TEST(Loss, RolloutGradientsMatchFiniteDifferences) {
                                    "decoder.data.node_data_extractor.1.weight",
                                    "node_attributes.trainable_tensors.data.trainable"}) {
         auto& values = const_cast<Tensor&>(model.parameters().get(name)).storage();
-        const auto& grad = step.gradients.parameters.at(name);
-        double scale = 1e-6;
-        for (float g : grad.values()) scale = std::max(scale, static_cast<double>(std::abs(g)));
-        std::mt19937 pick(4);
-        for (int s = 0; s < 4; ++s) {
-            const std::size_t i = pick() % values.size();
-            const float saved = values[i];
-            const float h = 1e-2f * std::max(1.0f, std::abs(saved));
-            values[i] = saved + h;
-            const double plus = loss();
-            values[i] = saved - h;
-            const double minus = loss();
-            values[i] = saved;
-            EXPECT_NEAR(grad.values()[i], (plus - minus) / (2.0 * h), 3e-2 * scale) << name << "[" << i << "]";
-        }
+        boreas::testing_support::check_finite_differences(name, values, step.gradients.parameters.at(name).values(),
+                                                          loss, 4, 4, 1e-6);
     }
 }
 

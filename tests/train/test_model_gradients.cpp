@@ -10,6 +10,7 @@
 
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/model.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -64,21 +65,7 @@ TEST_P(ModelGradients, MatchFiniteDifferences) {
 
     auto loss = [&] { return weighted_sum(model.forward(input), r); };
     auto check = [&](const std::string& name, std::vector<float>& values, const std::vector<float>& analytic) {
-        double scale = 1e-4;
-        for (float g : analytic) scale = std::max(scale, static_cast<double>(std::abs(g)));
-        std::mt19937 pick(1);
-        for (int s = 0; s < 6; ++s) {
-            const std::size_t i = pick() % values.size();
-            const float saved = values[i];
-            const float step = 1e-2f * std::max(1.0f, std::abs(saved));
-            values[i] = saved + step;
-            const double plus = loss();
-            values[i] = saved - step;
-            const double minus = loss();
-            values[i] = saved;
-            const double numeric = (plus - minus) / (2.0 * step);
-            EXPECT_NEAR(analytic[i], numeric, 3e-2 * scale) << name << "[" << i << "]";
-        }
+        boreas::testing_support::check_finite_differences(name, values, analytic, loss, 6, 1, 1e-4);
     };
     auto& store = model.parameters();
     int checked = 0;
