@@ -58,6 +58,8 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
     command->add_option("--input", options->input, "Input file (default: seeded synthetic input)");
     command->add_option("--weights", options->weights, "Weights file (default: seeded initialisation)");
     command->add_option("--graph", options->graph, "Graph file (default: the config's graph)");
+    command->add_flag("--activation-checkpointing,!--no-activation-checkpointing", options->activation_checkpointing,
+                      "train: recompute activations in backward (default on)");
     command->add_flag("--fresh-roof", options->fresh_roof, "Measure the roof again instead of reusing this boot's");
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");

@@ -30,6 +30,8 @@ Runner add_train_command(CLI::App& app) {
     command->add_flag("--resume", o->resume, "Continue from the newest complete checkpoint");
     command->add_flag("--skip-nonfinite", o->skip_nonfinite,
                       "Skip a step whose loss or gradients are not finite instead of stopping");
+    command->add_flag("--activation-checkpointing,!--no-activation-checkpointing", o->activation_checkpointing,
+                      "Recompute activations in backward (default on)");
     command->add_option("--threads", o->threads, "OpenMP threads (results are bit-identical at a fixed count)");
     return [o, dir]() {
         o->checkpoint_dir = *dir;

@@ -198,7 +198,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         std::map<std::string, train::AdamWState> states;
         std::int64_t optimiser_step = 0;
         measure("train", [&] {
-            auto result = train::rollout_step(model, train_batch, 1, {});
+            auto result = train::rollout_step(model, train_batch, 1, {}, options.activation_checkpointing);
             BOREAS_RANGE("optimizer");
             ++optimiser_step;
             for (const auto& name : model.parameters().names()) {
@@ -214,6 +214,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                      : nlohmann::ordered_json{{"status", "not-checked"},
                                                               {"detail", "training step: no reference output"}};
     const nlohmann::ordered_json params = {{"config", config.name}, {"batch", batch},
+                                           {"activation_checkpointing", options.activation_checkpointing},
                                            {"threads", omp_get_max_threads()}};
     nlohmann::ordered_json document;
     document["schema"] = kSchemaName;

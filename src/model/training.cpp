@@ -43,6 +43,8 @@ struct TrainingTape::Data {
     std::vector<BlockTape> graph_transformer;
     Tensor decoder_dst, decoded_y, extractor_norm, decoded;
     std::vector<Tensor> before_bounding;
+    bool checkpointed = false;
+    std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
 };
 
 namespace {
@@ -295,6 +297,53 @@ void trainable_gradient(const Tensor& d_features, std::int64_t first, std::int64
             for (std::int64_t c = 0; c < t; ++c) grad.row(r)[c] += d_features.row(copy * rows + r)[first + c];
 }
 
+/// Encoder on the stored features; fills the encoder tape and the source embedding.
+Tensor run_encoder(const Model::Impl& m, TrainingTape::Data& t) {
+    linear_forward(m.encoder_src_embedding, t.data, t.src_embedding);
+    Tensor latent;
+    linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
+    const auto& edges = m.graph->edge_set("data_to_hidden");
+    const Tensor features = edge_features(edges, m.trainable_encoder_edges);
+    block_forward(m.encoder, t.src_embedding, latent, edges, features, t.batch, m.n_data, m.n_hidden, t.encoder);
+    return latent;
+}
+
+/// Processor layers [first, last) on x in place, keeping their tapes.
+void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size_t first, std::size_t last,
+                          Tensor& x) {
+    if (!m.transformer_layers.empty()) {
+        t.transformer.resize(m.transformer_layers.size());
+        for (std::size_t l = first; l < last; ++l)
+            layer_forward(m.transformer_layers[l], x, t.batch, m.n_hidden, t.transformer[l]);
+    } else {
+        const auto& edges = m.graph->edge_set("hidden_to_hidden");
+        const Tensor features = edge_features(edges, m.trainable_processor_edges);
+        t.graph_transformer.resize(m.graph_transformer_layers.size());
+        for (std::size_t l = first; l < last; ++l) {
+            const Tensor in = x;
+            block_forward(m.graph_transformer_layers[l], in, x, edges, features, t.batch, m.n_hidden,
+                          m.n_hidden, t.graph_transformer[l]);
+        }
+    }
+}
+
+/// Decoder and extractor from the stored processor output; fills the decoder tape.
+void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
+    Tensor y;
+    linear_forward(m.decoder_dst_embedding, t.data, y);
+    const auto& edges = m.graph->edge_set("hidden_to_data");
+    const Tensor features = edge_features(edges, m.trainable_decoder_edges);
+    block_forward(m.decoder, t.processed_in, y, edges, features, t.batch, m.n_hidden, m.n_data, t.decoder);
+    t.decoded_y = y;
+    t.extractor_norm = Tensor(y.shape());
+    m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
+    linear_forward(m.extractor, t.extractor_norm, t.decoded);
+}
+
+std::size_t layer_count(const Model::Impl& m) {
+    return m.transformer_layers.empty() ? m.graph_transformer_layers.size() : m.transformer_layers.size();
+}
+
 }  // namespace
 
 Gradients Model::zero_gradients(const Tensor& input) const {
@@ -309,7 +358,7 @@ TrainingTape::~TrainingTape() = default;
 TrainingTape::TrainingTape(TrainingTape&&) noexcept = default;
 TrainingTape& TrainingTape::operator=(TrainingTape&&) noexcept = default;
 
-Tensor Model::forward_train(const Tensor& input, TrainingTape& tape) const {
+Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
     BOREAS_CHECK(m.gnn_layers.empty(), "training the GNN processor is not supported yet");
@@ -319,42 +368,36 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape) const {
     t.input = input;
     t.data = m.data_features(input, batch);
     t.hidden_in = m.hidden_features(batch);
-    // Encoder.
-    linear_forward(m.encoder_src_embedding, t.data, t.src_embedding);
-    Tensor latent;
-    linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
-    const auto& enc_edges = m.graph->edge_set("data_to_hidden");
-    const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
-    block_forward(m.encoder, t.src_embedding, latent, enc_edges, enc_features, batch, m.n_data, m.n_hidden, t.encoder);
+    // With activation checkpointing only the inputs of the encoder, of each processor chunk and
+    // of the decoder are kept; backward recomputes each part (same kernels, same values) just
+    // before differentiating it.
+    t.checkpointed = activation_checkpointing;
+    Tensor latent = run_encoder(m, t);
     t.latent = latent;
-    // Processor.
+    if (activation_checkpointing) {
+        t.encoder = BlockTape{};
+        t.src_embedding = Tensor();
+    }
     Tensor x = latent;
-    if (!m.transformer_layers.empty()) {
-        t.transformer.resize(m.transformer_layers.size());
-        for (std::size_t l = 0; l < m.transformer_layers.size(); ++l)
-            layer_forward(m.transformer_layers[l], x, batch, m.n_hidden, t.transformer[l]);
-    } else {
-        const auto& edges = m.graph->edge_set("hidden_to_hidden");
-        const Tensor features = edge_features(edges, m.trainable_processor_edges);
-        t.graph_transformer.resize(m.graph_transformer_layers.size());
-        for (std::size_t l = 0; l < m.graph_transformer_layers.size(); ++l) {
-            const Tensor in = x;
-            block_forward(m.graph_transformer_layers[l], in, x, edges, features, batch, m.n_hidden,
-                          m.n_hidden, t.graph_transformer[l]);
+    const std::size_t layers = layer_count(m);
+    const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
+    t.chunk_inputs.clear();
+    for (std::size_t first = 0; first < layers; first += per_chunk) {
+        if (activation_checkpointing) t.chunk_inputs.push_back(x);
+        run_processor_layers(m, t, first, std::min(layers, first + per_chunk), x);
+        if (activation_checkpointing) {
+            t.transformer.clear();
+            t.graph_transformer.clear();
         }
     }
     if (m.config.latent_skip) add_into(x, latent);
     t.processed_in = x;
-    // Decoder.
-    Tensor y;
-    linear_forward(m.decoder_dst_embedding, t.data, y);
-    const auto& dec_edges = m.graph->edge_set("hidden_to_data");
-    const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
-    block_forward(m.decoder, x, y, dec_edges, dec_features, batch, m.n_hidden, m.n_data, t.decoder);
-    t.decoded_y = y;
-    t.extractor_norm = Tensor(y.shape());
-    m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
-    linear_forward(m.extractor, t.extractor_norm, t.decoded);
+    run_decoder(m, t);
+    if (activation_checkpointing) {
+        t.decoder = BlockTape{};
+        t.decoded_y = Tensor();
+        t.extractor_norm = Tensor();
+    }
     // Output: residual, then boundings (the value before each bounding is kept).
     const std::int64_t out_vars = m.extractor.out, in_vars = input.dim(4), steps = m.config.multistep_input;
     Tensor output({batch, 1, 1, m.n_data, out_vars});
@@ -375,7 +418,7 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape) const {
     return output;
 }
 
-void Model::backward(const TrainingTape& tape, const Tensor& d_output, Gradients& grads) const {
+void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grads) const {
     const auto& t = *tape.data;
     const auto& m = *impl_;
     Context ctx{m, grads};
@@ -425,7 +468,9 @@ void Model::backward(const TrainingTape& tape, const Tensor& d_output, Gradients
             float* di = grads.input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
             for (const auto& [oi, ii] : pairs) di[ii] += dr[oi];
         }
-    // Extractor and decoder.
+    // Extractor and decoder (recomputed first under activation checkpointing).
+    auto& mutable_tape = *tape.data;
+    if (t.checkpointed) run_decoder(m, mutable_tape);
     Tensor d_decoded({batch * m.n_data, out_vars});
     std::copy(d.values().begin(), d.values().end(), d_decoded.data());
     Tensor d_ext_norm(t.extractor_norm.shape());
@@ -443,21 +488,38 @@ void Model::backward(const TrainingTape& tape, const Tensor& d_output, Gradients
         trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
     // Processor (and the latent skip).
     Tensor d_latent = m.config.latent_skip ? d_x : zeros_like(d_x);
-    if (!m.transformer_layers.empty()) {
-        for (std::size_t l = m.transformer_layers.size(); l-- > 0;)
-            d_x = layer_backward(ctx, m.transformer_layers[l], t.transformer[l], d_x, batch, m.n_hidden);
-    } else {
-        const auto& edges = m.graph->edge_set("hidden_to_hidden");
-        const Tensor features = edge_features(edges, m.trainable_processor_edges);
-        Tensor d_features = zeros_like(features);
-        for (std::size_t l = m.graph_transformer_layers.size(); l-- > 0;)
-            d_x = block_backward(ctx, m.graph_transformer_layers[l], t.graph_transformer[l], d_x, edges,
-                                 features, batch, m.n_hidden, m.n_hidden, nullptr, d_features);
-        if (m.trainable_processor_edges)
-            trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
+    const std::size_t layers = layer_count(m);
+    const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
+    const EdgeSet* processor_edges =
+        m.transformer_layers.empty() ? &m.graph->edge_set("hidden_to_hidden") : nullptr;
+    const Tensor processor_features =
+        processor_edges ? edge_features(*processor_edges, m.trainable_processor_edges) : Tensor();
+    Tensor d_processor_features = zeros_like(processor_features);
+    for (std::size_t chunk = (layers + per_chunk - 1) / per_chunk; chunk-- > 0;) {
+        const std::size_t first = chunk * per_chunk, last = std::min(layers, first + per_chunk);
+        if (t.checkpointed) {
+            Tensor x = t.chunk_inputs[chunk];
+            run_processor_layers(m, mutable_tape, first, last, x);
+        }
+        for (std::size_t l = last; l-- > first;) {
+            if (!m.transformer_layers.empty()) {
+                d_x = layer_backward(ctx, m.transformer_layers[l], t.transformer[l], d_x, batch, m.n_hidden);
+            } else {
+                d_x = block_backward(ctx, m.graph_transformer_layers[l], t.graph_transformer[l], d_x,
+                                     *processor_edges, processor_features, batch, m.n_hidden, m.n_hidden,
+                                     nullptr, d_processor_features);
+            }
+        }
+        if (t.checkpointed) {
+            mutable_tape.transformer.clear();
+            mutable_tape.graph_transformer.clear();
+        }
     }
+    if (processor_edges && m.trainable_processor_edges)
+        trainable_gradient(d_processor_features, 3, 1, ctx.find(m.trainable_processor_edges));
     add_into(d_latent, d_x);
     // Encoder.
+    if (t.checkpointed) run_encoder(m, mutable_tape);
     const auto& enc_edges = m.graph->edge_set("data_to_hidden");
     const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
     Tensor d_enc_features = zeros_like(enc_features);

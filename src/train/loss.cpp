@@ -85,7 +85,8 @@ double weighted_mse(const Tensor& prediction, const Tensor& target, const std::v
     return loss / static_cast<double>(batch);
 }
 
-StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout, const LossConfig& config) {
+StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout, const LossConfig& config,
+                        bool activation_checkpointing) {
     const auto& c = model.config();
     const std::int64_t steps = c.multistep_input;
     BOREAS_CHECK(rollout >= 1, "rollout must be >= 1, found {}", rollout);
@@ -117,7 +118,7 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
     std::vector<Tensor> d_predictions;
     for (int r = 0; r < rollout; ++r) {
         std::optional<trace::Range> range(std::in_place, "forward");
-        const Tensor prediction = model.forward_train(x, tapes[r]);
+        const Tensor prediction = model.forward_train(x, tapes[r], activation_checkpointing);
         range.reset();
         BOREAS_RANGE("loss");
         Tensor d_prediction(prediction.shape());

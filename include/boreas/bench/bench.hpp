@@ -28,6 +28,7 @@ struct BenchOptions {
     std::string weights;       ///< weights file (default: seeded initialisation)
     std::string graph;         ///< graph file (default: the config's graph)
     bool fresh_roof = false;
+    bool activation_checkpointing = true;  ///< for train
     std::string command_line;
 };
 

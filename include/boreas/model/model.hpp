@@ -67,11 +67,14 @@ public:
     Tensor forward(const Tensor& input, const ForwardOptions& options = {}) const;
 
     /// Forward that keeps what backward needs. Supports the transformer and graph-transformer
-    /// processors; mappers run unchunked.
-    Tensor forward_train(const Tensor& input, TrainingTape& tape) const;
+    /// processors; mappers run unchunked. With `activation_checkpointing` only the inputs of the
+    /// encoder, of each processor chunk and of the decoder are kept, and backward recomputes the
+    /// rest (same results, less memory, about one more forward of time).
+    Tensor forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing = false) const;
     /// Adds the gradients of sum(d_output * output) to `gradients` (zero-initialised by
-    /// zero_gradients). Deterministic for a fixed thread count.
-    void backward(const TrainingTape& tape, const Tensor& d_output, Gradients& gradients) const;
+    /// zero_gradients). Deterministic for a fixed thread count. Under activation checkpointing
+    /// it recomputes into the tape, hence the tape is not const.
+    void backward(TrainingTape& tape, const Tensor& d_output, Gradients& gradients) const;
     Gradients zero_gradients(const Tensor& input) const;
 
     struct Impl;  ///< defined in src/model/model_impl.hpp (internal)

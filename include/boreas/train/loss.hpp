@@ -40,7 +40,8 @@ struct StepResult {
 /// One training step: `batch` is [B, T + R, 1, N, V_dataset] (all dataset variables, dataset
 /// order, normalised); inputs drop diagnostics, targets drop forcings; forcings of the next
 /// input come from the batch.
+/// `activation_checkpointing`: keep only part inputs, recompute in backward (same gradients).
 StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
-                        const LossConfig& config);
+                        const LossConfig& config, bool activation_checkpointing = false);
 
 }  // namespace boreas::train
