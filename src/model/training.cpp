@@ -35,12 +35,27 @@ struct LayerTape {
     Tensor x, norm1, q, k, v, attended, lse, x1, norm2, a, a_act;
 };
 
+struct MlpTape {
+    std::vector<Tensor> inputs;  ///< input of every Linear
+    std::vector<Tensor> pre;     ///< output of every Linear but the last (before GELU)
+    Tensor norm_input;           ///< the LayerNorm's input
+};
+
+struct GnnTape {
+    Tensor x, edges_in, pre_first;  ///< node state, incoming edge state, first-Linear output
+    MlpTape edge_mlp, node_mlp;
+    Tensor messages, node_in;
+};
+
 struct TrainingTape::Data {
     std::int64_t batch = 0;
     Tensor input, data, hidden_in, src_embedding, latent, processed_in;
     BlockTape encoder, decoder;
     std::vector<LayerTape> transformer;
     std::vector<BlockTape> graph_transformer;
+    std::vector<GnnTape> gnn;
+    MlpTape edge_embedding;
+    Tensor processor_features;
     Tensor decoder_dst, decoded_y, extractor_norm, decoded;
     std::vector<Tensor> before_bounding;
     bool checkpointed = false;
@@ -297,6 +312,172 @@ void trainable_gradient(const Tensor& d_features, std::int64_t first, std::int64
             for (std::int64_t c = 0; c < t; ++c) grad.row(r)[c] += d_features.row(copy * rows + r)[first + c];
 }
 
+/// anemoi MLP forward keeping its activations; `first_output` (optional) replaces the first
+/// Linear's output (the GNN edge MLP builds it from pieces).
+Tensor mlp_forward(const Mlp& mlp, const Tensor& x, const Tensor* first_output, MlpTape& tape) {
+    tape.inputs.clear();
+    tape.pre.clear();
+    Tensor a;
+    if (first_output) {
+        a = *first_output;
+        tape.inputs.push_back(Tensor());  // the split first Linear keeps its own inputs
+    } else {
+        tape.inputs.push_back(x);
+        linear_forward(mlp.linears[0], x, a);
+    }
+    for (std::size_t i = 1; i < mlp.linears.size(); ++i) {
+        tape.pre.push_back(a);
+        kernels::cpu::gelu(a.data(), a.numel());
+        tape.inputs.push_back(a);
+        Tensor b;
+        linear_forward(mlp.linears[i], a, b);
+        a = std::move(b);
+    }
+    tape.norm_input = a;
+    Tensor y(a.shape());
+    mlp.norm.apply(a.data(), a.rows(), y.data());
+    return y;
+}
+
+/// Backward of mlp_forward; returns d(first Linear output) and, when dx is given and the first
+/// Linear ran here, d(input) into dx.
+Tensor mlp_backward(Context& ctx, const Mlp& mlp, const MlpTape& tape, const Tensor& dy, Tensor* dx) {
+    Tensor d = layer_norm_backward(ctx, mlp.norm, tape.norm_input, dy);
+    for (std::size_t i = mlp.linears.size(); i-- > 1;) {
+        Tensor d_in(tape.inputs[i].shape());
+        linear_backward(ctx, mlp.linears[i], tape.inputs[i], d, &d_in, false);
+        Tensor d_pre(d_in.shape());
+        kernels::cpu::gelu_backward(tape.pre[i - 1].data(), d_in.data(), d_pre.data(), d_pre.numel());
+        d = std::move(d_pre);
+    }
+    if (tape.inputs[0].numel() > 0) linear_backward(ctx, mlp.linears[0], tape.inputs[0], d, dx, false);
+    return d;
+}
+
+/// The destination node of every CSR edge.
+std::vector<std::int64_t> destinations(const EdgeSet& edges) {
+    std::vector<std::int64_t> dst(static_cast<std::size_t>(edges.count()));
+    for (std::int64_t j = 0; j + 1 < static_cast<std::int64_t>(edges.dst_offsets.size()); ++j)
+        for (auto e = edges.dst_offsets[j]; e < edges.dst_offsets[j + 1]; ++e) dst[e] = j;
+    return dst;
+}
+
+/// One GNN layer forward keeping what its backward needs (mirrors GnnLayer::apply).
+void gnn_forward(const GnnLayer& g, Tensor& x, Tensor& edge_state, std::int64_t batch, std::int64_t n,
+                 const EdgeSet& edges, GnnTape& t) {
+    const std::int64_t count = edges.count(), c = g.channels;
+    t.x = x;
+    t.edges_in = edge_state;
+    const auto& first = g.edge_mlp.linears[0];
+    auto block = [&](std::int64_t column) {
+        Tensor w({c, c});
+        for (std::int64_t r = 0; r < c; ++r) std::copy_n(first.weight->row(r) + column * c, c, w.row(r));
+        return w;
+    };
+    const Tensor w_dst = block(0), w_src = block(1), w_edge = block(2);
+    auto project = [&](const Tensor& w, const Tensor& in, const Tensor* bias) {
+        Linear l;
+        l.weight = &w;
+        l.bias = bias;
+        l.in = c;
+        l.out = c;
+        Tensor out({in.rows(), c});
+        l.apply(in.data(), in.rows(), out.data());
+        return out;
+    };
+    const Tensor p_dst = project(w_dst, x, nullptr), p_src = project(w_src, x, nullptr);
+    Tensor pre = project(w_edge, edge_state, first.bias);
+    const auto dst = destinations(edges);
+    for (std::int64_t row = 0; row < batch * count; ++row) {
+        const std::int64_t b = row / count, e = row % count;
+        const float* pd = p_dst.row(b * n + dst[e]);
+        const float* ps = p_src.row(b * n + edges.src[e]);
+        float* out = pre.row(row);
+        for (std::int64_t k = 0; k < c; ++k) out[k] += pd[k] + ps[k];
+    }
+    t.pre_first = pre;
+    t.messages = mlp_forward(g.edge_mlp, Tensor(), &pre, t.edge_mlp);
+    add_into(t.messages, edge_state);
+    t.node_in = Tensor({batch * n, 2 * c});
+    for (std::int64_t row = 0; row < batch * n; ++row) {
+        const std::int64_t b = row / n, j = row % n;
+        float* out = t.node_in.row(row);
+        std::copy_n(x.row(row), c, out);
+        float* agg = out + c;
+        std::fill(agg, agg + c, 0.0f);
+        for (auto e = edges.dst_offsets[j]; e < edges.dst_offsets[j + 1]; ++e) {
+            const float* m = t.messages.row(b * count + e);
+            for (std::int64_t k = 0; k < c; ++k) agg[k] += m[k];
+        }
+    }
+    const Tensor update = mlp_forward(g.node_mlp, t.node_in, nullptr, t.node_mlp);
+    add_into(x, update);
+    edge_state = t.messages;
+}
+
+/// Backward of gnn_forward: (d x_out, d e_out) -> (d x_in, d e_in), in place.
+void gnn_backward(Context& ctx, const GnnLayer& g, const GnnTape& t, Tensor& d_x, Tensor& d_edges,
+                  std::int64_t batch, std::int64_t n, const EdgeSet& edges) {
+    const std::int64_t count = edges.count(), c = g.channels;
+    // x_out = x + node_mlp([x, agg]);  e_out = messages.
+    Tensor d_node_in(t.node_in.shape());
+    mlp_backward(ctx, g.node_mlp, t.node_mlp, d_x, &d_node_in);
+    Tensor d_messages = d_edges;
+    for (std::int64_t row = 0; row < batch * n; ++row) {
+        const std::int64_t b = row / n, j = row % n;
+        const float* d_in = d_node_in.row(row);
+        float* dx = d_x.row(row);
+        for (std::int64_t k = 0; k < c; ++k) dx[k] += d_in[k];
+        for (auto e = edges.dst_offsets[j]; e < edges.dst_offsets[j + 1]; ++e) {
+            float* dm = d_messages.row(b * count + e);
+            for (std::int64_t k = 0; k < c; ++k) dm[k] += d_in[c + k];
+        }
+    }
+    // messages = edge_mlp(pre) + e_in.
+    Tensor d_e_in = d_messages;
+    const Tensor d_pre = mlp_backward(ctx, g.edge_mlp, t.edge_mlp, d_messages, nullptr);
+    // pre = e_in W_e^T + b + x[dst] W_dst^T + x[src] W_src^T.
+    const auto& first = g.edge_mlp.linears[0];
+    const float* w = first.weight->data();
+    float* dw = ctx.find(first.weight).data();
+    float* db = ctx.find(first.bias).data();
+    const auto dst = destinations(edges);
+    Tensor d_p_dst({batch * n, c}), d_p_src({batch * n, c});
+    for (std::int64_t row = 0; row < batch * count; ++row) {
+        const std::int64_t b = row / count, e = row % count;
+        const float* dp = d_pre.row(row);
+        float* a = d_p_dst.row(b * n + dst[e]);
+        float* s = d_p_src.row(b * n + edges.src[e]);
+        for (std::int64_t k = 0; k < c; ++k) {
+            a[k] += dp[k];
+            s[k] += dp[k];
+            db[k] += dp[k];
+        }
+    }
+    // Weight blocks: dW[:, block] += d^T input, input gradients d W[:, block].
+    auto block_backward_linear = [&](const Tensor& d, const Tensor& input, std::int64_t column, Tensor& d_input) {
+        for (std::int64_t r = 0; r < d.rows(); ++r) {
+            const float* dr = d.row(r);
+            const float* in = input.row(r);
+            float* di = d_input.row(r);
+            for (std::int64_t o = 0; o < c; ++o) {
+                const float g_o = dr[o];
+                if (g_o == 0.0f) continue;
+                float* wrow = dw + o * 3 * c + column * c;
+                const float* wr = w + o * 3 * c + column * c;
+                for (std::int64_t k = 0; k < c; ++k) {
+                    wrow[k] += g_o * in[k];
+                    di[k] += g_o * wr[k];
+                }
+            }
+        }
+    };
+    block_backward_linear(d_p_dst, t.x, 0, d_x);
+    block_backward_linear(d_p_src, t.x, 1, d_x);
+    block_backward_linear(d_pre, t.edges_in, 2, d_e_in);
+    d_edges = std::move(d_e_in);
+}
+
 /// Encoder on the stored features; fills the encoder tape and the source embedding.
 Tensor run_encoder(const Model::Impl& m, TrainingTape::Data& t) {
     linear_forward(m.encoder_src_embedding, t.data, t.src_embedding);
@@ -310,7 +491,14 @@ Tensor run_encoder(const Model::Impl& m, TrainingTape::Data& t) {
 
 /// Processor layers [first, last) on x in place, keeping their tapes.
 void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size_t first, std::size_t last,
-                          Tensor& x) {
+                          Tensor& x, Tensor& edge_state) {
+    if (!m.gnn_layers.empty()) {
+        const auto& edges = m.graph->edge_set("hidden_to_hidden");
+        t.gnn.resize(m.gnn_layers.size());
+        for (std::size_t l = first; l < last; ++l)
+            gnn_forward(m.gnn_layers[l], x, edge_state, t.batch, m.n_hidden, edges, t.gnn[l]);
+        return;
+    }
     if (!m.transformer_layers.empty()) {
         t.transformer.resize(m.transformer_layers.size());
         for (std::size_t l = first; l < last; ++l)
@@ -341,7 +529,19 @@ void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
 }
 
 std::size_t layer_count(const Model::Impl& m) {
+    if (!m.gnn_layers.empty()) return m.gnn_layers.size();
     return m.transformer_layers.empty() ? m.graph_transformer_layers.size() : m.transformer_layers.size();
+}
+
+/// The GNN's initial edge state: the embedded edge features, tiled over the batch.
+Tensor gnn_initial_edges(const Model::Impl& m, TrainingTape::Data& t) {
+    const auto& edges = m.graph->edge_set("hidden_to_hidden");
+    t.processor_features = edge_features(edges, m.trainable_processor_edges);
+    const Tensor embedded = mlp_forward(m.gnn_layers[0].edge_embedding, t.processor_features, nullptr, t.edge_embedding);
+    Tensor state({t.batch * edges.count(), m.channels});
+    for (std::int64_t b = 0; b < t.batch; ++b)
+        std::copy(embedded.values().begin(), embedded.values().end(), state.row(b * edges.count()));
+    return state;
 }
 
 }  // namespace
@@ -361,7 +561,6 @@ TrainingTape& TrainingTape::operator=(TrainingTape&&) noexcept = default;
 Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
-    BOREAS_CHECK(m.gnn_layers.empty(), "training the GNN processor is not supported yet");
     m.check_input(input, false);
     const std::int64_t batch = input.dim(0);
     t.batch = batch;
@@ -382,9 +581,14 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
     const std::size_t layers = layer_count(m);
     const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
     t.chunk_inputs.clear();
+    // The GNN carries edge states between layers; checkpointing does not cover it (yet).
+    BOREAS_CHECK(m.gnn_layers.empty() || !activation_checkpointing,
+                 "activation checkpointing is not available for the GNN processor; pass "
+                 "--no-activation-checkpointing");
+    Tensor edge_state = m.gnn_layers.empty() ? Tensor() : gnn_initial_edges(m, t);
     for (std::size_t first = 0; first < layers; first += per_chunk) {
         if (activation_checkpointing) t.chunk_inputs.push_back(x);
-        run_processor_layers(m, t, first, std::min(layers, first + per_chunk), x);
+        run_processor_layers(m, t, first, std::min(layers, first + per_chunk), x, edge_state);
         if (activation_checkpointing) {
             t.transformer.clear();
             t.graph_transformer.clear();
@@ -490,8 +694,12 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     Tensor d_latent = m.config.latent_skip ? d_x : zeros_like(d_x);
     const std::size_t layers = layer_count(m);
     const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
-    const EdgeSet* processor_edges =
-        m.transformer_layers.empty() ? &m.graph->edge_set("hidden_to_hidden") : nullptr;
+    const EdgeSet* processor_edges = m.transformer_layers.empty() && m.gnn_layers.empty()
+                                         ? &m.graph->edge_set("hidden_to_hidden")
+                                         : nullptr;
+    Tensor d_gnn_edges;
+    if (!m.gnn_layers.empty())
+        d_gnn_edges = Tensor({batch * m.graph->edge_set("hidden_to_hidden").count(), m.channels});
     const Tensor processor_features =
         processor_edges ? edge_features(*processor_edges, m.trainable_processor_edges) : Tensor();
     Tensor d_processor_features = zeros_like(processor_features);
@@ -499,10 +707,14 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         const std::size_t first = chunk * per_chunk, last = std::min(layers, first + per_chunk);
         if (t.checkpointed) {
             Tensor x = t.chunk_inputs[chunk];
-            run_processor_layers(m, mutable_tape, first, last, x);
+            Tensor no_edges;
+            run_processor_layers(m, mutable_tape, first, last, x, no_edges);
         }
         for (std::size_t l = last; l-- > first;) {
-            if (!m.transformer_layers.empty()) {
+            if (!m.gnn_layers.empty()) {
+                gnn_backward(ctx, m.gnn_layers[l], t.gnn[l], d_x, d_gnn_edges, batch, m.n_hidden,
+                             m.graph->edge_set("hidden_to_hidden"));
+            } else if (!m.transformer_layers.empty()) {
                 d_x = layer_backward(ctx, m.transformer_layers[l], t.transformer[l], d_x, batch, m.n_hidden);
             } else {
                 d_x = block_backward(ctx, m.graph_transformer_layers[l], t.graph_transformer[l], d_x,
@@ -517,6 +729,19 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     }
     if (processor_edges && m.trainable_processor_edges)
         trainable_gradient(d_processor_features, 3, 1, ctx.find(m.trainable_processor_edges));
+    if (!m.gnn_layers.empty()) {
+        // The initial edge state was the embedding tiled over the batch: sum the tiles.
+        const auto count = m.graph->edge_set("hidden_to_hidden").count();
+        Tensor d_embedded({count, m.channels});
+        for (std::int64_t b = 0; b < batch; ++b)
+            for (std::int64_t e = 0; e < count; ++e)
+                for (std::int64_t k = 0; k < m.channels; ++k)
+                    d_embedded.row(e)[k] += d_gnn_edges.row(b * count + e)[k];
+        Tensor d_features(t.processor_features.shape());
+        mlp_backward(ctx, m.gnn_layers[0].edge_embedding, t.edge_embedding, d_embedded, &d_features);
+        if (m.trainable_processor_edges)
+            trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
+    }
     add_into(d_latent, d_x);
     // Encoder.
     if (t.checkpointed) run_encoder(m, mutable_tape);

@@ -11,6 +11,7 @@
 
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/model.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -38,35 +39,6 @@ Tensor read_tensor(const boreas::io::SafetensorsReader& file, const std::string&
     const auto& info = file.info(name);
     const auto values = file.view<float>(name);
     return Tensor(info.shape, std::vector<float>(values.begin(), values.end()));
-}
-
-/// The variant's complete weights file. Some fixtures store only what differs from another
-/// variant ("kind": "delta", "base", "drop_prefixes"); assemble the whole file as a user has it.
-fs::path complete_weights(const std::string& name) {
-    const auto path = kData / "model" / (name + ".weights.safetensors");
-    const boreas::io::SafetensorsReader delta(path);
-    const auto meta = fixture_metadata(delta);
-    if (meta.value("kind", "") != "delta") return path;
-    const boreas::io::SafetensorsReader base(kData / "model" / meta.at("base").get<std::string>());
-    boreas::io::SafetensorsWriter writer;
-    auto copy = [&](const boreas::io::SafetensorsReader& from, const std::string& tensor) {
-        const auto& info = from.info(tensor);
-        if (info.dtype == boreas::io::DType::I64) {
-            writer.add<std::int64_t>(tensor, info.shape, from.view<std::int64_t>(tensor));
-        } else {
-            writer.add<float>(tensor, info.shape, from.view<float>(tensor));
-        }
-    };
-    for (const auto& [tensor, info] : base.tensors()) {
-        bool dropped = delta.contains(tensor);
-        for (const auto& prefix : meta.value("drop_prefixes", std::vector<std::string>{}))
-            dropped = dropped || tensor.rfind(prefix, 0) == 0;
-        if (!dropped) copy(base, tensor);
-    }
-    for (const auto& [tensor, info] : delta.tensors()) copy(delta, tensor);
-    const auto out = fs::temp_directory_path() / ("boreas_fixture_" + name + ".weights.safetensors");
-    writer.write(out);
-    return out;
 }
 
 struct Comparison {
@@ -101,7 +73,7 @@ boreas::model::Model load_variant(const std::string& name) {
         config.graph.file = (kRoot / config.graph.file).string();
     auto graph = boreas::model::graph_for(config);
     boreas::model::Model model(std::move(config), graph);
-    model.load_weights(complete_weights(name));
+    model.load_weights(boreas::testing_support::complete_weights(name));
     return model;
 }
 
@@ -150,7 +122,7 @@ TEST(AnemoiModelReference, MapperChunkingChangesNothing) {
     config.graph.file = (kRoot / config.graph.file).string();
     auto graph = boreas::model::graph_for(config);
     boreas::model::Model model(std::move(config), graph);
-    model.load_weights(complete_weights("transformer"));
+    model.load_weights(boreas::testing_support::complete_weights("transformer"));
     const boreas::io::SafetensorsReader io(kData / "model" / "transformer.io.safetensors");
     const Tensor output = model.forward(read_tensor(io, "input"));
     // Chunking splits destinations; each destination's attention sums run in the same order,
@@ -177,7 +149,7 @@ namespace {
 /// trainable_hidden, encoder.trainable, layer_norm1/2, node_dst_mlp.{0,1,3}, processor chunks
 /// with blocks, one fused lin_qkv, and trainable edge rows in anemoi's edge order.
 fs::path legacy_copy_of_transformer_weights(const boreas::model::Model& model) {
-    const boreas::io::SafetensorsReader current(complete_weights("transformer"));
+    const boreas::io::SafetensorsReader current(boreas::testing_support::complete_weights("transformer"));
     boreas::io::SafetensorsWriter writer;
     const std::string p = "model.model.";
     const std::map<std::string, std::string> mapper_leaves = {

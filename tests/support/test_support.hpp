@@ -13,7 +13,10 @@
 #include <vector>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "boreas/core/error.hpp"
+#include "boreas/io/safetensors.hpp"
 
 namespace boreas::testing_support {
 
@@ -56,6 +59,35 @@ void check_finite_differences(const std::string& name, std::vector<float>& value
         values[i] = saved;
         EXPECT_NEAR(analytic[i], (plus - minus) / (2.0 * step), tolerance * scale) << name << "[" << i << "]";
     }
+}
+
+/// The variant's complete weights file. Some fixtures store only what differs from another
+/// variant ("kind": "delta", "base", "drop_prefixes"); assemble the whole file as a user has it.
+inline std::filesystem::path complete_weights(const std::string& name) {
+    const auto path = std::filesystem::path(BOREAS_TEST_DATA) / "model" / (name + ".weights.safetensors");
+    const boreas::io::SafetensorsReader delta(path);
+    const auto meta = nlohmann::json::parse(delta.metadata().at("boreas"));
+    if (meta.value("kind", "") != "delta") return path;
+    const boreas::io::SafetensorsReader base(std::filesystem::path(BOREAS_TEST_DATA) / "model" / meta.at("base").get<std::string>());
+    boreas::io::SafetensorsWriter writer;
+    auto copy = [&](const boreas::io::SafetensorsReader& from, const std::string& tensor) {
+        const auto& info = from.info(tensor);
+        if (info.dtype == boreas::io::DType::I64) {
+            writer.add<std::int64_t>(tensor, info.shape, from.view<std::int64_t>(tensor));
+        } else {
+            writer.add<float>(tensor, info.shape, from.view<float>(tensor));
+        }
+    };
+    for (const auto& [tensor, info] : base.tensors()) {
+        bool dropped = delta.contains(tensor);
+        for (const auto& prefix : meta.value("drop_prefixes", std::vector<std::string>{}))
+            dropped = dropped || tensor.rfind(prefix, 0) == 0;
+        if (!dropped) copy(base, tensor);
+    }
+    for (const auto& [tensor, info] : delta.tensors()) copy(delta, tensor);
+    const auto out = std::filesystem::temp_directory_path() / ("boreas_fixture_" + name + ".weights.safetensors");
+    writer.write(out);
+    return out;
 }
 
 }  // namespace boreas::testing_support

@@ -11,6 +11,7 @@
 #include "boreas/io/safetensors.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -28,7 +29,7 @@ boreas::model::Model load_model(const std::string& variant) {
     auto config = boreas::model::load_config((kData / "model" / (variant + ".yaml")).string());
     config.graph.file = (kRoot / config.graph.file).string();
     boreas::model::Model model(config, boreas::model::graph_for(config));
-    model.load_weights(kData / "model" / (variant + ".weights.safetensors"));
+    model.load_weights(boreas::testing_support::complete_weights(variant));
     return model;
 }
 
@@ -107,6 +108,8 @@ TEST(TrainReference, TransformerRollout2) {
 TEST(TrainReference, GraphTransformerRollout1) {
     compare_gradients("graphtransformer", "graphtransformer.grads.safetensors", 1);
 }
+
+TEST(TrainReference, GnnRollout1) { compare_gradients("gnn", "gnn.grads.safetensors", 1); }
 
 TEST(TrainReference, AdamWTwoSteps) {
     // anemoi's schedule gives step 1 lr 0 (timm warm-up) and step 2 lr 5e-4; both steps see the
