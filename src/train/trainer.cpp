@@ -191,8 +191,8 @@ TrainSummary run_training(const TrainOptions& options) {
         }
         if (!bad.empty()) {
             BOREAS_CHECK(options.skip_nonfinite, "step {}: {} is not finite (loss {}); pass "
-                         "--skip-nonfinite to skip such steps", step, bad, result.loss);
-            log::warning("step {}: {} is not finite; step skipped", step, bad);
+                         "--skip-nonfinite to skip such steps", step + 1, bad, result.loss);
+            log::warning("step {}: {} is not finite; step skipped", step + 1, bad);
             losses.push_back(std::nan(""));
             continue;
         }

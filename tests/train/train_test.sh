@@ -50,5 +50,14 @@ if ((rc != 0 && rc < 126)) && grep -q "differing keys: model.num_channels" "$wor
 rc=$?
 ((rc != 0 && rc < 126)) && grep -q "only 'synthetic'" "$work/d.err" && pass || fail "unknown data: $(cat "$work/d.err")"
 
+# A diverging run (learning rate 1e30) stops at the first non-finite loss, naming the step;
+# --skip-nonfinite carries on instead.
+"$boreas" train --config tiny --steps 6 --lr 1e30 --warmup 1 --clip 0 >"$work/n.out" 2>"$work/n.err"
+rc=$?
+((rc != 0 && rc < 126)) && grep -Eq "step [0-9]+: the (loss|gradient of '[^']+') is not finite" "$work/n.err" && pass \
+  || fail "non-finite loss: rc=$rc $(tail -2 "$work/n.err")"
+"$boreas" train --config tiny --steps 6 --lr 1e30 --warmup 1 --clip 0 --skip-nonfinite >"$work/s.out" 2>"$work/s.err" \
+  && grep -q "step skipped" "$work/s.err" && pass || fail "--skip-nonfinite: $(tail -2 "$work/s.err")"
+
 echo "train: $passes passed, $failures failed"
 ((failures == 0))
