@@ -123,6 +123,22 @@ Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, co
     return dx;
 }
 
+/// Backward of the pre-norm residual MLP both block types end with:
+/// y = u + mlp_out(GELU(mlp_in(norm(u)))). Returns d(u).
+Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& mlp_in, const Linear& mlp_out,
+                             const Tensor& u, const Tensor& normalised, const Tensor& a, const Tensor& a_act,
+                             const Tensor& dy) {
+    Tensor d_act(a_act.shape());
+    linear_backward(ctx, mlp_out, a_act, dy, &d_act, false);
+    Tensor d_a(d_act.shape());
+    kernels::cpu::gelu_backward(a.data(), d_act.data(), d_a.data(), d_a.numel());
+    Tensor d_normalised(normalised.shape());
+    linear_backward(ctx, mlp_in, normalised, d_a, &d_normalised, false);
+    Tensor d_u = layer_norm_backward(ctx, norm, u, d_normalised);
+    add_into(d_u, dy);
+    return d_u;
+}
+
 kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, const BlockTape& t,
                                                const EdgeSet& edges, const Tensor& features,
                                                std::int64_t batch, std::int64_t n_src,
@@ -186,14 +202,7 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
                       const Tensor& dy, const EdgeSet& edges, const Tensor& features,
                       std::int64_t batch, std::int64_t n_src, std::int64_t n_dst, Tensor* d_src,
                       Tensor& d_features) {
-    Tensor d_act({dy.rows(), b.hidden});
-    linear_backward(ctx, b.mlp_out, t.a_act, dy, &d_act, false);
-    Tensor d_a(d_act.shape());
-    kernels::cpu::gelu_backward(t.a.data(), d_act.data(), d_a.data(), d_a.numel());
-    Tensor d_norm(t.u.shape());
-    linear_backward(ctx, b.mlp_in, t.mlp_norm, d_a, &d_norm, false);
-    Tensor d_u = layer_norm_backward(ctx, b.norm_mlp, t.u, d_norm);
-    add_into(d_u, dy);
+    const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm, t.a, t.a_act, dy);
     Tensor d_t(t.t.shape());
     linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
     Tensor d_g = d_u;  // u = g + projection(t)
@@ -266,14 +275,7 @@ void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std
 
 Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t, const Tensor& dy,
                       std::int64_t batch, std::int64_t seq) {
-    Tensor d_act(t.a_act.shape());
-    linear_backward(ctx, l.mlp_out, t.a_act, dy, &d_act, false);
-    Tensor d_a(d_act.shape());
-    kernels::cpu::gelu_backward(t.a.data(), d_act.data(), d_a.data(), d_a.numel());
-    Tensor d_norm2(t.norm2.shape());
-    linear_backward(ctx, l.mlp_in, t.norm2, d_a, &d_norm2, false);
-    Tensor d_x1 = layer_norm_backward(ctx, l.norm_mlp, t.x1, d_norm2);
-    add_into(d_x1, dy);
+    const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2, t.a, t.a_act, dy);
     Tensor d_attended(t.attended.shape());
     linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
     Tensor dq(t.q.shape()), dk(t.k.shape()), dv(t.v.shape());
