@@ -26,6 +26,14 @@ struct Linear {
 
     /// y[rows, out] (=|+=) x[rows, in] W^T + b.
     void apply(const float* x, std::int64_t rows, float* y, bool accumulate = false) const {
+        run(x, rows, y, accumulate, false);
+    }
+
+    /// y[rows, out] = GELU(x[rows, in] W^T + b), the GELU fused into the GEMM's epilogue.
+    void apply_gelu(const float* x, std::int64_t rows, float* y) const { run(x, rows, y, false, true); }
+
+private:
+    void run(const float* x, std::int64_t rows, float* y, bool accumulate, bool gelu) const {
         kernels::LinearParams p;
         p.x = x;
         p.weight = weight->data();
@@ -35,6 +43,7 @@ struct Linear {
         p.in = in;
         p.out = out;
         p.accumulate = accumulate;
+        p.gelu = gelu;
         kernels::cpu::linear(p);
     }
 };

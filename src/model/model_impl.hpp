@@ -117,8 +117,7 @@ struct GraphTransformerBlock {
         // y = u + MLP(LN(u))
         norm_mlp.apply(g, rows, normalised.data());
         Tensor hidden_rows({rows, hidden});
-        mlp_in.apply(normalised.data(), rows, hidden_rows.data());
-        kernels::cpu::gelu(hidden_rows.data(), hidden_rows.numel());
+        mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());
         mlp_out.apply(hidden_rows.data(), rows, g, /*accumulate=*/true);
     }
 };
@@ -169,8 +168,7 @@ struct TransformerLayer {
         projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
         norm_mlp.apply(x.data(), rows, normalised.data());
         Tensor hidden_rows({rows, hidden});
-        mlp_in.apply(normalised.data(), rows, hidden_rows.data());
-        kernels::cpu::gelu(hidden_rows.data(), hidden_rows.numel());
+        mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());
         mlp_out.apply(hidden_rows.data(), rows, x.data(), /*accumulate=*/true);
     }
 };
@@ -195,16 +193,23 @@ struct Mlp {
     /// build it from pieces.
     void apply(const float* x, std::int64_t rows, float* y, Tensor* first = nullptr) const {
         Tensor a, b;
+        const bool activate_first = linears.size() > 1;  // GELU between Linears, not after the last
         if (first == nullptr) {
             a = Tensor({rows, linears[0].out});
-            linears[0].apply(x, rows, a.data());
+            if (activate_first)
+                linears[0].apply_gelu(x, rows, a.data());
+            else
+                linears[0].apply(x, rows, a.data());
         } else {
             a = std::move(*first);
+            if (activate_first) kernels::cpu::gelu(a.data(), a.numel());
         }
         for (std::size_t i = 1; i < linears.size(); ++i) {
-            kernels::cpu::gelu(a.data(), a.numel());
             b = Tensor({rows, linears[i].out});
-            linears[i].apply(a.data(), rows, b.data());
+            if (i + 1 < linears.size())
+                linears[i].apply_gelu(a.data(), rows, b.data());
+            else
+                linears[i].apply(a.data(), rows, b.data());
             std::swap(a, b);
         }
         norm.apply(a.data(), rows, y);

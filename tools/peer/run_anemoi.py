@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Time anemoi-models' own forward step on the model Boreas runs: the peer baseline for `boreas compare`.
+"""Time anemoi-models' own forward step (or, with --train, one training step) on the model Boreas runs: the peer
+baseline for `boreas compare`.
 
     .venv-ref/bin/python tools/peer/run_anemoi.py --config C.yaml --graph G.safetensors --weights W.safetensors \
         --input X.safetensors [--warmup 1] [--repetitions 5] [--min-time 0] [--timeout 600] [--threads T] \
         [--compile [phases|whole]] [--roof-from BOREAS.json] [--verify BOREAS_OUT.safetensors] \
-        [--output-tensor Y.safetensors] --json OUT.json
+        [--output-tensor Y.safetensors] [--train [--no-activation-checkpointing] [--lr 1e-12] \
+        [--adamw-impl default|for-loop|foreach|fused] [--reference-loss L [--loss-rtol 1e-5]]] --json OUT.json
 
 The four input files are what `boreas forward ... --save-config C.yaml --save-graph G.safetensors
 --save-weights W.safetensors --save-input X.safetensors` writes, so both sides run exactly the same model, graph,
@@ -77,6 +79,29 @@ rule of `boreas bench --verify`: passed when |anemoi - boreas| <= atol + rtol * 
 atol 1e-5; the outputs are normalised, O(1), and fp32 rounding of O(1) sums leaves ~2e-6 absolute on values near 0);
 "worst relative" = max |anemoi - boreas| / (|boreas| + 1e-2).  The detail also gives the largest error relative to
 each variable's rms and the normwise relative error.
+
+Training step (--train)
+-----------------------
+What `boreas bench train` times (src/bench/bench.cpp), on the same model, weights and input, in model.train() (no
+dropout: dropout_p 0).  x = the input file's 'input'; the target is the bench's: its training batch repeats the
+input's last step as step T and sets dataset variables that are not inputs (diagnostics) to 0, so
+target[..., o] = x[:, T-1, ..., o's input column] (0 for a diagnostic), [B, 1, 1, N, V_out].  One step:
+    forward    y = model({"data": x})["data"]
+    loss       Boreas' weighted MSE (src/train/loss.cpp, docs/training.md): mean over the batch of
+               sum_n w_n (1/V) sum_v s_v (y - target)^2, w = data area_weight / its sum, s_v = max(0.2, 0.001 level)
+               for '<param>_<level>' names, else 1 (fp32 torch, anemoi-training's MSELoss order of operations)
+    backward   loss.backward()
+    optimizer  torch.optim.AdamW(lr 1e-12 (--lr), betas (0.9, 0.95), eps 1e-8, weight_decay 0.01 on every
+               parameter: Boreas' AdamWOptions and the bench's lr), .step(), then .zero_grad(set_to_none=True);
+               no gradient clipping (the bench has none)
+each timed with time.perf_counter; train = the whole step.  Results: train, train/forward, train/loss, train/backward,
+train/optimizer.  --activation-checkpointing (default on, as the bench) sets anemoi's gradient_checkpointing on the
+encoder, the processor (per chunk) and the decoder: both sides then keep only the inputs of the encoder, of each
+processor chunk and of the decoder and recompute them in backward; --no-activation-checkpointing turns it off on
+both.  Checks: the forward output of training step 1 against --verify (the rule above), step 1's loss against
+Boreas' formula in float64 on the same output and on Boreas' exported output, and against --reference-loss (Boreas'
+own step-1 loss) within --loss-rtol when given.  FLOPs with --roof-from as above (the names match `boreas bench
+train`); without it forward = the count above, backward = 2 x forward, optimizer = 12 per parameter, loss 0.
 """
 
 from __future__ import annotations
@@ -84,6 +109,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import re
@@ -153,6 +179,22 @@ def parse_args(argv):
     p.add_argument("--config-name", help="config name to record (default: the YAML's file name without .yaml)")
     p.add_argument("--seed", type=int, default=1, help="the seed the exported model/input came from (recorded only)")
     p.add_argument("--no-validate", action="store_true", help="skip the jsonschema check of the written document")
+    t = p.add_argument_group("training step (--train; see 'Training step' in the module docstring)")
+    t.add_argument("--train", action="store_true",
+                   help="time one training step (forward, loss, backward, AdamW) instead of the forward step")
+    t.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                   help="--train: anemoi's gradient_checkpointing on encoder, processor chunks and decoder "
+                   "(default on, as boreas bench train)")
+    t.add_argument("--lr", type=float, default=1e-12,
+                   help="--train: AdamW learning rate (default 1e-12, boreas bench train's: it times the update, "
+                   "it does not train)")
+    t.add_argument("--adamw-impl", choices=["default", "for-loop", "foreach", "fused"], default="default",
+                   help="--train: torch.optim.AdamW implementation (default: torch's own choice, the for-loop one "
+                   "on the CPU)")
+    t.add_argument("--reference-loss", type=float, default=None,
+                   help="--train: Boreas' loss of the first training step; the step is failed unless anemoi's "
+                   "agrees within --loss-rtol")
+    t.add_argument("--loss-rtol", type=float, default=1e-5, help="--train: relative tolerance of the loss check")
     a = p.parse_args(argv)
     if a.threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
@@ -161,6 +203,8 @@ def parse_args(argv):
         p.error("need --threads >= 1, --repetitions >= 1, --warmup >= 0, --min-time >= 0")
     if a.compile and a.warmup < 1:
         p.error("--compile needs --warmup >= 1 (the first step compiles)")
+    if a.train and a.compile:
+        p.error("--train times the eager training step; --compile is for the forward step only")
     return a
 
 
@@ -571,6 +615,291 @@ def verify(y, ref_path: Path, rtol: float, atol: float) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# training step (--train)
+# ----------------------------------------------------------------------------------------------------------------
+TRAIN_PHASES = ("forward", "loss", "backward", "optimizer")
+ADAMW = {"betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.01}  # Boreas' AdamWOptions (optimizer.hpp)
+
+
+def input_names(facts: dict) -> list[str]:
+    """Model inputs in dataset order (Boreas' ModelConfig::input_variables: diagnostics dropped)."""
+    return [v for v in facts["variables"] if v not in facts["diagnostic"]]
+
+
+def output_names(facts: dict) -> list[str]:
+    """Model outputs in dataset order (Boreas' ModelConfig::output_variables: forcings dropped)."""
+    return [v for v in facts["variables"] if v not in facts["forcing"]]
+
+
+def boreas_variable_scaling(names: list[str]) -> list[float]:
+    """s_v of Boreas' default LossConfig (src/train/loss.cpp variable_scaling): max(0.2, 0.001 * level) for a name
+    '<param>_<level>' whose part after the last '_' is all digits, else 1."""
+    out = []
+    for name in names:
+        level = name.rsplit("_", 1)[1] if "_" in name else ""
+        out.append(max(0.2, 0.001 * float(level)) if re.fullmatch(r"[0-9]+", level) else 1.0)
+    return out
+
+
+def bench_train_target(x, facts: dict):
+    """The target of `boreas bench train` (src/bench/bench.cpp): its training batch repeats the input's last step
+    as step T, and a dataset variable that is not an input (a diagnostic) is 0, so the loss target is
+    target[..., o] = x[:, T-1, ..., index of output o among the inputs], or 0 for a diagnostic.  [B, 1, 1, N, V_out]"""
+    import torch
+
+    ins, outs = input_names(facts), output_names(facts)
+    t_last = facts["multistep_input"] - 1
+    target = torch.zeros((*x.shape[:1], 1, *x.shape[2:4], len(outs)), dtype=x.dtype)
+    for o, name in enumerate(outs):
+        if name in ins:
+            target[:, 0, ..., o] = x[:, t_last, ..., ins.index(name)]
+    return target.contiguous()
+
+
+class BoreasLoss:
+    """Boreas' training loss (src/train/loss.cpp weighted_mse, docs/training.md), in torch on fp32 tensors:
+    mean over the batch of sum_n w_n (1/V) sum_v s_v (y_hat - y)^2, w = the data nodes' area_weight / its sum,
+    s_v = boreas_variable_scaling.  The order of operations is anemoi-training's MSELoss (scale, mean over variables,
+    sum over the grid, mean over batch/time/ensemble); `exact` is Boreas' own formula in float64."""
+
+    def __init__(self, area_weight, out_names: list[str]):
+        import torch
+
+        aw = torch.as_tensor(area_weight).to(torch.float32).reshape(-1)
+        self.node_weights = aw / torch.sum(aw)
+        self.node_weights64 = aw.double() / aw.double().sum()
+        self.scaling = torch.tensor(boreas_variable_scaling(out_names), dtype=torch.float32)
+
+    def __call__(self, pred, target):
+        import torch
+
+        d = torch.square(pred - target) * self.scaling  # [B, 1, E, N, V]
+        d = torch.mean(d, dim=-1)  # variables
+        d = torch.sum(d * self.node_weights, dim=-1)  # grid
+        return torch.mean(d)  # batch, time, ensemble
+
+    def exact(self, pred, target) -> float:
+        d = (pred.double() - target.double()).pow(2) * self.scaling.double()
+        return float((d.mean(dim=-1) * self.node_weights64).sum(dim=-1).mean())
+
+
+def rel_diff(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-30)
+
+
+def train_main(args, *, model, x, facts, gtensors, flops, executed, versions, start_utc, config_text, cfg, setup_s,
+               weights_info) -> int:
+    """--train: warm-ups + repetitions of one training step; writes train, train/forward, train/loss,
+    train/backward and train/optimizer as `boreas bench train` does."""
+    import torch
+    from safetensors.torch import load_file
+    from safetensors.torch import save_file
+
+    batch = int(x.shape[0])
+    target = bench_train_target(x, facts)
+    loss_fn = BoreasLoss(gtensors["nodes/data/area_weight"], output_names(facts))
+    model.train()  # no dropout in this config (dropout_p 0); gradient_checkpointing as --activation-checkpointing
+    params_list = [p for p in model.parameters() if p.requires_grad]
+    n_params = sum(int(p.numel()) for p in params_list)
+    impl_kw = {"default": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    opt = torch.optim.AdamW(params_list, lr=args.lr, **ADAMW, **impl_kw[args.adamw_impl])
+    torch_v = torch.__version__.split("+")[0]
+    implementation = f"anemoi-models {versions['anemoi-models']} (PyTorch {torch_v} eager)"
+    optimizer_desc = (f"torch.optim.AdamW(lr={args.lr:g}, betas={ADAMW['betas']}, eps={ADAMW['eps']:g}, "
+                      f"weight_decay={ADAMW['weight_decay']:g}, {args.adamw_impl}), one group of {len(params_list)} "
+                      f"tensors / {n_params} values, no gradient clipping; zero_grad(set_to_none=True) after step")
+
+    xin = {"data": x}
+    clock = time.perf_counter
+    samples = {"total": [], **{p: [] for p in TRAIN_PHASES}}
+    losses: list[float] = []
+    first = {}
+
+    def step(record: bool):
+        t0 = clock()
+        y = model(xin)["data"]
+        t1 = clock()
+        loss = loss_fn(y, target)
+        t2 = clock()
+        loss.backward()
+        t3 = clock()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t4 = clock()
+        losses.append(float(loss.detach()))
+        if not first:
+            first["output"] = y.detach().clone()
+            first["exact"] = loss_fn.exact(first["output"], target)
+        if record:
+            for p, v in (("total", t4 - t0), ("forward", t1 - t0), ("loss", t2 - t1), ("backward", t3 - t2),
+                         ("optimizer", t4 - t3)):
+                samples[p].append(v)
+        return t4 - t0
+
+    for _ in range(args.warmup):
+        step(False)
+    spent = 0.0
+    t_loop = clock()
+    while (len(samples["total"]) < args.repetitions or spent < args.min_time) and (
+        not samples["total"] or clock() - t_loop < args.timeout
+    ):
+        spent += step(True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    # ---- checks: step 1's forward output against Boreas' export, the loss against Boreas' formula / value
+    loss1 = losses[0]
+    checks = [f"step-1 loss {loss1:.9g} (torch fp32; Boreas' formula in float64 on the same output "
+              f"{first['exact']:.9g}, rel {rel_diff(loss1, first['exact']):.1e})"]
+    status = "not-checked"
+    ver = None
+    loss_of_boreas_output = None
+    if args.verify:
+        ver = verify(first["output"], Path(args.verify), args.rtol, args.atol)
+        checks.insert(0, f"step-1 forward output (train mode): {ver['detail']}")
+        status = ver["status"]
+        ref = load_file(args.verify).get("output")
+        if ref is not None and tuple(ref.shape) == tuple(first["output"].shape):
+            loss_of_boreas_output = loss_fn.exact(ref, target)
+            checks.append(f"loss of Boreas' exported output on the same target {loss_of_boreas_output:.9g} "
+                          f"(rel {rel_diff(loss1, loss_of_boreas_output):.1e})")
+    if args.reference_loss is not None:
+        r = rel_diff(loss1, args.reference_loss)
+        ok = r <= args.loss_rtol
+        checks.append(f"Boreas' step-1 loss {args.reference_loss:.9g}: rel {r:.1e} "
+                      f"{'within' if ok else 'OUTSIDE'} rtol {args.loss_rtol:g}")
+        status = "failed" if not ok or status == "failed" else "passed"
+    if not all(math.isfinite(v) for v in losses):
+        status = "failed"
+        checks.append("non-finite loss")
+    vobj = {"status": status, "detail": "; ".join(checks)}
+    if args.output_tensor:
+        Path(args.output_tensor).parent.mkdir(parents=True, exist_ok=True)
+        save_file({"output": first["output"].contiguous()}, args.output_tensor,
+                  metadata={"boreas": json.dumps({"implementation": implementation, "units": "normalised",
+                                                  "what": "forward output of training step 1 (train mode)"})})
+
+    # ---- the document
+    config_name = args.config_name or Path(args.config).name.removesuffix(".yaml")
+    roof, costs, cost_source = roof_and_costs(args, config_text, config_name, batch)
+    own = {"forward": float(flops["total"]), "loss": 0.0, "backward": 2.0 * flops["total"],
+           "optimizer": 12.0 * n_params}
+    own["total"] = sum(own.values())
+    params = {"config": config_name, "batch": batch, "threads": args.threads, "precision": "fp32",
+              "implementation": implementation, "activation_checkpointing": bool(args.activation_checkpointing)}
+    total_params = dict(
+        params,
+        phase_timing="time.perf_counter around model(x), the loss, loss.backward(), optimizer.step() + zero_grad()",
+        loss_definition="Boreas' weighted MSE (src/train/loss.cpp) on boreas bench train's target "
+                        "(the input's last step; 0 for diagnostics)",
+        optimizer=optimizer_desc,
+        first_step_loss=loss1,
+        first_step_loss_float64=first["exact"],
+        **({"loss_of_boreas_output": loss_of_boreas_output} if loss_of_boreas_output is not None else {}),
+        **({"reference_loss": args.reference_loss} if args.reference_loss is not None else {}),
+        losses=losses,
+        parameters=n_params,
+        anemoi_gradient_checkpointing={k: cfg["model"][k]["gradient_checkpointing"]
+                                       for k in ("encoder", "processor", "decoder")},
+        executed_flops_torch_counter_forward=executed,
+        flops_bytes_source=cost_source,
+        setup_s=setup_s,
+        weights=weights_info,
+        **({"verification_worst_relative": ver["max_rel"], "verification_max_abs": ver["max_abs"]}
+           if ver and "max_rel" in ver else {}),
+    )
+    total_median = statistics.median(samples["total"])
+    results = []
+    for name, phase, prm in [("train", "total", total_params),
+                             *[(f"train/{p}", p, dict(params)) for p in TRAIN_PHASES]]:
+        prm["anemoi_flops"] = own[phase]
+        fl, nb = costs.get(name, (own[phase], 0.0))
+        results.append(result_entry(name, phase, samples[phase], args.warmup, fl, nb, prm, roof, vobj, rss,
+                                    total_median))
+    write_document(args, start_utc=start_utc, versions=versions, implementation=implementation,
+                   config_name=config_name, config_text=config_text, batch=batch, cfg=cfg, roof=roof, results=results,
+                   run_extra={"activation_checkpointing": bool(args.activation_checkpointing)})
+
+    print(f"{implementation}, {config_name}, training step, batch {batch}, {args.threads} thread(s), "
+          f"activation checkpointing {'on' if args.activation_checkpointing else 'off'}, "
+          f"{len(samples['total'])} reps after {args.warmup} warm-up(s):")
+    for r in results:
+        st = r["stats"]
+        gf = f"  {r['achieved']['gflops']:8.2f} GFLOP/s" if r["flops"] else ""
+        print(f"  {r['name']:28s} median {st['median'] * 1e3:10.3f} ms  min {st['min'] * 1e3:10.3f}  "
+              f"max {st['max'] * 1e3:10.3f}{gf}")
+    print(f"  loss: step 1 {loss1:.9g}, last {losses[-1]:.9g}")
+    print(f"  verification: {vobj['status']}: {vobj['detail']}")
+    print(f"  -> {args.json}")
+    return 0 if vobj["status"] != "failed" else 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# roof, costs and the document (forward and --train)
+# ----------------------------------------------------------------------------------------------------------------
+def roof_and_costs(args, config_text: str, config_name: str, batch: int) -> tuple[dict, dict, str]:
+    """(roof, {result name: (flops, bytes)}, where the costs come from): copied from --roof-from when it is a
+    document of the same config and batch, else no roof and anemoi's own count (the caller's fallback)."""
+    costs: dict = {}
+    cost_source = "anemoi's own count (run_anemoi.py count_flops), bytes not modelled"
+    if args.roof_from:
+        bdoc = json.loads(Path(args.roof_from).read_text())
+        roof = dict(bdoc["roof"], copied_from=str(args.roof_from))
+        brun = bdoc.get("context", {}).get("run", {})
+        same = brun.get("batch", 1) == batch and (
+            brun.get("resolved_config", "").strip() == config_text.strip() or brun.get("config") == config_name)
+        if same:
+            costs = {r["name"]: (float(r["flops"]), float(r["bytes"])) for r in bdoc.get("results", [])}
+            cost_source = f"copied from {args.roof_from} (Boreas' cost model)"
+        else:
+            print(f"run_anemoi: warning: {args.roof_from} is for config {brun.get('config')!r} batch "
+                  f"{brun.get('batch')}; roof copied, flops/bytes not", file=sys.stderr)
+    else:
+        roof = {"fp32_fma_gflops": {"1": 0, "all": 0}, "sgemm": [], "triad_gbs": {"1": 0, "all": 0},
+                "not_measured": "run_anemoi.py measures no roof; give --roof-from BOREAS.json"}
+    return roof, costs, cost_source
+
+
+def write_document(args, *, start_utc, versions, implementation, config_name, config_text, batch, cfg, roof,
+                   results, run_extra=None) -> dict:
+    """The boreas-bench document (docs/bench-schema.json) to --json, validated when jsonschema is there."""
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    doc = {
+        "schema": "boreas-bench",
+        "schema_version": SCHEMA_VERSION,
+        "context": {
+            "build": build_context(versions, implementation),
+            "system": system_context(),
+            "run": {
+                "start_utc": start_utc,
+                "command_line": cmd,
+                "implementation": implementation,
+                "config": config_name,
+                "resolved_config": config_text,
+                "threads": args.threads,
+                "seed": args.seed,
+                "batch": batch,
+                **(run_extra or {}),
+                "anemoi_config": cfg,
+                "files": {"config": args.config, "graph": args.graph, "weights": args.weights, "input": args.input},
+            },
+        },
+        "roof": roof,
+        "results": results,
+        "repro": f"cd {shlex.quote(str(REPO))} && {cmd}",
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    if not args.no_validate:
+        try:
+            import jsonschema
+
+            jsonschema.validate(doc, json.loads((REPO / "docs" / "bench-schema.json").read_text()))
+        except ImportError:
+            print("run_anemoi: jsonschema not installed; document not validated", file=sys.stderr)
+    return doc
+
+
+# ----------------------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     set_environment(args.threads)
@@ -591,6 +920,9 @@ def main(argv=None) -> int:
     config_text = Path(args.config).read_text()
     y = yaml.safe_load(config_text) or {}
     cfg, facts = anemoi_config_from_boreas(y)
+    if args.train:
+        for part in ("encoder", "processor", "decoder"):
+            cfg["model"][part]["gradient_checkpointing"] = bool(args.activation_checkpointing)
     gtensors, gmeta = read_boreas_graph(args.graph)
     graph = mmf.heterodata_from_boreas(gtensors, gmeta)
     model = build_model(graph, cfg, facts)
@@ -612,6 +944,10 @@ def main(argv=None) -> int:
     chunk_size = int(getattr(proc, "chunk_size", facts["num_layers"] // facts["num_chunks"]))
     n_chunks = facts["num_layers"] // chunk_size
     flops, executed = count_flops(model, x, facts, gmeta, chunk_size)
+    if args.train:
+        return train_main(args, model=model, x=x, facts=facts, gtensors=gtensors, flops=flops, executed=executed,
+                          versions=versions, start_utc=start_utc, config_text=config_text, cfg=cfg,
+                          setup_s=setup_s, weights_info=weights_info)
 
     # ---- phase hooks (eager, outside any compiled code)
     marks: dict[str, float] = {}
@@ -711,23 +1047,7 @@ def main(argv=None) -> int:
 
     # ---- roof and costs, verification
     config_name = args.config_name or Path(args.config).name.removesuffix(".yaml")
-    costs: dict = {}
-    cost_source = "anemoi's own count (run_anemoi.py count_flops), bytes not modelled"
-    if args.roof_from:
-        bdoc = json.loads(Path(args.roof_from).read_text())
-        roof = dict(bdoc["roof"], copied_from=str(args.roof_from))
-        brun = bdoc.get("context", {}).get("run", {})
-        same = brun.get("batch", 1) == batch and (
-            brun.get("resolved_config", "").strip() == config_text.strip() or brun.get("config") == config_name)
-        if same:
-            costs = {r["name"]: (float(r["flops"]), float(r["bytes"])) for r in bdoc.get("results", [])}
-            cost_source = f"copied from {args.roof_from} (Boreas' cost model)"
-        else:
-            print(f"run_anemoi: warning: {args.roof_from} is for config {brun.get('config')!r} batch "
-                  f"{brun.get('batch')}; roof copied, flops/bytes not", file=sys.stderr)
-    else:
-        roof = {"fp32_fma_gflops": {"1": 0, "all": 0}, "sgemm": [], "triad_gbs": {"1": 0, "all": 0},
-                "not_measured": "run_anemoi.py measures no roof; give --roof-from BOREAS.json"}
+    roof, costs, cost_source = roof_and_costs(args, config_text, config_name, batch)
     if args.verify:
         ver = verify(out, Path(args.verify), args.rtol, args.atol)
         vobj = {"status": ver["status"], "detail": ver["detail"]}
@@ -769,39 +1089,8 @@ def main(argv=None) -> int:
         results.append(result_entry(name, phase, samples[phase], args.warmup, fl, nb, prm, roof, vobj, rss,
                                     total_median))
 
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
-    doc = {
-        "schema": "boreas-bench",
-        "schema_version": SCHEMA_VERSION,
-        "context": {
-            "build": build_context(versions, implementation),
-            "system": system_context(),
-            "run": {
-                "start_utc": start_utc,
-                "command_line": cmd,
-                "implementation": implementation,
-                "config": config_name,
-                "resolved_config": config_text,
-                "threads": args.threads,
-                "seed": args.seed,
-                "batch": batch,
-                "anemoi_config": cfg,
-                "files": {"config": args.config, "graph": args.graph, "weights": args.weights, "input": args.input},
-            },
-        },
-        "roof": roof,
-        "results": results,
-        "repro": f"cd {shlex.quote(str(REPO))} && {cmd}",
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    if not args.no_validate:
-        try:
-            import jsonschema
-
-            jsonschema.validate(doc, json.loads((REPO / "docs" / "bench-schema.json").read_text()))
-        except ImportError:
-            print("run_anemoi: jsonschema not installed; document not validated", file=sys.stderr)
+    write_document(args, start_utc=start_utc, versions=versions, implementation=implementation,
+                   config_name=config_name, config_text=config_text, batch=batch, cfg=cfg, roof=roof, results=results)
 
     # ---- summary
     print(f"{implementation}, {config_name}, batch {batch}, {args.threads} thread(s), "

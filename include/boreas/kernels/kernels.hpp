@@ -20,6 +20,7 @@ struct LinearParams {
     std::int64_t rows = 0, in = 0, out = 0;
     std::int64_t x_stride = 0, y_stride = 0;  ///< row strides; 0 means dense (in, out)
     bool accumulate = false;
+    bool gelu = false;  ///< y = GELU(x W^T + b), exact (erf) GELU, fused into one pass over y
 };
 
 /// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.

@@ -11,6 +11,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "simd.hpp"
 
 namespace boreas::kernels::cpu {
 namespace {
@@ -82,14 +83,32 @@ void layer_norm_backward(const LayerNormBackwardParams& p) {
 }
 
 void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) {
-    constexpr double kInvSqrt2 = 0.70710678118654752440;
-    const double inv_sqrt_2pi = 1.0 / std::sqrt(2.0 * std::numbers::pi);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (std::int64_t i = 0; i < n; ++i) {
-        const double v = x[i];
-        const double cdf = 0.5 * (1.0 + std::erf(v * kInvSqrt2));
-        const double pdf = inv_sqrt_2pi * std::exp(-0.5 * v * v);
-        dx[i] = static_cast<float>(dy[i] * (cdf + v * pdf));
+    // GELU'(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = e^(-x^2 / 2) / sqrt(2 pi).
+    constexpr float kInvSqrt2 = 0.70710678118654752440f;
+    const auto inv_sqrt_2pi = static_cast<float>(1.0 / std::sqrt(2.0 * std::numbers::pi));
+    constexpr std::int64_t kBlock = 4096;
+    const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (std::int64_t block = 0; block < blocks; ++block) {
+        std::int64_t i = block * kBlock;
+        const std::int64_t end = std::min(n, i + kBlock);
+#ifdef BOREAS_VECTOR_ERF
+        const __m256 half = _mm256_set1_ps(0.5f), minus_half = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
+        const __m256 inv_sqrt2 = _mm256_set1_ps(kInvSqrt2), density = _mm256_set1_ps(inv_sqrt_2pi);
+        for (; i + 8 <= end; i += 8) {
+            const __m256 v = _mm256_loadu_ps(x + i);
+            const __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, _ZGVdN8v_erff(_mm256_mul_ps(v, inv_sqrt2))));
+            const __m256 pdf =
+                _mm256_mul_ps(density, simd::exp(_mm256_mul_ps(minus_half, _mm256_mul_ps(v, v))));
+            _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_fmadd_ps(v, pdf, cdf)));
+        }
+#endif
+        for (; i < end; ++i) {
+            const float v = x[i];
+            const float cdf = 0.5f * (1.0f + std::erf(v * kInvSqrt2));
+            const float pdf = inv_sqrt_2pi * std::exp(-0.5f * v * v);
+            dx[i] = dy[i] * (cdf + v * pdf);
+        }
     }
 }
 

@@ -1,62 +1,132 @@
-// Dense CPU kernels: Linear through BLAS sgemm, LayerNorm, GELU.
+// Dense CPU kernels: Linear through BLAS sgemm (with a fused bias + GELU epilogue), LayerNorm,
+// GELU. The element-wise passes are vectorised by hand (simd.hpp): with -ffp-contract=off and
+// libm's scalar erff they cost as much as a third of the GEMM time at 256 channels.
 #include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "simd.hpp"
 
 namespace boreas::kernels::cpu {
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+
+// GELU(x) = 0.5 x (1 + erf(x / sqrt 2)), written as PyTorch writes it: erfc(-x / sqrt 2) would
+// be more accurate in the negative tail, but the goal is anemoi's numbers.
+inline float gelu_scalar(float x) { return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2)); }
+
+/// x[i] = GELU(x[i] + bias[i]) for one row of n values (bias may be null).
+void bias_gelu_row(float* x, const float* bias, std::int64_t n) {
+    std::int64_t i = 0;
+#ifdef BOREAS_VECTOR_ERF
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 inv_sqrt2 = _mm256_set1_ps(kInvSqrt2);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+        const __m256 cdf2 = _mm256_add_ps(one, _ZGVdN8v_erff(_mm256_mul_ps(v, inv_sqrt2)));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), cdf2));
+    }
+#endif
+    for (; i < n; ++i) x[i] = gelu_scalar(bias ? x[i] + bias[i] : x[i]);
+}
+
+}  // namespace
 
 void linear(const LinearParams& p) {
     BOREAS_CHECK(p.x && p.weight && p.y && p.rows >= 0 && p.in > 0 && p.out > 0,
                  "linear: invalid parameters (rows {}, in {}, out {})", p.rows, p.in, p.out);
+    BOREAS_CHECK(!(p.gelu && p.accumulate), "linear: the GELU epilogue cannot accumulate");
     if (p.rows == 0) return;
     const std::int64_t ldx = p.x_stride ? p.x_stride : p.in;
     const std::int64_t ldy = p.y_stride ? p.y_stride : p.out;
-    float beta = p.accumulate ? 1.0f : 0.0f;
-    if (p.bias != nullptr) {
-        // The bias goes in first so sgemm adds the product onto it (beta = 1): one pass over y.
-#pragma omp parallel for schedule(static) if (p.rows * p.out > 65536)
-        for (std::int64_t r = 0; r < p.rows; ++r) {
-            float* row = p.y + r * ldy;
-            if (p.accumulate) {
-                for (std::int64_t c = 0; c < p.out; ++c) row[c] += p.bias[c];
-            } else {
-                for (std::int64_t c = 0; c < p.out; ++c) row[c] = p.bias[c];
+    // Each thread runs a single-threaded sgemm on its own rows and then the epilogue (bias,
+    // GELU) on them while they are still in its cache: measured 5-15% faster than OpenBLAS'
+    // own threading on these tall-skinny shapes (docs/performance.md), and no extra pass over y
+    // from another thread. OpenBLAS runs single-threaded inside an OpenMP parallel region.
+    const auto flops_per_row = p.in * p.out;
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const std::int64_t min_rows_per_thread = std::max<std::int64_t>(16, (1 << 20) / flops_per_row);
+    const int used = static_cast<int>(std::clamp<std::int64_t>(p.rows / min_rows_per_thread, 1, threads));
+#pragma omp parallel num_threads(used) if (used > 1)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const std::int64_t r0 = p.rows * t / n, r1 = p.rows * (t + 1) / n;
+        if (r1 > r0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
+                        static_cast<int>(p.out), static_cast<int>(p.in), 1.0f, p.x + r0 * ldx,
+                        static_cast<int>(ldx), p.weight, static_cast<int>(p.in),
+                        p.accumulate ? 1.0f : 0.0f, p.y + r0 * ldy, static_cast<int>(ldy));
+            for (std::int64_t r = r0; r < r1; ++r) {
+                float* row = p.y + r * ldy;
+                if (p.gelu)
+                    bias_gelu_row(row, p.bias, p.out);
+                else if (p.bias)
+                    simd::add(row, p.bias, p.out);
             }
         }
-        beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(p.rows),
-                static_cast<int>(p.out), static_cast<int>(p.in), 1.0f, p.x, static_cast<int>(ldx),
-                p.weight, static_cast<int>(p.in), beta, p.y, static_cast<int>(ldy));
 }
 
 void layer_norm(const LayerNormParams& p) {
     const auto c = p.channels;
-#pragma omp parallel for schedule(static) if (p.rows * c > 65536)
+    const auto inv_c = 1.0f / static_cast<float>(c);
+#pragma omp parallel for schedule(static) if (p.rows * c > 16384)
     for (std::int64_t r = 0; r < p.rows; ++r) {
         const float* x = p.x + r * c;
         float* y = p.y + r * c;
-        double sum = 0;
-        for (std::int64_t i = 0; i < c; ++i) sum += x[i];
-        const double mean = sum / static_cast<double>(c);
-        double squares = 0;
-        for (std::int64_t i = 0; i < c; ++i) squares += (x[i] - mean) * (x[i] - mean);
-        const auto inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(c) + p.eps));
-        const auto mean_f = static_cast<float>(mean);
-        for (std::int64_t i = 0; i < c; ++i) {
-            const float normalised = (x[i] - mean_f) * inv;
+        std::int64_t i = 0;
+        float sum = 0;
+#ifdef BOREAS_SIMD_AVX2
+        __m256 acc = _mm256_setzero_ps();
+        for (; i + 8 <= c; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+        sum = simd::horizontal_sum(acc);
+#endif
+        for (; i < c; ++i) sum += x[i];
+        const float mean = sum * inv_c;
+        // Two passes (mean, then squared deviations): no cancellation for rows far from zero.
+        float squares = 0;
+        i = 0;
+#ifdef BOREAS_SIMD_AVX2
+        const __m256 m = _mm256_set1_ps(mean);
+        acc = _mm256_setzero_ps();
+        for (; i + 8 <= c; i += 8) {
+            const __m256 dev = _mm256_sub_ps(_mm256_loadu_ps(x + i), m);
+            acc = _mm256_fmadd_ps(dev, dev, acc);
+        }
+        squares = simd::horizontal_sum(acc);
+#endif
+        for (; i < c; ++i) squares += (x[i] - mean) * (x[i] - mean);
+        const float inv = 1.0f / std::sqrt(squares * inv_c + p.eps);
+        i = 0;
+#ifdef BOREAS_SIMD_AVX2
+        const __m256 scale = _mm256_set1_ps(inv);
+        if (p.gamma && p.beta) {
+            for (; i + 8 <= c; i += 8) {
+                const __m256 normalised = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), scale);
+                _mm256_storeu_ps(y + i, _mm256_fmadd_ps(normalised, _mm256_loadu_ps(p.gamma + i),
+                                                        _mm256_loadu_ps(p.beta + i)));
+            }
+        }
+#endif
+        for (; i < c; ++i) {
+            const float normalised = (x[i] - mean) * inv;
             y[i] = normalised * (p.gamma ? p.gamma[i] : 1.0f) + (p.beta ? p.beta[i] : 0.0f);
         }
     }
 }
 
 void gelu(float* x, std::int64_t n) {
-    constexpr float kInvSqrt2 = 0.70710678118654752440f;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (std::int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2));
+    constexpr std::int64_t kBlock = 4096;
+    const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (std::int64_t b = 0; b < blocks; ++b)
+        bias_gelu_row(x + b * kBlock, nullptr, std::min(kBlock, n - b * kBlock));
 }
 
 }  // namespace boreas::kernels::cpu

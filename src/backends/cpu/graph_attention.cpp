@@ -6,6 +6,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "simd.hpp"
 
 namespace boreas::kernels::cpu {
 
@@ -27,62 +28,63 @@ void graph_attention(const GraphAttentionParams& p) {
         std::vector<float> q_bias(static_cast<std::size_t>(heads));       // q^h . b_e^h
         std::vector<float> acc_v(static_cast<std::size_t>(width));
         std::vector<float> acc_e(static_cast<std::size_t>(heads * de));
-        std::vector<float> running_max(static_cast<std::size_t>(heads));
-        std::vector<float> running_sum(static_cast<std::size_t>(heads));
+        std::vector<float> sums(static_cast<std::size_t>(heads));
+        std::vector<float> weights;  // [heads, degree]: scores, then softmax numerators
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t row = 0; row < rows; ++row) {
             const std::int64_t b = row / p.n_dst, j = row % p.n_dst;
             const float* q = p.q + row * q_stride;
             float* out = p.out + row * out_stride;
             const auto begin = p.dst_offsets[j], end = p.dst_offsets[j + 1];
-            if (begin == end) {  // no incoming edge: PyG's scatter-sum leaves zeros
+            const std::int64_t degree = end - begin;
+            if (degree == 0) {  // no incoming edge: PyG's scatter-sum leaves zeros
                 std::fill(out, out + width, 0.0f);
                 if (p.lse) std::fill(p.lse + row * heads, p.lse + (row + 1) * heads, 0.0f);
                 continue;
             }
+            std::fill(q_edge.begin(), q_edge.end(), 0.0f);
             for (std::int64_t h = 0; h < heads; ++h) {
                 const float* qh = q + h * d;
-                for (std::int64_t c = 0; c < de; ++c) {
-                    float sum = 0;
-                    for (std::int64_t x = 0; x < d; ++x) sum += p.edge_weight[(h * d + x) * de + c] * qh[x];
-                    q_edge[h * de + c] = sum;
-                }
-                float bias_term = 0;
-                if (p.edge_bias)
-                    for (std::int64_t x = 0; x < d; ++x) bias_term += p.edge_bias[h * d + x] * qh[x];
-                q_bias[h] = bias_term;
+                for (std::int64_t x = 0; x < d; ++x)
+                    for (std::int64_t c = 0; c < de; ++c)
+                        q_edge[h * de + c] += p.edge_weight[(h * d + x) * de + c] * qh[x];
+                q_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, qh, d) : 0.0f;
             }
+            // Pass 1: all scores of this destination, then an exact (two-pass) softmax per head:
+            // every destination has few edges, so the scores fit in L1 and no running rescale of
+            // the accumulators is needed.
+            if (static_cast<std::int64_t>(weights.size()) < heads * degree)
+                weights.resize(static_cast<std::size_t>(heads * degree));
+            for (std::int64_t e = 0; e < degree; ++e) {
+                const float* k = p.k + (b * p.n_src + p.src[begin + e]) * kv_stride;
+                const float* features = p.edge_features + (begin + e) * de;
+                for (std::int64_t h = 0; h < heads; ++h) {
+                    float score = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
+                    for (std::int64_t c = 0; c < de; ++c) score += q_edge[h * de + c] * features[c];
+                    weights[h * degree + e] = score * scale;
+                }
+            }
+            for (std::int64_t h = 0; h < heads; ++h) {
+                float* w = weights.data() + h * degree;
+                const float m = simd::max(w, degree);
+                sums[h] = simd::exp_shifted_sum(w, m, degree);
+                if (p.lse) p.lse[row * heads + h] = m + std::log(sums[h]);
+            }
+            // Pass 2: weighted sums of the values and of the edge features.
             std::fill(acc_v.begin(), acc_v.end(), 0.0f);
             std::fill(acc_e.begin(), acc_e.end(), 0.0f);
-            std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
-            std::fill(running_sum.begin(), running_sum.end(), 0.0f);
-            for (auto e = begin; e < end; ++e) {
-                const std::int64_t source = b * p.n_src + p.src[e];
-                const float* k = p.k + source * kv_stride;
-                const float* v = p.v + source * kv_stride;
-                const float* features = p.edge_features + e * de;
+            for (std::int64_t e = 0; e < degree; ++e) {
+                const float* v = p.v + (b * p.n_src + p.src[begin + e]) * kv_stride;
+                const float* features = p.edge_features + (begin + e) * de;
                 for (std::int64_t h = 0; h < heads; ++h) {
-                    float score = q_bias[h];
-                    for (std::int64_t x = 0; x < d; ++x) score += q[h * d + x] * k[h * d + x];
-                    for (std::int64_t c = 0; c < de; ++c) score += q_edge[h * de + c] * features[c];
-                    score *= scale;
-                    const float new_max = std::max(running_max[h], score);
-                    const float correction = std::exp(running_max[h] - new_max);
-                    const float weight = std::exp(score - new_max);
-                    running_sum[h] = running_sum[h] * correction + weight;
-                    running_max[h] = new_max;
-                    float* av = acc_v.data() + h * d;
-                    for (std::int64_t x = 0; x < d; ++x) av[x] = av[x] * correction + weight * v[h * d + x];
-                    float* ae = acc_e.data() + h * de;
-                    for (std::int64_t c = 0; c < de; ++c) ae[c] = ae[c] * correction + weight * features[c];
+                    const float weight = weights[h * degree + e];
+                    simd::axpy(acc_v.data() + h * d, weight, v + h * d, d);
+                    for (std::int64_t c = 0; c < de; ++c) acc_e[h * de + c] += weight * features[c];
                 }
             }
-            if (p.lse)
-                for (std::int64_t h = 0; h < heads; ++h)
-                    p.lse[row * heads + h] = running_max[h] + std::log(running_sum[h]);
             // o = (sum alpha v) + W_e (sum alpha e) + b_e, since the weights sum to one.
             for (std::int64_t h = 0; h < heads; ++h) {
-                const float inv = 1.0f / running_sum[h];
+                const float inv = 1.0f / sums[h];
                 for (std::int64_t x = 0; x < d; ++x) {
                     float value = acc_v[h * d + x];
                     const float* w = p.edge_weight + (h * d + x) * de;

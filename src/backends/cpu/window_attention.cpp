@@ -11,6 +11,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "simd.hpp"
 
 namespace boreas::kernels::cpu {
 namespace {
@@ -68,20 +69,14 @@ void window_attention(const WindowAttentionParams& p) {
                         std::fill(row, row + n, 0.0f);
                         continue;
                     }
-                    float block_max = kNegInf;
-                    for (std::int64_t c = lo; c < hi; ++c) block_max = std::max(block_max, row[c]);
-                    const float new_max = std::max(row_max[r], block_max);
+                    const float new_max = std::max(row_max[r], simd::max(row + lo, hi - lo));
                     const float correction = std::exp(row_max[r] - new_max);
-                    float sum = 0;
-                    for (std::int64_t c = 0; c < n; ++c) {
-                        const float weight = (c >= lo && c < hi) ? std::exp(row[c] - new_max) : 0.0f;
-                        row[c] = weight;
-                        sum += weight;
-                    }
+                    std::fill(row, row + lo, 0.0f);
+                    const float sum = simd::exp_shifted_sum(row + lo, new_max, hi - lo);
+                    std::fill(row + hi, row + n, 0.0f);
                     row_sum[r] = row_sum[r] * correction + sum;
                     row_max[r] = new_max;
-                    float* a = acc.data() + r * d;
-                    for (std::int64_t x = 0; x < d; ++x) a[x] *= correction;
+                    if (correction != 1.0f) simd::scale(acc.data() + r * d, correction, d);
                 }
                 // acc[m, d] += P V
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
@@ -113,11 +108,12 @@ void window_probabilities(float* prob, std::int64_t rows, std::int64_t cols, std
     for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t i = i0 + r;
         float* row = prob + r * ld;
-        const float l = lse[(i)*lse_stride];
-        for (std::int64_t c = 0; c < cols; ++c) {
-            const std::int64_t j = j0 + c;
-            row[c] = (j >= i - window && j <= i + window) ? std::exp(row[c] - l) : 0.0f;
-        }
+        // Keys inside query i's window: columns [lo, hi).
+        const std::int64_t lo = std::clamp<std::int64_t>(i - window - j0, 0, cols);
+        const std::int64_t hi = std::clamp<std::int64_t>(i + window + 1 - j0, lo, cols);
+        std::fill(row, row + lo, 0.0f);
+        simd::exp_shifted_sum(row + lo, lse[i * lse_stride], hi - lo);
+        std::fill(row + hi, row + cols, 0.0f);
     }
 }
 

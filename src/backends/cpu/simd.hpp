@@ -1,0 +1,150 @@
+#pragma once
+// Vector helpers of the CPU backend: AVX2+FMA where the build targets it (-march=native on an
+// x86-64 with AVX2), plain loops otherwise. The project compiles with -ffp-contract=off, so a
+// reduction like `sum += a[i] * b[i]` is neither vectorised nor fused by the compiler: kernels
+// that are hot call these instead. Results differ from the scalar loops only by rounding
+// (reassociated sums, fused multiply-adds), far inside the fp32 tolerances against anemoi.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define BOREAS_SIMD_AVX2 1
+#endif
+
+#if defined(BOREAS_SIMD_AVX2) && defined(BOREAS_HAVE_LIBMVEC)
+// glibc's libmvec (2.35+): the AVX2 variant of erff, 8 lanes, within a few ulp of erff.
+extern "C" __m256 _ZGVdN8v_erff(__m256);
+#define BOREAS_VECTOR_ERF 1
+#endif
+
+namespace boreas::kernels::cpu::simd {
+
+#ifdef BOREAS_SIMD_AVX2
+
+inline float horizontal_sum(__m256 v) {
+    const __m128 folded = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 pairs = _mm_add_ps(folded, _mm_movehl_ps(folded, folded));
+    return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
+}
+
+inline float horizontal_max(__m256 v) {
+    const __m128 folded = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 pairs = _mm_max_ps(folded, _mm_movehl_ps(folded, folded));
+    return _mm_cvtss_f32(_mm_max_ss(pairs, _mm_movehdup_ps(pairs)));
+}
+
+/// e^x for x <= 88 (larger x saturate at e^88), 0 below -87.33 (and for -inf); NaN stays NaN.
+/// Cephes-style: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, scaled by 2^n through the
+/// exponent bits. Relative error within 2 ulp of expf.
+inline __m256 exp(__m256 x) {
+    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ);
+    // The operand order keeps a NaN x: min/max return their second operand when one is NaN.
+    x = _mm256_max_ps(_mm256_set1_ps(-87.33654475f), _mm256_min_ps(_mm256_set1_ps(88.0f), x));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 r2 = _mm256_mul_ps(r, r);
+    const __m256 e_r = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+    const __m256i biased = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256 result = _mm256_mul_ps(e_r, _mm256_castsi256_ps(biased));
+    return _mm256_andnot_ps(underflow, result);
+}
+
+#endif  // BOREAS_SIMD_AVX2
+
+/// sum_i a[i] * b[i].
+inline float dot(const float* a, const float* b, std::int64_t n) {
+    std::int64_t i = 0;
+    float sum = 0;
+#ifdef BOREAS_SIMD_AVX2
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+#endif
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+
+/// y[i] += alpha * x[i].
+inline void axpy(float* y, float alpha, const float* x, std::int64_t n) {
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    const __m256 a = _mm256_set1_ps(alpha);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+/// y[i] += x[i].
+inline void add(float* y, const float* x, std::int64_t n) {
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; ++i) y[i] += x[i];
+}
+
+/// y[i] *= alpha.
+inline void scale(float* y, float alpha, std::int64_t n) {
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    const __m256 a = _mm256_set1_ps(alpha);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(a, _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; ++i) y[i] *= alpha;
+}
+
+/// max_i x[i] (-inf for n = 0).
+inline float max(const float* x, std::int64_t n) {
+    std::int64_t i = 0;
+    float result = -INFINITY;
+#ifdef BOREAS_SIMD_AVX2
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        result = horizontal_max(m);
+    }
+#endif
+    for (; i < n; ++i) result = std::max(result, x[i]);
+    return result;
+}
+
+/// x[i] = e^(x[i] - shift) in place; returns the sum of the results.
+inline float exp_shifted_sum(float* x, float shift, std::int64_t n) {
+    std::int64_t i = 0;
+    float sum = 0;
+#ifdef BOREAS_SIMD_AVX2
+    const __m256 s = _mm256_set1_ps(shift);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    sum = horizontal_sum(acc);
+#endif
+    for (; i < n; ++i) {
+        x[i] = std::exp(x[i] - shift);
+        sum += x[i];
+    }
+    return sum;
+}
+
+}  // namespace boreas::kernels::cpu::simd
