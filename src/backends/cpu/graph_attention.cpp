@@ -22,14 +22,19 @@ void graph_attention(const GraphAttentionParams& p) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const std::int64_t rows = p.batch * p.n_dst;
 
+    // W_e transposed to [edge_dim, width] so that the per-destination projections W_e^T q and
+    // W_e (sum alpha e) run along contiguous channels.
+    std::vector<float> edge_weight_t(static_cast<std::size_t>(de * width));
+    for (std::int64_t r = 0; r < width; ++r)
+        for (std::int64_t c = 0; c < de; ++c) edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
+
 #pragma omp parallel
     {
         std::vector<float> q_edge(static_cast<std::size_t>(heads * de));  // W_e^h^T q^h
         std::vector<float> q_bias(static_cast<std::size_t>(heads));       // q^h . b_e^h
-        std::vector<float> acc_v(static_cast<std::size_t>(width));
         std::vector<float> acc_e(static_cast<std::size_t>(heads * de));
         std::vector<float> sums(static_cast<std::size_t>(heads));
-        std::vector<float> weights;  // [heads, degree]: scores, then softmax numerators
+        std::vector<float> weights;  // [heads, padded degree]: scores, then softmax numerators
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t row = 0; row < rows; ++row) {
             const std::int64_t b = row / p.n_dst, j = row % p.n_dst;
@@ -42,55 +47,61 @@ void graph_attention(const GraphAttentionParams& p) {
                 if (p.lse) std::fill(p.lse + row * heads, p.lse + (row + 1) * heads, 0.0f);
                 continue;
             }
-            std::fill(q_edge.begin(), q_edge.end(), 0.0f);
+            const float* k_base = p.k + b * p.n_src * kv_stride;
+            const float* v_base = p.v + b * p.n_src * kv_stride;
+            const std::int32_t* sources = p.src + begin;
+            const float* features = p.edge_features + begin * de;
             for (std::int64_t h = 0; h < heads; ++h) {
                 const float* qh = q + h * d;
-                for (std::int64_t x = 0; x < d; ++x)
-                    for (std::int64_t c = 0; c < de; ++c)
-                        q_edge[h * de + c] += p.edge_weight[(h * d + x) * de + c] * qh[x];
+                for (std::int64_t c = 0; c < de; ++c)
+                    q_edge[h * de + c] = simd::dot(edge_weight_t.data() + c * width + h * d, qh, d);
                 q_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, qh, d) : 0.0f;
             }
             // Pass 1: all scores of this destination, then an exact (two-pass) softmax per head:
-            // every destination has few edges, so the scores fit in L1 and no running rescale of
-            // the accumulators is needed.
-            if (static_cast<std::int64_t>(weights.size()) < heads * degree)
-                weights.resize(static_cast<std::size_t>(heads * degree));
+            // a destination has few edges, so its scores stay in L1 and the accumulators need no
+            // running rescale. Rows are padded to whole vectors with -inf (weight 0).
+            const std::int64_t padded = (degree + 7) / 8 * 8;
+            if (static_cast<std::int64_t>(weights.size()) < heads * padded)
+                weights.resize(static_cast<std::size_t>(heads * padded));
             for (std::int64_t e = 0; e < degree; ++e) {
-                const float* k = p.k + (b * p.n_src + p.src[begin + e]) * kv_stride;
-                const float* features = p.edge_features + (begin + e) * de;
+                if (e + 1 < degree) simd::prefetch_row(k_base + sources[e + 1] * kv_stride, width);
+                const float* k = k_base + sources[e] * kv_stride;
+                const float* f = features + e * de;
                 for (std::int64_t h = 0; h < heads; ++h) {
                     float score = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
-                    for (std::int64_t c = 0; c < de; ++c) score += q_edge[h * de + c] * features[c];
-                    weights[h * degree + e] = score * scale;
+                    for (std::int64_t c = 0; c < de; ++c) score += q_edge[h * de + c] * f[c];
+                    weights[h * padded + e] = score * scale;
                 }
             }
+            simd::prefetch_row(v_base + sources[0] * kv_stride, width);
             for (std::int64_t h = 0; h < heads; ++h) {
-                float* w = weights.data() + h * degree;
-                const float m = simd::max(w, degree);
-                sums[h] = simd::exp_shifted_sum(w, m, degree);
+                float* w = weights.data() + h * padded;
+                std::fill(w + degree, w + padded, -INFINITY);
+                const float m = simd::max(w, padded);
+                sums[h] = simd::exp_shifted_sum(w, m, padded);
                 if (p.lse) p.lse[row * heads + h] = m + std::log(sums[h]);
             }
-            // Pass 2: weighted sums of the values and of the edge features.
-            std::fill(acc_v.begin(), acc_v.end(), 0.0f);
+            // Pass 2: weighted sums of the values (into out) and of the edge features.
+            std::fill(out, out + width, 0.0f);
             std::fill(acc_e.begin(), acc_e.end(), 0.0f);
             for (std::int64_t e = 0; e < degree; ++e) {
-                const float* v = p.v + (b * p.n_src + p.src[begin + e]) * kv_stride;
-                const float* features = p.edge_features + (begin + e) * de;
+                if (e + 1 < degree) simd::prefetch_row(v_base + sources[e + 1] * kv_stride, width);
+                const float* v = v_base + sources[e] * kv_stride;
+                const float* f = features + e * de;
                 for (std::int64_t h = 0; h < heads; ++h) {
-                    const float weight = weights[h * degree + e];
-                    simd::axpy(acc_v.data() + h * d, weight, v + h * d, d);
-                    for (std::int64_t c = 0; c < de; ++c) acc_e[h * de + c] += weight * features[c];
+                    const float weight = weights[h * padded + e];
+                    simd::axpy(out + h * d, weight, v + h * d, d);
+                    for (std::int64_t c = 0; c < de; ++c) acc_e[h * de + c] += weight * f[c];
                 }
             }
-            // o = (sum alpha v) + W_e (sum alpha e) + b_e, since the weights sum to one.
+            // o = (sum alpha v + W_e sum alpha e) / sum + b_e: the normalised weights sum to one.
             for (std::int64_t h = 0; h < heads; ++h) {
                 const float inv = 1.0f / sums[h];
-                for (std::int64_t x = 0; x < d; ++x) {
-                    float value = acc_v[h * d + x];
-                    const float* w = p.edge_weight + (h * d + x) * de;
-                    for (std::int64_t c = 0; c < de; ++c) value += w[c] * acc_e[h * de + c];
-                    out[h * d + x] = value * inv + (p.edge_bias ? p.edge_bias[h * d + x] : 0.0f);
-                }
+                float* oh = out + h * d;
+                simd::scale(oh, inv, d);
+                for (std::int64_t c = 0; c < de; ++c)
+                    simd::axpy(oh, acc_e[h * de + c] * inv, edge_weight_t.data() + c * width + h * d, d);
+                if (p.edge_bias) simd::add(oh, p.edge_bias + h * d, d);
             }
         }
     }

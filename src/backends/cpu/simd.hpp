@@ -62,6 +62,16 @@ inline __m256 exp(__m256 x) {
 
 #endif  // BOREAS_SIMD_AVX2
 
+/// Asks for the cache lines of x[0, n) ahead of a gathered (random-row) access.
+inline void prefetch_row(const float* x, std::int64_t n) {
+#ifdef BOREAS_SIMD_AVX2
+    for (std::int64_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(x + i), _MM_HINT_T0);
+#else
+    (void)x;
+    (void)n;
+#endif
+}
+
 /// sum_i a[i] * b[i].
 inline float dot(const float* a, const float* b, std::int64_t n) {
     std::int64_t i = 0;

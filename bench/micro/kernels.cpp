@@ -1,0 +1,184 @@
+// Micro-benchmarks of the CPU kernels with FLOP/s and byte/s counters (the byte model counts each
+// operand once, as docs/bench.md's cost model does). Shapes are those of the built-in configs:
+// small (C = 256, O48 -> O16), o96 (C = 512, O96 -> O48) and aifs-n320 (C = 1024, N320 -> O96).
+//
+//   build/cpu-release/bench/boreas_micro --benchmark_filter=linear
+//
+// Compare the rates with `boreas roof` (measured SGEMM, FMA and triad roofs of this machine).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "boreas/kernels/kernels.hpp"
+
+namespace {
+
+namespace kc = boreas::kernels::cpu;
+
+std::vector<float> random_values(std::int64_t n, std::uint32_t seed, float scale = 1.0f) {
+    std::mt19937 generator(seed);
+    std::normal_distribution<float> normal(0.0f, scale);
+    std::vector<float> values(static_cast<std::size_t>(n));
+    for (auto& v : values) v = normal(generator);
+    return values;
+}
+
+void set_rates(benchmark::State& state, double flops, double bytes) {
+    const auto iterations = static_cast<double>(state.iterations());
+    state.counters["FLOP/s"] = benchmark::Counter(flops * iterations, benchmark::Counter::kIsRate);
+    state.counters["B/s"] = benchmark::Counter(bytes * iterations, benchmark::Counter::kIsRate);
+}
+
+// Args: rows, in, out, gelu epilogue (0/1), bias (0/1).
+void BM_linear(benchmark::State& state) {
+    const auto rows = state.range(0), in = state.range(1), out = state.range(2);
+    const auto x = random_values(rows * in, 1), w = random_values(out * in, 2, 0.05f);
+    const auto b = random_values(out, 3);
+    std::vector<float> y(static_cast<std::size_t>(rows * out));
+    boreas::kernels::LinearParams p;
+    p.x = x.data();
+    p.weight = w.data();
+    p.bias = state.range(4) ? b.data() : nullptr;
+    p.y = y.data();
+    p.rows = rows;
+    p.in = in;
+    p.out = out;
+    p.gelu = state.range(3) != 0;
+    for (auto _ : state) {
+        kc::linear(p);
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_rates(state, 2.0 * rows * in * out, 4.0 * (rows * in + in * out + rows * out));
+}
+BENCHMARK(BM_linear)
+    ->ArgNames({"rows", "in", "out", "gelu", "bias"})
+    ->Args({10944, 256, 256, 0, 1})     // small: decoder query/self/projection
+    ->Args({10944, 256, 1024, 1, 1})    // small: decoder MLP in (+GELU)
+    ->Args({10944, 1024, 256, 0, 1})    // small: decoder MLP out
+    ->Args({1600, 256, 1024, 1, 1})     // small: processor MLP in
+    ->Args({10944, 512, 2048, 1, 1})    // o96: processor MLP in
+    ->Args({40320, 512, 512, 0, 1})     // o96: decoder projections
+    ->Args({40320, 1024, 1024, 0, 0})   // aifs-n320: processor QKV
+    ->Args({40320, 1024, 4096, 1, 1})   // aifs-n320: processor MLP in
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_layer_norm(benchmark::State& state) {
+    const auto rows = state.range(0), c = state.range(1);
+    const auto x = random_values(rows * c, 1), gamma = random_values(c, 2), beta = random_values(c, 3);
+    std::vector<float> y(static_cast<std::size_t>(rows * c));
+    boreas::kernels::LayerNormParams p;
+    p.x = x.data();
+    p.y = y.data();
+    p.gamma = gamma.data();
+    p.beta = beta.data();
+    p.rows = rows;
+    p.channels = c;
+    for (auto _ : state) {
+        kc::layer_norm(p);
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_rates(state, 8.0 * rows * c, 8.0 * rows * c);
+}
+BENCHMARK(BM_layer_norm)->ArgNames({"rows", "channels"})->Args({10944, 256})->Args({40320, 1024})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_gelu(benchmark::State& state) {
+    const auto n = state.range(0);
+    const auto original = random_values(n, 1);
+    auto x = original;
+    for (auto _ : state) {
+        kc::gelu(x.data(), n);
+        benchmark::DoNotOptimize(x.data());
+    }
+    set_rates(state, 0.0, 8.0 * n);
+}
+BENCHMARK(BM_gelu)->Arg(10944 * 1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Args: destinations, sources, in-degree, heads, head_dim, edge_dim. Sources of each destination
+// are a random (seeded) sample, as a kNN/cut-off mapper's are scattered over the source grid.
+void BM_graph_attention(benchmark::State& state) {
+    const auto n_dst = state.range(0), n_src = state.range(1), degree = state.range(2);
+    const auto heads = state.range(3), d = state.range(4), de = state.range(5), width = heads * d;
+    const auto q = random_values(n_dst * width, 1), k = random_values(n_src * width, 2);
+    const auto v = random_values(n_src * width, 3), features = random_values(n_dst * degree * de, 4);
+    const auto we = random_values(width * de, 5, 0.1f), be = random_values(width, 6, 0.1f);
+    std::vector<std::int64_t> offsets(static_cast<std::size_t>(n_dst + 1));
+    std::vector<std::int32_t> src(static_cast<std::size_t>(n_dst * degree));
+    std::mt19937 generator(7);
+    std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(n_src - 1));
+    for (std::int64_t j = 0; j <= n_dst; ++j) offsets[j] = j * degree;
+    for (auto& s : src) s = pick(generator);
+    std::vector<float> out(static_cast<std::size_t>(n_dst * width));
+    boreas::kernels::GraphAttentionParams p;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.edge_features = features.data();
+    p.edge_weight = we.data();
+    p.edge_bias = be.data();
+    p.dst_offsets = offsets.data();
+    p.src = src.data();
+    p.out = out.data();
+    p.n_src = n_src;
+    p.n_dst = n_dst;
+    p.heads = heads;
+    p.head_dim = d;
+    p.edge_dim = de;
+    for (auto _ : state) {
+        kc::graph_attention(p);
+        benchmark::DoNotOptimize(out.data());
+    }
+    const double edges = static_cast<double>(n_dst * degree);
+    // Per edge: a k row and a v row gathered, q.k and the edge terms; per destination q and out.
+    set_rates(state, edges * (4.0 * width + 4.0 * heads * de),
+              4.0 * (edges * (2.0 * width + de + 1) + 2.0 * n_dst * width));
+}
+BENCHMARK(BM_graph_attention)
+    ->ArgNames({"dst", "src", "degree", "heads", "d", "de"})
+    ->Args({1600, 10944, 24, 8, 32, 3})     // small encoder (O48 -> O16 cut-off)
+    ->Args({10944, 1600, 3, 8, 32, 3})      // small decoder (kNN 3)
+    ->Args({40320, 542080, 19, 16, 64, 3})  // aifs-n320 encoder (N320 -> O96)
+    ->Args({542080, 40320, 3, 16, 64, 3})   // aifs-n320 decoder
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Args: sequence, window, heads, head_dim.
+void BM_window_attention(benchmark::State& state) {
+    const auto seq = state.range(0), window = state.range(1), heads = state.range(2), d = state.range(3);
+    const auto width = heads * d;
+    const auto q = random_values(seq * width, 1), k = random_values(seq * width, 2);
+    const auto v = random_values(seq * width, 3);
+    std::vector<float> out(static_cast<std::size_t>(seq * width));
+    boreas::kernels::WindowAttentionParams p;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.out = out.data();
+    p.seq = seq;
+    p.heads = heads;
+    p.head_dim = d;
+    p.window = window;
+    for (auto _ : state) {
+        kc::window_attention(p);
+        benchmark::DoNotOptimize(out.data());
+    }
+    // Model FLOPs: keys actually inside each query's window (truncated at the ends), QK^T and PV.
+    double pairs = 0;
+    for (std::int64_t i = 0; i < seq; ++i)
+        pairs += static_cast<double>(std::min(seq - 1, i + window) - std::max<std::int64_t>(0, i - window) + 1);
+    set_rates(state, 4.0 * pairs * width, 4.0 * 4.0 * seq * width);
+}
+BENCHMARK(BM_window_attention)
+    ->ArgNames({"seq", "window", "heads", "d"})
+    ->Args({1600, 128, 8, 32})     // small
+    ->Args({10944, 256, 8, 64})    // o96
+    ->Args({40320, 512, 16, 64})   // aifs-n320
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
