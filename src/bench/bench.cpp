@@ -184,16 +184,20 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         const auto vars = static_cast<std::int64_t>(c.variables.size());
         const auto in_names = c.input_variables();
         Tensor train_batch({batch, c.multistep_input + 1, 1, input.dim(3), vars});
+        std::vector<std::int64_t> input_column(static_cast<std::size_t>(vars), -1);  // -1: not an input
+        for (std::int64_t v = 0; v < vars; ++v) {
+            const auto it = std::find(in_names.begin(), in_names.end(), c.variables[v]);
+            if (it != in_names.end()) input_column[v] = it - in_names.begin();
+        }
         for (std::int64_t b = 0; b < batch; ++b)
             for (std::int64_t t = 0; t <= c.multistep_input; ++t)
                 for (std::int64_t n = 0; n < input.dim(3); ++n)
                     for (std::int64_t v = 0; v < vars; ++v) {
-                        const auto it = std::find(in_names.begin(), in_names.end(), c.variables[v]);
                         const std::int64_t source_t = std::min<std::int64_t>(t, c.multistep_input - 1);
                         train_batch.data()[(((b * (c.multistep_input + 1) + t) * input.dim(3)) + n) * vars + v] =
-                            it == in_names.end() ? 0.0f
-                                                 : input.data()[(((b * c.multistep_input + source_t) * input.dim(3)) + n) *
-                                                                    input.dim(4) + (it - in_names.begin())];
+                            input_column[v] < 0 ? 0.0f
+                                                : input.data()[(((b * c.multistep_input + source_t) * input.dim(3)) + n) *
+                                                                   input.dim(4) + input_column[v]];
                     }
         std::map<std::string, train::AdamWState> states;
         std::int64_t optimiser_step = 0;

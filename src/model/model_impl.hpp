@@ -93,9 +93,9 @@ struct GraphTransformerBlock {
         const std::int64_t rows = j1 - j0;
         if (rows == 0) return;
         Tensor normalised({rows, channels}), q({rows, channels}), attended({rows, channels});
-        {BOREAS_RANGE("q");norm_dst.apply(g, rows, normalised.data());
+        norm_dst.apply(g, rows, normalised.data());
         query.apply(normalised.data(), rows, q.data());
-        }BOREAS_RANGE("att");kernels::GraphAttentionParams p;
+        kernels::GraphAttentionParams p;
         p.q = q.data();
         p.k = k;
         p.v = v;
@@ -112,9 +112,9 @@ struct GraphTransformerBlock {
         p.head_dim = channels / heads;
         p.edge_dim = edge_dim;
         kernels::cpu::graph_attention(p);
-        {BOREAS_RANGE("selfproj");self.apply(normalised.data(), rows, attended.data(), /*accumulate=*/true);  // o + r
+        self.apply(normalised.data(), rows, attended.data(), /*accumulate=*/true);  // o + r
         projection.apply(attended.data(), rows, g, /*accumulate=*/true);           // u = proj + g
-        }BOREAS_RANGE("mlp");// y = u + MLP(LN(u))
+        // y = u + MLP(LN(u))
         norm_mlp.apply(g, rows, normalised.data());
         Tensor hidden_rows({rows, hidden});
         mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());

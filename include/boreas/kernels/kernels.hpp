@@ -57,10 +57,12 @@ struct GraphAttentionParams {
 };
 
 /// Backward of graph_attention (spec/model.md 3.3), deterministic without atomics: a destination
-/// pass (D_j = dO_j . O_j, dq, the W_e and b_e gradients through per-destination sums) and a
-/// source pass over the edges grouped by source (dk, dv), both recomputing the softmax weights
-/// from the saved log-sum-exp. `src_offsets`/`edges_by_src` list, for each source, the CSR
-/// positions of its outgoing edges in increasing order (see transpose_csr).
+/// pass (D_j = dO_j . O_j, the softmax weights recomputed from the saved log-sum-exp, dq, the
+/// edge-feature gradients, and the W_e and b_e gradients through per-destination sums) and a
+/// source pass over the edges grouped by source (dk, dv) that reuses the destination pass'
+/// per-edge, per-head alpha and ds (2 x edges x heads floats of scratch, never edges x channels).
+/// `src_offsets`/`edges_by_src` list, for each source, the CSR positions of its outgoing edges in
+/// increasing order (see transpose_csr).
 struct GraphAttentionBackwardParams {
     GraphAttentionParams forward;  ///< the forward's parameters, with out and lse filled
     const float* d_out = nullptr;  ///< [batch*n_dst, heads*d]

@@ -133,27 +133,36 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     const auto out_stride = p.out_stride ? p.out_stride : width;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const int threads = omp_get_max_threads();
-    std::vector<float> delta(static_cast<std::size_t>(p.batch * p.n_dst * heads));
+    const std::int64_t edges = p.dst_offsets[p.n_dst] - p.dst_offsets[0];
+    const std::int64_t first_edge = p.dst_offsets[0];
     std::vector<std::vector<float>> dw(threads), db(threads);
 
-    // eps_e = W_e e + b_e for head h into `eps` (d values).
-    auto edge_projection = [&](std::int64_t e, std::int64_t h, float* eps) {
-        const float* features = p.edge_features + e * de;
-        for (std::int64_t x = 0; x < d; ++x) {
-            const float* w = p.edge_weight + (h * d + x) * de;
-            float value = p.edge_bias ? p.edge_bias[h * d + x] : 0.0f;
-            for (std::int64_t c = 0; c < de; ++c) value += w[c] * features[c];
-            eps[x] = value;
-        }
-    };
+    // The edge term eps_e = W_e e + b_e is never formed per edge and channel: with W_e^T q,
+    // W_e^T g (edge_dim wide) per destination, the scores, the upstream terms and the edge
+    // feature gradients take edge_dim products per edge and head, and the W_e / b_e gradients
+    // collect per destination through sum(alpha e) and sum(ds e).
+    std::vector<float> edge_weight_t(static_cast<std::size_t>(de * width));
+    for (std::int64_t r = 0; r < width; ++r)
+        for (std::int64_t c = 0; c < de; ++c) edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
+    // Per edge and head: the softmax weight alpha and scale * ds, kept for the source pass
+    // (edges x heads values, not edges x channels).
+    std::vector<float> alpha_saved(static_cast<std::size_t>(p.batch * edges * heads));
+    std::vector<float> ds_saved(alpha_saved.size());
+    std::vector<std::int32_t> edge_dst(static_cast<std::size_t>(edges));
+    for (std::int64_t j = 0; j < p.n_dst; ++j)
+        for (auto e = p.dst_offsets[j]; e < p.dst_offsets[j + 1]; ++e)
+            edge_dst[e - first_edge] = static_cast<std::int32_t>(j);
+    const float* We_t = edge_weight_t.data();
 
-    // Destination pass: D_j, dq_j, and the edge-projection gradients (each edge once per batch).
+    // Destination pass: dq, alpha and ds per edge, d(edge features), W_e and b_e gradients.
 #pragma omp parallel num_threads(threads)
     {
         const int t = omp_get_thread_num();
         dw[t].assign(static_cast<std::size_t>(width * de), 0.0f);
         db[t].assign(static_cast<std::size_t>(width), 0.0f);
-        std::vector<float> eps(static_cast<std::size_t>(d)), d_eps(static_cast<std::size_t>(d));
+        std::vector<float> q_edge(heads * de), g_edge(heads * de), q_bias(heads), g_bias(heads),
+            delta(heads), sum_alpha(heads), sum_ds(heads), alpha_f(heads * de), ds_f(heads * de);
+        // Static: which rows feed which thread's W_e / b_e partial must not vary run to run.
 #pragma omp for schedule(static)
         for (std::int64_t j = 0; j < p.n_dst; ++j) {
             for (std::int64_t b = 0; b < p.batch; ++b) {
@@ -164,41 +173,64 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                 float* dq = bp.dq + row * width;
                 std::fill(dq, dq + width, 0.0f);
                 for (std::int64_t h = 0; h < heads; ++h) {
-                    float D = 0;
-                    for (std::int64_t x = 0; x < d; ++x) D += g[h * d + x] * o[h * d + x];
-                    delta[row * heads + h] = D;
-                    const float lse = p.lse[row * heads + h];
-                    for (auto e = p.dst_offsets[j]; e < p.dst_offsets[j + 1]; ++e) {
-                        const std::int64_t source = b * p.n_src + p.src[e];
-                        const float* k = p.k + source * kv_stride + h * d;
-                        const float* v = p.v + source * kv_stride + h * d;
-                        edge_projection(e, h, eps.data());
-                        float score = 0, a = 0;
-                        for (std::int64_t x = 0; x < d; ++x) {
-                            score += q[h * d + x] * (k[x] + eps[x]);
-                            a += g[h * d + x] * (v[x] + eps[x]);
+                    delta[h] = simd::dot(g + h * d, o + h * d, d);
+                    for (std::int64_t c = 0; c < de; ++c) {
+                        q_edge[h * de + c] = simd::dot(We_t + c * width + h * d, q + h * d, d);
+                        g_edge[h * de + c] = simd::dot(We_t + c * width + h * d, g + h * d, d);
+                    }
+                    q_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, q + h * d, d) : 0.0f;
+                    g_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, g + h * d, d) : 0.0f;
+                }
+                std::fill(sum_alpha.begin(), sum_alpha.end(), 0.0f);
+                std::fill(sum_ds.begin(), sum_ds.end(), 0.0f);
+                std::fill(alpha_f.begin(), alpha_f.end(), 0.0f);
+                std::fill(ds_f.begin(), ds_f.end(), 0.0f);
+                const auto begin = p.dst_offsets[j], end = p.dst_offsets[j + 1];
+                for (auto e = begin; e < end; ++e) {
+                    if (e + 1 < end) {
+                        const std::int64_t next = (b * p.n_src + p.src[e + 1]) * kv_stride;
+                        simd::prefetch_row(p.k + next, width);
+                        simd::prefetch_row(p.v + next, width);
+                    }
+                    const std::int64_t source = b * p.n_src + p.src[e];
+                    const float* k = p.k + source * kv_stride;
+                    const float* v = p.v + source * kv_stride;
+                    const float* f = p.edge_features + e * de;
+                    float* dfe = bp.d_edge_features ? bp.d_edge_features + e * de : nullptr;
+                    const std::int64_t saved = (b * edges + e - first_edge) * heads;
+                    for (std::int64_t h = 0; h < heads; ++h) {
+                        float score = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
+                        float a = g_bias[h] + simd::dot(g + h * d, v + h * d, d);
+                        for (std::int64_t c = 0; c < de; ++c) {
+                            score += q_edge[h * de + c] * f[c];
+                            a += g_edge[h * de + c] * f[c];
                         }
-                        const float alpha = std::exp(score * scale - lse);
-                        const float ds = alpha * (a - D);
-                        for (std::int64_t x = 0; x < d; ++x) {
-                            dq[h * d + x] += ds * (k[x] + eps[x]) * scale;
-                            d_eps[x] = alpha * g[h * d + x] + ds * q[h * d + x] * scale;
+                        const float alpha = std::exp(score * scale - p.lse[row * heads + h]);
+                        const float ds = alpha * (a - delta[h]) * scale;
+                        alpha_saved[saved + h] = alpha;
+                        ds_saved[saved + h] = ds;
+                        simd::axpy(dq + h * d, ds, k + h * d, d);
+                        sum_alpha[h] += alpha;
+                        sum_ds[h] += ds;
+                        for (std::int64_t c = 0; c < de; ++c) {
+                            alpha_f[h * de + c] += alpha * f[c];
+                            ds_f[h * de + c] += ds * f[c];
+                            if (dfe) dfe[c] += alpha * g_edge[h * de + c] + ds * q_edge[h * de + c];
                         }
-                        const float* features = p.edge_features + e * de;
-                        for (std::int64_t x = 0; x < d; ++x) {
-                            float* wrow = dw[t].data() + (h * d + x) * de;
-                            for (std::int64_t c = 0; c < de; ++c) wrow[c] += d_eps[x] * features[c];
-                            db[t][h * d + x] += d_eps[x];
-                        }
-                        if (bp.d_edge_features) {
-                            float* dfe = bp.d_edge_features + e * de;
-                            for (std::int64_t c = 0; c < de; ++c) {
-                                float sum = 0;
-                                for (std::int64_t x = 0; x < d; ++x)
-                                    sum += p.edge_weight[(h * d + x) * de + c] * d_eps[x];
-                                dfe[c] += sum;
-                            }
-                        }
+                    }
+                }
+                for (std::int64_t h = 0; h < heads; ++h) {
+                    // dq += ds scale (W_e e + b_e), summed over the edges.
+                    for (std::int64_t c = 0; c < de; ++c)
+                        simd::axpy(dq + h * d, ds_f[h * de + c], We_t + c * width + h * d, d);
+                    if (p.edge_bias) simd::axpy(dq + h * d, sum_ds[h], p.edge_bias + h * d, d);
+                    // d eps_e = alpha_e g + ds_e scale q  =>  dW_e += g (sum alpha e)^T + q (sum ds e)^T.
+                    for (std::int64_t x = 0; x < d; ++x) {
+                        const float gx = g[h * d + x], qx = q[h * d + x];
+                        float* wrow = dw[t].data() + (h * d + x) * de;
+                        for (std::int64_t c = 0; c < de; ++c)
+                            wrow[c] += gx * alpha_f[h * de + c] + qx * ds_f[h * de + c];
+                        db[t][h * d + x] += gx * sum_alpha[h] + qx * sum_ds[h];
                     }
                 }
             }
@@ -207,41 +239,31 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     reduce_partials(dw, bp.d_edge_weight);
     reduce_partials(db, bp.d_edge_bias);
 
-    // Source pass: dk_i, dv_i over the edges leaving i, in CSR order.
-#pragma omp parallel
-    {
-        std::vector<float> eps(static_cast<std::size_t>(d));
-#pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < p.n_src; ++i) {
-            for (std::int64_t b = 0; b < p.batch; ++b) {
-                const std::int64_t source = b * p.n_src + i;
-                float* dk = bp.dk + source * width;
-                float* dv = bp.dv + source * width;
-                std::fill(dk, dk + width, 0.0f);
-                std::fill(dv, dv + width, 0.0f);
-                const float* k = p.k + source * kv_stride;
-                const float* v = p.v + source * kv_stride;
-                for (auto n = bp.src_offsets[i]; n < bp.src_offsets[i + 1]; ++n) {
-                    const auto e = bp.edges_by_src[n];
-                    const std::int64_t j = std::upper_bound(p.dst_offsets, p.dst_offsets + p.n_dst + 1, e) -
-                                           p.dst_offsets - 1;
-                    const std::int64_t row = b * p.n_dst + j;
-                    const float* q = p.q + row * q_stride;
-                    const float* g = bp.d_out + row * width;
-                    for (std::int64_t h = 0; h < heads; ++h) {
-                        edge_projection(e, h, eps.data());
-                        float score = 0, a = 0;
-                        for (std::int64_t x = 0; x < d; ++x) {
-                            score += q[h * d + x] * (k[h * d + x] + eps[x]);
-                            a += g[h * d + x] * (v[h * d + x] + eps[x]);
-                        }
-                        const float alpha = std::exp(score * scale - p.lse[row * heads + h]);
-                        const float ds = alpha * (a - delta[row * heads + h]);
-                        for (std::int64_t x = 0; x < d; ++x) {
-                            dk[h * d + x] += ds * q[h * d + x] * scale;
-                            dv[h * d + x] += alpha * g[h * d + x];
-                        }
-                    }
+    // Source pass: dk_i = sum ds scale q_j, dv_i = sum alpha g_j over the edges leaving i, in CSR
+    // order (one writer per row: deterministic).
+#pragma omp parallel for schedule(dynamic, 16)
+    for (std::int64_t i = 0; i < p.n_src; ++i) {
+        for (std::int64_t b = 0; b < p.batch; ++b) {
+            const std::int64_t source = b * p.n_src + i;
+            float* dk = bp.dk + source * width;
+            float* dv = bp.dv + source * width;
+            std::fill(dk, dk + width, 0.0f);
+            std::fill(dv, dv + width, 0.0f);
+            const auto begin = bp.src_offsets[i], end = bp.src_offsets[i + 1];
+            for (auto n = begin; n < end; ++n) {
+                const auto e = bp.edges_by_src[n];
+                const std::int64_t row = b * p.n_dst + edge_dst[e - first_edge];
+                if (n + 1 < end) {
+                    const std::int64_t next = b * p.n_dst + edge_dst[bp.edges_by_src[n + 1] - first_edge];
+                    simd::prefetch_row(p.q + next * q_stride, width);
+                    simd::prefetch_row(bp.d_out + next * width, width);
+                }
+                const float* q = p.q + row * q_stride;
+                const float* g = bp.d_out + row * width;
+                const std::int64_t saved = (b * edges + e - first_edge) * heads;
+                for (std::int64_t h = 0; h < heads; ++h) {
+                    simd::axpy(dk + h * d, ds_saved[saved + h], q + h * d, d);
+                    simd::axpy(dv + h * d, alpha_saved[saved + h], g + h * d, d);
                 }
             }
         }
