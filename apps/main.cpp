@@ -36,10 +36,11 @@ int main(int argc, char** argv) {
     using namespace boreas;
 #ifdef __GLIBC__
     // A forward step allocates and frees the same activation buffers layer after layer. glibc
-    // serves blocks above 128 KiB-32 MiB with fresh mmaps, so every layer paid page faults and
-    // the kernel's page zeroing again (about 5% of a small-config step). Below 64 MiB, freed blocks
-    // now stay in the heap for the next layer; larger ones (aifs-n320 activations) still go back
-    // to the system at once, so peak RSS is not inflated by big free blocks.
+    // serves blocks above 128 KiB with fresh mmaps (its threshold adapts up to 32 MiB), so every
+    // layer paid page faults and the kernel's page zeroing again (about 5% of a small-config
+    // step). Below 64 MiB freed blocks now stay in the heap for the next layer; larger ones (the
+    // big configs' activations, on huge pages: core/tensor.cpp) still go back to the system at
+    // once, so peak RSS is not inflated by large free blocks.
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif

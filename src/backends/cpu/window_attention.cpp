@@ -12,12 +12,40 @@
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "simd.hpp"
+#include "small_gemm.hpp"
 
 namespace boreas::kernels::cpu {
 namespace {
 
-constexpr std::int64_t kQueryBlock = 64;
+constexpr std::int64_t kQueryBlock = 48;  // a multiple of small_gemm's 6-row blocks
 constexpr std::int64_t kKeyBlock = 256;
+
+}  // namespace
+
+namespace {
+
+/// K^T and V of one (batch element, head), packed for small_gemm over the whole sequence once
+/// per call: every key block is then read by all the query blocks whose window covers it,
+/// without packing it again. `seq_padded` is seq rounded up to whole panels (zeros past seq).
+struct PackedHead {
+    std::vector<float> keys_t;  // [seq_padded / 16][d][16]: panel t = keys 16t ... 16t+15
+    std::vector<float> values;  // [d / 16][seq_padded][16]: panel t = channels 16t ... 16t+15
+};
+
+void pack_head(const float* k, const float* v, std::int64_t stride, std::int64_t seq,
+               std::int64_t seq_padded, std::int64_t d, PackedHead& packed) {
+    packed.keys_t.assign(static_cast<std::size_t>(seq_padded * d), 0.0f);
+    packed.values.assign(static_cast<std::size_t>(seq_padded * d), 0.0f);
+    for (std::int64_t key = 0; key < seq; ++key) {
+        const float* k_row = k + key * stride;
+        float* panel = packed.keys_t.data() + (key / kPanel) * kPanel * d + key % kPanel;
+        for (std::int64_t x = 0; x < d; ++x) panel[x * kPanel] = k_row[x];
+        const float* v_row = v + key * stride;
+        for (std::int64_t t = 0; t < d / kPanel; ++t)
+            std::copy(v_row + t * kPanel, v_row + (t + 1) * kPanel,
+                      packed.values.data() + t * seq_padded * kPanel + key * kPanel);
+    }
+}
 
 }  // namespace
 
@@ -30,6 +58,19 @@ void window_attention(const WindowAttentionParams& p) {
     const std::int64_t query_blocks = (seq + kQueryBlock - 1) / kQueryBlock;
     const std::int64_t tasks = p.batch * heads * query_blocks;
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    // The register-blocked tile GEMM where P V's output is whole 16-wide panels, OpenBLAS
+    // otherwise (odd head sizes).
+    const bool tiled = d % kPanel == 0;
+    const std::int64_t seq_padded = panel_padded(seq);
+    std::vector<PackedHead> packed(tiled ? static_cast<std::size_t>(p.batch * heads) : 0);
+    if (tiled) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (std::int64_t bh = 0; bh < p.batch * heads; ++bh) {
+            const std::int64_t b = bh / heads, h = bh % heads;
+            pack_head(p.k + b * seq * stride + h * d, p.v + b * seq * stride + h * d, stride, seq,
+                      seq_padded, d, packed[bh]);
+        }
+    }
 
 #pragma omp parallel
     {
@@ -48,17 +89,24 @@ void window_attention(const WindowAttentionParams& p) {
             std::fill(acc.begin(), acc.begin() + m * d, 0.0f);
             std::fill(row_max.begin(), row_max.begin() + m, kNegInf);
             std::fill(row_sum.begin(), row_sum.begin() + m, 0.0f);
-            const std::int64_t key_begin = std::max<std::int64_t>(0, i0 - w);
+            // Tiled: key blocks start on a panel boundary (the extra keys are masked below).
+            std::int64_t key_begin = std::max<std::int64_t>(0, i0 - w);
+            if (tiled) key_begin -= key_begin % kPanel;
             const std::int64_t key_end = std::min(seq, i1 + w);
             for (std::int64_t j0 = key_begin; j0 < key_end; j0 += kKeyBlock) {
                 const std::int64_t n = std::min(kKeyBlock, key_end - j0);
-                const float* k = p.k + (base + j0) * stride + h * d;
-                const float* v = p.v + (base + j0) * stride + h * d;
                 // scores[m, n] = scale * Q K^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
-                            static_cast<int>(n), static_cast<int>(d), scale, q,
-                            static_cast<int>(stride), k, static_cast<int>(stride), 0.0f,
-                            scores.data(), static_cast<int>(kKeyBlock));
+                if (tiled) {
+                    const auto& head = packed[b * heads + h];
+                    small_gemm(m, n, d, scale, q, stride, head.keys_t.data() + j0 * d, kPanel * d,
+                               false, scores.data(), kKeyBlock);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                                static_cast<int>(n), static_cast<int>(d), scale, q,
+                                static_cast<int>(stride), p.k + (base + j0) * stride + h * d,
+                                static_cast<int>(stride), 0.0f, scores.data(),
+                                static_cast<int>(kKeyBlock));
+                }
                 for (std::int64_t r = 0; r < m; ++r) {
                     const std::int64_t i = i0 + r;
                     // Keys of this block inside query i's window: [lo, hi).
@@ -79,10 +127,17 @@ void window_attention(const WindowAttentionParams& p) {
                     if (correction != 1.0f) simd::scale(acc.data() + r * d, correction, d);
                 }
                 // acc[m, d] += P V
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
-                            static_cast<int>(d), static_cast<int>(n), 1.0f, scores.data(),
-                            static_cast<int>(kKeyBlock), v, static_cast<int>(stride), 1.0f,
-                            acc.data(), static_cast<int>(d));
+                if (tiled) {
+                    const auto& head = packed[b * heads + h];
+                    small_gemm(m, d, n, 1.0f, scores.data(), kKeyBlock,
+                               head.values.data() + j0 * kPanel, seq_padded * kPanel, true,
+                               acc.data(), d);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                                static_cast<int>(d), static_cast<int>(n), 1.0f, scores.data(),
+                                static_cast<int>(kKeyBlock), p.v + (base + j0) * stride + h * d,
+                                static_cast<int>(stride), 1.0f, acc.data(), static_cast<int>(d));
+                }
             }
             for (std::int64_t r = 0; r < m; ++r) {
                 float* out = p.out + (base + i0 + r) * stride + h * d;
