@@ -2,6 +2,8 @@
 // Parameterised layers over [rows, channels] matrices. Each declares its tensors in the
 // ParameterStore under anemoi's names and runs through the CPU kernels.
 
+#include <algorithm>
+#include <initializer_list>
 #include <string>
 
 #include "boreas/kernels/kernels.hpp"
@@ -72,6 +74,36 @@ struct LayerNorm {
         kernels::cpu::layer_norm(p);
     }
 };
+
+/// Linears that read the same input, run as one GEMM with their outputs side by side: y[rows,
+/// sum of outs], Linear i in columns [sum of earlier outs, + out_i). The input is packed once and
+/// the GEMM is wider (better blocked) than each part; costs a copy of the weights per call.
+inline void apply_side_by_side(std::initializer_list<const Linear*> layers, const float* x,
+                               std::int64_t rows, float* y) {
+    const std::int64_t in = (*layers.begin())->in;
+    std::int64_t total = 0;
+    bool any_bias = false;
+    for (const Linear* l : layers) {
+        total += l->out;
+        any_bias = any_bias || l->bias != nullptr;
+    }
+    Tensor weight({total, in}), bias({total});
+    std::int64_t offset = 0;
+    for (const Linear* l : layers) {
+        std::copy(l->weight->data(), l->weight->data() + l->out * in, weight.row(offset));
+        if (l->bias) std::copy(l->bias->data(), l->bias->data() + l->out, bias.data() + offset);
+        offset += l->out;
+    }
+    kernels::LinearParams p;
+    p.x = x;
+    p.weight = weight.data();
+    p.bias = any_bias ? bias.data() : nullptr;
+    p.y = y;
+    p.rows = rows;
+    p.in = in;
+    p.out = total;
+    kernels::cpu::linear(p);
+}
 
 /// anemoi's hidden width for a ratio: int(C * ratio + 0.5) (models/layers/utils.py).
 inline std::int64_t hidden_width(std::int64_t channels, double ratio) {

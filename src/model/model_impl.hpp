@@ -75,30 +75,32 @@ struct GraphTransformerBlock {
         return b;
     }
 
-    /// Keys and values of the (normalised) source rows: [rows, C] each.
-    void keys_values(const float* src, std::int64_t rows, Tensor& k, Tensor& v) const {
+    /// Keys and values of the (normalised) source rows side by side: kv [rows, 2C], keys in
+    /// columns [0, C), values in [C, 2C).
+    void keys_values(const float* src, std::int64_t rows, Tensor& kv) const {
         Tensor normalised({rows, channels});
         (separate_src_norm ? norm_src : norm_dst).apply(src, rows, normalised.data());
-        k = Tensor({rows, channels});
-        v = Tensor({rows, channels});
-        key.apply(normalised.data(), rows, k.data());
-        value.apply(normalised.data(), rows, v.data());
+        kv = Tensor({rows, 2 * channels});
+        apply_side_by_side({&key, &value}, normalised.data(), rows, kv.data());
     }
 
     /// Updates destination rows [j0, j1) of one batch element: g holds their (un-normalised)
-    /// embeddings on entry and the block's output on return.
-    void destination_chunk(float* g, std::int64_t j0, std::int64_t j1, const float* k,
-                           const float* v, std::int64_t n_src, const EdgeSet& edges,
-                           const Tensor& features) const {
+    /// embeddings on entry and the block's output on return. `kv` points at the batch element's
+    /// first source row of keys_values' output.
+    void destination_chunk(float* g, std::int64_t j0, std::int64_t j1, const float* kv,
+                           std::int64_t n_src, const EdgeSet& edges, const Tensor& features) const {
         const std::int64_t rows = j1 - j0;
         if (rows == 0) return;
-        Tensor normalised({rows, channels}), q({rows, channels}), attended({rows, channels});
+        // The query and the skip projection r read the same normalised rows: one GEMM.
+        Tensor normalised({rows, channels}), q_self({rows, 2 * channels}), attended({rows, channels});
         norm_dst.apply(g, rows, normalised.data());
-        query.apply(normalised.data(), rows, q.data());
+        apply_side_by_side({&query, &self}, normalised.data(), rows, q_self.data());
         kernels::GraphAttentionParams p;
-        p.q = q.data();
-        p.k = k;
-        p.v = v;
+        p.q = q_self.data();
+        p.q_stride = 2 * channels;
+        p.k = kv;
+        p.v = kv + channels;
+        p.kv_stride = 2 * channels;
         p.edge_features = features.data();
         p.edge_weight = edge.weight->data();
         p.edge_bias = edge.bias->data();
@@ -112,7 +114,11 @@ struct GraphTransformerBlock {
         p.head_dim = channels / heads;
         p.edge_dim = edge_dim;
         kernels::cpu::graph_attention(p);
-        self.apply(normalised.data(), rows, attended.data(), /*accumulate=*/true);  // o + r
+        for (std::int64_t r = 0; r < rows; ++r) {  // o + r
+            float* o = attended.row(r);
+            const float* skip = q_self.row(r) + channels;
+            for (std::int64_t c = 0; c < channels; ++c) o[c] += skip[c];
+        }
         projection.apply(attended.data(), rows, g, /*accumulate=*/true);           // u = proj + g
         // y = u + MLP(LN(u))
         norm_mlp.apply(g, rows, normalised.data());
@@ -148,17 +154,16 @@ struct TransformerLayer {
     /// x [batch*seq, C] in place: x += Attn(LN(x)); x += MLP(LN(x)).
     void apply(Tensor& x, std::int64_t batch, std::int64_t seq) const {
         const std::int64_t rows = x.rows();
-        Tensor normalised({rows, channels}), qt({rows, channels}), kt({rows, channels}),
-            vt({rows, channels}), attended({rows, channels});
+        Tensor normalised({rows, channels}), qkv({rows, 3 * channels}), attended({rows, channels});
         norm_attention.apply(x.data(), rows, normalised.data());
-        q.apply(normalised.data(), rows, qt.data());
-        k.apply(normalised.data(), rows, kt.data());
-        v.apply(normalised.data(), rows, vt.data());
+        apply_side_by_side({&q, &k, &v}, normalised.data(), rows, qkv.data());
         kernels::WindowAttentionParams p;
-        p.q = qt.data();
-        p.k = kt.data();
-        p.v = vt.data();
+        p.q = qkv.data();
+        p.k = qkv.data() + channels;
+        p.v = qkv.data() + 2 * channels;
+        p.stride = 3 * channels;
         p.out = attended.data();
+        p.out_stride = channels;
         p.batch = batch;
         p.seq = seq;
         p.heads = heads;
@@ -446,7 +451,7 @@ struct Model::Impl {
     /// `finish(b, j0, j1, rows)` receives the block's output rows.
     template <typename Embed, typename Finish>
     void run_mapper(const GraphTransformerBlock& block, const MapperConfig& mapper,
-                    const Tensor& k, const Tensor& v, std::int64_t n_src, std::int64_t n_dst,
+                    const Tensor& kv, std::int64_t n_src, std::int64_t n_dst,
                     std::int64_t batch, const EdgeSet& edges, const Tensor& features,
                     Embed&& embed, Finish&& finish) const {
         const std::int64_t chunks =
@@ -457,8 +462,7 @@ struct Model::Impl {
                 const std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
                 Tensor g({j1 - j0, channels});
                 embed(b, j0, j1, g.data());
-                block.destination_chunk(g.data(), j0, j1, k.row(b * n_src), v.row(b * n_src), n_src,
-                                        edges, features);
+                block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges, features);
                 finish(b, j0, j1, g);
             }
         }
@@ -483,12 +487,15 @@ struct Model::Impl {
         Tensor latent({batch * n_hidden, channels});
         {
             BOREAS_RANGE("encoder");
-            Tensor src({batch * n_data, channels}), k, v;
-            encoder_src_embedding.apply(data.data(), batch * n_data, src.data());
-            encoder.keys_values(src.data(), batch * n_data, k, v);
+            Tensor kv;
+            {
+                Tensor src({batch * n_data, channels});
+                encoder_src_embedding.apply(data.data(), batch * n_data, src.data());
+                encoder.keys_values(src.data(), batch * n_data, kv);
+            }
             const auto& edges = graph->edge_set("data_to_hidden");
             const Tensor features = edge_features(edges, trainable_encoder_edges);
-            run_mapper(encoder, config.encoder, k, v, n_data, n_hidden, batch, edges, features,
+            run_mapper(encoder, config.encoder, kv, n_data, n_hidden, batch, edges, features,
                        [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
                            encoder_dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
                        },
@@ -537,10 +544,10 @@ struct Model::Impl {
             for (std::size_t l = 0; l < graph_transformer_layers.size(); ++l) {
                 enter_layer(l);
                 const auto& block = graph_transformer_layers[l];
-                Tensor k, v;
-                block.keys_values(processed.data(), batch * n_hidden, k, v);
+                Tensor kv;
+                block.keys_values(processed.data(), batch * n_hidden, kv);
                 MapperConfig whole;  // the processor updates all hidden nodes, no chunking needed
-                run_mapper(block, whole, k, v, n_hidden, n_hidden, batch, edges, features,
+                run_mapper(block, whole, kv, n_hidden, n_hidden, batch, edges, features,
                            [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
                                const float* from = processed.row(b * n_hidden + j0);
                                std::copy(from, from + (j1 - j0) * channels, out);
@@ -567,11 +574,11 @@ struct Model::Impl {
         Tensor decoded({batch * n_data, out_vars});
         {
             BOREAS_RANGE("decoder");
-            Tensor k, v;
-            decoder.keys_values(processed.data(), batch * n_hidden, k, v);
+            Tensor kv;
+            decoder.keys_values(processed.data(), batch * n_hidden, kv);
             const auto& edges = graph->edge_set("hidden_to_data");
             const Tensor features = edge_features(edges, trainable_decoder_edges);
-            run_mapper(decoder, config.decoder, k, v, n_hidden, n_data, batch, edges, features,
+            run_mapper(decoder, config.decoder, kv, n_hidden, n_data, batch, edges, features,
                        [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
                            decoder_dst_embedding.apply(data.row(b * n_data + j0), j1 - j0, out);
                        },

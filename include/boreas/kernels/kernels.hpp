@@ -109,7 +109,8 @@ struct WindowAttentionParams {
     const float* v = nullptr;
     float* out = nullptr;      ///< [batch*seq, heads*d]
     std::int64_t batch = 1, seq = 0, heads = 1, head_dim = 0, window = 0;
-    std::int64_t stride = 0;   ///< row stride of q, k, v and out; 0: heads*d
+    std::int64_t stride = 0;   ///< row stride of q, k, v (and of out unless out_stride); 0: heads*d
+    std::int64_t out_stride = 0;  ///< row stride of out; 0: `stride` (the backward needs 0)
     float* lse = nullptr;      ///< optional [batch*seq, heads]: log-sum-exp, for backward
 };
 

@@ -28,9 +28,20 @@ void reduce_partials(const std::vector<std::vector<float>>& partials, float* tar
 void linear_backward(const LinearBackwardParams& p) {
     const int rows = static_cast<int>(p.rows), in = static_cast<int>(p.in), out = static_cast<int>(p.out);
     if (p.rows == 0) return;
-    if (p.dx)  // dx[rows, in] = dy[rows, out] W[out, in]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, p.dy, out,
-                    p.weight, in, p.accumulate_dx ? 1.0f : 0.0f, p.dx, in);
+    if (p.dx) {
+        // dx[rows, in] = dy[rows, out] W[out, in], rows split over the threads as in linear().
+        const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+        const int used = static_cast<int>(std::clamp<std::int64_t>(p.rows / 64, 1, threads));
+#pragma omp parallel num_threads(used) if (used > 1)
+        {
+            const int t = omp_get_thread_num(), n = omp_get_num_threads();
+            const std::int64_t r0 = p.rows * t / n, r1 = p.rows * (t + 1) / n;
+            if (r1 > r0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), in,
+                            out, 1.0f, p.dy + r0 * out, out, p.weight, in,
+                            p.accumulate_dx ? 1.0f : 0.0f, p.dx + r0 * in, in);
+        }
+    }
     if (p.dweight)  // dW[out, in] += dy^T x
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, p.dy, out, p.x,
                     in, 1.0f, p.dweight, in);
@@ -52,30 +63,65 @@ void layer_norm_backward(const LayerNormBackwardParams& p) {
     {
         const int t = omp_get_thread_num();
         std::vector<float> normalised(static_cast<std::size_t>(c)), g(static_cast<std::size_t>(c));
+        float* dg = dgamma[t].data();
+        float* db = dbeta[t].data();
 #pragma omp for schedule(static)
         for (std::int64_t r = 0; r < p.rows; ++r) {
             const float* x = p.x + r * c;
             const float* dy = p.dy + r * c;
-            double sum = 0;
-            for (std::int64_t i = 0; i < c; ++i) sum += x[i];
-            const double mean = sum / static_cast<double>(c);
-            double squares = 0;
-            for (std::int64_t i = 0; i < c; ++i) squares += (x[i] - mean) * (x[i] - mean);
-            const double inv = 1.0 / std::sqrt(squares / static_cast<double>(c) + p.eps);
-            double mean_g = 0, mean_gx = 0;
-            for (std::int64_t i = 0; i < c; ++i) {
-                normalised[i] = static_cast<float>((x[i] - mean) * inv);
-                g[i] = dy[i] * (p.gamma ? p.gamma[i] : 1.0f);
-                mean_g += g[i];
-                mean_gx += static_cast<double>(g[i]) * normalised[i];
-                dgamma[t][i] += dy[i] * normalised[i];
-                dbeta[t][i] += dy[i];
+            // Mean and inverse deviation exactly as the forward computes them (dense.cpp).
+            float sum = 0, squares = 0, sum_g = 0, sum_gx = 0;
+            std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+            __m256 acc = _mm256_setzero_ps();
+            for (; i + 8 <= c; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+            sum = simd::horizontal_sum(acc);
+#endif
+            for (; i < c; ++i) sum += x[i];
+            const float mean = sum * (1.0f / static_cast<float>(c));
+            i = 0;
+#ifdef BOREAS_SIMD_AVX2
+            const __m256 m = _mm256_set1_ps(mean);
+            acc = _mm256_setzero_ps();
+            for (; i + 8 <= c; i += 8) {
+                const __m256 dev = _mm256_sub_ps(_mm256_loadu_ps(x + i), m);
+                acc = _mm256_fmadd_ps(dev, dev, acc);
             }
-            mean_g /= static_cast<double>(c);
-            mean_gx /= static_cast<double>(c);
+            squares = simd::horizontal_sum(acc);
+#endif
+            for (; i < c; ++i) squares += (x[i] - mean) * (x[i] - mean);
+            const float inv = 1.0f / std::sqrt(squares * (1.0f / static_cast<float>(c)) + p.eps);
+            i = 0;
+#ifdef BOREAS_SIMD_AVX2
+            if (p.gamma) {
+                const __m256 scale = _mm256_set1_ps(inv);
+                __m256 acc_g = _mm256_setzero_ps(), acc_gx = _mm256_setzero_ps();
+                for (; i + 8 <= c; i += 8) {
+                    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), scale);
+                    const __m256 d = _mm256_loadu_ps(dy + i);
+                    const __m256 gi = _mm256_mul_ps(d, _mm256_loadu_ps(p.gamma + i));
+                    _mm256_storeu_ps(normalised.data() + i, n);
+                    _mm256_storeu_ps(g.data() + i, gi);
+                    acc_g = _mm256_add_ps(acc_g, gi);
+                    acc_gx = _mm256_fmadd_ps(gi, n, acc_gx);
+                    _mm256_storeu_ps(dg + i, _mm256_fmadd_ps(d, n, _mm256_loadu_ps(dg + i)));
+                    _mm256_storeu_ps(db + i, _mm256_add_ps(d, _mm256_loadu_ps(db + i)));
+                }
+                sum_g = simd::horizontal_sum(acc_g);
+                sum_gx = simd::horizontal_sum(acc_gx);
+            }
+#endif
+            for (; i < c; ++i) {
+                normalised[i] = (x[i] - mean) * inv;
+                g[i] = dy[i] * (p.gamma ? p.gamma[i] : 1.0f);
+                sum_g += g[i];
+                sum_gx += g[i] * normalised[i];
+                dg[i] += dy[i] * normalised[i];
+                db[i] += dy[i];
+            }
+            const float mean_g = sum_g / static_cast<float>(c), mean_gx = sum_gx / static_cast<float>(c);
             float* dx = p.dx + r * c;
-            for (std::int64_t i = 0; i < c; ++i)
-                dx[i] = static_cast<float>(inv * (g[i] - mean_g - normalised[i] * mean_gx));
+            for (std::int64_t k = 0; k < c; ++k) dx[k] = inv * (g[k] - mean_g - normalised[k] * mean_gx);
         }
     }
     reduce_partials(dgamma, p.dgamma);

@@ -20,20 +20,19 @@ constexpr float kInvSqrt2 = 0.70710678118654752440f;
 // be more accurate in the negative tail, but the goal is anemoi's numbers.
 inline float gelu_scalar(float x) { return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2)); }
 
-/// x[i] = GELU(x[i] + bias[i]) for one row of n values (bias may be null).
-void bias_gelu_row(float* x, const float* bias, std::int64_t n) {
+/// x[i] = GELU(x[i]) for n values.
+void gelu_row(float* x, std::int64_t n) {
     std::int64_t i = 0;
 #ifdef BOREAS_VECTOR_ERF
     const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
     const __m256 inv_sqrt2 = _mm256_set1_ps(kInvSqrt2);
     for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+        const __m256 v = _mm256_loadu_ps(x + i);
         const __m256 cdf2 = _mm256_add_ps(one, _ZGVdN8v_erff(_mm256_mul_ps(v, inv_sqrt2)));
         _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), cdf2));
     }
 #endif
-    for (; i < n; ++i) x[i] = gelu_scalar(bias ? x[i] + bias[i] : x[i]);
+    for (; i < n; ++i) x[i] = gelu_scalar(x[i]);
 }
 
 }  // namespace
@@ -58,17 +57,23 @@ void linear(const LinearParams& p) {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         const std::int64_t r0 = p.rows * t / n, r1 = p.rows * (t + 1) / n;
         if (r1 > r0) {
+            // The bias goes in first and sgemm adds onto it (beta = 1): OpenBLAS then skips its
+            // separate pass that scales (zeroes) C for beta = 0.
+            if (p.bias) {
+                for (std::int64_t r = r0; r < r1; ++r) {
+                    float* row = p.y + r * ldy;
+                    if (p.accumulate)
+                        simd::add(row, p.bias, p.out);
+                    else
+                        std::copy(p.bias, p.bias + p.out, row);
+                }
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
                         static_cast<int>(p.out), static_cast<int>(p.in), 1.0f, p.x + r0 * ldx,
                         static_cast<int>(ldx), p.weight, static_cast<int>(p.in),
-                        p.accumulate ? 1.0f : 0.0f, p.y + r0 * ldy, static_cast<int>(ldy));
-            for (std::int64_t r = r0; r < r1; ++r) {
-                float* row = p.y + r * ldy;
-                if (p.gelu)
-                    bias_gelu_row(row, p.bias, p.out);
-                else if (p.bias)
-                    simd::add(row, p.bias, p.out);
-            }
+                        (p.accumulate || p.bias) ? 1.0f : 0.0f, p.y + r0 * ldy, static_cast<int>(ldy));
+            if (p.gelu)
+                for (std::int64_t r = r0; r < r1; ++r) gelu_row(p.y + r * ldy, p.out);
         }
     }
 }
@@ -126,7 +131,7 @@ void gelu(float* x, std::int64_t n) {
     const std::int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > 16384)
     for (std::int64_t b = 0; b < blocks; ++b)
-        bias_gelu_row(x + b * kBlock, nullptr, std::min(kBlock, n - b * kBlock));
+        gelu_row(x + b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
 }  // namespace boreas::kernels::cpu

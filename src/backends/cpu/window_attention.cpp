@@ -54,6 +54,7 @@ void window_attention(const WindowAttentionParams& p) {
     BOREAS_CHECK(p.q && p.k && p.v && p.out && d > 0 && seq >= 0 && w >= 0,
                  "window_attention: invalid parameters");
     const auto stride = p.stride ? p.stride : heads * d;
+    const auto out_stride = p.out_stride ? p.out_stride : stride;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const std::int64_t query_blocks = (seq + kQueryBlock - 1) / kQueryBlock;
     const std::int64_t tasks = p.batch * heads * query_blocks;
@@ -140,7 +141,7 @@ void window_attention(const WindowAttentionParams& p) {
                 }
             }
             for (std::int64_t r = 0; r < m; ++r) {
-                float* out = p.out + (base + i0 + r) * stride + h * d;
+                float* out = p.out + (base + i0 + r) * out_stride + h * d;
                 const float inv = 1.0f / row_sum[r];
                 for (std::int64_t x = 0; x < d; ++x) out[x] = acc[r * d + x] * inv;
                 if (p.lse) p.lse[(base + i0 + r) * heads + h] = row_max[r] + std::log(row_sum[r]);
@@ -180,6 +181,8 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
     BOREAS_CHECK(p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv,
                  "window_attention_backward: the forward's out and lse and all gradients are needed");
     const auto stride = p.stride ? p.stride : heads * d;
+    BOREAS_CHECK(p.out_stride == 0 || p.out_stride == stride,
+                 "window_attention_backward: out must share the stride of q, k and v");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const std::int64_t rows_total = p.batch * seq;
     // D_i = dO_i . O_i per head.
