@@ -36,13 +36,13 @@ int main(int argc, char** argv) {
     using namespace boreas;
 #ifdef __GLIBC__
     // A forward step allocates and frees the same activation buffers layer after layer. glibc
-    // serves blocks above 128 KiB with fresh mmaps (its threshold adapts up to 32 MiB), so every
-    // layer paid page faults and the kernel's page zeroing again (about 5% of a small-config
-    // step). Below 64 MiB freed blocks now stay in the heap for the next layer; larger ones (the
-    // big configs' activations, on huge pages: core/tensor.cpp) still go back to the system at
-    // once, so peak RSS is not inflated by large free blocks.
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    // serves blocks above 128 KiB (adapting up to 32 MiB) with fresh mmaps, so every layer paid
+    // the first touch of new pages again: page faults and zeroing, and in a VM whose freed memory
+    // goes back to the host, the host's faults too (37% of an aifs-n320 step in clear_page).
+    // Blocks up to 1 GiB now come from the heap and freed ones stay there for the next layer;
+    // the heap is not trimmed below 1 GiB of free top. Peak RSS: docs/performance.md.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
     CLI::App app{"Boreas: AIFS/Anemoi-class weather model engine and benchmark suite", "boreas"};
     app.set_version_flag("--version", std::string("boreas ") + detail::kVersion);
