@@ -62,6 +62,7 @@ BENCHMARK(BM_linear)
     ->Args({40320, 512, 512, 0, 1})     // o96: decoder projections
     ->Args({40320, 1024, 1024, 0, 0})   // aifs-n320: processor QKV
     ->Args({40320, 1024, 4096, 1, 1})   // aifs-n320: processor MLP in
+    ->Args({40320, 4096, 1024, 0, 1})   // aifs-n320: processor MLP out
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -145,18 +146,22 @@ BENCHMARK(BM_graph_attention)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Args: sequence, window, heads, head_dim.
+// Args: sequence, window, heads, head_dim, fused (1: q, k, v side by side in one [seq, 3 width]
+// buffer, as the transformer layer produces them).
 void BM_window_attention(benchmark::State& state) {
     const auto seq = state.range(0), window = state.range(1), heads = state.range(2), d = state.range(3);
-    const auto width = heads * d;
-    const auto q = random_values(seq * width, 1), k = random_values(seq * width, 2);
+    const auto width = heads * d, fused = state.range(4);
+    const auto stride = fused ? 3 * width : width;
+    const auto q = random_values(seq * stride, 1), k = random_values(seq * width, 2);
     const auto v = random_values(seq * width, 3);
     std::vector<float> out(static_cast<std::size_t>(seq * width));
     boreas::kernels::WindowAttentionParams p;
     p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
+    p.k = fused ? q.data() + width : k.data();
+    p.v = fused ? q.data() + 2 * width : v.data();
+    p.stride = stride;
     p.out = out.data();
+    p.out_stride = width;
     p.seq = seq;
     p.heads = heads;
     p.head_dim = d;
@@ -172,10 +177,11 @@ void BM_window_attention(benchmark::State& state) {
     set_rates(state, 4.0 * pairs * width, 4.0 * 4.0 * seq * width);
 }
 BENCHMARK(BM_window_attention)
-    ->ArgNames({"seq", "window", "heads", "d"})
-    ->Args({1600, 128, 8, 32})     // small
-    ->Args({10944, 256, 8, 64})    // o96
-    ->Args({40320, 512, 16, 64})   // aifs-n320
+    ->ArgNames({"seq", "window", "heads", "d", "fused"})
+    ->Args({1600, 128, 8, 32, 1})     // small
+    ->Args({10944, 256, 8, 64, 1})    // o96
+    ->Args({40320, 512, 16, 64, 0})   // aifs-n320, separate q, k, v
+    ->Args({40320, 512, 16, 64, 1})   // aifs-n320, as the transformer layer runs it
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -26,7 +26,7 @@ void reduce_partials(const std::vector<std::vector<float>>& partials, float* tar
 }  // namespace
 
 void linear_backward(const LinearBackwardParams& p) {
-    const int rows = static_cast<int>(p.rows), in = static_cast<int>(p.in), out = static_cast<int>(p.out);
+    const int in = static_cast<int>(p.in), out = static_cast<int>(p.out);
     if (p.rows == 0) return;
     if (p.dx) {
         // dx[rows, in] = dy[rows, out] W[out, in], rows split over the threads as in linear().
@@ -42,16 +42,44 @@ void linear_backward(const LinearBackwardParams& p) {
                             p.accumulate_dx ? 1.0f : 0.0f, p.dx + r0 * in, in);
         }
     }
-    if (p.dweight)  // dW[out, in] += dy^T x
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, p.dy, out, p.x,
-                    in, 1.0f, p.dweight, in);
-    if (p.dbias) {
-        // Column sums in row order: one pass, deterministic.
-        std::vector<double> sums(static_cast<std::size_t>(out), 0.0);
-        for (std::int64_t r = 0; r < p.rows; ++r)
-            for (int c = 0; c < out; ++c) sums[c] += p.dy[r * out + c];
-        for (int c = 0; c < out; ++c) p.dbias[c] += static_cast<float>(sums[c]);
+    if (p.dweight == nullptr && p.dbias == nullptr) return;
+    // dW[out, in] += dy^T x and db += column sums of dy, the rows split over the threads: each
+    // thread's partial (a single-threaded sgemm with K = its rows) is summed into dW in thread
+    // order, so the result depends on the thread count only, never on timing.
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const int used = static_cast<int>(std::clamp<std::int64_t>(p.rows / 256, 1, threads));
+    const std::int64_t weights = p.out * p.in;
+    std::vector<float> partial_w(p.dweight ? static_cast<std::size_t>(used * weights) : 0);
+    std::vector<double> partial_b(p.dbias ? static_cast<std::size_t>(used * p.out) : 0, 0.0);
+#pragma omp parallel num_threads(used) if (used > 1)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const std::int64_t r0 = p.rows * t / n, r1 = p.rows * (t + 1) / n;
+        if (p.dweight)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, static_cast<int>(r1 - r0),
+                        1.0f, p.dy + r0 * out, out, p.x + r0 * in, in, 0.0f,
+                        partial_w.data() + t * weights, in);
+        if (p.dbias) {
+            double* sums = partial_b.data() + t * p.out;
+            for (std::int64_t r = r0; r < r1; ++r)
+                for (int c = 0; c < out; ++c) sums[c] += p.dy[r * out + c];
+        }
+#pragma omp barrier
+        if (p.dweight) {
+#pragma omp for schedule(static)
+            for (std::int64_t i = 0; i < weights; ++i) {
+                float sum = p.dweight[i];
+                for (int u = 0; u < n; ++u) sum += partial_w[u * weights + i];
+                p.dweight[i] = sum;
+            }
+        }
     }
+    if (p.dbias)
+        for (int c = 0; c < out; ++c) {
+            double sum = 0;
+            for (int u = 0; u < used; ++u) sum += partial_b[u * p.out + c];
+            p.dbias[c] += static_cast<float>(sum);
+        }
 }
 
 void layer_norm_backward(const LayerNormBackwardParams& p) {

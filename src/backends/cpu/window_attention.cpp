@@ -78,6 +78,7 @@ void window_attention(const WindowAttentionParams& p) {
         std::vector<float> scores(static_cast<std::size_t>(kQueryBlock * kKeyBlock));
         std::vector<float> acc(static_cast<std::size_t>(kQueryBlock * d));
         std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);
+        std::vector<float> queries(tiled ? static_cast<std::size_t>(kQueryBlock * d) : 0);
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t task = 0; task < tasks; ++task) {
             const std::int64_t block = task % query_blocks;
@@ -87,6 +88,14 @@ void window_attention(const WindowAttentionParams& p) {
             const std::int64_t m = i1 - i0;
             const std::int64_t base = b * seq;
             const float* q = p.q + (base + i0) * stride + h * d;
+            std::int64_t q_ld = stride;
+            if (tiled) {
+                // The query block as a dense [m, d] tile: q rows are 4-12 KiB apart in the fused
+                // QKV buffer, and 6 such rows read together fall into one L1 set.
+                for (std::int64_t r = 0; r < m; ++r) std::copy_n(q + r * stride, d, queries.data() + r * d);
+                q = queries.data();
+                q_ld = d;
+            }
             std::fill(acc.begin(), acc.begin() + m * d, 0.0f);
             std::fill(row_max.begin(), row_max.begin() + m, kNegInf);
             std::fill(row_sum.begin(), row_sum.begin() + m, 0.0f);
@@ -99,7 +108,7 @@ void window_attention(const WindowAttentionParams& p) {
                 // scores[m, n] = scale * Q K^T
                 if (tiled) {
                     const auto& head = packed[b * heads + h];
-                    small_gemm(m, n, d, scale, q, stride, head.keys_t.data() + j0 * d, kPanel * d,
+                    small_gemm(m, n, d, scale, q, q_ld, head.keys_t.data() + j0 * d, kPanel * d,
                                false, scores.data(), kKeyBlock);
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
