@@ -97,30 +97,12 @@ void layer_norm_backward(const LayerNormBackwardParams& p) {
         for (std::int64_t r = 0; r < p.rows; ++r) {
             const float* x = p.x + r * c;
             const float* dy = p.dy + r * c;
-            // Mean and inverse deviation exactly as the forward computes them (dense.cpp).
-            float sum = 0, squares = 0, sum_g = 0, sum_gx = 0;
+            // The forward's own statistics (dense.cpp).
+            const auto [mean, inv] = simd::row_moments(x, c, p.eps);
+            float sum_g = 0, sum_gx = 0;
             std::int64_t i = 0;
 #ifdef BOREAS_SIMD_AVX2
-            __m256 acc = _mm256_setzero_ps();
-            for (; i + 8 <= c; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
-            sum = simd::horizontal_sum(acc);
-#endif
-            for (; i < c; ++i) sum += x[i];
-            const float mean = sum * (1.0f / static_cast<float>(c));
-            i = 0;
-#ifdef BOREAS_SIMD_AVX2
             const __m256 m = _mm256_set1_ps(mean);
-            acc = _mm256_setzero_ps();
-            for (; i + 8 <= c; i += 8) {
-                const __m256 dev = _mm256_sub_ps(_mm256_loadu_ps(x + i), m);
-                acc = _mm256_fmadd_ps(dev, dev, acc);
-            }
-            squares = simd::horizontal_sum(acc);
-#endif
-            for (; i < c; ++i) squares += (x[i] - mean) * (x[i] - mean);
-            const float inv = 1.0f / std::sqrt(squares * (1.0f / static_cast<float>(c)) + p.eps);
-            i = 0;
-#ifdef BOREAS_SIMD_AVX2
             if (p.gamma) {
                 const __m256 scale = _mm256_set1_ps(inv);
                 __m256 acc_g = _mm256_setzero_ps(), acc_gx = _mm256_setzero_ps();

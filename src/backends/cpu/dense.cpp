@@ -80,36 +80,14 @@ void linear(const LinearParams& p) {
 
 void layer_norm(const LayerNormParams& p) {
     const auto c = p.channels;
-    const auto inv_c = 1.0f / static_cast<float>(c);
 #pragma omp parallel for schedule(static) if (p.rows * c > 16384)
     for (std::int64_t r = 0; r < p.rows; ++r) {
         const float* x = p.x + r * c;
         float* y = p.y + r * c;
+        const auto [mean, inv] = simd::row_moments(x, c, p.eps);
         std::int64_t i = 0;
-        float sum = 0;
-#ifdef BOREAS_SIMD_AVX2
-        __m256 acc = _mm256_setzero_ps();
-        for (; i + 8 <= c; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
-        sum = simd::horizontal_sum(acc);
-#endif
-        for (; i < c; ++i) sum += x[i];
-        const float mean = sum * inv_c;
-        // Two passes (mean, then squared deviations): no cancellation for rows far from zero.
-        float squares = 0;
-        i = 0;
 #ifdef BOREAS_SIMD_AVX2
         const __m256 m = _mm256_set1_ps(mean);
-        acc = _mm256_setzero_ps();
-        for (; i + 8 <= c; i += 8) {
-            const __m256 dev = _mm256_sub_ps(_mm256_loadu_ps(x + i), m);
-            acc = _mm256_fmadd_ps(dev, dev, acc);
-        }
-        squares = simd::horizontal_sum(acc);
-#endif
-        for (; i < c; ++i) squares += (x[i] - mean) * (x[i] - mean);
-        const float inv = 1.0f / std::sqrt(squares * inv_c + p.eps);
-        i = 0;
-#ifdef BOREAS_SIMD_AVX2
         const __m256 scale = _mm256_set1_ps(inv);
         if (p.gamma && p.beta) {
             for (; i + 8 <= c; i += 8) {

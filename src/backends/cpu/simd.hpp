@@ -136,6 +136,38 @@ inline float max(const float* x, std::int64_t n) {
     return result;
 }
 
+/// Mean and 1 / sqrt(variance + eps) of a row of n values (biased variance, two passes: no
+/// cancellation for rows far from zero). The LayerNorm forward and backward share it so the
+/// backward sees exactly the forward's statistics.
+struct RowMoments {
+    float mean = 0, inv = 0;
+};
+inline RowMoments row_moments(const float* x, std::int64_t n, float eps) {
+    const float inv_n = 1.0f / static_cast<float>(n);
+    std::int64_t i = 0;
+    float sum = 0;
+#ifdef BOREAS_SIMD_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+    sum = horizontal_sum(acc);
+#endif
+    for (; i < n; ++i) sum += x[i];
+    const float mean = sum * inv_n;
+    float squares = 0;
+    i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    const __m256 m = _mm256_set1_ps(mean);
+    acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 dev = _mm256_sub_ps(_mm256_loadu_ps(x + i), m);
+        acc = _mm256_fmadd_ps(dev, dev, acc);
+    }
+    squares = horizontal_sum(acc);
+#endif
+    for (; i < n; ++i) squares += (x[i] - mean) * (x[i] - mean);
+    return {mean, 1.0f / std::sqrt(squares * inv_n + eps)};
+}
+
 /// x[i] = e^(x[i] - shift) in place; returns the sum of the results.
 inline float exp_shifted_sum(float* x, float shift, std::int64_t n) {
     std::int64_t i = 0;
