@@ -5,13 +5,13 @@
 //   build/cpu-release/bench/boreas_micro --benchmark_filter=linear
 //
 // Compare the rates with `boreas roof` (measured SGEMM, FMA and triad roofs of this machine).
+#include "boreas/kernels/kernels.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <random>
 #include <vector>
-
-#include "boreas/kernels/kernels.hpp"
 
 namespace {
 
@@ -54,21 +54,22 @@ void BM_linear(benchmark::State& state) {
 }
 BENCHMARK(BM_linear)
     ->ArgNames({"rows", "in", "out", "gelu", "bias"})
-    ->Args({10944, 256, 256, 0, 1})     // small: decoder query/self/projection
-    ->Args({10944, 256, 1024, 1, 1})    // small: decoder MLP in (+GELU)
-    ->Args({10944, 1024, 256, 0, 1})    // small: decoder MLP out
-    ->Args({1600, 256, 1024, 1, 1})     // small: processor MLP in
-    ->Args({10944, 512, 2048, 1, 1})    // o96: processor MLP in
-    ->Args({40320, 512, 512, 0, 1})     // o96: decoder projections
-    ->Args({40320, 1024, 1024, 0, 0})   // aifs-n320: processor QKV
-    ->Args({40320, 1024, 4096, 1, 1})   // aifs-n320: processor MLP in
-    ->Args({40320, 4096, 1024, 0, 1})   // aifs-n320: processor MLP out
+    ->Args({10944, 256, 256, 0, 1})    // small: decoder query/self/projection
+    ->Args({10944, 256, 1024, 1, 1})   // small: decoder MLP in (+GELU)
+    ->Args({10944, 1024, 256, 0, 1})   // small: decoder MLP out
+    ->Args({1600, 256, 1024, 1, 1})    // small: processor MLP in
+    ->Args({10944, 512, 2048, 1, 1})   // o96: processor MLP in
+    ->Args({40320, 512, 512, 0, 1})    // o96: decoder projections
+    ->Args({40320, 1024, 1024, 0, 0})  // aifs-n320: processor QKV
+    ->Args({40320, 1024, 4096, 1, 1})  // aifs-n320: processor MLP in
+    ->Args({40320, 4096, 1024, 0, 1})  // aifs-n320: processor MLP out
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 void BM_layer_norm(benchmark::State& state) {
     const auto rows = state.range(0), c = state.range(1);
-    const auto x = random_values(rows * c, 1), gamma = random_values(c, 2), beta = random_values(c, 3);
+    const auto x = random_values(rows * c, 1), gamma = random_values(c, 2),
+               beta = random_values(c, 3);
     std::vector<float> y(static_cast<std::size_t>(rows * c));
     boreas::kernels::LayerNormParams p;
     p.x = x.data();
@@ -83,8 +84,12 @@ void BM_layer_norm(benchmark::State& state) {
     }
     set_rates(state, 8.0 * rows * c, 8.0 * rows * c);
 }
-BENCHMARK(BM_layer_norm)->ArgNames({"rows", "channels"})->Args({10944, 256})->Args({40320, 1024})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_layer_norm)
+    ->ArgNames({"rows", "channels"})
+    ->Args({10944, 256})
+    ->Args({40320, 1024})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_gelu(benchmark::State& state) {
     const auto n = state.range(0);
@@ -104,7 +109,8 @@ void BM_graph_attention(benchmark::State& state) {
     const auto n_dst = state.range(0), n_src = state.range(1), degree = state.range(2);
     const auto heads = state.range(3), d = state.range(4), de = state.range(5), width = heads * d;
     const auto q = random_values(n_dst * width, 1), k = random_values(n_src * width, 2);
-    const auto v = random_values(n_src * width, 3), features = random_values(n_dst * degree * de, 4);
+    const auto v = random_values(n_src * width, 3),
+               features = random_values(n_dst * degree * de, 4);
     const auto we = random_values(width * de, 5, 0.1f), be = random_values(width, 6, 0.1f);
     std::vector<std::int64_t> offsets(static_cast<std::size_t>(n_dst + 1));
     std::vector<std::int32_t> src(static_cast<std::size_t>(n_dst * degree));
@@ -149,7 +155,8 @@ BENCHMARK(BM_graph_attention)
 // Args: sequence, window, heads, head_dim, fused (1: q, k, v side by side in one [seq, 3 width]
 // buffer, as the transformer layer produces them).
 void BM_window_attention(benchmark::State& state) {
-    const auto seq = state.range(0), window = state.range(1), heads = state.range(2), d = state.range(3);
+    const auto seq = state.range(0), window = state.range(1), heads = state.range(2),
+               d = state.range(3);
     const auto width = heads * d, fused = state.range(4);
     const auto stride = fused ? 3 * width : width;
     const auto q = random_values(seq * stride, 1), k = random_values(seq * width, 2);
@@ -173,15 +180,16 @@ void BM_window_attention(benchmark::State& state) {
     // Model FLOPs: keys actually inside each query's window (truncated at the ends), QK^T and PV.
     double pairs = 0;
     for (std::int64_t i = 0; i < seq; ++i)
-        pairs += static_cast<double>(std::min(seq - 1, i + window) - std::max<std::int64_t>(0, i - window) + 1);
+        pairs += static_cast<double>(std::min(seq - 1, i + window) -
+                                     std::max<std::int64_t>(0, i - window) + 1);
     set_rates(state, 4.0 * pairs * width, 4.0 * 4.0 * seq * width);
 }
 BENCHMARK(BM_window_attention)
     ->ArgNames({"seq", "window", "heads", "d", "fused"})
-    ->Args({1600, 128, 8, 32, 1})     // small
-    ->Args({10944, 256, 8, 64, 1})    // o96
-    ->Args({40320, 512, 16, 64, 0})   // aifs-n320, separate q, k, v
-    ->Args({40320, 512, 16, 64, 1})   // aifs-n320, as the transformer layer runs it
+    ->Args({1600, 128, 8, 32, 1})    // small
+    ->Args({10944, 256, 8, 64, 1})   // o96
+    ->Args({40320, 512, 16, 64, 0})  // aifs-n320, separate q, k, v
+    ->Args({40320, 512, 16, 64, 1})  // aifs-n320, as the transformer layer runs it
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

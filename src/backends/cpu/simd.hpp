@@ -54,8 +54,8 @@ inline __m256 exp(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     const __m256 r2 = _mm256_mul_ps(r, r);
     const __m256 e_r = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-    const __m256i biased = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256i biased =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     const __m256 result = _mm256_mul_ps(e_r, _mm256_castsi256_ps(biased));
     return _mm256_andnot_ps(underflow, result);
 }
@@ -65,7 +65,8 @@ inline __m256 exp(__m256 x) {
 /// Asks for the cache lines of x[0, n) ahead of a gathered (random-row) access.
 inline void prefetch_row(const float* x, std::int64_t n) {
 #ifdef BOREAS_SIMD_AVX2
-    for (std::int64_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(x + i), _MM_HINT_T0);
+    for (std::int64_t i = 0; i < n; i += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(x + i), _MM_HINT_T0);
 #else
     (void)x;
     (void)n;

@@ -68,7 +68,8 @@ void block_tail(std::int64_t rows, std::int64_t k, float alpha, const float* a, 
     for (std::int64_t k0 = 0; k0 < k; k0 += kMaxK) {  // k blocks keep the copy on the stack
         const std::int64_t kk = std::min(kMaxK, k - k0);
         std::fill(a_copy, a_copy + 6 * kk, 0.0f);
-        for (std::int64_t r = 0; r < rows; ++r) std::copy(a + r * lda + k0, a + r * lda + k0 + kk, a_copy + r * kk);
+        for (std::int64_t r = 0; r < rows; ++r)
+            std::copy(a + r * lda + k0, a + r * lda + k0 + kk, a_copy + r * kk);
         block6(kk, 1.0f, a_copy, kk, panel + k0 * kPanel, k0 > 0, c_copy, kPanel);
     }
     for (std::int64_t r = 0; r < rows; ++r)
@@ -88,8 +89,10 @@ void small_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, con
         const float* panel = packed_b + (j / kPanel) * panel_stride;
 #ifdef BOREAS_SIMD_AVX2
         std::int64_t i = 0;
-        for (; i + 6 <= m; i += 6) block6(k, alpha, a + i * lda, lda, panel, accumulate, c + i * ldc + j, ldc);
-        if (i < m) block_tail(m - i, k, alpha, a + i * lda, lda, panel, accumulate, c + i * ldc + j, ldc);
+        for (; i + 6 <= m; i += 6)
+            block6(k, alpha, a + i * lda, lda, panel, accumulate, c + i * ldc + j, ldc);
+        if (i < m)
+            block_tail(m - i, k, alpha, a + i * lda, lda, panel, accumulate, c + i * ldc + j, ldc);
 #else
         for (std::int64_t i = 0; i < m; ++i)
             for (std::int64_t x = 0; x < kPanel; ++x) {

@@ -10,7 +10,9 @@ namespace boreas::kernels::cpu {
 
 constexpr std::int64_t kPanel = 16;
 
-inline std::int64_t panel_padded(std::int64_t n) { return (n + kPanel - 1) / kPanel * kPanel; }
+inline std::int64_t panel_padded(std::int64_t n) {
+    return (n + kPanel - 1) / kPanel * kPanel;
+}
 
 /// C[m, n] = alpha A[m, k] B[k, n] (+ C when `accumulate`), A and C row-major (lda, ldc). B is
 /// packed in 16-column panels: columns [16t, 16t+16) of row p at packed_b[t * panel_stride +
