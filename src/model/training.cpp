@@ -1,6 +1,7 @@
 // The training forward (keeping activations) and the backward pass of the model, layer by layer
 // (spec/model.md 3.3, 4.1, 10.1). Attention backward runs in the fused kernels; every reduction
 // is deterministic for a fixed thread count.
+#include <initializer_list>
 #include <map>
 
 #include "model_impl.hpp"
@@ -28,11 +29,13 @@ struct LinearGrad {
 }  // namespace
 
 struct BlockTape {
-    Tensor src, src_norm, k, v, g, dst_norm, q, attended, lse, t, u, mlp_norm, a, a_act;
+    Tensor src, src_norm, kv, g, dst_norm, q_self, attended, lse, t, u, mlp_norm, a, a_act;
+    ///< kv: [n_src, 2C], k|v; q_self: [n_dst, 2C], the query and the skip projection (both
+    ///< read dst_norm); t = attended + skip projection.
 };
 
 struct LayerTape {
-    Tensor x, norm1, q, k, v, attended, lse, x1, norm2, a, a_act;
+    Tensor x, norm1, qkv, attended, lse, x1, norm2, a, a_act;  ///< qkv: [rows, 3C], q|k|v
 };
 
 struct MlpTape {
@@ -59,6 +62,7 @@ struct TrainingTape::Data {
     Tensor decoder_dst, decoded_y, extractor_norm, decoded;
     std::vector<Tensor> before_bounding;
     bool checkpointed = false;
+    bool decoder_taped = false;  ///< the decoder's activations are on the tape
     std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
 };
 
@@ -107,6 +111,49 @@ void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tenso
     kernels::cpu::linear_backward(p);
 }
 
+/// Backward of apply_side_by_side: `dy` holds the Linears' output gradients side by side
+/// [rows, sum of outs]. One GEMM for dx against the stacked weights and one for the stacked dW
+/// (summed into each Linear's gradient afterwards), as the forward ran one GEMM.
+void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Linear*> layers, const Tensor& x,
+                                  const Tensor& dy, Tensor* dx, bool accumulate) {
+    const std::int64_t in = (*layers.begin())->in;
+    std::int64_t total = 0;
+    bool any_bias = false;
+    for (const Linear* l : layers) {
+        BOREAS_CHECK(l->in == in, "side-by-side Linears must read the same input width");
+        total += l->out;
+        any_bias = any_bias || l->bias != nullptr;
+    }
+    BOREAS_CHECK(dy.cols() == total, "side-by-side gradient has {} columns, expected {}", dy.cols(), total);
+    Tensor weight({total, in}), d_weight({total, in}), d_bias({total});
+    std::int64_t offset = 0;
+    for (const Linear* l : layers) {
+        std::copy_n(l->weight->data(), l->out * in, weight.row(offset));
+        offset += l->out;
+    }
+    kernels::LinearBackwardParams p;
+    p.x = x.data();
+    p.weight = weight.data();
+    p.dy = dy.data();
+    p.dx = dx ? dx->data() : nullptr;
+    p.dweight = d_weight.data();
+    p.dbias = any_bias ? d_bias.data() : nullptr;
+    p.rows = x.rows();
+    p.in = in;
+    p.out = total;
+    p.accumulate_dx = accumulate;
+    kernels::cpu::linear_backward(p);
+    offset = 0;
+    for (const Linear* l : layers) {
+        const auto g = ctx.of(*l);
+        const float* dw = d_weight.row(offset);
+        for (std::int64_t i = 0; i < l->out * in; ++i) g.weight[i] += dw[i];
+        if (g.bias)
+            for (std::int64_t o = 0; o < l->out; ++o) g.bias[o] += d_bias.data()[offset + o];
+        offset += l->out;
+    }
+}
+
 /// Returns d(input) of a LayerNorm given d(output).
 Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, const Tensor& dy) {
     Tensor dx(x.shape());
@@ -144,9 +191,11 @@ kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, c
                                                std::int64_t batch, std::int64_t n_src,
                                                std::int64_t n_dst, float* out, float* lse) {
     kernels::GraphAttentionParams p;
-    p.q = t.q.data();
-    p.k = t.k.data();
-    p.v = t.v.data();
+    p.q = t.q_self.data();
+    p.k = t.kv.data();
+    p.v = t.kv.data() + b.channels;
+    p.q_stride = 2 * b.channels;
+    p.kv_stride = 2 * b.channels;
     p.edge_features = features.data();
     p.edge_weight = b.edge.weight->data();
     p.edge_bias = b.edge.bias->data();
@@ -172,18 +221,24 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
     t.src = src;
     t.src_norm = Tensor(src.shape());
     (b.separate_src_norm ? b.norm_src : b.norm_dst).apply(src.data(), src.rows(), t.src_norm.data());
-    linear_forward(b.key, t.src_norm, t.k);
-    linear_forward(b.value, t.src_norm, t.v);
+    t.kv = Tensor({src.rows(), 2 * c});
+    apply_side_by_side({&b.key, &b.value}, t.src_norm.data(), src.rows(), t.kv.data());
     t.g = dst;
     t.dst_norm = Tensor(dst.shape());
     b.norm_dst.apply(dst.data(), dst.rows(), t.dst_norm.data());
-    linear_forward(b.query, t.dst_norm, t.q);
+    t.q_self = Tensor({dst.rows(), 2 * c});
+    apply_side_by_side({&b.query, &b.self}, t.dst_norm.data(), dst.rows(), t.q_self.data());
     t.attended = Tensor({dst.rows(), c});
     t.lse = Tensor({dst.rows(), b.heads});
     kernels::cpu::graph_attention(attention_params(b, t, edges, features, batch, n_src, n_dst,
                                                    t.attended.data(), t.lse.data()));
-    t.t = t.attended;
-    b.self.apply(t.dst_norm.data(), dst.rows(), t.t.data(), true);
+    t.t = Tensor({dst.rows(), c});
+    for (std::int64_t r = 0; r < dst.rows(); ++r) {
+        const float* o = t.attended.row(r);
+        const float* skip = t.q_self.row(r) + c;
+        float* y = t.t.row(r);
+        for (std::int64_t x = 0; x < c; ++x) y[x] = o[x] + skip[x];
+    }
     t.u = t.g;
     b.projection.apply(t.t.data(), dst.rows(), t.u.data(), true);
     t.mlp_norm = Tensor(dst.shape());
@@ -206,10 +261,10 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
     Tensor d_t(t.t.shape());
     linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
     Tensor d_g = d_u;  // u = g + projection(t)
-    Tensor d_dst_norm(t.dst_norm.shape());
-    linear_backward(ctx, b.self, t.dst_norm, d_t, &d_dst_norm, false);  // t = o + self(.)
-    // Attention: d_t is d(o).
-    Tensor dq(t.q.shape()), dk(t.k.shape()), dv(t.v.shape());
+    // t = o + self(dst_norm): d_t is both d(o) and d(self), the right half of d_q_self.
+    const std::int64_t c = b.channels;
+    Tensor d_q_self(t.q_self.shape()), d_kv(t.kv.shape());
+    for (std::int64_t r = 0; r < d_t.rows(); ++r) std::copy_n(d_t.row(r), c, d_q_self.row(r) + c);
     std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
         by_src(static_cast<std::size_t>(edges.count()));
     kernels::cpu::transpose_csr(edges.dst_offsets.data(), edges.src.data(), n_dst, n_src,
@@ -220,17 +275,19 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
     bp.d_out = d_t.data();
     bp.src_offsets = src_offsets.data();
     bp.edges_by_src = by_src.data();
-    bp.dq = dq.data();
-    bp.dk = dk.data();
-    bp.dv = dv.data();
+    bp.dq = d_q_self.data();
+    bp.dk = d_kv.data();
+    bp.dv = d_kv.data() + c;
+    bp.dq_stride = 2 * c;
+    bp.dkv_stride = 2 * c;
     bp.d_edge_weight = ctx.find(b.edge.weight).data();
     bp.d_edge_bias = ctx.find(b.edge.bias).data();
     bp.d_edge_features = d_features.data();
     kernels::cpu::graph_attention_backward(bp);
-    linear_backward(ctx, b.query, t.dst_norm, dq, &d_dst_norm, true);
+    Tensor d_dst_norm(t.dst_norm.shape());
+    linear_backward_side_by_side(ctx, {&b.query, &b.self}, t.dst_norm, d_q_self, &d_dst_norm, false);
     Tensor d_src_norm(t.src_norm.shape());
-    linear_backward(ctx, b.key, t.src_norm, dk, &d_src_norm, false);
-    linear_backward(ctx, b.value, t.src_norm, dv, &d_src_norm, true);
+    linear_backward_side_by_side(ctx, {&b.key, &b.value}, t.src_norm, d_kv, &d_src_norm, false);
     if (b.separate_src_norm) {
         add_into(d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
         add_into(*d_src, layer_norm_backward(ctx, b.norm_src, t.src, d_src_norm));
@@ -241,28 +298,36 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
     return d_g;
 }
 
-void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq, LayerTape& t) {
-    const std::int64_t rows = x.rows(), c = l.channels;
-    t.x = x;
-    t.norm1 = Tensor({rows, c});
-    l.norm_attention.apply(x.data(), rows, t.norm1.data());
-    linear_forward(l.q, t.norm1, t.q);
-    linear_forward(l.k, t.norm1, t.k);
-    linear_forward(l.v, t.norm1, t.v);
-    t.attended = Tensor({rows, c});
-    t.lse = Tensor({rows, l.heads});
+/// The window attention of a transformer layer on its tape: q|k|v side by side, out apart.
+kernels::WindowAttentionParams attention_params(const TransformerLayer& l, const LayerTape& t,
+                                                std::int64_t batch, std::int64_t seq) {
+    const std::int64_t c = l.channels;
     kernels::WindowAttentionParams p;
-    p.q = t.q.data();
-    p.k = t.k.data();
-    p.v = t.v.data();
-    p.out = t.attended.data();
-    p.lse = t.lse.data();
+    p.q = t.qkv.data();
+    p.k = t.qkv.data() + c;
+    p.v = t.qkv.data() + 2 * c;
+    p.stride = 3 * c;
+    p.out = const_cast<float*>(t.attended.data());
+    p.out_stride = c;
+    p.lse = const_cast<float*>(t.lse.data());
     p.batch = batch;
     p.seq = seq;
     p.heads = l.heads;
     p.head_dim = c / l.heads;
     p.window = l.window;
-    kernels::cpu::window_attention(p);
+    return p;
+}
+
+void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq, LayerTape& t) {
+    const std::int64_t rows = x.rows(), c = l.channels;
+    t.x = x;
+    t.norm1 = Tensor({rows, c});
+    l.norm_attention.apply(x.data(), rows, t.norm1.data());
+    t.qkv = Tensor({rows, 3 * c});
+    apply_side_by_side({&l.q, &l.k, &l.v}, t.norm1.data(), rows, t.qkv.data());
+    t.attended = Tensor({rows, c});
+    t.lse = Tensor({rows, l.heads});
+    kernels::cpu::window_attention(attention_params(l, t, batch, seq));
     l.projection.apply(t.attended.data(), rows, x.data(), true);
     t.x1 = x;
     t.norm2 = Tensor({rows, c});
@@ -278,27 +343,17 @@ Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& 
     const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2, t.a, t.a_act, dy);
     Tensor d_attended(t.attended.shape());
     linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
-    Tensor dq(t.q.shape()), dk(t.k.shape()), dv(t.v.shape());
+    Tensor d_qkv(t.qkv.shape());
+    const std::int64_t c = l.channels;
     kernels::WindowAttentionBackwardParams bp;
-    bp.forward.q = t.q.data();
-    bp.forward.k = t.k.data();
-    bp.forward.v = t.v.data();
-    bp.forward.out = const_cast<float*>(t.attended.data());
-    bp.forward.lse = const_cast<float*>(t.lse.data());
-    bp.forward.batch = batch;
-    bp.forward.seq = seq;
-    bp.forward.heads = l.heads;
-    bp.forward.head_dim = l.channels / l.heads;
-    bp.forward.window = l.window;
+    bp.forward = attention_params(l, t, batch, seq);
     bp.d_out = d_attended.data();
-    bp.dq = dq.data();
-    bp.dk = dk.data();
-    bp.dv = dv.data();
+    bp.dq = d_qkv.data();
+    bp.dk = d_qkv.data() + c;
+    bp.dv = d_qkv.data() + 2 * c;
     kernels::cpu::window_attention_backward(bp);
     Tensor d_norm1(t.norm1.shape());
-    linear_backward(ctx, l.q, t.norm1, dq, &d_norm1, false);
-    linear_backward(ctx, l.k, t.norm1, dk, &d_norm1, true);
-    linear_backward(ctx, l.v, t.norm1, dv, &d_norm1, true);
+    linear_backward_side_by_side(ctx, {&l.q, &l.k, &l.v}, t.norm1, d_qkv, &d_norm1, false);
     Tensor d_x = layer_norm_backward(ctx, l.norm_attention, t.x, d_norm1);
     add_into(d_x, d_x1);
     return d_x;
@@ -528,6 +583,7 @@ void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
     t.extractor_norm = Tensor(y.shape());
     m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
     linear_forward(m.extractor, t.extractor_norm, t.decoded);
+    t.decoder_taped = true;
 }
 
 std::size_t layer_count(const Model::Impl& m) {
@@ -560,6 +616,14 @@ TrainingTape::~TrainingTape() = default;
 TrainingTape::TrainingTape(TrainingTape&&) noexcept = default;
 TrainingTape& TrainingTape::operator=(TrainingTape&&) noexcept = default;
 
+void TrainingTape::drop_recomputable() {
+    if (!data->checkpointed) return;
+    data->decoder = BlockTape{};
+    data->decoded_y = Tensor();
+    data->extractor_norm = Tensor();
+    data->decoder_taped = false;
+}
+
 Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
@@ -569,9 +633,11 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
     t.input = input;
     t.data = m.data_features(input, batch);
     t.hidden_in = m.hidden_features(batch);
-    // With activation checkpointing only the inputs of the encoder, of each processor chunk and
-    // of the decoder are kept; backward recomputes each part (same kernels, same values) just
-    // before differentiating it.
+    // With activation checkpointing only the inputs of the encoder and of each processor chunk
+    // are kept; backward recomputes each part (same kernels, same values) just before
+    // differentiating it. The decoder, the last part, keeps its activations: backward starts with
+    // it, so recomputing it would rebuild the same tape at the same point, for the same peak
+    // (torch.utils.checkpoint.checkpoint_sequential leaves its last segment alike).
     t.checkpointed = activation_checkpointing;
     Tensor latent = run_encoder(m, t);
     t.latent = latent;
@@ -599,11 +665,6 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
     if (m.config.latent_skip) add_into(x, latent);
     t.processed_in = x;
     run_decoder(m, t);
-    if (activation_checkpointing) {
-        t.decoder = BlockTape{};
-        t.decoded_y = Tensor();
-        t.extractor_norm = Tensor();
-    }
     // Output: residual, then boundings (the value before each bounding is kept).
     const std::int64_t out_vars = m.extractor.out, in_vars = input.dim(4), steps = m.config.multistep_input;
     Tensor output({batch, 1, 1, m.n_data, out_vars});
@@ -674,24 +735,29 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             float* di = grads.input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
             for (const auto& [oi, ii] : pairs) di[ii] += dr[oi];
         }
-    // Extractor and decoder (recomputed first under activation checkpointing).
+    // Extractor and decoder. Under activation checkpointing their activations are released after
+    // use, before the processor's chunks are recomputed (o96: 1.3 GB of decoder activations would
+    // otherwise add to that peak); so are their gradients, in any case.
     auto& mutable_tape = *tape.data;
-    if (t.checkpointed) run_decoder(m, mutable_tape);
-    Tensor d_decoded({batch * m.n_data, out_vars});
-    std::copy(d.values().begin(), d.values().end(), d_decoded.data());
-    Tensor d_ext_norm(t.extractor_norm.shape());
-    linear_backward(ctx, m.extractor, t.extractor_norm, d_decoded, &d_ext_norm, false);
-    const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, t.decoded_y, d_ext_norm);
-    const auto& dec_edges = m.graph->edge_set("hidden_to_data");
-    const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
-    Tensor d_dec_features = zeros_like(dec_features);
     Tensor d_x = zeros_like(t.processed_in);
-    const Tensor d_dec_dst = block_backward(ctx, m.decoder, t.decoder, d_y, dec_edges, dec_features, batch,
-                                            m.n_hidden, m.n_data, &d_x, d_dec_features);
     Tensor d_data = zeros_like(t.data);
-    linear_backward(ctx, m.decoder_dst_embedding, t.data, d_dec_dst, &d_data, false);
-    if (m.trainable_decoder_edges)
-        trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
+    {
+        if (!t.decoder_taped) run_decoder(m, mutable_tape);  // a second backward on this tape
+        Tensor d_decoded({batch * m.n_data, out_vars});
+        std::copy(d.values().begin(), d.values().end(), d_decoded.data());
+        Tensor d_ext_norm(t.extractor_norm.shape());
+        linear_backward(ctx, m.extractor, t.extractor_norm, d_decoded, &d_ext_norm, false);
+        const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, t.decoded_y, d_ext_norm);
+        const auto& dec_edges = m.graph->edge_set("hidden_to_data");
+        const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
+        Tensor d_dec_features = zeros_like(dec_features);
+        const Tensor d_dec_dst = block_backward(ctx, m.decoder, t.decoder, d_y, dec_edges, dec_features,
+                                                batch, m.n_hidden, m.n_data, &d_x, d_dec_features);
+        tape.drop_recomputable();
+        linear_backward(ctx, m.decoder_dst_embedding, t.data, d_dec_dst, &d_data, false);
+        if (m.trainable_decoder_edges)
+            trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
+    }
     // Processor (and the latent skip).
     Tensor d_latent = m.config.latent_skip ? d_x : zeros_like(d_x);
     const std::size_t layers = layer_count(m);

@@ -128,6 +128,7 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
         result.loss += loss / rollout;
         d_predictions.push_back(std::move(d_prediction));
         if (r + 1 == rollout) break;
+        tapes[r].drop_recomputable();  // its backward comes after the later steps' forwards
         // Advance: shift the window, write the prediction's prognostic variables and the next
         // forcings into the last step.
         Tensor next(x.shape());

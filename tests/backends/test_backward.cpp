@@ -145,6 +145,66 @@ TEST(Backward, GraphAttention) {
         for (std::int64_t x = 0; x < width; ++x) EXPECT_EQ(dq[(b * n_dst + 2) * width + x], 0.0f);
 }
 
+TEST(Backward, GraphAttentionFusedLayoutMatchesSeparate) {
+    // The training block's layout: q beside the skip projection ([n_dst, 2C], q first), k|v side
+    // by side ([n_src, 2C]) and their gradients likewise. Same values as separate matrices.
+    std::mt19937 generator(10);
+    const std::int64_t batch = 2, n_src = 6, n_dst = 4, heads = 2, d = 3, de = 5, width = heads * d;
+    const std::vector<std::int64_t> offsets = {0, 3, 5, 5, 9};
+    const std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
+    const auto edges = static_cast<std::int64_t>(src.size());
+    const std::int64_t dst_rows = batch * n_dst, src_rows = batch * n_src;
+    auto q = random_vector(dst_rows * width, generator), k = random_vector(src_rows * width, generator),
+         v = random_vector(src_rows * width, generator), features = random_vector(edges * de, generator),
+         w = random_vector(width * de, generator, 0.5f), bias = random_vector(width, generator),
+         g = random_vector(dst_rows * width, generator);
+    std::vector<std::int64_t> src_offsets(n_src + 1), by_src(edges);
+    cpu::transpose_csr(offsets.data(), src.data(), n_dst, n_src, src_offsets.data(), by_src.data());
+    // Returns out, dq, dk, dv (dense [rows, width]) and dW_edge.
+    auto run = [&](bool fused) {
+        std::vector<float> q2(dst_rows * 2 * width), kv(src_rows * 2 * width), dq2(q2.size()), dkv(kv.size());
+        for (std::int64_t r = 0; r < dst_rows; ++r) std::copy_n(&q[r * width], width, &q2[r * 2 * width]);
+        for (std::int64_t r = 0; r < src_rows; ++r) {
+            std::copy_n(&k[r * width], width, &kv[r * 2 * width]);
+            std::copy_n(&v[r * width], width, &kv[r * 2 * width + width]);
+        }
+        std::vector<float> out(dst_rows * width), lse(dst_rows * heads), dq(q.size()), dk(k.size()),
+            dv(v.size()), dw(w.size(), 0.0f), db(bias.size(), 0.0f), dfeatures(features.size(), 0.0f);
+        GraphAttentionBackwardParams bp;
+        auto& p = bp.forward;
+        p.q = fused ? q2.data() : q.data();
+        p.k = fused ? kv.data() : k.data();
+        p.v = fused ? kv.data() + width : v.data();
+        p.q_stride = fused ? 2 * width : 0;
+        p.kv_stride = fused ? 2 * width : 0;
+        p.edge_features = features.data(); p.edge_weight = w.data(); p.edge_bias = bias.data();
+        p.dst_offsets = offsets.data(); p.src = src.data(); p.out = out.data(); p.lse = lse.data();
+        p.batch = batch; p.n_src = n_src; p.n_dst = n_dst; p.heads = heads; p.head_dim = d; p.edge_dim = de;
+        cpu::graph_attention(p);
+        bp.d_out = g.data(); bp.src_offsets = src_offsets.data(); bp.edges_by_src = by_src.data();
+        bp.dq = fused ? dq2.data() : dq.data();
+        bp.dk = fused ? dkv.data() : dk.data();
+        bp.dv = fused ? dkv.data() + width : dv.data();
+        bp.dq_stride = fused ? 2 * width : 0;
+        bp.dkv_stride = fused ? 2 * width : 0;
+        bp.d_edge_weight = dw.data(); bp.d_edge_bias = db.data(); bp.d_edge_features = dfeatures.data();
+        cpu::graph_attention_backward(bp);
+        if (fused) {
+            for (std::int64_t r = 0; r < dst_rows; ++r) std::copy_n(&dq2[r * 2 * width], width, &dq[r * width]);
+            for (std::int64_t r = 0; r < src_rows; ++r) {
+                std::copy_n(&dkv[r * 2 * width], width, &dk[r * width]);
+                std::copy_n(&dkv[r * 2 * width + width], width, &dv[r * width]);
+            }
+        }
+        return std::vector<std::vector<float>>{out, dq, dk, dv, dw};
+    };
+    const auto separate = run(false), fused = run(true);
+    const char* names[] = {"out", "dq", "dk", "dv", "dW_edge"};
+    for (std::size_t t = 0; t < separate.size(); ++t)
+        for (std::size_t i = 0; i < separate[t].size(); ++i)
+            ASSERT_NEAR(separate[t][i], fused[t][i], 1e-6f) << names[t] << "[" << i << "]";
+}
+
 TEST(Backward, GraphAttentionIsRepeatable) {
     // Same inputs, same thread count: bitwise the same gradients (no atomics).
     std::mt19937 generator(5);
@@ -213,6 +273,61 @@ TEST(Backward, WindowAttention) {
     check_gradient("dq", q, dq, loss);
     check_gradient("dk", k, dk, loss);
     check_gradient("dv", v, dv, loss);
+}
+
+TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
+    // The training layer's layout: q|k|v side by side in one [rows, 3C] matrix (and dq|dk|dv
+    // likewise), out and d_out in their own [rows, C]. Same values as separate matrices.
+    std::mt19937 generator(9);
+    const std::int64_t batch = 2, seq = 130, heads = 2, d = 8, window = 40, width = heads * d;
+    const std::int64_t rows = batch * seq;
+    auto q = random_vector(rows * width, generator), k = random_vector(rows * width, generator),
+         v = random_vector(rows * width, generator), g = random_vector(rows * width, generator);
+    auto run = [&](bool fused, std::vector<float>& out, std::vector<float>& dq, std::vector<float>& dk,
+                   std::vector<float>& dv) {
+        std::vector<float> qkv(rows * 3 * width), d_qkv(rows * 3 * width), lse(rows * heads);
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t c = 0; c < width; ++c) {
+                qkv[r * 3 * width + c] = q[r * width + c];
+                qkv[r * 3 * width + width + c] = k[r * width + c];
+                qkv[r * 3 * width + 2 * width + c] = v[r * width + c];
+            }
+        out.assign(rows * width, 0.0f);
+        WindowAttentionBackwardParams bp;
+        auto& p = bp.forward;
+        p.q = fused ? qkv.data() : q.data();
+        p.k = fused ? qkv.data() + width : k.data();
+        p.v = fused ? qkv.data() + 2 * width : v.data();
+        p.stride = fused ? 3 * width : 0;
+        p.out = out.data();
+        p.out_stride = fused ? width : 0;
+        p.lse = lse.data();
+        p.batch = batch; p.seq = seq; p.heads = heads; p.head_dim = d; p.window = window;
+        cpu::window_attention(p);
+        std::vector<float> sq(rows * width), sk(rows * width), sv(rows * width);
+        bp.d_out = g.data();
+        bp.dq = fused ? d_qkv.data() : sq.data();
+        bp.dk = fused ? d_qkv.data() + width : sk.data();
+        bp.dv = fused ? d_qkv.data() + 2 * width : sv.data();
+        cpu::window_attention_backward(bp);
+        dq = sq; dk = sk; dv = sv;
+        if (fused)
+            for (std::int64_t r = 0; r < rows; ++r)
+                for (std::int64_t c = 0; c < width; ++c) {
+                    dq[r * width + c] = d_qkv[r * 3 * width + c];
+                    dk[r * width + c] = d_qkv[r * 3 * width + width + c];
+                    dv[r * width + c] = d_qkv[r * 3 * width + 2 * width + c];
+                }
+    };
+    std::vector<float> out_a, dq_a, dk_a, dv_a, out_b, dq_b, dk_b, dv_b;
+    run(false, out_a, dq_a, dk_a, dv_a);
+    run(true, out_b, dq_b, dk_b, dv_b);
+    for (std::size_t i = 0; i < out_a.size(); ++i) {
+        ASSERT_NEAR(out_a[i], out_b[i], 1e-5f) << "out[" << i << "]";
+        ASSERT_NEAR(dq_a[i], dq_b[i], 1e-5f) << "dq[" << i << "]";
+        ASSERT_NEAR(dk_a[i], dk_b[i], 1e-5f) << "dk[" << i << "]";
+        ASSERT_NEAR(dv_a[i], dv_b[i], 1e-5f) << "dv[" << i << "]";
+    }
 }
 
 TEST(Forward, WindowAttentionMatchesDirectSoftmax) {

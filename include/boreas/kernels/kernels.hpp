@@ -71,6 +71,7 @@ struct GraphAttentionBackwardParams {
     float* dq = nullptr;           ///< [batch*n_dst, heads*d], overwritten
     float* dk = nullptr;           ///< [batch*n_src, heads*d], overwritten
     float* dv = nullptr;           ///< [batch*n_src, heads*d], overwritten
+    std::int64_t dq_stride = 0, dkv_stride = 0;  ///< row strides of dq and of dk, dv; 0: heads*d
     float* d_edge_weight = nullptr;    ///< [heads*d, edge_dim], accumulated (+=)
     float* d_edge_bias = nullptr;      ///< [heads*d], accumulated
     float* d_edge_features = nullptr;  ///< [edges, edge_dim], accumulated (summed over batch)
@@ -110,7 +111,7 @@ struct WindowAttentionParams {
     float* out = nullptr;      ///< [batch*seq, heads*d]
     std::int64_t batch = 1, seq = 0, heads = 1, head_dim = 0, window = 0;
     std::int64_t stride = 0;   ///< row stride of q, k, v (and of out unless out_stride); 0: heads*d
-    std::int64_t out_stride = 0;  ///< row stride of out; 0: `stride` (the backward needs 0)
+    std::int64_t out_stride = 0;  ///< row stride of out (and of the backward's d_out); 0: `stride`
     float* lse = nullptr;      ///< optional [batch*seq, heads]: log-sum-exp, for backward
 };
 
@@ -119,8 +120,8 @@ struct WindowAttentionParams {
 /// every gradient row has one writer (deterministic, no atomics).
 struct WindowAttentionBackwardParams {
     WindowAttentionParams forward;  ///< with out and lse filled by the forward
-    const float* d_out = nullptr;   ///< [batch*seq, heads*d] (row stride `forward.stride`)
-    float* dq = nullptr;            ///< overwritten, same layout as q
+    const float* d_out = nullptr;   ///< [batch*seq, heads*d], same layout as out
+    float* dq = nullptr;            ///< overwritten, same layout as q (row stride `forward.stride`)
     float* dk = nullptr;
     float* dv = nullptr;
 };

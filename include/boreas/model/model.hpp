@@ -41,6 +41,9 @@ struct TrainingTape {
     ~TrainingTape();
     TrainingTape(TrainingTape&&) noexcept;
     TrainingTape& operator=(TrainingTape&&) noexcept;
+    /// Under activation checkpointing, drops the decoder's activations too (backward then
+    /// recomputes them): for a tape whose backward does not follow right away, as in a rollout.
+    void drop_recomputable();
 };
 
 class Model {
@@ -68,8 +71,9 @@ public:
 
     /// Forward that keeps what backward needs. Supports the transformer and graph-transformer
     /// processors; mappers run unchunked. With `activation_checkpointing` only the inputs of the
-    /// encoder, of each processor chunk and of the decoder are kept, and backward recomputes the
-    /// rest (same results, less memory, about one more forward of time).
+    /// encoder and of each processor chunk (and the decoder's activations, which backward uses
+    /// first) are kept, and backward recomputes the rest (same results, less memory, about one
+    /// more encoder and processor forward of time).
     Tensor forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing = false) const;
     /// Adds the gradients of sum(d_output * output) to `gradients` (zero-initialised by
     /// zero_gradients). Deterministic for a fixed thread count. Under activation checkpointing

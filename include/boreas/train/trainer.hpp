@@ -29,7 +29,7 @@ struct TrainOptions {
     int checkpoint_every = 50;
     bool resume = false;
     bool skip_nonfinite = false;  ///< skip a step with a non-finite loss or gradient instead of stopping
-    bool activation_checkpointing = true;  ///< recompute encoder, processor chunks, decoder in backward
+    bool activation_checkpointing = true;  ///< recompute encoder and processor chunks in backward
     int threads = 0;
 };
 

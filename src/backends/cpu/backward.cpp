@@ -187,6 +187,8 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     const auto q_stride = p.q_stride ? p.q_stride : width;
     const auto kv_stride = p.kv_stride ? p.kv_stride : width;
     const auto out_stride = p.out_stride ? p.out_stride : width;
+    const auto dq_stride = bp.dq_stride ? bp.dq_stride : width;
+    const auto dkv_stride = bp.dkv_stride ? bp.dkv_stride : width;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const int threads = omp_get_max_threads();
     const std::int64_t edges = p.dst_offsets[p.n_dst] - p.dst_offsets[0];
@@ -226,7 +228,7 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                 const float* q = p.q + row * q_stride;
                 const float* o = p.out + row * out_stride;
                 const float* g = bp.d_out + row * width;
-                float* dq = bp.dq + row * width;
+                float* dq = bp.dq + row * dq_stride;
                 std::fill(dq, dq + width, 0.0f);
                 for (std::int64_t h = 0; h < heads; ++h) {
                     delta[h] = simd::dot(g + h * d, o + h * d, d);
@@ -301,8 +303,8 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     for (std::int64_t i = 0; i < p.n_src; ++i) {
         for (std::int64_t b = 0; b < p.batch; ++b) {
             const std::int64_t source = b * p.n_src + i;
-            float* dk = bp.dk + source * width;
-            float* dv = bp.dv + source * width;
+            float* dk = bp.dk + source * dkv_stride;
+            float* dv = bp.dv + source * dkv_stride;
             std::fill(dk, dk + width, 0.0f);
             std::fill(dv, dv + width, 0.0f);
             const auto begin = bp.src_offsets[i], end = bp.src_offsets[i + 1];

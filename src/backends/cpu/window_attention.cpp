@@ -190,8 +190,7 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
     BOREAS_CHECK(p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv,
                  "window_attention_backward: the forward's out and lse and all gradients are needed");
     const auto stride = p.stride ? p.stride : heads * d;
-    BOREAS_CHECK(p.out_stride == 0 || p.out_stride == stride,
-                 "window_attention_backward: out must share the stride of q, k and v");
+    const auto out_stride = p.out_stride ? p.out_stride : stride;  // out and d_out
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const std::int64_t rows_total = p.batch * seq;
     // D_i = dO_i . O_i per head.
@@ -201,7 +200,7 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
         for (std::int64_t h = 0; h < heads; ++h) {
             float sum = 0;
             for (std::int64_t x = 0; x < d; ++x)
-                sum += bp.d_out[row * stride + h * d + x] * p.out[row * stride + h * d + x];
+                sum += bp.d_out[row * out_stride + h * d + x] * p.out[row * out_stride + h * d + x];
             delta[row * heads + h] = sum;
         }
     const std::int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
@@ -225,7 +224,7 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
             const std::int64_t i0 = block * kQueryBlock, m = std::min(seq, i0 + kQueryBlock) - i0;
             const std::int64_t base = b * seq;
             const float* q = p.q + (base + i0) * stride + h * d;
-            const float* g = bp.d_out + (base + i0) * stride + h * d;
+            const float* g = bp.d_out + (base + i0) * out_stride + h * d;
             std::fill(acc.begin(), acc.begin() + m * d, 0.0f);
             const std::int64_t key_begin = std::max<std::int64_t>(0, i0 - w);
             const std::int64_t key_end = std::min(seq, i0 + m + w);
@@ -235,7 +234,7 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
                 const float* v = p.v + (base + j0) * stride + h * d;
                 sgemm(CblasNoTrans, CblasTrans, m, n, d, scale, q, stride, k, stride, 0.0f, prob.data(), kKeyBlock);
                 window_probabilities(prob.data(), m, n, kKeyBlock, i0, j0, w, p.lse + (base)*heads + h, heads);
-                sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, stride, v, stride, 0.0f, dprob.data(), kKeyBlock);
+                sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, out_stride, v, stride, 0.0f, dprob.data(), kKeyBlock);
                 for (std::int64_t r = 0; r < m; ++r) {
                     const float D = delta[(base + i0 + r) * heads + h];
                     for (std::int64_t c = 0; c < n; ++c) {
@@ -270,18 +269,18 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
             for (std::int64_t i0 = query_begin; i0 < query_end; i0 += kKeyBlock) {
                 const std::int64_t m = std::min(kKeyBlock, query_end - i0);
                 const float* q = p.q + (base + i0) * stride + h * d;
-                const float* g = bp.d_out + (base + i0) * stride + h * d;
+                const float* g = bp.d_out + (base + i0) * out_stride + h * d;
                 // prob[m x n] for queries [i0, i0+m) and keys [j0, j0+n), leading dimension kQueryBlock.
                 sgemm(CblasNoTrans, CblasTrans, m, n, d, scale, q, stride, k, stride, 0.0f, prob.data(), kQueryBlock);
                 window_probabilities(prob.data(), m, n, kQueryBlock, i0, j0, w, p.lse + base * heads + h, heads);
-                sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, stride, v, stride, 0.0f, dprob.data(), kQueryBlock);
+                sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, out_stride, v, stride, 0.0f, dprob.data(), kQueryBlock);
                 for (std::int64_t r = 0; r < m; ++r) {
                     const float D = delta[(base + i0 + r) * heads + h];
                     for (std::int64_t c = 0; c < n; ++c)
                         dprob[r * kQueryBlock + c] = prob[r * kQueryBlock + c] * (dprob[r * kQueryBlock + c] - D);
                 }
                 // dV[n x d] += P^T dO ; dK[n x d] += scale dS^T Q
-                sgemm(CblasTrans, CblasNoTrans, n, d, m, 1.0f, prob.data(), kQueryBlock, g, stride, 1.0f, acc_v.data(), d);
+                sgemm(CblasTrans, CblasNoTrans, n, d, m, 1.0f, prob.data(), kQueryBlock, g, out_stride, 1.0f, acc_v.data(), d);
                 sgemm(CblasTrans, CblasNoTrans, n, d, m, scale, dprob.data(), kQueryBlock, q, stride, 1.0f, acc_k.data(), d);
             }
             for (std::int64_t r = 0; r < n; ++r) {
