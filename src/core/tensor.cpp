@@ -1,6 +1,7 @@
 #include "boreas/core/tensor.hpp"
 
 #include <cstdint>
+#include <algorithm>
 #include <numeric>
 
 #ifdef __linux__
@@ -38,22 +39,61 @@ void advise_huge_pages(void* data, std::size_t bytes) {
 }
 
 constexpr std::size_t kHugePageMinBytes = std::size_t{8} << 20;
+/// Below this many values one thread fills or copies: a parallel region costs microseconds.
+constexpr std::int64_t kParallelMinValues = std::int64_t{1} << 18;
+
+/// Allocates `count` values, untouched (huge pages asked for large blocks).
+template <class Vector>
+void allocate(Vector& data, std::size_t count) {
+    if (count * sizeof(float) >= kHugePageMinBytes) {
+        data.reserve(count);
+        advise_huge_pages(data.data(), count * sizeof(float));
+    }
+    data.resize(count);  // the allocator leaves the values uninitialised
+}
+
+void parallel_fill(float* data, std::int64_t count, float value) {
+#pragma omp parallel for schedule(static) if (count >= kParallelMinValues)
+    for (std::int64_t i = 0; i < count; ++i) data[i] = value;
+}
+
+void parallel_copy(const float* from, std::int64_t count, float* to) {
+    constexpr std::int64_t kBlock = 1 << 14;
+    const std::int64_t blocks = (count + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (count >= kParallelMinValues)
+    for (std::int64_t b = 0; b < blocks; ++b)
+        std::copy(from + b * kBlock, from + std::min(count, (b + 1) * kBlock), to + b * kBlock);
+}
 
 }  // namespace
 
 Tensor::Tensor(std::vector<std::int64_t> shape, float fill) : shape_(std::move(shape)) {
-    const auto count = static_cast<std::size_t>(product(shape_));
-    if (count * sizeof(float) >= kHugePageMinBytes) {
-        data_.reserve(count);  // allocated, not yet touched
-        advise_huge_pages(data_.data(), count * sizeof(float));
-    }
-    data_.assign(count, fill);
+    const auto count = product(shape_);
+    allocate(data_, static_cast<std::size_t>(count));
+    parallel_fill(data_.data(), count, fill);
 }
 
-Tensor::Tensor(std::vector<std::int64_t> shape, std::vector<float> data)
-    : shape_(std::move(shape)), data_(std::move(data)) {
-    BOREAS_CHECK(product(shape_) == static_cast<std::int64_t>(data_.size()),
-                 "tensor of shape {} cannot hold {} values", shape_string(), data_.size());
+Tensor::Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data) : shape_(std::move(shape)) {
+    BOREAS_CHECK(product(shape_) == static_cast<std::int64_t>(data.size()),
+                 "tensor of shape {} cannot hold {} values", shape_string(), data.size());
+    allocate(data_, data.size());
+    parallel_copy(data.data(), static_cast<std::int64_t>(data.size()), data_.data());
+}
+
+Tensor::Tensor(const Tensor& other) : shape_(other.shape_) {
+    allocate(data_, other.data_.size());
+    parallel_copy(other.data_.data(), other.numel(), data_.data());
+}
+
+Tensor& Tensor::operator=(const Tensor& other) {
+    if (this == &other) return *this;
+    shape_ = other.shape_;
+    if (data_.size() != other.data_.size()) {
+        data_ = {};  // release first: the peak holds one buffer, not two
+        allocate(data_, other.data_.size());
+    }
+    parallel_copy(other.data_.data(), other.numel(), data_.data());
+    return *this;
 }
 
 std::int64_t Tensor::rows() const {

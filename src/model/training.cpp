@@ -17,7 +17,9 @@ Tensor zeros_like(const Tensor& t) { return Tensor(t.shape()); }
 void add_into(Tensor& target, const Tensor& source) {
     float* a = target.data();
     const float* b = source.data();
-    for (std::int64_t i = 0; i < target.numel(); ++i) a[i] += b[i];
+    const std::int64_t n = target.numel();
+#pragma omp parallel for schedule(static) if (n >= (1 << 18))
+    for (std::int64_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
 /// Gradient accumulator for one Linear: dW, db live in the Gradients map.

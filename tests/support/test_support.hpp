@@ -42,7 +42,7 @@ inline std::filesystem::path temp_path(const std::string& name) {
 /// Central differences of `loss` at `samples` random entries of `values` (step 1e-2 scaled to
 /// the entry), each checked against `analytic` within `tolerance` x the largest |analytic|.
 template <typename Loss>
-void check_finite_differences(const std::string& name, std::vector<float>& values,
+void check_finite_differences(const std::string& name, std::span<float> values,
                               std::span<const float> analytic, Loss&& loss, int samples,
                               std::uint32_t seed, double floor, double tolerance = 3e-2) {
     double scale = floor;

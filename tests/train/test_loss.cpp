@@ -54,7 +54,7 @@ TEST(Loss, RolloutGradientsMatchFiniteDifferences) {
     for (const std::string name : {"processor.proc.1.mlp.mlp.2.weight", "encoder.data.proc.lin_query.weight",
                                    "decoder.data.node_data_extractor.1.weight",
                                    "node_attributes.trainable_tensors.data.trainable"}) {
-        auto& values = const_cast<Tensor&>(model.parameters().get(name)).storage();
+        const auto values = const_cast<Tensor&>(model.parameters().get(name)).storage();
         boreas::testing_support::check_finite_differences(name, values, step.gradients.parameters.at(name).values(),
                                                           loss, 4, 4, 1e-6);
     }

@@ -64,7 +64,7 @@ TEST_P(ModelGradients, MatchFiniteDifferences) {
     model.backward(*tape, Tensor(output.shape(), r), grads);
 
     auto loss = [&] { return weighted_sum(model.forward(input), r); };
-    auto check = [&](const std::string& name, std::vector<float>& values, const std::vector<float>& analytic) {
+    auto check = [&](const std::string& name, std::span<float> values, const std::vector<float>& analytic) {
         boreas::testing_support::check_finite_differences(name, values, analytic, loss, 6, 1, 1e-4);
     };
     auto& store = model.parameters();
