@@ -80,6 +80,14 @@ Tensor::Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data) 
     parallel_copy(data.data(), static_cast<std::int64_t>(data.size()), data_.data());
 }
 
+Tensor Tensor::uninitialised(std::vector<std::int64_t> shape) {
+    Tensor t;
+    const auto count = product(shape);
+    t.shape_ = std::move(shape);
+    allocate(t.data_, static_cast<std::size_t>(count));
+    return t;
+}
+
 Tensor::Tensor(const Tensor& other) : shape_(other.shape_) {
     allocate(data_, other.data_.size());
     parallel_copy(other.data_.data(), other.numel(), data_.data());

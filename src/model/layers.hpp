@@ -31,11 +31,15 @@ struct Linear {
         run(x, rows, y, accumulate, false);
     }
 
-    /// y[rows, out] = GELU(x[rows, in] W^T + b), the GELU fused into the GEMM's epilogue.
-    void apply_gelu(const float* x, std::int64_t rows, float* y) const { run(x, rows, y, false, true); }
+    /// y[rows, out] = GELU(x[rows, in] W^T + b), the GELU fused into the GEMM's epilogue;
+    /// `pre` (optional) receives x W^T + b too.
+    void apply_gelu(const float* x, std::int64_t rows, float* y, float* pre = nullptr) const {
+        run(x, rows, y, false, true, pre);
+    }
 
 private:
-    void run(const float* x, std::int64_t rows, float* y, bool accumulate, bool gelu) const {
+    void run(const float* x, std::int64_t rows, float* y, bool accumulate, bool gelu,
+             float* pre = nullptr) const {
         kernels::LinearParams p;
         p.x = x;
         p.weight = weight->data();
@@ -46,6 +50,7 @@ private:
         p.out = out;
         p.accumulate = accumulate;
         p.gelu = gelu;
+        p.pre_activation = pre;
         kernels::cpu::linear(p);
     }
 };

@@ -78,7 +78,7 @@ struct GraphTransformerBlock {
     /// Keys and values of the (normalised) source rows side by side: kv [rows, 2C], keys in
     /// columns [0, C), values in [C, 2C).
     void keys_values(const float* src, std::int64_t rows, float* kv) const {
-        Tensor normalised({rows, channels});
+        Tensor normalised = Tensor::uninitialised({rows, channels});
         (separate_src_norm ? norm_src : norm_dst).apply(src, rows, normalised.data());
         apply_side_by_side({&key, &value}, normalised.data(), rows, kv);
     }
@@ -91,7 +91,8 @@ struct GraphTransformerBlock {
         const std::int64_t rows = j1 - j0;
         if (rows == 0) return;
         // The query and the skip projection r read the same normalised rows: one GEMM.
-        Tensor normalised({rows, channels}), q_self({rows, 2 * channels}), attended({rows, channels});
+        Tensor normalised = Tensor::uninitialised({rows, channels}), q_self = Tensor::uninitialised({rows, 2 * channels}),
+               attended = Tensor::uninitialised({rows, channels});
         norm_dst.apply(g, rows, normalised.data());
         apply_side_by_side({&query, &self}, normalised.data(), rows, q_self.data());
         kernels::GraphAttentionParams p;
@@ -121,7 +122,7 @@ struct GraphTransformerBlock {
         projection.apply(attended.data(), rows, g, /*accumulate=*/true);           // u = proj + g
         // y = u + MLP(LN(u))
         norm_mlp.apply(g, rows, normalised.data());
-        Tensor hidden_rows({rows, hidden});
+        Tensor hidden_rows = Tensor::uninitialised({rows, hidden});
         mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());
         mlp_out.apply(hidden_rows.data(), rows, g, /*accumulate=*/true);
     }
@@ -153,7 +154,8 @@ struct TransformerLayer {
     /// x [batch*seq, C] in place: x += Attn(LN(x)); x += MLP(LN(x)).
     void apply(Tensor& x, std::int64_t batch, std::int64_t seq) const {
         const std::int64_t rows = x.rows();
-        Tensor normalised({rows, channels}), qkv({rows, 3 * channels}), attended({rows, channels});
+        Tensor normalised = Tensor::uninitialised({rows, channels}), qkv = Tensor::uninitialised({rows, 3 * channels}),
+               attended = Tensor::uninitialised({rows, channels});
         norm_attention.apply(x.data(), rows, normalised.data());
         apply_side_by_side({&q, &k, &v}, normalised.data(), rows, qkv.data());
         kernels::WindowAttentionParams p;
@@ -171,7 +173,7 @@ struct TransformerLayer {
         kernels::cpu::window_attention(p);
         projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
         norm_mlp.apply(x.data(), rows, normalised.data());
-        Tensor hidden_rows({rows, hidden});
+        Tensor hidden_rows = Tensor::uninitialised({rows, hidden});
         mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());
         mlp_out.apply(hidden_rows.data(), rows, x.data(), /*accumulate=*/true);
     }
@@ -459,7 +461,7 @@ struct Model::Impl {
         for (std::int64_t b = 0; b < batch; ++b) {
             for (std::int64_t j0 = 0; j0 < n_dst; j0 += chunk_rows) {
                 const std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
-                Tensor g({j1 - j0, channels});
+                Tensor g = Tensor::uninitialised({j1 - j0, channels});
                 embed(b, j0, j1, g.data());
                 block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges, features);
                 finish(b, j0, j1, g);
@@ -488,10 +490,10 @@ struct Model::Impl {
             BOREAS_RANGE("encoder");
             // Embedding, LayerNorm and K|V chunk by chunk: of the per-source tensors only kv
             // exists in full (at N320, C 1024: 4.4 GB instead of 8.9 GB touched).
-            Tensor kv({batch * n_data, 2 * channels});
+            Tensor kv = Tensor::uninitialised({batch * n_data, 2 * channels});
             for (std::int64_t r0 = 0; r0 < batch * n_data; r0 += kMaxChunkRows) {
                 const std::int64_t rows = std::min(kMaxChunkRows, batch * n_data - r0);
-                Tensor src({rows, channels});
+                Tensor src = Tensor::uninitialised({rows, channels});
                 encoder_src_embedding.apply(data.row(r0), rows, src.data());
                 encoder.keys_values(src.data(), rows, kv.row(r0));
             }
@@ -546,7 +548,7 @@ struct Model::Impl {
             for (std::size_t l = 0; l < graph_transformer_layers.size(); ++l) {
                 enter_layer(l);
                 const auto& block = graph_transformer_layers[l];
-                Tensor kv({batch * n_hidden, 2 * channels});
+                Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
                 block.keys_values(processed.data(), batch * n_hidden, kv.data());
                 MapperConfig whole;  // the processor updates all hidden nodes, no chunking needed
                 run_mapper(block, whole, kv, n_hidden, n_hidden, batch, edges, features,
@@ -576,7 +578,7 @@ struct Model::Impl {
         Tensor decoded({batch * n_data, out_vars});
         {
             BOREAS_RANGE("decoder");
-            Tensor kv({batch * n_hidden, 2 * channels});
+            Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
             decoder.keys_values(processed.data(), batch * n_hidden, kv.data());
             const auto& edges = graph->edge_set("hidden_to_data");
             const Tensor features = edge_features(edges, trainable_decoder_edges);
@@ -585,7 +587,7 @@ struct Model::Impl {
                            decoder_dst_embedding.apply(data.row(b * n_data + j0), j1 - j0, out);
                        },
                        [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
-                           Tensor normalised({j1 - j0, channels});
+                           Tensor normalised = Tensor::uninitialised({j1 - j0, channels});
                            extractor_norm.apply(rows.data(), j1 - j0, normalised.data());
                            extractor.apply(normalised.data(), j1 - j0, decoded.row(b * n_data + j0));
                        });

@@ -91,8 +91,16 @@ struct Context {
 };
 
 void linear_forward(const Linear& l, const Tensor& x, Tensor& y) {
-    y = Tensor({x.rows(), l.out});
+    y = Tensor::uninitialised({x.rows(), l.out});
     l.apply(x.data(), x.rows(), y.data());
+}
+
+/// The MLP's first Linear with its GELU in the GEMM epilogue: a = x W^T + b (kept for the GELU
+/// backward) and a_act = GELU(a), in one pass.
+void mlp_in_forward(const Linear& l, const Tensor& x, Tensor& a, Tensor& a_act) {
+    a = Tensor::uninitialised({x.rows(), l.out});
+    a_act = Tensor::uninitialised({x.rows(), l.out});
+    l.apply_gelu(x.data(), x.rows(), a_act.data(), a.data());
 }
 
 /// dx (+)= dy W; dW += dy^T x; db += sum dy.
@@ -158,7 +166,7 @@ void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Line
 
 /// Returns d(input) of a LayerNorm given d(output).
 Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, const Tensor& dy) {
-    Tensor dx(x.shape());
+    Tensor dx = Tensor::uninitialised(x.shape());
     kernels::LayerNormBackwardParams p;
     p.x = x.data();
     p.gamma = n.gamma->data();
@@ -177,11 +185,11 @@ Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, co
 Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& mlp_in, const Linear& mlp_out,
                              const Tensor& u, const Tensor& normalised, const Tensor& a, const Tensor& a_act,
                              const Tensor& dy) {
-    Tensor d_act(a_act.shape());
+    Tensor d_act = Tensor::uninitialised(a_act.shape());
     linear_backward(ctx, mlp_out, a_act, dy, &d_act, false);
-    Tensor d_a(d_act.shape());
+    Tensor d_a = Tensor::uninitialised(d_act.shape());
     kernels::cpu::gelu_backward(a.data(), d_act.data(), d_a.data(), d_a.numel());
-    Tensor d_normalised(normalised.shape());
+    Tensor d_normalised = Tensor::uninitialised(normalised.shape());
     linear_backward(ctx, mlp_in, normalised, d_a, &d_normalised, false);
     Tensor d_u = layer_norm_backward(ctx, norm, u, d_normalised);
     add_into(d_u, dy);
@@ -221,20 +229,20 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
                    BlockTape& t) {
     const std::int64_t c = b.channels;
     t.src = src;
-    t.src_norm = Tensor(src.shape());
+    t.src_norm = Tensor::uninitialised(src.shape());
     (b.separate_src_norm ? b.norm_src : b.norm_dst).apply(src.data(), src.rows(), t.src_norm.data());
-    t.kv = Tensor({src.rows(), 2 * c});
+    t.kv = Tensor::uninitialised({src.rows(), 2 * c});
     apply_side_by_side({&b.key, &b.value}, t.src_norm.data(), src.rows(), t.kv.data());
     t.g = dst;
-    t.dst_norm = Tensor(dst.shape());
+    t.dst_norm = Tensor::uninitialised(dst.shape());
     b.norm_dst.apply(dst.data(), dst.rows(), t.dst_norm.data());
-    t.q_self = Tensor({dst.rows(), 2 * c});
+    t.q_self = Tensor::uninitialised({dst.rows(), 2 * c});
     apply_side_by_side({&b.query, &b.self}, t.dst_norm.data(), dst.rows(), t.q_self.data());
-    t.attended = Tensor({dst.rows(), c});
-    t.lse = Tensor({dst.rows(), b.heads});
+    t.attended = Tensor::uninitialised({dst.rows(), c});
+    t.lse = Tensor::uninitialised({dst.rows(), b.heads});
     kernels::cpu::graph_attention(attention_params(b, t, edges, features, batch, n_src, n_dst,
                                                    t.attended.data(), t.lse.data()));
-    t.t = Tensor({dst.rows(), c});
+    t.t = Tensor::uninitialised({dst.rows(), c});
     for (std::int64_t r = 0; r < dst.rows(); ++r) {
         const float* o = t.attended.row(r);
         const float* skip = t.q_self.row(r) + c;
@@ -243,11 +251,9 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
     }
     t.u = t.g;
     b.projection.apply(t.t.data(), dst.rows(), t.u.data(), true);
-    t.mlp_norm = Tensor(dst.shape());
+    t.mlp_norm = Tensor::uninitialised(dst.shape());
     b.norm_mlp.apply(t.u.data(), dst.rows(), t.mlp_norm.data());
-    linear_forward(b.mlp_in, t.mlp_norm, t.a);
-    t.a_act = t.a;
-    kernels::cpu::gelu(t.a_act.data(), t.a_act.numel());
+    mlp_in_forward(b.mlp_in, t.mlp_norm, t.a, t.a_act);
     dst = t.u;
     b.mlp_out.apply(t.a_act.data(), dst.rows(), dst.data(), true);
 }
@@ -260,12 +266,12 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
                       std::int64_t batch, std::int64_t n_src, std::int64_t n_dst, Tensor* d_src,
                       Tensor& d_features) {
     const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm, t.a, t.a_act, dy);
-    Tensor d_t(t.t.shape());
+    Tensor d_t = Tensor::uninitialised(t.t.shape());
     linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
     Tensor d_g = d_u;  // u = g + projection(t)
     // t = o + self(dst_norm): d_t is both d(o) and d(self), the right half of d_q_self.
     const std::int64_t c = b.channels;
-    Tensor d_q_self(t.q_self.shape()), d_kv(t.kv.shape());
+    Tensor d_q_self = Tensor::uninitialised(t.q_self.shape()), d_kv = Tensor::uninitialised(t.kv.shape());
     for (std::int64_t r = 0; r < d_t.rows(); ++r) std::copy_n(d_t.row(r), c, d_q_self.row(r) + c);
     std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
         by_src(static_cast<std::size_t>(edges.count()));
@@ -286,9 +292,9 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
     bp.d_edge_bias = ctx.find(b.edge.bias).data();
     bp.d_edge_features = d_features.data();
     kernels::cpu::graph_attention_backward(bp);
-    Tensor d_dst_norm(t.dst_norm.shape());
+    Tensor d_dst_norm = Tensor::uninitialised(t.dst_norm.shape());
     linear_backward_side_by_side(ctx, {&b.query, &b.self}, t.dst_norm, d_q_self, &d_dst_norm, false);
-    Tensor d_src_norm(t.src_norm.shape());
+    Tensor d_src_norm = Tensor::uninitialised(t.src_norm.shape());
     linear_backward_side_by_side(ctx, {&b.key, &b.value}, t.src_norm, d_kv, &d_src_norm, false);
     if (b.separate_src_norm) {
         add_into(d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
@@ -323,29 +329,27 @@ kernels::WindowAttentionParams attention_params(const TransformerLayer& l, const
 void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq, LayerTape& t) {
     const std::int64_t rows = x.rows(), c = l.channels;
     t.x = x;
-    t.norm1 = Tensor({rows, c});
+    t.norm1 = Tensor::uninitialised({rows, c});
     l.norm_attention.apply(x.data(), rows, t.norm1.data());
-    t.qkv = Tensor({rows, 3 * c});
+    t.qkv = Tensor::uninitialised({rows, 3 * c});
     apply_side_by_side({&l.q, &l.k, &l.v}, t.norm1.data(), rows, t.qkv.data());
-    t.attended = Tensor({rows, c});
-    t.lse = Tensor({rows, l.heads});
+    t.attended = Tensor::uninitialised({rows, c});
+    t.lse = Tensor::uninitialised({rows, l.heads});
     kernels::cpu::window_attention(attention_params(l, t, batch, seq));
     l.projection.apply(t.attended.data(), rows, x.data(), true);
     t.x1 = x;
-    t.norm2 = Tensor({rows, c});
+    t.norm2 = Tensor::uninitialised({rows, c});
     l.norm_mlp.apply(x.data(), rows, t.norm2.data());
-    linear_forward(l.mlp_in, t.norm2, t.a);
-    t.a_act = t.a;
-    kernels::cpu::gelu(t.a_act.data(), t.a_act.numel());
+    mlp_in_forward(l.mlp_in, t.norm2, t.a, t.a_act);
     l.mlp_out.apply(t.a_act.data(), rows, x.data(), true);
 }
 
 Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t, const Tensor& dy,
                       std::int64_t batch, std::int64_t seq) {
     const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2, t.a, t.a_act, dy);
-    Tensor d_attended(t.attended.shape());
+    Tensor d_attended = Tensor::uninitialised(t.attended.shape());
     linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
-    Tensor d_qkv(t.qkv.shape());
+    Tensor d_qkv = Tensor::uninitialised(t.qkv.shape());
     const std::int64_t c = l.channels;
     kernels::WindowAttentionBackwardParams bp;
     bp.forward = attention_params(l, t, batch, seq);
@@ -354,7 +358,7 @@ Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& 
     bp.dk = d_qkv.data() + c;
     bp.dv = d_qkv.data() + 2 * c;
     kernels::cpu::window_attention_backward(bp);
-    Tensor d_norm1(t.norm1.shape());
+    Tensor d_norm1 = Tensor::uninitialised(t.norm1.shape());
     linear_backward_side_by_side(ctx, {&l.q, &l.k, &l.v}, t.norm1, d_qkv, &d_norm1, false);
     Tensor d_x = layer_norm_backward(ctx, l.norm_attention, t.x, d_norm1);
     add_into(d_x, d_x1);
@@ -582,7 +586,7 @@ void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
     const Tensor features = edge_features(edges, m.trainable_decoder_edges);
     block_forward(m.decoder, t.processed_in, y, edges, features, t.batch, m.n_hidden, m.n_data, t.decoder);
     t.decoded_y = y;
-    t.extractor_norm = Tensor(y.shape());
+    t.extractor_norm = Tensor::uninitialised(y.shape());
     m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
     linear_forward(m.extractor, t.extractor_norm, t.decoded);
     t.decoder_taped = true;

@@ -37,6 +37,9 @@ public:
     Tensor() = default;
     explicit Tensor(std::vector<std::int64_t> shape, float fill = 0.0f);
     Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data);
+    /// A tensor whose values are left as the allocator gives them, for outputs that a kernel
+    /// overwrites whole: saves a fill pass over memory.
+    static Tensor uninitialised(std::vector<std::int64_t> shape);
     Tensor(const Tensor& other);
     Tensor& operator=(const Tensor& other);
     Tensor(Tensor&&) noexcept = default;

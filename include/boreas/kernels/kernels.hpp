@@ -21,6 +21,9 @@ struct LinearParams {
     std::int64_t x_stride = 0, y_stride = 0;  ///< row strides; 0 means dense (in, out)
     bool accumulate = false;
     bool gelu = false;  ///< y = GELU(x W^T + b), exact (erf) GELU, fused into one pass over y
+    /// With gelu: also keep x W^T + b here ([rows, out], dense), for the backward; the rows are
+    /// copied in the epilogue while they are in cache.
+    float* pre_activation = nullptr;
 };
 
 /// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.

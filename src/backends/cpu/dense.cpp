@@ -73,7 +73,10 @@ void linear(const LinearParams& p) {
                         static_cast<int>(ldx), p.weight, static_cast<int>(p.in),
                         (p.accumulate || p.bias) ? 1.0f : 0.0f, p.y + r0 * ldy, static_cast<int>(ldy));
             if (p.gelu)
-                for (std::int64_t r = r0; r < r1; ++r) gelu_row(p.y + r * ldy, p.out);
+                for (std::int64_t r = r0; r < r1; ++r) {
+                    if (p.pre_activation) std::copy_n(p.y + r * ldy, p.out, p.pre_activation + r * p.out);
+                    gelu_row(p.y + r * ldy, p.out);
+                }
         }
     }
 }
