@@ -193,6 +193,52 @@ BENCHMARK(BM_window_attention)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Args: sequence, window, heads, head_dim. The training layout: q|k|v and dq|dk|dv side by side,
+// out and d_out apart.
+void BM_window_attention_backward(benchmark::State& state) {
+    const auto seq = state.range(0), window = state.range(1), heads = state.range(2),
+               d = state.range(3);
+    const auto width = heads * d;
+    const auto qkv = random_values(seq * 3 * width, 1), d_out = random_values(seq * width, 2);
+    std::vector<float> out(static_cast<std::size_t>(seq * width)), lse(static_cast<std::size_t>(seq * heads)),
+        d_qkv(static_cast<std::size_t>(seq * 3 * width));
+    boreas::kernels::WindowAttentionBackwardParams bp;
+    auto& p = bp.forward;
+    p.q = qkv.data();
+    p.k = qkv.data() + width;
+    p.v = qkv.data() + 2 * width;
+    p.stride = 3 * width;
+    p.out = out.data();
+    p.out_stride = width;
+    p.lse = lse.data();
+    p.seq = seq;
+    p.heads = heads;
+    p.head_dim = d;
+    p.window = window;
+    kc::window_attention(p);
+    bp.d_out = d_out.data();
+    bp.dq = d_qkv.data();
+    bp.dk = d_qkv.data() + width;
+    bp.dv = d_qkv.data() + 2 * width;
+    for (auto _ : state) {
+        kc::window_attention_backward(bp);
+        benchmark::DoNotOptimize(d_qkv.data());
+    }
+    // Model FLOPs of the backward: the scores and dP recomputed, then dV, dK and dQ (5 products
+    // of 2 * d per query-key pair inside the window).
+    double pairs = 0;
+    for (std::int64_t i = 0; i < seq; ++i)
+        pairs += static_cast<double>(std::min(seq - 1, i + window) -
+                                     std::max<std::int64_t>(0, i - window) + 1);
+    set_rates(state, 10.0 * pairs * width, 4.0 * 9.0 * seq * width);
+}
+BENCHMARK(BM_window_attention_backward)
+    ->ArgNames({"seq", "window", "heads", "d"})
+    ->Args({1600, 128, 8, 32})    // small
+    ->Args({10944, 256, 8, 64})   // o96
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -2,6 +2,7 @@
 // gradient of L = sum(r * f(inputs)) for a random r against central differences of L.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -247,10 +248,12 @@ TEST(Backward, GraphAttentionIsRepeatable) {
 
 namespace {
 
-TEST(Backward, WindowAttention) {
+class WindowAttentionBackward : public testing::TestWithParam<std::array<std::int64_t, 5>> {};
+
+TEST_P(WindowAttentionBackward, MatchesFiniteDifferences) {
     std::mt19937 generator(6);
-    // Two batch elements, a window that is truncated at both ends and spans several 64-row blocks.
-    const std::int64_t batch = 2, seq = 150, heads = 2, d = 4, window = 70, width = heads * d;
+    const auto [batch, seq, heads, d, window] = GetParam();
+    const std::int64_t width = heads * d;
     auto q = random_vector(batch * seq * width, generator), k = random_vector(batch * seq * width, generator),
          v = random_vector(batch * seq * width, generator), r = random_vector(batch * seq * width, generator);
     std::vector<float> out(q.size()), lse(batch * seq * heads);
@@ -274,6 +277,15 @@ TEST(Backward, WindowAttention) {
     check_gradient("dk", k, dk, loss);
     check_gradient("dv", v, dv, loss);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, WindowAttentionBackward,
+    testing::Values(
+        // batch, seq, heads, d, window. Two batch elements, a window truncated at both ends that
+        // spans several key blocks:
+        std::array<std::int64_t, 5>{2, 150, 2, 4, 70},
+        // one head over a long sequence: the keys split into segments whose dQ partials overlap
+        std::array<std::int64_t, 5>{1, 300, 1, 4, 20}));
 
 TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
     // The training layer's layout: q|k|v side by side in one [rows, 3C] matrix (and dq|dk|dv
