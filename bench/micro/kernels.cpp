@@ -147,6 +147,8 @@ BENCHMARK(BM_graph_attention)
     ->ArgNames({"dst", "src", "degree", "heads", "d", "de"})
     ->Args({1600, 10944, 24, 8, 32, 3})     // small encoder (O48 -> O16 cut-off)
     ->Args({10944, 1600, 3, 8, 32, 3})      // small decoder (kNN 3)
+    ->Args({1600, 10944, 24, 8, 32, 11})    // the same with the 8 trainable edge columns the
+    ->Args({10944, 1600, 3, 8, 32, 11})     // AIFS-shaped configs add (edge_dim 3 + 8)
     ->Args({40320, 542080, 19, 16, 64, 3})  // aifs-n320 encoder (N320 -> O96)
     ->Args({542080, 40320, 3, 16, 64, 3})   // aifs-n320 decoder
     ->Unit(benchmark::kMillisecond)
@@ -200,7 +202,8 @@ void BM_window_attention_backward(benchmark::State& state) {
                d = state.range(3);
     const auto width = heads * d;
     const auto qkv = random_values(seq * 3 * width, 1), d_out = random_values(seq * width, 2);
-    std::vector<float> out(static_cast<std::size_t>(seq * width)), lse(static_cast<std::size_t>(seq * heads)),
+    std::vector<float> out(static_cast<std::size_t>(seq * width)),
+        lse(static_cast<std::size_t>(seq * heads)),
         d_qkv(static_cast<std::size_t>(seq * 3 * width));
     boreas::kernels::WindowAttentionBackwardParams bp;
     auto& p = bp.forward;
@@ -234,8 +237,8 @@ void BM_window_attention_backward(benchmark::State& state) {
 }
 BENCHMARK(BM_window_attention_backward)
     ->ArgNames({"seq", "window", "heads", "d"})
-    ->Args({1600, 128, 8, 32})    // small
-    ->Args({10944, 256, 8, 64})   // o96
+    ->Args({1600, 128, 8, 32})   // small
+    ->Args({10944, 256, 8, 64})  // o96
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -1,7 +1,7 @@
 #include "boreas/core/tensor.hpp"
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 
 #ifdef __linux__
@@ -73,7 +73,8 @@ Tensor::Tensor(std::vector<std::int64_t> shape, float fill) : shape_(std::move(s
     parallel_fill(data_.data(), count, fill);
 }
 
-Tensor::Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data) : shape_(std::move(shape)) {
+Tensor::Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data)
+    : shape_(std::move(shape)) {
     BOREAS_CHECK(product(shape_) == static_cast<std::int64_t>(data.size()),
                  "tensor of shape {} cannot hold {} values", shape_string(), data.size());
     allocate(data_, data.size());
@@ -118,7 +119,8 @@ void Tensor::reshape(std::vector<std::int64_t> shape) {
 
 std::string Tensor::shape_string() const {
     std::string text = "[";
-    for (std::size_t i = 0; i < shape_.size(); ++i) text += (i ? ", " : "") + std::to_string(shape_[i]);
+    for (std::size_t i = 0; i < shape_.size(); ++i)
+        text += (i ? ", " : "") + std::to_string(shape_[i]);
     return text + "]";
 }
 

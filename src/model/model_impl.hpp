@@ -2,8 +2,6 @@
 // Internals of Model shared by the forward (model.cpp) and training (training.cpp) code: the
 // layers and blocks, and Model::Impl. Not part of the public API.
 
-#include "boreas/model/model.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -14,6 +12,7 @@
 #include "boreas/core/trace.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "boreas/model/model.hpp"
 #include "layers.hpp"
 #include "legacy_weights.hpp"
 #include "names.hpp"
@@ -91,7 +90,8 @@ struct GraphTransformerBlock {
         const std::int64_t rows = j1 - j0;
         if (rows == 0) return;
         // The query and the skip projection r read the same normalised rows: one GEMM.
-        Tensor normalised = Tensor::uninitialised({rows, channels}), q_self = Tensor::uninitialised({rows, 2 * channels}),
+        Tensor normalised = Tensor::uninitialised({rows, channels}),
+               q_self = Tensor::uninitialised({rows, 2 * channels}),
                attended = Tensor::uninitialised({rows, channels});
         norm_dst.apply(g, rows, normalised.data());
         apply_side_by_side({&query, &self}, normalised.data(), rows, q_self.data());
@@ -119,7 +119,7 @@ struct GraphTransformerBlock {
             const float* skip = q_self.row(r) + channels;
             for (std::int64_t c = 0; c < channels; ++c) o[c] += skip[c];
         }
-        projection.apply(attended.data(), rows, g, /*accumulate=*/true);           // u = proj + g
+        projection.apply(attended.data(), rows, g, /*accumulate=*/true);  // u = proj + g
         // y = u + MLP(LN(u))
         norm_mlp.apply(g, rows, normalised.data());
         Tensor hidden_rows = Tensor::uninitialised({rows, hidden});
@@ -154,7 +154,8 @@ struct TransformerLayer {
     /// x [batch*seq, C] in place: x += Attn(LN(x)); x += MLP(LN(x)).
     void apply(Tensor& x, std::int64_t batch, std::int64_t seq) const {
         const std::int64_t rows = x.rows();
-        Tensor normalised = Tensor::uninitialised({rows, channels}), qkv = Tensor::uninitialised({rows, 3 * channels}),
+        Tensor normalised = Tensor::uninitialised({rows, channels}),
+               qkv = Tensor::uninitialised({rows, 3 * channels}),
                attended = Tensor::uninitialised({rows, channels});
         norm_attention.apply(x.data(), rows, normalised.data());
         apply_side_by_side({&q, &k, &v}, normalised.data(), rows, qkv.data());
@@ -239,7 +240,8 @@ struct GnnLayer {
         const auto n = names::gnn_layer(layer, linears);
         const auto hidden = hidden_width(channels, config.mlp_hidden_ratio);
         g.embeds_edges = layer == 0;
-        if (g.embeds_edges) g.edge_embedding = Mlp::declare(store, n.edge_embedding, edge_dim, hidden, channels);
+        if (g.embeds_edges)
+            g.edge_embedding = Mlp::declare(store, n.edge_embedding, edge_dim, hidden, channels);
         // GraphConv's edge MLP always has hidden width C (anemoi ignores the ratio there).
         g.edge_mlp = Mlp::declare(store, n.edge_mlp, 3 * channels, channels, channels);
         g.node_mlp = Mlp::declare(store, n.node_mlp, 2 * channels, hidden, channels);
@@ -352,13 +354,14 @@ struct Model::Impl {
         if (t.data > 0)
             trainable_data = store.declare(names::kTrainableData, {n_data, t.data}, Init::zeros);
         if (t.hidden > 0)
-            trainable_hidden = store.declare(names::kTrainableHidden, {n_hidden, t.hidden}, Init::zeros);
+            trainable_hidden =
+                store.declare(names::kTrainableHidden, {n_hidden, t.hidden}, Init::zeros);
         if (t.data2hidden > 0)
-            trainable_encoder_edges = store.declare(names::kTrainableEncoderEdges,
-                                                    {enc_edges.count(), t.data2hidden}, Init::zeros);
+            trainable_encoder_edges = store.declare(
+                names::kTrainableEncoderEdges, {enc_edges.count(), t.data2hidden}, Init::zeros);
         if (t.hidden2data > 0)
-            trainable_decoder_edges = store.declare(names::kTrainableDecoderEdges,
-                                                    {dec_edges.count(), t.hidden2data}, Init::zeros);
+            trainable_decoder_edges = store.declare(
+                names::kTrainableDecoderEdges, {dec_edges.count(), t.hidden2data}, Init::zeros);
 
         const auto data_width = config.data_feature_width();
         const auto hidden_width_in = config.hidden_feature_width();
@@ -366,17 +369,16 @@ struct Model::Impl {
             Linear::declare(store, names::encoder("emb_nodes_src"), data_width, channels);
         encoder_dst_embedding =
             Linear::declare(store, names::encoder("emb_nodes_dst"), hidden_width_in, channels);
-        encoder = GraphTransformerBlock::declare(store, names::mapper_block("encoder"), channels,
-                                                 config.encoder.num_heads,
-                                                 config.encoder.mlp_hidden_ratio,
-                                                 3 + t.data2hidden, /*mapper=*/true);
+        encoder = GraphTransformerBlock::declare(
+            store, names::mapper_block("encoder"), channels, config.encoder.num_heads,
+            config.encoder.mlp_hidden_ratio, 3 + t.data2hidden, /*mapper=*/true);
         decoder_dst_embedding =
             Linear::declare(store, names::decoder("emb_nodes_dst"), data_width, channels);
-        decoder = GraphTransformerBlock::declare(store, names::mapper_block("decoder"), channels,
-                                                 config.decoder.num_heads,
-                                                 config.decoder.mlp_hidden_ratio,
-                                                 3 + t.hidden2data, /*mapper=*/true);
-        extractor_norm = LayerNorm::declare(store, names::decoder("node_data_extractor.0"), channels);
+        decoder = GraphTransformerBlock::declare(
+            store, names::mapper_block("decoder"), channels, config.decoder.num_heads,
+            config.decoder.mlp_hidden_ratio, 3 + t.hidden2data, /*mapper=*/true);
+        extractor_norm =
+            LayerNorm::declare(store, names::decoder("node_data_extractor.0"), channels);
         extractor = Linear::declare(store, names::decoder("node_data_extractor.1"), channels,
                                     static_cast<std::int64_t>(config.output_variables().size()));
 
@@ -452,9 +454,9 @@ struct Model::Impl {
     /// `finish(b, j0, j1, rows)` receives the block's output rows.
     template <typename Embed, typename Finish>
     void run_mapper(const GraphTransformerBlock& block, const MapperConfig& mapper,
-                    const Tensor& kv, std::int64_t n_src, std::int64_t n_dst,
-                    std::int64_t batch, const EdgeSet& edges, const Tensor& features,
-                    Embed&& embed, Finish&& finish) const {
+                    const Tensor& kv, std::int64_t n_src, std::int64_t n_dst, std::int64_t batch,
+                    const EdgeSet& edges, const Tensor& features, Embed&& embed,
+                    Finish&& finish) const {
         const std::int64_t chunks =
             std::max<std::int64_t>(mapper.num_chunks, (n_dst + kMaxChunkRows - 1) / kMaxChunkRows);
         const std::int64_t chunk_rows = (n_dst + chunks - 1) / chunks;
@@ -463,7 +465,8 @@ struct Model::Impl {
                 const std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
                 Tensor g = Tensor::uninitialised({j1 - j0, channels});
                 embed(b, j0, j1, g.data());
-                block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges, features);
+                block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges,
+                                        features);
                 finish(b, j0, j1, g);
             }
         }
@@ -499,21 +502,23 @@ struct Model::Impl {
             }
             const auto& edges = graph->edge_set("data_to_hidden");
             const Tensor features = edge_features(edges, trainable_encoder_edges);
-            run_mapper(encoder, config.encoder, kv, n_data, n_hidden, batch, edges, features,
-                       [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
-                           encoder_dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
-                       },
-                       [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
-                           std::copy(rows.values().begin(), rows.values().end(),
-                                     latent.row(b * n_hidden + j0));
-                       });
+            run_mapper(
+                encoder, config.encoder, kv, n_data, n_hidden, batch, edges, features,
+                [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                    encoder_dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
+                },
+                [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
+                    std::copy(rows.values().begin(), rows.values().end(),
+                              latent.row(b * n_hidden + j0));
+                });
         }
         trace("encoder.out", latent);
 
         // Processor.
         Tensor processed = latent;
         std::optional<trace::Range> processor_range(std::in_place, "processor");
-        const auto per_chunk = static_cast<std::size_t>(config.processor.num_layers / config.processor.num_chunks);
+        const auto per_chunk =
+            static_cast<std::size_t>(config.processor.num_layers / config.processor.num_chunks);
         std::optional<trace::Range> chunk_range;
         auto enter_layer = [&](std::size_t l) {
             if (l % per_chunk == 0) {
@@ -551,16 +556,17 @@ struct Model::Impl {
                 Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
                 block.keys_values(processed.data(), batch * n_hidden, kv.data());
                 MapperConfig whole;  // the processor updates all hidden nodes, no chunking needed
-                run_mapper(block, whole, kv, n_hidden, n_hidden, batch, edges, features,
-                           [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
-                               const float* from = processed.row(b * n_hidden + j0);
-                               std::copy(from, from + (j1 - j0) * channels, out);
-                           },
-                           [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
-                               // Safe in place: k and v were taken before the layer started.
-                               std::copy(rows.values().begin(), rows.values().end(),
-                                         processed.row(b * n_hidden + j0));
-                           });
+                run_mapper(
+                    block, whole, kv, n_hidden, n_hidden, batch, edges, features,
+                    [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                        const float* from = processed.row(b * n_hidden + j0);
+                        std::copy(from, from + (j1 - j0) * channels, out);
+                    },
+                    [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
+                        // Safe in place: k and v were taken before the layer started.
+                        std::copy(rows.values().begin(), rows.values().end(),
+                                  processed.row(b * n_hidden + j0));
+                    });
                 if (l == 0) trace("processor.layer0.out", processed);
             }
         }
@@ -582,15 +588,16 @@ struct Model::Impl {
             decoder.keys_values(processed.data(), batch * n_hidden, kv.data());
             const auto& edges = graph->edge_set("hidden_to_data");
             const Tensor features = edge_features(edges, trainable_decoder_edges);
-            run_mapper(decoder, config.decoder, kv, n_hidden, n_data, batch, edges, features,
-                       [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
-                           decoder_dst_embedding.apply(data.row(b * n_data + j0), j1 - j0, out);
-                       },
-                       [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
-                           Tensor normalised = Tensor::uninitialised({j1 - j0, channels});
-                           extractor_norm.apply(rows.data(), j1 - j0, normalised.data());
-                           extractor.apply(normalised.data(), j1 - j0, decoded.row(b * n_data + j0));
-                       });
+            run_mapper(
+                decoder, config.decoder, kv, n_hidden, n_data, batch, edges, features,
+                [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                    decoder_dst_embedding.apply(data.row(b * n_data + j0), j1 - j0, out);
+                },
+                [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
+                    Tensor normalised = Tensor::uninitialised({j1 - j0, channels});
+                    extractor_norm.apply(rows.data(), j1 - j0, normalised.data());
+                    extractor.apply(normalised.data(), j1 - j0, decoded.row(b * n_data + j0));
+                });
         }
         trace("decoder.out", decoded);
         std::copy(decoded.values().begin(), decoded.values().end(), output.data());
@@ -616,8 +623,8 @@ struct Model::Impl {
     }
 
     /// One bounding, in place on [..., V_out] (anemoi layers/bounding.py).
-    static void apply_bounding(const BoundingConfig& bounding, const std::vector<std::string>& outputs,
-                               Tensor& output) {
+    static void apply_bounding(const BoundingConfig& bounding,
+                               const std::vector<std::string>& outputs, Tensor& output) {
         auto index_of = [&](const std::string& name) {
             return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) -
                                              outputs.begin());
@@ -647,17 +654,19 @@ struct Model::Impl {
 
     void check_input(const Tensor& input, bool allow_nan) const {
         const auto in_vars = static_cast<std::int64_t>(config.input_variables().size());
-        BOREAS_CHECK(input.rank() == 5 && input.dim(1) == config.multistep_input && input.dim(2) == 1 &&
-                         input.dim(3) == n_data && input.dim(4) == in_vars,
-                     "input tensor has shape {}, expected [batch, {}, 1, {}, {}] (batch, input steps, "
-                     "ensemble, data nodes, input variables)",
-                     input.shape_string(), config.multistep_input, n_data, in_vars);
+        BOREAS_CHECK(
+            input.rank() == 5 && input.dim(1) == config.multistep_input && input.dim(2) == 1 &&
+                input.dim(3) == n_data && input.dim(4) == in_vars,
+            "input tensor has shape {}, expected [batch, {}, 1, {}, {}] (batch, input steps, "
+            "ensemble, data nodes, input variables)",
+            input.shape_string(), config.multistep_input, n_data, in_vars);
         if (!allow_nan) {
             const auto values = input.values();
             for (std::size_t i = 0; i < values.size(); ++i)
                 BOREAS_CHECK(std::isfinite(values[i]),
                              "input tensor has a non-finite value at flat index {} (pass "
-                             "--allow-nan to accept it)", i);
+                             "--allow-nan to accept it)",
+                             i);
         }
     }
 };

@@ -12,7 +12,9 @@ using namespace detail;
 
 namespace {
 
-Tensor zeros_like(const Tensor& t) { return Tensor(t.shape()); }
+Tensor zeros_like(const Tensor& t) {
+    return Tensor(t.shape());
+}
 
 void add_into(Tensor& target, const Tensor& source) {
     float* a = target.data();
@@ -64,7 +66,7 @@ struct TrainingTape::Data {
     Tensor decoder_dst, decoded_y, extractor_norm, decoded;
     std::vector<Tensor> before_bounding;
     bool checkpointed = false;
-    bool decoder_taped = false;  ///< the decoder's activations are on the tape
+    bool decoder_taped = false;        ///< the decoder's activations are on the tape
     std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
 };
 
@@ -124,8 +126,8 @@ void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tenso
 /// Backward of apply_side_by_side: `dy` holds the Linears' output gradients side by side
 /// [rows, sum of outs]. One GEMM for dx against the stacked weights and one for the stacked dW
 /// (summed into each Linear's gradient afterwards), as the forward ran one GEMM.
-void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Linear*> layers, const Tensor& x,
-                                  const Tensor& dy, Tensor* dx, bool accumulate) {
+void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Linear*> layers,
+                                  const Tensor& x, const Tensor& dy, Tensor* dx, bool accumulate) {
     const std::int64_t in = (*layers.begin())->in;
     std::int64_t total = 0;
     bool any_bias = false;
@@ -134,7 +136,8 @@ void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Line
         total += l->out;
         any_bias = any_bias || l->bias != nullptr;
     }
-    BOREAS_CHECK(dy.cols() == total, "side-by-side gradient has {} columns, expected {}", dy.cols(), total);
+    BOREAS_CHECK(dy.cols() == total, "side-by-side gradient has {} columns, expected {}", dy.cols(),
+                 total);
     Tensor weight({total, in}), d_weight({total, in}), d_bias({total});
     std::int64_t offset = 0;
     for (const Linear* l : layers) {
@@ -182,9 +185,9 @@ Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, co
 
 /// Backward of the pre-norm residual MLP both block types end with:
 /// y = u + mlp_out(GELU(mlp_in(norm(u)))). Returns d(u).
-Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& mlp_in, const Linear& mlp_out,
-                             const Tensor& u, const Tensor& normalised, const Tensor& a, const Tensor& a_act,
-                             const Tensor& dy) {
+Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& mlp_in,
+                             const Linear& mlp_out, const Tensor& u, const Tensor& normalised,
+                             const Tensor& a, const Tensor& a_act, const Tensor& dy) {
     Tensor d_act = Tensor::uninitialised(a_act.shape());
     linear_backward(ctx, mlp_out, a_act, dy, &d_act, false);
     Tensor d_a = Tensor::uninitialised(d_act.shape());
@@ -224,13 +227,14 @@ kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, c
 
 /// Graph-transformer block on all batch elements; `dst` holds g on entry and y on return.
 /// For a processor block `src` is the block input itself (one LayerNorm for both sides).
-void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& dst, const EdgeSet& edges,
-                   const Tensor& features, std::int64_t batch, std::int64_t n_src, std::int64_t n_dst,
-                   BlockTape& t) {
+void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& dst,
+                   const EdgeSet& edges, const Tensor& features, std::int64_t batch,
+                   std::int64_t n_src, std::int64_t n_dst, BlockTape& t) {
     const std::int64_t c = b.channels;
     t.src = src;
     t.src_norm = Tensor::uninitialised(src.shape());
-    (b.separate_src_norm ? b.norm_src : b.norm_dst).apply(src.data(), src.rows(), t.src_norm.data());
+    (b.separate_src_norm ? b.norm_src : b.norm_dst)
+        .apply(src.data(), src.rows(), t.src_norm.data());
     t.kv = Tensor::uninitialised({src.rows(), 2 * c});
     apply_side_by_side({&b.key, &b.value}, t.src_norm.data(), src.rows(), t.kv.data());
     t.g = dst;
@@ -265,21 +269,24 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
                       const Tensor& dy, const EdgeSet& edges, const Tensor& features,
                       std::int64_t batch, std::int64_t n_src, std::int64_t n_dst, Tensor* d_src,
                       Tensor& d_features) {
-    const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm, t.a, t.a_act, dy);
+    const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm,
+                                             t.a, t.a_act, dy);
     Tensor d_t = Tensor::uninitialised(t.t.shape());
     linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
     Tensor d_g = d_u;  // u = g + projection(t)
     // t = o + self(dst_norm): d_t is both d(o) and d(self), the right half of d_q_self.
     const std::int64_t c = b.channels;
-    Tensor d_q_self = Tensor::uninitialised(t.q_self.shape()), d_kv = Tensor::uninitialised(t.kv.shape());
+    Tensor d_q_self = Tensor::uninitialised(t.q_self.shape()),
+           d_kv = Tensor::uninitialised(t.kv.shape());
     for (std::int64_t r = 0; r < d_t.rows(); ++r) std::copy_n(d_t.row(r), c, d_q_self.row(r) + c);
     std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
         by_src(static_cast<std::size_t>(edges.count()));
     kernels::cpu::transpose_csr(edges.dst_offsets.data(), edges.src.data(), n_dst, n_src,
                                 src_offsets.data(), by_src.data());
     kernels::GraphAttentionBackwardParams bp;
-    bp.forward = attention_params(b, t, edges, features, batch, n_src, n_dst,
-                                  const_cast<float*>(t.attended.data()), const_cast<float*>(t.lse.data()));
+    bp.forward =
+        attention_params(b, t, edges, features, batch, n_src, n_dst,
+                         const_cast<float*>(t.attended.data()), const_cast<float*>(t.lse.data()));
     bp.d_out = d_t.data();
     bp.src_offsets = src_offsets.data();
     bp.edges_by_src = by_src.data();
@@ -293,7 +300,8 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
     bp.d_edge_features = d_features.data();
     kernels::cpu::graph_attention_backward(bp);
     Tensor d_dst_norm = Tensor::uninitialised(t.dst_norm.shape());
-    linear_backward_side_by_side(ctx, {&b.query, &b.self}, t.dst_norm, d_q_self, &d_dst_norm, false);
+    linear_backward_side_by_side(ctx, {&b.query, &b.self}, t.dst_norm, d_q_self, &d_dst_norm,
+                                 false);
     Tensor d_src_norm = Tensor::uninitialised(t.src_norm.shape());
     linear_backward_side_by_side(ctx, {&b.key, &b.value}, t.src_norm, d_kv, &d_src_norm, false);
     if (b.separate_src_norm) {
@@ -326,7 +334,8 @@ kernels::WindowAttentionParams attention_params(const TransformerLayer& l, const
     return p;
 }
 
-void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq, LayerTape& t) {
+void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq,
+                   LayerTape& t) {
     const std::int64_t rows = x.rows(), c = l.channels;
     t.x = x;
     t.norm1 = Tensor::uninitialised({rows, c});
@@ -346,7 +355,8 @@ void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std
 
 Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t, const Tensor& dy,
                       std::int64_t batch, std::int64_t seq) {
-    const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2, t.a, t.a_act, dy);
+    const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2,
+                                              t.a, t.a_act, dy);
     Tensor d_attended = Tensor::uninitialised(t.attended.shape());
     linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
     Tensor d_qkv = Tensor::uninitialised(t.qkv.shape());
@@ -367,12 +377,14 @@ Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& 
 
 /// Adds the trainable columns [first, first + t) of `d_features` rows (edge or node features,
 /// tiled `copies` times along rows) into the gradient of the trainable tensor.
-void trainable_gradient(const Tensor& d_features, std::int64_t first, std::int64_t copies, Tensor& grad) {
+void trainable_gradient(const Tensor& d_features, std::int64_t first, std::int64_t copies,
+                        Tensor& grad) {
     if (grad.numel() == 0) return;
     const std::int64_t rows = grad.dim(0), t = grad.dim(1);
     for (std::int64_t copy = 0; copy < copies; ++copy)
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t c = 0; c < t; ++c) grad.row(r)[c] += d_features.row(copy * rows + r)[first + c];
+            for (std::int64_t c = 0; c < t; ++c)
+                grad.row(r)[c] += d_features.row(copy * rows + r)[first + c];
 }
 
 /// anemoi MLP forward keeping its activations; `first_output` (optional) replaces the first
@@ -404,16 +416,19 @@ Tensor mlp_forward(const Mlp& mlp, const Tensor& x, const Tensor* first_output, 
 
 /// Backward of mlp_forward; returns d(first Linear output) and, when dx is given and the first
 /// Linear ran here, d(input) into dx.
-Tensor mlp_backward(Context& ctx, const Mlp& mlp, const MlpTape& tape, const Tensor& dy, Tensor* dx) {
+Tensor mlp_backward(Context& ctx, const Mlp& mlp, const MlpTape& tape, const Tensor& dy,
+                    Tensor* dx) {
     Tensor d = layer_norm_backward(ctx, mlp.norm, tape.norm_input, dy);
     for (std::size_t i = mlp.linears.size(); i-- > 1;) {
         Tensor d_in(tape.inputs[i].shape());
         linear_backward(ctx, mlp.linears[i], tape.inputs[i], d, &d_in, false);
         Tensor d_pre(d_in.shape());
-        kernels::cpu::gelu_backward(tape.pre[i - 1].data(), d_in.data(), d_pre.data(), d_pre.numel());
+        kernels::cpu::gelu_backward(tape.pre[i - 1].data(), d_in.data(), d_pre.data(),
+                                    d_pre.numel());
         d = std::move(d_pre);
     }
-    if (tape.inputs[0].numel() > 0) linear_backward(ctx, mlp.linears[0], tape.inputs[0], d, dx, false);
+    if (tape.inputs[0].numel() > 0)
+        linear_backward(ctx, mlp.linears[0], tape.inputs[0], d, dx, false);
     return d;
 }
 
@@ -426,15 +441,16 @@ std::vector<std::int64_t> destinations(const EdgeSet& edges) {
 }
 
 /// One GNN layer forward keeping what its backward needs (mirrors GnnLayer::apply).
-void gnn_forward(const GnnLayer& g, Tensor& x, Tensor& edge_state, std::int64_t batch, std::int64_t n,
-                 const EdgeSet& edges, GnnTape& t) {
+void gnn_forward(const GnnLayer& g, Tensor& x, Tensor& edge_state, std::int64_t batch,
+                 std::int64_t n, const EdgeSet& edges, GnnTape& t) {
     const std::int64_t count = edges.count(), c = g.channels;
     t.x = x;
     t.edges_in = edge_state;
     const auto& first = g.edge_mlp.linears[0];
     auto block = [&](std::int64_t column) {
         Tensor w({c, c});
-        for (std::int64_t r = 0; r < c; ++r) std::copy_n(first.weight->row(r) + column * c, c, w.row(r));
+        for (std::int64_t r = 0; r < c; ++r)
+            std::copy_n(first.weight->row(r) + column * c, c, w.row(r));
         return w;
     };
     const Tensor w_dst = block(0), w_src = block(1), w_edge = block(2);
@@ -518,7 +534,8 @@ void gnn_backward(Context& ctx, const GnnLayer& g, const GnnTape& t, Tensor& d_x
         }
     }
     // Weight blocks: dW[:, block] += d^T input, input gradients d W[:, block].
-    auto block_backward_linear = [&](const Tensor& d, const Tensor& input, std::int64_t column, Tensor& d_input) {
+    auto block_backward_linear = [&](const Tensor& d, const Tensor& input, std::int64_t column,
+                                     Tensor& d_input) {
         for (std::int64_t r = 0; r < d.rows(); ++r) {
             const float* dr = d.row(r);
             const float* in = input.row(r);
@@ -548,13 +565,14 @@ Tensor run_encoder(const Model::Impl& m, TrainingTape::Data& t) {
     linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
     const auto& edges = m.graph->edge_set("data_to_hidden");
     const Tensor features = edge_features(edges, m.trainable_encoder_edges);
-    block_forward(m.encoder, t.src_embedding, latent, edges, features, t.batch, m.n_data, m.n_hidden, t.encoder);
+    block_forward(m.encoder, t.src_embedding, latent, edges, features, t.batch, m.n_data,
+                  m.n_hidden, t.encoder);
     return latent;
 }
 
 /// Processor layers [first, last) on x in place, keeping their tapes.
-void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size_t first, std::size_t last,
-                          Tensor& x, Tensor& edge_state) {
+void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size_t first,
+                          std::size_t last, Tensor& x, Tensor& edge_state) {
     if (!m.gnn_layers.empty()) {
         const auto& edges = m.graph->edge_set("hidden_to_hidden");
         t.gnn.resize(m.gnn_layers.size());
@@ -572,8 +590,8 @@ void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size
         t.graph_transformer.resize(m.graph_transformer_layers.size());
         for (std::size_t l = first; l < last; ++l) {
             const Tensor in = x;
-            block_forward(m.graph_transformer_layers[l], in, x, edges, features, t.batch, m.n_hidden,
-                          m.n_hidden, t.graph_transformer[l]);
+            block_forward(m.graph_transformer_layers[l], in, x, edges, features, t.batch,
+                          m.n_hidden, m.n_hidden, t.graph_transformer[l]);
         }
     }
 }
@@ -584,7 +602,8 @@ void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
     linear_forward(m.decoder_dst_embedding, t.data, y);
     const auto& edges = m.graph->edge_set("hidden_to_data");
     const Tensor features = edge_features(edges, m.trainable_decoder_edges);
-    block_forward(m.decoder, t.processed_in, y, edges, features, t.batch, m.n_hidden, m.n_data, t.decoder);
+    block_forward(m.decoder, t.processed_in, y, edges, features, t.batch, m.n_hidden, m.n_data,
+                  t.decoder);
     t.decoded_y = y;
     t.extractor_norm = Tensor::uninitialised(y.shape());
     m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
@@ -594,14 +613,16 @@ void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
 
 std::size_t layer_count(const Model::Impl& m) {
     if (!m.gnn_layers.empty()) return m.gnn_layers.size();
-    return m.transformer_layers.empty() ? m.graph_transformer_layers.size() : m.transformer_layers.size();
+    return m.transformer_layers.empty() ? m.graph_transformer_layers.size()
+                                        : m.transformer_layers.size();
 }
 
 /// The GNN's initial edge state: the embedded edge features, tiled over the batch.
 Tensor gnn_initial_edges(const Model::Impl& m, TrainingTape::Data& t) {
     const auto& edges = m.graph->edge_set("hidden_to_hidden");
     t.processor_features = edge_features(edges, m.trainable_processor_edges);
-    const Tensor embedded = mlp_forward(m.gnn_layers[0].edge_embedding, t.processor_features, nullptr, t.edge_embedding);
+    const Tensor embedded = mlp_forward(m.gnn_layers[0].edge_embedding, t.processor_features,
+                                        nullptr, t.edge_embedding);
     Tensor state({t.batch * edges.count(), m.channels});
     for (std::int64_t b = 0; b < t.batch; ++b)
         std::copy(embedded.values().begin(), embedded.values().end(), state.row(b * edges.count()));
@@ -612,7 +633,8 @@ Tensor gnn_initial_edges(const Model::Impl& m, TrainingTape::Data& t) {
 
 Gradients Model::zero_gradients(const Tensor& input) const {
     Gradients g;
-    for (const auto& name : impl_->store.names()) g.parameters.emplace(name, Tensor(impl_->store.get(name).shape()));
+    for (const auto& name : impl_->store.names())
+        g.parameters.emplace(name, Tensor(impl_->store.get(name).shape()));
     g.input = Tensor(input.shape());
     return g;
 }
@@ -630,7 +652,8 @@ void TrainingTape::drop_recomputable() {
     data->decoder_taped = false;
 }
 
-Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing) const {
+Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
+                            bool activation_checkpointing) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
     m.check_input(input, false);
@@ -672,7 +695,8 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
     t.processed_in = x;
     run_decoder(m, t);
     // Output: residual, then boundings (the value before each bounding is kept).
-    const std::int64_t out_vars = m.extractor.out, in_vars = input.dim(4), steps = m.config.multistep_input;
+    const std::int64_t out_vars = m.extractor.out, in_vars = input.dim(4),
+                       steps = m.config.multistep_input;
     Tensor output({batch, 1, 1, m.n_data, out_vars});
     std::copy(t.decoded.values().begin(), t.decoded.values().end(), output.data());
     const auto pairs = m.config.prognostic_pairs();
@@ -699,14 +723,16 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     const auto outputs = m.config.output_variables();
     const auto out_vars = static_cast<std::int64_t>(outputs.size());
     BOREAS_CHECK(d_output.numel() == batch * m.n_data * out_vars,
-                 "d_output has {} values, expected {}", d_output.numel(), batch * m.n_data * out_vars);
+                 "d_output has {} values, expected {}", d_output.numel(),
+                 batch * m.n_data * out_vars);
     // Boundings in reverse order.
     Tensor d = d_output;
     for (std::size_t k = m.config.bounding.size(); k-- > 0;) {
         const auto& bounding = m.config.bounding[k];
         const Tensor& x = t.before_bounding[k];
         auto index_of = [&](const std::string& name) {
-            return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) - outputs.begin());
+            return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) -
+                                             outputs.begin());
         };
         const std::int64_t total = bounding.total_var.empty() ? -1 : index_of(bounding.total_var);
         for (std::int64_t r = 0; r < x.numel() / out_vars; ++r) {
@@ -723,7 +749,8 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
                         dr[c] = (v > bounding.min_val && v < bounding.max_val) ? dr[c] : 0.0f;
                         break;
                     case BoundingType::fraction: {
-                        const float inside = (v > bounding.min_val && v < bounding.max_val) ? 1.0f : 0.0f;
+                        const float inside =
+                            (v > bounding.min_val && v < bounding.max_val) ? 1.0f : 0.0f;
                         dr[total] += dr[c] * std::clamp(v, bounding.min_val, bounding.max_val);
                         dr[c] = dr[c] * xr[total] * inside;
                         break;
@@ -757,8 +784,9 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         const auto& dec_edges = m.graph->edge_set("hidden_to_data");
         const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
         Tensor d_dec_features = zeros_like(dec_features);
-        const Tensor d_dec_dst = block_backward(ctx, m.decoder, t.decoder, d_y, dec_edges, dec_features,
-                                                batch, m.n_hidden, m.n_data, &d_x, d_dec_features);
+        const Tensor d_dec_dst =
+            block_backward(ctx, m.decoder, t.decoder, d_y, dec_edges, dec_features, batch,
+                           m.n_hidden, m.n_data, &d_x, d_dec_features);
         tape.drop_recomputable();
         linear_backward(ctx, m.decoder_dst_embedding, t.data, d_dec_dst, &d_data, false);
         if (m.trainable_decoder_edges)
@@ -789,11 +817,12 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
                 gnn_backward(ctx, m.gnn_layers[l], t.gnn[l], d_x, d_gnn_edges, batch, m.n_hidden,
                              m.graph->edge_set("hidden_to_hidden"));
             } else if (!m.transformer_layers.empty()) {
-                d_x = layer_backward(ctx, m.transformer_layers[l], t.transformer[l], d_x, batch, m.n_hidden);
+                d_x = layer_backward(ctx, m.transformer_layers[l], t.transformer[l], d_x, batch,
+                                     m.n_hidden);
             } else {
-                d_x = block_backward(ctx, m.graph_transformer_layers[l], t.graph_transformer[l], d_x,
-                                     *processor_edges, processor_features, batch, m.n_hidden, m.n_hidden,
-                                     nullptr, d_processor_features);
+                d_x = block_backward(ctx, m.graph_transformer_layers[l], t.graph_transformer[l],
+                                     d_x, *processor_edges, processor_features, batch, m.n_hidden,
+                                     m.n_hidden, nullptr, d_processor_features);
             }
         }
         if (t.checkpointed) {
@@ -812,7 +841,8 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
                 for (std::int64_t k = 0; k < m.channels; ++k)
                     d_embedded.row(e)[k] += d_gnn_edges.row(b * count + e)[k];
         Tensor d_features(t.processor_features.shape());
-        mlp_backward(ctx, m.gnn_layers[0].edge_embedding, t.edge_embedding, d_embedded, &d_features);
+        mlp_backward(ctx, m.gnn_layers[0].edge_embedding, t.edge_embedding, d_embedded,
+                     &d_features);
         if (m.trainable_processor_edges)
             trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
     }
@@ -823,8 +853,9 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
     Tensor d_enc_features = zeros_like(enc_features);
     Tensor d_src = zeros_like(t.src_embedding);
-    const Tensor d_hidden_dst = block_backward(ctx, m.encoder, t.encoder, d_latent, enc_edges, enc_features,
-                                               batch, m.n_data, m.n_hidden, &d_src, d_enc_features);
+    const Tensor d_hidden_dst =
+        block_backward(ctx, m.encoder, t.encoder, d_latent, enc_edges, enc_features, batch,
+                       m.n_data, m.n_hidden, &d_src, d_enc_features);
     linear_backward(ctx, m.encoder_src_embedding, t.data, d_src, &d_data, true);
     Tensor d_hidden_in = zeros_like(t.hidden_in);
     linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, d_hidden_dst, &d_hidden_in, false);
@@ -836,9 +867,11 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         const std::int64_t b = row / m.n_data, n = row % m.n_data;
         for (std::int64_t s = 0; s < steps; ++s)
             for (std::int64_t v = 0; v < in_vars; ++v)
-                grads.input.data()[((b * steps + s) * m.n_data + n) * in_vars + v] += d_data.row(row)[s * in_vars + v];
+                grads.input.data()[((b * steps + s) * m.n_data + n) * in_vars + v] +=
+                    d_data.row(row)[s * in_vars + v];
     }
-    if (m.trainable_data) trainable_gradient(d_data, steps * in_vars + 4, batch, ctx.find(m.trainable_data));
+    if (m.trainable_data)
+        trainable_gradient(d_data, steps * in_vars + 4, batch, ctx.find(m.trainable_data));
 }
 
 }  // namespace boreas::model

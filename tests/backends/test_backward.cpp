@@ -29,8 +29,9 @@ double weighted_sum(const std::vector<float>& y, const std::vector<float>& r) {
 
 /// Checks `analytic[i]` against central differences of `loss` w.r.t. `values[i]` for a sample
 /// of indices.
-void check_gradient(const char* what, std::vector<float>& values, const std::vector<float>& analytic,
-                    const std::function<double()>& loss, float step = 1e-2f, double tolerance = 2e-2) {
+void check_gradient(const char* what, std::vector<float>& values,
+                    const std::vector<float>& analytic, const std::function<double()>& loss,
+                    float step = 1e-2f, double tolerance = 2e-2) {
     ASSERT_EQ(values.size(), analytic.size()) << what;
     std::mt19937 pick(7);
     const std::size_t samples = std::min<std::size_t>(values.size(), 24);
@@ -61,7 +62,8 @@ TEST(Backward, Linear) {
         return weighted_sum(y, r);
     };
     std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(b.size(), 0.0f);
-    LinearBackwardParams bp{x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data(), rows, in, out};
+    LinearBackwardParams bp{x.data(),  w.data(), r.data(), dx.data(), dw.data(),
+                            db.data(), rows,     in,       out};
     cpu::linear_backward(bp);
     check_gradient("dx", x, dx, loss);
     check_gradient("dW", w, dw, loss);
@@ -80,7 +82,8 @@ TEST(Backward, LayerNorm) {
         return weighted_sum(y, r);
     };
     std::vector<float> dx(x.size()), dgamma(c, 0.0f), dbeta(c, 0.0f);
-    LayerNormBackwardParams bp{x.data(), gamma.data(), r.data(), dx.data(), dgamma.data(), dbeta.data(), rows, c};
+    LayerNormBackwardParams bp{x.data(),      gamma.data(), r.data(), dx.data(),
+                               dgamma.data(), dbeta.data(), rows,     c};
     cpu::layer_norm_backward(bp);
     check_gradient("dx", x, dx, loss, 1e-2f);
     check_gradient("dgamma", gamma, dgamma, loss);
@@ -107,17 +110,31 @@ TEST(Backward, GraphAttention) {
     const std::vector<std::int64_t> offsets = {0, 3, 5, 5, 9};
     const std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
     const auto edges = static_cast<std::int64_t>(src.size());
-    auto q = random_vector(batch * n_dst * width, generator), k = random_vector(batch * n_src * width, generator),
-         v = random_vector(batch * n_src * width, generator), features = random_vector(edges * de, generator),
+    auto q = random_vector(batch * n_dst * width, generator),
+         k = random_vector(batch * n_src * width, generator),
+         v = random_vector(batch * n_src * width, generator),
+         features = random_vector(edges * de, generator),
          w = random_vector(width * de, generator, 0.5f), bias = random_vector(width, generator),
          r = random_vector(batch * n_dst * width, generator);
     std::vector<float> out(batch * n_dst * width), lse(batch * n_dst * heads);
     auto forward = [&] {
         GraphAttentionParams p;
-        p.q = q.data(); p.k = k.data(); p.v = v.data();
-        p.edge_features = features.data(); p.edge_weight = w.data(); p.edge_bias = bias.data();
-        p.dst_offsets = offsets.data(); p.src = src.data(); p.out = out.data(); p.lse = lse.data();
-        p.batch = batch; p.n_src = n_src; p.n_dst = n_dst; p.heads = heads; p.head_dim = d; p.edge_dim = de;
+        p.q = q.data();
+        p.k = k.data();
+        p.v = v.data();
+        p.edge_features = features.data();
+        p.edge_weight = w.data();
+        p.edge_bias = bias.data();
+        p.dst_offsets = offsets.data();
+        p.src = src.data();
+        p.out = out.data();
+        p.lse = lse.data();
+        p.batch = batch;
+        p.n_src = n_src;
+        p.n_dst = n_dst;
+        p.heads = heads;
+        p.head_dim = d;
+        p.edge_dim = de;
         return p;
     };
     auto loss = [&] {
@@ -127,13 +144,19 @@ TEST(Backward, GraphAttention) {
     loss();
     std::vector<std::int64_t> src_offsets(n_src + 1), by_src(edges);
     cpu::transpose_csr(offsets.data(), src.data(), n_dst, n_src, src_offsets.data(), by_src.data());
-    std::vector<float> dq(q.size()), dk(k.size()), dv(v.size()), dw(w.size(), 0.0f), db(bias.size(), 0.0f),
-        dfeatures(features.size(), 0.0f);
+    std::vector<float> dq(q.size()), dk(k.size()), dv(v.size()), dw(w.size(), 0.0f),
+        db(bias.size(), 0.0f), dfeatures(features.size(), 0.0f);
     GraphAttentionBackwardParams bp;
     bp.forward = forward();
-    bp.d_out = r.data(); bp.src_offsets = src_offsets.data(); bp.edges_by_src = by_src.data();
-    bp.dq = dq.data(); bp.dk = dk.data(); bp.dv = dv.data();
-    bp.d_edge_weight = dw.data(); bp.d_edge_bias = db.data(); bp.d_edge_features = dfeatures.data();
+    bp.d_out = r.data();
+    bp.src_offsets = src_offsets.data();
+    bp.edges_by_src = by_src.data();
+    bp.dq = dq.data();
+    bp.dk = dk.data();
+    bp.dv = dv.data();
+    bp.d_edge_weight = dw.data();
+    bp.d_edge_bias = db.data();
+    bp.d_edge_features = dfeatures.data();
     cpu::graph_attention_backward(bp);
     check_gradient("dq", q, dq, loss);
     check_gradient("dk", k, dk, loss);
@@ -155,22 +178,27 @@ TEST(Backward, GraphAttentionFusedLayoutMatchesSeparate) {
     const std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
     const auto edges = static_cast<std::int64_t>(src.size());
     const std::int64_t dst_rows = batch * n_dst, src_rows = batch * n_src;
-    auto q = random_vector(dst_rows * width, generator), k = random_vector(src_rows * width, generator),
-         v = random_vector(src_rows * width, generator), features = random_vector(edges * de, generator),
+    auto q = random_vector(dst_rows * width, generator),
+         k = random_vector(src_rows * width, generator),
+         v = random_vector(src_rows * width, generator),
+         features = random_vector(edges * de, generator),
          w = random_vector(width * de, generator, 0.5f), bias = random_vector(width, generator),
          g = random_vector(dst_rows * width, generator);
     std::vector<std::int64_t> src_offsets(n_src + 1), by_src(edges);
     cpu::transpose_csr(offsets.data(), src.data(), n_dst, n_src, src_offsets.data(), by_src.data());
     // Returns out, dq, dk, dv (dense [rows, width]) and dW_edge.
     auto run = [&](bool fused) {
-        std::vector<float> q2(dst_rows * 2 * width), kv(src_rows * 2 * width), dq2(q2.size()), dkv(kv.size());
-        for (std::int64_t r = 0; r < dst_rows; ++r) std::copy_n(&q[r * width], width, &q2[r * 2 * width]);
+        std::vector<float> q2(dst_rows * 2 * width), kv(src_rows * 2 * width), dq2(q2.size()),
+            dkv(kv.size());
+        for (std::int64_t r = 0; r < dst_rows; ++r)
+            std::copy_n(&q[r * width], width, &q2[r * 2 * width]);
         for (std::int64_t r = 0; r < src_rows; ++r) {
             std::copy_n(&k[r * width], width, &kv[r * 2 * width]);
             std::copy_n(&v[r * width], width, &kv[r * 2 * width + width]);
         }
         std::vector<float> out(dst_rows * width), lse(dst_rows * heads), dq(q.size()), dk(k.size()),
-            dv(v.size()), dw(w.size(), 0.0f), db(bias.size(), 0.0f), dfeatures(features.size(), 0.0f);
+            dv(v.size()), dw(w.size(), 0.0f), db(bias.size(), 0.0f),
+            dfeatures(features.size(), 0.0f);
         GraphAttentionBackwardParams bp;
         auto& p = bp.forward;
         p.q = fused ? q2.data() : q.data();
@@ -178,20 +206,35 @@ TEST(Backward, GraphAttentionFusedLayoutMatchesSeparate) {
         p.v = fused ? kv.data() + width : v.data();
         p.q_stride = fused ? 2 * width : 0;
         p.kv_stride = fused ? 2 * width : 0;
-        p.edge_features = features.data(); p.edge_weight = w.data(); p.edge_bias = bias.data();
-        p.dst_offsets = offsets.data(); p.src = src.data(); p.out = out.data(); p.lse = lse.data();
-        p.batch = batch; p.n_src = n_src; p.n_dst = n_dst; p.heads = heads; p.head_dim = d; p.edge_dim = de;
+        p.edge_features = features.data();
+        p.edge_weight = w.data();
+        p.edge_bias = bias.data();
+        p.dst_offsets = offsets.data();
+        p.src = src.data();
+        p.out = out.data();
+        p.lse = lse.data();
+        p.batch = batch;
+        p.n_src = n_src;
+        p.n_dst = n_dst;
+        p.heads = heads;
+        p.head_dim = d;
+        p.edge_dim = de;
         cpu::graph_attention(p);
-        bp.d_out = g.data(); bp.src_offsets = src_offsets.data(); bp.edges_by_src = by_src.data();
+        bp.d_out = g.data();
+        bp.src_offsets = src_offsets.data();
+        bp.edges_by_src = by_src.data();
         bp.dq = fused ? dq2.data() : dq.data();
         bp.dk = fused ? dkv.data() : dk.data();
         bp.dv = fused ? dkv.data() + width : dv.data();
         bp.dq_stride = fused ? 2 * width : 0;
         bp.dkv_stride = fused ? 2 * width : 0;
-        bp.d_edge_weight = dw.data(); bp.d_edge_bias = db.data(); bp.d_edge_features = dfeatures.data();
+        bp.d_edge_weight = dw.data();
+        bp.d_edge_bias = db.data();
+        bp.d_edge_features = dfeatures.data();
         cpu::graph_attention_backward(bp);
         if (fused) {
-            for (std::int64_t r = 0; r < dst_rows; ++r) std::copy_n(&dq2[r * 2 * width], width, &dq[r * width]);
+            for (std::int64_t r = 0; r < dst_rows; ++r)
+                std::copy_n(&dq2[r * 2 * width], width, &dq[r * width]);
             for (std::int64_t r = 0; r < src_rows; ++r) {
                 std::copy_n(&dkv[r * 2 * width], width, &dk[r * width]);
                 std::copy_n(&dkv[r * 2 * width + width], width, &dv[r * width]);
@@ -224,18 +267,35 @@ TEST(Backward, GraphAttentionIsRepeatable) {
          g = random_vector(n * width, generator);
     std::vector<float> out(n * width), lse(n * heads);
     GraphAttentionParams p;
-    p.q = q.data(); p.k = k.data(); p.v = v.data(); p.edge_features = features.data();
-    p.edge_weight = w.data(); p.edge_bias = bias.data(); p.dst_offsets = offsets.data();
-    p.src = src.data(); p.out = out.data(); p.lse = lse.data();
-    p.n_src = n; p.n_dst = n; p.heads = heads; p.head_dim = d; p.edge_dim = de;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.edge_features = features.data();
+    p.edge_weight = w.data();
+    p.edge_bias = bias.data();
+    p.dst_offsets = offsets.data();
+    p.src = src.data();
+    p.out = out.data();
+    p.lse = lse.data();
+    p.n_src = n;
+    p.n_dst = n;
+    p.heads = heads;
+    p.head_dim = d;
+    p.edge_dim = de;
     cpu::graph_attention(p);
     std::vector<std::int64_t> src_offsets(n + 1), by_src(edges);
     cpu::transpose_csr(offsets.data(), src.data(), n, n, src_offsets.data(), by_src.data());
     auto run = [&] {
         std::vector<float> dq(q.size()), dk(k.size()), dv(v.size()), dw(w.size(), 0.0f);
         GraphAttentionBackwardParams bp;
-        bp.forward = p; bp.d_out = g.data(); bp.src_offsets = src_offsets.data(); bp.edges_by_src = by_src.data();
-        bp.dq = dq.data(); bp.dk = dk.data(); bp.dv = dv.data(); bp.d_edge_weight = dw.data();
+        bp.forward = p;
+        bp.d_out = g.data();
+        bp.src_offsets = src_offsets.data();
+        bp.edges_by_src = by_src.data();
+        bp.dq = dq.data();
+        bp.dk = dk.data();
+        bp.dv = dv.data();
+        bp.d_edge_weight = dw.data();
         cpu::graph_attention_backward(bp);
         dq.insert(dq.end(), dk.begin(), dk.end());
         dq.insert(dq.end(), dw.begin(), dw.end());
@@ -254,13 +314,23 @@ TEST_P(WindowAttentionBackward, MatchesFiniteDifferences) {
     std::mt19937 generator(6);
     const auto [batch, seq, heads, d, window] = GetParam();
     const std::int64_t width = heads * d;
-    auto q = random_vector(batch * seq * width, generator), k = random_vector(batch * seq * width, generator),
-         v = random_vector(batch * seq * width, generator), r = random_vector(batch * seq * width, generator);
+    auto q = random_vector(batch * seq * width, generator),
+         k = random_vector(batch * seq * width, generator),
+         v = random_vector(batch * seq * width, generator),
+         r = random_vector(batch * seq * width, generator);
     std::vector<float> out(q.size()), lse(batch * seq * heads);
     auto forward = [&] {
         WindowAttentionParams p;
-        p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data(); p.lse = lse.data();
-        p.batch = batch; p.seq = seq; p.heads = heads; p.head_dim = d; p.window = window;
+        p.q = q.data();
+        p.k = k.data();
+        p.v = v.data();
+        p.out = out.data();
+        p.lse = lse.data();
+        p.batch = batch;
+        p.seq = seq;
+        p.heads = heads;
+        p.head_dim = d;
+        p.window = window;
         return p;
     };
     auto loss = [&] {
@@ -271,7 +341,10 @@ TEST_P(WindowAttentionBackward, MatchesFiniteDifferences) {
     std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
     WindowAttentionBackwardParams bp;
     bp.forward = forward();
-    bp.d_out = r.data(); bp.dq = dq.data(); bp.dk = dk.data(); bp.dv = dv.data();
+    bp.d_out = r.data();
+    bp.dq = dq.data();
+    bp.dk = dk.data();
+    bp.dv = dv.data();
     cpu::window_attention_backward(bp);
     check_gradient("dq", q, dq, loss);
     check_gradient("dk", k, dk, loss);
@@ -295,8 +368,8 @@ TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
     const std::int64_t rows = batch * seq;
     auto q = random_vector(rows * width, generator), k = random_vector(rows * width, generator),
          v = random_vector(rows * width, generator), g = random_vector(rows * width, generator);
-    auto run = [&](bool fused, std::vector<float>& out, std::vector<float>& dq, std::vector<float>& dk,
-                   std::vector<float>& dv) {
+    auto run = [&](bool fused, std::vector<float>& out, std::vector<float>& dq,
+                   std::vector<float>& dk, std::vector<float>& dv) {
         std::vector<float> qkv(rows * 3 * width), d_qkv(rows * 3 * width), lse(rows * heads);
         for (std::int64_t r = 0; r < rows; ++r)
             for (std::int64_t c = 0; c < width; ++c) {
@@ -314,7 +387,11 @@ TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
         p.out = out.data();
         p.out_stride = fused ? width : 0;
         p.lse = lse.data();
-        p.batch = batch; p.seq = seq; p.heads = heads; p.head_dim = d; p.window = window;
+        p.batch = batch;
+        p.seq = seq;
+        p.heads = heads;
+        p.head_dim = d;
+        p.window = window;
         cpu::window_attention(p);
         std::vector<float> sq(rows * width), sk(rows * width), sv(rows * width);
         bp.d_out = g.data();
@@ -322,7 +399,9 @@ TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
         bp.dk = fused ? d_qkv.data() + width : sk.data();
         bp.dv = fused ? d_qkv.data() + 2 * width : sv.data();
         cpu::window_attention_backward(bp);
-        dq = sq; dk = sk; dv = sv;
+        dq = sq;
+        dk = sk;
+        dv = sv;
         if (fused)
             for (std::int64_t r = 0; r < rows; ++r)
                 for (std::int64_t c = 0; c < width; ++c) {
@@ -346,16 +425,24 @@ TEST(Forward, WindowAttentionMatchesDirectSoftmax) {
     // The tiled online softmax against a direct per-query softmax over |i - j| <= w.
     std::mt19937 generator(8);
     const std::int64_t seq = 300, heads = 1, d = 8, window = 100;
-    auto q = random_vector(seq * d, generator), k = random_vector(seq * d, generator), v = random_vector(seq * d, generator);
+    auto q = random_vector(seq * d, generator), k = random_vector(seq * d, generator),
+         v = random_vector(seq * d, generator);
     std::vector<float> out(seq * d);
     WindowAttentionParams p;
-    p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
-    p.seq = seq; p.heads = heads; p.head_dim = d; p.window = window;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.out = out.data();
+    p.seq = seq;
+    p.heads = heads;
+    p.head_dim = d;
+    p.window = window;
     cpu::window_attention(p);
     for (std::int64_t i = 0; i < seq; ++i) {
         std::vector<double> scores;
         double max = -1e300;
-        for (std::int64_t j = std::max<std::int64_t>(0, i - window); j <= std::min(seq - 1, i + window); ++j) {
+        for (std::int64_t j = std::max<std::int64_t>(0, i - window);
+             j <= std::min(seq - 1, i + window); ++j) {
             double s = 0;
             for (std::int64_t x = 0; x < d; ++x) s += q[i * d + x] * k[j * d + x];
             scores.push_back(s / std::sqrt(static_cast<double>(d)));
@@ -366,7 +453,8 @@ TEST(Forward, WindowAttentionMatchesDirectSoftmax) {
         for (std::int64_t x = 0; x < d; ++x) {
             double o = 0;
             std::int64_t c = 0;
-            for (std::int64_t j = std::max<std::int64_t>(0, i - window); j <= std::min(seq - 1, i + window); ++j)
+            for (std::int64_t j = std::max<std::int64_t>(0, i - window);
+                 j <= std::min(seq - 1, i + window); ++j)
                 o += scores[c++] / sum * v[j * d + x];
             ASSERT_NEAR(out[i * d + x], o, 1e-5) << "query " << i;
         }

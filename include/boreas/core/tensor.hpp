@@ -33,7 +33,7 @@ struct UninitialisedAllocator : std::allocator<T> {
 }  // namespace detail
 
 class Tensor {
-public:
+  public:
     Tensor() = default;
     explicit Tensor(std::vector<std::int64_t> shape, float fill = 0.0f);
     Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data);
@@ -64,7 +64,7 @@ public:
     void reshape(std::vector<std::int64_t> shape);
     std::string shape_string() const;
 
-private:
+  private:
     std::vector<std::int64_t> shape_;
     std::vector<float, detail::UninitialisedAllocator<float>> data_;
 };

@@ -11,6 +11,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "edge_projection.hpp"
 #include "simd.hpp"
 
 namespace boreas::kernels::cpu {
@@ -37,8 +38,8 @@ void linear_backward(const LinearBackwardParams& p) {
             const int t = omp_get_thread_num(), n = omp_get_num_threads();
             const std::int64_t r0 = p.rows * t / n, r1 = p.rows * (t + 1) / n;
             if (r1 > r0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), in,
-                            out, 1.0f, p.dy + r0 * out, out, p.weight, in,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0),
+                            in, out, 1.0f, p.dy + r0 * out, out, p.weight, in,
                             p.accumulate_dx ? 1.0f : 0.0f, p.dx + r0 * in, in);
         }
     }
@@ -129,9 +130,11 @@ void layer_norm_backward(const LayerNormBackwardParams& p) {
                 dg[i] += dy[i] * normalised[i];
                 db[i] += dy[i];
             }
-            const float mean_g = sum_g / static_cast<float>(c), mean_gx = sum_gx / static_cast<float>(c);
+            const float mean_g = sum_g / static_cast<float>(c),
+                        mean_gx = sum_gx / static_cast<float>(c);
             float* dx = p.dx + r * c;
-            for (std::int64_t k = 0; k < c; ++k) dx[k] = inv * (g[k] - mean_g - normalised[k] * mean_gx);
+            for (std::int64_t k = 0; k < c; ++k)
+                dx[k] = inv * (g[k] - mean_g - normalised[k] * mean_gx);
         }
     }
     reduce_partials(dgamma, p.dgamma);
@@ -139,7 +142,8 @@ void layer_norm_backward(const LayerNormBackwardParams& p) {
 }
 
 void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) {
-    // GELU'(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = e^(-x^2 / 2) / sqrt(2 pi).
+    // GELU'(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = e^(-x^2 / 2) /
+    // sqrt(2 pi).
     constexpr float kInvSqrt2 = 0.70710678118654752440f;
     const auto inv_sqrt_2pi = static_cast<float>(1.0 / std::sqrt(2.0 * std::numbers::pi));
     constexpr std::int64_t kBlock = 4096;
@@ -149,14 +153,17 @@ void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) {
         std::int64_t i = block * kBlock;
         const std::int64_t end = std::min(n, i + kBlock);
 #ifdef BOREAS_VECTOR_ERF
-        const __m256 half = _mm256_set1_ps(0.5f), minus_half = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
+        const __m256 half = _mm256_set1_ps(0.5f), minus_half = _mm256_set1_ps(-0.5f),
+                     one = _mm256_set1_ps(1.0f);
         const __m256 inv_sqrt2 = _mm256_set1_ps(kInvSqrt2), density = _mm256_set1_ps(inv_sqrt_2pi);
         for (; i + 8 <= end; i += 8) {
             const __m256 v = _mm256_loadu_ps(x + i);
-            const __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, _ZGVdN8v_erff(_mm256_mul_ps(v, inv_sqrt2))));
+            const __m256 cdf =
+                _mm256_mul_ps(half, _mm256_add_ps(one, _ZGVdN8v_erff(_mm256_mul_ps(v, inv_sqrt2))));
             const __m256 pdf =
                 _mm256_mul_ps(density, simd::exp(_mm256_mul_ps(minus_half, _mm256_mul_ps(v, v))));
-            _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_fmadd_ps(v, pdf, cdf)));
+            _mm256_storeu_ps(dx + i,
+                             _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_fmadd_ps(v, pdf, cdf)));
         }
 #endif
         for (; i < end; ++i) {
@@ -181,9 +188,9 @@ void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std
 void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     const auto& p = bp.forward;
     const auto heads = p.heads, d = p.head_dim, de = p.edge_dim, width = heads * d;
-    BOREAS_CHECK(p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv && bp.src_offsets &&
-                     bp.edges_by_src,
-                 "graph_attention_backward: the forward's out and lse and every gradient are needed");
+    BOREAS_CHECK(
+        p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv && bp.src_offsets && bp.edges_by_src,
+        "graph_attention_backward: the forward's out and lse and every gradient are needed");
     const auto q_stride = p.q_stride ? p.q_stride : width;
     const auto kv_stride = p.kv_stride ? p.kv_stride : width;
     const auto out_stride = p.out_stride ? p.out_stride : width;
@@ -201,7 +208,8 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     // collect per destination through sum(alpha e) and sum(ds e).
     std::vector<float> edge_weight_t(static_cast<std::size_t>(de * width));
     for (std::int64_t r = 0; r < width; ++r)
-        for (std::int64_t c = 0; c < de; ++c) edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
+        for (std::int64_t c = 0; c < de; ++c)
+            edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
     // Per edge and head: the softmax weight alpha and scale * ds, kept for the source pass
     // (edges x heads values, not edges x channels).
     std::vector<float> alpha_saved(static_cast<std::size_t>(p.batch * edges * heads));
@@ -211,6 +219,8 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
         for (auto e = p.dst_offsets[j]; e < p.dst_offsets[j + 1]; ++e)
             edge_dst[e - first_edge] = static_cast<std::int32_t>(j);
     const float* We_t = edge_weight_t.data();
+    const EdgeProjection projection(p.edge_weight, p.edge_bias, width, de);
+    const std::int64_t pc = projection.columns(), bias_column = projection.bias_column();
 
     // Destination pass: dq, alpha and ds per edge, d(edge features), W_e and b_e gradients.
 #pragma omp parallel num_threads(threads)
@@ -218,8 +228,10 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
         const int t = omp_get_thread_num();
         dw[t].assign(static_cast<std::size_t>(width * de), 0.0f);
         db[t].assign(static_cast<std::size_t>(width), 0.0f);
-        std::vector<float> q_edge(heads * de), g_edge(heads * de), q_bias(heads), g_bias(heads),
-            delta(heads), sum_alpha(heads), sum_ds(heads), alpha_f(heads * de), ds_f(heads * de);
+        // Per head: W_e^h^T q^h (de values), then q^h . b_e^h (EdgeProjection's layout); g
+        // likewise.
+        std::vector<float> q_edge(heads * pc), g_edge(heads * pc), delta(heads), sum_alpha(heads),
+            sum_ds(heads), alpha_f(heads * de), ds_f(heads * de);
         // Static: which rows feed which thread's W_e / b_e partial must not vary run to run.
 #pragma omp for schedule(static)
         for (std::int64_t j = 0; j < p.n_dst; ++j) {
@@ -230,15 +242,10 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                 const float* g = bp.d_out + row * width;
                 float* dq = bp.dq + row * dq_stride;
                 std::fill(dq, dq + width, 0.0f);
-                for (std::int64_t h = 0; h < heads; ++h) {
+                for (std::int64_t h = 0; h < heads; ++h)
                     delta[h] = simd::dot(g + h * d, o + h * d, d);
-                    for (std::int64_t c = 0; c < de; ++c) {
-                        q_edge[h * de + c] = simd::dot(We_t + c * width + h * d, q + h * d, d);
-                        g_edge[h * de + c] = simd::dot(We_t + c * width + h * d, g + h * d, d);
-                    }
-                    q_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, q + h * d, d) : 0.0f;
-                    g_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, g + h * d, d) : 0.0f;
-                }
+                projection.project(q, heads, d, q_edge.data());
+                projection.project(g, heads, d, g_edge.data());
                 std::fill(sum_alpha.begin(), sum_alpha.end(), 0.0f);
                 std::fill(sum_ds.begin(), sum_ds.end(), 0.0f);
                 std::fill(alpha_f.begin(), alpha_f.end(), 0.0f);
@@ -257,11 +264,13 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                     float* dfe = bp.d_edge_features ? bp.d_edge_features + e * de : nullptr;
                     const std::int64_t saved = (b * edges + e - first_edge) * heads;
                     for (std::int64_t h = 0; h < heads; ++h) {
-                        float score = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
-                        float a = g_bias[h] + simd::dot(g + h * d, v + h * d, d);
+                        const float* qe = q_edge.data() + h * pc;
+                        const float* ge = g_edge.data() + h * pc;
+                        float score = qe[bias_column] + simd::dot(q + h * d, k + h * d, d);
+                        float a = ge[bias_column] + simd::dot(g + h * d, v + h * d, d);
                         for (std::int64_t c = 0; c < de; ++c) {
-                            score += q_edge[h * de + c] * f[c];
-                            a += g_edge[h * de + c] * f[c];
+                            score += qe[c] * f[c];
+                            a += ge[c] * f[c];
                         }
                         const float alpha = std::exp(score * scale - p.lse[row * heads + h]);
                         const float ds = alpha * (a - delta[h]) * scale;
@@ -273,7 +282,7 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                         for (std::int64_t c = 0; c < de; ++c) {
                             alpha_f[h * de + c] += alpha * f[c];
                             ds_f[h * de + c] += ds * f[c];
-                            if (dfe) dfe[c] += alpha * g_edge[h * de + c] + ds * q_edge[h * de + c];
+                            if (dfe) dfe[c] += alpha * ge[c] + ds * qe[c];
                         }
                     }
                 }
@@ -282,7 +291,8 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                     for (std::int64_t c = 0; c < de; ++c)
                         simd::axpy(dq + h * d, ds_f[h * de + c], We_t + c * width + h * d, d);
                     if (p.edge_bias) simd::axpy(dq + h * d, sum_ds[h], p.edge_bias + h * d, d);
-                    // d eps_e = alpha_e g + ds_e scale q  =>  dW_e += g (sum alpha e)^T + q (sum ds e)^T.
+                    // d eps_e = alpha_e g + ds_e scale q  =>  dW_e += g (sum alpha e)^T + q (sum ds
+                    // e)^T.
                     for (std::int64_t x = 0; x < d; ++x) {
                         const float gx = g[h * d + x], qx = q[h * d + x];
                         float* wrow = dw[t].data() + (h * d + x) * de;
@@ -312,7 +322,8 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
                 const auto e = bp.edges_by_src[n];
                 const std::int64_t row = b * p.n_dst + edge_dst[e - first_edge];
                 if (n + 1 < end) {
-                    const std::int64_t next = b * p.n_dst + edge_dst[bp.edges_by_src[n + 1] - first_edge];
+                    const std::int64_t next =
+                        b * p.n_dst + edge_dst[bp.edges_by_src[n + 1] - first_edge];
                     simd::prefetch_row(p.q + next * q_stride, width);
                     simd::prefetch_row(bp.d_out + next * width, width);
                 }

@@ -6,6 +6,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "edge_projection.hpp"
 #include "simd.hpp"
 
 namespace boreas::kernels::cpu {
@@ -26,12 +27,16 @@ void graph_attention(const GraphAttentionParams& p) {
     // W_e (sum alpha e) run along contiguous channels.
     std::vector<float> edge_weight_t(static_cast<std::size_t>(de * width));
     for (std::int64_t r = 0; r < width; ++r)
-        for (std::int64_t c = 0; c < de; ++c) edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
+        for (std::int64_t c = 0; c < de; ++c)
+            edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
+
+    const EdgeProjection projection(p.edge_weight, p.edge_bias, width, de);
+    const std::int64_t pc = projection.columns(), bias_column = projection.bias_column();
 
 #pragma omp parallel
     {
-        std::vector<float> q_edge(static_cast<std::size_t>(heads * de));  // W_e^h^T q^h
-        std::vector<float> q_bias(static_cast<std::size_t>(heads));       // q^h . b_e^h
+        // Per head: W_e^h^T q^h (de values), then q^h . b_e^h (EdgeProjection's layout).
+        std::vector<float> q_edge(static_cast<std::size_t>(heads * pc));
         std::vector<float> acc_e(static_cast<std::size_t>(heads * de));
         std::vector<float> sums(static_cast<std::size_t>(heads));
         std::vector<float> weights;  // [heads, padded degree]: scores, then softmax numerators
@@ -51,12 +56,7 @@ void graph_attention(const GraphAttentionParams& p) {
             const float* v_base = p.v + b * p.n_src * kv_stride;
             const std::int32_t* sources = p.src + begin;
             const float* features = p.edge_features + begin * de;
-            for (std::int64_t h = 0; h < heads; ++h) {
-                const float* qh = q + h * d;
-                for (std::int64_t c = 0; c < de; ++c)
-                    q_edge[h * de + c] = simd::dot(edge_weight_t.data() + c * width + h * d, qh, d);
-                q_bias[h] = p.edge_bias ? simd::dot(p.edge_bias + h * d, qh, d) : 0.0f;
-            }
+            projection.project(q, heads, d, q_edge.data());
             // Pass 1: all scores of this destination, then an exact (two-pass) softmax per head:
             // a destination has few edges, so its scores stay in L1 and the accumulators need no
             // running rescale. Rows are padded to whole vectors with -inf (weight 0).
@@ -68,8 +68,9 @@ void graph_attention(const GraphAttentionParams& p) {
                 const float* k = k_base + sources[e] * kv_stride;
                 const float* f = features + e * de;
                 for (std::int64_t h = 0; h < heads; ++h) {
-                    float score = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
-                    for (std::int64_t c = 0; c < de; ++c) score += q_edge[h * de + c] * f[c];
+                    const float* qe = q_edge.data() + h * pc;
+                    float score = qe[bias_column] + simd::dot(q + h * d, k + h * d, d);
+                    for (std::int64_t c = 0; c < de; ++c) score += qe[c] * f[c];
                     weights[h * padded + e] = score * scale;
                 }
             }
@@ -100,7 +101,8 @@ void graph_attention(const GraphAttentionParams& p) {
                 float* oh = out + h * d;
                 simd::scale(oh, inv, d);
                 for (std::int64_t c = 0; c < de; ++c)
-                    simd::axpy(oh, acc_e[h * de + c] * inv, edge_weight_t.data() + c * width + h * d, d);
+                    simd::axpy(oh, acc_e[h * de + c] * inv,
+                               edge_weight_t.data() + c * width + h * d, d);
                 if (p.edge_bias) simd::add(oh, p.edge_bias + h * d, d);
             }
         }

@@ -93,7 +93,8 @@ void window_attention(const WindowAttentionParams& p) {
             if (tiled) {
                 // The query block as a dense [m, d] tile: q rows are 4-12 KiB apart in the fused
                 // QKV buffer, and 6 such rows read together fall into one L1 set.
-                for (std::int64_t r = 0; r < m; ++r) std::copy_n(q + r * stride, d, queries.data() + r * d);
+                for (std::int64_t r = 0; r < m; ++r)
+                    std::copy_n(q + r * stride, d, queries.data() + r * d);
                 q = queries.data();
                 q_ld = d;
             }
@@ -188,8 +189,9 @@ void window_probabilities(float* prob, std::int64_t rows, std::int64_t cols, std
 void window_attention_backward(const WindowAttentionBackwardParams& bp) {
     const auto& p = bp.forward;
     const auto heads = p.heads, d = p.head_dim, seq = p.seq, w = p.window;
-    BOREAS_CHECK(p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv,
-                 "window_attention_backward: the forward's out and lse and all gradients are needed");
+    BOREAS_CHECK(
+        p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv,
+        "window_attention_backward: the forward's out and lse and all gradients are needed");
     const auto stride = p.stride ? p.stride : heads * d;
     const auto out_stride = p.out_stride ? p.out_stride : stride;  // out and d_out
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -210,8 +212,10 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
     // no atomics, 5 products per tile instead of 7 for separate query and key passes.
     const int threads = omp_get_max_threads();
     const std::int64_t head_tasks = p.batch * heads;
-    const std::int64_t max_segments = std::max<std::int64_t>(1, seq / std::max<std::int64_t>(1, 2 * w));
-    const std::int64_t segments = std::clamp<std::int64_t>((4 * threads + head_tasks - 1) / head_tasks, 1, max_segments);
+    const std::int64_t max_segments =
+        std::max<std::int64_t>(1, seq / std::max<std::int64_t>(1, 2 * w));
+    const std::int64_t segments =
+        std::clamp<std::int64_t>((4 * threads + head_tasks - 1) / head_tasks, 1, max_segments);
     const std::int64_t segment_keys = (seq + segments - 1) / segments;
     const std::int64_t tasks = head_tasks * segments;
     // Task t's partial covers queries [query_first(t), query_first(t) + partial_rows) of its head.
@@ -226,16 +230,19 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
     std::vector<float> dq_partial(static_cast<std::size_t>(tasks * partial_rows * d));
     const auto sgemm = [](CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n,
                           std::int64_t k, float alpha, const float* a, std::int64_t lda,
-                          const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-        cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                    alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+                          const float* b, std::int64_t ldb, float beta, float* c,
+                          std::int64_t ldc) {
+        cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n),
+                    static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+                    beta, c, static_cast<int>(ldc));
     };
     constexpr std::int64_t kKeys = 128, kQueries = 256;
 #pragma omp parallel
     {
         std::vector<float> prob(static_cast<std::size_t>(kQueries * kKeys));
         std::vector<float> dprob(static_cast<std::size_t>(kQueries * kKeys));
-        std::vector<float> acc_k(static_cast<std::size_t>(kKeys * d)), acc_v(static_cast<std::size_t>(kKeys * d));
+        std::vector<float> acc_k(static_cast<std::size_t>(kKeys * d)),
+            acc_v(static_cast<std::size_t>(kKeys * d));
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t task = 0; task < tasks; ++task) {
             const std::int64_t segment = task % segments, h = (task / segments) % heads,
@@ -258,9 +265,12 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
                     const float* q = p.q + (base + i0) * stride + h * d;
                     const float* g = bp.d_out + (base + i0) * out_stride + h * d;
                     // P [m x n]: queries [i0, i0+m) against keys [j0, j0+n); dS likewise.
-                    sgemm(CblasNoTrans, CblasTrans, m, n, d, scale, q, stride, k, stride, 0.0f, prob.data(), kKeys);
-                    window_probabilities(prob.data(), m, n, kKeys, i0, j0, w, p.lse + base * heads + h, heads);
-                    sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, out_stride, v, stride, 0.0f, dprob.data(), kKeys);
+                    sgemm(CblasNoTrans, CblasTrans, m, n, d, scale, q, stride, k, stride, 0.0f,
+                          prob.data(), kKeys);
+                    window_probabilities(prob.data(), m, n, kKeys, i0, j0, w,
+                                         p.lse + base * heads + h, heads);
+                    sgemm(CblasNoTrans, CblasTrans, m, n, d, 1.0f, g, out_stride, v, stride, 0.0f,
+                          dprob.data(), kKeys);
                     for (std::int64_t r = 0; r < m; ++r) {
                         const float D = delta[(base + i0 + r) * heads + h];
                         float* ds = dprob.data() + r * kKeys;
@@ -268,10 +278,12 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
                         for (std::int64_t c = 0; c < n; ++c) ds[c] = pr[c] * (ds[c] - D);
                     }
                     // dV [n x d] += P^T dO; dK [n x d] += scale dS^T Q; dQ [m x d] += scale dS K.
-                    sgemm(CblasTrans, CblasNoTrans, n, d, m, 1.0f, prob.data(), kKeys, g, out_stride, 1.0f, acc_v.data(), d);
-                    sgemm(CblasTrans, CblasNoTrans, n, d, m, scale, dprob.data(), kKeys, q, stride, 1.0f, acc_k.data(), d);
-                    sgemm(CblasNoTrans, CblasNoTrans, m, d, n, scale, dprob.data(), kKeys, k, stride, 1.0f,
-                          dq_acc + (i0 - q_first) * d, d);
+                    sgemm(CblasTrans, CblasNoTrans, n, d, m, 1.0f, prob.data(), kKeys, g,
+                          out_stride, 1.0f, acc_v.data(), d);
+                    sgemm(CblasTrans, CblasNoTrans, n, d, m, scale, dprob.data(), kKeys, q, stride,
+                          1.0f, acc_k.data(), d);
+                    sgemm(CblasNoTrans, CblasNoTrans, m, d, n, scale, dprob.data(), kKeys, k,
+                          stride, 1.0f, dq_acc + (i0 - q_first) * d, d);
                 }
                 for (std::int64_t r = 0; r < n; ++r) {
                     std::copy_n(acc_k.data() + r * d, d, bp.dk + (base + j0 + r) * stride + h * d);
@@ -290,7 +302,8 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
             for (std::int64_t s = 0; s < segments; ++s) {
                 const std::int64_t first = query_first(s);
                 if (i < first || i >= first + partial_rows) continue;
-                const float* part = dq_partial.data() + ((b * heads + h) * segments + s) * partial_rows * d;
+                const float* part =
+                    dq_partial.data() + ((b * heads + h) * segments + s) * partial_rows * d;
                 simd::add(dq, part + (i - first) * d, d);
             }
         }

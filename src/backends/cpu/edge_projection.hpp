@@ -1,0 +1,73 @@
+#pragma once
+// The graph-attention kernels never form the edge embedding eps_e = W_e e + b_e per edge and
+// channel; they need, per destination row, its projections onto the edge space instead:
+// W_e^h^T q^h (edge_dim values per head) and q^h . b_e^h. This helper computes all of them in
+// one pass over the row: W_e with b_e appended as a column, padded to whole vectors, so that
+// each channel of q updates a few column vectors (broadcast and FMA, no horizontal sums).
+#include <cstdint>
+#include <vector>
+
+#include "simd.hpp"
+
+namespace boreas::kernels::cpu {
+
+class EdgeProjection {
+  public:
+    /// `weight` [width, edge_dim] (row-major, as the Linear stores it), `bias` [width] or null.
+    EdgeProjection(const float* weight, const float* bias, std::int64_t width,
+                   std::int64_t edge_dim)
+        : edge_dim_(edge_dim), columns_((edge_dim + 1 + 7) / 8 * 8) {
+        packed_.assign(static_cast<std::size_t>(width * columns_), 0.0f);
+        for (std::int64_t r = 0; r < width; ++r) {
+            float* row = packed_.data() + r * columns_;
+            for (std::int64_t c = 0; c < edge_dim; ++c) row[c] = weight[r * edge_dim + c];
+            row[edge_dim] = bias ? bias[r] : 0.0f;
+        }
+    }
+
+    /// Values per head in project()'s output: edge_dim projections, then the bias term, padding.
+    std::int64_t columns() const { return columns_; }
+    std::int64_t bias_column() const { return edge_dim_; }
+
+    /// out[h * columns() + c] = sum_x row[h d + x] W_e[h d + x, c] for c < edge_dim, and
+    /// out[h * columns() + edge_dim] = row^h . b_e^h.
+    void project(const float* row, std::int64_t heads, std::int64_t d, float* out) const {
+        for (std::int64_t h = 0; h < heads; ++h) {
+            const float* x = row + h * d;
+            const float* w = packed_.data() + h * d * columns_;
+            float* o = out + h * columns_;
+            std::int64_t c0 = 0;
+#ifdef BOREAS_SIMD_AVX2
+            for (; c0 + 16 <= columns_; c0 += 16) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+                for (std::int64_t i = 0; i < d; ++i) {
+                    const __m256 b = _mm256_broadcast_ss(x + i);
+                    a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + i * columns_ + c0), a0);
+                    a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + i * columns_ + c0 + 8), a1);
+                }
+                _mm256_storeu_ps(o + c0, a0);
+                _mm256_storeu_ps(o + c0 + 8, a1);
+            }
+            for (; c0 < columns_; c0 += 8) {
+                __m256 a = _mm256_setzero_ps();
+                for (std::int64_t i = 0; i < d; ++i)
+                    a = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i),
+                                        _mm256_loadu_ps(w + i * columns_ + c0), a);
+                _mm256_storeu_ps(o + c0, a);
+            }
+#else
+            for (; c0 < columns_; ++c0) {
+                float sum = 0;
+                for (std::int64_t i = 0; i < d; ++i) sum += x[i] * w[i * columns_ + c0];
+                o[c0] = sum;
+            }
+#endif
+        }
+    }
+
+  private:
+    std::int64_t edge_dim_, columns_;
+    std::vector<float> packed_;  // [width, columns_]: W_e, b_e, zeros
+};
+
+}  // namespace boreas::kernels::cpu
