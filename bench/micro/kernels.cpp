@@ -149,6 +149,7 @@ BENCHMARK(BM_graph_attention)
     ->Args({10944, 1600, 3, 8, 32, 3})      // small decoder (kNN 3)
     ->Args({1600, 10944, 24, 8, 32, 11})    // the same with the 8 trainable edge columns the
     ->Args({10944, 1600, 3, 8, 32, 11})     // AIFS-shaped configs add (edge_dim 3 + 8)
+    ->Args({40320, 10944, 3, 8, 64, 11})    // o96 decoder (O48 -> O96, kNN 3)
     ->Args({40320, 542080, 19, 16, 64, 3})  // aifs-n320 encoder (N320 -> O96)
     ->Args({542080, 40320, 3, 16, 64, 3})   // aifs-n320 decoder
     ->Unit(benchmark::kMillisecond)
