@@ -37,9 +37,14 @@ void graph_attention(const GraphAttentionParams& p) {
     {
         // Per head: W_e^h^T q^h (de values), then q^h . b_e^h (EdgeProjection's layout).
         std::vector<float> q_edge(static_cast<std::size_t>(heads * pc));
-        std::vector<float> acc_e(static_cast<std::size_t>(heads * de));
-        std::vector<float> sums(static_cast<std::size_t>(heads));
-        std::vector<float> weights;  // [heads, padded degree]: scores, then softmax numerators
+        // The per-edge work runs across heads (8 lanes = 8 heads), so these are head-minor:
+        // q_edge_t [de, heads], scores [degree, heads] (then the softmax numerators), the weighted
+        // edge-feature sums acc_e [de, heads].
+        std::vector<float> q_edge_t(static_cast<std::size_t>(de * heads)),
+            q_bias(static_cast<std::size_t>(heads));
+        std::vector<float> acc_e(static_cast<std::size_t>(de * heads)),
+            maxima(static_cast<std::size_t>(heads)), sums(static_cast<std::size_t>(heads));
+        std::vector<float> scores;
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t row = 0; row < rows; ++row) {
             const std::int64_t b = row / p.n_dst, j = row % p.n_dst;
@@ -57,43 +62,39 @@ void graph_attention(const GraphAttentionParams& p) {
             const std::int32_t* sources = p.src + begin;
             const float* features = p.edge_features + begin * de;
             projection.project(q, heads, d, q_edge.data());
-            // Pass 1: all scores of this destination, then an exact (two-pass) softmax per head:
-            // a destination has few edges, so its scores stay in L1 and the accumulators need no
-            // running rescale. Rows are padded to whole vectors with -inf (weight 0).
-            const std::int64_t padded = (degree + 7) / 8 * 8;
-            if (static_cast<std::int64_t>(weights.size()) < heads * padded)
-                weights.resize(static_cast<std::size_t>(heads * padded));
+            for (std::int64_t h = 0; h < heads; ++h) {
+                for (std::int64_t c = 0; c < de; ++c) q_edge_t[c * heads + h] = q_edge[h * pc + c];
+                q_bias[h] = q_edge[h * pc + bias_column];
+            }
+            if (static_cast<std::int64_t>(scores.size()) < degree * heads)
+                scores.resize(static_cast<std::size_t>(degree * heads));
+            // Pass 1: all scores of this destination (a destination has few edges: they stay in
+            // L1), then an exact two-pass softmax per head, so the accumulators need no rescale.
             for (std::int64_t e = 0; e < degree; ++e) {
                 if (e + 1 < degree) simd::prefetch_row(k_base + sources[e + 1] * kv_stride, width);
                 const float* k = k_base + sources[e] * kv_stride;
-                const float* f = features + e * de;
-                for (std::int64_t h = 0; h < heads; ++h) {
-                    const float* qe = q_edge.data() + h * pc;
-                    float score = qe[bias_column] + simd::dot(q + h * d, k + h * d, d);
-                    for (std::int64_t c = 0; c < de; ++c) score += qe[c] * f[c];
-                    weights[h * padded + e] = score * scale;
-                }
+                float* score = scores.data() + e * heads;
+                for (std::int64_t h = 0; h < heads; ++h)
+                    score[h] = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
+                simd::add_scaled_columns(score, q_edge_t.data(), features + e * de, de, heads);
+                simd::scale(score, scale, heads);
             }
             simd::prefetch_row(v_base + sources[0] * kv_stride, width);
-            for (std::int64_t h = 0; h < heads; ++h) {
-                float* w = weights.data() + h * padded;
-                std::fill(w + degree, w + padded, -INFINITY);
-                const float m = simd::max(w, padded);
-                sums[h] = simd::exp_shifted_sum(w, m, padded);
-                if (p.lse) p.lse[row * heads + h] = m + std::log(sums[h]);
-            }
+            simd::column_softmax_numerators(scores.data(), degree, heads, maxima.data(),
+                                            sums.data());
+            if (p.lse)
+                for (std::int64_t h = 0; h < heads; ++h)
+                    p.lse[row * heads + h] = maxima[h] + std::log(sums[h]);
             // Pass 2: weighted sums of the values (into out) and of the edge features.
             std::fill(out, out + width, 0.0f);
             std::fill(acc_e.begin(), acc_e.end(), 0.0f);
             for (std::int64_t e = 0; e < degree; ++e) {
                 if (e + 1 < degree) simd::prefetch_row(v_base + sources[e + 1] * kv_stride, width);
                 const float* v = v_base + sources[e] * kv_stride;
-                const float* f = features + e * de;
-                for (std::int64_t h = 0; h < heads; ++h) {
-                    const float weight = weights[h * padded + e];
-                    simd::axpy(out + h * d, weight, v + h * d, d);
-                    for (std::int64_t c = 0; c < de; ++c) acc_e[h * de + c] += weight * f[c];
-                }
+                const float* weight = scores.data() + e * heads;
+                for (std::int64_t h = 0; h < heads; ++h)
+                    simd::axpy(out + h * d, weight[h], v + h * d, d);
+                simd::add_outer(acc_e.data(), features + e * de, de, weight, heads);
             }
             // o = (sum alpha v + W_e sum alpha e) / sum + b_e: the normalised weights sum to one.
             for (std::int64_t h = 0; h < heads; ++h) {
@@ -101,7 +102,7 @@ void graph_attention(const GraphAttentionParams& p) {
                 float* oh = out + h * d;
                 simd::scale(oh, inv, d);
                 for (std::int64_t c = 0; c < de; ++c)
-                    simd::axpy(oh, acc_e[h * de + c] * inv,
+                    simd::axpy(oh, acc_e[c * heads + h] * inv,
                                edge_weight_t.data() + c * width + h * d, d);
                 if (p.edge_bias) simd::add(oh, p.edge_bias + h * d, d);
             }

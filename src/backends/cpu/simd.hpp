@@ -122,6 +122,59 @@ inline void scale(float* y, float alpha, std::int64_t n) {
     for (; i < n; ++i) y[i] *= alpha;
 }
 
+/// y[0, n) += sum_c a[c] * m[c, 0, n): a [k] weights, m [k, n] row-major (head-minor columns).
+inline void add_scaled_columns(float* y, const float* m, const float* a, std::int64_t k,
+                               std::int64_t n) {
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(y + i);
+        for (std::int64_t c = 0; c < k; ++c)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[c]), _mm256_loadu_ps(m + c * n + i), acc);
+        _mm256_storeu_ps(y + i, acc);
+    }
+#endif
+    for (; i < n; ++i)
+        for (std::int64_t c = 0; c < k; ++c) y[i] += a[c] * m[c * n + i];
+}
+
+/// m[c, 0, n) += a[c] * b[0, n) for c < k: the outer product a b^T added to m [k, n].
+inline void add_outer(float* m, const float* a, std::int64_t k, const float* b, std::int64_t n) {
+    for (std::int64_t c = 0; c < k; ++c) axpy(m + c * n, a[c], b, n);
+}
+
+/// Softmax numerators down each column of x [rows, n] (row-major, rows >= 1), in place:
+/// x[r, i] = e^(x[r, i] - max_r x[r, i]); maxima[i] and sums[i] receive each column's maximum
+/// and the sum of its numerators. Columns run across vector lanes, so a few rows (edges) of many
+/// columns (heads) cost no horizontal reductions.
+inline void column_softmax_numerators(float* x, std::int64_t rows, std::int64_t n, float* maxima,
+                                      float* sums) {
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    for (; i + 8 <= n; i += 8) {
+        __m256 m = _mm256_loadu_ps(x + i);
+        for (std::int64_t r = 1; r < rows; ++r)
+            m = _mm256_max_ps(m, _mm256_loadu_ps(x + r * n + i));
+        __m256 sum = _mm256_setzero_ps();
+        for (std::int64_t r = 0; r < rows; ++r) {
+            const __m256 e = exp(_mm256_sub_ps(_mm256_loadu_ps(x + r * n + i), m));
+            _mm256_storeu_ps(x + r * n + i, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        _mm256_storeu_ps(maxima + i, m);
+        _mm256_storeu_ps(sums + i, sum);
+    }
+#endif
+    for (; i < n; ++i) {
+        float m = x[i];
+        for (std::int64_t r = 1; r < rows; ++r) m = std::max(m, x[r * n + i]);
+        float sum = 0;
+        for (std::int64_t r = 0; r < rows; ++r) sum += (x[r * n + i] = std::exp(x[r * n + i] - m));
+        maxima[i] = m;
+        sums[i] = sum;
+    }
+}
+
 /// max_i x[i] (-inf for n = 0).
 inline float max(const float* x, std::int64_t n) {
     std::int64_t i = 0;
