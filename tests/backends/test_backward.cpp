@@ -103,6 +103,36 @@ TEST(Backward, Gelu) {
     check_gradient("dx", x, dx, loss, 1e-3f);
 }
 
+/// Points a graph-attention call at dense tensors: q [batch n_dst, heads d], k and v
+/// [batch n_src, heads d], out and lse like q; edge features, W_e and b_e.
+GraphAttentionParams graph_params(const std::vector<float>& q, const std::vector<float>& k,
+                                  const std::vector<float>& v, const std::vector<float>& features,
+                                  const std::vector<float>& w, const std::vector<float>& bias,
+                                  const std::vector<std::int64_t>& offsets,
+                                  const std::vector<std::int32_t>& src, std::vector<float>& out,
+                                  std::vector<float>& lse, std::int64_t batch, std::int64_t n_src,
+                                  std::int64_t n_dst, std::int64_t heads, std::int64_t d,
+                                  std::int64_t de) {
+    GraphAttentionParams p;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.edge_features = features.data();
+    p.edge_weight = w.data();
+    p.edge_bias = bias.data();
+    p.dst_offsets = offsets.data();
+    p.src = src.data();
+    p.out = out.data();
+    p.lse = lse.data();
+    p.batch = batch;
+    p.n_src = n_src;
+    p.n_dst = n_dst;
+    p.heads = heads;
+    p.head_dim = d;
+    p.edge_dim = de;
+    return p;
+}
+
 TEST(Backward, GraphAttention) {
     std::mt19937 generator(4);
     const std::int64_t batch = 2, n_src = 6, n_dst = 4, heads = 2, d = 3, de = 5, width = heads * d;
@@ -118,24 +148,8 @@ TEST(Backward, GraphAttention) {
          r = random_vector(batch * n_dst * width, generator);
     std::vector<float> out(batch * n_dst * width), lse(batch * n_dst * heads);
     auto forward = [&] {
-        GraphAttentionParams p;
-        p.q = q.data();
-        p.k = k.data();
-        p.v = v.data();
-        p.edge_features = features.data();
-        p.edge_weight = w.data();
-        p.edge_bias = bias.data();
-        p.dst_offsets = offsets.data();
-        p.src = src.data();
-        p.out = out.data();
-        p.lse = lse.data();
-        p.batch = batch;
-        p.n_src = n_src;
-        p.n_dst = n_dst;
-        p.heads = heads;
-        p.head_dim = d;
-        p.edge_dim = de;
-        return p;
+        return graph_params(q, k, v, features, w, bias, offsets, src, out, lse, batch, n_src, n_dst,
+                            heads, d, de);
     };
     auto loss = [&] {
         cpu::graph_attention(forward());
@@ -201,24 +215,15 @@ TEST(Backward, GraphAttentionFusedLayoutMatchesSeparate) {
             dfeatures(features.size(), 0.0f);
         GraphAttentionBackwardParams bp;
         auto& p = bp.forward;
-        p.q = fused ? q2.data() : q.data();
-        p.k = fused ? kv.data() : k.data();
-        p.v = fused ? kv.data() + width : v.data();
-        p.q_stride = fused ? 2 * width : 0;
-        p.kv_stride = fused ? 2 * width : 0;
-        p.edge_features = features.data();
-        p.edge_weight = w.data();
-        p.edge_bias = bias.data();
-        p.dst_offsets = offsets.data();
-        p.src = src.data();
-        p.out = out.data();
-        p.lse = lse.data();
-        p.batch = batch;
-        p.n_src = n_src;
-        p.n_dst = n_dst;
-        p.heads = heads;
-        p.head_dim = d;
-        p.edge_dim = de;
+        p = graph_params(q, k, v, features, w, bias, offsets, src, out, lse, batch, n_src, n_dst,
+                         heads, d, de);
+        if (fused) {
+            p.q = q2.data();
+            p.k = kv.data();
+            p.v = kv.data() + width;
+            p.q_stride = 2 * width;
+            p.kv_stride = 2 * width;
+        }
         cpu::graph_attention(p);
         bp.d_out = g.data();
         bp.src_offsets = src_offsets.data();
@@ -266,22 +271,8 @@ TEST(Backward, GraphAttentionIsRepeatable) {
          w = random_vector(width * de, generator), bias = random_vector(width, generator),
          g = random_vector(n * width, generator);
     std::vector<float> out(n * width), lse(n * heads);
-    GraphAttentionParams p;
-    p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
-    p.edge_features = features.data();
-    p.edge_weight = w.data();
-    p.edge_bias = bias.data();
-    p.dst_offsets = offsets.data();
-    p.src = src.data();
-    p.out = out.data();
-    p.lse = lse.data();
-    p.n_src = n;
-    p.n_dst = n;
-    p.heads = heads;
-    p.head_dim = d;
-    p.edge_dim = de;
+    const GraphAttentionParams p =
+        graph_params(q, k, v, features, w, bias, offsets, src, out, lse, 1, n, n, heads, d, de);
     cpu::graph_attention(p);
     std::vector<std::int64_t> src_offsets(n + 1), by_src(edges);
     cpu::transpose_csr(offsets.data(), src.data(), n, n, src_offsets.data(), by_src.data());
