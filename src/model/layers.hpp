@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "boreas/model/parameters.hpp"
 
@@ -37,7 +38,7 @@ struct Linear {
         run(x, rows, y, false, true, pre);
     }
 
-private:
+  private:
     void run(const float* x, std::int64_t rows, float* y, bool accumulate, bool gelu,
              float* pre = nullptr) const {
         kernels::LinearParams p;
@@ -60,7 +61,8 @@ struct LayerNorm {
     const Tensor* beta = nullptr;
     std::int64_t channels = 0;
 
-    static LayerNorm declare(ParameterStore& store, const std::string& name, std::int64_t channels) {
+    static LayerNorm declare(ParameterStore& store, const std::string& name,
+                             std::int64_t channels) {
         LayerNorm layer;
         layer.channels = channels;
         layer.gamma = store.declare(name + ".weight", {channels}, Init::ones);
@@ -80,33 +82,48 @@ struct LayerNorm {
     }
 };
 
+/// Linears that read the same input, stacked along their outputs: weight [sum of outs, in], Linear
+/// i in rows [sum of earlier outs, + out_i); bias likewise (zeros where a Linear has none), or
+/// empty when none has one. Forward and backward of side-by-side Linears both run on this.
+struct StackedLinears {
+    Tensor weight, bias;
+    std::int64_t in = 0, out = 0;
+
+    explicit StackedLinears(std::initializer_list<const Linear*> layers) {
+        in = (*layers.begin())->in;
+        bool any_bias = false;
+        for (const Linear* l : layers) {
+            BOREAS_CHECK(l->in == in,
+                         "side-by-side Linears must read the same input width ({} vs {})", l->in,
+                         in);
+            out += l->out;
+            any_bias = any_bias || l->bias != nullptr;
+        }
+        weight = Tensor::uninitialised({out, in});
+        if (any_bias) bias = Tensor({out});
+        std::int64_t offset = 0;
+        for (const Linear* l : layers) {
+            std::copy_n(l->weight->data(), l->out * in, weight.row(offset));
+            if (l->bias) std::copy_n(l->bias->data(), l->out, bias.data() + offset);
+            offset += l->out;
+        }
+    }
+};
+
 /// Linears that read the same input, run as one GEMM with their outputs side by side: y[rows,
 /// sum of outs], Linear i in columns [sum of earlier outs, + out_i). The input is packed once and
 /// the GEMM is wider (better blocked) than each part; costs a copy of the weights per call.
 inline void apply_side_by_side(std::initializer_list<const Linear*> layers, const float* x,
                                std::int64_t rows, float* y) {
-    const std::int64_t in = (*layers.begin())->in;
-    std::int64_t total = 0;
-    bool any_bias = false;
-    for (const Linear* l : layers) {
-        total += l->out;
-        any_bias = any_bias || l->bias != nullptr;
-    }
-    Tensor weight({total, in}), bias({total});
-    std::int64_t offset = 0;
-    for (const Linear* l : layers) {
-        std::copy(l->weight->data(), l->weight->data() + l->out * in, weight.row(offset));
-        if (l->bias) std::copy(l->bias->data(), l->bias->data() + l->out, bias.data() + offset);
-        offset += l->out;
-    }
+    const StackedLinears stacked(layers);
     kernels::LinearParams p;
     p.x = x;
-    p.weight = weight.data();
-    p.bias = any_bias ? bias.data() : nullptr;
+    p.weight = stacked.weight.data();
+    p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
     p.y = y;
     p.rows = rows;
-    p.in = in;
-    p.out = total;
+    p.in = stacked.in;
+    p.out = stacked.out;
     kernels::cpu::linear(p);
 }
 

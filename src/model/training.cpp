@@ -128,39 +128,27 @@ void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tenso
 /// (summed into each Linear's gradient afterwards), as the forward ran one GEMM.
 void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Linear*> layers,
                                   const Tensor& x, const Tensor& dy, Tensor* dx, bool accumulate) {
-    const std::int64_t in = (*layers.begin())->in;
-    std::int64_t total = 0;
-    bool any_bias = false;
-    for (const Linear* l : layers) {
-        BOREAS_CHECK(l->in == in, "side-by-side Linears must read the same input width");
-        total += l->out;
-        any_bias = any_bias || l->bias != nullptr;
-    }
-    BOREAS_CHECK(dy.cols() == total, "side-by-side gradient has {} columns, expected {}", dy.cols(),
-                 total);
-    Tensor weight({total, in}), d_weight({total, in}), d_bias({total});
-    std::int64_t offset = 0;
-    for (const Linear* l : layers) {
-        std::copy_n(l->weight->data(), l->out * in, weight.row(offset));
-        offset += l->out;
-    }
+    const StackedLinears stacked(layers);
+    BOREAS_CHECK(dy.cols() == stacked.out, "side-by-side gradient has {} columns, expected {}",
+                 dy.cols(), stacked.out);
+    Tensor d_weight({stacked.out, stacked.in}), d_bias({stacked.out});
     kernels::LinearBackwardParams p;
     p.x = x.data();
-    p.weight = weight.data();
+    p.weight = stacked.weight.data();
     p.dy = dy.data();
     p.dx = dx ? dx->data() : nullptr;
     p.dweight = d_weight.data();
-    p.dbias = any_bias ? d_bias.data() : nullptr;
+    p.dbias = stacked.bias.numel() ? d_bias.data() : nullptr;
     p.rows = x.rows();
-    p.in = in;
-    p.out = total;
+    p.in = stacked.in;
+    p.out = stacked.out;
     p.accumulate_dx = accumulate;
     kernels::cpu::linear_backward(p);
-    offset = 0;
+    std::int64_t offset = 0;
     for (const Linear* l : layers) {
         const auto g = ctx.of(*l);
         const float* dw = d_weight.row(offset);
-        for (std::int64_t i = 0; i < l->out * in; ++i) g.weight[i] += dw[i];
+        for (std::int64_t i = 0; i < l->out * stacked.in; ++i) g.weight[i] += dw[i];
         if (g.bias)
             for (std::int64_t o = 0; o < l->out; ++o) g.bias[o] += d_bias.data()[offset + o];
         offset += l->out;
