@@ -9,9 +9,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <vector>
+
+#include "boreas/graphs/builder.hpp"
 
 namespace {
 
@@ -103,21 +107,17 @@ void BM_gelu(benchmark::State& state) {
 }
 BENCHMARK(BM_gelu)->Arg(10944 * 1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Args: destinations, sources, in-degree, heads, head_dim, edge_dim. Sources of each destination
-// are a random (seeded) sample, as a kNN/cut-off mapper's are scattered over the source grid.
-void BM_graph_attention(benchmark::State& state) {
-    const auto n_dst = state.range(0), n_src = state.range(1), degree = state.range(2);
-    const auto heads = state.range(3), d = state.range(4), de = state.range(5), width = heads * d;
+/// Times graph_attention over the destination-sorted edges (offsets, src) with random values,
+/// counting the byte model of docs/bench.md: per edge a gathered k row and v row and its
+/// features, per destination q and out.
+void run_graph_attention(benchmark::State& state, std::int64_t n_dst, std::int64_t n_src,
+                         const std::vector<std::int64_t>& offsets,
+                         const std::vector<std::int32_t>& src, std::int64_t heads, std::int64_t d,
+                         std::int64_t de) {
+    const auto width = heads * d, edges = static_cast<std::int64_t>(src.size());
     const auto q = random_values(n_dst * width, 1), k = random_values(n_src * width, 2);
-    const auto v = random_values(n_src * width, 3),
-               features = random_values(n_dst * degree * de, 4);
+    const auto v = random_values(n_src * width, 3), features = random_values(edges * de, 4);
     const auto we = random_values(width * de, 5, 0.1f), be = random_values(width, 6, 0.1f);
-    std::vector<std::int64_t> offsets(static_cast<std::size_t>(n_dst + 1));
-    std::vector<std::int32_t> src(static_cast<std::size_t>(n_dst * degree));
-    std::mt19937 generator(7);
-    std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(n_src - 1));
-    for (std::int64_t j = 0; j <= n_dst; ++j) offsets[j] = j * degree;
-    for (auto& s : src) s = pick(generator);
     std::vector<float> out(static_cast<std::size_t>(n_dst * width));
     boreas::kernels::GraphAttentionParams p;
     p.q = q.data();
@@ -138,10 +138,24 @@ void BM_graph_attention(benchmark::State& state) {
         kc::graph_attention(p);
         benchmark::DoNotOptimize(out.data());
     }
-    const double edges = static_cast<double>(n_dst * degree);
-    // Per edge: a k row and a v row gathered, q.k and the edge terms; per destination q and out.
-    set_rates(state, edges * (4.0 * width + 4.0 * heads * de),
-              4.0 * (edges * (2.0 * width + de + 1) + 2.0 * n_dst * width));
+    const auto e = static_cast<double>(edges);
+    set_rates(state, e * (4.0 * width + 4.0 * heads * de),
+              4.0 * (e * (2.0 * width + de + 1) + 2.0 * n_dst * width));
+}
+
+// Args: destinations, sources, in-degree, heads, head_dim, edge_dim. Sources of each destination
+// are a random (seeded) sample over the whole source grid: no locality at all, the worst case
+// for the gathers (BM_graph_attention_mesh runs the real graphs).
+void BM_graph_attention(benchmark::State& state) {
+    const auto n_dst = state.range(0), n_src = state.range(1), degree = state.range(2);
+    std::vector<std::int64_t> offsets(static_cast<std::size_t>(n_dst + 1));
+    std::vector<std::int32_t> src(static_cast<std::size_t>(n_dst * degree));
+    std::mt19937 generator(7);
+    std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(n_src - 1));
+    for (std::int64_t j = 0; j <= n_dst; ++j) offsets[j] = j * degree;
+    for (auto& s : src) s = pick(generator);
+    run_graph_attention(state, n_dst, n_src, offsets, src, state.range(3), state.range(4),
+                        state.range(5));
 }
 BENCHMARK(BM_graph_attention)
     ->ArgNames({"dst", "src", "degree", "heads", "d", "de"})
@@ -152,6 +166,42 @@ BENCHMARK(BM_graph_attention)
     ->Args({40320, 10944, 3, 8, 64, 11})    // o96 decoder (O48 -> O96, kNN 3)
     ->Args({40320, 542080, 19, 16, 64, 3})  // aifs-n320 encoder (N320 -> O96)
     ->Args({542080, 40320, 3, 16, 64, 3})   // aifs-n320 decoder
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+/// The mapper edges of a built-in config's graph, built once per process as the model builds it.
+const boreas::graphs::EdgeSet& mesh_edges(int config, bool decoder) {
+    static std::map<int, boreas::graphs::Graph> graphs;
+    static const char* const grids[][2] = {{"O48", "O16"}, {"O96", "O48"}, {"N320", "O96"}};
+    auto found = graphs.find(config);
+    if (found == graphs.end()) {
+        boreas::graphs::GraphOptions options;
+        options.data_grid = grids[config][0];
+        options.hidden_grid = grids[config][1];
+        found = graphs.emplace(config, boreas::graphs::build_graph(options)).first;
+    }
+    return found->second.edge_set(decoder ? "hidden_to_data" : "data_to_hidden");
+}
+
+// Args: config (0 small, 1 o96, 2 aifs-n320), mapper (0 encoder, 1 decoder), heads, head_dim,
+// edge_dim (3 graph attributes + 8 trainable columns). The config's real graph: nodes in grid
+// order, so neighbouring destinations share most of their sources, as in the model.
+void BM_graph_attention_mesh(benchmark::State& state) {
+    const auto& edges = mesh_edges(static_cast<int>(state.range(0)), state.range(1) != 0);
+    const auto n_dst = static_cast<std::int64_t>(edges.dst_offsets.size()) - 1;
+    const auto n_src =
+        static_cast<std::int64_t>(*std::max_element(edges.src.begin(), edges.src.end())) + 1;
+    run_graph_attention(state, n_dst, n_src, edges.dst_offsets, edges.src, state.range(2),
+                        state.range(3), state.range(4));
+}
+BENCHMARK(BM_graph_attention_mesh)
+    ->ArgNames({"config", "decoder", "heads", "d", "de"})
+    ->Args({0, 0, 8, 32, 11})   // small encoder
+    ->Args({0, 1, 8, 32, 11})   // small decoder
+    ->Args({1, 0, 8, 64, 11})   // o96 encoder
+    ->Args({1, 1, 8, 64, 11})   // o96 decoder
+    ->Args({2, 0, 16, 64, 11})  // aifs-n320 encoder
+    ->Args({2, 1, 16, 64, 11})  // aifs-n320 decoder
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -39,8 +39,9 @@ struct LayerNormParams {
 /// Graph-transformer attention (anemoi GraphTransformerConv) over destination-sorted edges:
 ///   s_ij^h = q_j^h . (k_i^h + eps_ij^h) / sqrt(d),  eps_ij = W_e e_ij + b_e
 ///   o_j^h  = sum_i softmax_i(s_ij^h) (v_i^h + eps_ij^h)
-/// computed per destination with an online softmax; eps_ij is never formed: q.eps and the value
-/// term go through the edge_dim-wide projections W_e^T q and sum_i alpha_ij e_ij.
+/// computed per destination with an exact two-pass softmax (a destination's scores fit in L1);
+/// eps_ij is never formed: q.eps and the value term go through the edge_dim-wide projections
+/// W_e^T q and sum_i alpha_ij e_ij.
 /// Batches: destination row b*n_dst+j reads source rows b*n_src+i; edge features are shared.
 /// To process a chunk of destinations, point q/out at its rows and dst_offsets at its first
 /// offset (offsets stay absolute indices into src/edge_features) and set n_dst to its size.

@@ -10,6 +10,89 @@
 #include "simd.hpp"
 
 namespace boreas::kernels::cpu {
+namespace {
+
+constexpr std::int64_t kRowBlock = 8;  // destinations whose edge projections run together
+
+/// The inputs of one head's output row (see head_output).
+struct HeadOutput {
+    const float* values;          // v^h of source row 0; rows `stride` apart
+    const std::int32_t* sources;  // the destination's edges
+    std::int64_t degree, stride, heads;
+    const float* weights;    // softmax numerators of head h, `heads` apart per edge
+    float inv;               // 1 / their sum
+    const float* edge_sums;  // sum_e numerator e_e, `heads` apart per edge-feature column
+    std::int64_t edge_dim;
+    const float* edge_weight_t;  // W_e^h transposed, rows `width` apart
+    std::int64_t width;
+    const float* bias;  // b_e^h or null
+};
+
+/// out[x] for x in [x0, x0 + 8 V): V vectors of accumulators live in registers through the
+/// edges and the edge-feature columns, and out is written once.
+template <int V>
+void head_output_block(const HeadOutput& in, std::int64_t x0, float* out) {
+#ifdef BOREAS_SIMD_AVX2
+    // Three independent accumulator sets (values; even and odd edge-feature columns) keep the
+    // dependency chains short: a head's d channels alone give too few vectors to hide latency.
+    __m256 values[V], even[V], odd[V];
+    for (int i = 0; i < V; ++i) values[i] = even[i] = odd[i] = _mm256_setzero_ps();
+    for (std::int64_t e = 0; e < in.degree; ++e) {
+        const __m256 w = _mm256_broadcast_ss(in.weights + e * in.heads);
+        const float* v = in.values + in.sources[e] * in.stride + x0;
+        for (int i = 0; i < V; ++i)
+            values[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * i), values[i]);
+    }
+    std::int64_t c = 0;
+    for (; c + 2 <= in.edge_dim; c += 2) {
+        const __m256 a0 = _mm256_set1_ps(in.edge_sums[c * in.heads] * in.inv),
+                     a1 = _mm256_set1_ps(in.edge_sums[(c + 1) * in.heads] * in.inv);
+        const float* w0 = in.edge_weight_t + c * in.width + x0;
+        const float* w1 = w0 + in.width;
+        for (int i = 0; i < V; ++i) {
+            even[i] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + 8 * i), even[i]);
+            odd[i] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(w1 + 8 * i), odd[i]);
+        }
+    }
+    if (c < in.edge_dim) {
+        const __m256 a = _mm256_set1_ps(in.edge_sums[c * in.heads] * in.inv);
+        const float* w = in.edge_weight_t + c * in.width + x0;
+        for (int i = 0; i < V; ++i)
+            even[i] = _mm256_fmadd_ps(a, _mm256_loadu_ps(w + 8 * i), even[i]);
+    }
+    const __m256 inv = _mm256_set1_ps(in.inv);
+    for (int i = 0; i < V; ++i) {
+        __m256 result = _mm256_fmadd_ps(values[i], inv, _mm256_add_ps(even[i], odd[i]));
+        if (in.bias) result = _mm256_add_ps(result, _mm256_loadu_ps(in.bias + x0 + 8 * i));
+        _mm256_storeu_ps(out + x0 + 8 * i, result);
+    }
+#else
+    (void)in;
+    (void)x0;
+    (void)out;
+#endif
+}
+
+/// o^h = (sum_e a_e v_e^h + W_e^h sum_e a_e e_e) / sum_e a_e + b_e^h for the softmax numerators
+/// a_e of head h: the normalised weights sum to one, so the bias enters once.
+void head_output(const HeadOutput& in, std::int64_t d, float* out) {
+    std::int64_t x0 = 0;
+#ifdef BOREAS_SIMD_AVX2
+    for (; x0 + 32 <= d; x0 += 32) head_output_block<4>(in, x0, out);
+    for (; x0 + 8 <= d; x0 += 8) head_output_block<1>(in, x0, out);
+#endif
+    for (; x0 < d; ++x0) {
+        float sum = 0;
+        for (std::int64_t e = 0; e < in.degree; ++e)
+            sum += in.weights[e * in.heads] * in.values[in.sources[e] * in.stride + x0];
+        sum *= in.inv;
+        for (std::int64_t c = 0; c < in.edge_dim; ++c)
+            sum += in.edge_sums[c * in.heads] * in.inv * in.edge_weight_t[c * in.width + x0];
+        out[x0] = in.bias ? sum + in.bias[x0] : sum;
+    }
+}
+
+}  // namespace
 
 void graph_attention(const GraphAttentionParams& p) {
     const auto heads = p.heads, d = p.head_dim, de = p.edge_dim, width = heads * d;
@@ -21,10 +104,10 @@ void graph_attention(const GraphAttentionParams& p) {
     const auto kv_stride = p.kv_stride ? p.kv_stride : width;
     const auto out_stride = p.out_stride ? p.out_stride : width;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const std::int64_t rows = p.batch * p.n_dst;
+    const std::int64_t rows = p.batch * p.n_dst, blocks = (rows + kRowBlock - 1) / kRowBlock;
 
-    // W_e transposed to [edge_dim, width] so that the per-destination projections W_e^T q and
-    // W_e (sum alpha e) run along contiguous channels.
+    // W_e transposed to [edge_dim, width] so that the output's W_e (sum alpha e) runs along
+    // contiguous channels.
     std::vector<float> edge_weight_t(static_cast<std::size_t>(de * width));
     for (std::int64_t r = 0; r < width; ++r)
         for (std::int64_t c = 0; c < de; ++c)
@@ -35,8 +118,8 @@ void graph_attention(const GraphAttentionParams& p) {
 
 #pragma omp parallel
     {
-        // Per head: W_e^h^T q^h (de values), then q^h . b_e^h (EdgeProjection's layout).
-        std::vector<float> q_edge(static_cast<std::size_t>(heads * pc));
+        // Per row and head: W_e^h^T q^h (de values), then q^h . b_e^h (EdgeProjection's layout).
+        std::vector<float> q_edge(static_cast<std::size_t>(kRowBlock * heads * pc));
         // The per-edge work runs across heads (8 lanes = 8 heads), so these are head-minor:
         // q_edge_t [de, heads], scores [degree, heads] (then the softmax numerators), the weighted
         // edge-feature sums acc_e [de, heads].
@@ -45,66 +128,63 @@ void graph_attention(const GraphAttentionParams& p) {
         std::vector<float> acc_e(static_cast<std::size_t>(de * heads)),
             maxima(static_cast<std::size_t>(heads)), sums(static_cast<std::size_t>(heads));
         std::vector<float> scores;
-#pragma omp for schedule(dynamic, 16)
-        for (std::int64_t row = 0; row < rows; ++row) {
-            const std::int64_t b = row / p.n_dst, j = row % p.n_dst;
-            const float* q = p.q + row * q_stride;
-            float* out = p.out + row * out_stride;
-            const auto begin = p.dst_offsets[j], end = p.dst_offsets[j + 1];
-            const std::int64_t degree = end - begin;
-            if (degree == 0) {  // no incoming edge: PyG's scatter-sum leaves zeros
-                std::fill(out, out + width, 0.0f);
-                if (p.lse) std::fill(p.lse + row * heads, p.lse + (row + 1) * heads, 0.0f);
-                continue;
-            }
-            const float* k_base = p.k + b * p.n_src * kv_stride;
-            const float* v_base = p.v + b * p.n_src * kv_stride;
-            const std::int32_t* sources = p.src + begin;
-            const float* features = p.edge_features + begin * de;
-            projection.project(q, heads, d, q_edge.data());
-            for (std::int64_t h = 0; h < heads; ++h) {
-                for (std::int64_t c = 0; c < de; ++c) q_edge_t[c * heads + h] = q_edge[h * pc + c];
-                q_bias[h] = q_edge[h * pc + bias_column];
-            }
-            if (static_cast<std::int64_t>(scores.size()) < degree * heads)
-                scores.resize(static_cast<std::size_t>(degree * heads));
-            // Pass 1: all scores of this destination (a destination has few edges: they stay in
-            // L1), then an exact two-pass softmax per head, so the accumulators need no rescale.
-            for (std::int64_t e = 0; e < degree; ++e) {
-                if (e + 1 < degree) simd::prefetch_row(k_base + sources[e + 1] * kv_stride, width);
-                const float* k = k_base + sources[e] * kv_stride;
-                float* score = scores.data() + e * heads;
+#pragma omp for schedule(dynamic, 2)
+        for (std::int64_t block = 0; block < blocks; ++block) {
+            const std::int64_t first = block * kRowBlock;
+            const std::int64_t count = std::min(kRowBlock, rows - first);
+            projection.project_rows(p.q + first * q_stride, q_stride, count, heads, d,
+                                    q_edge.data());
+            for (std::int64_t row = first; row < first + count; ++row) {
+                const std::int64_t b = row / p.n_dst, j = row % p.n_dst;
+                const float* q = p.q + row * q_stride;
+                float* out = p.out + row * out_stride;
+                const auto begin = p.dst_offsets[j], end = p.dst_offsets[j + 1];
+                const std::int64_t degree = end - begin;
+                if (degree == 0) {  // no incoming edge: PyG's scatter-sum leaves zeros
+                    std::fill(out, out + width, 0.0f);
+                    if (p.lse) std::fill(p.lse + row * heads, p.lse + (row + 1) * heads, 0.0f);
+                    continue;
+                }
+                const float* k_base = p.k + b * p.n_src * kv_stride;
+                const float* v_base = p.v + b * p.n_src * kv_stride;
+                const std::int32_t* sources = p.src + begin;
+                const float* features = p.edge_features + begin * de;
+                const float* row_edge = q_edge.data() + (row - first) * heads * pc;
+                for (std::int64_t h = 0; h < heads; ++h) {
+                    for (std::int64_t c = 0; c < de; ++c)
+                        q_edge_t[c * heads + h] = row_edge[h * pc + c];
+                    q_bias[h] = row_edge[h * pc + bias_column];
+                }
+                if (static_cast<std::int64_t>(scores.size()) < degree * heads)
+                    scores.resize(static_cast<std::size_t>(degree * heads));
+                // Pass 1: all scores of this destination (a destination has few edges: they stay
+                // in L1), then an exact two-pass softmax per head, so nothing needs a rescale.
+                for (std::int64_t e = 0; e < degree; ++e) {
+                    if (e + 1 < degree)
+                        simd::prefetch_row(k_base + sources[e + 1] * kv_stride, width);
+                    float* score = scores.data() + e * heads;
+                    simd::head_dots(q, k_base + sources[e] * kv_stride, heads, d, score);
+                    simd::add(score, q_bias.data(), heads);
+                    simd::add_scaled_columns(score, q_edge_t.data(), features + e * de, de, heads);
+                    simd::scale(score, scale, heads);
+                }
+                simd::prefetch_row(v_base + sources[0] * kv_stride, width);
+                simd::column_softmax_numerators(scores.data(), degree, heads, maxima.data(),
+                                                sums.data());
+                if (p.lse)
+                    for (std::int64_t h = 0; h < heads; ++h)
+                        p.lse[row * heads + h] = maxima[h] + std::log(sums[h]);
+                // Pass 2: the numerator-weighted edge features, then each head's output.
+                std::fill(acc_e.begin(), acc_e.end(), 0.0f);
+                for (std::int64_t e = 0; e < degree; ++e)
+                    simd::add_outer(acc_e.data(), features + e * de, de, scores.data() + e * heads,
+                                    heads);
                 for (std::int64_t h = 0; h < heads; ++h)
-                    score[h] = q_bias[h] + simd::dot(q + h * d, k + h * d, d);
-                simd::add_scaled_columns(score, q_edge_t.data(), features + e * de, de, heads);
-                simd::scale(score, scale, heads);
-            }
-            simd::prefetch_row(v_base + sources[0] * kv_stride, width);
-            simd::column_softmax_numerators(scores.data(), degree, heads, maxima.data(),
-                                            sums.data());
-            if (p.lse)
-                for (std::int64_t h = 0; h < heads; ++h)
-                    p.lse[row * heads + h] = maxima[h] + std::log(sums[h]);
-            // Pass 2: weighted sums of the values (into out) and of the edge features.
-            std::fill(out, out + width, 0.0f);
-            std::fill(acc_e.begin(), acc_e.end(), 0.0f);
-            for (std::int64_t e = 0; e < degree; ++e) {
-                if (e + 1 < degree) simd::prefetch_row(v_base + sources[e + 1] * kv_stride, width);
-                const float* v = v_base + sources[e] * kv_stride;
-                const float* weight = scores.data() + e * heads;
-                for (std::int64_t h = 0; h < heads; ++h)
-                    simd::axpy(out + h * d, weight[h], v + h * d, d);
-                simd::add_outer(acc_e.data(), features + e * de, de, weight, heads);
-            }
-            // o = (sum alpha v + W_e sum alpha e) / sum + b_e: the normalised weights sum to one.
-            for (std::int64_t h = 0; h < heads; ++h) {
-                const float inv = 1.0f / sums[h];
-                float* oh = out + h * d;
-                simd::scale(oh, inv, d);
-                for (std::int64_t c = 0; c < de; ++c)
-                    simd::axpy(oh, acc_e[c * heads + h] * inv,
-                               edge_weight_t.data() + c * width + h * d, d);
-                if (p.edge_bias) simd::add(oh, p.edge_bias + h * d, d);
+                    head_output(
+                        {v_base + h * d, sources, degree, kv_stride, heads, scores.data() + h,
+                         1.0f / sums[h], acc_e.data() + h, de, edge_weight_t.data() + h * d, width,
+                         p.edge_bias ? p.edge_bias + h * d : nullptr},
+                        d, out + h * d);
             }
         }
     }

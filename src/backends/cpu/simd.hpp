@@ -91,6 +91,40 @@ inline float dot(const float* a, const float* b, std::int64_t n) {
     return sum;
 }
 
+#ifdef BOREAS_SIMD_AVX2
+/// result[j] = the sum of p[j]'s eight lanes, for eight vectors at once: three rounds of pairwise
+/// adds in place of eight separate horizontal sums.
+inline __m256 lane_sums(const __m256 (&p)[8]) {
+    // hadd works within 128-bit halves: after two rounds, half 0 holds the low-half sums of
+    // p[0..3] (of p[4..7] in the second vector) and half 1 the high-half sums.
+    const __m256 s03 = _mm256_hadd_ps(_mm256_hadd_ps(p[0], p[1]), _mm256_hadd_ps(p[2], p[3]));
+    const __m256 s47 = _mm256_hadd_ps(_mm256_hadd_ps(p[4], p[5]), _mm256_hadd_ps(p[6], p[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(s03, s47, 0x20),
+                         _mm256_permute2f128_ps(s03, s47, 0x31));
+}
+#endif
+
+/// out[h] = a^h . b^h for h < heads: the per-head dot products of two rows of heads * d values.
+inline void head_dots(const float* a, const float* b, std::int64_t heads, std::int64_t d,
+                      float* out) {
+    std::int64_t h = 0;
+#ifdef BOREAS_SIMD_AVX2
+    if (d % 8 == 0)
+        for (; h + 8 <= heads; h += 8) {
+            __m256 p[8];
+            for (int j = 0; j < 8; ++j) {
+                const float* x = a + (h + j) * d;
+                const float* y = b + (h + j) * d;
+                p[j] = _mm256_mul_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(y));
+                for (std::int64_t i = 8; i < d; i += 8)
+                    p[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), p[j]);
+            }
+            _mm256_storeu_ps(out + h, lane_sums(p));
+        }
+#endif
+    for (; h < heads; ++h) out[h] = dot(a + h * d, b + h * d, d);
+}
+
 /// y[i] += alpha * x[i].
 inline void axpy(float* y, float alpha, const float* x, std::int64_t n) {
     std::int64_t i = 0;
