@@ -107,22 +107,25 @@ void BM_gelu(benchmark::State& state) {
 }
 BENCHMARK(BM_gelu)->Arg(10944 * 1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-/// Times graph_attention over the destination-sorted edges (offsets, src) with random values,
-/// counting the byte model of docs/bench.md: per edge a gathered k row and v row and its
-/// features, per destination q and out.
+/// Times graph_attention over the destination-sorted edges (offsets, src) with random values in
+/// the model's layout (q beside the skip projection, k and v side by side in one row), counting
+/// the byte model of docs/bench.md: per edge a gathered k row and v row and its features, per
+/// destination q and out.
 void run_graph_attention(benchmark::State& state, std::int64_t n_dst, std::int64_t n_src,
                          const std::vector<std::int64_t>& offsets,
                          const std::vector<std::int32_t>& src, std::int64_t heads, std::int64_t d,
                          std::int64_t de) {
     const auto width = heads * d, edges = static_cast<std::int64_t>(src.size());
-    const auto q = random_values(n_dst * width, 1), k = random_values(n_src * width, 2);
-    const auto v = random_values(n_src * width, 3), features = random_values(edges * de, 4);
+    const auto q = random_values(n_dst * 2 * width, 1), kv = random_values(n_src * 2 * width, 2);
+    const auto features = random_values(edges * de, 4);
     const auto we = random_values(width * de, 5, 0.1f), be = random_values(width, 6, 0.1f);
     std::vector<float> out(static_cast<std::size_t>(n_dst * width));
     boreas::kernels::GraphAttentionParams p;
     p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
+    p.q_stride = 2 * width;
+    p.k = kv.data();
+    p.v = kv.data() + width;
+    p.kv_stride = 2 * width;
     p.edge_features = features.data();
     p.edge_weight = we.data();
     p.edge_bias = be.data();

@@ -159,16 +159,19 @@ void graph_attention(const GraphAttentionParams& p) {
                     scores.resize(static_cast<std::size_t>(degree * heads));
                 // Pass 1: all scores of this destination (a destination has few edges: they stay
                 // in L1), then an exact two-pass softmax per head, so nothing needs a rescale.
+                // The v rows come in with the k rows, so pass 2 finds them in cache.
+                simd::prefetch_row(v_base + sources[0] * kv_stride, width);
                 for (std::int64_t e = 0; e < degree; ++e) {
-                    if (e + 1 < degree)
+                    if (e + 1 < degree) {
                         simd::prefetch_row(k_base + sources[e + 1] * kv_stride, width);
+                        simd::prefetch_row(v_base + sources[e + 1] * kv_stride, width);
+                    }
                     float* score = scores.data() + e * heads;
                     simd::head_dots(q, k_base + sources[e] * kv_stride, heads, d, score);
                     simd::add(score, q_bias.data(), heads);
                     simd::add_scaled_columns(score, q_edge_t.data(), features + e * de, de, heads);
                     simd::scale(score, scale, heads);
                 }
-                simd::prefetch_row(v_base + sources[0] * kv_stride, width);
                 simd::column_softmax_numerators(scores.data(), degree, heads, maxima.data(),
                                                 sums.data());
                 if (p.lse)
