@@ -129,7 +129,7 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GraphAttentionForward,
-    ::testing::Values(Shape{1, 9, 13, 8, 32, 11, true, false},  // small's heads, edge_dim 3 + 8
+    ::testing::Values(Shape{1, 9, 40, 8, 32, 11, true, false},  // small's heads, edge_dim 3 + 8
                       Shape{2, 7, 11, 16, 64, 3, true, true},   // aifs' heads, fused strides
                       Shape{1, 5, 10, 4, 8, 0, false, false},   // tiny's heads, no edge term
                       Shape{2, 6, 9, 9, 40, 5, true, true},     // 8-head group + 1, 32 + 8 channels
