@@ -23,31 +23,47 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-time", default="0.5", help="--benchmark_min_time per run (s)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     times = collections.defaultdict(lambda: collections.defaultdict(list))
     for _ in range(args.rounds):
         for binary in args.binaries:
-            run = subprocess.run(
-                [binary, f"--benchmark_filter={args.filter}", "--benchmark_format=json",
-                 f"--benchmark_min_time={args.min_time}"],
-                capture_output=True, text=True)
+            try:
+                run = subprocess.run(
+                    [binary, f"--benchmark_filter={args.filter}", "--benchmark_format=json",
+                     f"--benchmark_min_time={args.min_time}"],
+                    capture_output=True, text=True)
+            except OSError as error:
+                sys.exit(f"compare.py: cannot run {binary}: {error}")
             if run.returncode != 0:
                 sys.exit(f"compare.py: {binary} failed (exit {run.returncode}): {run.stderr.strip()}")
-            benchmarks = json.loads(run.stdout)["benchmarks"]
-            if not benchmarks:
-                sys.exit(f"compare.py: no benchmark matches --filter {args.filter}")
+            try:
+                benchmarks = json.loads(run.stdout)["benchmarks"]
+            except (json.JSONDecodeError, KeyError):
+                said = (run.stderr or run.stdout).strip()[:200]
+                sys.exit(f"compare.py: {binary} did not print Google Benchmark JSON: {said}")
             for b in benchmarks:
+                if b.get("error_occurred"):
+                    sys.exit(f"compare.py: {binary}: {b['name']} failed: {b.get('error_message')}")
                 times[b["name"]][binary].append((b["real_time"], b.get("B/s", 0.0), b["time_unit"]))
+    if not times:
+        sys.exit(f"compare.py: no benchmark matches --filter {args.filter}")
 
     for name, by_binary in times.items():
         medians, cells = [], []
         for binary in args.binaries:
-            runs = by_binary[binary]
+            runs = by_binary.get(binary)
+            if not runs:  # a benchmark that only some of the builds have
+                medians.append(None)
+                cells.append(f"{'n/a':>22}")
+                continue
             t = statistics.median(r[0] for r in runs)
             rate = statistics.median(r[1] for r in runs) / 1e9
             medians.append(t)
             cells.append(f"{t:9.2f} {runs[0][2]} {rate:5.1f} GB/s")
-        print(f"{name} | " + " | ".join(cells) + f" | {medians[0] / medians[-1]:.2f}x")
+        ratio = f"{medians[0] / medians[-1]:.2f}x" if medians[0] and medians[-1] else "n/a"
+        print(f"{name} | " + " | ".join(cells) + f" | {ratio}")
     return 0
 
 

@@ -5,9 +5,11 @@
 // tiles) and their remainders, destinations without edges, batches and fused row strides.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "boreas/kernels/kernels.hpp"
@@ -54,7 +56,9 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
     const auto kv = random(s.batch * s.n_src * kv_stride, 1.0f);
     const auto features = random(edges * de, 1.0f), w = random(width * de, 0.5f);
     const auto bias = random(width, 0.5f);
-    std::vector<float> out(static_cast<std::size_t>(s.batch * s.n_dst * width), NAN),
+    // Fused shapes write every other block of width channels, as the model's out_stride does.
+    const std::int64_t out_stride = s.fused ? 2 * width : width;
+    std::vector<float> out(static_cast<std::size_t>(s.batch * s.n_dst * out_stride), NAN),
         lse(static_cast<std::size_t>(s.batch * s.n_dst * s.heads), NAN);
 
     GraphAttentionParams p;
@@ -76,6 +80,7 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
     p.edge_dim = de;
     p.q_stride = q_stride;
     p.kv_stride = kv_stride;
+    p.out_stride = out_stride;
     cpu::graph_attention(p);
 
     const double scale = 1.0 / std::sqrt(static_cast<double>(s.d));
@@ -115,7 +120,7 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
                             scores[e - begin] / total * (v[h * s.d + x] + eps[h * s.d + x]);
                 }
                 for (std::int64_t x = 0; x < s.d; ++x)
-                    ASSERT_NEAR(out[row * width + h * s.d + x], expected[x], 2e-5)
+                    ASSERT_NEAR(out[row * out_stride + h * s.d + x], expected[x], 2e-5)
                         << "batch " << b << ", destination " << j << ", head " << h << ", channel "
                         << x;
                 // PyG's scatter leaves zeros where nothing arrives; lse is 0 there.
@@ -129,11 +134,15 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GraphAttentionForward,
-    ::testing::Values(Shape{1, 9, 40, 8, 32, 11, true, false},  // small's heads, edge_dim 3 + 8
-                      Shape{2, 7, 11, 16, 64, 3, true, true},   // aifs' heads, fused strides
-                      Shape{1, 5, 10, 4, 8, 0, false, false},   // tiny's heads, no edge term
-                      Shape{2, 6, 9, 9, 40, 5, true, true},     // 8-head group + 1, 32 + 8 channels
-                      Shape{1, 6, 7, 3, 5, 2, false, false}),   // no vector path at all
+    ::testing::Values(
+        // small's heads, edge_dim 3 + 8 (16 projection columns); 43 destinations: 5 blocks of 8
+        // and a 3-row tail through the one-row projection tile
+        Shape{1, 9, 43, 8, 32, 11, true, false},
+        Shape{2, 7, 11, 16, 64, 3, true, true},  // aifs' heads, fused strides
+        Shape{1, 9, 21, 8, 32, 4, false, true},  // even edge_dim, no bias, in the 32-channel blocks
+        Shape{1, 5, 10, 4, 8, 0, false, false},  // tiny's heads, no edge term
+        Shape{2, 6, 9, 9, 40, 5, true, true},    // 8-head group + 1, 32 + 8 channels
+        Shape{1, 6, 7, 3, 5, 2, false, false}),  // scalar head dots and outputs
     [](const ::testing::TestParamInfo<Shape>& param) {
         const Shape& s = param.param;
         return "heads" + std::to_string(s.heads) + "_d" + std::to_string(s.d) + "_de" +

@@ -37,7 +37,8 @@ class EdgeProjection {
 
     /// project() for `count` rows `stride` apart, into out [count, heads * columns()]. Rows go
     /// four at a time through register tiles: each loaded vector of W_e serves four rows, and the
-    /// eight independent accumulators hide the FMA latency that one row's chain would expose.
+    /// four rows' independent accumulators (eight from 16 columns on) hide the FMA latency that
+    /// one row's chain would expose.
     void project_rows(const float* rows, std::int64_t stride, std::int64_t count,
                       std::int64_t heads, std::int64_t d, float* out) const {
         const std::int64_t out_stride = heads * columns_;

@@ -21,18 +21,18 @@ struct HeadOutput {
     std::int64_t degree, stride, heads;
     const float* weights;    // softmax numerators of head h, `heads` apart per edge
     float inv;               // 1 / their sum
-    const float* edge_sums;  // sum_e numerator e_e, `heads` apart per edge-feature column
+    const float* edge_sums;  // sum_e numerator e_e, `heads` apart per column (null if no edge_dim)
     std::int64_t edge_dim;
-    const float* edge_weight_t;  // W_e^h transposed, rows `width` apart
+    const float* edge_weight_t;  // W_e^h transposed, rows `width` apart (null if no edge_dim)
     std::int64_t width;
     const float* bias;  // b_e^h or null
 };
 
+#ifdef BOREAS_SIMD_AVX2
 /// out[x] for x in [x0, x0 + 8 V): V vectors of accumulators live in registers through the
 /// edges and the edge-feature columns, and out is written once.
 template <int V>
 void head_output_block(const HeadOutput& in, std::int64_t x0, float* out) {
-#ifdef BOREAS_SIMD_AVX2
     // Three independent accumulator sets (values; even and odd edge-feature columns) keep the
     // dependency chains short: a head's d channels alone give too few vectors to hide latency.
     __m256 values[V], even[V], odd[V];
@@ -66,12 +66,8 @@ void head_output_block(const HeadOutput& in, std::int64_t x0, float* out) {
         if (in.bias) result = _mm256_add_ps(result, _mm256_loadu_ps(in.bias + x0 + 8 * i));
         _mm256_storeu_ps(out + x0 + 8 * i, result);
     }
-#else
-    (void)in;
-    (void)x0;
-    (void)out;
-#endif
 }
+#endif
 
 /// o^h = (sum_e a_e v_e^h + W_e^h sum_e a_e e_e) / sum_e a_e + b_e^h for the softmax numerators
 /// a_e of head h: the normalised weights sum to one, so the bias enters once.
@@ -183,11 +179,11 @@ void graph_attention(const GraphAttentionParams& p) {
                     simd::add_outer(acc_e.data(), features + e * de, de, scores.data() + e * heads,
                                     heads);
                 for (std::int64_t h = 0; h < heads; ++h)
-                    head_output(
-                        {v_base + h * d, sources, degree, kv_stride, heads, scores.data() + h,
-                         1.0f / sums[h], acc_e.data() + h, de, edge_weight_t.data() + h * d, width,
-                         p.edge_bias ? p.edge_bias + h * d : nullptr},
-                        d, out + h * d);
+                    head_output({v_base + h * d, sources, degree, kv_stride, heads,
+                                 scores.data() + h, 1.0f / sums[h], de ? acc_e.data() + h : nullptr,
+                                 de, de ? edge_weight_t.data() + h * d : nullptr, width,
+                                 p.edge_bias ? p.edge_bias + h * d : nullptr},
+                                d, out + h * d);
             }
         }
     }
