@@ -18,6 +18,7 @@ void block6(std::int64_t k, float alpha, const float* a, std::int64_t lda, const
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda,
                 *a5 = a + 5 * lda;
+#pragma GCC unroll 4
     for (std::int64_t p = 0; p < k; ++p) {
         const __m256 b0 = _mm256_loadu_ps(panel + p * kPanel);
         const __m256 b1 = _mm256_loadu_ps(panel + p * kPanel + 8);
