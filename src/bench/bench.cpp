@@ -40,8 +40,8 @@ nlohmann::ordered_json verification(const Tensor& output, const std::string& ref
         sum += v;
         squares += static_cast<double>(v) * v;
     }
-    const std::string checksum = fmt::format("sum {:.9g}, sum of squares {:.9g}, {} values", sum,
-                                             squares, output.numel());
+    const std::string checksum =
+        fmt::format("sum {:.9g}, sum of squares {:.9g}, {} values", sum, squares, output.numel());
     bool finite = std::isfinite(sum) && std::isfinite(squares);
     if (reference_file.empty()) {
         return {{"status", finite ? "checksum" : "failed"},
@@ -77,9 +77,11 @@ nlohmann::ordered_json phase_result(const std::string& name, const std::string& 
     result["stats"] = stats;
     result["samples"] = samples;
     const double median = stats["median"].get<double>();
-    const double spread = median > 0 ? (stats["max"].get<double>() - stats["min"].get<double>()) / median : 0;
-    result["noisy"] = spread > 0.2 || (stats["n"].get<int>() >= 3 && stats["mean"].get<double>() > 0 &&
-                                       stats["stddev"].get<double>() / stats["mean"].get<double>() > 0.1);
+    const double spread =
+        median > 0 ? (stats["max"].get<double>() - stats["min"].get<double>()) / median : 0;
+    result["noisy"] =
+        spread > 0.2 || (stats["n"].get<int>() >= 3 && stats["mean"].get<double>() > 0 &&
+                         stats["stddev"].get<double>() / stats["mean"].get<double>() > 0.1);
     result["flops"] = cost.flops;
     result["bytes"] = cost.bytes;
     const double gflops = median > 0 ? cost.flops / median / 1e9 : 0;
@@ -127,7 +129,8 @@ nlohmann::ordered_json statistics(const std::vector<double>& samples, int warmup
 nlohmann::ordered_json run(const BenchOptions& options) {
     BOREAS_CHECK(options.what == "forward" || options.what == "train" || options.what == "all",
                  "unknown benchmark '{}'; expected forward, train or all", options.what);
-    BOREAS_CHECK(options.repetitions >= 1, "--repetitions must be >= 1, found {}", options.repetitions);
+    BOREAS_CHECK(options.repetitions >= 1, "--repetitions must be >= 1, found {}",
+                 options.repetitions);
     BOREAS_CHECK(options.warmup >= 0, "--warmup must be >= 0, found {}", options.warmup);
     BOREAS_CHECK(options.batch >= 1, "--batch must be >= 1, found {}", options.batch);
     BOREAS_CHECK(options.timeout > 0, "--timeout must be > 0, found {}", options.timeout);
@@ -143,15 +146,21 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     } else {
         model.load_weights(options.weights);
     }
-    const Tensor input = options.input.empty() ? model::synthetic_input(model, options.batch, options.seed)
-                                               : model::read_input(options.input);
+    const Tensor input = options.input.empty()
+                             ? model::synthetic_input(model, options.batch, options.seed)
+                             : model::read_input(options.input);
     const auto batch = input.dim(0);
     const auto roof = measure_roof({.gemm_shapes = {}, .use_cache = !options.fresh_roof});
+    // A fresh roof measurement streams 384 MiB of triad arrays and the SGEMM operands: not the
+    // model's memory. Hand it back and restart the peak, so peak_rss_bytes is the model's.
+    release_free_heap();
+    reset_peak_rss();
 
     auto& recorder = trace::Recorder::instance();
     // Times `step` (warm-ups first) into total samples and per-range samples.
     auto measure = [&](const char* what, const std::function<void()>& step,
-                       std::vector<double>& totals, std::map<std::string, std::vector<double>>& phases) {
+                       std::vector<double>& totals,
+                       std::map<std::string, std::vector<double>>& phases) {
         recorder.enable(true);
         log::info("benchmark {}, config {}: {} warm-up + {} repetitions", what, config.name,
                   options.warmup, options.repetitions);
@@ -165,7 +174,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             totals.push_back(clock.seconds());
             for (const auto& [phase, seconds] : recorder.take()) phases[phase].push_back(seconds);
             if (elapsed.seconds() > options.timeout) {
-                log::warning("timeout of {} s reached after {} repetitions", options.timeout, totals.size());
+                log::warning("timeout of {} s reached after {} repetitions", options.timeout,
+                             totals.size());
                 break;
             }
         }
@@ -177,7 +187,9 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     std::vector<double> totals, train_totals;
     double first_step_loss = 0;  // the training step's loss on its first (warm-up) call
     std::map<std::string, std::vector<double>> phases, train_phases;
-    if (run_forward) measure("forward", [&] { output = model.forward(input); }, totals, phases);
+    if (run_forward)
+        measure(
+            "forward", [&] { output = model.forward(input); }, totals, phases);
     if (run_train) {
         // One training step: forward and backward of a rollout-1 step on the synthetic input
         // (targets: the input's last step where a variable is also an output), then AdamW.
@@ -185,7 +197,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         const auto vars = static_cast<std::int64_t>(c.variables.size());
         const auto in_names = c.input_variables();
         Tensor train_batch({batch, c.multistep_input + 1, 1, input.dim(3), vars});
-        std::vector<std::int64_t> input_column(static_cast<std::size_t>(vars), -1);  // -1: not an input
+        std::vector<std::int64_t> input_column(static_cast<std::size_t>(vars),
+                                               -1);  // -1: not an input
         for (std::int64_t v = 0; v < vars; ++v) {
             const auto it = std::find(in_names.begin(), in_names.end(), c.variables[v]);
             if (it != in_names.end()) input_column[v] = it - in_names.begin();
@@ -194,34 +207,48 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             for (std::int64_t t = 0; t <= c.multistep_input; ++t)
                 for (std::int64_t n = 0; n < input.dim(3); ++n)
                     for (std::int64_t v = 0; v < vars; ++v) {
-                        const std::int64_t source_t = std::min<std::int64_t>(t, c.multistep_input - 1);
-                        train_batch.data()[(((b * (c.multistep_input + 1) + t) * input.dim(3)) + n) * vars + v] =
-                            input_column[v] < 0 ? 0.0f
-                                                : input.data()[(((b * c.multistep_input + source_t) * input.dim(3)) + n) *
-                                                                   input.dim(4) + input_column[v]];
+                        const std::int64_t source_t =
+                            std::min<std::int64_t>(t, c.multistep_input - 1);
+                        train_batch.data()
+                            [(((b * (c.multistep_input + 1) + t) * input.dim(3)) + n) * vars + v] =
+                            input_column[v] < 0
+                                ? 0.0f
+                                : input
+                                      .data()[(((b * c.multistep_input + source_t) * input.dim(3)) +
+                                               n) *
+                                                  input.dim(4) +
+                                              input_column[v]];
                     }
         std::map<std::string, train::AdamWState> states;
         std::int64_t optimiser_step = 0;
-        measure("train", [&] {
-            auto result = train::rollout_step(model, train_batch, 1, {}, options.activation_checkpointing);
-            if (optimiser_step == 0) first_step_loss = result.loss;  // checked against peers
-            BOREAS_RANGE("optimizer");
-            ++optimiser_step;
-            for (const auto& name : model.parameters().names()) {
-                auto& param = const_cast<Tensor&>(model.parameters().get(name));
-                // A tiny learning rate: the benchmark times the update, it does not train.
-                train::adamw_step(param.storage(), result.gradients.parameters.at(name).values(),
-                                  states[name], optimiser_step, 1e-12, {});
-            }
-        }, train_totals, train_phases);
+        measure(
+            "train",
+            [&] {
+                auto result = train::rollout_step(model, train_batch, 1, {},
+                                                  options.activation_checkpointing);
+                if (optimiser_step == 0) first_step_loss = result.loss;  // checked against peers
+                BOREAS_RANGE("optimizer");
+                ++optimiser_step;
+                for (const auto& name : model.parameters().names()) {
+                    auto& param = const_cast<Tensor&>(model.parameters().get(name));
+                    // A tiny learning rate: the benchmark times the update, it does not train.
+                    train::adamw_step(param.storage(),
+                                      result.gradients.parameters.at(name).values(), states[name],
+                                      optimiser_step, 1e-12, {});
+                }
+            },
+            train_totals, train_phases);
     }
     const auto costs = forward_costs(model.config(), model.graph(), static_cast<int>(batch));
-    const auto verdict = run_forward ? verification(output, options.verify)
-                                     : nlohmann::ordered_json{{"status", "not-checked"},
-                                                              {"detail", "training step: no reference output"}};
-    const nlohmann::ordered_json params = {{"config", config.name}, {"batch", batch},
-                                           {"activation_checkpointing", options.activation_checkpointing},
-                                           {"threads", omp_get_max_threads()}};
+    const auto verdict =
+        run_forward ? verification(output, options.verify)
+                    : nlohmann::ordered_json{{"status", "not-checked"},
+                                             {"detail", "training step: no reference output"}};
+    const nlohmann::ordered_json params = {
+        {"config", config.name},
+        {"batch", batch},
+        {"activation_checkpointing", options.activation_checkpointing},
+        {"threads", omp_get_max_threads()}};
     nlohmann::ordered_json document;
     document["schema"] = kSchemaName;
     document["schema_version"] = kSchemaVersion;
@@ -246,8 +273,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     }
     if (run_forward) {
         const double step_median = statistics(totals, options.warmup)["median"].get<double>();
-        document["results"].push_back(phase_result("forward", "total", totals, options.warmup, total_cost,
-                                                   roof, step_median, params, verdict));
+        document["results"].push_back(phase_result("forward", "total", totals, options.warmup,
+                                                   total_cost, roof, step_median, params, verdict));
         // Phases in the order they run: input, encoder, processor (its chunks), decoder, output.
         std::vector<std::string> order;
         for (const char* phase : {"input", "encoder", "processor"}) order.push_back(phase);
@@ -260,15 +287,17 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             if (!phases.count(phase)) continue;
             auto it = costs.find(phase);
             const PhaseCost cost = it == costs.end() ? PhaseCost{} : it->second;
-            document["results"].push_back(phase_result("forward/" + phase, phase, phases.at(phase), options.warmup,
-                                                       cost, roof, step_median, params, verdict));
+            document["results"].push_back(phase_result("forward/" + phase, phase, phases.at(phase),
+                                                       options.warmup, cost, roof, step_median,
+                                                       params, verdict));
         }
     }
     if (run_train) {
         // Model FLOPs: backward = 2 x forward (the usual count; recomputation excluded).
         const double parameters = static_cast<double>(model.parameters().parameter_count());
-        const auto output_values = batch * model.graph().node_set("data").count() *
-                                   static_cast<std::int64_t>(model.config().output_variables().size());
+        const auto output_values =
+            batch * model.graph().node_set("data").count() *
+            static_cast<std::int64_t>(model.config().output_variables().size());
         const std::map<std::string, PhaseCost> train_costs = {
             {"forward", total_cost},
             {"loss", PhaseCost{0, 12.0 * static_cast<double>(output_values)}},
@@ -282,13 +311,14 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         const double step_median = statistics(train_totals, options.warmup)["median"].get<double>();
         auto train_params = params;
         train_params["first_step_loss"] = first_step_loss;
-        document["results"].push_back(phase_result("train", "total", train_totals, options.warmup, step_cost,
-                                                   roof, step_median, train_params, verdict));
+        document["results"].push_back(phase_result("train", "total", train_totals, options.warmup,
+                                                   step_cost, roof, step_median, train_params,
+                                                   verdict));
         for (const char* phase : {"forward", "loss", "backward", "optimizer"}) {
             if (!train_phases.count(phase)) continue;
-            document["results"].push_back(phase_result(std::string("train/") + phase, phase,
-                                                       train_phases.at(phase), options.warmup,
-                                                       train_costs.at(phase), roof, step_median, params, verdict));
+            document["results"].push_back(phase_result(
+                std::string("train/") + phase, phase, train_phases.at(phase), options.warmup,
+                train_costs.at(phase), roof, step_median, params, verdict));
         }
     }
     document["repro"] = options.command_line;
