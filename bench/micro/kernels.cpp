@@ -208,6 +208,16 @@ BENCHMARK(BM_graph_attention_mesh)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+/// Query-key pairs inside a sliding window of +-window over seq positions, truncated at the
+/// ends: the pairs whose products count as the window-attention kernels' model FLOPs.
+double window_pairs(std::int64_t seq, std::int64_t window) {
+    double pairs = 0;
+    for (std::int64_t i = 0; i < seq; ++i)
+        pairs += static_cast<double>(std::min(seq - 1, i + window) -
+                                     std::max<std::int64_t>(0, i - window) + 1);
+    return pairs;
+}
+
 // Args: sequence, window, heads, head_dim, fused (1: q, k, v side by side in one [seq, 3 width]
 // buffer, as the transformer layer produces them).
 void BM_window_attention(benchmark::State& state) {
@@ -234,10 +244,7 @@ void BM_window_attention(benchmark::State& state) {
         benchmark::DoNotOptimize(out.data());
     }
     // Model FLOPs: keys actually inside each query's window (truncated at the ends), QK^T and PV.
-    double pairs = 0;
-    for (std::int64_t i = 0; i < seq; ++i)
-        pairs += static_cast<double>(std::min(seq - 1, i + window) -
-                                     std::max<std::int64_t>(0, i - window) + 1);
+    const double pairs = window_pairs(seq, window);
     set_rates(state, 4.0 * pairs * width, 4.0 * 4.0 * seq * width);
 }
 BENCHMARK(BM_window_attention)
@@ -283,10 +290,7 @@ void BM_window_attention_backward(benchmark::State& state) {
     }
     // Model FLOPs of the backward: the scores and dP recomputed, then dV, dK and dQ (5 products
     // of 2 * d per query-key pair inside the window).
-    double pairs = 0;
-    for (std::int64_t i = 0; i < seq; ++i)
-        pairs += static_cast<double>(std::min(seq - 1, i + window) -
-                                     std::max<std::int64_t>(0, i - window) + 1);
+    const double pairs = window_pairs(seq, window);
     set_rates(state, 10.0 * pairs * width, 4.0 * 9.0 * seq * width);
 }
 BENCHMARK(BM_window_attention_backward)
