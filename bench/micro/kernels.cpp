@@ -60,6 +60,7 @@ BENCHMARK(BM_linear)
     ->ArgNames({"rows", "in", "out", "gelu", "bias"})
     ->Args({10944, 256, 256, 0, 1})    // small: decoder query/self/projection
     ->Args({10944, 256, 1024, 1, 1})   // small: decoder MLP in (+GELU)
+    ->Args({10944, 256, 1024, 0, 1})   // the same without GELU: the epilogue's cost
     ->Args({10944, 1024, 256, 0, 1})   // small: decoder MLP out
     ->Args({1600, 256, 1024, 1, 1})    // small: processor MLP in
     ->Args({10944, 512, 2048, 1, 1})   // o96: processor MLP in

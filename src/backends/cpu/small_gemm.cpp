@@ -9,38 +9,12 @@ namespace {
 
 #ifdef BOREAS_SIMD_AVX2
 
-/// 6 x 16 block of C over the whole k loop: 2 panel loads and 6 broadcasts feed 12 FMAs per
-/// step into 12 accumulators (15 of the 16 ymm registers). Named variables, not an array: GCC
-/// spilled an accumulator array to the stack on every step.
+/// One 6 x 16 block of C over the whole k loop, A read in place.
 void block6(std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* panel,
             bool accumulate, float* c, std::int64_t ldc) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda,
-                *a5 = a + 5 * lda;
-#pragma GCC unroll 4
-    for (std::int64_t p = 0; p < k; ++p) {
-        const __m256 b0 = _mm256_loadu_ps(panel + p * kPanel);
-        const __m256 b1 = _mm256_loadu_ps(panel + p * kPanel + 8);
-        __m256 ar = _mm256_broadcast_ss(a0 + p);
-        c00 = _mm256_fmadd_ps(ar, b0, c00);
-        c01 = _mm256_fmadd_ps(ar, b1, c01);
-        ar = _mm256_broadcast_ss(a1 + p);
-        c10 = _mm256_fmadd_ps(ar, b0, c10);
-        c11 = _mm256_fmadd_ps(ar, b1, c11);
-        ar = _mm256_broadcast_ss(a2 + p);
-        c20 = _mm256_fmadd_ps(ar, b0, c20);
-        c21 = _mm256_fmadd_ps(ar, b1, c21);
-        ar = _mm256_broadcast_ss(a3 + p);
-        c30 = _mm256_fmadd_ps(ar, b0, c30);
-        c31 = _mm256_fmadd_ps(ar, b1, c31);
-        ar = _mm256_broadcast_ss(a4 + p);
-        c40 = _mm256_fmadd_ps(ar, b0, c40);
-        c41 = _mm256_fmadd_ps(ar, b1, c41);
-        ar = _mm256_broadcast_ss(a5 + p);
-        c50 = _mm256_fmadd_ps(ar, b0, c50);
-        c51 = _mm256_fmadd_ps(ar, b1, c51);
-    }
+    Tile6x16 tile;
+    tile_fill(tile, _mm256_setzero_ps(), _mm256_setzero_ps());
+    tile_fma<1>(tile, k, a, lda, panel);
     const __m256 scale = _mm256_set1_ps(alpha);
     auto store = [&](float* row, __m256 lo, __m256 hi) {
         lo = _mm256_mul_ps(lo, scale);
@@ -52,12 +26,12 @@ void block6(std::int64_t k, float alpha, const float* a, std::int64_t lda, const
         _mm256_storeu_ps(row, lo);
         _mm256_storeu_ps(row + 8, hi);
     };
-    store(c, c00, c01);
-    store(c + ldc, c10, c11);
-    store(c + 2 * ldc, c20, c21);
-    store(c + 3 * ldc, c30, c31);
-    store(c + 4 * ldc, c40, c41);
-    store(c + 5 * ldc, c50, c51);
+    store(c, tile.c00, tile.c01);
+    store(c + ldc, tile.c10, tile.c11);
+    store(c + 2 * ldc, tile.c20, tile.c21);
+    store(c + 3 * ldc, tile.c30, tile.c31);
+    store(c + 4 * ldc, tile.c40, tile.c41);
+    store(c + 5 * ldc, tile.c50, tile.c51);
 }
 
 /// The last m % 6 rows: through a zero-padded 6-row copy of A and C.

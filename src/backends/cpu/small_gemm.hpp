@@ -3,16 +3,12 @@
 // (48 x 256 x 64 and the like). OpenBLAS packs both operands on every call, which costs as
 // much as the arithmetic at these sizes. Here the caller packs B once per kernel call into
 // 16-column panels (contiguous k x 16 blocks: no L1 set conflicts from the 2-4 KiB row strides
-// of q/k/v) and each 6 x 16 block of C lives in 12 AVX2 registers across the whole k loop.
+// of q/k/v) and each 6 x 16 block of C is one register tile (register_tile.hpp).
 #include <cstdint>
 
+#include "register_tile.hpp"
+
 namespace boreas::kernels::cpu {
-
-constexpr std::int64_t kPanel = 16;
-
-inline std::int64_t panel_padded(std::int64_t n) {
-    return (n + kPanel - 1) / kPanel * kPanel;
-}
 
 /// C[m, n] = alpha A[m, k] B[k, n] (+ C when `accumulate`), A and C row-major (lda, ldc). B is
 /// packed in 16-column panels: columns [16t, 16t+16) of row p at packed_b[t * panel_stride +

@@ -1,0 +1,146 @@
+// Linear against its definition computed in double: y = x W^T + b (+ y when accumulating), then
+// the exact GELU, with the pre-activation kept. The shapes cover both paths of the kernel (the
+// packed register tile where out is a multiple of 16 and in <= 2048, OpenBLAS otherwise), row
+// counts with partial 6-row tiles and partial 48-row chunks, inputs whose width is not a
+// multiple of 8, weights split into column blocks, strided rows, and a call from inside a
+// parallel region.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <ostream>
+#include <random>
+#include <vector>
+
+#include "boreas/kernels/kernels.hpp"
+
+namespace {
+
+using namespace boreas::kernels;
+
+struct Shape {
+    std::int64_t rows, in, out;
+    bool bias, gelu, accumulate, strided;
+};
+
+void PrintTo(const Shape& s, std::ostream* os) {
+    *os << s.rows << " rows, " << s.in << " -> " << s.out << (s.bias ? ", bias" : "")
+        << (s.gelu ? ", GELU" : "") << (s.accumulate ? ", accumulate" : "")
+        << (s.strided ? ", strided" : "");
+}
+
+struct Case {
+    Shape shape;
+    std::vector<float> x, weight, bias, y_before;
+    std::int64_t ldx, ldy;
+};
+
+Case make_case(const Shape& s) {
+    std::mt19937 generator(static_cast<std::uint32_t>(s.rows * 31 + s.in * 7 + s.out));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto random = [&](std::int64_t n, float scale) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& value : v) value = scale * normal(generator);
+        return v;
+    };
+    Case c{s, {}, {}, {}, {}, s.strided ? s.in + 5 : s.in, s.strided ? s.out + 16 : s.out};
+    c.x = random(s.rows * c.ldx, 1.0f);
+    c.weight = random(s.out * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)));
+    c.bias = random(s.out, 0.5f);
+    c.y_before = random(s.rows * c.ldy, 1.0f);
+    return c;
+}
+
+/// Runs linear on the case; returns y (its padding columns must come back untouched).
+std::vector<float> run(const Case& c, std::vector<float>* pre_activation) {
+    const Shape& s = c.shape;
+    std::vector<float> y = c.y_before;
+    LinearParams p;
+    p.x = c.x.data();
+    p.weight = c.weight.data();
+    p.bias = s.bias ? c.bias.data() : nullptr;
+    p.y = y.data();
+    p.rows = s.rows;
+    p.in = s.in;
+    p.out = s.out;
+    p.x_stride = s.strided ? c.ldx : 0;
+    p.y_stride = s.strided ? c.ldy : 0;
+    p.accumulate = s.accumulate;
+    p.gelu = s.gelu;
+    if (pre_activation) {
+        pre_activation->assign(static_cast<std::size_t>(s.rows * s.out), NAN);
+        p.pre_activation = pre_activation->data();
+    }
+    cpu::linear(p);
+    return y;
+}
+
+void expect_matches_definition(const Case& c, const std::vector<float>& y,
+                               const std::vector<float>* pre_activation) {
+    const Shape& s = c.shape;
+    for (std::int64_t r = 0; r < s.rows; ++r) {
+        for (std::int64_t o = 0; o < s.out; ++o) {
+            double sum = s.bias ? c.bias[o] : 0.0;
+            for (std::int64_t i = 0; i < s.in; ++i)
+                sum += static_cast<double>(c.x[r * c.ldx + i]) * c.weight[o * s.in + i];
+            if (s.accumulate) sum += c.y_before[r * c.ldy + o];
+            if (pre_activation) {
+                ASSERT_NEAR((*pre_activation)[r * s.out + o], sum, 1e-5 * (1 + std::abs(sum)))
+                    << "pre-activation, row " << r << ", column " << o;
+            }
+            const double expected = s.gelu ? 0.5 * sum * (1 + std::erf(sum / std::sqrt(2.0))) : sum;
+            ASSERT_NEAR(y[r * c.ldy + o], expected, 1e-5 * (1 + std::abs(expected)))
+                << "row " << r << ", column " << o;
+        }
+        for (std::int64_t o = s.out; o < c.ldy; ++o)
+            ASSERT_EQ(y[r * c.ldy + o], c.y_before[r * c.ldy + o]) << "padding of row " << r;
+    }
+}
+
+class Linear : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Linear, MatchesTheDefinition) {
+    const Case c = make_case(GetParam());
+    std::vector<float> pre_activation;
+    std::vector<float>* keep = GetParam().gelu ? &pre_activation : nullptr;
+    const auto y = run(c, keep);
+    expect_matches_definition(c, y, keep);
+}
+
+// Each calling thread packs into its own buffers. The packed path sums every output in the same
+// order whatever the threading, so its results are identical; OpenBLAS may split the sum
+// differently when it runs threads of its own, so there only rounding may differ.
+TEST_P(Linear, GivesTheSameResultInsideAParallelRegion) {
+    const Shape& s = GetParam();
+    const Case c = make_case(s);
+    const auto outside = run(c, nullptr);
+    std::vector<std::vector<float>> inside(2);
+#pragma omp parallel for num_threads(2)
+    for (int t = 0; t < 2; ++t) inside[static_cast<std::size_t>(t)] = run(c, nullptr);
+    const bool packed_path = s.out % 16 == 0 && s.in <= 2048;
+    for (const auto& y : inside) {
+        if (packed_path) {
+            EXPECT_EQ(y, outside);
+            continue;
+        }
+        for (std::size_t i = 0; i < y.size(); ++i)
+            ASSERT_NEAR(y[i], outside[i], 1e-5 * (1 + std::abs(outside[i]))) << "value " << i;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Linear,
+    ::testing::Values(
+        // packed tiles: 100 rows = 16 full tiles and a 4-row tile, two chunks of 48 rows and a
+        // partial one; in = 37 leaves a 5-column tail after the 8-wide transposes
+        Shape{100, 37, 48, true, false, false, false}, Shape{100, 64, 32, true, true, false, false},
+        Shape{53, 40, 16, false, false, true, false}, Shape{53, 40, 16, true, false, true, true},
+        Shape{7, 256, 64, true, true, false, true}, Shape{5, 24, 16, true, true, false, false},
+        Shape{1, 8, 16, false, false, false, false}, Shape{300, 96, 64, true, true, false, true},
+        // in 2048: 32 panels per 4 MiB column block, so 528 outputs make two blocks
+        Shape{13, 2048, 528, true, true, false, false},
+        // OpenBLAS: out not a multiple of 16, and in beyond the packed path's 2048
+        Shape{100, 37, 45, true, true, false, true}, Shape{30, 33, 7, true, false, true, false},
+        Shape{20, 2056, 32, true, true, false, false}));
+
+}  // namespace
