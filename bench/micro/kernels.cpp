@@ -65,6 +65,8 @@ BENCHMARK(BM_linear)
     ->Args({1600, 256, 1024, 1, 1})    // small: processor MLP in
     ->Args({10944, 512, 2048, 1, 1})   // o96: processor MLP in
     ->Args({40320, 512, 512, 0, 1})    // o96: decoder projections
+    ->Args({32768, 218, 1024, 0, 1})   // aifs-n320: encoder source embedding, one row chunk
+    ->Args({32768, 1024, 2048, 0, 1})  // aifs-n320: encoder K|V, one row chunk
     ->Args({40320, 1024, 1024, 0, 0})  // aifs-n320: processor QKV
     ->Args({40320, 1024, 4096, 1, 1})  // aifs-n320: processor MLP in
     ->Args({40320, 4096, 1024, 0, 1})  // aifs-n320: processor MLP out

@@ -27,6 +27,8 @@ using graphs::NodeSet;
 // Destination rows handled at once by a mapper: bounds the [rows, 4C] MLP buffer and friends
 // (about 0.5 GiB at C = 1024) whatever the grid size.
 constexpr std::int64_t kMaxChunkRows = 32768;
+/// Element-wise loops over at least this many values run on all threads.
+constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;
 
 /// Edge features e0 = [edge_length, edge_dirs (2), trainable (t)] in CSR order: [E, 3 + t].
 inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
@@ -114,7 +116,10 @@ struct GraphTransformerBlock {
         p.head_dim = channels / heads;
         p.edge_dim = edge_dim;
         kernels::cpu::graph_attention(p);
-        for (std::int64_t r = 0; r < rows; ++r) {  // o + r
+        // o + r, on all threads: run serially it left the other thread waiting (about 1 % of
+        // a small forward step, with the other serial loops below).
+#pragma omp parallel for schedule(static) if (rows * channels >= kParallelElements)
+        for (std::int64_t r = 0; r < rows; ++r) {
             float* o = attended.row(r);
             const float* skip = q_self.row(r) + channels;
             for (std::int64_t c = 0; c < channels; ++c) o[c] += skip[c];
@@ -576,12 +581,15 @@ struct Model::Impl {
         if (config.latent_skip) {
             float* p = processed.data();
             const float* z = latent.data();
-            for (std::int64_t i = 0; i < processed.numel(); ++i) p[i] += z[i];
+            const std::int64_t n = processed.numel();
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+            for (std::int64_t i = 0; i < n; ++i) p[i] += z[i];
         }
 
         // Decoder: hidden -> data; the processor latent is not re-embedded.
-        Tensor output({batch, 1, 1, n_data, out_vars});
-        Tensor decoded({batch * n_data, out_vars});
+        // The extractor writes every row; [batch * n_data, out_vars] is already the output's
+        // memory layout, reshaped below.
+        Tensor output = Tensor::uninitialised({batch * n_data, out_vars});
         {
             BOREAS_RANGE("decoder");
             Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
@@ -596,16 +604,17 @@ struct Model::Impl {
                 [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
                     Tensor normalised = Tensor::uninitialised({j1 - j0, channels});
                     extractor_norm.apply(rows.data(), j1 - j0, normalised.data());
-                    extractor.apply(normalised.data(), j1 - j0, decoded.row(b * n_data + j0));
+                    extractor.apply(normalised.data(), j1 - j0, output.row(b * n_data + j0));
                 });
         }
-        trace("decoder.out", decoded);
-        std::copy(decoded.values().begin(), decoded.values().end(), output.data());
+        trace("decoder.out", output);
+        output.reshape({batch, 1, 1, n_data, out_vars});
 
         // Residual on prognostic variables from the last input step, then boundings.
         BOREAS_RANGE("output");
         const auto pairs = config.prognostic_pairs();
         const auto steps = config.multistep_input;
+#pragma omp parallel for collapse(2) schedule(static) if (batch * n_data * out_vars >= kParallelElements)
         for (std::int64_t b = 0; b < batch; ++b)
             for (std::int64_t n = 0; n < n_data; ++n) {
                 float* y = output.data() + (b * n_data + n) * out_vars;
