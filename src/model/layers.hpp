@@ -127,6 +127,25 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     kernels::cpu::linear(p);
 }
 
+/// y[rows, out] += mlp_out(GELU(mlp_in(x))): the inference MLP in one kernel, its hidden rows
+/// kept in cache where the widths allow (kernels::MlpParams).
+inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const float* x,
+                      std::int64_t rows, float* y) {
+    kernels::MlpParams p;
+    p.x = x;
+    p.weight_in = mlp_in.weight->data();
+    p.bias_in = mlp_in.bias ? mlp_in.bias->data() : nullptr;
+    p.weight_out = mlp_out.weight->data();
+    p.bias_out = mlp_out.bias ? mlp_out.bias->data() : nullptr;
+    p.y = y;
+    p.rows = rows;
+    p.in = mlp_in.in;
+    p.hidden = mlp_in.out;
+    p.out = mlp_out.out;
+    p.accumulate = true;
+    kernels::cpu::mlp(p);
+}
+
 /// anemoi's hidden width for a ratio: int(C * ratio + 0.5) (models/layers/utils.py).
 inline std::int64_t hidden_width(std::int64_t channels, double ratio) {
     return static_cast<std::int64_t>(static_cast<double>(channels) * ratio + 0.5);

@@ -127,9 +127,7 @@ struct GraphTransformerBlock {
         projection.apply(attended.data(), rows, g, /*accumulate=*/true);  // u = proj + g
         // y = u + MLP(LN(u))
         norm_mlp.apply(g, rows, normalised.data());
-        Tensor hidden_rows = Tensor::uninitialised({rows, hidden});
-        mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());
-        mlp_out.apply(hidden_rows.data(), rows, g, /*accumulate=*/true);
+        apply_mlp(mlp_in, mlp_out, normalised.data(), rows, g);
     }
 };
 
@@ -179,9 +177,7 @@ struct TransformerLayer {
         kernels::cpu::window_attention(p);
         projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
         norm_mlp.apply(x.data(), rows, normalised.data());
-        Tensor hidden_rows = Tensor::uninitialised({rows, hidden});
-        mlp_in.apply_gelu(normalised.data(), rows, hidden_rows.data());
-        mlp_out.apply(hidden_rows.data(), rows, x.data(), /*accumulate=*/true);
+        apply_mlp(mlp_in, mlp_out, normalised.data(), rows, x.data());
     }
 };
 

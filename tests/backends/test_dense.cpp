@@ -143,4 +143,104 @@ INSTANTIATE_TEST_SUITE_P(
         Shape{100, 37, 45, true, true, false, true}, Shape{30, 33, 7, true, false, true, false},
         Shape{20, 2056, 32, true, true, false, false}));
 
+struct MlpShape {
+    std::int64_t rows, in, hidden, out;
+    bool biases, accumulate;
+};
+
+void PrintTo(const MlpShape& s, std::ostream* os) {
+    *os << s.rows << " rows, " << s.in << " -> " << s.hidden << " -> " << s.out
+        << (s.biases ? ", biases" : "") << (s.accumulate ? ", accumulate" : "");
+}
+
+class Mlp : public ::testing::TestWithParam<MlpShape> {};
+
+// The fused MLP against GELU(x W_in^T + b_in) W_out^T + b_out (+ y) in double, and against the
+// same two steps through Linear: where both run on the register tile they sum in the same
+// order, so the fused kernel must give the model exactly the numbers it gave before.
+TEST_P(Mlp, MatchesTheDefinitionAndTwoLinears) {
+    const MlpShape s = GetParam();
+    std::mt19937 generator(static_cast<std::uint32_t>(s.rows * 17 + s.hidden * 3 + s.out));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto random = [&](std::int64_t n, float scale) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& value : v) value = scale * normal(generator);
+        return v;
+    };
+    const auto x = random(s.rows * s.in, 1.0f);
+    const auto w_in = random(s.hidden * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)));
+    const auto b_in = random(s.hidden, 0.5f);
+    const auto w_out = random(s.out * s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
+    const auto b_out = random(s.out, 0.5f);
+    const auto y_before = random(s.rows * s.out, 1.0f);
+
+    std::vector<float> fused = y_before;
+    MlpParams p;
+    p.x = x.data();
+    p.weight_in = w_in.data();
+    p.bias_in = s.biases ? b_in.data() : nullptr;
+    p.weight_out = w_out.data();
+    p.bias_out = s.biases ? b_out.data() : nullptr;
+    p.y = fused.data();
+    p.rows = s.rows;
+    p.in = s.in;
+    p.hidden = s.hidden;
+    p.out = s.out;
+    p.accumulate = s.accumulate;
+    cpu::mlp(p);
+
+    std::vector<float> hidden(static_cast<std::size_t>(s.rows * s.hidden)), two_step = y_before;
+    LinearParams first;
+    first.x = x.data();
+    first.weight = w_in.data();
+    first.bias = p.bias_in;
+    first.y = hidden.data();
+    first.rows = s.rows;
+    first.in = s.in;
+    first.out = s.hidden;
+    first.gelu = true;
+    cpu::linear(first);
+    LinearParams second;
+    second.x = hidden.data();
+    second.weight = w_out.data();
+    second.bias = p.bias_out;
+    second.y = two_step.data();
+    second.rows = s.rows;
+    second.in = s.hidden;
+    second.out = s.out;
+    second.accumulate = s.accumulate;
+    cpu::linear(second);
+    const bool both_tiled = s.hidden % 16 == 0 && s.out % 16 == 0;
+    if (both_tiled) {
+        EXPECT_EQ(fused, two_step);
+    }
+
+    std::vector<double> h(static_cast<std::size_t>(s.hidden));
+    for (std::int64_t r = 0; r < s.rows; ++r) {
+        for (std::int64_t j = 0; j < s.hidden; ++j) {
+            double sum = s.biases ? b_in[j] : 0.0;
+            for (std::int64_t i = 0; i < s.in; ++i)
+                sum += static_cast<double>(x[r * s.in + i]) * w_in[j * s.in + i];
+            h[j] = 0.5 * sum * (1 + std::erf(sum / std::sqrt(2.0)));
+        }
+        for (std::int64_t o = 0; o < s.out; ++o) {
+            double sum = s.biases ? b_out[o] : 0.0;
+            for (std::int64_t j = 0; j < s.hidden; ++j) sum += h[j] * w_out[o * s.hidden + j];
+            if (s.accumulate) sum += y_before[r * s.out + o];
+            ASSERT_NEAR(fused[r * s.out + o], sum, 2e-5 * (1 + std::abs(sum)))
+                << "row " << r << ", column " << o;
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Mlp,
+    ::testing::Values(
+        // fused: partial tiles and chunks, in not a multiple of 8
+        MlpShape{100, 37, 64, 48, true, false}, MlpShape{53, 32, 48, 16, true, true},
+        MlpShape{5, 24, 32, 16, false, false}, MlpShape{7, 256, 1024, 256, true, true},
+        // two Linears: hidden or out not a multiple of 16, weights beyond 8 MiB
+        MlpShape{30, 33, 40, 16, true, true}, MlpShape{30, 32, 48, 45, true, false},
+        MlpShape{13, 1024, 2048, 1024, true, true}));
+
 }  // namespace

@@ -26,6 +26,22 @@ struct LinearParams {
     float* pre_activation = nullptr;
 };
 
+/// The transformer MLP, inference only: y[rows, out] = GELU(x W_in^T + b_in) W_out^T + b_out
+/// (+ y when `accumulate`), x and y dense. Where the widths allow (hidden and out multiples of
+/// 16, in and hidden <= 2048, both weights within 8 MiB) the [rows, hidden] activation only
+/// ever exists for 48 rows at a time, in cache; otherwise it runs as two Linears through a
+/// buffer. The training forward keeps the activation and uses two Linears.
+struct MlpParams {
+    const float* x = nullptr;
+    const float* weight_in = nullptr;   ///< [hidden, in]
+    const float* bias_in = nullptr;     ///< [hidden] or null
+    const float* weight_out = nullptr;  ///< [out, hidden]
+    const float* bias_out = nullptr;    ///< [out] or null
+    float* y = nullptr;
+    std::int64_t rows = 0, in = 0, hidden = 0, out = 0;
+    bool accumulate = false;
+};
+
 /// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.
 struct LayerNormParams {
     const float* x = nullptr;
@@ -133,6 +149,7 @@ struct WindowAttentionBackwardParams {
 namespace cpu {
 
 void linear(const LinearParams& p);
+void mlp(const MlpParams& p);
 void layer_norm(const LayerNormParams& p);
 /// Exact (erf) GELU, in place on n values.
 void gelu(float* x, std::int64_t n);
