@@ -35,16 +35,21 @@ struct PackedHead {
 
 void pack_head(const float* k, const float* v, std::int64_t stride, std::int64_t seq,
                std::int64_t seq_padded, std::int64_t d, PackedHead& packed) {
-    packed.keys_t.assign(static_cast<std::size_t>(seq_padded * d), 0.0f);
-    packed.values.assign(static_cast<std::size_t>(seq_padded * d), 0.0f);
-    for (std::int64_t key = 0; key < seq; ++key) {
-        const float* k_row = k + key * stride;
+    // Buffers are reused from call to call; only the padding keys need zeros.
+    packed.keys_t.resize(static_cast<std::size_t>(seq_padded * d));
+    packed.values.resize(static_cast<std::size_t>(seq_padded * d));
+    for (std::int64_t key = 0; key < seq_padded; ++key) {
         float* panel = packed.keys_t.data() + (key / kPanel) * kPanel * d + key % kPanel;
-        for (std::int64_t x = 0; x < d; ++x) panel[x * kPanel] = k_row[x];
-        const float* v_row = v + key * stride;
-        for (std::int64_t t = 0; t < d / kPanel; ++t)
-            std::copy(v_row + t * kPanel, v_row + (t + 1) * kPanel,
-                      packed.values.data() + t * seq_padded * kPanel + key * kPanel);
+        const bool padding = key >= seq;
+        const float* k_row = k + key * stride;
+        for (std::int64_t x = 0; x < d; ++x) panel[x * kPanel] = padding ? 0.0f : k_row[x];
+        for (std::int64_t t = 0; t < d / kPanel; ++t) {
+            float* to = packed.values.data() + t * seq_padded * kPanel + key * kPanel;
+            if (padding)
+                simd::zero(to, kPanel);
+            else
+                simd::copy(to, v + key * stride + t * kPanel, kPanel);
+        }
     }
 }
 
@@ -64,7 +69,13 @@ void window_attention(const WindowAttentionParams& p) {
     // otherwise (odd head sizes).
     const bool tiled = d % kPanel == 0;
     const std::int64_t seq_padded = panel_padded(seq);
-    std::vector<PackedHead> packed(tiled ? static_cast<std::size_t>(p.batch * heads) : 0);
+    // The calling thread's packed heads, kept between calls (no allocation and zeroing per call).
+    // Named through a reference: inside the parallel regions below the thread_local itself would
+    // be each thread's own.
+    static thread_local std::vector<PackedHead> callers_packed;
+    std::vector<PackedHead>& packed = callers_packed;
+    if (tiled && packed.size() < static_cast<std::size_t>(p.batch * heads))
+        packed.resize(static_cast<std::size_t>(p.batch * heads));
     if (tiled) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (std::int64_t bh = 0; bh < p.batch * heads; ++bh) {
@@ -94,7 +105,7 @@ void window_attention(const WindowAttentionParams& p) {
                 // The query block as a dense [m, d] tile: q rows are 4-12 KiB apart in the fused
                 // QKV buffer, and 6 such rows read together fall into one L1 set.
                 for (std::int64_t r = 0; r < m; ++r)
-                    std::copy_n(q + r * stride, d, queries.data() + r * d);
+                    simd::copy(queries.data() + r * d, q + r * stride, d);
                 q = queries.data();
                 q_ld = d;
             }
@@ -126,14 +137,14 @@ void window_attention(const WindowAttentionParams& p) {
                     const std::int64_t hi = std::min<std::int64_t>(n, i + w + 1 - j0);
                     float* row = scores.data() + r * kKeyBlock;
                     if (lo >= hi) {
-                        std::fill(row, row + n, 0.0f);
+                        simd::zero(row, n);
                         continue;
                     }
                     const float new_max = std::max(row_max[r], simd::max(row + lo, hi - lo));
                     const float correction = std::exp(row_max[r] - new_max);
-                    std::fill(row, row + lo, 0.0f);
+                    simd::zero(row, lo);
                     const float sum = simd::exp_shifted_sum(row + lo, new_max, hi - lo);
-                    std::fill(row + hi, row + n, 0.0f);
+                    simd::zero(row + hi, n - hi);
                     row_sum[r] = row_sum[r] * correction + sum;
                     row_max[r] = new_max;
                     if (correction != 1.0f) simd::scale(acc.data() + r * d, correction, d);
@@ -178,9 +189,9 @@ void window_probabilities(float* prob, std::int64_t rows, std::int64_t cols, std
         // Keys inside query i's window: columns [lo, hi).
         const std::int64_t lo = std::clamp<std::int64_t>(i - window - j0, 0, cols);
         const std::int64_t hi = std::clamp<std::int64_t>(i + window + 1 - j0, lo, cols);
-        std::fill(row, row + lo, 0.0f);
+        simd::zero(row, lo);
         simd::exp_shifted_sum(row + lo, lse[i * lse_stride], hi - lo);
-        std::fill(row + hi, row + cols, 0.0f);
+        simd::zero(row + hi, cols - hi);
     }
 }
 
@@ -286,8 +297,8 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
                           stride, 1.0f, dq_acc + (i0 - q_first) * d, d);
                 }
                 for (std::int64_t r = 0; r < n; ++r) {
-                    std::copy_n(acc_k.data() + r * d, d, bp.dk + (base + j0 + r) * stride + h * d);
-                    std::copy_n(acc_v.data() + r * d, d, bp.dv + (base + j0 + r) * stride + h * d);
+                    simd::copy(bp.dk + (base + j0 + r) * stride + h * d, acc_k.data() + r * d, d);
+                    simd::copy(bp.dv + (base + j0 + r) * stride + h * d, acc_v.data() + r * d, d);
                 }
             }
         }
@@ -298,7 +309,7 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
         const std::int64_t b = row / seq, i = row % seq;
         for (std::int64_t h = 0; h < heads; ++h) {
             float* dq = bp.dq + row * stride + h * d;
-            std::fill(dq, dq + d, 0.0f);
+            simd::zero(dq, d);
             for (std::int64_t s = 0; s < segments; ++s) {
                 const std::int64_t first = query_first(s);
                 if (i < first || i >= first + partial_rows) continue;
