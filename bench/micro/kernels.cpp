@@ -73,6 +73,39 @@ BENCHMARK(BM_linear)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+void BM_mlp(benchmark::State& state) {
+    const auto rows = state.range(0), in = state.range(1), hidden = state.range(2);
+    const auto x = random_values(rows * in, 1), w_in = random_values(hidden * in, 2, 0.05f),
+               w_out = random_values(in * hidden, 3, 0.05f);
+    const auto b_in = random_values(hidden, 4), b_out = random_values(in, 5);
+    std::vector<float> y(static_cast<std::size_t>(rows * in));
+    boreas::kernels::MlpParams p;
+    p.x = x.data();
+    p.weight_in = w_in.data();
+    p.bias_in = b_in.data();
+    p.weight_out = w_out.data();
+    p.bias_out = b_out.data();
+    p.y = y.data();
+    p.rows = rows;
+    p.in = in;
+    p.hidden = hidden;
+    p.out = in;
+    p.accumulate = true;
+    for (auto _ : state) {
+        kc::mlp(p);
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_rates(state, 4.0 * rows * in * hidden, 4.0 * (2 * rows * in + 2 * in * hidden));
+}
+BENCHMARK(BM_mlp)
+    ->ArgNames({"rows", "channels", "hidden"})
+    ->Args({10944, 256, 1024})   // small: decoder MLP (fused)
+    ->Args({1600, 256, 1024})    // small: processor MLP (fused)
+    ->Args({10944, 512, 2048})   // o96: processor MLP (fused)
+    ->Args({40320, 1024, 4096})  // aifs-n320: processor MLP (two Linears)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void BM_layer_norm(benchmark::State& state) {
     const auto rows = state.range(0), c = state.range(1);
     const auto x = random_values(rows * c, 1), gamma = random_values(c, 2),

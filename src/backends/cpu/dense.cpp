@@ -134,8 +134,10 @@ void pack_row_tile(const float* x, std::int64_t ldx, std::int64_t rows, std::int
 
 /// Rows [6i, 6i + rows) x columns [16j, 16j + 16) of y from a packed row tile and weight panel.
 /// A partial tile (rows < 6) goes through a scratch tile so that no row past the end is touched.
-void linear_tile(std::int64_t k, bool accumulate, const float* row_tile, const float* panel,
-                 std::int64_t rows, float* y, std::int64_t ldy, const float* bias) {
+[[gnu::always_inline]] inline void linear_tile(std::int64_t k, bool accumulate,
+                                               const float* row_tile, const float* panel,
+                                               std::int64_t rows, float* y, std::int64_t ldy,
+                                               const float* bias) {
     alignas(32) float scratch[kTileRows * kPanel];
     float* target = y;
     std::int64_t ld = ldy;
