@@ -1,7 +1,7 @@
 // Dense CPU kernels: Linear (register-tile GEMM over packed weights, or BLAS sgemm, with a fused
-// bias + GELU epilogue), LayerNorm, GELU. The element-wise passes are vectorised by hand
-// (simd.hpp): with -ffp-contract=off and libm's scalar erff they cost as much as a third of the
-// GEMM time at 256 channels.
+// bias + GELU epilogue), the fused inference MLP, LayerNorm, GELU. The element-wise passes are
+// vectorised by hand (simd.hpp): with -ffp-contract=off and libm's scalar erff they cost as much as
+// a third of the GEMM time at 256 channels.
 #include <cblas.h>
 #include <omp.h>
 
@@ -86,12 +86,13 @@ void linear_rows_blas(const LinearParams& p, std::int64_t ldx, std::int64_t ldy,
 // in the GEMM alone (docs/performance.md). The weight is packed once per call into 16-column
 // panels, shared by the threads; each thread packs 48 rows of x at a time k-major (6 values
 // per k, contiguous: no L1 set conflicts from row strides of 4 KiB and more), runs every
-// panel over them with the register tile started from the bias, and applies GELU to those
+// panel over them on the register tile, adds the bias in registers, and applies GELU to those
 // rows while they are still in L2.
 constexpr std::int64_t kChunkTiles = 8;
-constexpr std::int64_t kMaxTiledIn = 2048;  // beyond, a k x 16 panel outgrows L2 and OpenBLAS wins
-constexpr std::int64_t kBlockFloats = std::int64_t{1}
-                                      << 20;  // 4 MiB of weight panels per column block
+// Beyond this input width a k x 16 panel outgrows L2 and OpenBLAS was faster (0.87-0.93x).
+constexpr std::int64_t kMaxTiledIn = 2048;
+// Weight panels per column block: 4 MiB, read from L3 for every chunk.
+constexpr std::int64_t kBlockFloats = std::int64_t{1} << 20;
 
 /// Panel of weight rows [16t, 16t + 16): packed[p * 16 + j] = w[(16t + j) * in + p].
 void pack_weight_panel(const float* w, std::int64_t in, float* packed) {
