@@ -81,11 +81,11 @@ void linear_rows_blas(const LinearParams& p, std::int64_t ldx, std::int64_t ldy,
 
 #ifdef BOREAS_SIMD_AVX2
 
-// The packed Linear. OpenBLAS packs both operands on every call and leaves bias and GELU to
-// separate passes over y; at the model's widths (in <= 2048) this path measured 7-15 % faster
-// in the GEMM alone (docs/performance.md). The weight is packed once per call into 16-column
-// panels, shared by the threads; each thread packs 48 rows of x at a time k-major (6 values
-// per k, contiguous: no L1 set conflicts from row strides of 4 KiB and more), runs every
+// The packed Linear (any out; in <= 2048). OpenBLAS packs both operands on every call and leaves
+// bias and GELU to separate passes over y; at the model's widths (in <= 2048) this path measured
+// 7-15 % faster in the GEMM alone (docs/performance.md). The weight is packed once per call into
+// 16-column panels, shared by the threads; each thread packs 48 rows of x at a time k-major (6
+// values per k, contiguous: no L1 set conflicts from row strides of 4 KiB and more), runs every
 // panel over them on the register tile, adds the bias in registers, and applies GELU to those
 // rows while they are still in L2.
 constexpr std::int64_t kChunkTiles = 8;
@@ -94,19 +94,23 @@ constexpr std::int64_t kMaxTiledIn = 2048;
 // Weight panels per column block: 4 MiB, read from L3 for every chunk.
 constexpr std::int64_t kBlockFloats = std::int64_t{1} << 20;
 
-/// Panel of weight rows [16t, 16t + 16): packed[p * 16 + j] = w[(16t + j) * in + p].
-void pack_weight_panel(const float* w, std::int64_t in, float* packed) {
+/// Panel of weight rows [16t, 16t + valid) (valid <= 16; zeros after):
+/// packed[p * 16 + j] = w[(16t + j) * in + p], w pointing at row 16t.
+void pack_weight_panel(const float* w, std::int64_t in, std::int64_t valid, float* packed) {
     std::int64_t p = 0;
     for (; p + 8 <= in; p += 8)
         for (std::int64_t half = 0; half < kPanel; half += 8) {
             __m256 block[8];
-            for (int j = 0; j < 8; ++j) block[j] = _mm256_loadu_ps(w + (half + j) * in + p);
+            for (int j = 0; j < 8; ++j)
+                block[j] = half + j < valid ? _mm256_loadu_ps(w + (half + j) * in + p)
+                                            : _mm256_setzero_ps();
             simd::transpose8x8(block);
             for (int q = 0; q < 8; ++q)
                 _mm256_storeu_ps(packed + (p + q) * kPanel + half, block[q]);
         }
     for (; p < in; ++p)
-        for (std::int64_t j = 0; j < kPanel; ++j) packed[p * kPanel + j] = w[j * in + p];
+        for (std::int64_t j = 0; j < kPanel; ++j)
+            packed[p * kPanel + j] = j < valid ? w[j * in + p] : 0.0f;
 }
 
 /// `rows` (<= 6) rows of x, k-major: packed[p * 6 + r] = x[r * ldx + p], zero for r >= rows.
@@ -133,35 +137,43 @@ void pack_row_tile(const float* x, std::int64_t ldx, std::int64_t rows, std::int
             packed[p * kTileRows + r] = r < rows ? x[r * ldx + p] : 0.0f;
 }
 
-/// Rows [6i, 6i + rows) x columns [16j, 16j + 16) of y from a packed row tile and weight panel.
-/// A partial tile (rows < 6) goes through a scratch tile so that no row past the end is touched.
+/// Rows [6i, 6i + rows) x columns [16j, 16j + cols) of y from a packed row tile and weight
+/// panel (rows <= 6, cols <= 16). A partial tile goes through a scratch tile, so that nothing
+/// past the last row or column of y is touched.
 [[gnu::always_inline]] inline void linear_tile(std::int64_t k, bool accumulate,
                                                const float* row_tile, const float* panel,
-                                               std::int64_t rows, float* y, std::int64_t ldy,
-                                               const float* bias) {
+                                               std::int64_t rows, std::int64_t cols, float* y,
+                                               std::int64_t ldy, const float* bias) {
     alignas(32) float scratch[kTileRows * kPanel];
+    alignas(32) float padded_bias[kPanel];
+    const bool partial = rows < kTileRows || cols < kPanel;
     float* target = y;
     std::int64_t ld = ldy;
-    if (rows < kTileRows) {
+    if (partial) {
         target = scratch;
         ld = kPanel;
         if (accumulate)
             for (std::int64_t r = 0; r < rows; ++r)
-                std::copy_n(y + r * ldy, kPanel, scratch + r * kPanel);
-    }
-    // Bias and accumulation are added after the sum, as PyTorch's addmm and the residual add
-    // order them: starting the sum from the bias rounds differently (measured 1.2e-5 relative
-    // against anemoi on a value that cancels).
-    // The tile's rows of y are read (residual) or written once, after the k loop: asking for
-    // their lines first lets the miss (and the store's read-for-ownership) overlap the loop.
-    for (std::int64_t r = 0; r < kTileRows; ++r) {
-        const char* line = reinterpret_cast<const char*>(target + r * ld);
-        _mm_prefetch(line, _MM_HINT_ET0);
-        _mm_prefetch(line + 4 * (kPanel - 1), _MM_HINT_ET0);
+                std::copy_n(y + r * ldy, cols, scratch + r * kPanel);
+        if (bias && cols < kPanel) {
+            std::fill(std::copy_n(bias, cols, padded_bias), padded_bias + kPanel, 0.0f);
+            bias = padded_bias;
+        }
+    } else {
+        // The tile's rows of y are read (residual) or written once, after the k loop: asking
+        // for their lines first lets the miss (and the stores' read-for-ownership) overlap it.
+        for (std::int64_t r = 0; r < kTileRows; ++r) {
+            const char* line = reinterpret_cast<const char*>(y + r * ldy);
+            _mm_prefetch(line, _MM_HINT_ET0);
+            _mm_prefetch(line + 4 * (kPanel - 1), _MM_HINT_ET0);
+        }
     }
     Tile6x16 tile;
     tile_fill(tile, _mm256_setzero_ps(), _mm256_setzero_ps());
     tile_fma<kTileRows>(tile, k, row_tile, 1, panel);
+    // Bias and accumulation are added after the sum, as PyTorch's addmm and the residual add
+    // order them: starting the sum from the bias rounds differently (measured 1.2e-5 relative
+    // against anemoi on a value that cancels).
     if (bias) {
         Tile6x16 b;
         tile_fill(b, _mm256_loadu_ps(bias), _mm256_loadu_ps(bias + 8));
@@ -173,22 +185,25 @@ void pack_row_tile(const float* x, std::int64_t ldx, std::int64_t rows, std::int
         tile_add(tile, before);
     }
     tile_store(tile, target, ld);
-    if (rows < kTileRows)
+    if (partial)
         for (std::int64_t r = 0; r < rows; ++r)
-            std::copy_n(scratch + r * kPanel, kPanel, y + r * ldy);
+            std::copy_n(scratch + r * kPanel, cols, y + r * ldy);
 }
 
 void linear_tiled(const LinearParams& p, std::int64_t ldx, std::int64_t ldy, int threads) {
-    const std::int64_t panels = p.out / kPanel;
+    // The last panel may be partial (out not a multiple of 16): zero-padded weights, and its
+    // tiles store only the valid columns.
+    const std::int64_t panels = (p.out + kPanel - 1) / kPanel;
+    auto panel_columns = [&](std::int64_t j) { return std::min(kPanel, p.out - j * kPanel); };
     const std::int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
     static thread_local std::vector<float> weight_panels;  // the calling thread's, shared below
-    weight_panels.resize(static_cast<std::size_t>(p.out * p.in));
+    weight_panels.resize(static_cast<std::size_t>(panels * kPanel * p.in));
     float* const packed_weight = weight_panels.data();
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
 #pragma omp for schedule(static)
         for (std::int64_t t = 0; t < panels; ++t)
-            pack_weight_panel(p.weight + t * kPanel * p.in, p.in,
+            pack_weight_panel(p.weight + t * kPanel * p.in, p.in, panel_columns(t),
                               packed_weight + t * kPanel * p.in);
         static thread_local std::vector<float> row_tiles;
         row_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
@@ -213,12 +228,12 @@ void linear_tiled(const LinearParams& p, std::int64_t ldx, std::int64_t ldy, int
                 for (std::int64_t i = i0; i < i1; ++i)
                     linear_tile(p.in, p.accumulate, row_tiles.data() + (i - i0) * kTileRows * p.in,
                                 packed_weight + j * kPanel * p.in,
-                                std::min(kTileRows, p.rows - i * kTileRows),
+                                std::min(kTileRows, p.rows - i * kTileRows), panel_columns(j),
                                 p.y + i * kTileRows * ldy + j * kPanel, ldy,
                                 p.bias ? p.bias + j * kPanel : nullptr);
             if (p.gelu)
                 gelu_epilogue(p, ldy, i0 * kTileRows, std::min(p.rows, i1 * kTileRows), j0 * kPanel,
-                              j1 * kPanel);
+                              std::min(p.out, j1 * kPanel));
         }
     }
 }
@@ -248,11 +263,11 @@ void mlp_tiled(const MlpParams& p, int threads) {
 #pragma omp for schedule(static)
         for (std::int64_t t = 0; t < in_panels + out_panels; ++t) {
             if (t < in_panels)
-                pack_weight_panel(p.weight_in + t * kPanel * p.in, p.in,
+                pack_weight_panel(p.weight_in + t * kPanel * p.in, p.in, kPanel,
                                   packed_in + t * kPanel * p.in);
             else
                 pack_weight_panel(p.weight_out + (t - in_panels) * kPanel * p.hidden, p.hidden,
-                                  packed_out + (t - in_panels) * kPanel * p.hidden);
+                                  kPanel, packed_out + (t - in_panels) * kPanel * p.hidden);
         }
         static thread_local std::vector<float> x_tiles, hidden_rows, hidden_tiles;
         x_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
@@ -271,7 +286,7 @@ void mlp_tiled(const MlpParams& p, int threads) {
             for (std::int64_t j = 0; j < in_panels; ++j)
                 for (std::int64_t i = i0; i < i1; ++i)
                     linear_tile(p.in, false, x_tiles.data() + (i - i0) * kTileRows * p.in,
-                                packed_in + j * kPanel * p.in, tile_rows(i),
+                                packed_in + j * kPanel * p.in, tile_rows(i), kPanel,
                                 h + (i - i0) * kTileRows * p.hidden + j * kPanel, p.hidden,
                                 p.bias_in ? p.bias_in + j * kPanel : nullptr);
             const std::int64_t chunk_rows = std::min(p.rows, i1 * kTileRows) - i0 * kTileRows;
@@ -283,7 +298,7 @@ void mlp_tiled(const MlpParams& p, int threads) {
                 for (std::int64_t i = i0; i < i1; ++i)
                     linear_tile(p.hidden, p.accumulate,
                                 hidden_tiles.data() + (i - i0) * kTileRows * p.hidden,
-                                packed_out + j * kPanel * p.hidden, tile_rows(i),
+                                packed_out + j * kPanel * p.hidden, tile_rows(i), kPanel,
                                 p.y + i * kTileRows * p.out + j * kPanel, p.out,
                                 p.bias_out ? p.bias_out + j * kPanel : nullptr);
         }
@@ -303,7 +318,7 @@ void linear(const LinearParams& p) {
     const std::int64_t ldy = p.y_stride ? p.y_stride : p.out;
     const int used = threads_for(p.rows, p.in * p.out);
 #ifdef BOREAS_SIMD_AVX2
-    if (p.out % kPanel == 0 && p.in <= kMaxTiledIn) {
+    if (p.in <= kMaxTiledIn) {
         linear_tiled(p, ldx, ldy, used);
         return;
     }
