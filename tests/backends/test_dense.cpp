@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <array>
 #include <cmath>
 #include <ostream>
 #include <random>
@@ -145,6 +146,39 @@ INSTANTIATE_TEST_SUITE_P(
         // OpenBLAS: in beyond the packed path's 2048
         Shape{20, 2056, 32, true, true, false, false},
         Shape{20, 2056, 45, true, false, true, true}));
+
+// A weight given transposed ([in, out], the backward's dx = dy W) gives what the same weight
+// gives stored [out, in]: bit for bit on the packed path (the panels are the same), within
+// rounding through OpenBLAS.
+TEST(Linear, TransposedWeightMatchesStoredWeight) {
+    for (const auto& [rows, in, out] :
+         {std::array<std::int64_t, 3>{53, 40, 23}, std::array<std::int64_t, 3>{7, 256, 64},
+          std::array<std::int64_t, 3>{20, 2056, 45}}) {
+        const Case c = make_case(Shape{rows, in, out, true, false, true, false});
+        std::vector<float> transposed(static_cast<std::size_t>(in * out));
+        for (std::int64_t o = 0; o < out; ++o)
+            for (std::int64_t i = 0; i < in; ++i) transposed[i * out + o] = c.weight[o * in + i];
+        const auto stored = run(c, nullptr);
+        std::vector<float> y = c.y_before;
+        LinearParams p;
+        p.x = c.x.data();
+        p.weight = transposed.data();
+        p.weight_transposed = true;
+        p.bias = c.bias.data();
+        p.y = y.data();
+        p.rows = rows;
+        p.in = in;
+        p.out = out;
+        p.accumulate = true;
+        cpu::linear(p);
+        if (in <= 2048) {
+            EXPECT_EQ(y, stored) << rows << " x " << in << " -> " << out;
+            continue;
+        }
+        for (std::size_t i = 0; i < y.size(); ++i)
+            ASSERT_NEAR(y[i], stored[i], 1e-5 * (1 + std::abs(stored[i]))) << "value " << i;
+    }
+}
 
 struct MlpShape {
     std::int64_t rows, in, hidden, out;

@@ -24,6 +24,9 @@ struct LinearParams {
     /// With gelu: also keep x W^T + b here ([rows, out], dense), for the backward; the rows are
     /// copied in the epilogue while they are in cache.
     float* pre_activation = nullptr;
+    /// The weight is given transposed, [in, out] (y = x W + b): the backward's dx = dy W runs
+    /// as a Linear over W without a transposed copy.
+    bool weight_transposed = false;
 };
 
 /// The transformer MLP, inference only: y[rows, out] = GELU(x W_in^T + b_in) W_out^T + b_out

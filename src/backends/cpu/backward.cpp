@@ -30,18 +30,18 @@ void linear_backward(const LinearBackwardParams& p) {
     const int in = static_cast<int>(p.in), out = static_cast<int>(p.out);
     if (p.rows == 0) return;
     if (p.dx) {
-        // dx[rows, in] = dy[rows, out] W[out, in], rows split over the threads as in linear().
-        const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-        const int used = static_cast<int>(std::clamp<std::int64_t>(p.rows / 64, 1, threads));
-#pragma omp parallel num_threads(used) if (used > 1)
-        {
-            const int t = omp_get_thread_num(), n = omp_get_num_threads();
-            const std::int64_t r0 = p.rows * t / n, r1 = p.rows * (t + 1) / n;
-            if (r1 > r0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0),
-                            in, out, 1.0f, p.dy + r0 * out, out, p.weight, in,
-                            p.accumulate_dx ? 1.0f : 0.0f, p.dx + r0 * in, in);
-        }
+        // dx[rows, in] = dy[rows, out] W[out, in]: a Linear over dy with W as its transposed
+        // weight (the packed register-tile path where out <= 2048, row-split sgemm otherwise).
+        LinearParams dx;
+        dx.x = p.dy;
+        dx.weight = p.weight;
+        dx.weight_transposed = true;
+        dx.y = p.dx;
+        dx.rows = p.rows;
+        dx.in = p.out;
+        dx.out = p.in;
+        dx.accumulate = p.accumulate_dx;
+        linear(dx);
     }
     if (p.dweight == nullptr && p.dbias == nullptr) return;
     // dW[out, in] += dy^T x and db += column sums of dy, the rows split over the threads: each

@@ -72,9 +72,10 @@ void linear_rows_blas(const LinearParams& p, std::int64_t ldx, std::int64_t ldy,
                 std::copy(p.bias, p.bias + p.out, row);
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
-                static_cast<int>(p.out), static_cast<int>(p.in), 1.0f, p.x + r0 * ldx,
-                static_cast<int>(ldx), p.weight, static_cast<int>(p.in),
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, p.weight_transposed ? CblasNoTrans : CblasTrans,
+                static_cast<int>(r1 - r0), static_cast<int>(p.out), static_cast<int>(p.in), 1.0f,
+                p.x + r0 * ldx, static_cast<int>(ldx), p.weight,
+                static_cast<int>(p.weight_transposed ? p.out : p.in),
                 (p.accumulate || p.bias) ? 1.0f : 0.0f, p.y + r0 * ldy, static_cast<int>(ldy));
     if (p.gelu) gelu_epilogue(p, ldy, r0, r1, 0, p.out);
 }
@@ -111,6 +112,21 @@ void pack_weight_panel(const float* w, std::int64_t in, std::int64_t valid, floa
     for (; p < in; ++p)
         for (std::int64_t j = 0; j < kPanel; ++j)
             packed[p * kPanel + j] = j < valid ? w[j * in + p] : 0.0f;
+}
+
+/// The same panel from a transposed weight wt [in, out] (wt pointing at column 16t): row p of
+/// the panel is wt's row p, columns [16t, 16t + valid), a plain copy.
+void pack_weight_panel_transposed(const float* wt, std::int64_t out, std::int64_t in,
+                                  std::int64_t valid, float* packed) {
+    for (std::int64_t p = 0; p < in; ++p) {
+        float* row = packed + p * kPanel;
+        if (valid == kPanel) {
+            simd::copy(row, wt + p * out, kPanel);
+        } else {
+            simd::copy(row, wt + p * out, valid);
+            simd::zero(row + valid, kPanel - valid);
+        }
+    }
 }
 
 /// `rows` (<= 6) rows of x, k-major: packed[p * 6 + r] = x[r * ldx + p], zero for r >= rows.
@@ -202,9 +218,14 @@ void linear_tiled(const LinearParams& p, std::int64_t ldx, std::int64_t ldy, int
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
 #pragma omp for schedule(static)
-        for (std::int64_t t = 0; t < panels; ++t)
-            pack_weight_panel(p.weight + t * kPanel * p.in, p.in, panel_columns(t),
-                              packed_weight + t * kPanel * p.in);
+        for (std::int64_t t = 0; t < panels; ++t) {
+            if (p.weight_transposed)
+                pack_weight_panel_transposed(p.weight + t * kPanel, p.out, p.in, panel_columns(t),
+                                             packed_weight + t * kPanel * p.in);
+            else
+                pack_weight_panel(p.weight + t * kPanel * p.in, p.in, panel_columns(t),
+                                  packed_weight + t * kPanel * p.in);
+        }
         static thread_local std::vector<float> row_tiles;
         row_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
         // Work items are (column block, 48-row chunk), handed out as threads come free: a vCPU
