@@ -19,6 +19,14 @@ namespace {
 
 using namespace boreas::kernels;
 
+// The packed path is compiled where the backend's is (simd.hpp: AVX2 and FMA); elsewhere every
+// Linear goes through OpenBLAS, whose results may depend on its own threading.
+#if defined(__AVX2__) && defined(__FMA__)
+constexpr bool kPackedPathBuilt = true;
+#else
+constexpr bool kPackedPathBuilt = false;
+#endif
+
 struct Shape {
     std::int64_t rows, in, out;
     bool bias, gelu, accumulate, strided;
@@ -118,7 +126,7 @@ TEST_P(Linear, GivesTheSameResultInsideAParallelRegion) {
     std::vector<std::vector<float>> inside(2);
 #pragma omp parallel for num_threads(2)
     for (int t = 0; t < 2; ++t) inside[static_cast<std::size_t>(t)] = run(c, nullptr);
-    const bool packed_path = s.in <= 2048;
+    const bool packed_path = kPackedPathBuilt && s.in <= 2048;
     for (const auto& y : inside) {
         if (packed_path) {
             EXPECT_EQ(y, outside);
@@ -171,7 +179,7 @@ TEST(Linear, TransposedWeightMatchesStoredWeight) {
         p.out = out;
         p.accumulate = true;
         cpu::linear(p);
-        if (in <= 2048) {
+        if (kPackedPathBuilt && in <= 2048) {
             EXPECT_EQ(y, stored) << rows << " x " << in << " -> " << out;
             continue;
         }
