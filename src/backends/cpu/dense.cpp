@@ -206,26 +206,56 @@ void pack_row_tile(const float* x, std::int64_t ldx, std::int64_t rows, std::int
             std::copy_n(scratch + r * kPanel, cols, y + r * ldy);
 }
 
+/// Packs weight w ([out, in], or [in, out] when `transposed`) into its ceil(out / 16) panels,
+/// the last one zero-padded; the panels are shared out over the threads of the enclosing
+/// parallel region (an orphaned `omp for`, with its closing barrier).
+void pack_weight_panels(const float* w, std::int64_t in, std::int64_t out, bool transposed,
+                        float* packed) {
+    const std::int64_t panels = (out + kPanel - 1) / kPanel;
+#pragma omp for schedule(static)
+    for (std::int64_t t = 0; t < panels; ++t) {
+        const std::int64_t valid = std::min(kPanel, out - t * kPanel);
+        if (transposed)
+            pack_weight_panel_transposed(w + t * kPanel, out, in, valid, packed + t * kPanel * in);
+        else
+            pack_weight_panel(w + t * kPanel * in, in, valid, packed + t * kPanel * in);
+    }
+}
+
+/// Packs the row tiles [i0, i1) of x (rows past `rows` zero) one after another, k-major.
+void pack_chunk(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t in,
+                std::int64_t i0, std::int64_t i1, float* packed) {
+    for (std::int64_t i = i0; i < i1; ++i)
+        pack_row_tile(x + i * kTileRows * ldx, ldx, std::min(kTileRows, rows - i * kTileRows), in,
+                      packed + (i - i0) * kTileRows * in);
+}
+
+/// Rows [0, rows) of y (+)= the packed chunk (k-major row tiles) times weight panels [j0, j1)
+/// (+ bias): panel by panel, so that each panel is read from L3 once per chunk and stays in L1
+/// across the chunk's tiles. Columns past `out` are not stored.
+void multiply_chunk(std::int64_t k, bool accumulate, const float* packed_rows, std::int64_t rows,
+                    const float* panels, std::int64_t j0, std::int64_t j1, std::int64_t out,
+                    const float* bias, float* y, std::int64_t ldy) {
+    const std::int64_t tiles = (rows + kTileRows - 1) / kTileRows;
+    for (std::int64_t j = j0; j < j1; ++j)
+        for (std::int64_t t = 0; t < tiles; ++t)
+            linear_tile(k, accumulate, packed_rows + t * kTileRows * k, panels + j * kPanel * k,
+                        std::min(kTileRows, rows - t * kTileRows),
+                        std::min(kPanel, out - j * kPanel), y + t * kTileRows * ldy + j * kPanel,
+                        ldy, bias ? bias + j * kPanel : nullptr);
+}
+
 void linear_tiled(const LinearParams& p, std::int64_t ldx, std::int64_t ldy, int threads) {
     // The last panel may be partial (out not a multiple of 16): zero-padded weights, and its
     // tiles store only the valid columns.
     const std::int64_t panels = (p.out + kPanel - 1) / kPanel;
-    auto panel_columns = [&](std::int64_t j) { return std::min(kPanel, p.out - j * kPanel); };
     const std::int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
     static thread_local std::vector<float> weight_panels;  // the calling thread's, shared below
     weight_panels.resize(static_cast<std::size_t>(panels * kPanel * p.in));
     float* const packed_weight = weight_panels.data();
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-#pragma omp for schedule(static)
-        for (std::int64_t t = 0; t < panels; ++t) {
-            if (p.weight_transposed)
-                pack_weight_panel_transposed(p.weight + t * kPanel, p.out, p.in, panel_columns(t),
-                                             packed_weight + t * kPanel * p.in);
-            else
-                pack_weight_panel(p.weight + t * kPanel * p.in, p.in, panel_columns(t),
-                                  packed_weight + t * kPanel * p.in);
-        }
+        pack_weight_panels(p.weight, p.in, p.out, p.weight_transposed, packed_weight);
         static thread_local std::vector<float> row_tiles;
         row_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
         // Work items are (column block, 48-row chunk), handed out as threads come free: a vCPU
@@ -241,20 +271,11 @@ void linear_tiled(const LinearParams& p, std::int64_t ldx, std::int64_t ldy, int
             const std::int64_t chunk = item % chunks, block = item / chunks;
             const std::int64_t i0 = chunk * kChunkTiles, i1 = std::min(tiles, i0 + kChunkTiles);
             const std::int64_t j0 = block * block_panels, j1 = std::min(panels, j0 + block_panels);
-            for (std::int64_t i = i0; i < i1; ++i)
-                pack_row_tile(p.x + i * kTileRows * ldx, ldx,
-                              std::min(kTileRows, p.rows - i * kTileRows), p.in,
-                              row_tiles.data() + (i - i0) * kTileRows * p.in);
-            for (std::int64_t j = j0; j < j1; ++j)
-                for (std::int64_t i = i0; i < i1; ++i)
-                    linear_tile(p.in, p.accumulate, row_tiles.data() + (i - i0) * kTileRows * p.in,
-                                packed_weight + j * kPanel * p.in,
-                                std::min(kTileRows, p.rows - i * kTileRows), panel_columns(j),
-                                p.y + i * kTileRows * ldy + j * kPanel, ldy,
-                                p.bias ? p.bias + j * kPanel : nullptr);
-            if (p.gelu)
-                gelu_epilogue(p, ldy, i0 * kTileRows, std::min(p.rows, i1 * kTileRows), j0 * kPanel,
-                              std::min(p.out, j1 * kPanel));
+            const std::int64_t r0 = i0 * kTileRows, r1 = std::min(p.rows, i1 * kTileRows);
+            pack_chunk(p.x, ldx, p.rows, p.in, i0, i1, row_tiles.data());
+            multiply_chunk(p.in, p.accumulate, row_tiles.data(), r1 - r0, packed_weight, j0, j1,
+                           p.out, p.bias, p.y + r0 * ldy, ldy);
+            if (p.gelu) gelu_epilogue(p, ldy, r0, r1, j0 * kPanel, std::min(p.out, j1 * kPanel));
         }
     }
 }
@@ -272,7 +293,6 @@ bool mlp_tiles_apply(const MlpParams& p) {
 // straight away. Against two Linears this saves writing the [rows, hidden] activation to
 // memory (with its read-for-ownership) and reading it back.
 void mlp_tiled(const MlpParams& p, int threads) {
-    const std::int64_t in_panels = p.hidden / kPanel, out_panels = p.out / kPanel;
     const std::int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
     const std::int64_t chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
     static thread_local std::vector<float> weight_panels;  // the calling thread's, shared below
@@ -281,15 +301,8 @@ void mlp_tiled(const MlpParams& p, int threads) {
     float* const packed_out = packed_in + p.hidden * p.in;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-#pragma omp for schedule(static)
-        for (std::int64_t t = 0; t < in_panels + out_panels; ++t) {
-            if (t < in_panels)
-                pack_weight_panel(p.weight_in + t * kPanel * p.in, p.in, kPanel,
-                                  packed_in + t * kPanel * p.in);
-            else
-                pack_weight_panel(p.weight_out + (t - in_panels) * kPanel * p.hidden, p.hidden,
-                                  kPanel, packed_out + (t - in_panels) * kPanel * p.hidden);
-        }
+        pack_weight_panels(p.weight_in, p.in, p.hidden, false, packed_in);
+        pack_weight_panels(p.weight_out, p.hidden, p.out, false, packed_out);
         static thread_local std::vector<float> x_tiles, hidden_rows, hidden_tiles;
         x_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
         hidden_rows.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.hidden));
@@ -297,31 +310,15 @@ void mlp_tiled(const MlpParams& p, int threads) {
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
             const std::int64_t i0 = chunk * kChunkTiles, i1 = std::min(tiles, i0 + kChunkTiles);
-            auto tile_rows = [&](std::int64_t i) {
-                return std::min(kTileRows, p.rows - i * kTileRows);
-            };
-            for (std::int64_t i = i0; i < i1; ++i)
-                pack_row_tile(p.x + i * kTileRows * p.in, p.in, tile_rows(i), p.in,
-                              x_tiles.data() + (i - i0) * kTileRows * p.in);
+            const std::int64_t r0 = i0 * kTileRows, rows = std::min(p.rows, i1 * kTileRows) - r0;
             float* const h = hidden_rows.data();
-            for (std::int64_t j = 0; j < in_panels; ++j)
-                for (std::int64_t i = i0; i < i1; ++i)
-                    linear_tile(p.in, false, x_tiles.data() + (i - i0) * kTileRows * p.in,
-                                packed_in + j * kPanel * p.in, tile_rows(i), kPanel,
-                                h + (i - i0) * kTileRows * p.hidden + j * kPanel, p.hidden,
-                                p.bias_in ? p.bias_in + j * kPanel : nullptr);
-            const std::int64_t chunk_rows = std::min(p.rows, i1 * kTileRows) - i0 * kTileRows;
-            gelu_row(h, chunk_rows * p.hidden);
-            for (std::int64_t i = i0; i < i1; ++i)
-                pack_row_tile(h + (i - i0) * kTileRows * p.hidden, p.hidden, tile_rows(i), p.hidden,
-                              hidden_tiles.data() + (i - i0) * kTileRows * p.hidden);
-            for (std::int64_t j = 0; j < out_panels; ++j)
-                for (std::int64_t i = i0; i < i1; ++i)
-                    linear_tile(p.hidden, p.accumulate,
-                                hidden_tiles.data() + (i - i0) * kTileRows * p.hidden,
-                                packed_out + j * kPanel * p.hidden, tile_rows(i), kPanel,
-                                p.y + i * kTileRows * p.out + j * kPanel, p.out,
-                                p.bias_out ? p.bias_out + j * kPanel : nullptr);
+            pack_chunk(p.x, p.in, p.rows, p.in, i0, i1, x_tiles.data());
+            multiply_chunk(p.in, false, x_tiles.data(), rows, packed_in, 0, p.hidden / kPanel,
+                           p.hidden, p.bias_in, h, p.hidden);
+            gelu_row(h, rows * p.hidden);
+            pack_chunk(h, p.hidden, rows, p.hidden, 0, i1 - i0, hidden_tiles.data());
+            multiply_chunk(p.hidden, p.accumulate, hidden_tiles.data(), rows, packed_out, 0,
+                           p.out / kPanel, p.out, p.bias_out, p.y + r0 * p.out, p.out);
         }
     }
 }
