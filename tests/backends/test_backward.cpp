@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -412,44 +413,87 @@ TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
     }
 }
 
-TEST(Forward, WindowAttentionMatchesDirectSoftmax) {
-    // The tiled online softmax against a direct per-query softmax over |i - j| <= w.
+struct WindowShape {
+    std::int64_t batch, seq, heads, d, window;
+    bool fused;  // q, k, v side by side in one [rows, 3 * heads * d] buffer, as the model has them
+};
+
+void PrintTo(const WindowShape& s, std::ostream* os) {
+    *os << "batch " << s.batch << ", seq " << s.seq << ", heads " << s.heads << ", d " << s.d
+        << ", window " << s.window << (s.fused ? ", fused" : ", separate");
+}
+
+class WindowAttentionForward : public ::testing::TestWithParam<WindowShape> {};
+
+TEST_P(WindowAttentionForward, MatchesDirectSoftmax) {
+    // The tiled online softmax against a direct per-query softmax over |i - j| <= w, in double.
+    const auto [batch, seq, heads, d, window, fused] = GetParam();
+    const std::int64_t width = heads * d, rows = batch * seq;
+    const std::int64_t stride = fused ? 3 * width : width;
     std::mt19937 generator(8);
-    const std::int64_t seq = 300, heads = 1, d = 8, window = 100;
-    auto q = random_vector(seq * d, generator), k = random_vector(seq * d, generator),
-         v = random_vector(seq * d, generator);
-    std::vector<float> out(seq * d);
+    const auto qkv = random_vector(static_cast<std::size_t>(rows * 3 * width), generator);
+    const float* q = qkv.data();
+    const float* k = fused ? q + width : q + rows * width;
+    const float* v = fused ? q + 2 * width : q + 2 * rows * width;
+    std::vector<float> out(static_cast<std::size_t>(rows * width)),
+        lse(static_cast<std::size_t>(rows * heads));
     WindowAttentionParams p;
-    p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
+    p.q = q;
+    p.k = k;
+    p.v = v;
     p.out = out.data();
+    p.batch = batch;
     p.seq = seq;
     p.heads = heads;
     p.head_dim = d;
     p.window = window;
+    p.stride = stride;
+    p.out_stride = width;
+    p.lse = lse.data();
     cpu::window_attention(p);
-    for (std::int64_t i = 0; i < seq; ++i) {
-        std::vector<double> scores;
-        double max = -1e300;
-        for (std::int64_t j = std::max<std::int64_t>(0, i - window);
-             j <= std::min(seq - 1, i + window); ++j) {
-            double s = 0;
-            for (std::int64_t x = 0; x < d; ++x) s += q[i * d + x] * k[j * d + x];
-            scores.push_back(s / std::sqrt(static_cast<double>(d)));
-            max = std::max(max, scores.back());
-        }
-        double sum = 0;
-        for (auto& s : scores) sum += (s = std::exp(s - max));
-        for (std::int64_t x = 0; x < d; ++x) {
-            double o = 0;
-            std::int64_t c = 0;
-            for (std::int64_t j = std::max<std::int64_t>(0, i - window);
-                 j <= std::min(seq - 1, i + window); ++j)
-                o += scores[c++] / sum * v[j * d + x];
-            ASSERT_NEAR(out[i * d + x], o, 1e-5) << "query " << i;
-        }
-    }
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t h = 0; h < heads; ++h)
+            for (std::int64_t i = 0; i < seq; ++i) {
+                const std::int64_t first = std::max<std::int64_t>(0, i - window),
+                                   last = std::min(seq - 1, i + window);
+                auto at = [&](const float* x, std::int64_t j, std::int64_t c) {
+                    return static_cast<double>(x[(b * seq + j) * stride + h * d + c]);
+                };
+                std::vector<double> scores;
+                double max = -1e300;
+                for (std::int64_t j = first; j <= last; ++j) {
+                    double s = 0;
+                    for (std::int64_t x = 0; x < d; ++x) s += at(q, i, x) * at(k, j, x);
+                    scores.push_back(s / std::sqrt(static_cast<double>(d)));
+                    max = std::max(max, scores.back());
+                }
+                double sum = 0;
+                for (auto& s : scores) sum += (s = std::exp(s - max));
+                const std::int64_t row = b * seq + i;
+                ASSERT_NEAR(lse[row * heads + h], max + std::log(sum), 1e-4)
+                    << "batch " << b << " head " << h << " query " << i;
+                for (std::int64_t x = 0; x < d; ++x) {
+                    double o = 0;
+                    for (std::int64_t j = first; j <= last; ++j)
+                        o += scores[j - first] / sum * at(v, j, x);
+                    ASSERT_NEAR(out[row * width + h * d + x], o, 1e-5)
+                        << "batch " << b << " head " << h << " query " << i << " channel " << x;
+                }
+            }
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, WindowAttentionForward,
+    ::testing::Values(
+        // OpenBLAS tiles (head size not a multiple of 16).
+        WindowShape{1, 300, 1, 8, 100, false},
+        // Register tiles, all heads in one task: a partial last query block and panel, two batch
+        // elements, the model's fused layout.
+        WindowShape{2, 301, 3, 16, 40, true},
+        // Register tiles, one head per task (the heads' reach is over 1 MiB), three key blocks
+        // per query block (a reach of 1,248 keys): the running maxima rescale.
+        WindowShape{1, 1500, 2, 64, 600, true},
+        // A window wider than the sequence.
+        WindowShape{1, 90, 2, 32, 200, false}));
 
 }  // namespace

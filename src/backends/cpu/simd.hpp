@@ -195,6 +195,16 @@ inline void scale(float* y, float alpha, std::int64_t n) {
     for (; i < n; ++i) y[i] *= alpha;
 }
 
+/// y[i] = x[i] * alpha.
+inline void scaled_copy(float* y, const float* x, float alpha, std::int64_t n) {
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    const __m256 a = _mm256_set1_ps(alpha);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), a));
+#endif
+    for (; i < n; ++i) y[i] = x[i] * alpha;
+}
+
 /// y[0, n) += sum_c a[c] * m[c, 0, n): a [k] weights, m [k, n] row-major (head-minor columns).
 inline void add_scaled_columns(float* y, const float* m, const float* a, std::int64_t k,
                                std::int64_t n) {
