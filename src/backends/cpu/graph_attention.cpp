@@ -12,7 +12,7 @@
 namespace boreas::kernels::cpu {
 namespace {
 
-constexpr std::int64_t kRowBlock = 8;  // destinations whose edge projections run together
+constexpr std::int64_t kRowBlock = 12;  // destinations whose edge projections run together
 
 /// The inputs of one head's output row (see head_output).
 struct HeadOutput {
@@ -88,6 +88,31 @@ void head_output(const HeadOutput& in, std::int64_t d, float* out) {
     }
 }
 
+/// q_edge_t[c * heads + h] = row_edge[h * pc + c] for c < de, q_bias[h] = row_edge[h * pc +
+/// bias_column]: the row's edge projections from head-major to head-minor, eight heads at a
+/// time through 8 x 8 transposes (the element by element loop was 6 % of the kernel).
+void transpose_projection(const float* row_edge, std::int64_t heads, std::int64_t pc,
+                          std::int64_t de, std::int64_t bias_column, float* q_edge_t,
+                          float* q_bias) {
+    std::int64_t h0 = 0;
+#ifdef BOREAS_SIMD_AVX2
+    for (; h0 + 8 <= heads; h0 += 8)
+        for (std::int64_t c0 = 0; c0 < pc; c0 += 8) {  // pc is a multiple of 8
+            __m256 block[8];
+            for (int j = 0; j < 8; ++j) block[j] = _mm256_loadu_ps(row_edge + (h0 + j) * pc + c0);
+            simd::transpose8x8(block);
+            for (std::int64_t c = c0; c < std::min(c0 + 8, de); ++c)
+                _mm256_storeu_ps(q_edge_t + c * heads + h0, block[c - c0]);
+            if (bias_column >= c0 && bias_column < c0 + 8)
+                _mm256_storeu_ps(q_bias + h0, block[bias_column - c0]);
+        }
+#endif
+    for (std::int64_t h = h0; h < heads; ++h) {
+        for (std::int64_t c = 0; c < de; ++c) q_edge_t[c * heads + h] = row_edge[h * pc + c];
+        q_bias[h] = row_edge[h * pc + bias_column];
+    }
+}
+
 }  // namespace
 
 void graph_attention(const GraphAttentionParams& p) {
@@ -146,11 +171,8 @@ void graph_attention(const GraphAttentionParams& p) {
                 const std::int32_t* sources = p.src + begin;
                 const float* features = p.edge_features + begin * de;
                 const float* row_edge = q_edge.data() + (row - first) * heads * pc;
-                for (std::int64_t h = 0; h < heads; ++h) {
-                    for (std::int64_t c = 0; c < de; ++c)
-                        q_edge_t[c * heads + h] = row_edge[h * pc + c];
-                    q_bias[h] = row_edge[h * pc + bias_column];
-                }
+                transpose_projection(row_edge, heads, pc, de, bias_column, q_edge_t.data(),
+                                     q_bias.data());
                 if (static_cast<std::int64_t>(scores.size()) < degree * heads)
                     scores.resize(static_cast<std::size_t>(degree * heads));
                 // Pass 1: all scores of this destination (a destination has few edges: they stay
