@@ -52,6 +52,16 @@ std::string format_table(const nlohmann::ordered_json& document) {
                        roof["fp32_fma_gflops"].value("all", 0.0), roof["fp32_fma_gflops"].value("threads", 0),
                        roof.value("sgemm_gflops", 0.0), roof["triad_gbs"].value("all", 0.0),
                        roof.value("cached", false) ? " (cached this boot)" : "");
+    if (roof.contains("doubt"))
+        out += fmt::format("roof in doubt: {}\n", roof["doubt"].get<std::string>());
+    for (const auto& r : document["results"])
+        if (r["fraction_of_roof"].get<double>() > 1.05) {
+            out += fmt::format(
+                "note: {} ran at {:.0f} % of the roof: the roof was measured low (a busy machine); "
+                "`boreas roof --fresh` on a quiet machine, then run again\n",
+                r["name"].get<std::string>(), 100 * r["fraction_of_roof"].get<double>());
+            break;
+        }
     return out;
 }
 

@@ -5,6 +5,7 @@
 /// the temporary folder) unless asked to measure again.
 
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace boreas::bench {
@@ -23,5 +24,14 @@ struct RoofOptions {
 ///  "bf16_unavailable_reason", "sgemm": [{m, n, k, threads, gflops}], "sgemm_gflops": best,
 ///  "triad_gbs": {"1", "all", "threads"}, "cached": bool}
 nlohmann::ordered_json measure_roof(const RoofOptions& options = {});
+
+/// All threads must reach this fraction of threads x the one-thread FMA rate for a roof to be
+/// trusted (independent FMA chains scale linearly on separate cores).
+inline constexpr double kMinThreadScaling = 0.75;
+
+/// Why a measured roof is suspect, or empty: the all-thread FMA rate fell short of
+/// kMinThreadScaling x threads x the one-thread rate. A suspect roof is reported with a "doubt"
+/// key and never cached.
+std::string roof_doubt(double fma_one_thread, double fma_all_threads, int threads);
 
 }  // namespace boreas::bench
