@@ -106,6 +106,36 @@ BENCHMARK(BM_mlp)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+/// The Linear backward's weight and bias gradients alone (dW += dy^T x, db += column sums).
+void BM_linear_weight_gradient(benchmark::State& state) {
+    const auto rows = state.range(0), in = state.range(1), out = state.range(2);
+    const auto x = random_values(rows * in, 1), dy = random_values(rows * out, 2);
+    std::vector<float> dw(static_cast<std::size_t>(out * in)), db(static_cast<std::size_t>(out));
+    boreas::kernels::LinearBackwardParams p;
+    p.x = x.data();
+    p.dy = dy.data();
+    p.dweight = dw.data();
+    p.dbias = db.data();
+    p.rows = rows;
+    p.in = in;
+    p.out = out;
+    for (auto _ : state) {
+        kc::linear_backward(p);
+        benchmark::DoNotOptimize(dw.data());
+    }
+    set_rates(state, 2.0 * rows * in * out, 4.0 * (rows * in + rows * out + 2 * in * out));
+}
+BENCHMARK(BM_linear_weight_gradient)
+    ->ArgNames({"rows", "in", "out"})
+    ->Args({10944, 256, 1024})   // small: decoder MLP in
+    ->Args({10944, 1024, 256})   // small: decoder MLP out
+    ->Args({10944, 256, 512})    // small: decoder query|self
+    ->Args({1600, 256, 768})     // small: processor QKV
+    ->Args({10944, 512, 2048})   // o96: processor MLP in
+    ->Args({40320, 512, 512})    // o96: decoder projection
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void BM_layer_norm(benchmark::State& state) {
     const auto rows = state.range(0), c = state.range(1);
     const auto x = random_values(rows * c, 1), gamma = random_values(c, 2),

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <vector>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/trace.hpp"
@@ -22,13 +23,14 @@ std::vector<std::int64_t> indices_of(const std::vector<std::string>& names,
 Tensor slice(const Tensor& batch, std::int64_t step, const std::vector<std::int64_t>& columns) {
     const auto b_count = batch.dim(0), steps = batch.dim(1), nodes = batch.dim(3), vars = batch.dim(4);
     const auto width = static_cast<std::int64_t>(columns.size());
-    Tensor out({b_count, 1, 1, nodes, width});
-    for (std::int64_t b = 0; b < b_count; ++b)
-        for (std::int64_t n = 0; n < nodes; ++n) {
-            const float* from = batch.data() + ((b * steps + step) * nodes + n) * vars;
-            float* to = out.data() + (b * nodes + n) * width;
-            for (std::int64_t c = 0; c < width; ++c) to[c] = from[columns[c]];
-        }
+    Tensor out = Tensor::uninitialised({b_count, 1, 1, nodes, width});
+#pragma omp parallel for schedule(static) if (b_count * nodes * width >= (1 << 16))
+    for (std::int64_t r = 0; r < b_count * nodes; ++r) {
+        const std::int64_t b = r / nodes, n = r % nodes;
+        const float* from = batch.data() + ((b * steps + step) * nodes + n) * vars;
+        float* to = out.data() + r * width;
+        for (std::int64_t c = 0; c < width; ++c) to[c] = from[columns[c]];
+    }
     return out;
 }
 
@@ -69,19 +71,29 @@ double weighted_mse(const Tensor& prediction, const Tensor& target, const std::v
                      static_cast<std::int64_t>(scaling.size()) == vars,
                  "loss: {} node weights and {} variable scalings for {} nodes and {} variables",
                  node_weights.size(), scaling.size(), nodes, vars);
-    double loss = 0;
-    for (std::int64_t b = 0; b < batch; ++b)
-        for (std::int64_t n = 0; n < nodes; ++n) {
-            const std::int64_t row = (b * nodes + n) * vars;
-            double node = 0;
-            for (std::int64_t v = 0; v < vars; ++v) {
-                const double error = static_cast<double>(prediction.data()[row + v]) - target.data()[row + v];
-                node += scaling[v] * error * error;
-                d_prediction.data()[row + v] += static_cast<float>(
-                    scale * 2.0 * scaling[v] * error * node_weights[n] / (static_cast<double>(vars) * batch));
-            }
-            loss += node_weights[n] * node / static_cast<double>(vars);
+    // Rows in parallel, each row's term kept and summed in row order afterwards: the loss does
+    // not depend on the thread count. The gradient's constant factors are taken out of the
+    // inner loop (it divided per value: 3 ms of a small training step, more than anemoi's).
+    const std::int64_t rows = batch * nodes;
+    std::vector<double> row_terms(static_cast<std::size_t>(rows));
+    const double gradient_factor = scale * 2.0 / (static_cast<double>(vars) * batch);
+#pragma omp parallel for schedule(static) if (rows * vars >= (1 << 16))
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t n = r % nodes;
+        const float* p = prediction.data() + r * vars;
+        const float* t = target.data() + r * vars;
+        float* d = d_prediction.data() + r * vars;
+        const double node_factor = gradient_factor * node_weights[n];
+        double node = 0;
+        for (std::int64_t v = 0; v < vars; ++v) {
+            const double error = static_cast<double>(p[v]) - t[v];
+            node += scaling[v] * error * error;
+            d[v] += static_cast<float>(node_factor * scaling[v] * error);
         }
+        row_terms[r] = node_weights[n] * node / static_cast<double>(vars);
+    }
+    double loss = 0;
+    for (const double term : row_terms) loss += term;
     return loss / static_cast<double>(batch);
 }
 
