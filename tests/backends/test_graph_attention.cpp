@@ -135,8 +135,8 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GraphAttentionForward,
     ::testing::Values(
-        // small's heads, edge_dim 3 + 8 (16 projection columns); 43 destinations: 5 blocks of 8
-        // and a 3-row tail through the one-row projection tile
+        // small's heads, edge_dim 3 + 8 (16 projection columns); 43 destinations: 3 blocks of
+        // 12 (two 6-row projection tiles each) and a 7-row tail (a 6-row and a one-row tile)
         Shape{1, 9, 43, 8, 32, 11, true, false},
         Shape{2, 7, 11, 16, 64, 3, true, true},  // aifs' heads, fused strides
         Shape{1, 9, 21, 8, 32, 4, false, true},  // even edge_dim, no bias, in the 32-channel blocks
