@@ -1,8 +1,8 @@
-// Sliding-window self-attention, flash-style (see kernels.hpp). Work is split over
-// (batch element, block of queries); each task walks, head by head, the key blocks its window
-// touches,
-// computing one query-block x key-block tile of scores with sgemm and folding it into running
-// row maxima, sums and outputs.
+// Sliding-window self-attention, flash-style (see kernels.hpp). Work is split over (batch
+// element, block of queries, group of heads); each task walks, head by head, the key blocks its
+// window touches, computing one query-block x key-block tile of scores on the register tile
+// (small_gemm; OpenBLAS for head sizes that are not a multiple of 16) and folding it into
+// running row maxima, sums and outputs.
 #include <cblas.h>
 #include <omp.h>
 
@@ -25,10 +25,6 @@ constexpr std::int64_t kQueryBlock = 48;  // a multiple of small_gemm's 6-row bl
 constexpr std::int64_t kKeyBlock = 512;
 // The packed keys and values one group of heads reaches from a query block (see the tasks).
 constexpr std::int64_t kGroupBytes = std::int64_t{1} << 20;
-
-}  // namespace
-
-namespace {
 
 /// K^T and V of one (batch element, head), packed for small_gemm over the whole sequence once
 /// per call: every key block is then read by all the query blocks whose window covers it,
@@ -61,13 +57,6 @@ void pack_key_panel(const float* k, const float* v, std::int64_t stride, std::in
         }
     }
 }
-
-/// One query block of one head, flash-style: rows [i0, i0 + m) of q (dense [m, d]) against the
-/// key blocks their windows touch, with running row maxima and sums; acc [m, d] ends as the
-/// unnormalised output, row_max and row_sum as the softmax's shift and sum.
-struct QueryBlockScratch {
-    std::vector<float> scores, acc, row_max, row_sum, queries;
-};
 
 }  // namespace
 
@@ -102,9 +91,9 @@ void window_attention(const WindowAttentionParams& p) {
     if (tiled) {
         if (packed.size() < static_cast<std::size_t>(p.batch * heads))
             packed.resize(static_cast<std::size_t>(p.batch * heads));
-        for (auto& head : packed) {
-            head.keys_t.resize(static_cast<std::size_t>(seq_padded * d));
-            head.values.resize(static_cast<std::size_t>(seq_padded * d));
+        for (std::int64_t bh = 0; bh < p.batch * heads; ++bh) {
+            packed[bh].keys_t.resize(static_cast<std::size_t>(seq_padded * d));
+            packed[bh].values.resize(static_cast<std::size_t>(seq_padded * d));
         }
         const std::int64_t panels = seq_padded / kPanel;
 #pragma omp parallel for schedule(static)
