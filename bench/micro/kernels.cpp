@@ -127,12 +127,12 @@ void BM_linear_weight_gradient(benchmark::State& state) {
 }
 BENCHMARK(BM_linear_weight_gradient)
     ->ArgNames({"rows", "in", "out"})
-    ->Args({10944, 256, 1024})   // small: decoder MLP in
-    ->Args({10944, 1024, 256})   // small: decoder MLP out
-    ->Args({10944, 256, 512})    // small: decoder query|self
-    ->Args({1600, 256, 768})     // small: processor QKV
-    ->Args({10944, 512, 2048})   // o96: processor MLP in
-    ->Args({40320, 512, 512})    // o96: decoder projection
+    ->Args({10944, 256, 1024})  // small: decoder MLP in
+    ->Args({10944, 1024, 256})  // small: decoder MLP out
+    ->Args({10944, 256, 512})   // small: decoder query|self
+    ->Args({1600, 256, 768})    // small: processor QKV
+    ->Args({10944, 512, 2048})  // o96: processor MLP in
+    ->Args({40320, 512, 512})   // o96: decoder projection
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

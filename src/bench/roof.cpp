@@ -188,7 +188,8 @@ nlohmann::ordered_json measure_roof(const RoofOptions& options) {
         // Cached, a roof taken while another process held a core would understate every
         // later run's roof for the rest of the boot (phases at 165 % of it were seen).
         roof["doubt"] = doubt;
-        log::warning("{}; this roof is not cached (`boreas roof --fresh` on a quiet machine)", doubt);
+        log::warning("{}; this roof is not cached (`boreas roof --fresh` on a quiet machine)",
+                     doubt);
     } else if (options.gemm_shapes.empty()) {
         try {
             io::write_text_atomically(path, roof.dump(2));

@@ -39,8 +39,8 @@ struct PackedHead {
 /// reads k and v in order: a pass per head read 128-256 bytes of each row, 2-12 KiB apart, and
 /// waited on memory for most of its stores.
 void pack_key_panel(const float* k, const float* v, std::int64_t stride, std::int64_t seq,
-                    std::int64_t seq_padded, std::int64_t heads, std::int64_t d,
-                    std::int64_t key0, PackedHead* packed) {
+                    std::int64_t seq_padded, std::int64_t heads, std::int64_t d, std::int64_t key0,
+                    PackedHead* packed) {
     for (std::int64_t key = key0; key < key0 + kPanel; ++key) {
         const bool padding = key >= seq;
         for (std::int64_t h = 0; h < heads; ++h) {
@@ -151,8 +151,8 @@ void window_attention(const WindowAttentionParams& p) {
                     // scores[m, n] = scale * Q K^T
                     if (tiled) {
                         const auto& head = packed[b * heads + h];
-                        small_gemm(m, n, d, scale, q, q_ld, head.keys_t.data() + j0 * d,
-                                   kPanel * d, false, scores.data(), kKeyBlock);
+                        small_gemm(m, n, d, scale, q, q_ld, head.keys_t.data() + j0 * d, kPanel * d,
+                                   false, scores.data(), kKeyBlock);
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
                                     static_cast<int>(n), static_cast<int>(d), scale, q,
@@ -189,11 +189,11 @@ void window_attention(const WindowAttentionParams& p) {
                                    head.values.data() + j0 * kPanel, seq_padded * kPanel, !first,
                                    head_acc, d);
                     } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                    static_cast<int>(m), static_cast<int>(d), static_cast<int>(n),
-                                    1.0f, scores.data(), static_cast<int>(kKeyBlock),
-                                    p.v + (base + j0) * stride + h * d, static_cast<int>(stride),
-                                    first ? 0.0f : 1.0f, head_acc, static_cast<int>(d));
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                                    static_cast<int>(d), static_cast<int>(n), 1.0f, scores.data(),
+                                    static_cast<int>(kKeyBlock), p.v + (base + j0) * stride + h * d,
+                                    static_cast<int>(stride), first ? 0.0f : 1.0f, head_acc,
+                                    static_cast<int>(d));
                     }
                 }
             }
