@@ -8,7 +8,9 @@
 namespace boreas::bench {
 namespace {
 
-double median_of(const nlohmann::json& result) { return result.at("stats").at("median").get<double>(); }
+double median_of(const nlohmann::json& result) {
+    return result.at("stats").at("median").get<double>();
+}
 
 const nlohmann::json* find_phase(const nlohmann::json& document, const std::string& name) {
     for (const auto& result : document.at("results"))
@@ -21,26 +23,26 @@ const nlohmann::json* find_phase(const nlohmann::json& document, const std::stri
 std::string format_table(const nlohmann::ordered_json& document) {
     std::string out;
     const auto& run = document["context"]["run"];
-    out += fmt::format("{} | config {} | {} threads | batch {}\n",
-                       run.value("implementation", "?"), run.value("config", "?"),
-                       run.value("threads", 0), run.value("batch", 1));
+    out += fmt::format("{} | config {} | {} threads | batch {}\n", run.value("implementation", "?"),
+                       run.value("config", "?"), run.value("threads", 0), run.value("batch", 1));
     out += fmt::format("{:<28} {:>10} {:>10} {:>10} {:>7} {:>9} {:>8} {:>9}  {}\n", "phase",
                        "median s", "min s", "max s", "share", "GFLOP/s", "GB/s", "% roof", "bound");
     double total = 0, train_total = 0;
     for (const auto& r : document["results"]) {
         if (r["name"] == "forward") total = median_of(r);
         if (r["name"] == "train") train_total = median_of(r);
-        out += fmt::format("{:<28} {:>10.4f} {:>10.4f} {:>10.4f} {:>6.1f}% {:>9.1f} {:>8.1f} {:>8.1f}%  {}{}\n",
-                           r["name"].get<std::string>(), median_of(r),
-                           r["stats"]["min"].get<double>(), r["stats"]["max"].get<double>(),
-                           100 * r.value("share_of_step", 0.0), r["achieved"]["gflops"].get<double>(),
-                           r["achieved"]["gbs"].get<double>(), 100 * r["fraction_of_roof"].get<double>(),
-                           r["bound"].get<std::string>(), r["noisy"].get<bool>() ? " (noisy)" : "");
+        out += fmt::format(
+            "{:<28} {:>10.4f} {:>10.4f} {:>10.4f} {:>6.1f}% {:>9.1f} {:>8.1f} {:>8.1f}%  {}{}\n",
+            r["name"].get<std::string>(), median_of(r), r["stats"]["min"].get<double>(),
+            r["stats"]["max"].get<double>(), 100 * r.value("share_of_step", 0.0),
+            r["achieved"]["gflops"].get<double>(), r["achieved"]["gbs"].get<double>(),
+            100 * r["fraction_of_roof"].get<double>(), r["bound"].get<std::string>(),
+            r["noisy"].get<bool>() ? " (noisy)" : "");
     }
     if (total > 0 && document["results"].size() > 0) {
         const auto& first = document["results"][0];
-        out += fmt::format("throughput: {:.3f} forecast steps/s; verification: {} ({})\n", 1.0 / total,
-                           first["verification"]["status"].get<std::string>(),
+        out += fmt::format("throughput: {:.3f} forecast steps/s; verification: {} ({})\n",
+                           1.0 / total, first["verification"]["status"].get<std::string>(),
                            first["verification"]["detail"].get<std::string>());
     }
     if (train_total > 0)
@@ -48,10 +50,11 @@ std::string format_table(const nlohmann::ordered_json& document) {
                            document["context"]["run"].value("batch", 1) / train_total,
                            document["context"]["run"].value("batch", 1));
     const auto& roof = document["roof"];
-    out += fmt::format("roof: FP32 FMA {:.0f} GFLOP/s ({} threads), SGEMM {:.0f} GFLOP/s, triad {:.1f} GB/s{}\n",
-                       roof["fp32_fma_gflops"].value("all", 0.0), roof["fp32_fma_gflops"].value("threads", 0),
-                       roof.value("sgemm_gflops", 0.0), roof["triad_gbs"].value("all", 0.0),
-                       roof.value("cached", false) ? " (cached this boot)" : "");
+    out += fmt::format(
+        "roof: FP32 FMA {:.0f} GFLOP/s ({} threads), SGEMM {:.0f} GFLOP/s, triad {:.1f} GB/s{}\n",
+        roof["fp32_fma_gflops"].value("all", 0.0), roof["fp32_fma_gflops"].value("threads", 0),
+        roof.value("sgemm_gflops", 0.0), roof["triad_gbs"].value("all", 0.0),
+        roof.value("cached", false) ? " (cached this boot)" : "");
     if (roof.contains("doubt"))
         out += fmt::format("roof in doubt: {}\n", roof["doubt"].get<std::string>());
     for (const auto& r : document["results"])
@@ -66,13 +69,16 @@ std::string format_table(const nlohmann::ordered_json& document) {
 }
 
 std::string format_csv(const nlohmann::ordered_json& document) {
-    std::string out = "name,phase,median_s,min_s,max_s,mean_s,stddev_s,n,gflops,gbs,fraction_of_roof,bound,noisy\n";
+    std::string out =
+        "name,phase,median_s,min_s,max_s,mean_s,stddev_s,n,gflops,gbs,fraction_of_roof,bound,"
+        "noisy\n";
     for (const auto& r : document["results"]) {
         const auto& s = r["stats"];
         out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r["name"].get<std::string>(),
-                           r["phase"].get<std::string>(), s["median"].get<double>(), s["min"].get<double>(),
-                           s["max"].get<double>(), s["mean"].get<double>(), s["stddev"].get<double>(),
-                           s["n"].get<int>(), r["achieved"]["gflops"].get<double>(),
+                           r["phase"].get<std::string>(), s["median"].get<double>(),
+                           s["min"].get<double>(), s["max"].get<double>(), s["mean"].get<double>(),
+                           s["stddev"].get<double>(), s["n"].get<int>(),
+                           r["achieved"]["gflops"].get<double>(),
                            r["achieved"]["gbs"].get<double>(), r["fraction_of_roof"].get<double>(),
                            r["bound"].get<std::string>(), r["noisy"].get<bool>());
     }
@@ -81,10 +87,11 @@ std::string format_csv(const nlohmann::ordered_json& document) {
 
 void check_document(const nlohmann::json& document, const std::string& origin) {
     BOREAS_CHECK(document.is_object() && document.value("schema", "") == kSchemaName,
-                 "'{}' is not a boreas-bench document (no \"schema\": \"{}\")", origin, kSchemaName);
+                 "'{}' is not a boreas-bench document (no \"schema\": \"{}\")", origin,
+                 kSchemaName);
     const auto version = document.value("schema_version", "");
-    BOREAS_CHECK(version.rfind("1.", 0) == 0,
-                 "'{}' has schema_version '{}', this Boreas reads 1.x", origin, version);
+    BOREAS_CHECK(version.rfind("1.", 0) == 0, "'{}' has schema_version '{}', this Boreas reads 1.x",
+                 origin, version);
     try {
         for (const auto& result : document.at("results")) {
             (void)result.at("name").get<std::string>();
@@ -103,11 +110,13 @@ std::string compare(const nlohmann::json& base, const std::string& base_name,
     check_document(other, other_name);
     const auto& base_run = base["context"]["run"];
     const auto& other_run = other["context"]["run"];
-    const bool same_config = base_run.value("resolved_config", "") == other_run.value("resolved_config", "") &&
-                             base_run.value("batch", 1) == other_run.value("batch", 1);
+    const bool same_config =
+        base_run.value("resolved_config", "") == other_run.value("resolved_config", "") &&
+        base_run.value("batch", 1) == other_run.value("batch", 1);
     BOREAS_CHECK(same_config || options.force,
                  "'{}' ({}) and '{}' ({}) ran different configs or batch sizes; pass --force to "
-                 "compare them anyway", base_name, base_run.value("config", "?"), other_name,
+                 "compare them anyway",
+                 base_name, base_run.value("config", "?"), other_name,
                  other_run.value("config", "?"));
     std::string out = fmt::format("base: {} ({})\nnew:  {} ({})\n", base_name,
                                   base_run.value("implementation", "?"), other_name,
@@ -124,9 +133,11 @@ std::string compare(const nlohmann::json& base, const std::string& base_name,
         if (ratio < 1 - options.tolerance) verdict = "FASTER";
         if (ratio > 1 + options.tolerance) verdict = "SLOWER";
         // Overlapping min-max ranges of a noisy run cannot tell a difference.
-        const bool overlap = (*match)["stats"]["min"].get<double>() <= result["stats"]["max"].get<double>() &&
-                             result["stats"]["min"].get<double>() <= (*match)["stats"]["max"].get<double>();
-        if (verdict != "SAME" && overlap && (result.value("noisy", false) || match->value("noisy", false)))
+        const bool overlap =
+            (*match)["stats"]["min"].get<double>() <= result["stats"]["max"].get<double>() &&
+            result["stats"]["min"].get<double>() <= (*match)["stats"]["max"].get<double>();
+        if (verdict != "SAME" && overlap &&
+            (result.value("noisy", false) || match->value("noisy", false)))
             verdict = "NOISY";
         out += fmt::format("{:<28} {:>11.4f} {:>11.4f} {:>9.3f} {:>7.2f}x  {}\n", name, a, b, ratio,
                            b > 0 ? a / b : 0.0, verdict);

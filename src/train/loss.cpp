@@ -15,13 +15,15 @@ std::vector<std::int64_t> indices_of(const std::vector<std::string>& names,
                                      const std::vector<std::string>& within) {
     std::vector<std::int64_t> out;
     for (const auto& n : names)
-        out.push_back(static_cast<std::int64_t>(std::find(within.begin(), within.end(), n) - within.begin()));
+        out.push_back(
+            static_cast<std::int64_t>(std::find(within.begin(), within.end(), n) - within.begin()));
     return out;
 }
 
 /// batch[:, step, 0, :, columns] into a [B, 1, 1, N, |columns|] tensor.
 Tensor slice(const Tensor& batch, std::int64_t step, const std::vector<std::int64_t>& columns) {
-    const auto b_count = batch.dim(0), steps = batch.dim(1), nodes = batch.dim(3), vars = batch.dim(4);
+    const auto b_count = batch.dim(0), steps = batch.dim(1), nodes = batch.dim(3),
+               vars = batch.dim(4);
     const auto width = static_cast<std::int64_t>(columns.size());
     Tensor out = Tensor::uninitialised({b_count, 1, 1, nodes, width});
 #pragma omp parallel for schedule(static) if (b_count * nodes * width >= (1 << 16))
@@ -36,16 +38,20 @@ Tensor slice(const Tensor& batch, std::int64_t step, const std::vector<std::int6
 
 }  // namespace
 
-std::vector<double> variable_scaling(const std::vector<std::string>& outputs, const LossConfig& config) {
+std::vector<double> variable_scaling(const std::vector<std::string>& outputs,
+                                     const LossConfig& config) {
     std::vector<double> scaling;
     for (const auto& name : outputs) {
         double s = 1.0;
-        if (auto it = config.variable_weights.find(name); it != config.variable_weights.end()) s = it->second;
+        if (auto it = config.variable_weights.find(name); it != config.variable_weights.end())
+            s = it->second;
         const auto underscore = name.rfind('_');
-        const std::string level = underscore == std::string::npos ? "" : name.substr(underscore + 1);
-        const bool pressure_level = !level.empty() && std::all_of(level.begin(), level.end(), [](char c) {
-            return std::isdigit(static_cast<unsigned char>(c)) != 0;
-        });
+        const std::string level =
+            underscore == std::string::npos ? "" : name.substr(underscore + 1);
+        const bool pressure_level =
+            !level.empty() && std::all_of(level.begin(), level.end(), [](char c) {
+                return std::isdigit(static_cast<unsigned char>(c)) != 0;
+            });
         if (pressure_level && config.pressure_level_scaling)
             s *= std::max(config.level_intercept, config.level_slope * std::stod(level));
         scaling.push_back(s);
@@ -62,10 +68,12 @@ std::vector<double> unit_sum(const std::vector<float>& area_weight) {
     return out;
 }
 
-double weighted_mse(const Tensor& prediction, const Tensor& target, const std::vector<double>& node_weights,
-                    const std::vector<double>& scaling, double scale, Tensor& d_prediction) {
-    BOREAS_CHECK(prediction.shape() == target.shape(), "loss: prediction {} and target {} differ in shape",
-                 prediction.shape_string(), target.shape_string());
+double weighted_mse(const Tensor& prediction, const Tensor& target,
+                    const std::vector<double>& node_weights, const std::vector<double>& scaling,
+                    double scale, Tensor& d_prediction) {
+    BOREAS_CHECK(prediction.shape() == target.shape(),
+                 "loss: prediction {} and target {} differ in shape", prediction.shape_string(),
+                 target.shape_string());
     const auto batch = prediction.dim(0), nodes = prediction.dim(3), vars = prediction.dim(4);
     BOREAS_CHECK(static_cast<std::int64_t>(node_weights.size()) == nodes &&
                      static_cast<std::int64_t>(scaling.size()) == vars,
@@ -97,15 +105,16 @@ double weighted_mse(const Tensor& prediction, const Tensor& target, const std::v
     return loss / static_cast<double>(batch);
 }
 
-StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout, const LossConfig& config,
-                        bool activation_checkpointing) {
+StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
+                        const LossConfig& config, bool activation_checkpointing) {
     const auto& c = model.config();
     const std::int64_t steps = c.multistep_input;
     BOREAS_CHECK(rollout >= 1, "rollout must be >= 1, found {}", rollout);
     BOREAS_CHECK(batch.rank() == 5 && batch.dim(1) == steps + rollout &&
                      batch.dim(4) == static_cast<std::int64_t>(c.variables.size()),
                  "training batch has shape {}, expected [batch, {}, 1, nodes, {}] (input steps + "
-                 "rollout, all dataset variables)", batch.shape_string(), steps + rollout, c.variables.size());
+                 "rollout, all dataset variables)",
+                 batch.shape_string(), steps + rollout, c.variables.size());
     const auto inputs = indices_of(c.input_variables(), c.variables);
     const auto outputs = indices_of(c.output_variables(), c.variables);
     const auto forcing_in = indices_of(c.forcing, c.input_variables());
@@ -134,8 +143,8 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
         range.reset();
         BOREAS_RANGE("loss");
         Tensor d_prediction(prediction.shape());
-        const double loss = weighted_mse(prediction, slice(batch, steps + r, outputs), node_weights, scaling,
-                                         1.0 / rollout, d_prediction);
+        const double loss = weighted_mse(prediction, slice(batch, steps + r, outputs), node_weights,
+                                         scaling, 1.0 / rollout, d_prediction);
         result.step_losses.push_back(loss);
         result.loss += loss / rollout;
         d_predictions.push_back(std::move(d_prediction));
@@ -149,12 +158,16 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
                 std::copy_n(x.data() + (b * steps + t + 1) * nodes * in_vars, nodes * in_vars,
                             next.data() + (b * steps + t) * nodes * in_vars);
             float* last = next.data() + (b * steps + steps - 1) * nodes * in_vars;
-            std::copy_n(x.data() + (b * steps + steps - 1) * nodes * in_vars, nodes * in_vars, last);
+            std::copy_n(x.data() + (b * steps + steps - 1) * nodes * in_vars, nodes * in_vars,
+                        last);
             const auto out_vars = prediction.dim(4);
             for (std::int64_t n = 0; n < nodes; ++n) {
-                for (const auto& [o, i] : pairs) last[n * in_vars + i] = prediction.data()[(b * nodes + n) * out_vars + o];
-                const float* data = batch.data() + ((b * batch.dim(1) + steps + r) * nodes + n) * batch.dim(4);
-                for (std::size_t f = 0; f < forcing_in.size(); ++f) last[n * in_vars + forcing_in[f]] = data[forcing_data[f]];
+                for (const auto& [o, i] : pairs)
+                    last[n * in_vars + i] = prediction.data()[(b * nodes + n) * out_vars + o];
+                const float* data =
+                    batch.data() + ((b * batch.dim(1) + steps + r) * nodes + n) * batch.dim(4);
+                for (std::size_t f = 0; f < forcing_in.size(); ++f)
+                    last[n * in_vars + forcing_in[f]] = data[forcing_data[f]];
             }
         }
         x = std::move(next);
@@ -168,11 +181,14 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
             const auto out_vars = d_prediction.dim(4);
             for (std::int64_t b = 0; b < b_count; ++b)
                 for (std::int64_t n = 0; n < nodes; ++n) {
-                    const float* d_last = d_next.data() + ((b * steps + steps - 1) * nodes + n) * in_vars;
-                    for (const auto& [o, i] : pairs) d_prediction.data()[(b * nodes + n) * out_vars + o] += d_last[i];
+                    const float* d_last =
+                        d_next.data() + ((b * steps + steps - 1) * nodes + n) * in_vars;
+                    for (const auto& [o, i] : pairs)
+                        d_prediction.data()[(b * nodes + n) * out_vars + o] += d_last[i];
                 }
         }
-        std::fill(result.gradients.input.storage().begin(), result.gradients.input.storage().end(), 0.0f);
+        std::fill(result.gradients.input.storage().begin(), result.gradients.input.storage().end(),
+                  0.0f);
         model.backward(tapes[r], d_prediction, result.gradients);
         Tensor d_x = result.gradients.input;
         if (d_next.numel() > 0)  // x_{r+1}[t] = x_r[t + 1] for t < T - 1

@@ -19,19 +19,22 @@ TEST(BenchStatistics, MedianSpreadAndSampleStddev) {
 }
 
 nlohmann::json document(double median, bool noisy, double spread) {
-    nlohmann::json r = {{"name", "forward"},
-                        {"stats", {{"median", median}, {"min", median - spread}, {"max", median + spread}}},
-                        {"noisy", noisy}};
+    nlohmann::json r = {
+        {"name", "forward"},
+        {"stats", {{"median", median}, {"min", median - spread}, {"max", median + spread}}},
+        {"noisy", noisy}};
     return {{"schema", "boreas-bench"},
             {"schema_version", "1.0.0"},
-            {"context", {{"run", {{"config", "tiny"}, {"resolved_config", "x"}, {"implementation", "t"}}}}},
+            {"context",
+             {{"run", {{"config", "tiny"}, {"resolved_config", "x"}, {"implementation", "t"}}}}},
             {"results", {r}}};
 }
 
 TEST(BenchCompare, Verdicts) {
     boreas::bench::CompareOptions options;
     auto verdict = [&](double base, double other, bool noisy = false, double spread = 0.001) {
-        return boreas::bench::compare(document(base, noisy, spread), "a", document(other, noisy, spread), "b", options);
+        return boreas::bench::compare(document(base, noisy, spread), "a",
+                                      document(other, noisy, spread), "b", options);
     };
     EXPECT_NE(verdict(1.0, 1.02).find("SAME"), std::string::npos);
     EXPECT_NE(verdict(1.0, 0.5).find("FASTER"), std::string::npos);
@@ -51,16 +54,20 @@ TEST(BenchRoof, DoubtWhenThreadsDoNotScale) {
 }
 
 nlohmann::ordered_json table_document(double fraction, bool doubt) {
-    nlohmann::ordered_json roof = {{"fp32_fma_gflops", {{"1", 100.0}, {"all", 94.0}, {"threads", 2}}},
-                                   {"sgemm_gflops", 86.0},
-                                   {"triad_gbs", {{"1", 17.0}, {"all", 17.2}, {"threads", 2}}},
-                                   {"cached", false}};
+    nlohmann::ordered_json roof = {
+        {"fp32_fma_gflops", {{"1", 100.0}, {"all", 94.0}, {"threads", 2}}},
+        {"sgemm_gflops", 86.0},
+        {"triad_gbs", {{"1", 17.0}, {"all", 17.2}, {"threads", 2}}},
+        {"cached", false}};
     if (doubt) roof["doubt"] = "the FMA roof did not scale";
-    nlohmann::ordered_json r = {
-        {"name", "forward"}, {"stats", {{"median", 1.0}, {"min", 1.0}, {"max", 1.0}}},
-        {"share_of_step", 1.0}, {"achieved", {{"gflops", 141.0}, {"gbs", 0.8}}},
-        {"fraction_of_roof", fraction}, {"bound", "compute"}, {"noisy", false},
-        {"verification", {{"status", "checksum"}, {"detail", "sum 1"}}}};
+    nlohmann::ordered_json r = {{"name", "forward"},
+                                {"stats", {{"median", 1.0}, {"min", 1.0}, {"max", 1.0}}},
+                                {"share_of_step", 1.0},
+                                {"achieved", {{"gflops", 141.0}, {"gbs", 0.8}}},
+                                {"fraction_of_roof", fraction},
+                                {"bound", "compute"},
+                                {"noisy", false},
+                                {"verification", {{"status", "checksum"}, {"detail", "sum 1"}}}};
     return {{"context", {{"run", {{"config", "tiny"}, {"threads", 2}}}}},
             {"roof", roof},
             {"results", {r}}};
@@ -70,7 +77,8 @@ TEST(BenchRoof, TableFlagsPhasesAboveTheRoofAndADoubtedRoof) {
     const auto above = boreas::bench::format_table(table_document(1.648, false));
     EXPECT_NE(above.find("forward ran at 165 % of the roof"), std::string::npos) << above;
     const auto doubted = boreas::bench::format_table(table_document(0.9, true));
-    EXPECT_NE(doubted.find("roof in doubt: the FMA roof did not scale"), std::string::npos) << doubted;
+    EXPECT_NE(doubted.find("roof in doubt: the FMA roof did not scale"), std::string::npos)
+        << doubted;
     const auto plain = boreas::bench::format_table(table_document(0.9, false));
     EXPECT_EQ(plain.find("note:"), std::string::npos) << plain;
     EXPECT_EQ(plain.find("in doubt"), std::string::npos) << plain;
