@@ -288,10 +288,49 @@ bool mlp_tiles_apply(const MlpParams& p) {
            p.hidden <= kMaxTiledIn && p.hidden * (p.in + p.out) <= kMlpWeightFloats;
 }
 
-// The fused MLP: per 48-row chunk, the hidden rows GELU(x W_in^T + b_in) go to a thread's
-// buffer (192 KiB at hidden 1024, in L2), are packed k-major like x, and feed the second GEMM
-// straight away. Against two Linears this saves writing the [rows, hidden] activation to
-// memory (with its read-for-ownership) and reading it back.
+/// A 6 x 16 tile written k-major: dst[c * 6 + r] = row r, column c (96 consecutive floats), the
+/// layout pack_row_tile gives, straight from the registers. Each 8-wide store's last two lanes
+/// are overwritten by the next; the last store is masked to its six.
+[[gnu::always_inline]] inline void tile_store_k_major(const Tile6x16& t, float* dst) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 low[8] = {t.c00, t.c10, t.c20, t.c30, t.c40, t.c50, zero, zero};
+    __m256 high[8] = {t.c01, t.c11, t.c21, t.c31, t.c41, t.c51, zero, zero};
+    simd::transpose8x8(low);
+    simd::transpose8x8(high);
+    for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + c * kTileRows, low[c]);
+    for (int c = 0; c < 7; ++c) _mm256_storeu_ps(dst + (8 + c) * kTileRows, high[c]);
+    _mm256_maskstore_ps(dst + 15 * kTileRows, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0),
+                        high[7]);
+}
+
+/// The fused MLP's first GEMM over a packed chunk of `tiles` row tiles: every tile (rows past
+/// the last come from zero rows of x) plus the bias, stored k-major as the second GEMM's row
+/// tiles (hidden_tiles: tile t at t * 6 * hidden).
+void multiply_chunk_k_major(std::int64_t k, const float* packed_rows, std::int64_t tiles,
+                            const float* panels, std::int64_t hidden, const float* bias,
+                            float* hidden_tiles) {
+    for (std::int64_t j = 0; j < hidden / kPanel; ++j) {
+        for (std::int64_t t = 0; t < tiles; ++t) {
+            Tile6x16 tile;
+            tile_fill(tile, _mm256_setzero_ps(), _mm256_setzero_ps());
+            tile_fma<kTileRows>(tile, k, packed_rows + t * kTileRows * k, 1,
+                                panels + j * kPanel * k);
+            if (bias) {  // after the sum, as linear_tile (PyTorch's order)
+                Tile6x16 b;
+                tile_fill(b, _mm256_loadu_ps(bias + j * kPanel),
+                          _mm256_loadu_ps(bias + j * kPanel + 8));
+                tile_add(tile, b);
+            }
+            tile_store_k_major(tile, hidden_tiles + t * kTileRows * hidden + j * kPanel * kTileRows);
+        }
+    }
+}
+
+// The fused MLP: per 48-row chunk, the hidden rows GELU(x W_in^T + b_in) are written by the
+// first GEMM's tiles straight into the k-major row tiles the second GEMM reads (216 KiB at
+// hidden 1024, in L2), GELU applied there. Against two Linears this saves writing the
+// [rows, hidden] activation to memory (with its read-for-ownership) and reading it back; against
+// a row-major hidden buffer, its packing pass.
 void mlp_tiled(const MlpParams& p, int threads) {
     const std::int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
     const std::int64_t chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
@@ -303,20 +342,17 @@ void mlp_tiled(const MlpParams& p, int threads) {
     {
         pack_weight_panels(p.weight_in, p.in, p.hidden, false, packed_in);
         pack_weight_panels(p.weight_out, p.hidden, p.out, false, packed_out);
-        static thread_local std::vector<float> x_tiles, hidden_rows, hidden_tiles;
+        static thread_local std::vector<float> x_tiles, hidden_tiles;
         x_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
-        hidden_rows.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.hidden));
         hidden_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.hidden + 8));
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
             const std::int64_t i0 = chunk * kChunkTiles, i1 = std::min(tiles, i0 + kChunkTiles);
             const std::int64_t r0 = i0 * kTileRows, rows = std::min(p.rows, i1 * kTileRows) - r0;
-            float* const h = hidden_rows.data();
             pack_chunk(p.x, p.in, p.rows, p.in, i0, i1, x_tiles.data());
-            multiply_chunk(p.in, false, x_tiles.data(), rows, packed_in, 0, p.hidden / kPanel,
-                           p.hidden, p.bias_in, h, p.hidden);
-            gelu_row(h, rows * p.hidden);
-            pack_chunk(h, p.hidden, rows, p.hidden, 0, i1 - i0, hidden_tiles.data());
+            multiply_chunk_k_major(p.in, x_tiles.data(), i1 - i0, packed_in, p.hidden, p.bias_in,
+                                   hidden_tiles.data());
+            gelu_row(hidden_tiles.data(), (i1 - i0) * kTileRows * p.hidden);
             multiply_chunk(p.hidden, p.accumulate, hidden_tiles.data(), rows, packed_out, 0,
                            p.out / kPanel, p.out, p.bias_out, p.y + r0 * p.out, p.out);
         }
