@@ -127,12 +127,18 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     kernels::cpu::linear(p);
 }
 
-/// y[rows, out] += mlp_out(GELU(mlp_in(x))): the inference MLP in one kernel, its hidden rows
-/// kept in cache where the widths allow (kernels::MlpParams).
-inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const float* x,
-                      std::int64_t rows, float* y) {
+/// y[rows, out] += mlp_out(GELU(mlp_in(norm(x)))), norm a LayerNorm or none: the inference MLP
+/// in one kernel, its normalised input and hidden rows kept in cache where the widths allow
+/// (kernels::MlpParams). y may be x.
+inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const LayerNorm* norm,
+                      const float* x, std::int64_t rows, float* y) {
     kernels::MlpParams p;
     p.x = x;
+    if (norm) {
+        p.layer_norm = true;
+        p.norm_gamma = norm->gamma->data();
+        p.norm_beta = norm->beta->data();
+    }
     p.weight_in = mlp_in.weight->data();
     p.bias_in = mlp_in.bias ? mlp_in.bias->data() : nullptr;
     p.weight_out = mlp_out.weight->data();

@@ -126,8 +126,7 @@ struct GraphTransformerBlock {
         }
         projection.apply(attended.data(), rows, g, /*accumulate=*/true);  // u = proj + g
         // y = u + MLP(LN(u))
-        norm_mlp.apply(g, rows, normalised.data());
-        apply_mlp(mlp_in, mlp_out, normalised.data(), rows, g);
+        apply_mlp(mlp_in, mlp_out, &norm_mlp, g, rows, g);
     }
 };
 
@@ -176,8 +175,7 @@ struct TransformerLayer {
         p.window = window;
         kernels::cpu::window_attention(p);
         projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
-        norm_mlp.apply(x.data(), rows, normalised.data());
-        apply_mlp(mlp_in, mlp_out, normalised.data(), rows, x.data());
+        apply_mlp(mlp_in, mlp_out, &norm_mlp, x.data(), rows, x.data());
     }
 };
 

@@ -275,6 +275,61 @@ TEST_P(Mlp, MatchesTheDefinitionAndTwoLinears) {
     }
 }
 
+// The MLP of LayerNorm(x), normalised chunk by chunk inside the kernel, against layer_norm
+// then the MLP: the same bits, also with y = x (the pre-norm residual the model runs in place).
+class MlpOfLayerNorm : public ::testing::TestWithParam<MlpShape> {};
+
+TEST_P(MlpOfLayerNorm, MatchesLayerNormThenMlpInPlace) {
+    const MlpShape s = GetParam();  // the residual form: in == out, accumulating
+    std::mt19937 generator(static_cast<std::uint32_t>(s.rows * 29 + s.hidden));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto random = [&](std::int64_t n, float scale, float offset) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& value : v) value = offset + scale * normal(generator);
+        return v;
+    };
+    const auto x = random(s.rows * s.in, 2.0f, 0.5f);
+    const auto gamma = random(s.in, 0.3f, 1.0f), beta = random(s.in, 0.2f, 0.0f);
+    const auto w_in = random(s.hidden * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)), 0.0f);
+    const auto b_in = random(s.hidden, 0.5f, 0.0f);
+    const auto w_out =
+        random(s.out * s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)), 0.0f);
+    const auto b_out = random(s.out, 0.5f, 0.0f);
+
+    std::vector<float> normalised(x.size());
+    LayerNormParams norm;
+    norm.x = x.data();
+    norm.y = normalised.data();
+    norm.gamma = gamma.data();
+    norm.beta = beta.data();
+    norm.rows = s.rows;
+    norm.channels = s.in;
+    cpu::layer_norm(norm);
+    MlpParams p;
+    p.weight_in = w_in.data();
+    p.bias_in = s.biases ? b_in.data() : nullptr;
+    p.weight_out = w_out.data();
+    p.bias_out = s.biases ? b_out.data() : nullptr;
+    p.rows = s.rows;
+    p.in = s.in;
+    p.hidden = s.hidden;
+    p.out = s.out;
+    p.accumulate = true;
+    std::vector<float> separate = x;
+    p.x = normalised.data();
+    p.y = separate.data();
+    cpu::mlp(p);
+
+    std::vector<float> in_place = x;
+    p.x = in_place.data();
+    p.y = in_place.data();
+    p.layer_norm = true;
+    p.norm_gamma = gamma.data();
+    p.norm_beta = beta.data();
+    cpu::mlp(p);
+    EXPECT_EQ(in_place, separate);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Mlp,
     ::testing::Values(
@@ -284,5 +339,14 @@ INSTANTIATE_TEST_SUITE_P(
         // two Linears: hidden or out not a multiple of 16, weights beyond 8 MiB
         MlpShape{30, 33, 40, 16, true, true}, MlpShape{30, 32, 48, 45, true, false},
         MlpShape{13, 1024, 2048, 1024, true, true}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MlpOfLayerNorm,
+    ::testing::Values(
+        // fused: one partial chunk, several chunks with a partial tile, the small model's widths
+        MlpShape{7, 256, 1024, 256, true, true}, MlpShape{61, 48, 64, 48, true, true},
+        MlpShape{100, 32, 48, 32, false, true},
+        // two Linears: hidden not a multiple of 16, weights beyond 8 MiB
+        MlpShape{9, 40, 40, 40, true, true}, MlpShape{13, 1024, 2048, 1024, true, true}));
 
 }  // namespace

@@ -43,6 +43,13 @@ struct MlpParams {
     float* y = nullptr;
     std::int64_t rows = 0, in = 0, hidden = 0, out = 0;
     bool accumulate = false;
+    /// The MLP of LayerNorm(x) (layer_norm's arithmetic, bit for bit; gamma and beta [in] or
+    /// null): x is normalised a chunk of rows at a time in cache, never as a [rows, in] tensor,
+    /// and y may be x itself (the pre-norm residual y = x + MLP(LN(x))).
+    bool layer_norm = false;
+    const float* norm_gamma = nullptr;
+    const float* norm_beta = nullptr;
+    float norm_eps = 1e-5f;
 };
 
 /// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.

@@ -41,6 +41,30 @@ void gelu_row(float* x, std::int64_t n) {
     for (; i < n; ++i) x[i] = gelu_scalar(x[i]);
 }
 
+/// y[0, c) = LayerNorm(x[0, c)) (gamma and beta [c] or null): layer_norm's row, shared with the
+/// MLP that normalises its input chunk by chunk, so that both give the same bits.
+void layer_norm_row(const float* x, float* y, std::int64_t c, const float* gamma, const float* beta,
+                    float eps) {
+    const auto [mean, inv] = simd::row_moments(x, c, eps);
+    std::int64_t i = 0;
+#ifdef BOREAS_SIMD_AVX2
+    const __m256 m = _mm256_set1_ps(mean);
+    const __m256 scale = _mm256_set1_ps(inv);
+    if (gamma && beta) {
+        for (; i + 8 <= c; i += 8) {
+            const __m256 normalised =
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), scale);
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(normalised, _mm256_loadu_ps(gamma + i),
+                                                    _mm256_loadu_ps(beta + i)));
+        }
+    }
+#endif
+    for (; i < c; ++i) {
+        const float normalised = (x[i] - mean) * inv;
+        y[i] = normalised * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    }
+}
+
 /// Threads for `rows` rows of `macs_per_row` multiply-adds each: at least about a million per
 /// thread, and one inside a parallel region (OpenBLAS then also runs single-threaded).
 int threads_for(std::int64_t rows, std::int64_t macs_per_row) {
@@ -321,7 +345,8 @@ void multiply_chunk_k_major(std::int64_t k, const float* packed_rows, std::int64
                           _mm256_loadu_ps(bias + j * kPanel + 8));
                 tile_add(tile, b);
             }
-            tile_store_k_major(tile, hidden_tiles + t * kTileRows * hidden + j * kPanel * kTileRows);
+            tile_store_k_major(tile,
+                               hidden_tiles + t * kTileRows * hidden + j * kPanel * kTileRows);
         }
     }
 }
@@ -342,14 +367,25 @@ void mlp_tiled(const MlpParams& p, int threads) {
     {
         pack_weight_panels(p.weight_in, p.in, p.hidden, false, packed_in);
         pack_weight_panels(p.weight_out, p.hidden, p.out, false, packed_out);
-        static thread_local std::vector<float> x_tiles, hidden_tiles;
+        static thread_local std::vector<float> x_tiles, hidden_tiles, normalised;
         x_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in + 8));
         hidden_tiles.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.hidden + 8));
+        if (p.layer_norm)
+            normalised.resize(static_cast<std::size_t>(kChunkTiles * kTileRows * p.in));
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
             const std::int64_t i0 = chunk * kChunkTiles, i1 = std::min(tiles, i0 + kChunkTiles);
             const std::int64_t r0 = i0 * kTileRows, rows = std::min(p.rows, i1 * kTileRows) - r0;
-            pack_chunk(p.x, p.in, p.rows, p.in, i0, i1, x_tiles.data());
+            if (p.layer_norm) {
+                // The chunk's rows normalised into L1/L2 and packed from there (read before
+                // the chunk's rows of y are written: y may be x).
+                for (std::int64_t r = 0; r < rows; ++r)
+                    layer_norm_row(p.x + (r0 + r) * p.in, normalised.data() + r * p.in, p.in,
+                                   p.norm_gamma, p.norm_beta, p.norm_eps);
+                pack_chunk(normalised.data(), p.in, rows, p.in, 0, i1 - i0, x_tiles.data());
+            } else {
+                pack_chunk(p.x, p.in, p.rows, p.in, i0, i1, x_tiles.data());
+            }
             multiply_chunk_k_major(p.in, x_tiles.data(), i1 - i0, packed_in, p.hidden, p.bias_in,
                                    hidden_tiles.data());
             gelu_row(hidden_tiles.data(), (i1 - i0) * kTileRows * p.hidden);
@@ -400,9 +436,22 @@ void mlp(const MlpParams& p) {
         return;
     }
 #endif
+    Tensor normalised;
+    if (p.layer_norm) {
+        normalised = Tensor::uninitialised({p.rows, p.in});
+        LayerNormParams norm;
+        norm.x = p.x;
+        norm.y = normalised.data();
+        norm.gamma = p.norm_gamma;
+        norm.beta = p.norm_beta;
+        norm.rows = p.rows;
+        norm.channels = p.in;
+        norm.eps = p.norm_eps;
+        layer_norm(norm);
+    }
     Tensor hidden_rows = Tensor::uninitialised({p.rows, p.hidden});
     LinearParams first;
-    first.x = p.x;
+    first.x = p.layer_norm ? normalised.data() : p.x;
     first.weight = p.weight_in;
     first.bias = p.bias_in;
     first.y = hidden_rows.data();
@@ -426,28 +475,8 @@ void mlp(const MlpParams& p) {
 void layer_norm(const LayerNormParams& p) {
     const auto c = p.channels;
 #pragma omp parallel for schedule(static) if (p.rows * c > 16384)
-    for (std::int64_t r = 0; r < p.rows; ++r) {
-        const float* x = p.x + r * c;
-        float* y = p.y + r * c;
-        const auto [mean, inv] = simd::row_moments(x, c, p.eps);
-        std::int64_t i = 0;
-#ifdef BOREAS_SIMD_AVX2
-        const __m256 m = _mm256_set1_ps(mean);
-        const __m256 scale = _mm256_set1_ps(inv);
-        if (p.gamma && p.beta) {
-            for (; i + 8 <= c; i += 8) {
-                const __m256 normalised =
-                    _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), scale);
-                _mm256_storeu_ps(y + i, _mm256_fmadd_ps(normalised, _mm256_loadu_ps(p.gamma + i),
-                                                        _mm256_loadu_ps(p.beta + i)));
-            }
-        }
-#endif
-        for (; i < c; ++i) {
-            const float normalised = (x[i] - mean) * inv;
-            y[i] = normalised * (p.gamma ? p.gamma[i] : 1.0f) + (p.beta ? p.beta[i] : 0.0f);
-        }
-    }
+    for (std::int64_t r = 0; r < p.rows; ++r)
+        layer_norm_row(p.x + r * c, p.y + r * c, c, p.gamma, p.beta, p.eps);
 }
 
 void gelu(float* x, std::int64_t n) {
