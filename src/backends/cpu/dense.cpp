@@ -65,6 +65,14 @@ void layer_norm_row(const float* x, float* y, std::int64_t c, const float* gamma
     }
 }
 
+/// layer_norm_row over `rows` rows of c values, on all threads where there is enough work.
+void layer_norm_rows(const float* x, float* y, std::int64_t rows, std::int64_t c,
+                     const float* gamma, const float* beta, float eps) {
+#pragma omp parallel for schedule(static) if (rows * c > 16384)
+    for (std::int64_t r = 0; r < rows; ++r)
+        layer_norm_row(x + r * c, y + r * c, c, gamma, beta, eps);
+}
+
 /// Threads for `rows` rows of `macs_per_row` multiply-adds each: at least about a million per
 /// thread, and one inside a parallel region (OpenBLAS then also runs single-threaded).
 int threads_for(std::int64_t rows, std::int64_t macs_per_row) {
@@ -439,15 +447,8 @@ void mlp(const MlpParams& p) {
     Tensor normalised;
     if (p.layer_norm) {
         normalised = Tensor::uninitialised({p.rows, p.in});
-        LayerNormParams norm;
-        norm.x = p.x;
-        norm.y = normalised.data();
-        norm.gamma = p.norm_gamma;
-        norm.beta = p.norm_beta;
-        norm.rows = p.rows;
-        norm.channels = p.in;
-        norm.eps = p.norm_eps;
-        layer_norm(norm);
+        layer_norm_rows(p.x, normalised.data(), p.rows, p.in, p.norm_gamma, p.norm_beta,
+                        p.norm_eps);
     }
     Tensor hidden_rows = Tensor::uninitialised({p.rows, p.hidden});
     LinearParams first;
@@ -473,10 +474,7 @@ void mlp(const MlpParams& p) {
 }
 
 void layer_norm(const LayerNormParams& p) {
-    const auto c = p.channels;
-#pragma omp parallel for schedule(static) if (p.rows * c > 16384)
-    for (std::int64_t r = 0; r < p.rows; ++r)
-        layer_norm_row(p.x + r * c, p.y + r * c, c, p.gamma, p.beta, p.eps);
+    layer_norm_rows(p.x, p.y, p.rows, p.channels, p.gamma, p.beta, p.eps);
 }
 
 void gelu(float* x, std::int64_t n) {
