@@ -1,6 +1,8 @@
 #include "boreas/io/torch_checkpoint.hpp"
 
+#include <algorithm>
 #include <bit>
+#include <set>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -181,6 +183,80 @@ template std::vector<float> TorchCheckpoint::read<float>(const pickle::Value&, c
 template std::vector<double> TorchCheckpoint::read<double>(const pickle::Value&, const std::string&) const;
 template std::vector<std::int64_t> TorchCheckpoint::read<std::int64_t>(const pickle::Value&,
                                                                        const std::string&) const;
+
+namespace {
+
+/// The nn.Module walk of Module.state_dict(): parameters, then buffers, then children in the
+/// order they were registered.
+class ModuleWalker {
+public:
+    ModuleWalker(const std::string& origin, std::vector<NamedTensor>& out) : origin_(origin), out_(out) {}
+
+    static const pickle::Value* module_state(const pickle::Value& value) {
+        if (value.kind != pickle::Kind::object || !value.state || value.state->kind != pickle::Kind::dict)
+            return nullptr;
+        const auto* modules = value.state->get("_modules");
+        return modules && modules->kind == pickle::Kind::dict ? value.state : nullptr;
+    }
+
+    void walk(const pickle::Value& module, const std::string& prefix, int depth) {
+        BOREAS_CHECK(depth < 256, "{}: module tree deeper than 256 levels at '{}'", origin_, prefix);
+        const auto* state = module_state(module);
+        if (!state) return;
+        if (!on_path_.insert(&module).second) return;  // a module that contains itself
+        std::vector<std::string> non_persistent;
+        if (const auto* set = state->get("_non_persistent_buffers_set")) {
+            // a set pickles as builtins.set([...]) (protocol 2) or EMPTY_SET/ADDITEMS
+            const pickle::Value* items = set;
+            if (set->kind == pickle::Kind::object && !set->items.empty()) items = set->items[0];
+            if (items->kind == pickle::Kind::list || items->kind == pickle::Kind::tuple)
+                for (const auto* item : items->items)
+                    if (item->kind == pickle::Kind::string) non_persistent.push_back(item->text);
+        }
+        for (const char* field : {"_parameters", "_buffers"}) {
+            const auto* tensors = state->get(field);
+            if (!tensors || tensors->kind != pickle::Kind::dict) continue;
+            for (const auto& [key, value] : tensors->entries) {
+                if (key->kind != pickle::Kind::string || value->kind != pickle::Kind::tensor) continue;
+                const bool parameter = field[1] == 'p';
+                const bool persistent =
+                    parameter || std::find(non_persistent.begin(), non_persistent.end(), key->text) ==
+                                     non_persistent.end();
+                out_.push_back({prefix + key->text, value, parameter, persistent});
+            }
+        }
+        for (const auto& [key, child] : state->get("_modules")->entries)
+            if (key->kind == pickle::Kind::string && child->kind == pickle::Kind::object)
+                walk(*child, prefix + key->text + ".", depth + 1);
+        on_path_.erase(&module);
+    }
+
+private:
+    const std::string& origin_;
+    std::vector<NamedTensor>& out_;
+    std::set<const pickle::Value*> on_path_;
+};
+
+}  // namespace
+
+std::vector<NamedTensor> TorchCheckpoint::state_dict(const pickle::Value& root) const {
+    std::vector<NamedTensor> out;
+    if (ModuleWalker::module_state(root)) {
+        ModuleWalker(name(), out).walk(root, "", 0);
+        return out;
+    }
+    if (root.kind == pickle::Kind::dict) {
+        if (const auto* nested = root.get("state_dict"); nested && nested->kind == pickle::Kind::dict)
+            return state_dict(*nested);
+        for (const auto& [key, value] : root.entries)
+            if (key->kind == pickle::Kind::string && value->kind == pickle::Kind::tensor)
+                out.push_back({key->text, value, value->parameter, true});
+        if (!out.empty()) return out;
+    }
+    BOREAS_FAIL("{}: the pickle holds a {}{}{}, neither an nn.Module nor a dict of tensors", name(),
+                pickle::kind_name(root.kind), root.class_name().empty() ? "" : " ",
+                root.class_name());
+}
 
 nlohmann::json parse_json_lenient(std::string_view text, const std::string& origin) {
     // Python's json.dumps writes float('nan') as NaN and infinities as Infinity / -Infinity.

@@ -283,3 +283,61 @@ TEST(TorchCheckpoint, LenientJson) {
     EXPECT_NE(error_of([] { boreas::io::parse_json_lenient("{", "meta.json"); }).find("meta.json"),
               std::string::npos);
 }
+
+// Files written by torch.save itself (tools/reference/make_fuzz_corpus.py; also the fuzz seeds).
+namespace {
+fs::path corpus(const std::string& name) {
+    return fs::path(BOREAS_TEST_DATA) / ".." / "fuzz" / "corpus" / "fuzz_checkpoint" / name;
+}
+}  // namespace
+
+TEST(TorchCheckpoint, ModuleTreeAsStateDictWithNonPersistentBuffers) {
+    TorchCheckpoint checkpoint(corpus("module.pt"));
+    const auto entries = checkpoint.state_dict(checkpoint.root());
+    std::vector<std::string> names;
+    for (const auto& e : entries) names.push_back(e.name + (e.persistent ? "" : " (non-persistent)"));
+    EXPECT_EQ(names, (std::vector<std::string>{"persistent", "transient (non-persistent)", "lin.weight",
+                                               "lin.bias", "norm.weight", "norm.bias",
+                                               "inner.data.weight"}));
+    EXPECT_EQ(checkpoint.read<std::int64_t>(*entries[0].tensor, "persistent"),
+              (std::vector<std::int64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(checkpoint.read<float>(*entries[1].tensor, "transient"), std::vector<float>(4, 1.0f));
+    EXPECT_TRUE(entries[2].parameter);
+    EXPECT_EQ(entries[2].tensor->shape, (std::vector<std::int64_t>{2, 3}));
+    // The same module's state_dict() saved on its own gives the persistent names.
+    TorchCheckpoint saved(corpus("module_state_dict.pt"));
+    std::vector<std::string> saved_names;
+    for (const auto& e : saved.state_dict(saved.root())) saved_names.push_back(e.name);
+    EXPECT_EQ(saved_names, (std::vector<std::string>{"persistent", "lin.weight", "lin.bias", "norm.weight",
+                                                     "norm.bias", "inner.data.weight"}));
+}
+
+TEST(TorchCheckpoint, ViewsAndDtypesAsTorchWritesThem) {
+    TorchCheckpoint views(corpus("views.pt"));
+    const auto& root = views.root();
+    EXPECT_EQ(views.read<float>(*root.get("t"), "t"),
+              (std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}));
+    EXPECT_EQ(views.read<float>(*root.get("row"), "row"), (std::vector<float>{4, 5, 6, 7}));
+    EXPECT_EQ(views.read<float>(*root.get("slice"), "slice"), (std::vector<float>{1, 2, 5, 6, 9, 10}));
+    TorchCheckpoint dtypes(corpus("dtypes.pt"));
+    const auto& d = dtypes.root();
+    for (const char* name : {"i64", "i32", "i16", "i8", "u8"})
+        EXPECT_EQ(dtypes.read<std::int64_t>(*d.get(name), name), (std::vector<std::int64_t>{0, 1, 2})) << name;
+    EXPECT_EQ(dtypes.read<float>(*d.get("bool"), "bool"), (std::vector<float>{1, 0}));
+    EXPECT_EQ(dtypes.read<float>(*d.get("scalar"), "scalar"), (std::vector<float>{1.5f}));
+    EXPECT_TRUE(dtypes.read<float>(*d.get("empty"), "empty").empty());
+    for (const char* name : {"f64", "f16", "bf16"}) EXPECT_EQ(dtypes.read<float>(*d.get(name), name).size(), 3u);
+}
+
+TEST(TorchCheckpoint, EvilPicklesStayInert) {
+    const fs::path marker = "/tmp/boreas-pickle-was-executed";
+    fs::remove(marker);
+    for (const char* name : {"evil.pt", "evil_p0.pt", "evil_p4.pt"}) {
+        TorchCheckpoint checkpoint(corpus(name));
+        const auto& globals = checkpoint.pickle().globals();
+        EXPECT_NE(std::find(globals.begin(), globals.end(), "posix.system"), globals.end()) << name;
+        EXPECT_NE(error_of([&] { checkpoint.state_dict(checkpoint.root()); }).find("neither an nn.Module"),
+                  std::string::npos);
+    }
+    EXPECT_FALSE(fs::exists(marker)) << "a pickle's call ran";
+}

@@ -19,6 +19,14 @@
 
 namespace boreas::io {
 
+/// A tensor of a module tree or state dict under its dotted state-dict name.
+struct NamedTensor {
+    std::string name;
+    const pickle::Value* tensor;
+    bool parameter;   ///< in `_parameters` (else a buffer or a state-dict entry)
+    bool persistent;  ///< false: a buffer registered with persistent=False (not in state_dict())
+};
+
 class TorchCheckpoint {
 public:
     /// Opens the zip, finds its archive folder and parses data.pkl; throws naming the file and
@@ -47,6 +55,13 @@ public:
     /// size its dtype and numel say, and covers the tensor's strided extent.
     template <typename T>
     std::vector<T> read(const pickle::Value& tensor, const std::string& what) const;
+
+    /// Every tensor under `root` by its state-dict name: an nn.Module (inert object whose state
+    /// holds `_parameters`, `_buffers`, `_modules`) is walked like Module.state_dict() but also
+    /// yields its non-persistent buffers (flagged); a dict of tensors (a saved state_dict) gives
+    /// its entries; a dict holding "state_dict" (Lightning) gives that. Throws naming the
+    /// checkpoint if none of these is found. Shared tensors appear under each name.
+    std::vector<NamedTensor> state_dict(const pickle::Value& root) const;
 
 private:
     void open();
