@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -18,8 +19,9 @@ namespace {
 /// first key nobody asked for.
 class Section {
 public:
-    Section(YAML::Node node, std::string path, const std::string& origin)
-        : node_(std::move(node)), path_(std::move(path)), origin_(origin) {
+    Section(YAML::Node node, std::string path, const std::string& origin,
+            std::vector<std::string>* accepted = nullptr)
+        : node_(std::move(node)), path_(std::move(path)), origin_(origin), accepted_(accepted) {
         BOREAS_CHECK(!node_ || node_.IsNull() || node_.IsMap(), "{}: '{}' must be a mapping",
                      origin_, path_);
     }
@@ -52,9 +54,38 @@ public:
         return value;
     }
 
+    /// A value that changes the numbers: no default.
+    template <typename T>
+    T required(const std::string& key) {
+        BOREAS_CHECK(has(key), "{}: '{}' is missing; it changes the numbers, so Boreas assumes no "
+                     "default", origin_, full(key));
+        return get<T>(key, T{});
+    }
+    template <typename T>
+    T required_positive(const std::string& key) {
+        (void)required<T>(key);
+        return positive<T>(key, T{});
+    }
+    template <typename T>
+    T required_non_negative(const std::string& key) {
+        (void)required<T>(key);
+        return non_negative<T>(key, T{});
+    }
+
+    /// A key that does not change the numbers: accepted and reported.
+    void accept(const std::string& key, const char* why) {
+        used_.insert(key);
+        if (!has(key) || !accepted_) return;
+        YAML::Emitter out;
+        out << YAML::Flow << node_[key];
+        accepted_->push_back(fmt::format("{} = {} ({})", full(key), out.c_str(), why));
+    }
+
+    std::vector<std::string>* accepted() const { return accepted_; }
+
     Section child(const std::string& key) {
         used_.insert(key);
-        return Section(has(key) ? node_[key] : YAML::Node(), full(key), origin_);
+        return Section(has(key) ? node_[key] : YAML::Node(), full(key), origin_, accepted_);
     }
 
     YAML::Node raw(const std::string& key) {
@@ -85,8 +116,126 @@ private:
     YAML::Node node_;
     std::string path_;
     const std::string& origin_;
+    std::vector<std::string>* accepted_;
     std::set<std::string> used_;
 };
+
+std::string join(const std::vector<std::string>& names) {
+    std::string text;
+    for (const auto& n : names) text += (text.empty() ? "" : ", ") + n;
+    return text;
+}
+
+/// anemoi configs refer to other keys with ${a.b.c} (OmegaConf); resolved against the root here.
+YAML::Node resolve_interpolations(const YAML::Node& node, const YAML::Node& root,
+                                  const std::string& path, const std::string& origin, int depth) {
+    BOREAS_CHECK(depth < 32, "{}: '{}': interpolations nest deeper than 32 (a cycle?)", origin, path);
+    if (node.IsMap()) {
+        YAML::Node out(YAML::NodeType::Map);
+        for (const auto& item : node) {
+            const auto key = item.first.as<std::string>();
+            out[key] = resolve_interpolations(item.second, root, path.empty() ? key : path + "." + key,
+                                              origin, depth);
+        }
+        return out;
+    }
+    if (node.IsSequence()) {
+        YAML::Node out(YAML::NodeType::Sequence);
+        for (std::size_t i = 0; i < node.size(); ++i)
+            out.push_back(resolve_interpolations(node[i], root, fmt::format("{}[{}]", path, i), origin, depth));
+        return out;
+    }
+    if (!node.IsScalar()) return node;
+    const auto text = node.Scalar();
+    const auto open = text.find("${");
+    if (open == std::string::npos) return node;
+    BOREAS_CHECK(open == 0 && text.back() == '}' && text.find("${", 2) == std::string::npos,
+                 "{}: '{}' is '{}'; Boreas resolves whole-value interpolations ${{a.b}} only",
+                 origin, path, text);
+    const auto target = text.substr(2, text.size() - 3);
+    // yaml-cpp: assigning a Node writes through it, and operator[] on a non-const Node inserts;
+    // walk with reset() on const handles.
+    YAML::Node cursor;
+    cursor.reset(root);
+    std::stringstream parts(target);
+    for (std::string key; std::getline(parts, key, '.');) {
+        const YAML::Node& current = cursor;
+        BOREAS_CHECK(current.IsMap() && current[key], "{}: '{}' refers to '${{{}}}', which does not exist",
+                     origin, path, target);
+        cursor.reset(current[key]);
+    }
+    return resolve_interpolations(cursor, root, path, origin, depth + 1);
+}
+
+/// layer_kernels: torch.nn Linear, LayerNorm (or anemoi's AutocastLayerNorm: the same in fp32)
+/// and GELU are what Boreas computes; QueryNorm/KeyNorm matter only with qk_norm, refused
+/// separately.
+void check_layer_kernels(const YAML::Node& kernels, const std::string& path, const std::string& origin,
+                         std::vector<std::string>& accepted) {
+    if (!kernels || kernels.IsNull()) return;
+    BOREAS_CHECK(kernels.IsMap(), "{}: '{}' must be a mapping", origin, path);
+    Section all(kernels, path, origin, &accepted);
+    for (const auto& item : kernels) {
+        const auto name = item.first.as<std::string>();
+        if (name == "QueryNorm" || name == "KeyNorm") {
+            all.accept(name, "used with qk_norm only");
+            continue;
+        }
+        Section kernel(item.second, path + "." + name, origin, &accepted);
+        const auto target = kernel.required<std::string>("_target_");
+        const std::map<std::string, std::vector<std::string>> allowed = {
+            {"Linear", {"torch.nn.Linear"}},
+            {"LayerNorm", {"torch.nn.LayerNorm", "anemoi.models.layers.normalization.AutocastLayerNorm"}},
+            {"Activation", {"torch.nn.GELU"}},
+        };
+        auto it = allowed.find(name);
+        BOREAS_CHECK(it != allowed.end(), "{}: '{}.{}' is a layer kernel Boreas does not know", origin,
+                     path, name);
+        BOREAS_CHECK(std::find(it->second.begin(), it->second.end(), target) != it->second.end(),
+                     "{}: '{}.{}._target_' is '{}'; Boreas implements {}", origin, path, name, target,
+                     join(it->second));
+        kernel.finish();
+    }
+}
+
+void check_edge_attributes(const YAML::Node& node, const std::string& path, const std::string& origin) {
+    std::vector<std::string> names;
+    try {
+        names = node.as<std::vector<std::string>>();
+    } catch (const YAML::Exception&) {
+        BOREAS_FAIL("{}: '{}' must be a list of names", origin, path);
+    }
+    BOREAS_CHECK((names == std::vector<std::string>{"edge_length", "edge_dirs"}),
+                 "{}: '{}' is [{}]; Boreas implements [edge_length, edge_dirs]", origin, path,
+                 join(names));
+}
+
+/// The options processor and mapper blocks share: those that change the numbers must be off.
+void check_block_options(Section& block, const std::string& path, const std::string& origin,
+                         std::vector<std::string>& accepted) {
+    auto must_be_false = [&](const char* key, const char* what) {
+        const bool value = block.get<bool>(key, false);
+        BOREAS_CHECK(!value, "{}: '{}.{}' is true; Boreas implements {} off", origin, path, key, what);
+    };
+    must_be_false("qk_norm", "query/key normalisation");
+    must_be_false("use_alibi_slopes", "ALiBi slopes");
+    must_be_false("use_rotary_embeddings", "rotary embeddings");
+    must_be_false("edge_pre_mlp", "the edge pre-MLP");
+    if (block.has("softcap")) {
+        const auto node = block.raw("softcap");
+        const double softcap = node.IsNull() ? 0.0 : block.get<double>("softcap", 0.0);
+        BOREAS_CHECK(softcap == 0.0, "{}: '{}.softcap' is {}; Boreas implements attention without a "
+                     "soft cap (0 or null)", origin, path, softcap);
+    }
+    const auto mlp = block.get<std::string>("mlp_implementation", "mlp");
+    BOREAS_CHECK(mlp == "mlp", "{}: '{}.mlp_implementation' is '{}'; Boreas implements 'mlp'", origin,
+                 path, mlp);
+    check_layer_kernels(block.raw("layer_kernels"), path + ".layer_kernels", origin, accepted);
+    block.accept("cpu_offload", "placement only");
+    block.accept("gradient_checkpointing", "memory only; the numbers are the same");
+    block.accept("shard_strategy", "model sharding only");
+    block.accept("graph_attention_backend", "triton and pyg compute the same attention");
+}
 
 std::string class_name(const std::string& target) {
     const auto dot = target.rfind('.');
@@ -110,12 +259,18 @@ void check_mapper_target(const std::string& target, const char* expected, const 
 }
 
 MapperConfig parse_mapper(Section section, const char* path, const char* expected_class,
-                          const std::string& origin) {
+                          const std::string& origin, std::vector<std::string>& accepted) {
     MapperConfig mapper;
     check_mapper_target(section.get<std::string>("_target_", ""), expected_class, path, origin);
-    mapper.num_heads = section.positive<int>("num_heads", mapper.num_heads);
-    mapper.mlp_hidden_ratio = section.positive<double>("mlp_hidden_ratio", mapper.mlp_hidden_ratio);
+    mapper.num_heads = section.required_positive<int>("num_heads");
+    mapper.mlp_hidden_ratio = section.required_positive<double>("mlp_hidden_ratio");
     mapper.num_chunks = section.positive<int>("num_chunks", mapper.num_chunks);
+    (void)section.raw("trainable_size");  // read with trainable_parameters
+    if (section.has("sub_graph_edge_attributes"))
+        check_edge_attributes(section.raw("sub_graph_edge_attributes"),
+                              std::string(path) + ".sub_graph_edge_attributes", origin);
+    check_block_options(section, path, origin, accepted);
+    section.accept("initialise_data_extractor_zero", "initialisation only");
     section.finish();
     return mapper;
 }
@@ -248,57 +403,154 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     } catch (const YAML::Exception& error) {
         BOREAS_FAIL("{}: not valid YAML: {}", origin, error.what());
     }
+    root = resolve_interpolations(root, root, "", origin, 0);
     ModelConfig config;
     config.name = origin;
     config.source_yaml = yaml_text;
-    Section top(root, "", origin);
+    Section top(root, "", origin, &config.accepted);
 
     Section model = top.child("model");
-    config.num_channels = model.positive<int>("num_channels", config.num_channels);
-    config.latent_skip = model.get<bool>("latent_skip", config.latent_skip);
+    config.num_channels = model.required_positive<int>("num_channels");
+    {
+        // anemoi keeps latent_skip under model.model; Boreas' own configs under model.
+        Section inner = model.child("model");
+        const auto target = inner.get<std::string>("_target_", "");
+        BOREAS_CHECK(target.empty() || class_name(target) == "AnemoiModelEncProcDec",
+                     "{}: model.model._target_ is '{}'; Boreas implements AnemoiModelEncProcDec",
+                     origin, target);
+        config.hidden_nodes_name = inner.get<std::string>("hidden_nodes_name", "hidden");
+        inner.accept("_convert_", "how hydra instantiates the model");
+        const bool inner_skip = inner.has("latent_skip"), outer_skip = model.has("latent_skip");
+        BOREAS_CHECK(inner_skip || outer_skip,
+                     "{}: model.model.latent_skip is missing; it changes the numbers, so Boreas "
+                     "assumes no default", origin);
+        if (inner_skip) config.latent_skip = inner.get<bool>("latent_skip", true);
+        if (outer_skip) {
+            const bool value = model.get<bool>("latent_skip", true);
+            BOREAS_CHECK(!inner_skip || value == config.latent_skip,
+                         "{}: model.latent_skip and model.model.latent_skip disagree", origin);
+            config.latent_skip = value;
+        }
+        inner.finish();
+    }
+    for (const char* key : {"cpu_offload", "keep_batch_sharded"})
+        model.accept(key, "placement and sharding only");
+    model.accept("compile", "torch.compile settings");
+    model.accept("node_loss_weight", "training loss only");
+    check_layer_kernels(model.raw("layer_kernels"), "model.layer_kernels", origin, config.accepted);
+    {
+        Section residual = model.child("residual");
+        const auto target = residual.get<std::string>("_target_", "SkipConnection");
+        BOREAS_CHECK(class_name(target) == "SkipConnection",
+                     "{}: model.residual._target_ is '{}'; Boreas implements SkipConnection", origin,
+                     target);
+        const int step = residual.get<int>("step", -1);
+        BOREAS_CHECK(step == -1, "{}: model.residual.step is {}; Boreas implements -1 (the latest "
+                     "input step)", origin, step);
+        residual.finish();
+    }
+    {
+        Section mask = model.child("output_mask");
+        const auto target = mask.get<std::string>("_target_", "NoOutputMask");
+        BOREAS_CHECK(class_name(target) == "NoOutputMask",
+                     "{}: model.output_mask._target_ is '{}'; Boreas implements NoOutputMask", origin,
+                     target);
+        mask.finish();
+    }
+    {
+        Section attributes = model.child("attributes");
+        if (attributes.has("edges"))
+            check_edge_attributes(attributes.raw("edges"), "model.attributes.edges", origin);
+        const auto nodes = attributes.get<std::vector<std::string>>("nodes", {});
+        BOREAS_CHECK(nodes.empty(), "{}: model.attributes.nodes is [{}]; Boreas implements no node "
+                     "attributes beyond the coordinates", origin, join(nodes));
+        attributes.finish();
+    }
+    // Trainable sizes: trainable_parameters, or the blocks' own trainable_size (anemoi fills
+    // those from trainable_parameters through interpolations); both given must agree.
+    Section t = model.child("trainable_parameters");
+    std::map<std::string, int> trainable;
+    for (const char* key : {"data", "hidden", "data2hidden", "hidden2data", "hidden2hidden"})
+        if (t.has(key)) trainable[key] = t.non_negative<int>(key, 0);
+    t.finish();
+    auto trainable_size = [&](Section& block, const char* path, const char* key) {
+        if (block.has("trainable_size")) {
+            const int value = block.non_negative<int>("trainable_size", 0);
+            BOREAS_CHECK(!trainable.count(key) || trainable[key] == value,
+                         "{}: {}.trainable_size ({}) differs from model.trainable_parameters.{} ({})",
+                         origin, path, value, key, trainable[key]);
+            trainable[key] = value;
+        }
+        BOREAS_CHECK(trainable.count(key),
+                     "{}: model.trainable_parameters.{} (or {}.trainable_size) is missing; it "
+                     "changes the numbers, so Boreas assumes no default", origin, key, path);
+        return trainable[key];
+    };
     {
         Section p = model.child("processor");
         auto& processor = config.processor;
-        processor.type = processor_type(
-            p.get<std::string>("_target_", "anemoi.models.layers.processor.TransformerProcessor"), origin);
-        processor.num_layers = p.positive<int>("num_layers", processor.num_layers);
-        processor.num_chunks = p.positive<int>("num_chunks", processor.num_chunks);
-        processor.num_heads = p.positive<int>("num_heads", processor.num_heads);
-        processor.window_size = p.non_negative<int>("window_size", processor.window_size);
-        processor.mlp_hidden_ratio = p.positive<double>("mlp_hidden_ratio", processor.mlp_hidden_ratio);
-        processor.mlp_extra_layers = p.non_negative<int>("mlp_extra_layers", processor.mlp_extra_layers);
+        processor.type = processor_type(p.required<std::string>("_target_"), origin);
+        processor.num_layers = p.required_positive<int>("num_layers");
+        processor.num_chunks = p.required_positive<int>("num_chunks");
+        processor.mlp_hidden_ratio = p.required_positive<double>("mlp_hidden_ratio");
+        if (processor.type != ProcessorType::gnn) processor.num_heads = p.required_positive<int>("num_heads");
+        if (processor.type == ProcessorType::transformer)
+            processor.window_size = p.required_non_negative<int>("window_size");
+        else
+            p.accept("window_size", "the transformer processor's; graph processors ignore it");
+        if (processor.type == ProcessorType::gnn)
+            p.accept("num_heads", "attention processors only; the GNN ignores it");
+        if (processor.type == ProcessorType::gnn)
+            processor.mlp_extra_layers = p.required_non_negative<int>("mlp_extra_layers");
+        if (processor.type != ProcessorType::transformer) {
+            config.trainable.hidden2hidden = trainable_size(p, "model.processor", "hidden2hidden");
+            if (p.has("sub_graph_edge_attributes"))
+                check_edge_attributes(p.raw("sub_graph_edge_attributes"),
+                                      "model.processor.sub_graph_edge_attributes", origin);
+        } else {
+            config.trainable.hidden2hidden = trainable.count("hidden2hidden") ? trainable["hidden2hidden"] : 0;
+        }
+        check_block_options(p, "model.processor", origin, config.accepted);
+        p.accept("dropout_p", "inference runs without dropout, as anemoi's eval mode does");
+        p.accept("attention_implementation", "flash and SDPA attention compute the same softmax");
         p.finish();
         BOREAS_CHECK(processor.num_layers % processor.num_chunks == 0,
                      "{}: model.processor.num_layers ({}) must be a multiple of num_chunks ({})",
                      origin, processor.num_layers, processor.num_chunks);
     }
     config.encoder = parse_mapper(model.child("encoder"), "model.encoder",
-                                  "GraphTransformerForwardMapper", origin);
+                                  "GraphTransformerForwardMapper", origin, config.accepted);
     config.decoder = parse_mapper(model.child("decoder"), "model.decoder",
-                                  "GraphTransformerBackwardMapper", origin);
+                                  "GraphTransformerBackwardMapper", origin, config.accepted);
     {
-        Section t = model.child("trainable_parameters");
-        auto& sizes = config.trainable;
-        sizes.data = t.non_negative<int>("data", sizes.data);
-        sizes.hidden = t.non_negative<int>("hidden", sizes.hidden);
-        sizes.data2hidden = t.non_negative<int>("data2hidden", sizes.data2hidden);
-        sizes.hidden2data = t.non_negative<int>("hidden2data", sizes.hidden2data);
-        sizes.hidden2hidden = t.non_negative<int>("hidden2hidden", sizes.hidden2hidden);
-        t.finish();
+        Section encoder = model.child("encoder"), decoder = model.child("decoder");
+        config.trainable.data2hidden = trainable_size(encoder, "model.encoder", "data2hidden");
+        config.trainable.hidden2data = trainable_size(decoder, "model.decoder", "hidden2data");
     }
+    BOREAS_CHECK(trainable.count("data") && trainable.count("hidden"),
+                 "{}: model.trainable_parameters.{} is missing; it changes the numbers, so Boreas "
+                 "assumes no default", origin, trainable.count("data") ? "hidden" : "data");
+    config.trainable.data = trainable["data"];
+    config.trainable.hidden = trainable["hidden"];
+    BOREAS_CHECK(model.has("bounding"),
+                 "{}: model.bounding is missing; write 'bounding: []' for a model without "
+                 "boundings (it changes the numbers, so Boreas assumes no default)", origin);
     const auto boundings = model.raw("bounding");
-    if (boundings) {
-        BOREAS_CHECK(boundings.IsSequence() || boundings.IsNull(), "{}: model.bounding must be a list",
-                     origin);
-        for (std::size_t i = 0; boundings.IsSequence() && i < boundings.size(); ++i)
-            config.bounding.push_back(parse_bounding(boundings[i], i, origin));
-    }
+    BOREAS_CHECK(boundings.IsSequence() || boundings.IsNull(), "{}: model.bounding must be a list",
+                 origin);
+    for (std::size_t i = 0; boundings.IsSequence() && i < boundings.size(); ++i)
+        config.bounding.push_back(parse_bounding(boundings[i], i, origin));
     model.finish();
 
     Section data = top.child("data");
     config.variables = data.get<std::vector<std::string>>("variables", {});
+    for (const char* key : {"forcing", "diagnostic"})
+        BOREAS_CHECK(data.has(key), "{}: data.{} is missing; write '{}: []' if there is none (it "
+                     "decides the model's inputs and outputs)", origin, key, key);
     config.forcing = data.get<std::vector<std::string>>("forcing", {});
     config.diagnostic = data.get<std::vector<std::string>>("diagnostic", {});
+    for (const char* key : {"timestep", "frequency", "format", "resolution"})
+        data.accept(key, "dates and dataset only; a forward step does not depend on it");
     {
         // anemoi's data.normalizer: a default method, lists of variables per method, remap.
         Section n = data.child("normalizer");
@@ -322,7 +574,7 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     }
     data.finish();
     Section training = top.child("training");
-    config.multistep_input = training.positive<int>("multistep_input", config.multistep_input);
+    config.multistep_input = training.required_positive<int>("multistep_input");
     training.finish();
     parse_graph(top.child("graph"), config.graph, origin);
     top.finish();
@@ -348,13 +600,14 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         if (!b.total_var.empty())
             check_names({b.total_var}, outputs, fmt::format("model.bounding[{}].total_var", i), origin);
     }
-    for (const auto& [name, heads] :
-         {std::pair{"model.processor.num_heads", config.processor.num_heads},
-          std::pair{"model.encoder.num_heads", config.encoder.num_heads},
-          std::pair{"model.decoder.num_heads", config.decoder.num_heads}})
-        BOREAS_CHECK(config.num_channels % heads == 0,
+    std::vector<std::pair<const char*, int>> heads = {{"model.encoder.num_heads", config.encoder.num_heads},
+                                                      {"model.decoder.num_heads", config.decoder.num_heads}};
+    if (config.processor.type != ProcessorType::gnn)
+        heads.emplace_back("model.processor.num_heads", config.processor.num_heads);
+    for (const auto& [name, count] : heads)
+        BOREAS_CHECK(config.num_channels % count == 0,
                      "{}: model.num_channels ({}) must be a multiple of {} ({})", origin,
-                     config.num_channels, name, heads);
+                     config.num_channels, name, count);
     return config;
 }
 

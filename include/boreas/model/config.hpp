@@ -3,6 +3,17 @@
 /// model.processor.num_layers, model.trainable_parameters.data, data.forcing, ...), built-in named
 /// configs, and dotted command-line overrides (`--set model.num_channels=256`). Every key is
 /// checked: an unknown key is an error that names it.
+///
+/// anemoi's own model config (anemoi-training's config/model/*.yaml, or `config.model` of a
+/// checkpoint's metadata) is accepted as written, ${...} interpolations included:
+///   - keys that do not change the numbers (cpu_offload, gradient_checkpointing,
+///     attention_implementation, graph_attention_backend, shard_strategy, compile, ...) are
+///     accepted and listed in ModelConfig::accepted;
+///   - keys that change the numbers must have a value Boreas implements (qk_norm false,
+///     mlp_implementation mlp, torch.nn Linear/LayerNorm/GELU kernels, edge attributes
+///     [edge_length, edge_dirs], ...), else the key and value are named in an error;
+///   - settings that change the numbers have no defaults: a missing one is an error, never a
+///     silent AIFS value.
 
 #include <cstdint>
 #include <string>
@@ -52,6 +63,9 @@ struct GraphSource {
 struct ModelConfig {
     std::string name;        ///< the built-in name or the file it came from
     std::string source_yaml; ///< the resolved YAML (after overrides), for provenance
+    /// anemoi keys accepted without effect on the numbers: "key = value (why)".
+    std::vector<std::string> accepted;
+    std::string hidden_nodes_name = "hidden";  ///< model.model.hidden_nodes_name
     int num_channels = 1024;
     bool latent_skip = true;
     ProcessorConfig processor;

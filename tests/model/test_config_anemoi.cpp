@@ -1,0 +1,136 @@
+// anemoi's own model configs (anemoi-training 0.16.0, verbatim) read by Boreas: accepted as
+// written, no silent defaults for settings that change the numbers, unsupported values refused.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "boreas/model/config.hpp"
+#include "support/test_support.hpp"
+
+using boreas::testing_support::error_of;
+
+namespace {
+
+const std::filesystem::path kConfigs = std::filesystem::path(BOREAS_TEST_DATA) / "config";
+
+/// anemoi's model config under `model:`, with the data and training sections anemoi-training
+/// would compose around it.
+YAML::Node full_config(const std::string& kind) {
+    std::ifstream in(kConfigs / ("anemoi-training-0.16.0-" + kind + ".yaml"));
+    std::stringstream text;
+    text << in.rdbuf();
+    YAML::Node root;
+    root["model"] = YAML::Load(text.str());
+    root["data"] = YAML::Load(
+        "{variables: [z_500, t_850, 2t, sp, lsm, cos_latitude, tp, cp], forcing: [lsm, cos_latitude], "
+        "diagnostic: [tp, cp], timestep: 6h, frequency: 6h}");
+    root["training"]["multistep_input"] = 2;
+    root["graph"] = YAML::Load("{data_grid: O16, hidden_grid: TRI2}");
+    return root;
+}
+
+std::string emit(const YAML::Node& node) {
+    YAML::Emitter out;
+    out << node;
+    return out.c_str();
+}
+
+/// Removes (value empty) or sets a dotted key in a copy of the tree.
+YAML::Node edited(const YAML::Node& original, const std::string& path, const std::string& value = "") {
+    YAML::Node root = YAML::Clone(original);
+    std::vector<std::string> keys;
+    std::stringstream parts(path);
+    for (std::string key; std::getline(parts, key, '.');) keys.push_back(key);
+    std::vector<YAML::Node> chain{root};
+    for (std::size_t i = 0; i + 1 < keys.size(); ++i) chain.push_back(chain.back()[keys[i]]);
+    if (value.empty()) chain.back().remove(keys.back());
+    else chain.back()[keys.back()] = YAML::Load(value);
+    return root;
+}
+
+}  // namespace
+
+TEST(AnemoiConfig, ReadsAnemoisModelConfigsUnchanged) {
+    for (const std::string kind : {"transformer", "graphtransformer"}) {
+        const auto config = boreas::model::parse_config(emit(full_config(kind)), kind);
+        EXPECT_EQ(config.num_channels, 1024);
+        EXPECT_EQ(config.processor.num_layers, 16);
+        EXPECT_EQ(config.processor.num_chunks, 4);
+        EXPECT_EQ(config.processor.num_heads, 16);
+        EXPECT_EQ(config.encoder.num_heads, 16);
+        EXPECT_TRUE(config.latent_skip);
+        EXPECT_EQ(config.trainable.data2hidden, 8);
+        EXPECT_EQ(config.bounding.size(), 1u);
+        if (kind == "transformer") {
+            EXPECT_EQ(config.processor.type, boreas::model::ProcessorType::transformer);
+            EXPECT_EQ(config.processor.window_size, 512);
+        } else {
+            EXPECT_EQ(config.processor.type, boreas::model::ProcessorType::graph_transformer);
+            EXPECT_EQ(config.trainable.hidden2hidden, 8);
+        }
+        std::string accepted;
+        for (const auto& line : config.accepted) accepted += line + "\n";
+        EXPECT_NE(accepted.find("model.encoder.graph_attention_backend = triton"), std::string::npos) << accepted;
+        EXPECT_NE(accepted.find("model.processor.gradient_checkpointing = True"), std::string::npos) << accepted;
+        EXPECT_NE(accepted.find("model.compile"), std::string::npos) << accepted;
+    }
+}
+
+TEST(AnemoiConfig, EverySettingThatChangesTheNumbersIsRequired) {
+    const std::vector<std::pair<std::string, std::vector<std::string>>> kinds = {
+        {"transformer", {"model.processor.window_size"}},
+        {"graphtransformer", {"model.trainable_parameters.hidden2hidden"}},
+    };
+    const std::vector<std::string> common = {
+        "model.num_channels",          "model.model.latent_skip",        "model.processor._target_",
+        "model.processor.num_layers",  "model.processor.num_chunks",     "model.processor.num_heads",
+        "model.processor.mlp_hidden_ratio", "model.encoder.num_heads",   "model.encoder.mlp_hidden_ratio",
+        "model.decoder.num_heads",     "model.decoder.mlp_hidden_ratio", "model.trainable_parameters.data",
+        "model.trainable_parameters.hidden", "model.trainable_parameters.data2hidden",
+        "model.trainable_parameters.hidden2data", "model.bounding", "training.multistep_input",
+        "data.forcing", "data.diagnostic"};
+    for (const auto& [kind, specific] : kinds) {
+        auto keys = common;
+        keys.insert(keys.end(), specific.begin(), specific.end());
+        const auto base = full_config(kind);
+        for (const auto& key : keys) {
+            const auto message = error_of([&] { boreas::model::parse_config(emit(edited(base, key)), kind); });
+            const auto leaf = key.substr(key.rfind('.') + 1);
+            EXPECT_NE(message.find(leaf), std::string::npos) << kind << ": removing " << key << ": '" << message << "'";
+        }
+    }
+}
+
+TEST(AnemoiConfig, ValuesBoreasCannotHonourAreRefusedByName) {
+    const auto base = full_config("transformer");
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"model.processor.qk_norm", "true"},
+        {"model.encoder.qk_norm", "true"},
+        {"model.processor.softcap", "0.5"},
+        {"model.processor.use_alibi_slopes", "true"},
+        {"model.processor.use_rotary_embeddings", "true"},
+        {"model.processor.mlp_implementation", "swiglu"},
+        {"model.decoder.edge_pre_mlp", "true"},
+        {"model.layer_kernels.Linear._target_", "my.Linear"},
+        {"model.layer_kernels.Activation._target_", "torch.nn.SiLU"},
+        {"model.attributes.edges", "[edge_length]"},
+        {"model.attributes.nodes", "[cos_lat]"},
+        {"model.residual._target_", "anemoi.models.layers.residual.TruncatedConnection"},
+        {"model.output_mask._target_", "anemoi.training.utils.masks.Boolean1DMask"},
+        {"model.model._target_", "anemoi.models.models.AnemoiModelEncHierProcDec"},
+        {"model.encoder.trainable_size", "3"},
+        {"model.processor.flash_kernels", "true"},
+    };
+    for (const auto& [key, value] : cases) {
+        const auto message = error_of([&] { boreas::model::parse_config(emit(edited(base, key, value)), "t"); });
+        EXPECT_NE(message.find(key.substr(key.find('.') + 1)), std::string::npos)
+            << key << "=" << value << ": '" << message << "'";
+    }
+    // AutocastLayerNorm computes LayerNorm in fp32: accepted.
+    EXPECT_NO_THROW(boreas::model::parse_config(
+        emit(edited(base, "model.layer_kernels.LayerNorm._target_",
+                    "anemoi.models.layers.normalization.AutocastLayerNorm")), "t"));
+}
