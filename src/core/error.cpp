@@ -5,7 +5,7 @@
 namespace boreas {
 namespace {
 
-std::string short_location(const std::source_location& where) {
+std::string short_location(const SourceLocation& where) {
     std::string_view file = where.file_name();
     // Keep the path from the project's top folders on, so messages do not leak build paths.
     for (std::string_view top : {"/src/", "/include/", "/apps/", "/tests/"}) {
@@ -19,7 +19,7 @@ std::string short_location(const std::source_location& where) {
 
 }  // namespace
 
-Error::Error(std::string message, std::source_location where)
+Error::Error(std::string message, SourceLocation where)
     : std::runtime_error(fmt::format("{} [{}]", message, short_location(where))),
       message_(std::move(message)),
       location_(short_location(where)) {}

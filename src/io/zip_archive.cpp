@@ -24,11 +24,14 @@ ZipArchive::ZipArchive(const std::filesystem::path& path) : name_(path.string())
     archive_ = zip_open(name_.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
     BOREAS_CHECK(archive_ != nullptr, "{}: cannot open as a zip archive: {}", name_,
                  zip_error_text(code));
+    std::error_code error;
+    archive_bytes_ = std::filesystem::file_size(path, error);
+    BOREAS_CHECK(!error, "{}: cannot read its size: {}", name_, error.message());
     load_members();
 }
 
 ZipArchive::ZipArchive(std::span<const std::byte> bytes, std::string name)
-    : name_(std::move(name)), buffer_(bytes.begin(), bytes.end()) {
+    : name_(std::move(name)), buffer_(bytes.begin(), bytes.end()), archive_bytes_(bytes.size()) {
     zip_error_t error;
     zip_error_init(&error);
     // libzip wants a non-null pointer even for an empty buffer.
@@ -73,9 +76,22 @@ bool ZipArchive::contains(const std::string& member) const {
 std::uint64_t ZipArchive::size(const std::string& member) const {
     zip_stat_t stat;
     zip_stat_init(&stat);
+    const zip_uint64_t wanted = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
     BOREAS_CHECK(zip_stat_index(archive_, static_cast<zip_uint64_t>(index_of(member)), 0, &stat) == 0 &&
-                     (stat.valid & ZIP_STAT_SIZE),
+                     (stat.valid & wanted) == wanted,
                  "{}: cannot stat member '{}'", name_, member);
+    // A size is only a claim in a directory entry: hold it against the bytes that can back it,
+    // so a damaged or hostile entry cannot make a reader allocate gigabytes. Stored members
+    // (torch writes every record stored) hold exactly their size; deflate expands at most
+    // 1032:1.
+    BOREAS_CHECK(stat.comp_size <= archive_bytes_,
+                 "{}: member '{}' claims {} compressed bytes in a {}-byte archive: truncated or "
+                 "corrupt", name_, member, stat.comp_size, archive_bytes_);
+    const bool stored = stat.comp_method == ZIP_CM_STORE;
+    BOREAS_CHECK(stored ? stat.size == stat.comp_size
+                        : stat.size / 1032 <= stat.comp_size + 1,
+                 "{}: member '{}' claims {} bytes from {} compressed bytes: corrupt", name_,
+                 member, stat.size, stat.comp_size);
     return stat.size;
 }
 

@@ -43,6 +43,7 @@ private:
 
     std::string name_;
     std::vector<std::byte> buffer_;  // in-memory archives: libzip reads from here
+    std::uint64_t archive_bytes_ = 0;
     ::zip* archive_ = nullptr;
     std::vector<std::string> members_;
 };
