@@ -10,6 +10,7 @@
 #include "boreas/core/timer.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "boreas/model/checkpoint.hpp"
 #include "boreas/model/model.hpp"
 #include "commands.hpp"
 
@@ -18,6 +19,7 @@ namespace {
 
 struct ForwardArguments {
     std::string config = "tiny";
+    std::string checkpoint;
     std::vector<std::string> overrides;
     std::string weights;
     std::string graph;
@@ -31,9 +33,20 @@ struct ForwardArguments {
     int threads = 0;
 };
 
-int run_forward(const ForwardArguments& args) {
-    apply_threads(args.threads);
-    Stopwatch total;
+/// The model from an anemoi checkpoint: config, graph, weights and normaliser all from it.
+model::Model checkpoint_model(const ForwardArguments& args, std::optional<model::Normaliser>& normaliser) {
+    const model::Checkpoint checkpoint(args.checkpoint);
+    auto model = checkpoint.model();
+    normaliser.emplace(checkpoint.normaliser());
+    log::info("{}: {} parameters, {} -> {} nodes; {} anemoi settings accepted without effect",
+              args.checkpoint, model.parameters().parameter_count(),
+              model.graph().node_set("data").count(), model.graph().node_set("hidden").count(),
+              model.config().accepted.size());
+    for (const auto& line : model.config().accepted) log::debug("accepted: {}", line);
+    return model;
+}
+
+model::Model configured_model(const ForwardArguments& args, std::optional<model::Normaliser>& normaliser) {
     auto config = model::load_config(args.config, args.overrides);
     if (!args.graph.empty()) config.graph.file = args.graph;
     auto graph = model::graph_for(config);
@@ -46,17 +59,25 @@ int run_forward(const ForwardArguments& args) {
         model.load_weights(args.weights);
         log::info("{} parameters from {}", model.parameters().parameter_count(), args.weights);
     }
+    if (!args.statistics.empty()) {
+        normaliser.emplace(model.config(), model::read_statistics(args.statistics,
+                                                                   model.config().variables.size()));
+    }
+    return model;
+}
+
+int run_forward(const ForwardArguments& args) {
+    apply_threads(args.threads);
+    Stopwatch total;
+    std::optional<model::Normaliser> normaliser;
+    auto model = args.checkpoint.empty() ? configured_model(args, normaliser)
+                                         : checkpoint_model(args, normaliser);
     // Exports for side-by-side runs (tools/peer): the exact model this run uses.
     if (!args.save_weights.empty()) model.parameters().save(args.save_weights);
     if (!args.save_graph.empty()) graphs::save_graph(model.graph(), args.save_graph);
     if (!args.save_config.empty()) io::write_text_atomically(args.save_config, model.config().source_yaml);
     const Tensor input = args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)
                                                    : model::read_input(args.input);
-    std::optional<model::Normaliser> normaliser;
-    if (!args.statistics.empty()) {
-        normaliser.emplace(model.config(), model::read_statistics(args.statistics,
-                                                                   model.config().variables.size()));
-    }
     if (!args.save_input.empty()) {
         io::SafetensorsWriter writer;
         writer.add<float>("input", input.shape(), input.values());
@@ -90,19 +111,23 @@ int run_forward(const ForwardArguments& args) {
 Runner add_forward_command(CLI::App& app) {
     auto args = std::make_shared<ForwardArguments>();
     auto* command = app.add_subcommand("forward", "Run one forecast step of a model");
-    command->add_option("--config", args->config,
+    auto* config = command->add_option("--config", args->config,
                         "Built-in config (tiny, small, o96, aifs-n320) or a YAML file")
         ->capture_default_str();
-    command->add_option("--set", args->overrides, "Override a config key: model.num_channels=256");
-    command->add_option("--weights", args->weights,
+    auto* checkpoint = command->add_option(
+        "--checkpoint", args->checkpoint,
+        "anemoi inference checkpoint: config, graph, weights and normaliser from it; input and "
+        "output in physical units");
+    auto* set = command->add_option("--set", args->overrides, "Override a config key: model.num_channels=256");
+    auto* weights = command->add_option("--weights", args->weights,
                         "safetensors with anemoi state-dict names (default: seeded initialisation)");
-    command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
+    auto* graph = command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
     command->add_option("--input", args->input,
                         "safetensors with 'input' [batch, steps, 1, nodes, vars], or 'synthetic'")
         ->required();
     command->add_option("-o,--output", args->output, "Where to write the output (safetensors)")
         ->required();
-    command->add_option("--statistics", args->statistics,
+    auto* statistics = command->add_option("--statistics", args->statistics,
                         "Dataset statistics (mean, stdev, minimum, maximum): input and output are "
                         "then in physical units, normalised as data.normalizer says");
     command->add_option("--seed", args->seed, "Seed for weights and synthetic input")
@@ -117,6 +142,7 @@ Runner add_forward_command(CLI::App& app) {
     command->add_option("--save-config", args->save_config,
                         "Also write the resolved config (YAML) to this file");
     command->add_option("--threads", args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
+    for (auto* option : {config, set, weights, graph, statistics}) checkpoint->excludes(option);
     return [args]() { return run_forward(*args); };
 }
 

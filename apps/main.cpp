@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
     remember(apps::add_roof_command(app));
     remember(apps::add_train_command(app));
     remember(apps::add_compare_command(app));
+    remember(apps::add_checkpoint_command(app));
 
     try {
         app.parse(argc, argv);

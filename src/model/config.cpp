@@ -231,6 +231,12 @@ void check_block_options(Section& block, const std::string& path, const std::str
     BOREAS_CHECK(mlp == "mlp", "{}: '{}.mlp_implementation' is '{}'; Boreas implements 'mlp'", origin,
                  path, mlp);
     check_layer_kernels(block.raw("layer_kernels"), path + ".layer_kernels", origin, accepted);
+    if (block.has("attn_channels")) {
+        const auto node = block.raw("attn_channels");
+        BOREAS_CHECK(node.IsNull(), "{}: '{}.attn_channels' is {}; Boreas implements attention on "
+                     "num_channels (null)", origin, path, YAML::Dump(node));
+    }
+    block.accept("_convert_", "how hydra instantiates the block");
     block.accept("cpu_offload", "placement only");
     block.accept("gradient_checkpointing", "memory only; the numbers are the same");
     block.accept("shard_strategy", "model sharding only");
@@ -437,6 +443,8 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         model.accept(key, "placement and sharding only");
     model.accept("compile", "torch.compile settings");
     model.accept("node_loss_weight", "training loss only");
+    model.accept("sparse_projector", "used by other model classes");
+    model.accept("recompile_limit", "torch.compile settings");
     check_layer_kernels(model.raw("layer_kernels"), "model.layer_kernels", origin, config.accepted);
     {
         Section residual = model.child("residual");

@@ -100,9 +100,11 @@ Tensor read_input(const std::filesystem::path& path) {
                      "the input)", path.string(), reader.tensors().size());
         name = reader.tensors().begin()->first;
     }
-    const auto& info = reader.info(name);
+    auto shape = reader.info(name).shape;
+    // anemoi's predict_step takes [batch, steps, grid, variables]: the ensemble axis is added.
+    if (shape.size() == 4) shape.insert(shape.begin() + 2, 1);
     const auto values = reader.view<float>(name);
-    return Tensor(info.shape, std::vector<float>(values.begin(), values.end()));
+    return Tensor(shape, std::vector<float>(values.begin(), values.end()));
 }
 
 std::shared_ptr<const graphs::Graph> graph_for(const ModelConfig& config) {

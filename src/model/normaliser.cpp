@@ -81,6 +81,24 @@ Normaliser::Normaliser(const ModelConfig& config, const Statistics& statistics) 
         mul_[i] = static_cast<float>(mul);
         add_[i] = static_cast<float>(add);
     }
+    index_columns(config);
+}
+
+Normaliser::Normaliser(const ModelConfig& config, std::vector<float> mul, std::vector<float> add,
+                       const std::string& origin)
+    : mul_(std::move(mul)), add_(std::move(add)) {
+    BOREAS_CHECK(mul_.size() == config.variables.size() && add_.size() == config.variables.size(),
+                 "{}: normaliser has {} and {} values, expected {} (one per dataset variable)",
+                 origin, mul_.size(), add_.size(), config.variables.size());
+    for (std::size_t i = 0; i < mul_.size(); ++i)
+        BOREAS_CHECK(std::isfinite(mul_[i]) && std::isfinite(add_[i]) && mul_[i] != 0,
+                     "{}: normaliser of '{}' is x * {} + {}", origin, config.variables[i], mul_[i],
+                     add_[i]);
+    index_columns(config);
+}
+
+void Normaliser::index_columns(const ModelConfig& config) {
+    const auto& variables = config.variables;
     for (const auto& v : config.input_variables()) input_index_.push_back(index_in(variables, v));
     for (const auto& v : config.output_variables()) output_index_.push_back(index_in(variables, v));
 }

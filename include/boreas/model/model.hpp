@@ -91,7 +91,8 @@ private:
 /// waves per variable and step. Used by `boreas forward --input synthetic` and `boreas bench`.
 Tensor synthetic_input(const Model& model, int batch, std::uint64_t seed);
 
-/// The tensor "input" (or the only tensor) of a safetensors file.
+/// The tensor "input" (or the only tensor) of a safetensors file: [batch, steps, 1, nodes, vars],
+/// or [batch, steps, nodes, vars] as anemoi's predict_step takes it (the ensemble axis added).
 Tensor read_input(const std::filesystem::path& path);
 
 /// The graph a config names: its graph.file, or one built from its graph options.

@@ -32,6 +32,10 @@ Statistics read_statistics(const std::filesystem::path& path, std::size_t variab
 class Normaliser {
 public:
     Normaliser(const ModelConfig& config, const Statistics& statistics);
+    /// From anemoi's InputNormalizer buffers (_norm_mul, _norm_add over data.variables), as a
+    /// checkpoint carries them; `origin` names them in errors.
+    Normaliser(const ModelConfig& config, std::vector<float> mul, std::vector<float> add,
+               const std::string& origin);
 
     const std::vector<float>& mul() const { return mul_; }
     const std::vector<float>& add() const { return add_; }
@@ -42,6 +46,8 @@ public:
     void denormalise_output(Tensor& y) const;
 
 private:
+    void index_columns(const ModelConfig& config);
+
     std::vector<float> mul_, add_;           // over dataset variables
     std::vector<std::size_t> input_index_;   // dataset index of each input column
     std::vector<std::size_t> output_index_;  // dataset index of each output column

@@ -1,0 +1,968 @@
+#!/usr/bin/env python3
+"""Real anemoi *inference checkpoints* of the `tiny` model, for Boreas' native C++ checkpoint reader tests.
+
+Run from the repository root with the reference environment (tools/reference/requirements.txt) and unpacked
+anemoi-training 0.16.0 / timm / Lightning wheels (see README.md, "Checkpoint fixtures"):
+
+    .venv-ref/bin/python tools/reference/make_checkpoint_fixtures.py \
+        [--anemoi-training /tmp/atw/src] [--lightning /tmp/atw/pl/src] [--out tests/data/checkpoint]
+
+The script sets CUDA_VISIBLE_DEVICES="" and OMP_NUM_THREADS=1 itself (before torch is imported) and removes the
+ANEMOI_INFERENCE_* environment overrides.  Nothing of anemoi-training is installed: its wheel (and those of
+pytorch-lightning, torchmetrics, lightning-utilities, torchinfo, timm) are put on sys.path; two package
+__init__ files whose imports need plotting packages / torchvision are bypassed (`anemoi.training.diagnostics.
+callbacks` and `timm` become namespace packages over their real directories, so only the modules actually used are
+imported: callbacks/checkpoint.py and timm/scheduler/scheduler.py).
+
+What is built (for each variant: transformer on o16_o4, graphtransformer on o16_tri2)
+------------------------------------------------------------------------------------
+Everything is done by anemoi-training 0.16.0's own code, in the order AnemoiTrainer does it:
+  * config: anemoi-training's config/config.yaml composed with Hydra (model=<processor>, graph=existing), then the
+    tiny settings (data.datasets.data forcing/diagnostic/normalizer, data.frequency 6h, task.multistep_input 2,
+    task.timestep 6h, training.precision "32", model = make_model_fixtures.anemoi_config(processor)["model"] plus
+    the two things the schema demands: model.output_mask NoOutputMask and, for the transformer, processor.softcap
+    0.0 instead of None -- the same behaviour, softcap is only applied when > 0), validated with BaseSchema and
+    converted back with convert_to_omegaconf (config_validation: true, as by default), run_id and output paths as
+    AnemoiTrainer.__init__/_update_paths set them.  Note: in anemoi-training 0.16 multistep_input and timestep live
+    under `task`, not `training`/`data`; validation drops trainable_parameters.{data2hidden,hidden2data,
+    hidden2hidden} (the blocks read their own trainable_size) and fills the schema defaults.
+  * data_indices: AnemoiDatasetsDataModule.data_indices (IndexCollection per dataset) on the dataset's
+    name_to_index; statistics: make_normaliser_fixture.make_statistics() (seeded float64 mean/stdev/minimum/maximum
+    of the 8 variables); statistics_tendencies None.
+  * metadata: AnemoiTrainer.metadata (-> AnemoiDatasetsDataModule.fill_metadata, Forecaster.fill_metadata,
+    gather_provenance_info, map_config_to_primitives), then AnemoiModelInterface fills metadata_inference shapes
+    and AnemoiCheckpoint._save_checkpoint adds uuid, model (torchinfo summary), tracker, training.
+    The one hand-made part is metadata["dataset"]["data"] (what anemoi-datasets' Dataset.metadata() would return
+    for a real zarr: there is none here): version, arguments, specific, frequency, variables,
+    variables_metadata (mars param/levelist/levtype, accumulation period, computed/constant forcings), shape,
+    dtype, start/end dates, name, sources, supporting_arrays.
+  * the model: SingleTraining (BaseTrainingModule) constructed with exactly those objects; it builds the
+    AnemoiModelInterface (pre/post processors = InputNormalizer from the config, AnemoiModelEncProcDec on the graph
+    of the Boreas graph file, converted back with make_model_fixtures.load_graph).  Weights:
+    make_model_fixtures.init_weights(interface.model) -- the state dict equals tests/data/model/<variant>.weights.
+    safetensors bit for bit (checked).
+  * saving: AnemoiCheckpoint._save_checkpoint (anemoi-training 0.16.0, diagnostics/callbacks/checkpoint.py) with a
+    minimal stand-in trainer: config/metadata/supporting_arrays set to None, torch.save(model, path), then
+    anemoi.utils.checkpoints.save_metadata(path, metadata, supporting_arrays=...).  The inference checkpoint is
+    written as inference-<variant>.ckpt (the callback's naming, so the zip's archive folder is
+    `inference-<variant>`) and copied to <variant>.ckpt; the Lightning checkpoint it also writes is discarded.
+
+Determinism: every random source that ends up in a file is fixed -- uuid4 (AnemoiModelInterface.id, the checkpoint
+uuid), run_id, datetime.now/utcnow (metadata timestamp, provenance time), time.time (elapsed_time 0.0), the dates
+of the zip entries appended by save_metadata (1980-01-01 00:00:00; torch's own entries carry the zero DOS date);
+base seed 42 (ANEMOI_BASE_SEED unset) and seed = derive_seed(42, TRAINER).  A second run writes byte-identical
+files (checked with --check-rerun).
+
+Files (tests/data/checkpoint/)
+------------------------------
+<variant>.ckpt             inference checkpoint (torch zip: <archive>/data.pkl protocol 2, data/<k>, version,
+                           byteorder, .format_version, .storage_alignment, .data/serialization_id, plus
+                           anemoi-metadata/anemoi.json and anemoi-metadata/data/{latitudes,longitudes}.numpy)
+<variant>.io.safetensors   input [1, 2, N, 6] physical (predict_step's batch["data"]), input_normalised
+                           [1, 2, 1, N, 6] (transformer.io only, the same for both; header refs), output_normalised [1, 1, 1, N, 6] (raw model forward), output [1, 1, 1, N, 6]
+                           (predict_step, physical); header metadata `boreas` describes layouts and versions.
+state_dict.ckpt            torch.save(<transformer interface>.state_dict()): a plain state-dict checkpoint.
+evil.ckpt                  a torch-layout zip whose data.pkl would run os.system("touch /tmp/boreas-pickle-was-
+                           executed") if unpickled by Python (GLOBAL os system + REDUCE inside a dict next to a
+                           real tensor).  Never torch.load it with weights_only=False.
+VERSIONS.json              versions, sha256, zip members, pickle GLOBALs, state-dict and non-persistent buffer
+                           lists (name, shape, dtype), normaliser buffers, metadata summary.
+
+Checks on every run: the checkpoints reload with torch.load(weights_only=False) and predict_step reproduces `output`
+bit for bit; load_metadata returns the metadata and the supporting arrays; post_processors(output_normalised) ==
+output; the state dicts equal tests/data/model/*.weights.safetensors; torch.load(weights_only=True) refuses
+evil.ckpt and the marker file is never created.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+for _k in list(os.environ):
+    if _k.startswith("ANEMOI_INFERENCE_"):
+        del os.environ[_k]
+os.environ.pop("ANEMOI_BASE_SEED", None)
+os.environ.pop("SLURM_JOB_ID", None)
+if os.environ.get("PYTHONHASHSEED") != "0":  # every nn.Module pickles sets of str (_non_persistent_buffers_set):
+    import sys  # their order, and so data.pkl's bytes, follow the string hash seed
+
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import copy  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import pickletools  # noqa: E402
+import shutil  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+import uuid  # noqa: E402
+import warnings  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_graph_fixtures import octahedral_grid  # noqa: E402
+from make_model_fixtures import DIAGNOSTIC  # noqa: E402
+from make_model_fixtures import FORCING  # noqa: E402
+from make_model_fixtures import MULTISTEP  # noqa: E402
+from make_model_fixtures import SEED  # noqa: E402
+from make_model_fixtures import VARIABLES  # noqa: E402
+from make_model_fixtures import _json_text  # noqa: E402
+from make_model_fixtures import anemoi_config  # noqa: E402
+from make_model_fixtures import init_weights  # noqa: E402
+from make_model_fixtures import load_graph  # noqa: E402
+from make_model_fixtures import load_weights  # noqa: E402
+from make_model_fixtures import make_data_indices  # noqa: E402
+from make_model_fixtures import package_versions  # noqa: E402
+from make_model_fixtures import read_safetensors  # noqa: E402
+from make_model_fixtures import save_safetensors  # noqa: E402
+from make_model_fixtures import tensor_equal  # noqa: E402
+from make_normaliser_fixture import make_statistics  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "tests" / "data" / "checkpoint"
+SIZE_BUDGET_BYTES = 2_500_000
+ANEMOI_TRAINING_VERSION = "0.16.0"
+
+VARIANTS = {
+    "transformer": {"processor": "transformer", "graph": "o16_o4"},
+    "graphtransformer": {"processor": "graphtransformer", "graph": "o16_tri2"},
+}
+DATA_GRID = 16  # O16: the data nodes of both graphs
+INPUT_SEED = 5678
+FIXED_NOW = datetime.datetime(2026, 1, 1, 0, 0, 0, tzinfo=datetime.UTC)
+FIXED_TIME = FIXED_NOW.timestamp()
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+BASE_SEED = 42  # anemoi-training's default (no ANEMOI_BASE_SEED / SLURM_JOB_ID)
+DATASET_NAME = "tiny-o16-6h"
+EVIL_MARKER = "/tmp/boreas-pickle-was-executed"
+EVIL_COMMAND = f"touch {EVIL_MARKER}"
+
+# mean-std (default), std + remap (tp, cp: FractionBounding on cp), min-max, max, none
+NORMALISER = {
+    "default": "mean-std",
+    "std": ["tp", "cp"],
+    "min-max": ["lsm"],
+    "max": ["z_500"],
+    "none": ["cos_latitude"],
+    "remap": {"cp": "tp"},
+}
+# anemoi-datasets style variables_metadata (MARS requests of a typical ERA5 recipe)
+VARIABLES_METADATA = {
+    "z_500": {"mars": {"param": "z", "levelist": 500, "levtype": "pl", "class": "ea", "stream": "oper", "type": "an"}},
+    "t_850": {"mars": {"param": "t", "levelist": 850, "levtype": "pl", "class": "ea", "stream": "oper", "type": "an"}},
+    "2t": {"mars": {"param": "2t", "levtype": "sfc", "class": "ea", "stream": "oper", "type": "an"}},
+    "sp": {"mars": {"param": "sp", "levtype": "sfc", "class": "ea", "stream": "oper", "type": "an"}},
+    "lsm": {"mars": {"param": "lsm", "levtype": "sfc", "class": "ea", "stream": "oper", "type": "an"}, "constant_in_time": True},
+    "cos_latitude": {"computed_forcing": True, "constant_in_time": True},
+    "tp": {"mars": {"param": "tp", "levtype": "sfc", "class": "ea", "stream": "oper", "type": "fc"}, "process": "accumulation", "period": [0, 6]},
+    "cp": {"mars": {"param": "cp", "levtype": "sfc", "class": "ea", "stream": "oper", "type": "fc"}, "process": "accumulation", "period": [0, 6]},
+}
+# physical input fields: (mean, amplitude) of the smooth fields per prognostic input variable
+INPUT_FIELDS = {"z_500": (5.5e4, 1.0e3), "t_850": (270.0, 10.0), "2t": (285.0, 15.0), "sp": (1.0e5, 1.0e3)}
+
+NOTES = [
+    "predict_step(batch) takes {'data': [B, T, N, V_in]} (V_in = data.input.full, physical units), slices "
+    "batch[:, 0:n_step_input, None] (adds E=1), normalises with pre_processors (InputNormalizer: x*mul + add on the "
+    "data.input.full columns), runs forward, and de-normalises with post_processors ((y - add)/mul on the "
+    "data.output.full columns); returns {'data': [B, n_step_output=1, E=1, N, V_out]}.",
+    "The inference checkpoint's uuid differs from the one left in memory: after writing it, the callback gives the "
+    "Lightning checkpoint a fresh uuid (torch >= 2.6).",
+    "metadata_inference.data.shapes.variables = 18 is the model's input_dim (6 variables x 2 steps + 4 sin/cos "
+    "latlons + 2 trainable node features), not a variable count; metadata_inference.task stays null (anemoi-training "
+    "0.16 writes the task name to the top-level 'task').",
+    "anemoi-training 0.16 config layout: multistep_input / multistep_output / timestep under config.task, precision "
+    "under config.training, forcing / diagnostic / processors under config.data.datasets.data; schema validation "
+    "drops model.trainable_parameters.{data2hidden,hidden2data,hidden2hidden} (the blocks' trainable_size is used).",
+    "Non-persistent buffers (not in state_dict, inside data.pkl): per graph provider edge_attr float32 [E, 3], "
+    "edge_index_base int32 [2, E], perm int64 [E], edge_inc int64 [2, 1].",
+    "Shared storages: pre_ and post_processors share the normaliser buffers; layer_norm_attention_dest is "
+    "layer_norm_attention in GraphTransformerMapperBlock (state_dict_aliases); torch.save writes each storage once.",
+    "data.pkl pickles more than modules and tensors: AnemoiModelInterface.forward is an instance attribute (bound "
+    "method -> __builtin__ getattr), the statistics are numpy arrays (numpy._core.multiarray._reconstruct + "
+    "_codecs encode for their bytes), the normaliser keeps an omegaconf DictConfig (remap), the mapper blocks keep "
+    "anemoi.utils.config DotDict layer_kernels with hydra _DeferredTarget, attention modules keep function "
+    "references (torch._C._nn scaled_dot_product_attention, flex_attention create_mask), torch_geometric convs keep "
+    "an Inspector (inspect._empty, typing), every Module pickles _non_persistent_buffers_set as a set "
+    "(__builtin__ set); the full HeteroData graph is pickled as graph_data.",
+]
+
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# importing anemoi-training from unpacked wheels
+# ----------------------------------------------------------------------------------------------------------------
+def import_anemoi_training(paths: list[str]):
+    """Put unpacked wheels on sys.path and bypass two package __init__s (see the module docstring)."""
+    for p in paths:
+        if p and Path(p).is_dir() and str(Path(p).resolve()) not in sys.path:
+            sys.path.append(str(Path(p).resolve()))
+    import importlib.util
+
+    def namespace(name: str, parent: str | None, sub: str):
+        if name in sys.modules:
+            return sys.modules[name]
+        if parent is None:
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.submodule_search_locations:
+                raise ImportError(f"{name} not found (pass the unpacked wheels' directory)")
+            path = list(spec.submodule_search_locations)
+        else:
+            path = [str(Path(p) / sub) for p in sys.modules[parent].__path__]
+        mod = types.ModuleType(name)
+        mod.__path__ = path
+        sys.modules[name] = mod
+        return mod
+
+    # timm/__init__ imports torchvision; anemoi-training only needs timm.scheduler.scheduler.Scheduler
+    namespace("timm", None, "")
+    namespace("timm.scheduler", "timm", "scheduler")
+    # anemoi.training.diagnostics.callbacks/__init__ imports the plotting callbacks (datashader, matplotlib, ...)
+    import anemoi.training.diagnostics
+
+    cb = namespace("anemoi.training.diagnostics.callbacks", "anemoi.training.diagnostics", "callbacks")
+    for name in ("CallbacksContext", "get_callbacks"):  # imported by train/train.py, never called here
+        setattr(cb, name, None)
+    import anemoi.training
+
+    version = getattr(anemoi.training, "__version__", None)
+    if version != ANEMOI_TRAINING_VERSION:
+        print(f"warning: anemoi-training {version} (fixtures were made with {ANEMOI_TRAINING_VERSION})", file=sys.stderr)
+    return anemoi.training
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# determinism: fixed clocks and uuids while anemoi code runs
+# ----------------------------------------------------------------------------------------------------------------
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return FIXED_NOW if tz is not None else FIXED_NOW.replace(tzinfo=None)
+
+    @classmethod
+    def utcnow(cls):
+        return FIXED_NOW.replace(tzinfo=None)
+
+
+class _Shim(types.ModuleType):
+    """A module stand-in: the given attributes, everything else from the real module."""
+
+    def __init__(self, real, **attrs):
+        super().__init__(real.__name__)
+        self._real = real
+        self.__dict__.update(attrs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def _uuid_factory(label: str):
+    counter = iter(range(1_000_000))
+    return lambda: uuid.uuid5(uuid.NAMESPACE_URL, f"boreas-checkpoint-fixture/{label}/{next(counter)}")
+
+
+@contextlib.contextmanager
+def fixed_clock(label: str):
+    """datetime.now/utcnow, time.time and uuid.uuid4 fixed in the anemoi modules that put them in files; zip entry
+    dates of Python's zipfile fixed."""
+    import anemoi.training.diagnostics.callbacks.checkpoint as ckpt_mod
+    import anemoi.training.train.train as train_mod
+    import anemoi.utils.provenance as prov_mod
+
+    dt_shim = _Shim(datetime, datetime=_FixedDatetime)
+    time_shim = _Shim(time, time=lambda: FIXED_TIME, localtime=lambda *a: time.struct_time(ZIP_DATE + (0, 1, 0)))
+    uuid_shim = _Shim(uuid, uuid4=_uuid_factory(label))
+    patches = [
+        (train_mod, "datetime", dt_shim),
+        (prov_mod, "datetime", dt_shim),
+        (ckpt_mod, "time", time_shim),
+        (ckpt_mod, "uuid", uuid_shim),
+        (zipfile, "time", time_shim),
+    ]
+    saved = [(m, a, getattr(m, a)) for m, a, _ in patches]
+    try:
+        for m, a, v in patches:
+            setattr(m, a, v)
+        yield
+    finally:
+        for m, a, v in saved:
+            setattr(m, a, v)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# config, dataset stand-in, metadata
+# ----------------------------------------------------------------------------------------------------------------
+def run_id_for(variant: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"boreas-checkpoint-fixture/{variant}/run_id"))
+
+
+def training_config(variant: str, graph_file: str):
+    """anemoi-training's own config, composed with Hydra, tiny settings, validated (BaseSchema), as AnemoiTrainer."""
+    import anemoi.training
+    from anemoi.training.schemas.base_schema import BaseSchema
+    from anemoi.training.schemas.base_schema import convert_to_omegaconf
+    from hydra import compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    processor = VARIANTS[variant]["processor"]
+    config_dir = Path(anemoi.training.__file__).parent / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        cfg = compose("config", overrides=[f"model={processor}", "graph=existing"])
+
+    model = anemoi_config(processor)["model"]
+    model["output_mask"] = {"_target_": "anemoi.training.utils.masks.NoOutputMask"}
+    if processor == "transformer":
+        assert model["processor"]["softcap"] is None
+        model["processor"]["softcap"] = 0.0  # the schema wants a float; anemoi applies softcap only when > 0
+    cfg.model = OmegaConf.create(model)
+
+    cfg.data.frequency = "6h"
+    ds = cfg.data.datasets.data
+    ds.forcing = list(FORCING)
+    ds.diagnostic = list(DIAGNOSTIC)
+    ds.processors.normalizer.config = copy.deepcopy(NORMALISER)
+    cfg.task.multistep_input = MULTISTEP
+    cfg.task.multistep_output = 1
+    cfg.task.timestep = "6h"
+    cfg.training.precision = "32"
+    cfg.training.metrics.datasets.data = ["z_500", "t_850"]
+    cfg.system.input.dataset = f"{DATASET_NAME}.zarr"
+    cfg.system.input.graph = graph_file
+    cfg.system.output.root = "output"
+    cfg.system.hardware.accelerator = "cpu"
+    cfg.diagnostics.log.mlflow.tracking_uri = "http://localhost:5000"  # mandatory in the schema; mlflow is disabled
+
+    # AnemoiTrainer.__init__ (config_validation: true)
+    OmegaConf.resolve(cfg)
+    config = convert_to_omegaconf(BaseSchema(**cfg))
+    run_id = run_id_for(variant)
+    config.training.run_id = run_id
+    from anemoi.training.train.train import AnemoiTrainer
+
+    AnemoiTrainer._update_paths(types.SimpleNamespace(config=config, run_id=run_id, parent_run_server2server=None))
+    return config
+
+
+def grid_latlons(graph) -> tuple[np.ndarray, np.ndarray]:
+    """(latitudes, longitudes) float64 degrees of the data grid (O16), checked against the graph's data nodes."""
+    import torch
+
+    lats, lons = octahedral_grid(DATA_GRID)
+    coords = graph["data"].x
+    ref = torch.from_numpy(np.stack([np.radians(lats), np.radians(lons)], 1).astype(np.float32))
+    assert coords.shape == ref.shape and torch.equal(coords, ref), "data nodes are not the O16 grid"
+    return np.ascontiguousarray(lats), np.ascontiguousarray(lons)
+
+
+def dataset_metadata(n_grid: int, supporting: list[str]) -> dict:
+    """What anemoi-datasets' Dataset.metadata() returns for a gridded zarr (hand-made: no real dataset here)."""
+    start, end = np.datetime64("1979-01-01T00:00:00"), np.datetime64("2020-12-31T18:00:00")
+    n_dates = int((end - start) / np.timedelta64(6, "h")) + 1
+    shape = [n_dates, len(VARIABLES), 1, n_grid]
+    arguments = {"args": [], "kwargs": {"dataset": f"{DATASET_NAME}.zarr", "frequency": "6h", "start": None, "end": 2020}}
+    attrs = {
+        "frequency": "6h",
+        "resolution": "o16",
+        "field_shape": [n_grid],
+        "variables": list(VARIABLES),
+        "variables_metadata": copy.deepcopy(VARIABLES_METADATA),
+        "start_date": str(start),
+        "end_date": str(end),
+        "ensemble_dimension": 1,
+        "flatten_grid": True,
+        "licence": "CC-BY-4.0",
+        "attribution": "Boreas test fixture (synthetic)",
+    }
+    return {
+        "version": "0.5.47",
+        "arguments": arguments,
+        "specific": {
+            "action": "subset",
+            "variables": list(VARIABLES),
+            "shape": shape,
+            "frequency": "6h",
+            "start_date": str(start),
+            "end_date": "2020-12-31T18:00:00",
+            "forward": {
+                "action": "zarr",
+                "variables": list(VARIABLES),
+                "shape": shape,
+                "path": f"{DATASET_NAME}.zarr",
+                "attrs": attrs,
+            },
+        },
+        "frequency": "6h",
+        "variables": list(VARIABLES),
+        "variables_metadata": copy.deepcopy(VARIABLES_METADATA),
+        "shape": shape,
+        "dtype": "float32",
+        "start_date": str(start),
+        "end_date": str(end),
+        "name": None,
+        "sources": [],
+        "supporting_arrays": sorted(supporting),
+    }
+
+
+def make_physical_input(lat: np.ndarray, lon: np.ndarray, v_in: list[str]) -> np.ndarray:
+    """[1, T=2, N, V_in] float32 physical fields: smooth patterns with realistic magnitudes (lat/lon in radians)."""
+    rng = np.random.default_rng(INPUT_SEED)
+    n = lat.size
+
+    def smooth():
+        f = np.zeros(n)
+        for _ in range(6):
+            m, k = rng.integers(0, 5), rng.integers(0, 5)
+            f += rng.normal() * np.cos(m * lon + rng.uniform(0, 2 * np.pi)) * np.cos(k * lat + rng.uniform(0, 2 * np.pi))
+        f += 0.1 * rng.normal(size=n)
+        return (f - f.mean()) / f.std()
+
+    x = np.zeros((1, MULTISTEP, n, len(v_in)))
+    lsm = 1.0 / (1.0 + np.exp(-2.5 * smooth()))
+    for j, v in enumerate(v_in):
+        if v == "lsm":
+            x[0, :, :, j] = lsm
+        elif v == "cos_latitude":
+            x[0, :, :, j] = np.cos(lat)
+        else:
+            mean, amp = INPUT_FIELDS[v]
+            x[0, 0, :, j] = mean + amp * smooth()
+            for t in range(1, MULTISTEP):
+                x[0, t, :, j] = x[0, t - 1, :, j] + 0.3 * amp * smooth()
+    return x.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# building and saving with anemoi-training's code
+# ----------------------------------------------------------------------------------------------------------------
+class _StandInTrainer:
+    """The parts of a pytorch_lightning.Trainer that AnemoiCheckpoint._save_checkpoint touches."""
+
+    def __init__(self, module):
+        self.model = module  # _torch_drop_down: trainer.model.model = the AnemoiModelInterface
+        self.lightning_module = module
+        self.is_global_zero = True
+        self.current_epoch = 0
+        self.global_step = 0
+        self.logger = None
+        self.loggers = []
+        self.strategy = types.SimpleNamespace(barrier=lambda *a, **k: None, remove_checkpoint=lambda *a, **k: None)
+
+    def save_checkpoint(self, filepath, weights_only=False):  # the Lightning checkpoint (discarded)
+        import torch
+
+        torch.save({"state_dict": {}, "stand_in": True}, filepath)
+
+
+def _plain(v):
+    """Tensors / nested dicts of an IndexCollection.todict() as plain Python values."""
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def build_variant(variant: str, graph, graph_file: str, stats: dict, tmp: Path) -> dict:
+    import torch
+    from anemoi.training.data.datamodule import AnemoiDatasetsDataModule
+    from anemoi.training.diagnostics.callbacks.checkpoint import AnemoiCheckpoint
+    from anemoi.training.train.methods import SingleTraining
+    from anemoi.training.train.train import AnemoiTrainer
+    from anemoi.training.utils.checkpoint import check_classes
+    from anemoi.training.utils.seeding import SeedContext
+    from anemoi.training.utils.seeding import derive_seed
+    from hydra.utils import instantiate
+
+    config = training_config(variant, graph_file)
+    task = instantiate(config.task)
+    lats, lons = grid_latlons(graph)
+    supporting_arrays = {"data": {"latitudes": lats, "longitudes": lons}}
+
+    # the datamodule's parts that AnemoiTrainer uses (statistics, metadata, supporting arrays, data indices)
+    dm = types.SimpleNamespace(
+        config=config,
+        task=task,
+        dataset_names=["data"],
+        ds_train=types.SimpleNamespace(name_to_index={"data": {v: i for i, v in enumerate(VARIABLES)}}),
+        statistics={"data": stats},
+        statistics_tendencies=None,
+        metadata={"data": dataset_metadata(lats.size, list(supporting_arrays["data"]))},
+        supporting_arrays=supporting_arrays,
+    )
+    dm.data_indices = AnemoiDatasetsDataModule.__dict__["data_indices"].func(dm)
+    dm.fill_metadata = types.MethodType(AnemoiDatasetsDataModule.fill_metadata, dm)
+    ref_di = make_data_indices()["data"]
+    assert _plain(dm.data_indices["data"].todict()) == _plain(ref_di.todict()), "data indices differ from make_model_fixtures'"
+
+    trainer = types.SimpleNamespace(
+        config=config,
+        task=task,
+        datamodule=dm,
+        base_seed=BASE_SEED,
+        initial_seed=derive_seed(BASE_SEED, SeedContext.TRAINER),
+        run_id=config.training.run_id,
+    )
+    with fixed_clock(variant):
+        metadata = AnemoiTrainer.__dict__["metadata"].func(trainer)
+
+    # AnemoiTrainer.model: training.method (SingleTraining) with these kwargs
+    uuid_patch = _uuid_factory(f"{variant}/model")
+    import anemoi.models.interface as interface_mod
+
+    saved_uuid = interface_mod.uuid
+    interface_mod.uuid = _Shim(uuid, uuid4=uuid_patch)  # AnemoiModelInterface.id
+    try:
+        module = SingleTraining(
+            config=config,
+            task=task,
+            graph_data=copy.deepcopy(graph),
+            statistics=dm.statistics,
+            statistics_tendencies=dm.statistics_tendencies,
+            data_indices=dm.data_indices,
+            metadata=metadata,
+            supporting_arrays=dm.supporting_arrays,
+        )
+    finally:
+        interface_mod.uuid = saved_uuid
+    interface = module.model
+    assert interface.metadata is module._hparams["metadata"]
+    kinds = init_weights(interface.model)
+    interface.eval()
+    module.eval()
+
+    # the weights equal make_model_fixtures' (same names, same values)
+    ref_sd = load_weights(REPO / "tests" / "data" / "model" / f"{variant}.weights.safetensors")
+    sd = interface.model.state_dict()
+    assert sorted(sd) == sorted(ref_sd), set(sd) ^ set(ref_sd)
+    assert all(tensor_equal(sd[k].contiguous(), ref_sd[k]) for k in sd), "weights differ from tests/data/model"
+
+    check_classes(interface)  # AnemoiCheckpoint.on_train_start
+
+    # AnemoiCheckpoint._save_checkpoint
+    lightning_path = tmp / f"{variant}.ckpt"
+    with fixed_clock(variant):
+        callback = AnemoiCheckpoint(dirpath=str(tmp), save_last=False)
+        callback._save_checkpoint(_StandInTrainer(module), str(lightning_path))
+    inference_path = tmp / f"inference-{variant}.ckpt"
+    assert inference_path.exists()
+    assert interface.config is config and interface.metadata is metadata  # restored by the callback
+
+    return {
+        "config": config,
+        "module": module,
+        "interface": interface,
+        "metadata": metadata,
+        "supporting_arrays": supporting_arrays,
+        "inference_path": inference_path,
+        "weights_init": kinds,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the evil checkpoint
+# ----------------------------------------------------------------------------------------------------------------
+def _binunicode(s: str) -> bytes:
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def evil_pickle(benign: bytes) -> bytes:
+    """`benign` (torch's protocol-2 pickle of {"weight": tensor}) with the item "payload": os.system(cmd) added to
+    the dict before STOP: GLOBAL 'os system', BINUNICODE cmd, TUPLE1, REDUCE, SETITEM."""
+    assert benign.endswith(b"s."), "expected ... SETITEM STOP"
+    payload = _binunicode("payload") + b"cos\nsystem\n" + _binunicode(EVIL_COMMAND) + b"\x85R" + b"s"
+    return benign[:-1] + payload + b"."
+
+
+def _aligned_extra(zf: zipfile.ZipFile, name: str, alignment: int = 64) -> bytes:
+    """Local-header extra field ('FB' padding, as torch writes) so that the member's data starts aligned."""
+    offset = zf.fp.tell() + 30 + len(name.encode())
+    pad = (-(offset + 4)) % alignment
+    return b"FB" + struct.pack("<H", pad) + b"Z" * pad
+
+
+def write_evil(path: Path, tmp: Path) -> dict:
+    import torch
+
+    src = tmp / "evil.ckpt"
+    torch.save({"weight": torch.arange(4, dtype=torch.float32) + 0.5}, src)
+    with zipfile.ZipFile(src) as z:
+        members = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    archive = members[0][0].split("/")[0]
+    out = []
+    for name, data in members:
+        if name == f"{archive}/data.pkl":
+            data = evil_pickle(data)
+        out.append((name, data))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in out:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED
+            info.create_system = 3
+            info.extra = _aligned_extra(z, name)  # torch aligns every record's data to 64 bytes
+            z.writestr(info, data)
+    path.chmod(0o644)
+    return {"archive": archive, "payload": f"os.system({EVIL_COMMAND!r}) via GLOBAL 'os system' + REDUCE, as dict item 'payload'"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# inspection helpers
+# ----------------------------------------------------------------------------------------------------------------
+def zip_members(path: Path) -> list[list]:
+    """[name, size] of every member in zip order (all ZIP_STORED, checked)."""
+    with zipfile.ZipFile(path) as z:
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+        return [[i.filename, i.file_size] for i in z.infolist()]
+
+
+def pickle_globals(path: Path) -> dict:
+    """Distinct GLOBAL opcodes (module name), persistent-id storage types and opcode set of <archive>/data.pkl."""
+    with zipfile.ZipFile(path) as z:
+        (pkl,) = [n for n in z.namelist() if n.endswith("/data.pkl")]
+        data = z.read(pkl)
+    globals_, opcodes = [], set()
+    for op, arg, _ in pickletools.genops(data):
+        opcodes.add(op.name)
+        if op.name == "GLOBAL":
+            if arg not in globals_:
+                globals_.append(arg)
+        elif op.name == "STACK_GLOBAL":
+            raise AssertionError("STACK_GLOBAL in a protocol-2 pickle")
+    proto = data[1] if data[:1] == b"\x80" else None
+    return {"member": pkl, "protocol": proto, "bytes": len(data), "globals": sorted(globals_), "opcodes": sorted(opcodes)}
+
+
+def tensor_list(module) -> dict:
+    """state_dict (name, shape, dtype) and non-persistent buffers (named_buffers not in the state dict)."""
+    sd = module.state_dict()
+    state = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in sd.items()]
+    nonpersistent = []
+    for mname, mod in module.named_modules(remove_duplicate=False):
+        for b in sorted(mod._non_persistent_buffers_set):
+            t = mod._buffers.get(b)
+            if t is None:
+                continue
+            name = f"{mname}.{b}" if mname else b
+            assert name not in sd
+            nonpersistent.append([name, list(t.shape), str(t.dtype).replace("torch.", "")])
+    named = {n for n, _ in module.named_buffers(remove_duplicate=False)}
+    assert {n for n, _, _ in nonpersistent} == named - set(sd), "non-persistent buffer list incomplete"
+    aliases = {}
+    by_ptr: dict = {}
+    for k, v in sd.items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()))
+        by_ptr.setdefault(key, []).append(k)
+    for names in by_ptr.values():
+        if len(names) > 1:
+            aliases[names[0]] = names[1:]
+    return {"state_dict": state, "non_persistent_buffers": nonpersistent, "state_dict_aliases": aliases}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    import anemoi.training
+
+    out = package_versions()
+    out["anemoi-training"] = getattr(anemoi.training, "__version__", None)
+    out["anemoi-training_source"] = "unpacked wheel on sys.path (not installed)"
+    for mod, dist in (("pytorch_lightning", "pytorch-lightning"), ("torchinfo", "torchinfo")):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = getattr(sys.modules.get(mod), "__version__", None)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Build anemoi inference checkpoints of the tiny model for Boreas.")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--anemoi-training", default="/tmp/atw/src", help="unpacked anemoi-training 0.16.0 (+ timm) wheels")
+    p.add_argument("--lightning", default="/tmp/atw/pl/src", help="unpacked pytorch-lightning, torchmetrics, "
+                   "lightning-utilities, torchinfo wheels (kept apart: make_training_fixtures.py must not see them)")
+    p.add_argument("--budget", type=int, default=SIZE_BUDGET_BYTES, help="size budget in bytes (0: no check)")
+    p.add_argument("--check-rerun", action="store_true", help="run a second time into a temporary folder and "
+                   "compare every file byte for byte")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    warnings.filterwarnings("ignore")
+    t_start = time.time()
+
+    import_anemoi_training([args.anemoi_training, args.lightning])
+    import torch
+    from anemoi.utils.checkpoints import load_metadata
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if Path(EVIL_MARKER).exists():
+        print(f"error: {EVIL_MARKER} exists before the run; remove it first", file=sys.stderr)
+        return 1
+
+    stats = make_statistics()
+    first_io = None
+    written: dict[str, Path] = {}
+    doc_models: dict = {}
+    graph_checks: dict = {}
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        for variant, var in VARIANTS.items():
+            t0 = time.time()
+            graph, _, gmeta = load_graph(var["graph"], tmp, graph_checks)
+            graph_file = f"tests/data/graphs/{var['graph']}.safetensors"
+            r = build_variant(variant, graph, graph_file, {k: v.copy() for k, v in stats.items()}, tmp)
+            interface = r["interface"]
+            ckpt = out_dir / f"{variant}.ckpt"
+            shutil.copyfile(r["inference_path"], ckpt)
+            ckpt.chmod(0o644)
+            written[ckpt.name] = ckpt
+
+            # ---- reference tensors
+            di = interface.data_indices["data"]
+            v_in = [VARIABLES[i] for i in di.data.input.full.tolist()]
+            v_out = [VARIABLES[i] for i in di.data.output.full.tolist()]
+            lat = graph["data"].x[:, 0].double().numpy()
+            lon = graph["data"].x[:, 1].double().numpy()
+            x = torch.from_numpy(make_physical_input(lat, lon, v_in))
+            with torch.no_grad():
+                y = interface.predict_step({"data": x.clone()})["data"]
+                y2 = interface.predict_step({"data": x.clone()})["data"]
+                x_n = interface.pre_processors["data"](x[:, 0:MULTISTEP, None, ...], in_place=False)
+                y_n = interface.model.forward({"data": x_n.clone()})["data"]
+                y_post = interface.post_processors["data"](y_n.clone(), in_place=False)
+            assert tensor_equal(y, y2), "predict_step is not deterministic"
+            assert tensor_equal(y_post, y), "post_processors(forward(pre_processors(x))) != predict_step(x)"
+            n = x.shape[2]
+            assert y.shape == (1, 1, 1, n, len(v_out)) and y_n.shape == y.shape and x_n.shape == (1, MULTISTEP, 1, n, len(v_in))
+            assert bool(torch.isfinite(y).all())
+
+            norm = interface.pre_processors["data"].processors["normalizer"]
+            io_meta = {
+                "variant": variant,
+                "checkpoint": ckpt.name,
+                "layouts": {
+                    "input": f"[B=1, T=2, N={n}, V_in={len(v_in)}] float32 physical units = predict_step's batch['data'] "
+                    f"(batch, time, grid, variables); variables = data.input.full in dataset order: {v_in}; t = 0 is the "
+                    "older step",
+                    "input_normalised": f"[1, 2, E=1, {n}, {len(v_in)}] pre_processors['data'](input[:, 0:2, None], "
+                    "in_place=False): what the model's forward receives",
+                    "output_normalised": f"[1, n_step_output=1, E=1, {n}, V_out={len(v_out)}] raw model forward on "
+                    f"input_normalised (residual + boundings included, before post-processing); variables = model "
+                    f"output order = data.output.full: {v_out}",
+                    "output": f"[1, 1, 1, {n}, {len(v_out)}] predict_step({{'data': input}})['data'] = "
+                    "post_processors['data'](output_normalised, in_place=False): physical units",
+                },
+                "normaliser": {
+                    "config": NORMALISER,
+                    "forward": "x * norm_mul[idx] + norm_add[idx] (idx = data.input.full)",
+                    "inverse": "(y - norm_add[idx]) / norm_mul[idx] (idx = data.output.full)",
+                },
+                "versions": {k: v for k, v in versions().items() if k in ("torch", "anemoi-models", "anemoi-utils", "anemoi-training", "python")},
+            }
+            io_tensors = {"input": x.contiguous(), "input_normalised": x_n.contiguous(),
+                          "output_normalised": y_n.contiguous(), "output": y.contiguous()}
+            # input and input_normalised are the same for every variant: input_normalised is stored once
+            io_path = out_dir / f"{variant}.io.safetensors"
+            if first_io is None:
+                first_io = (io_path.name, io_tensors)
+                io_meta["refs"] = {}
+            else:
+                assert tensor_equal(first_io[1]["input"], x), "inputs differ between variants"
+                assert tensor_equal(first_io[1]["input_normalised"], x_n), "normalised inputs differ between variants"
+                del io_tensors["input_normalised"]
+                io_meta["refs"] = {"input_normalised": first_io[0]}
+            io_meta["refs_note"] = "a tensor named in refs is stored (bit-identical) in that file instead"
+            save_safetensors(io_path, io_tensors, io_meta)
+            written[io_path.name] = io_path
+
+            # ---- reload checks
+            loaded = torch.load(ckpt, map_location="cpu", weights_only=False)
+            assert type(loaded).__name__ == "AnemoiModelInterface"
+            assert loaded.config is None and loaded.metadata is None and loaded.supporting_arrays is None
+            loaded.eval()
+            with torch.no_grad():
+                y_l = loaded.predict_step({"data": x.clone()})["data"]
+            assert tensor_equal(y_l, y), "reloaded checkpoint does not reproduce output bit for bit"
+            md, arrays = load_metadata(str(ckpt), supporting_arrays=True)
+            expect = json.loads(json.dumps(r["metadata"]))
+            # the callback gives the Lightning checkpoint a fresh uuid after writing the inference checkpoint, so
+            # the in-memory metadata holds the second uuid, the inference checkpoint the first
+            assert md["uuid"] != expect.pop("uuid")
+            md_wo = {k: v for k, v in md.items() if k not in ("supporting_arrays_paths", "uuid")}
+            if md_wo != expect:
+                bad = sorted(k for k in set(md_wo) | set(expect) if md_wo.get(k) != expect.get(k))
+                raise AssertionError(f"load_metadata differs from the metadata saved in {bad}")
+            assert load_metadata(str(ckpt)) == md
+            for k, a in r["supporting_arrays"]["data"].items():
+                assert arrays["data"][k].dtype == np.float64 and np.array_equal(arrays["data"][k], a), k
+            stored_io, _ = read_safetensors(io_path)
+            assert tensor_equal(stored_io["output"], y)
+
+            members = zip_members(ckpt)
+            archive = members[0][0].split("/")[0]
+            lists = tensor_list(interface)
+            doc_models[variant] = {
+                "file": ckpt.name,
+                "io_file": io_path.name,
+                "graph_file": graph_file,
+                "archive": archive,
+                "written_by": f"anemoi-training {ANEMOI_TRAINING_VERSION} AnemoiCheckpoint._save_checkpoint "
+                f"(as {r['inference_path'].name}), copied",
+                "pickle": pickle_globals(ckpt),
+                "zip_members": members,
+                "metadata_member": f"{archive}/anemoi-metadata/anemoi.json",
+                "supporting_arrays_paths": md["supporting_arrays_paths"],
+                "metadata_keys": sorted(md),
+                "metadata_inference": md["metadata_inference"],
+                "data_indices": md["data_indices"],
+                "predict_step": {
+                    "signature": "AnemoiModelInterface.predict_step(batch: dict[str, Tensor], model_comm_group=None, "
+                    "gather_out=True, **kwargs) -> dict[str, Tensor]",
+                    "input_shape": list(x.shape),
+                    "output_shape": list(y.shape),
+                    "variables_in": v_in,
+                    "variables_out": v_out,
+                    "steps": "x = batch[:, 0:n_step_input, None]; x = pre_processors(x, in_place=False); "
+                    "y = model.forward({'data': x}); y = post_processors(y, in_place=False)",
+                },
+                "normaliser": {
+                    "norm_mul": norm._norm_mul.tolist(),
+                    "norm_add": norm._norm_add.tolist(),
+                    "note": "float32 buffers over all 8 dataset variables (after the cp <- tp remap); the pre and "
+                    "post processors share them (the same tensors in the pickle)",
+                },
+                "weights_init": r["weights_init"],
+                "state_dict_equals": f"tests/data/model/{variant}.weights.safetensors under the prefix 'model.' "
+                "(plus pre_processors.* / post_processors.* normaliser buffers)",
+                **lists,
+            }
+            print(f"{variant}: {ckpt.stat().st_size} bytes, archive {archive!r}, {len(lists['state_dict'])} state-dict "
+                  f"tensors, {len(lists['non_persistent_buffers'])} non-persistent buffers, {time.time() - t0:.1f} s")
+            if variant == "transformer":
+                sd_path = out_dir / "state_dict.ckpt"
+                torch.save(interface.state_dict(), sd_path)
+                sd_path.chmod(0o644)
+                written[sd_path.name] = sd_path
+                reloaded = torch.load(sd_path, map_location="cpu", weights_only=True)
+                ref = interface.state_dict()
+                assert list(reloaded) == list(ref) and all(tensor_equal(reloaded[k], ref[k]) for k in ref)
+                doc_state_dict = {
+                    "file": sd_path.name,
+                    "what": "torch.save(<transformer AnemoiModelInterface>.state_dict()) (an OrderedDict with the "
+                    "_metadata attribute), loadable with torch.load(weights_only=True)",
+                    "archive": zip_members(sd_path)[0][0].split("/")[0],
+                    "pickle": pickle_globals(sd_path),
+                    "zip_members": zip_members(sd_path),
+                    "state_dict": "= models.transformer.state_dict (same names, shapes, dtypes, order, values)",
+                    "state_dict_aliases": "= models.transformer.state_dict_aliases (torch.save stores each shared "
+                    "storage once: the aliases point at the same data/<key>)",
+                }
+
+        # ---- evil.ckpt
+        evil = out_dir / "evil.ckpt"
+        evil_info = write_evil(evil, tmp)
+        written[evil.name] = evil
+        refused = None
+        try:
+            torch.load(evil, map_location="cpu", weights_only=True)
+        except Exception as exc:  # the weights-only unpickler must refuse os.system
+            lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "global" in ln]
+            refused = f"{type(exc).__name__}: {(lines or str(exc).splitlines())[0][:200]}"
+        assert refused is not None, "torch.load(weights_only=True) accepted evil.ckpt"
+        assert not Path(EVIL_MARKER).exists(), "the evil pickle was executed"
+        evil_globals = pickle_globals(evil)
+        assert "os system" in evil_globals["globals"]
+        doc_evil = {
+            "file": evil.name,
+            **evil_info,
+            "pickle": evil_globals,
+            "zip_members": zip_members(evil),
+            "zip_writer": "Python zipfile, ZIP_STORED, dates 1980-01-01, every record's data 64-byte aligned via an "
+            "'FB' local extra field (as torch); the other members are copied from torch.save of {'weight': arange(4) + 0.5}",
+            "torch_load_weights_only_true": refused,
+            "marker_file": EVIL_MARKER,
+        }
+
+    # ---- VERSIONS.json
+    sizes = {n: p.stat().st_size for n, p in sorted(written.items())}
+    doc = {
+        "generator": "tools/reference/make_checkpoint_fixtures.py",
+        "environment": versions(),
+        "anemoi_training_code_followed": f"anemoi-training {ANEMOI_TRAINING_VERSION}: diagnostics/callbacks/"
+        "checkpoint.py AnemoiCheckpoint._save_checkpoint (run), train/train.py AnemoiTrainer.metadata (run), "
+        "data/datamodule.py fill_metadata + data_indices (run), tasks/base.py fill_metadata (run), "
+        "train/methods/base.py BaseTrainingModule.__init__ via SingleTraining (run)",
+        "config": {
+            "variables": VARIABLES,
+            "forcing": FORCING,
+            "diagnostic": DIAGNOSTIC,
+            "normaliser": NORMALISER,
+            "statistics": {k: v.tolist() for k, v in stats.items()},
+            "statistics_note": "make_normaliser_fixture.make_statistics(): float64, dataset order, before remap",
+            "input_seed": INPUT_SEED,
+            "base_seed": BASE_SEED,
+        },
+        "determinism": "uuid4, datetime.now/utcnow, time.time fixed inside the anemoi modules while they run; "
+        "save_metadata's zip entries dated 1980-01-01 00:00:00; torch's entries carry the zero DOS date",
+        "graphs": graph_checks,
+        "notes": NOTES,
+        "models": doc_models,
+        "state_dict_ckpt": doc_state_dict,
+        "evil_ckpt": doc_evil,
+        "sha256": {n: sha256(p) for n, p in sorted(written.items())},
+        "sizes": sizes,
+    }
+    vpath = out_dir / "VERSIONS.json"
+    vpath.write_text(_json_text(doc))
+    for _ in range(3):
+        sizes["VERSIONS.json"] = vpath.stat().st_size
+        doc["total_bytes"] = sum(sizes.values())
+        vpath.write_text(_json_text(doc))
+    total = sum(p.stat().st_size for p in written.values()) + vpath.stat().st_size
+    for n, s in sorted(sizes.items()):
+        print(f"  {n:32s} {s:9d}")
+    print(f"total {total} bytes ({total / 2**20:.3f} MiB) in {out_dir}; {time.time() - t_start:.1f} s")
+    stray = sorted(q.name for q in out_dir.iterdir() if q.name not in written and q.name != "VERSIONS.json")
+    if stray:
+        print(f"warning: other files in {out_dir}: {stray}", file=sys.stderr)
+    if args.budget and total > args.budget:
+        print(f"error: fixtures total {total} bytes > budget {args.budget}", file=sys.stderr)
+        return 1
+
+    if args.check_rerun:
+        with tempfile.TemporaryDirectory() as t2:
+            cmd = [sys.executable, __file__, "--out", t2, "--anemoi-training", args.anemoi_training,
+                   "--lightning", args.lightning, "--budget", "0"]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            diff = [n for n in [*written, "VERSIONS.json"] if (Path(t2) / n).read_bytes() != (out_dir / n).read_bytes()]
+            if diff:
+                print(f"error: a second run differs in {diff}", file=sys.stderr)
+                return 1
+            print("second run: every file byte-identical")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
