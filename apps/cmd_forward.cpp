@@ -78,6 +78,12 @@ int run_forward(const ForwardArguments& args) {
     if (!args.save_config.empty()) io::write_text_atomically(args.save_config, model.config().source_yaml);
     const Tensor input = args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)
                                                    : model::read_input(args.input);
+    const auto grid_points = model.graph().node_set("data").count();
+    BOREAS_CHECK(input.rank() != 5 || input.dim(3) == grid_points,
+                 "input '{}' has {} grid points, but {} runs on a data grid of {}: inputs must be on "
+                 "the grid the model was trained on", args.input, input.dim(3),
+                 args.checkpoint.empty() ? "the model" : "checkpoint '" + args.checkpoint + "'",
+                 grid_points);
     if (!args.save_input.empty()) {
         io::SafetensorsWriter writer;
         writer.add<float>("input", input.shape(), input.values());

@@ -74,6 +74,32 @@ expect_error "cannot open '$work/missing.safetensors'" -- forward --config tiny 
 expect_error "has no tensor 'input'" -- forward --config tiny --input "$work/g.safetensors" -o "$work/y"
 expect_error "lack [0-9]+ tensor\\(s\\) the model needs" -- forward --config tiny --weights "$work/out.safetensors" --input synthetic -o "$work/y"
 [[ ! -e $work/y ]] || { echo "FAIL: a failed forward left $work/y" >&2; failures=$((failures + 1)); }
+
+# checkpoint: anemoi inference checkpoints read natively; bad ones refused with one line.
+ckpt=$(dirname "$0")/../data/checkpoint
+schema=$(dirname "$0")/../../docs/checkpoint-info-schema.json
+expect_ok checkpoint info "$ckpt/transformer.ckpt"
+expect_ok checkpoint info "$ckpt/graphtransformer.ckpt" --json
+/usr/bin/python3 - "$work/out" "$schema" <<'PY' || { echo "FAIL: checkpoint info --json does not validate" >&2; failures=$((failures + 1)); }
+import json, sys, jsonschema
+document = json.load(open(sys.argv[1]))
+jsonschema.validate(document, json.load(open(sys.argv[2])))
+assert document["boreas"]["processor"] == "graph_transformer" and document["parameters"] == 76962, document
+PY
+expect_ok forward --checkpoint "$ckpt/transformer.ckpt" --input "$ckpt/transformer.io.safetensors" -o "$work/ck.safetensors"
+rm -f /tmp/boreas-pickle-was-executed
+expect_error "evil.ckpt: the pickle holds a dict, not an anemoi inference checkpoint" -- checkpoint info "$ckpt/evil.ckpt"
+[[ ! -e /tmp/boreas-pickle-was-executed ]] || { echo "FAIL: evil.ckpt's os.system ran" >&2; failures=$((failures + 1)); }
+expect_error "state_dict.ckpt: the pickle holds a dict" -- forward --checkpoint "$ckpt/state_dict.ckpt" --input synthetic -o "$work/y"
+head -c 300000 "$ckpt/transformer.ckpt" >"$work/truncated.ckpt"
+expect_error "truncated.ckpt: cannot open as a zip archive" -- checkpoint info "$work/truncated.ckpt"
+printf 'PK\003\004 not really a zip' >"$work/garbage.ckpt"
+expect_error "garbage.ckpt: cannot open as a zip archive" -- checkpoint info "$work/garbage.ckpt"
+expect_error "excludes" -- forward --checkpoint "$ckpt/transformer.ckpt" --config tiny --input synthetic -o "$work/y"
+# The other grid: the tiny model's O16 input does not fit a checkpoint whose data grid differs.
+expect_ok forward --config tiny --set graph.data_grid=O8 --input synthetic --save-input "$work/o8.safetensors" -o "$work/o8out.safetensors"
+expect_error "o8.safetensors' has 544 grid points, but checkpoint .*transformer.ckpt' runs on a data grid of 1600" -- forward --checkpoint "$ckpt/transformer.ckpt" --input "$work/o8.safetensors" -o "$work/y"
+[[ ! -e $work/y ]] || { echo "FAIL: a failed forward left $work/y" >&2; failures=$((failures + 1)); }
 expect_error "" -- no-such-command
 
 echo "cli: $passes passed, $failures failed"
