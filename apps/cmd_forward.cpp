@@ -73,7 +73,7 @@ int run_forward(const ForwardArguments& args) {
     auto model = args.checkpoint.empty() ? configured_model(args, normaliser)
                                          : checkpoint_model(args, normaliser);
     // Exports for side-by-side runs (tools/peer): the exact model this run uses.
-    if (!args.save_weights.empty()) model.parameters().save(args.save_weights);
+    if (!args.save_weights.empty()) model.save_weights(args.save_weights);
     if (!args.save_graph.empty()) graphs::save_graph(model.graph(), args.save_graph);
     if (!args.save_config.empty()) io::write_text_atomically(args.save_config, model.config().source_yaml);
     const Tensor input = args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)

@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "boreas/graphs/graph.hpp"
 
 namespace boreas::graphs {
@@ -44,6 +46,42 @@ nlohmann::ordered_json summarise(const Graph& graph) {
     summary["provenance"] = graph.provenance;
     summary["format_version"] = kGraphFormatVersion;
     return summary;
+}
+
+namespace {
+
+struct Fnv1a {
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    void bytes(const void* data, std::size_t size) {
+        const auto* p = static_cast<const unsigned char*>(data);
+        for (std::size_t i = 0; i < size; ++i) hash = (hash ^ p[i]) * 0x100000001b3ULL;
+    }
+    template <typename T>
+    void values(const std::vector<T>& v) {
+        const std::uint64_t count = v.size();
+        bytes(&count, sizeof count);
+        bytes(v.data(), v.size() * sizeof(T));
+    }
+    void text(const std::string& s) { values(std::vector<char>(s.begin(), s.end())); }
+};
+
+}  // namespace
+
+std::string fingerprint(const Graph& graph) {
+    Fnv1a f;
+    for (const auto& [name, nodes] : graph.nodes) {
+        f.text(name);
+        f.values(nodes.coords);
+    }
+    for (const auto& [name, edges] : graph.edges) {
+        f.text(name);
+        f.values(edges.dst_offsets);
+        f.values(edges.src);
+        f.values(edges.perm);
+        f.values(edges.edge_length);
+        f.values(edges.edge_dirs);
+    }
+    return fmt::format("{:016x}", f.hash);
 }
 
 }  // namespace boreas::graphs

@@ -10,9 +10,21 @@ const ModelConfig& Model::config() const { return impl_->config; }
 const graphs::Graph& Model::graph() const { return *impl_->graph; }
 ParameterStore& Model::parameters() { return impl_->store; }
 const ParameterStore& Model::parameters() const { return impl_->store; }
+void Model::save_weights(const std::filesystem::path& path) const {
+    impl_->store.save(path, {{"boreas.graph_fingerprint", graphs::fingerprint(*impl_->graph)}});
+}
+
 void Model::load_weights(const std::filesystem::path& path) {
     {
         io::SafetensorsReader reader(path);
+        if (auto it = reader.metadata().find("boreas.graph_fingerprint"); it != reader.metadata().end()) {
+            const auto ours = graphs::fingerprint(*impl_->graph);
+            BOREAS_CHECK(it->second == ours,
+                         "weights '{}' were trained on graph {} and this graph is {}: its node "
+                         "coordinates, edge order or edge attributes differ, and trainable edge "
+                         "rows follow the edge order; use the graph the weights came with (--graph)",
+                         path.string(), it->second, ours);
+        }
         if (is_legacy_layout(reader)) {
             load_legacy_weights(impl_->store, reader, impl_->config, *impl_->graph);
             return;

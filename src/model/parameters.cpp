@@ -101,8 +101,10 @@ std::int64_t ParameterStore::parameter_count() const {
     return count;
 }
 
-void ParameterStore::save(const std::filesystem::path& path) const {
+void ParameterStore::save(const std::filesystem::path& path,
+                          const std::map<std::string, std::string>& metadata) const {
     io::SafetensorsWriter writer;
+    for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
     for (const auto& [name, entry] : entries_)
         writer.add<float>(name, entry.tensor.shape(), entry.tensor.values());
     writer.write(path);

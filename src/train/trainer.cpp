@@ -61,7 +61,7 @@ void save_checkpoint(const fs::path& dir, std::int64_t step, const model::Model&
     const fs::path temporary = dir / fmt::format(".tmp-{}-{}", step_name(step), static_cast<long>(::getpid()));
     fs::remove_all(temporary);
     fs::create_directories(temporary);
-    model.parameters().save(temporary / "weights.safetensors");
+    model.save_weights(temporary / "weights.safetensors");
     io::SafetensorsWriter moments;
     for (const auto& [name, s] : optimiser.state) {
         const auto shape = model.parameters().get(name).shape();
@@ -88,7 +88,7 @@ std::int64_t load_checkpoint(const fs::path& path, model::Model& model, Optimise
         for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
         BOREAS_FAIL("checkpoint '{}' was written for another config; differing keys: {}", path.string(), list);
     }
-    model.parameters().load(path / "weights.safetensors");
+    model.load_weights(path / "weights.safetensors");
     io::SafetensorsReader moments(path / "optimizer.safetensors");
     for (const auto& name : model.parameters().names()) {
         if (!moments.contains(name + ".exp_avg")) continue;

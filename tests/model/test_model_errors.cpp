@@ -161,3 +161,30 @@ TEST(ModelForward, BatchElementsAreIndependent) {
 }
 
 }  // namespace
+
+TEST(ModelErrors, WeightsOnAGraphWithAnotherEdgeOrderAreRefused) {
+    // Trainable edge rows follow the edge order: the same edges in another order inside one
+    // destination are another model. Saved weights carry their graph's fingerprint.
+    const auto model = tiny_model();
+    const auto path = temp_path("fingerprinted.safetensors");
+    model.save_weights(path);
+    auto config = boreas::model::load_config("tiny");
+    boreas::model::Model same(config, boreas::model::graph_for(config));
+    EXPECT_NO_THROW(same.load_weights(path));
+
+    auto reordered = std::make_shared<boreas::graphs::Graph>(model.graph());
+    auto& edges = reordered->edges.at("data_to_hidden");
+    std::int64_t dst = 0;  // a destination with at least two incoming edges
+    while (edges.dst_offsets[dst + 1] - edges.dst_offsets[dst] < 2) ++dst;
+    const auto a = edges.dst_offsets[dst], b = a + 1;
+    std::swap(edges.src[a], edges.src[b]);
+    std::swap(edges.perm[a], edges.perm[b]);
+    std::swap(edges.edge_length[a], edges.edge_length[b]);
+    std::swap(edges.edge_dirs[2 * a], edges.edge_dirs[2 * b]);
+    std::swap(edges.edge_dirs[2 * a + 1], edges.edge_dirs[2 * b + 1]);
+    boreas::model::Model other(config, reordered);
+    const auto message = error_of([&] { other.load_weights(path); });
+    EXPECT_TRUE(contains(message, "were trained on graph " + boreas::graphs::fingerprint(model.graph())))
+        << message;
+    EXPECT_TRUE(contains(message, "edge order")) << message;
+}

@@ -61,6 +61,12 @@ nlohmann::ordered_json summarise(const Graph& graph);
 /// coordinates); every neighbour search runs on these, with distances in double as sklearn does.
 std::vector<grids::Vec3> node_vectors(const NodeSet& nodes);
 
+/// 16 hex digits identifying the graph as a model sees it: node coordinates, each edge set's
+/// CSR structure, its permutation to anemoi's order and its edge attributes (FNV-1a over the
+/// bytes). Weights with trainable edge rows are tied to it: saved weights carry it, and loading
+/// them with a graph of another fingerprint is refused.
+std::string fingerprint(const Graph& graph);
+
 /// Checks CSR structure, index ranges and attribute sizes; throws naming `where` and the set.
 void validate(const Graph& graph, const std::string& where);
 

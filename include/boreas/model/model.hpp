@@ -63,7 +63,12 @@ public:
     /// graph's sin/cos features (else the weights belong to another graph), the
     /// layer_norm_attention_dest aliases must equal layer_norm_attention, and
     /// trainable_layout_version must be 1 (trainable edge rows in destination-sorted order).
+    /// Boreas-saved weights carry the fingerprint of their graph (save_weights); loading them with
+    /// another graph (other coordinates, edge order or attributes) is refused, since trainable
+    /// edge rows follow the edge order.
     void load_weights(const std::filesystem::path& path);
+    /// Writes the parameters (anemoi names) with the graph's fingerprint, atomically.
+    void save_weights(const std::filesystem::path& path) const;
 
     /// One step. input: [B, T, 1, N_data, V_in] normalised; returns [B, 1, 1, N_data, V_out]
     /// (normalised, residual and boundings applied), as anemoi-models returns it.

@@ -46,8 +46,10 @@ public:
     void assign(const std::string& name, std::span<const float> values, const std::string& origin);
     std::int64_t parameter_count() const;
     std::size_t size() const { return entries_.size(); }
-    /// Writes every parameter to a safetensors file (anemoi names), atomically.
-    void save(const std::filesystem::path& path) const;
+    /// Writes every parameter to a safetensors file (anemoi names), atomically, with `metadata`
+    /// in the header.
+    void save(const std::filesystem::path& path,
+              const std::map<std::string, std::string>& metadata = {}) const;
 
 private:
     struct Entry {
