@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "boreas/bench/roof.hpp"
 #include "boreas/core/context.hpp"
@@ -17,6 +18,7 @@
 #include "boreas/core/timer.hpp"
 #include "boreas/core/trace.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "boreas/model/checkpoint.hpp"
 #include "boreas/model/model.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
@@ -137,18 +139,24 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     if (options.threads > 0) omp_set_num_threads(options.threads);
     const std::string start = utc_now();
 
-    auto config = model::load_config(options.config, options.overrides);
-    if (!options.graph.empty()) config.graph.file = options.graph;
-    auto graph = model::graph_for(config);
-    model::Model model(config, graph);
-    if (options.weights.empty()) {
-        model.parameters().initialise(options.seed);
-    } else {
-        model.load_weights(options.weights);
-    }
-    const Tensor input = options.input.empty()
-                             ? model::synthetic_input(model, options.batch, options.seed)
-                             : model::read_input(options.input);
+    std::optional<model::Checkpoint> checkpoint;
+    if (!options.checkpoint.empty()) checkpoint.emplace(options.checkpoint);
+    auto make_model = [&]() {
+        if (checkpoint) return checkpoint->model();
+        auto c = model::load_config(options.config, options.overrides);
+        if (!options.graph.empty()) c.graph.file = options.graph;
+        model::Model m(c, model::graph_for(c));
+        if (options.weights.empty()) m.parameters().initialise(options.seed);
+        else m.load_weights(options.weights);
+        return m;
+    };
+    model::Model model = make_model();
+    const auto& config = model.config();
+    Tensor input = options.input.empty() ? model::synthetic_input(model, options.batch, options.seed)
+                                         : model::read_input(options.input);
+    // A checkpoint's inputs are in physical units; the model runs on normalised ones (the
+    // synthetic input already is).
+    if (checkpoint && !options.input.empty()) checkpoint->normaliser().normalise_input(input);
     const auto batch = input.dim(0);
     const auto roof = measure_roof({.gemm_shapes = {}, .use_cache = !options.fresh_roof});
     // A fresh roof measurement streams 384 MiB of triad arrays and the SGEMM operands: not the
@@ -262,7 +270,9 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                   {"threads", omp_get_max_threads()},
                                   {"seed", options.seed},
                                   {"batch", batch},
-                                  {"weights", options.weights.empty() ? "seeded" : options.weights},
+                                  {"weights", !options.checkpoint.empty() ? options.checkpoint
+                                              : options.weights.empty()  ? "seeded"
+                                                                         : options.weights},
                                   {"input", options.input.empty() ? "synthetic" : options.input}};
     document["roof"] = roof;
     PhaseCost total_cost;  // top-level phases only: processor/chunkK are parts of processor

@@ -95,6 +95,7 @@ head -c 300000 "$ckpt/transformer.ckpt" >"$work/truncated.ckpt"
 expect_error "truncated.ckpt: cannot open as a zip archive" -- checkpoint info "$work/truncated.ckpt"
 printf 'PK\003\004 not really a zip' >"$work/garbage.ckpt"
 expect_error "garbage.ckpt: cannot open as a zip archive" -- checkpoint info "$work/garbage.ckpt"
+expect_ok bench forward --checkpoint "$ckpt/graphtransformer.ckpt" --input "$ckpt/transformer.io.safetensors" --warmup 0 --repetitions 1
 expect_error "excludes" -- forward --checkpoint "$ckpt/transformer.ckpt" --config tiny --input synthetic -o "$work/y"
 # The other grid: the tiny model's O16 input does not fit a checkpoint whose data grid differs.
 expect_ok forward --config tiny --set graph.data_grid=O8 --input synthetic --save-input "$work/o8.safetensors" -o "$work/o8out.safetensors"

@@ -27,6 +27,7 @@ struct BenchOptions {
     std::string input;         ///< input file (default: the seeded synthetic input)
     std::string weights;       ///< weights file (default: seeded initialisation)
     std::string graph;         ///< graph file (default: the config's graph)
+    std::string checkpoint;    ///< anemoi inference checkpoint: config, graph and weights from it
     bool fresh_roof = false;
     bool activation_checkpointing = true;  ///< for train
     std::string command_line;
