@@ -8,6 +8,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/io/torch_checkpoint.hpp"
+#include "legacy_weights.hpp"
 #include "names.hpp"
 
 namespace boreas::model {
@@ -31,6 +32,14 @@ const pickle::Value* state_of(const pickle::Value* value) {
     if (value->kind == pickle::Kind::object && value->state && value->state->kind == pickle::Kind::dict)
         return value->state;
     return value->kind == pickle::Kind::dict ? value : nullptr;
+}
+
+/// provenance_training.module_versions[name]: {"version": "0.18.0"} (anemoi-utils >= 0.5) or
+/// "0.3.1" (older); nullptr if absent.
+const json* module_version(const json& metadata, const char* name) {
+    const auto* entry = find_path(metadata, {"provenance_training", "module_versions", name});
+    if (entry && entry->is_object()) entry = find_path(*entry, {"version"});
+    return entry && entry->is_string() ? entry : nullptr;
 }
 
 bool ends_with(const std::string& text, const std::string& suffix) {
@@ -62,6 +71,11 @@ struct Checkpoint::Impl {
     std::string dataset = "data";
     int multistep_output = 1;
     std::string precision;
+    /// anemoi-models 0.3.x (AIFS-single 1.0): no graph providers, mapper-owned edge buffers in
+    /// the graph's own order, other module names (legacy_weights.hpp).
+    bool legacy = false;
+    /// Settings the config does not state, taken from what the writing release's code does.
+    std::vector<std::string> implied;
 
     explicit Impl(const std::filesystem::path& p)
         : path(p), origin(p.string()), file(p) {
@@ -81,6 +95,7 @@ struct Checkpoint::Impl {
             if (!tensors.count(entry.name)) order.push_back(entry.name);
             tensors.emplace(entry.name, entry);
         }
+        legacy = tensors.count("model.trainable_data.trainable") > 0;
         config = read_config();
         graph = read_graph();
         graphs::validate(*graph, origin);
@@ -123,16 +138,25 @@ struct Checkpoint::Impl {
         }
         // Dataset variables in dataset order, from data.input.name_to_index.
         const auto& indices = data_indices();
-        const auto* name_to_index = find_path(indices, {"data", "input", "name_to_index"});
-        BOREAS_CHECK(name_to_index && name_to_index->is_object() && !name_to_index->empty(),
-                     "{}: anemoi.json data_indices.data.input.name_to_index is missing", origin);
-        std::vector<std::string> variables(name_to_index->size());
-        for (const auto& [name, index] : name_to_index->items()) {
-            BOREAS_CHECK(index.is_number_integer() && index.get<std::int64_t>() >= 0 &&
-                             index.get<std::size_t>() < variables.size() &&
-                             variables[index.get<std::size_t>()].empty(),
-                         "{}: data_indices name_to_index is not a permutation (at '{}')", origin, name);
-            variables[index.get<std::size_t>()] = name;
+        std::vector<std::string> variables;
+        if (const auto* name_to_index = find_path(indices, {"data", "input", "name_to_index"})) {
+            BOREAS_CHECK(name_to_index->is_object() && !name_to_index->empty(),
+                         "{}: anemoi.json data_indices.data.input.name_to_index is empty", origin);
+            variables.resize(name_to_index->size());
+            for (const auto& [name, index] : name_to_index->items()) {
+                BOREAS_CHECK(index.is_number_integer() && index.get<std::int64_t>() >= 0 &&
+                                 index.get<std::size_t>() < variables.size() &&
+                                 variables[index.get<std::size_t>()].empty(),
+                             "{}: data_indices name_to_index is not a permutation (at '{}')", origin, name);
+                variables[index.get<std::size_t>()] = name;
+            }
+        } else {
+            // Older metadata (anemoi-training 0.3): the dataset's own variable list.
+            const auto* list = find_path(metadata, {"dataset", "variables"});
+            BOREAS_CHECK(list && list->is_array() && !list->empty(),
+                         "{}: anemoi.json has neither data_indices.data.input.name_to_index nor "
+                         "dataset.variables", origin);
+            variables = list->get<std::vector<std::string>>();
         }
         // Forcing / diagnostic / normaliser: config.data.datasets.<name> (anemoi-training >= 0.16)
         // or config.data (older).
@@ -171,7 +195,19 @@ struct Checkpoint::Impl {
         const auto* model_section = find_path(c, {"model"});
         BOREAS_CHECK(model_section && model_section->is_object(), "{}: anemoi.json config.model is missing",
                      origin);
-        const json document = {{"model", *model_section},
+        json model_config = *model_section;
+        // Where a checkpoint's config is silent, what the writing code did is known: anemoi
+        // builds no boundings without a bounding list, and anemoi-models 0.3.x always adds the
+        // latent skip (it has no setting for it).
+        if (!model_config.contains("bounding")) {
+            model_config["bounding"] = json::array();
+            implied.push_back("model.bounding = [] (anemoi builds no boundings without a list)");
+        }
+        if (legacy && !find_path(model_config, {"model", "latent_skip"}) && !model_config.contains("latent_skip")) {
+            model_config["model"]["latent_skip"] = true;
+            implied.push_back("model.model.latent_skip = true (anemoi-models 0.3 always adds it)");
+        }
+        const json document = {{"model", model_config},
                                {"data", data},
                                {"training", {{"multistep_input", (*steps)["multistep_input"]}}}};
         // JSON is YAML: the same strict parser as for config files.
@@ -260,8 +296,9 @@ struct Checkpoint::Impl {
     graphs::EdgeSet edge_set(const std::string& provider, const std::string& source,
                              const std::string& target, std::int64_t sources, std::int64_t targets) const {
         const auto& index = tensor(provider + "edge_index_base");
-        const auto& perm = tensor(provider + "perm");
         const auto& attr = tensor(provider + "edge_attr");
+        if (legacy) return graph_order_edge_set(provider, index, attr, source, target, sources, targets);
+        const auto& perm = tensor(provider + "perm");
         BOREAS_CHECK(index.tensor->shape.size() == 2 && index.tensor->shape[0] == 2,
                      "{}: '{}edge_index_base' has shape {}, expected [2, edges]", origin, provider,
                      io::shape_string(index.tensor->shape));
@@ -302,20 +339,64 @@ struct Checkpoint::Impl {
         return set;
     }
 
+    /// anemoi-models 0.3.x: edges and attributes in the graph's own order; Boreas sorts them by
+    /// destination (stably) and keeps the permutation, as later releases do themselves.
+    graphs::EdgeSet graph_order_edge_set(const std::string& provider, const io::NamedTensor& index,
+                                         const io::NamedTensor& attr, const std::string& source,
+                                         const std::string& target, std::int64_t sources,
+                                         std::int64_t targets) const {
+        BOREAS_CHECK(index.tensor->shape.size() == 2 && index.tensor->shape[0] == 2,
+                     "{}: '{}' has shape {}, expected [2, edges]", origin, index.name,
+                     io::shape_string(index.tensor->shape));
+        const auto count = index.tensor->shape[1];
+        BOREAS_CHECK((attr.tensor->shape == std::vector<std::int64_t>{count, 3}),
+                     "{}: '{}' has shape {}, expected [{}, 3] (edge_length, edge_dirs)", origin,
+                     attr.name, io::shape_string(attr.tensor->shape), count);
+        const auto edges = file.read<std::int64_t>(*index.tensor, index.name);
+        const auto attributes = file.read<float>(*attr.tensor, attr.name);
+        graphs::EdgeSet set;
+        set.source = source;
+        set.target = target;
+        set.perm.resize(static_cast<std::size_t>(count));
+        for (std::int64_t e = 0; e < count; ++e) {
+            const auto src = edges[static_cast<std::size_t>(e)], dst = edges[static_cast<std::size_t>(count + e)];
+            BOREAS_CHECK(src >= 0 && src < sources && dst >= 0 && dst < targets,
+                         "{}: '{}' edge {} ({} -> {}) is out of range", origin, index.name, e, src, dst);
+            set.perm[static_cast<std::size_t>(e)] = e;
+        }
+        std::stable_sort(set.perm.begin(), set.perm.end(), [&](std::int64_t a, std::int64_t b) {
+            return edges[static_cast<std::size_t>(count + a)] < edges[static_cast<std::size_t>(count + b)];
+        });
+        set.src.resize(static_cast<std::size_t>(count));
+        set.dst_offsets.assign(static_cast<std::size_t>(targets + 1), 0);
+        set.edge_length.resize(static_cast<std::size_t>(count));
+        set.edge_dirs.resize(static_cast<std::size_t>(2 * count));
+        for (std::int64_t p = 0; p < count; ++p) {
+            const auto e = set.perm[static_cast<std::size_t>(p)];
+            set.src[p] = static_cast<std::int32_t>(edges[static_cast<std::size_t>(e)]);
+            ++set.dst_offsets[static_cast<std::size_t>(edges[static_cast<std::size_t>(count + e)] + 1)];
+            set.edge_length[p] = attributes[3 * e];
+            set.edge_dirs[2 * p] = attributes[3 * e + 1];
+            set.edge_dirs[2 * p + 1] = attributes[3 * e + 2];
+        }
+        for (std::size_t d = 1; d < set.dst_offsets.size(); ++d) set.dst_offsets[d] += set.dst_offsets[d - 1];
+        set.builder = {{"type", "checkpoint"}, {"buffers", provider}, {"order", "graph (anemoi-models 0.3)"}};
+        return set;
+    }
+
     std::shared_ptr<graphs::Graph> read_graph() const {
         const auto* hetero = hetero_data();
         auto out = std::make_shared<graphs::Graph>();
         out->nodes["data"] = node_set(hetero, dataset);
         out->nodes["hidden"] = node_set(hetero, config.hidden_nodes_name);
         const auto n_data = out->nodes["data"].count(), n_hidden = out->nodes["hidden"].count();
-        const std::string p = "model.";
-        out->edges["data_to_hidden"] =
-            edge_set(p + "encoder_graph_provider." + dataset + ".", "data", "hidden", n_data, n_hidden);
-        out->edges["hidden_to_data"] =
-            edge_set(p + "decoder_graph_provider." + dataset + ".", "hidden", "data", n_hidden, n_data);
+        const std::string encoder = legacy ? "model.encoder." : "model.encoder_graph_provider." + dataset + ".";
+        const std::string decoder = legacy ? "model.decoder." : "model.decoder_graph_provider." + dataset + ".";
+        const std::string processor = legacy ? "model.processor." : "model.processor_graph_provider.";
+        out->edges["data_to_hidden"] = edge_set(encoder, "data", "hidden", n_data, n_hidden);
+        out->edges["hidden_to_data"] = edge_set(decoder, "hidden", "data", n_hidden, n_data);
         if (config.processor.type != ProcessorType::transformer)
-            out->edges["hidden_to_hidden"] =
-                edge_set(p + "processor_graph_provider.", "hidden", "hidden", n_hidden, n_hidden);
+            out->edges["hidden_to_hidden"] = edge_set(processor, "hidden", "hidden", n_hidden, n_hidden);
         out->attributes = {{"source", "checkpoint"}};
         out->provenance = {{"checkpoint", origin}};
         return out;
@@ -325,7 +406,15 @@ struct Checkpoint::Impl {
     void load(Model& model) const {
         auto& store = model.parameters();
         std::set<std::string> used;
-        for (const auto& name : store.names()) {
+        if (legacy) {
+            LegacySource source;
+            source.origin = origin;
+            source.names = order;
+            source.shape = [&](const std::string& name) { return tensor(name).tensor->shape; };
+            source.read = [&](const std::string& name) { return file.read<float>(*tensor(name).tensor, name); };
+            used = load_legacy_parameters(store, source, "model.", config, *graph);
+        }
+        for (const auto& name : legacy ? std::vector<std::string>{} : store.names()) {
             const std::string key = "model." + name;
             const auto* entry = maybe(key);
             BOREAS_CHECK(entry, "{}: the checkpoint has no '{}', which Boreas' model needs: a layout "
@@ -356,8 +445,10 @@ struct Checkpoint::Impl {
                      "Boreas does not know (anemoi-models {})", origin,
                      entry.parameter ? "parameter" : "tensor", key, writer_version());
         const std::string name = key.substr(6);
-        if (name == names::kLatLonsData || name == names::kLatLonsHidden) {
-            const auto& nodes = graph->node_set(name == names::kLatLonsData ? "data" : "hidden");
+        const bool data_coords = name == names::kLatLonsData || (legacy && name == "latlons_data");
+        const bool hidden_coords = name == names::kLatLonsHidden || (legacy && name == "latlons_hidden");
+        if (data_coords || hidden_coords) {
+            const auto& nodes = graph->node_set(data_coords ? "data" : "hidden");
             const auto stored = file.read<float>(*entry.tensor, key);
             BOREAS_CHECK(static_cast<std::int64_t>(stored.size()) == 4 * nodes.count(),
                          "{}: '{}' has {} values, expected {} x 4", origin, key, stored.size(), nodes.count());
@@ -382,9 +473,12 @@ struct Checkpoint::Impl {
                              std::equal(alias.begin(), alias.end(), tensor.data()),
                          "{}: '{}' differs from '{}', which it aliases in anemoi", origin, key, original);
         } else {
-            const bool provider = name.find("graph_provider.") != std::string::npos &&
-                                  (ends_with(name, ".edge_attr") || ends_with(name, ".perm") ||
-                                   ends_with(name, ".edge_index_base") || ends_with(name, ".edge_inc"));
+            const bool edge_buffer = ends_with(name, ".edge_attr") || ends_with(name, ".perm") ||
+                                     ends_with(name, ".edge_index_base") || ends_with(name, ".edge_inc");
+            const bool provider = edge_buffer && (name.find("graph_provider.") != std::string::npos ||
+                                                  (legacy && (name.rfind("encoder.", 0) == 0 ||
+                                                              name.rfind("decoder.", 0) == 0 ||
+                                                              name.rfind("processor.", 0) == 0)));
             BOREAS_CHECK(provider, "{}: the checkpoint has buffer '{}' that Boreas' model has no place "
                          "for: a layout Boreas does not know (anemoi-models {})", origin, key,
                          writer_version());
@@ -392,8 +486,8 @@ struct Checkpoint::Impl {
     }
 
     std::string writer_version() const {
-        const auto* v = find_path(metadata, {"provenance_training", "module_versions", "anemoi.models", "version"});
-        return v && v->is_string() ? v->get<std::string>() : "unknown";
+        const auto* v = module_version(metadata, "anemoi.models");
+        return v ? v->get<std::string>() : "unknown";
     }
 
     Normaliser normaliser() const {
@@ -431,9 +525,8 @@ nlohmann::ordered_json Checkpoint::describe() const {
         return node ? nlohmann::ordered_json(*node) : nlohmann::ordered_json(nullptr);
     };
     nlohmann::ordered_json versions = nlohmann::ordered_json::object();
-    if (const auto* modules = find_path(m, {"provenance_training", "module_versions"}))
-        for (const char* name : {"anemoi.models", "anemoi.training", "anemoi.graphs", "anemoi.datasets", "torch"})
-            if (const auto* v = find_path(*modules, {name, "version"})) versions[name] = *v;
+    for (const char* name : {"anemoi.models", "anemoi.training", "anemoi.graphs", "anemoi.datasets", "torch"})
+        if (const auto* v = module_version(m, name)) versions[name] = *v;
     nlohmann::ordered_json variables = nlohmann::ordered_json::array();
     const auto inputs = c.input_variables();
     for (std::size_t i = 0; i < c.variables.size(); ++i) {
@@ -506,7 +599,8 @@ nlohmann::ordered_json Checkpoint::describe() const {
                                          : nlohmann::ordered_json(nullptr)},
                      {"inputs", inputs.size()},
                      {"outputs", c.output_variables().size()},
-                     {"accepted_without_effect", c.accepted}};
+                     {"accepted_without_effect", c.accepted},
+                     {"implied", impl_->implied}};
     return out;
 }
 

@@ -210,6 +210,13 @@ void check_edge_attributes(const YAML::Node& node, const std::string& path, cons
                  join(names));
 }
 
+/// anemoi-models 0.3's `activation` (later layer_kernels.Activation): Boreas computes GELU.
+void check_activation(Section& block, const std::string& path, const std::string& origin) {
+    const auto activation = block.get<std::string>("activation", "GELU");
+    BOREAS_CHECK(activation == "GELU", "{}: '{}.activation' is '{}'; Boreas implements GELU", origin,
+                 path, activation);
+}
+
 /// The options processor and mapper blocks share: those that change the numbers must be off.
 void check_block_options(Section& block, const std::string& path, const std::string& origin,
                          std::vector<std::string>& accepted) {
@@ -231,6 +238,7 @@ void check_block_options(Section& block, const std::string& path, const std::str
     BOREAS_CHECK(mlp == "mlp", "{}: '{}.mlp_implementation' is '{}'; Boreas implements 'mlp'", origin,
                  path, mlp);
     check_layer_kernels(block.raw("layer_kernels"), path + ".layer_kernels", origin, accepted);
+    check_activation(block, path, origin);
     if (block.has("attn_channels")) {
         const auto node = block.raw("attn_channels");
         BOREAS_CHECK(node.IsNull(), "{}: '{}.attn_channels' is {}; Boreas implements attention on "
@@ -446,6 +454,7 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     model.accept("sparse_projector", "used by other model classes");
     model.accept("recompile_limit", "torch.compile settings");
     check_layer_kernels(model.raw("layer_kernels"), "model.layer_kernels", origin, config.accepted);
+    check_activation(model, "model", origin);
     {
         Section residual = model.child("residual");
         const auto target = residual.get<std::string>("_target_", "SkipConnection");

@@ -1,6 +1,7 @@
 #include "legacy_weights.hpp"
 
 #include <set>
+#include <span>
 #include <vector>
 
 #include "boreas/core/error.hpp"
@@ -25,14 +26,14 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 }
 
 /// Where a current parameter lives in a 0.3.x file.
-struct LegacySource {
+struct LegacyName {
     std::string name;
     int qkv_part = -1;          ///< 0, 1, 2: the q, k or v rows of a fused lin_qkv
     std::string edge_set;       ///< trainable edge rows to reorder from anemoi's edge order
 };
 
-LegacySource legacy_source(const std::string& current, const ModelConfig& config) {
-    LegacySource source;
+LegacyName legacy_source(const std::string& current, const ModelConfig& config) {
+    LegacyName source;
     std::string name = current;
     if (name == "node_attributes.trainable_tensors.data.trainable") return {"trainable_data.trainable", -1, ""};
     if (name == "node_attributes.trainable_tensors.hidden.trainable") return {"trainable_hidden.trainable", -1, ""};
@@ -48,10 +49,12 @@ LegacySource legacy_source(const std::string& current, const ModelConfig& config
         replace_all(name, "proc.node_dst_mlp.mlp.2.", "proc.node_dst_mlp.3.");
         return {name, -1, ""};
     }
+    if (name == "processor_graph_provider.trainable.trainable")
+        return {"processor.trainable.trainable", -1, "hidden_to_hidden"};
     if (name.rfind("processor.proc.", 0) == 0) {
-        BOREAS_CHECK(config.processor.type == ProcessorType::transformer,
-                     "weights in the anemoi-models 0.3 layout are supported for the transformer "
-                     "processor only (AIFS-single 1.0)");
+        BOREAS_CHECK(config.processor.type != ProcessorType::gnn,
+                     "weights in the anemoi-models 0.3 layout are supported for the transformer and "
+                     "graph-transformer processors");
         const auto rest = name.substr(std::string("processor.proc.").size());
         const auto dot = rest.find('.');
         const int layer = std::stoi(rest.substr(0, dot));
@@ -59,6 +62,15 @@ LegacySource legacy_source(const std::string& current, const ModelConfig& config
         const int per_chunk = config.processor.num_layers / config.processor.num_chunks;
         const std::string prefix = "processor.proc." + std::to_string(layer / per_chunk) +
                                    ".blocks." + std::to_string(layer % per_chunk) + ".";
+        if (config.processor.type == ProcessorType::graph_transformer) {
+            // 0.3.x GraphTransformerProcessorBlock: layer_norm1 before attention, the MLP's
+            // LayerNorm as node_dst_mlp.0.
+            replace_prefix(leaf, "layer_norm_attention.", "layer_norm1.");
+            replace_prefix(leaf, "layer_norm_mlp_dst.", "node_dst_mlp.0.");
+            replace_prefix(leaf, "node_dst_mlp.mlp.0.", "node_dst_mlp.1.");
+            replace_prefix(leaf, "node_dst_mlp.mlp.2.", "node_dst_mlp.3.");
+            return {prefix + leaf, -1, ""};
+        }
         for (int part = 0; part < 3; ++part) {
             const std::string fused = std::string("attention.lin_") + "qkv"[part] + ".weight";
             if (leaf == fused) return {prefix + "attention.lin_qkv.weight", part, ""};
@@ -92,37 +104,62 @@ bool is_legacy_layout(const io::SafetensorsReader& reader) {
     return false;
 }
 
-void load_legacy_weights(ParameterStore& store, const io::SafetensorsReader& reader,
-                         const ModelConfig& config, const graphs::Graph& graph) {
-    const std::string file = reader.path().string();
-    const std::string prefix = model_prefix(reader);
+std::set<std::string> load_legacy_parameters(ParameterStore& store, const LegacySource& source,
+                                             const std::string& prefix, const ModelConfig& config,
+                                             const graphs::Graph& graph) {
+    const std::set<std::string> available(source.names.begin(), source.names.end());
     std::set<std::string> used;
     for (const auto& current : store.names()) {
-        const auto source = legacy_source(current, config);
-        const std::string name = prefix + source.name;
-        BOREAS_CHECK(reader.contains(name),
-                     "weights '{}' (anemoi-models 0.3 layout) lack '{}', needed for '{}'", file,
+        const auto legacy = legacy_source(current, config);
+        const std::string name = prefix + legacy.name;
+        BOREAS_CHECK(available.count(name),
+                     "{} (anemoi-models 0.3 layout) lacks '{}', needed for '{}'", source.origin,
                      name, current);
         used.insert(name);
         const auto& target = store.get(current);
-        const std::string origin = fmt::format("weights '{}': tensor '{}'", file, name);
-        if (source.qkv_part >= 0) {
+        const std::string origin = fmt::format("{}: tensor '{}'", source.origin, name);
+        const auto shape = source.shape(name);
+        if (legacy.qkv_part >= 0) {
             const auto rows = target.dim(0), cols = target.dim(1);
-            const auto fused = reader.view<float>(name, {3 * rows, cols});
-            store.assign(current, fused.subspan(source.qkv_part * rows * cols, rows * cols), origin);
-        } else if (!source.edge_set.empty()) {
-            // 0.3 keeps trainable edge rows in the graph's edge order; Boreas in CSR order.
-            const auto& edges = graph.edge_set(source.edge_set);
-            const auto width = target.dim(1);
-            const auto stored = reader.view<float>(name, target.shape());
-            std::vector<float> reordered(stored.size());
-            for (std::int64_t p = 0; p < edges.count(); ++p)
-                std::copy_n(stored.begin() + edges.perm[p] * width, width, reordered.begin() + p * width);
-            store.assign(current, reordered, origin);
-        } else {
-            store.assign(current, reader.view<float>(name, target.shape()), origin);
+            BOREAS_CHECK((shape == std::vector<std::int64_t>{3 * rows, cols}),
+                         "{} has shape {}, expected [{}, {}] (q, k and v rows)", origin,
+                         io::shape_string(shape), 3 * rows, cols);
+            const auto fused = source.read(name);
+            store.assign(current,
+                         std::span<const float>(fused).subspan(legacy.qkv_part * rows * cols, rows * cols),
+                         origin);
+            continue;
         }
+        BOREAS_CHECK(shape == target.shape(), "{} has shape {}, expected {}", origin,
+                     io::shape_string(shape), target.shape_string());
+        const auto stored = source.read(name);
+        if (legacy.edge_set.empty()) {
+            store.assign(current, stored, origin);
+            continue;
+        }
+        // 0.3 keeps trainable edge rows in the graph's edge order; Boreas in CSR order.
+        const auto& edges = graph.edge_set(legacy.edge_set);
+        const auto width = target.dim(1);
+        std::vector<float> reordered(stored.size());
+        for (std::int64_t p = 0; p < edges.count(); ++p)
+            std::copy_n(stored.begin() + edges.perm[p] * width, width, reordered.begin() + p * width);
+        store.assign(current, reordered, origin);
     }
+    return used;
+}
+
+void load_legacy_weights(ParameterStore& store, const io::SafetensorsReader& reader,
+                         const ModelConfig& config, const graphs::Graph& graph) {
+    const std::string file = reader.path().string();
+    LegacySource source;
+    source.origin = fmt::format("weights '{}'", file);
+    for (const auto& [name, info] : reader.tensors()) source.names.push_back(name);
+    source.shape = [&](const std::string& name) { return reader.info(name).shape; };
+    source.read = [&](const std::string& name) {
+        const auto view = reader.view<float>(name);
+        return std::vector<float>(view.begin(), view.end());
+    };
+    const auto used = load_legacy_parameters(store, source, model_prefix(reader), config, graph);
     // Buffers 0.3 saves with the parameters; anything else is an error.
     for (const auto& [name, info] : reader.tensors()) {
         if (used.count(name)) continue;
