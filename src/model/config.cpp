@@ -592,6 +592,9 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     data.finish();
     Section training = top.child("training");
     config.multistep_input = training.required_positive<int>("multistep_input");
+    const int output_steps = training.positive<int>("multistep_output", 1);
+    BOREAS_CHECK(output_steps == 1, "{}: training.multistep_output is {}; Boreas implements one output "
+                 "step per forward (anemoi's n_step_output = 1)", origin, output_steps);
     training.finish();
     parse_graph(top.child("graph"), config.graph, origin);
     top.finish();

@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "boreas/model/config.hpp"
+#include "boreas/model/model.hpp"
 #include "support/test_support.hpp"
 
 using boreas::testing_support::error_of;
@@ -123,6 +125,9 @@ TEST(AnemoiConfig, ValuesBoreasCannotHonourAreRefusedByName) {
         {"model.model._target_", "anemoi.models.models.AnemoiModelEncHierProcDec"},
         {"model.encoder.trainable_size", "3"},
         {"model.processor.flash_kernels", "true"},
+        {"training.multistep_output", "2"},
+        {"model.processor.activation", "SiLU"},
+        {"model.processor.attn_channels", "64"},
     };
     for (const auto& [key, value] : cases) {
         const auto message = error_of([&] { boreas::model::parse_config(emit(edited(base, key, value)), "t"); });
@@ -133,4 +138,20 @@ TEST(AnemoiConfig, ValuesBoreasCannotHonourAreRefusedByName) {
     EXPECT_NO_THROW(boreas::model::parse_config(
         emit(edited(base, "model.layer_kernels.LayerNorm._target_",
                     "anemoi.models.layers.normalization.AutocastLayerNorm")), "t"));
+}
+
+TEST(AnemoiConfig, AnemoisFullSizeConfigsRunUnchanged) {
+    // anemoi's own model configs at their full size (1024 channels, 16 layers, 16 heads) on a
+    // small graph: a model is built and runs one step.
+    for (const std::string kind : {"transformer", "graphtransformer"}) {
+        auto root = full_config(kind);
+        if (kind == "transformer") root["graph"] = YAML::Load("{data_grid: O16, hidden_grid: O4}");
+        const auto config = boreas::model::parse_config(emit(root), kind);
+        boreas::model::Model model(config, boreas::model::graph_for(config));
+        model.parameters().initialise(3);
+        const auto input = boreas::model::synthetic_input(model, 1, 5);
+        const auto output = model.forward(input);
+        EXPECT_EQ(output.shape(), (std::vector<std::int64_t>{1, 1, 1, model.graph().node_set("data").count(), 6}));
+        for (const float v : output.values()) ASSERT_TRUE(std::isfinite(v)) << kind;
+    }
 }
