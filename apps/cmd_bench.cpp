@@ -43,11 +43,13 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
     auto* command = app.add_subcommand("bench", "Benchmark the model: per-phase times against the measured roof");
     command->add_option("what", options->what, "forward | all (train comes with the training step)")
         ->required();
-    auto* config = command->add_option("--config", options->config, "Built-in config or YAML file")->capture_default_str();
-    auto* set = command->add_option("--set", options->overrides, "Override a config key: key.path=value");
-    auto* checkpoint = command->add_option(
-        "--checkpoint", options->checkpoint,
-        "anemoi inference checkpoint: config, graph and weights from it (--input in physical units)");
+    auto* config = command->add_option("--config", options->config, "Built-in config or YAML file")
+                       ->capture_default_str();
+    auto* set =
+        command->add_option("--set", options->overrides, "Override a config key: key.path=value");
+    auto* checkpoint = command->add_option("--checkpoint", options->checkpoint,
+                                           "anemoi inference checkpoint: config, graph and weights "
+                                           "from it (--input in physical units)");
     command->add_option("--warmup", options->warmup, "Untimed steps first")->capture_default_str();
     command->add_option("--repetitions", options->repetitions, "Timed steps (at least)")->capture_default_str();
     command->add_option("--min-time", options->min_time, "Repeat until this many seconds were timed")
@@ -59,8 +61,10 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
     command->add_option("--seed", options->seed, "Seed of weights and input")->capture_default_str();
     command->add_option("--verify", options->verify, "Compare the output with this forward output file");
     command->add_option("--input", options->input, "Input file (default: seeded synthetic input)");
-    auto* weights = command->add_option("--weights", options->weights, "Weights file (default: seeded initialisation)");
-    auto* graph = command->add_option("--graph", options->graph, "Graph file (default: the config's graph)");
+    auto* weights = command->add_option("--weights", options->weights,
+                                        "Weights file (default: seeded initialisation)");
+    auto* graph =
+        command->add_option("--graph", options->graph, "Graph file (default: the config's graph)");
     for (auto* option : {config, set, weights, graph}) checkpoint->excludes(option);
     command->add_flag("--activation-checkpointing,!--no-activation-checkpointing", options->activation_checkpointing,
                       "train: recompute activations in backward (default on)");

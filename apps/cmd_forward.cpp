@@ -34,7 +34,8 @@ struct ForwardArguments {
 };
 
 /// The model from an anemoi checkpoint: config, graph, weights and normaliser all from it.
-model::Model checkpoint_model(const ForwardArguments& args, std::optional<model::Normaliser>& normaliser) {
+model::Model checkpoint_model(const ForwardArguments& args,
+                              std::optional<model::Normaliser>& normaliser) {
     const model::Checkpoint checkpoint(args.checkpoint);
     auto model = checkpoint.model();
     normaliser.emplace(checkpoint.normaliser());
@@ -46,7 +47,8 @@ model::Model checkpoint_model(const ForwardArguments& args, std::optional<model:
     return model;
 }
 
-model::Model configured_model(const ForwardArguments& args, std::optional<model::Normaliser>& normaliser) {
+model::Model configured_model(const ForwardArguments& args,
+                              std::optional<model::Normaliser>& normaliser) {
     auto config = model::load_config(args.config, args.overrides);
     if (!args.graph.empty()) config.graph.file = args.graph;
     auto graph = model::graph_for(config);
@@ -61,7 +63,7 @@ model::Model configured_model(const ForwardArguments& args, std::optional<model:
     }
     if (!args.statistics.empty()) {
         normaliser.emplace(model.config(), model::read_statistics(args.statistics,
-                                                                   model.config().variables.size()));
+                                                                  model.config().variables.size()));
     }
     return model;
 }
@@ -79,11 +81,13 @@ int run_forward(const ForwardArguments& args) {
     const Tensor input = args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)
                                                    : model::read_input(args.input);
     const auto grid_points = model.graph().node_set("data").count();
-    BOREAS_CHECK(input.rank() != 5 || input.dim(3) == grid_points,
-                 "input '{}' has {} grid points, but {} runs on a data grid of {}: inputs must be on "
-                 "the grid the model was trained on", args.input, input.dim(3),
-                 args.checkpoint.empty() ? "the model" : "checkpoint '" + args.checkpoint + "'",
-                 grid_points);
+    BOREAS_CHECK(
+        input.rank() != 5 || input.dim(3) == grid_points,
+        "input '{}' has {} grid points, but {} runs on a data grid of {}: inputs must be on "
+        "the grid the model was trained on",
+        args.input, input.dim(3),
+        args.checkpoint.empty() ? "the model" : "checkpoint '" + args.checkpoint + "'",
+        grid_points);
     if (!args.save_input.empty()) {
         io::SafetensorsWriter writer;
         writer.add<float>("input", input.shape(), input.values());
@@ -117,25 +121,30 @@ int run_forward(const ForwardArguments& args) {
 Runner add_forward_command(CLI::App& app) {
     auto args = std::make_shared<ForwardArguments>();
     auto* command = app.add_subcommand("forward", "Run one forecast step of a model");
-    auto* config = command->add_option("--config", args->config,
-                        "Built-in config (tiny, small, o96, aifs-n320) or a YAML file")
-        ->capture_default_str();
+    auto* config = command
+                       ->add_option("--config", args->config,
+                                    "Built-in config (tiny, small, o96, aifs-n320) or a YAML file")
+                       ->capture_default_str();
     auto* checkpoint = command->add_option(
         "--checkpoint", args->checkpoint,
         "anemoi inference checkpoint: config, graph, weights and normaliser from it; input and "
         "output in physical units");
-    auto* set = command->add_option("--set", args->overrides, "Override a config key: model.num_channels=256");
-    auto* weights = command->add_option("--weights", args->weights,
-                        "safetensors with anemoi state-dict names (default: seeded initialisation)");
-    auto* graph = command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
+    auto* set = command->add_option("--set", args->overrides,
+                                    "Override a config key: model.num_channels=256");
+    auto* weights = command->add_option(
+        "--weights", args->weights,
+        "safetensors with anemoi state-dict names (default: seeded initialisation)");
+    auto* graph =
+        command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
     command->add_option("--input", args->input,
                         "safetensors with 'input' [batch, steps, 1, nodes, vars], or 'synthetic'")
         ->required();
     command->add_option("-o,--output", args->output, "Where to write the output (safetensors)")
         ->required();
-    auto* statistics = command->add_option("--statistics", args->statistics,
-                        "Dataset statistics (mean, stdev, minimum, maximum): input and output are "
-                        "then in physical units, normalised as data.normalizer says");
+    auto* statistics = command->add_option(
+        "--statistics", args->statistics,
+        "Dataset statistics (mean, stdev, minimum, maximum): input and output are "
+        "then in physical units, normalised as data.normalizer says");
     command->add_option("--seed", args->seed, "Seed for weights and synthetic input")
         ->capture_default_str();
     command->add_option("--batch", args->batch, "Batch size of a synthetic input")

@@ -146,14 +146,17 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         auto c = model::load_config(options.config, options.overrides);
         if (!options.graph.empty()) c.graph.file = options.graph;
         model::Model m(c, model::graph_for(c));
-        if (options.weights.empty()) m.parameters().initialise(options.seed);
-        else m.load_weights(options.weights);
+        if (options.weights.empty())
+            m.parameters().initialise(options.seed);
+        else
+            m.load_weights(options.weights);
         return m;
     };
     model::Model model = make_model();
     const auto& config = model.config();
-    Tensor input = options.input.empty() ? model::synthetic_input(model, options.batch, options.seed)
-                                         : model::read_input(options.input);
+    Tensor input = options.input.empty()
+                       ? model::synthetic_input(model, options.batch, options.seed)
+                       : model::read_input(options.input);
     // A checkpoint's inputs are in physical units; the model runs on normalised ones (the
     // synthetic input already is).
     if (checkpoint && !options.input.empty()) checkpoint->normaliser().normalise_input(input);
@@ -271,8 +274,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                   {"seed", options.seed},
                                   {"batch", batch},
                                   {"weights", !options.checkpoint.empty() ? options.checkpoint
-                                              : options.weights.empty()  ? "seeded"
-                                                                         : options.weights},
+                                              : options.weights.empty()   ? "seeded"
+                                                                          : options.weights},
                                   {"input", options.input.empty() ? "synthetic" : options.input}};
     document["roof"] = roof;
     PhaseCost total_cost;  // top-level phases only: processor/chunkK are parts of processor

@@ -11,19 +11,32 @@ namespace boreas::io::pickle {
 
 const char* kind_name(Kind kind) {
     switch (kind) {
-        case Kind::none: return "None";
-        case Kind::boolean: return "bool";
-        case Kind::integer: return "int";
-        case Kind::floating: return "float";
-        case Kind::string: return "str";
-        case Kind::bytes: return "bytes";
-        case Kind::tuple: return "tuple";
-        case Kind::list: return "list";
-        case Kind::dict: return "dict";
-        case Kind::global: return "global";
-        case Kind::object: return "object";
-        case Kind::storage: return "storage";
-        case Kind::tensor: return "tensor";
+        case Kind::none:
+            return "None";
+        case Kind::boolean:
+            return "bool";
+        case Kind::integer:
+            return "int";
+        case Kind::floating:
+            return "float";
+        case Kind::string:
+            return "str";
+        case Kind::bytes:
+            return "bytes";
+        case Kind::tuple:
+            return "tuple";
+        case Kind::list:
+            return "list";
+        case Kind::dict:
+            return "dict";
+        case Kind::global:
+            return "global";
+        case Kind::object:
+            return "object";
+        case Kind::storage:
+            return "storage";
+        case Kind::tensor:
+            return "tensor";
     }
     return "?";
 }
@@ -31,7 +44,8 @@ const char* kind_name(Kind kind) {
 const Value* Value::get(std::string_view key) const {
     const Value* found = nullptr;
     for (const auto& [k, v] : entries)
-        if (k->kind == Kind::string && k->text == key) found = v;  // the last one wins, as in Python
+        if (k->kind == Kind::string && k->text == key)
+            found = v;  // the last one wins, as in Python
     return found;
 }
 
@@ -47,11 +61,11 @@ std::optional<std::string_view> Value::as_string() const {
 
 std::optional<DType> storage_dtype(std::string_view type_name) {
     static constexpr std::pair<std::string_view, DType> kTypes[] = {
-        {"torch.FloatStorage", DType::F32},  {"torch.DoubleStorage", DType::F64},
-        {"torch.HalfStorage", DType::F16},   {"torch.BFloat16Storage", DType::BF16},
-        {"torch.LongStorage", DType::I64},   {"torch.IntStorage", DType::I32},
-        {"torch.ShortStorage", DType::I16},  {"torch.CharStorage", DType::I8},
-        {"torch.ByteStorage", DType::U8},    {"torch.BoolStorage", DType::BOOL},
+        {"torch.FloatStorage", DType::F32}, {"torch.DoubleStorage", DType::F64},
+        {"torch.HalfStorage", DType::F16},  {"torch.BFloat16Storage", DType::BF16},
+        {"torch.LongStorage", DType::I64},  {"torch.IntStorage", DType::I32},
+        {"torch.ShortStorage", DType::I16}, {"torch.CharStorage", DType::I8},
+        {"torch.ByteStorage", DType::U8},   {"torch.BoolStorage", DType::BOOL},
     };
     for (const auto& [name, dtype] : kTypes)
         if (name == type_name) return dtype;
@@ -84,13 +98,14 @@ std::int64_t storage_extent(const Value& tensor, const std::string& what) {
                          !__builtin_add_overflow(last, reach, &last),
                      "{}: tensor extent overflows", what);
     }
-    BOREAS_CHECK(last < std::numeric_limits<std::int64_t>::max(), "{}: tensor extent overflows", what);
+    BOREAS_CHECK(last < std::numeric_limits<std::int64_t>::max(), "{}: tensor extent overflows",
+                 what);
     return last + 1;
 }
 
 // The parser is a class (a friend of Document) so that it can fill the arena.
 class Parser {
-public:
+  public:
     Parser(std::span<const std::byte> data, const std::string& origin, const Limits& limits)
         : data_(data), origin_(origin), limits_(limits) {}
 
@@ -110,7 +125,7 @@ public:
         return std::move(document_);
     }
 
-private:
+  private:
     template <typename... Args>
     [[noreturn]] void bad(fmt::format_string<Args...> format, Args&&... args) {
         BOREAS_FAIL("{}: corrupt pickle at byte {} (opcode 0x{:02x}): {}", origin_, op_pos_, op_,
@@ -127,7 +142,8 @@ private:
     std::uint64_t unsigned_le(int bytes) {
         const auto raw = take(bytes);
         std::uint64_t value = 0;
-        for (int i = bytes - 1; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(raw[i]);
+        for (int i = bytes - 1; i >= 0; --i)
+            value = (value << 8) | static_cast<unsigned char>(raw[i]);
         return value;
     }
     std::string_view line() {
@@ -201,7 +217,8 @@ private:
     }
 
     void memo_put(std::uint64_t index) {
-        if (index > std::numeric_limits<std::uint32_t>::max()) bad("memo index {} too large", index);
+        if (index > std::numeric_limits<std::uint32_t>::max())
+            bad("memo index {} too large", index);
         memo_[static_cast<std::uint32_t>(index)] = top();
     }
     void memo_get(std::uint64_t index) {
@@ -238,9 +255,12 @@ private:
         }
     }
     void append(Value* target, Value* item) {
-        if (target->kind == Kind::list) target->items.push_back(item);
-        else if (target->kind == Kind::object) target->appended.push_back(item);
-        else bad("APPEND on a {}", kind_name(target->kind));
+        if (target->kind == Kind::list)
+            target->items.push_back(item);
+        else if (target->kind == Kind::object)
+            target->appended.push_back(item);
+        else
+            bad("APPEND on a {}", kind_name(target->kind));
     }
 
     // ---- the allow-list: pure data constructors; everything else stays inert
@@ -257,8 +277,10 @@ private:
         }
         auto* object = make(Kind::object);
         object->callable = callable;
-        if (args->kind == Kind::tuple) object->items = args->items;
-        else object->items = {args};
+        if (args->kind == Kind::tuple)
+            object->items = args->items;
+        else
+            object->items = {args};
         return object;
     }
 
@@ -277,7 +299,8 @@ private:
             if (pairs->kind != Kind::list && pairs->kind != Kind::tuple)
                 bad("collections.OrderedDict expects a list of pairs");
             for (auto* pair : pairs->items) {
-                if ((pair->kind != Kind::list && pair->kind != Kind::tuple) || pair->items.size() != 2)
+                if ((pair->kind != Kind::list && pair->kind != Kind::tuple) ||
+                    pair->items.size() != 2)
                     bad("collections.OrderedDict expects pairs");
                 set_item(dict, pair->items[0], pair->items[1]);
             }
@@ -286,7 +309,8 @@ private:
     }
 
     std::vector<std::int64_t> integers(const Value* value, const char* what) {
-        if (value->kind != Kind::tuple && value->kind != Kind::list) bad("{} must be a tuple", what);
+        if (value->kind != Kind::tuple && value->kind != Kind::list)
+            bad("{} must be a tuple", what);
         if (value->items.size() > 64) bad("{} has {} entries", what, value->items.size());
         std::vector<std::int64_t> out;
         for (const auto* item : value->items) {
@@ -328,7 +352,8 @@ private:
         if (a[0]->kind != Kind::global || a[2]->kind != Kind::tuple)
             bad("torch._tensor._rebuild_from_type_v2 expects a function and an argument tuple");
         auto* rebuilt = call(a[0], a[2]);
-        if (rebuilt->kind != Kind::tensor) bad("torch._tensor._rebuild_from_type_v2 of {}", a[0]->text);
+        if (rebuilt->kind != Kind::tensor)
+            bad("torch._tensor._rebuild_from_type_v2 of {}", a[0]->text);
         return rebuilt;
     }
 
@@ -336,7 +361,8 @@ private:
         // torch.save: ('storage', storage_type, key, location, numel)
         if (pid->kind != Kind::tuple || pid->items.size() != 5 ||
             pid->items[0]->as_string() != std::optional<std::string_view>("storage"))
-            bad("persistent id is not a torch storage record ('storage', type, key, location, numel)");
+            bad("persistent id is not a torch storage record ('storage', type, key, location, "
+                "numel)");
         const auto& a = pid->items;
         if (a[1]->kind != Kind::global || a[2]->kind != Kind::string ||
             a[3]->kind != Kind::string || a[4]->kind != Kind::integer || a[4]->integer < 0)
@@ -358,14 +384,23 @@ private:
                 if (version > 5) bad("protocol {} is newer than 5", version);
                 break;
             }
-            case 0x95: take(8); break;  // FRAME: a hint only
+            case 0x95:
+                take(8);
+                break;  // FRAME: a hint only
             case '(':
-                if (marks_.size() >= limits_.max_depth) bad("MARKs nested deeper than {}", limits_.max_depth);
+                if (marks_.size() >= limits_.max_depth)
+                    bad("MARKs nested deeper than {}", limits_.max_depth);
                 marks_.push_back(stack_.size());
                 break;
-            case '0': pop(); break;  // POP
-            case '1': pop_to_mark(); break;  // POP_MARK
-            case '2': push(top()); break;  // DUP
+            case '0':
+                pop();
+                break;  // POP
+            case '1':
+                pop_to_mark();
+                break;  // POP_MARK
+            case '2':
+                push(top());
+                break;  // DUP
             // integers and booleans
             case 'I': {
                 const auto text = line();
@@ -378,17 +413,26 @@ private:
                 }
                 break;
             }
-            case 'L': push(make_integer(integer_text(line()))); break;
-            case 'J': push(make_integer(static_cast<std::int32_t>(unsigned_le(4)))); break;
-            case 'K': push(make_integer(static_cast<std::int64_t>(unsigned_le(1)))); break;
-            case 'M': push(make_integer(static_cast<std::int64_t>(unsigned_le(2)))); break;
+            case 'L':
+                push(make_integer(integer_text(line())));
+                break;
+            case 'J':
+                push(make_integer(static_cast<std::int32_t>(unsigned_le(4))));
+                break;
+            case 'K':
+                push(make_integer(static_cast<std::int64_t>(unsigned_le(1))));
+                break;
+            case 'M':
+                push(make_integer(static_cast<std::int64_t>(unsigned_le(2))));
+                break;
             case 0x8a:
             case 0x8b: {  // LONG1, LONG4: little-endian two's complement
                 const auto count = unsigned_le(op_ == 0x8a ? 1 : 4);
                 if (count > 8) bad("integer of {} bytes does not fit 64 bits", count);
                 const auto raw = take(count);
                 std::uint64_t bits = 0;
-                for (std::size_t i = count; i-- > 0;) bits = (bits << 8) | static_cast<unsigned char>(raw[i]);
+                for (std::size_t i = count; i-- > 0;)
+                    bits = (bits << 8) | static_cast<unsigned char>(raw[i]);
                 if (count > 0 && count < 8 && (static_cast<unsigned char>(raw[count - 1]) & 0x80))
                     bits |= ~std::uint64_t{0} << (8 * count);  // sign-extend
                 push(make_integer(static_cast<std::int64_t>(bits)));
@@ -401,12 +445,15 @@ private:
                 push(value);
                 break;
             }
-            case 'N': push(make(Kind::none)); break;
+            case 'N':
+                push(make(Kind::none));
+                break;
             case 'F': {
                 const auto text = std::string(line());
                 char* end = nullptr;
                 const double parsed = std::strtod(text.c_str(), &end);
-                if (text.empty() || end != text.c_str() + text.size()) bad("'{}' is not a float", text);
+                if (text.empty() || end != text.c_str() + text.size())
+                    bad("'{}' is not a float", text);
                 auto* value = make(Kind::floating);
                 value->floating = parsed;
                 push(value);
@@ -432,19 +479,41 @@ private:
                 push(make_text(Kind::string, std::string(text)));
                 break;
             }
-            case 'V': push(make_text(Kind::string, std::string(line()))); break;  // UNICODE
-            case 'T': push(make_text(Kind::string, text_of(take(unsigned_le(4))))); break;
-            case 'U': push(make_text(Kind::string, text_of(take(unsigned_le(1))))); break;
-            case 'X': push(make_text(Kind::string, text_of(take(unsigned_le(4))))); break;
-            case 0x8c: push(make_text(Kind::string, text_of(take(unsigned_le(1))))); break;
-            case 0x8d: push(make_text(Kind::string, text_of(take(unsigned_le(8))))); break;
-            case 'B': push(make_text(Kind::bytes, text_of(take(unsigned_le(4))))); break;
-            case 'C': push(make_text(Kind::bytes, text_of(take(unsigned_le(1))))); break;
+            case 'V':
+                push(make_text(Kind::string, std::string(line())));
+                break;  // UNICODE
+            case 'T':
+                push(make_text(Kind::string, text_of(take(unsigned_le(4)))));
+                break;
+            case 'U':
+                push(make_text(Kind::string, text_of(take(unsigned_le(1)))));
+                break;
+            case 'X':
+                push(make_text(Kind::string, text_of(take(unsigned_le(4)))));
+                break;
+            case 0x8c:
+                push(make_text(Kind::string, text_of(take(unsigned_le(1)))));
+                break;
+            case 0x8d:
+                push(make_text(Kind::string, text_of(take(unsigned_le(8)))));
+                break;
+            case 'B':
+                push(make_text(Kind::bytes, text_of(take(unsigned_le(4)))));
+                break;
+            case 'C':
+                push(make_text(Kind::bytes, text_of(take(unsigned_le(1)))));
+                break;
             case 0x8e:
-            case 0x96: push(make_text(Kind::bytes, text_of(take(unsigned_le(8))))); break;
+            case 0x96:
+                push(make_text(Kind::bytes, text_of(take(unsigned_le(8)))));
+                break;
             // tuples
-            case ')': push(tuple({})); break;
-            case 't': push(tuple(pop_to_mark())); break;
+            case ')':
+                push(tuple({}));
+                break;
+            case 't':
+                push(tuple(pop_to_mark()));
+                break;
             case 0x85:
             case 0x86:
             case 0x87: {
@@ -455,7 +524,9 @@ private:
                 break;
             }
             // lists
-            case ']': push(make(Kind::list)); break;
+            case ']':
+                push(make(Kind::list));
+                break;
             case 'l': {
                 auto* list = make(Kind::list);
                 list->items = pop_to_mark();
@@ -474,12 +545,15 @@ private:
                 break;
             }
             // dicts
-            case '}': push(make(Kind::dict)); break;
+            case '}':
+                push(make(Kind::dict));
+                break;
             case 'd': {
                 auto items = pop_to_mark();
                 if (items.size() % 2) bad("DICT with an odd number of items");
                 auto* dict = make(Kind::dict);
-                for (std::size_t i = 0; i < items.size(); i += 2) set_item(dict, items[i], items[i + 1]);
+                for (std::size_t i = 0; i < items.size(); i += 2)
+                    set_item(dict, items[i], items[i + 1]);
                 push(dict);
                 break;
             }
@@ -493,12 +567,15 @@ private:
                 auto items = pop_to_mark();
                 if (items.size() % 2) bad("SETITEMS with an odd number of items");
                 auto* target = top();
-                for (std::size_t i = 0; i < items.size(); i += 2) set_item(target, items[i], items[i + 1]);
+                for (std::size_t i = 0; i < items.size(); i += 2)
+                    set_item(target, items[i], items[i + 1]);
                 break;
             }
             // sets: kept as lists (order of insertion); nothing in a checkpoint needs set semantics
-            case 0x8f: push(make(Kind::list)); break;  // EMPTY_SET
-            case 0x90: {                                // ADDITEMS
+            case 0x8f:
+                push(make(Kind::list));
+                break;    // EMPTY_SET
+            case 0x90: {  // ADDITEMS
                 auto items = pop_to_mark();
                 auto* target = top();
                 if (target->kind != Kind::list) bad("ADDITEMS on a {}", kind_name(target->kind));
@@ -512,13 +589,27 @@ private:
                 break;
             }
             // memo
-            case 'p': memo_put(static_cast<std::uint64_t>(integer_text(line()))); break;
-            case 'q': memo_put(unsigned_le(1)); break;
-            case 'r': memo_put(unsigned_le(4)); break;
-            case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
-            case 'g': memo_get(static_cast<std::uint64_t>(integer_text(line()))); break;
-            case 'h': memo_get(unsigned_le(1)); break;
-            case 'j': memo_get(unsigned_le(4)); break;
+            case 'p':
+                memo_put(static_cast<std::uint64_t>(integer_text(line())));
+                break;
+            case 'q':
+                memo_put(unsigned_le(1));
+                break;
+            case 'r':
+                memo_put(unsigned_le(4));
+                break;
+            case 0x94:
+                memo_put(memo_.size());
+                break;  // MEMOIZE
+            case 'g':
+                memo_get(static_cast<std::uint64_t>(integer_text(line())));
+                break;
+            case 'h':
+                memo_get(unsigned_le(1));
+                break;
+            case 'j':
+                memo_get(unsigned_le(4));
+                break;
             // names and calls: inert
             case 'c': {  // GLOBAL
                 auto module = std::string(line());
@@ -537,14 +628,16 @@ private:
             case 'R': {  // REDUCE
                 auto* args = pop();
                 auto* callable = pop();
-                if (args->kind != Kind::tuple) bad("REDUCE arguments are a {}", kind_name(args->kind));
+                if (args->kind != Kind::tuple)
+                    bad("REDUCE arguments are a {}", kind_name(args->kind));
                 push(call(callable, args));
                 break;
             }
             case 0x81: {  // NEWOBJ: cls.__new__(cls, *args)
                 auto* args = pop();
                 auto* cls = pop();
-                if (args->kind != Kind::tuple) bad("NEWOBJ arguments are a {}", kind_name(args->kind));
+                if (args->kind != Kind::tuple)
+                    bad("NEWOBJ arguments are a {}", kind_name(args->kind));
                 auto* object = make(Kind::object);
                 object->callable = cls;
                 object->items = args->items;
@@ -595,13 +688,18 @@ private:
                 push(persistent_load(pid));
                 break;
             }
-            case 'Q': push(persistent_load(pop())); break;  // BINPERSID
+            case 'Q':
+                push(persistent_load(pop()));
+                break;  // BINPERSID
             case 0x82:
             case 0x83:
-            case 0x84: bad("extension registry codes (EXT1/2/4) are not supported");
+            case 0x84:
+                bad("extension registry codes (EXT1/2/4) are not supported");
             case 0x97:
-            case 0x98: bad("out-of-band buffers (protocol 5) are not supported");
-            default: bad("unknown opcode");
+            case 0x98:
+                bad("out-of-band buffers (protocol 5) are not supported");
+            default:
+                bad("unknown opcode");
         }
     }
 

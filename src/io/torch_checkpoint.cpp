@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <bit>
-#include <set>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <set>
 
 #include "boreas/core/error.hpp"
 
@@ -28,7 +28,8 @@ float half_to_float(std::uint16_t h) {
                 ++shift;
             }
             mantissa &= 0x3ff;
-            bits = sign | (static_cast<std::uint32_t>(127 - 15 - shift + 1) << 23) | (mantissa << 13);
+            bits =
+                sign | (static_cast<std::uint32_t>(127 - 15 - shift + 1) << 23) | (mantissa << 13);
         }
     } else {
         bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
@@ -44,18 +45,29 @@ T convert(const std::byte* p, DType dtype) {
         return value;
     };
     switch (dtype) {
-        case DType::F32: return static_cast<T>(load(float{}));
-        case DType::F64: return static_cast<T>(load(double{}));
-        case DType::F16: return static_cast<T>(half_to_float(load(std::uint16_t{})));
+        case DType::F32:
+            return static_cast<T>(load(float{}));
+        case DType::F64:
+            return static_cast<T>(load(double{}));
+        case DType::F16:
+            return static_cast<T>(half_to_float(load(std::uint16_t{})));
         case DType::BF16:
-            return static_cast<T>(std::bit_cast<float>(static_cast<std::uint32_t>(load(std::uint16_t{})) << 16));
-        case DType::I64: return static_cast<T>(load(std::int64_t{}));
-        case DType::I32: return static_cast<T>(load(std::int32_t{}));
-        case DType::I16: return static_cast<T>(load(std::int16_t{}));
-        case DType::I8: return static_cast<T>(load(std::int8_t{}));
-        case DType::U8: return static_cast<T>(load(std::uint8_t{}));
-        case DType::BOOL: return static_cast<T>(load(std::uint8_t{}) != 0);
-        default: break;
+            return static_cast<T>(
+                std::bit_cast<float>(static_cast<std::uint32_t>(load(std::uint16_t{})) << 16));
+        case DType::I64:
+            return static_cast<T>(load(std::int64_t{}));
+        case DType::I32:
+            return static_cast<T>(load(std::int32_t{}));
+        case DType::I16:
+            return static_cast<T>(load(std::int16_t{}));
+        case DType::I8:
+            return static_cast<T>(load(std::int8_t{}));
+        case DType::U8:
+            return static_cast<T>(load(std::uint8_t{}));
+        case DType::BOOL:
+            return static_cast<T>(load(std::uint8_t{}) != 0);
+        default:
+            break;
     }
     BOREAS_FAIL("dtype {} cannot be converted", dtype_name(dtype));
 }
@@ -88,7 +100,8 @@ void TorchCheckpoint::open() {
     const auto slash = members.front().find('/');
     BOREAS_CHECK(slash != std::string::npos && slash > 0,
                  "{}: member '{}' is not inside a folder; a torch checkpoint keeps everything "
-                 "under <archive>/", name(), members.front());
+                 "under <archive>/",
+                 name(), members.front());
     archive_ = members.front().substr(0, slash);
     const std::string pickle_member = archive_ + "/data.pkl";
     BOREAS_CHECK(zip_->contains(pickle_member),
@@ -114,13 +127,21 @@ std::vector<double> TorchCheckpoint::supporting_array(const std::string& path,
                                                       const std::string& dtype,
                                                       std::int64_t count) const {
     DType type;
-    if (dtype == "float64") type = DType::F64;
-    else if (dtype == "float32") type = DType::F32;
-    else if (dtype == "int64") type = DType::I64;
-    else if (dtype == "int32") type = DType::I32;
-    else if (dtype == "bool") type = DType::BOOL;
-    else BOREAS_FAIL("{}: supporting array '{}' has dtype '{}'; Boreas reads float64, float32, int64, "
-                     "int32 and bool", name(), path, dtype);
+    if (dtype == "float64")
+        type = DType::F64;
+    else if (dtype == "float32")
+        type = DType::F32;
+    else if (dtype == "int64")
+        type = DType::I64;
+    else if (dtype == "int32")
+        type = DType::I32;
+    else if (dtype == "bool")
+        type = DType::BOOL;
+    else
+        BOREAS_FAIL(
+            "{}: supporting array '{}' has dtype '{}'; Boreas reads float64, float32, int64, "
+            "int32 and bool",
+            name(), path, dtype);
     const auto element = dtype_size(type);
     BOREAS_CHECK(count >= 0 && static_cast<std::uint64_t>(count) <=
                                    std::numeric_limits<std::uint64_t>::max() / element,
@@ -130,7 +151,8 @@ std::vector<double> TorchCheckpoint::supporting_array(const std::string& path,
                  "{}: supporting array '{}' has {} bytes, expected {} ({} x {})", name(), path,
                  bytes.size(), count * static_cast<std::int64_t>(element), count, dtype);
     std::vector<double> out(static_cast<std::size_t>(count));
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = convert<double>(bytes.data() + i * element, type);
+    for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = convert<double>(bytes.data() + i * element, type);
     return out;
 }
 
@@ -141,15 +163,15 @@ std::vector<T> TorchCheckpoint::read(const pickle::Value& tensor, const std::str
                  pickle::kind_name(tensor.kind));
     const auto& storage = *tensor.storage_ref;
     const std::string member = archive_ + "/data/" + storage.text;
-    BOREAS_CHECK(storage.dtype.has_value(), "{}: storage '{}' has type {}, which Boreas does not read",
-                 where, member, storage.type_name);
+    BOREAS_CHECK(storage.dtype.has_value(),
+                 "{}: storage '{}' has type {}, which Boreas does not read", where, member,
+                 storage.type_name);
     const DType dtype = *storage.dtype;
     const auto element = static_cast<std::int64_t>(dtype_size(dtype));
     const std::int64_t count = numel(tensor);
     const std::int64_t extent = pickle::storage_extent(tensor, where);
-    BOREAS_CHECK(extent <= storage.numel,
-                 "{}: needs {} elements of storage '{}', which holds {}", where, extent, member,
-                 storage.numel);
+    BOREAS_CHECK(extent <= storage.numel, "{}: needs {} elements of storage '{}', which holds {}",
+                 where, extent, member, storage.numel);
     BOREAS_CHECK(zip_->contains(member), "{}: storage member '{}' is missing", where, member);
     const auto bytes = zip_->size(member);
     BOREAS_CHECK(storage.numel <= std::numeric_limits<std::int64_t>::max() / element &&
@@ -179,8 +201,10 @@ std::vector<T> TorchCheckpoint::read(const pickle::Value& tensor, const std::str
     return out;
 }
 
-template std::vector<float> TorchCheckpoint::read<float>(const pickle::Value&, const std::string&) const;
-template std::vector<double> TorchCheckpoint::read<double>(const pickle::Value&, const std::string&) const;
+template std::vector<float> TorchCheckpoint::read<float>(const pickle::Value&,
+                                                         const std::string&) const;
+template std::vector<double> TorchCheckpoint::read<double>(const pickle::Value&,
+                                                           const std::string&) const;
 template std::vector<std::int64_t> TorchCheckpoint::read<std::int64_t>(const pickle::Value&,
                                                                        const std::string&) const;
 
@@ -189,18 +213,21 @@ namespace {
 /// The nn.Module walk of Module.state_dict(): parameters, then buffers, then children in the
 /// order they were registered.
 class ModuleWalker {
-public:
-    ModuleWalker(const std::string& origin, std::vector<NamedTensor>& out) : origin_(origin), out_(out) {}
+  public:
+    ModuleWalker(const std::string& origin, std::vector<NamedTensor>& out)
+        : origin_(origin), out_(out) {}
 
     static const pickle::Value* module_state(const pickle::Value& value) {
-        if (value.kind != pickle::Kind::object || !value.state || value.state->kind != pickle::Kind::dict)
+        if (value.kind != pickle::Kind::object || !value.state ||
+            value.state->kind != pickle::Kind::dict)
             return nullptr;
         const auto* modules = value.state->get("_modules");
         return modules && modules->kind == pickle::Kind::dict ? value.state : nullptr;
     }
 
     void walk(const pickle::Value& module, const std::string& prefix, int depth) {
-        BOREAS_CHECK(depth < 256, "{}: module tree deeper than 256 levels at '{}'", origin_, prefix);
+        BOREAS_CHECK(depth < 256, "{}: module tree deeper than 256 levels at '{}'", origin_,
+                     prefix);
         const auto* state = module_state(module);
         if (!state) return;
         if (!on_path_.insert(&module).second) return;  // a module that contains itself
@@ -217,11 +244,12 @@ public:
             const auto* tensors = state->get(field);
             if (!tensors || tensors->kind != pickle::Kind::dict) continue;
             for (const auto& [key, value] : tensors->entries) {
-                if (key->kind != pickle::Kind::string || value->kind != pickle::Kind::tensor) continue;
+                if (key->kind != pickle::Kind::string || value->kind != pickle::Kind::tensor)
+                    continue;
                 const bool parameter = field[1] == 'p';
                 const bool persistent =
-                    parameter || std::find(non_persistent.begin(), non_persistent.end(), key->text) ==
-                                     non_persistent.end();
+                    parameter || std::find(non_persistent.begin(), non_persistent.end(),
+                                           key->text) == non_persistent.end();
                 out_.push_back({prefix + key->text, value, parameter, persistent});
             }
         }
@@ -231,7 +259,7 @@ public:
         on_path_.erase(&module);
     }
 
-private:
+  private:
     const std::string& origin_;
     std::vector<NamedTensor>& out_;
     std::set<const pickle::Value*> on_path_;
@@ -246,7 +274,8 @@ std::vector<NamedTensor> TorchCheckpoint::state_dict(const pickle::Value& root) 
         return out;
     }
     if (root.kind == pickle::Kind::dict) {
-        if (const auto* nested = root.get("state_dict"); nested && nested->kind == pickle::Kind::dict)
+        if (const auto* nested = root.get("state_dict");
+            nested && nested->kind == pickle::Kind::dict)
             return state_dict(*nested);
         for (const auto& [key, value] : root.entries)
             if (key->kind == pickle::Kind::string && value->kind == pickle::Kind::tensor)
@@ -267,8 +296,10 @@ nlohmann::json parse_json_lenient(std::string_view text, const std::string& orig
         const char c = text[i];
         if (in_string) {
             cleaned += c;
-            if (c == '\\' && i + 1 < text.size()) cleaned += text[++i];
-            else if (c == '"') in_string = false;
+            if (c == '\\' && i + 1 < text.size())
+                cleaned += text[++i];
+            else if (c == '"')
+                in_string = false;
             continue;
         }
         if (c == '"') in_string = true;

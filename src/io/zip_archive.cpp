@@ -77,21 +77,22 @@ std::uint64_t ZipArchive::size(const std::string& member) const {
     zip_stat_t stat;
     zip_stat_init(&stat);
     const zip_uint64_t wanted = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
-    BOREAS_CHECK(zip_stat_index(archive_, static_cast<zip_uint64_t>(index_of(member)), 0, &stat) == 0 &&
-                     (stat.valid & wanted) == wanted,
-                 "{}: cannot stat member '{}'", name_, member);
+    BOREAS_CHECK(
+        zip_stat_index(archive_, static_cast<zip_uint64_t>(index_of(member)), 0, &stat) == 0 &&
+            (stat.valid & wanted) == wanted,
+        "{}: cannot stat member '{}'", name_, member);
     // A size is only a claim in a directory entry: hold it against the bytes that can back it,
     // so a damaged or hostile entry cannot make a reader allocate gigabytes. Stored members
     // (torch writes every record stored) hold exactly their size; deflate expands at most
     // 1032:1.
     BOREAS_CHECK(stat.comp_size <= archive_bytes_,
                  "{}: member '{}' claims {} compressed bytes in a {}-byte archive: truncated or "
-                 "corrupt", name_, member, stat.comp_size, archive_bytes_);
+                 "corrupt",
+                 name_, member, stat.comp_size, archive_bytes_);
     const bool stored = stat.comp_method == ZIP_CM_STORE;
-    BOREAS_CHECK(stored ? stat.size == stat.comp_size
-                        : stat.size / 1032 <= stat.comp_size + 1,
-                 "{}: member '{}' claims {} bytes from {} compressed bytes: corrupt", name_,
-                 member, stat.size, stat.comp_size);
+    BOREAS_CHECK(stored ? stat.size == stat.comp_size : stat.size / 1032 <= stat.comp_size + 1,
+                 "{}: member '{}' claims {} bytes from {} compressed bytes: corrupt", name_, member,
+                 stat.size, stat.comp_size);
     return stat.size;
 }
 
@@ -126,7 +127,8 @@ void ZipArchive::read_range(const std::string& member, std::uint64_t offset,
                             (stat.valid & ZIP_STAT_COMP_METHOD) && stat.comp_method == ZIP_CM_STORE;
         if (stored) {
             BOREAS_CHECK(zip_fseek(file, static_cast<zip_int64_t>(offset), SEEK_SET) == 0,
-                         "{}: cannot seek in member '{}': {}", name_, member, zip_file_strerror(file));
+                         "{}: cannot seek in member '{}': {}", name_, member,
+                         zip_file_strerror(file));
         } else {
             std::vector<std::byte> skip(std::min<std::uint64_t>(offset, 1 << 20));
             for (std::uint64_t left = offset; left > 0;) {
@@ -143,7 +145,8 @@ void ZipArchive::read_range(const std::string& member, std::uint64_t offset,
     while (done < out.size()) {
         const auto got = zip_fread(file, out.data() + done, out.size() - done);
         BOREAS_CHECK(got > 0, "{}: member '{}' is truncated or corrupt ({} of {} bytes read): {}",
-                     name_, member, done, out.size(), got < 0 ? zip_file_strerror(file) : "end of data");
+                     name_, member, done, out.size(),
+                     got < 0 ? zip_file_strerror(file) : "end of data");
         done += static_cast<std::size_t>(got);
     }
 }

@@ -29,7 +29,8 @@ const json* find_path(const json& root, std::initializer_list<const char*> path)
 /// The state dict (or __dict__) of an inert object, or the dict itself.
 const pickle::Value* state_of(const pickle::Value* value) {
     if (!value) return nullptr;
-    if (value->kind == pickle::Kind::object && value->state && value->state->kind == pickle::Kind::dict)
+    if (value->kind == pickle::Kind::object && value->state &&
+        value->state->kind == pickle::Kind::dict)
         return value->state;
     return value->kind == pickle::Kind::dict ? value : nullptr;
 }
@@ -47,11 +48,13 @@ bool ends_with(const std::string& text, const std::string& suffix) {
            text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::vector<std::int64_t> integers(const json& node, const std::string& what, const std::string& origin) {
+std::vector<std::int64_t> integers(const json& node, const std::string& what,
+                                   const std::string& origin) {
     BOREAS_CHECK(node.is_array(), "{}: anemoi.json '{}' is not a list", origin, what);
     std::vector<std::int64_t> out;
     for (const auto& v : node) {
-        BOREAS_CHECK(v.is_number_integer(), "{}: anemoi.json '{}' holds a non-integer", origin, what);
+        BOREAS_CHECK(v.is_number_integer(), "{}: anemoi.json '{}' holds a non-integer", origin,
+                     what);
         out.push_back(v.get<std::int64_t>());
     }
     return out;
@@ -77,19 +80,21 @@ struct Checkpoint::Impl {
     /// Settings the config does not state, taken from what the writing release's code does.
     std::vector<std::string> implied;
 
-    explicit Impl(const std::filesystem::path& p)
-        : path(p), origin(p.string()), file(p) {
+    explicit Impl(const std::filesystem::path& p) : path(p), origin(p.string()), file(p) {
         const auto& root = file.root();
         const auto root_class = std::string(root.class_name());
-        BOREAS_CHECK(root_class == "anemoi.models.interface.AnemoiModelInterface",
-                     "{}: the pickle holds {}, not an anemoi inference checkpoint "
-                     "(an AnemoiModelInterface, as anemoi-training writes inference-*.ckpt); a "
-                     "training checkpoint (last.ckpt) or a bare state dict lacks the graph buffers",
-                     origin, root_class.empty() ? std::string("a ") + pickle::kind_name(root.kind)
-                                                : root_class);
+        BOREAS_CHECK(
+            root_class == "anemoi.models.interface.AnemoiModelInterface",
+            "{}: the pickle holds {}, not an anemoi inference checkpoint "
+            "(an AnemoiModelInterface, as anemoi-training writes inference-*.ckpt); a "
+            "training checkpoint (last.ckpt) or a bare state dict lacks the graph buffers",
+            origin,
+            root_class.empty() ? std::string("a ") + pickle::kind_name(root.kind) : root_class);
         auto found = file.anemoi_metadata();
-        BOREAS_CHECK(found.has_value(), "{}: no {}/anemoi-metadata/anemoi.json: the model config "
-                     "and variables come from there", origin, file.archive());
+        BOREAS_CHECK(found.has_value(),
+                     "{}: no {}/anemoi-metadata/anemoi.json: the model config "
+                     "and variables come from there",
+                     origin, file.archive());
         metadata = std::move(*found);
         for (const auto& entry : file.state_dict(root)) {
             if (!tensors.count(entry.name)) order.push_back(entry.name);
@@ -103,7 +108,8 @@ struct Checkpoint::Impl {
 
     const io::NamedTensor& tensor(const std::string& name) const {
         auto it = tensors.find(name);
-        BOREAS_CHECK(it != tensors.end(), "{}: no tensor '{}' in the checkpoint's modules", origin, name);
+        BOREAS_CHECK(it != tensors.end(), "{}: no tensor '{}' in the checkpoint's modules", origin,
+                     name);
         return it->second;
     }
     const io::NamedTensor* maybe(const std::string& name) const {
@@ -114,7 +120,8 @@ struct Checkpoint::Impl {
     // ---- config
     const json& config_json() const {
         const auto* config_node = find_path(metadata, {"config"});
-        BOREAS_CHECK(config_node && config_node->is_object(), "{}: anemoi.json has no 'config'", origin);
+        BOREAS_CHECK(config_node && config_node->is_object(), "{}: anemoi.json has no 'config'",
+                     origin);
         return *config_node;
     }
 
@@ -131,9 +138,10 @@ struct Checkpoint::Impl {
     ModelConfig read_config() {
         const auto& c = config_json();
         if (const auto* names = find_path(metadata, {"metadata_inference", "dataset_names"})) {
-            BOREAS_CHECK(names->is_array() && names->size() == 1,
-                         "{}: the checkpoint has {} datasets ({}); Boreas runs single-dataset models",
-                         origin, names->size(), names->dump());
+            BOREAS_CHECK(
+                names->is_array() && names->size() == 1,
+                "{}: the checkpoint has {} datasets ({}); Boreas runs single-dataset models",
+                origin, names->size(), names->dump());
             dataset = (*names)[0].get<std::string>();
         }
         // Dataset variables in dataset order, from data.input.name_to_index.
@@ -147,7 +155,8 @@ struct Checkpoint::Impl {
                 BOREAS_CHECK(index.is_number_integer() && index.get<std::int64_t>() >= 0 &&
                                  index.get<std::size_t>() < variables.size() &&
                                  variables[index.get<std::size_t>()].empty(),
-                             "{}: data_indices name_to_index is not a permutation (at '{}')", origin, name);
+                             "{}: data_indices name_to_index is not a permutation (at '{}')",
+                             origin, name);
                 variables[index.get<std::size_t>()] = name;
             }
         } else {
@@ -155,7 +164,8 @@ struct Checkpoint::Impl {
             const auto* list = find_path(metadata, {"dataset", "variables"});
             BOREAS_CHECK(list && list->is_array() && !list->empty(),
                          "{}: anemoi.json has neither data_indices.data.input.name_to_index nor "
-                         "dataset.variables", origin);
+                         "dataset.variables",
+                         origin);
             variables = list->get<std::vector<std::string>>();
         }
         // Forcing / diagnostic / normaliser: config.data.datasets.<name> (anemoi-training >= 0.16)
@@ -170,12 +180,14 @@ struct Checkpoint::Impl {
                          data_section == find_path(c, {"data"}) ? "" : ".datasets." + dataset, key);
             data[key] = list->is_null() ? json::array() : *list;
         }
-        if (const auto* processors = find_path(*data_section, {"processors"}); processors && processors->is_object()) {
+        if (const auto* processors = find_path(*data_section, {"processors"});
+            processors && processors->is_object()) {
             for (const auto& [name, processor] : processors->items()) {
                 const auto target = processor.value("_target_", std::string());
                 BOREAS_CHECK(ends_with(target, "InputNormalizer"),
                              "{}: pre-processor '{}' ({}) is not supported; Boreas implements the "
-                             "InputNormalizer only", origin, name, target);
+                             "InputNormalizer only",
+                             origin, name, target);
                 if (processor.contains("config")) data["normalizer"] = processor["config"];
             }
         } else if (const auto* normalizer = find_path(*data_section, {"normalizer"})) {
@@ -185,16 +197,19 @@ struct Checkpoint::Impl {
         const json* steps = find_path(c, {"task"});
         if (!steps || !steps->contains("multistep_input")) steps = find_path(c, {"training"});
         BOREAS_CHECK(steps && steps->contains("multistep_input"),
-                     "{}: anemoi.json has no multistep_input (config.task or config.training)", origin);
+                     "{}: anemoi.json has no multistep_input (config.task or config.training)",
+                     origin);
         multistep_output = steps->value("multistep_output", 1);
-        BOREAS_CHECK(multistep_output == 1,
-                     "{}: the model predicts {} output steps per forward (config.task.multistep_output); "
-                     "Boreas implements one output step per forward", origin, multistep_output);
+        BOREAS_CHECK(
+            multistep_output == 1,
+            "{}: the model predicts {} output steps per forward (config.task.multistep_output); "
+            "Boreas implements one output step per forward",
+            origin, multistep_output);
         if (const auto* p = find_path(c, {"training", "precision"}))
             precision = p->is_string() ? p->get<std::string>() : p->dump();
         const auto* model_section = find_path(c, {"model"});
-        BOREAS_CHECK(model_section && model_section->is_object(), "{}: anemoi.json config.model is missing",
-                     origin);
+        BOREAS_CHECK(model_section && model_section->is_object(),
+                     "{}: anemoi.json config.model is missing", origin);
         json model_config = *model_section;
         // Where a checkpoint's config is silent, what the writing code did is known: anemoi
         // builds no boundings without a bounding list, and anemoi-models 0.3.x always adds the
@@ -203,7 +218,8 @@ struct Checkpoint::Impl {
             model_config["bounding"] = json::array();
             implied.push_back("model.bounding = [] (anemoi builds no boundings without a list)");
         }
-        if (legacy && !find_path(model_config, {"model", "latent_skip"}) && !model_config.contains("latent_skip")) {
+        if (legacy && !find_path(model_config, {"model", "latent_skip"}) &&
+            !model_config.contains("latent_skip")) {
             model_config["model"]["latent_skip"] = true;
             implied.push_back("model.model.latent_skip = true (anemoi-models 0.3 always adds it)");
         }
@@ -223,25 +239,35 @@ struct Checkpoint::Impl {
         auto positions = [&](const std::vector<std::string>& names) {
             std::vector<std::int64_t> out;
             for (const auto& n : names)
-                out.push_back(std::find(c.variables.begin(), c.variables.end(), n) - c.variables.begin());
+                out.push_back(std::find(c.variables.begin(), c.variables.end(), n) -
+                              c.variables.begin());
             return out;
         };
         const auto* input = find_path(indices, {"data", "input", "full"});
         const auto* output = find_path(indices, {"data", "output", "full"});
-        BOREAS_CHECK(input && output, "{}: anemoi.json data_indices.data.input/output.full missing", origin);
-        BOREAS_CHECK(integers(*input, "data_indices.data.input.full", origin) == positions(c.input_variables()),
-                     "{}: data_indices.data.input.full is {}, but the variables minus diagnostics are at "
-                     "other positions: a variable order Boreas does not know", origin, input->dump());
-        BOREAS_CHECK(integers(*output, "data_indices.data.output.full", origin) == positions(c.output_variables()),
-                     "{}: data_indices.data.output.full is {}, but the variables minus forcings are at "
-                     "other positions: a variable order Boreas does not know", origin, output->dump());
+        BOREAS_CHECK(input && output, "{}: anemoi.json data_indices.data.input/output.full missing",
+                     origin);
+        BOREAS_CHECK(
+            integers(*input, "data_indices.data.input.full", origin) ==
+                positions(c.input_variables()),
+            "{}: data_indices.data.input.full is {}, but the variables minus diagnostics are at "
+            "other positions: a variable order Boreas does not know",
+            origin, input->dump());
+        BOREAS_CHECK(
+            integers(*output, "data_indices.data.output.full", origin) ==
+                positions(c.output_variables()),
+            "{}: data_indices.data.output.full is {}, but the variables minus forcings are at "
+            "other positions: a variable order Boreas does not know",
+            origin, output->dump());
         if (const auto* model_out = find_path(indices, {"model", "output", "name_to_index"})) {
             const auto outputs = c.output_variables();
             for (const auto& [name, index] : model_out->items()) {
                 const auto at = std::find(outputs.begin(), outputs.end(), name) - outputs.begin();
-                BOREAS_CHECK(index.is_number_integer() && index.get<std::int64_t>() == at,
-                             "{}: model output '{}' is at index {} in data_indices.model.output, Boreas "
-                             "puts it at {}", origin, name, index.dump(), at);
+                BOREAS_CHECK(
+                    index.is_number_integer() && index.get<std::int64_t>() == at,
+                    "{}: model output '{}' is at index {} in data_indices.model.output, Boreas "
+                    "puts it at {}",
+                    origin, name, index.dump(), at);
             }
         }
     }
@@ -255,8 +281,9 @@ struct Checkpoint::Impl {
                 if (const auto* inner = state_of(modules->get("model")))
                     if (const auto* g = inner->get("_graph_data"); g && state_of(g)) return g;
         }
-        BOREAS_FAIL("{}: no pickled graph (graph_data, a torch_geometric HeteroData) in the checkpoint",
-                    origin);
+        BOREAS_FAIL(
+            "{}: no pickled graph (graph_data, a torch_geometric HeteroData) in the checkpoint",
+            origin);
     }
 
     /// A HeteroData store's tensors: node sets by name, edge sets by (src, "to", dst).
@@ -280,13 +307,14 @@ struct Checkpoint::Impl {
         });
         BOREAS_CHECK(mapping, "{}: the checkpoint's graph has no node set '{}'", origin, name);
         const auto* x = mapping->get("x");
-        BOREAS_CHECK(x && x->kind == pickle::Kind::tensor && x->shape.size() == 2 && x->shape[1] == 2,
-                     "{}: node set '{}' has no coordinates x [nodes, 2]", origin, name);
+        BOREAS_CHECK(
+            x && x->kind == pickle::Kind::tensor && x->shape.size() == 2 && x->shape[1] == 2,
+            "{}: node set '{}' has no coordinates x [nodes, 2]", origin, name);
         graphs::NodeSet nodes;
         nodes.grid = "checkpoint:" + name;
         nodes.coords = file.read<float>(*x, "graph_data." + name + ".x");
-        if (const auto* area = mapping->get("area_weight"); area && area->kind == pickle::Kind::tensor &&
-                                                             io::numel(*area) == x->shape[0])
+        if (const auto* area = mapping->get("area_weight");
+            area && area->kind == pickle::Kind::tensor && io::numel(*area) == x->shape[0])
             nodes.area_weight = file.read<float>(*area, "graph_data." + name + ".area_weight");
         return nodes;
     }
@@ -294,10 +322,12 @@ struct Checkpoint::Impl {
     /// A graph provider's buffers (edges sorted by destination, anemoi's permutation, edge
     /// attributes) as a Boreas edge set in exactly that order.
     graphs::EdgeSet edge_set(const std::string& provider, const std::string& source,
-                             const std::string& target, std::int64_t sources, std::int64_t targets) const {
+                             const std::string& target, std::int64_t sources,
+                             std::int64_t targets) const {
         const auto& index = tensor(provider + "edge_index_base");
         const auto& attr = tensor(provider + "edge_attr");
-        if (legacy) return graph_order_edge_set(provider, index, attr, source, target, sources, targets);
+        if (legacy)
+            return graph_order_edge_set(provider, index, attr, source, target, sources, targets);
         const auto& perm = tensor(provider + "perm");
         BOREAS_CHECK(index.tensor->shape.size() == 2 && index.tensor->shape[0] == 2,
                      "{}: '{}edge_index_base' has shape {}, expected [2, edges]", origin, provider,
@@ -318,15 +348,19 @@ struct Checkpoint::Impl {
         set.dst_offsets.assign(static_cast<std::size_t>(targets + 1), 0);
         std::int64_t previous = 0;
         for (std::int64_t e = 0; e < count; ++e) {
-            const auto src = edges[static_cast<std::size_t>(e)], dst = edges[static_cast<std::size_t>(count + e)];
-            BOREAS_CHECK(src >= 0 && src < sources && dst >= 0 && dst < targets && dst >= previous,
-                         "{}: '{}edge_index_base' edge {} ({} -> {}) is out of range or not sorted by "
-                         "destination", origin, provider, e, src, dst);
+            const auto src = edges[static_cast<std::size_t>(e)],
+                       dst = edges[static_cast<std::size_t>(count + e)];
+            BOREAS_CHECK(
+                src >= 0 && src < sources && dst >= 0 && dst < targets && dst >= previous,
+                "{}: '{}edge_index_base' edge {} ({} -> {}) is out of range or not sorted by "
+                "destination",
+                origin, provider, e, src, dst);
             previous = dst;
             set.src[static_cast<std::size_t>(e)] = static_cast<std::int32_t>(src);
             ++set.dst_offsets[static_cast<std::size_t>(dst + 1)];
         }
-        for (std::size_t d = 1; d < set.dst_offsets.size(); ++d) set.dst_offsets[d] += set.dst_offsets[d - 1];
+        for (std::size_t d = 1; d < set.dst_offsets.size(); ++d)
+            set.dst_offsets[d] += set.dst_offsets[d - 1];
         const auto attributes = file.read<float>(*attr.tensor, attr.name);
         set.edge_length.resize(static_cast<std::size_t>(count));
         set.edge_dirs.resize(static_cast<std::size_t>(2 * count));
@@ -359,13 +393,16 @@ struct Checkpoint::Impl {
         set.target = target;
         set.perm.resize(static_cast<std::size_t>(count));
         for (std::int64_t e = 0; e < count; ++e) {
-            const auto src = edges[static_cast<std::size_t>(e)], dst = edges[static_cast<std::size_t>(count + e)];
+            const auto src = edges[static_cast<std::size_t>(e)],
+                       dst = edges[static_cast<std::size_t>(count + e)];
             BOREAS_CHECK(src >= 0 && src < sources && dst >= 0 && dst < targets,
-                         "{}: '{}' edge {} ({} -> {}) is out of range", origin, index.name, e, src, dst);
+                         "{}: '{}' edge {} ({} -> {}) is out of range", origin, index.name, e, src,
+                         dst);
             set.perm[static_cast<std::size_t>(e)] = e;
         }
         std::stable_sort(set.perm.begin(), set.perm.end(), [&](std::int64_t a, std::int64_t b) {
-            return edges[static_cast<std::size_t>(count + a)] < edges[static_cast<std::size_t>(count + b)];
+            return edges[static_cast<std::size_t>(count + a)] <
+                   edges[static_cast<std::size_t>(count + b)];
         });
         set.src.resize(static_cast<std::size_t>(count));
         set.dst_offsets.assign(static_cast<std::size_t>(targets + 1), 0);
@@ -374,13 +411,16 @@ struct Checkpoint::Impl {
         for (std::int64_t p = 0; p < count; ++p) {
             const auto e = set.perm[static_cast<std::size_t>(p)];
             set.src[p] = static_cast<std::int32_t>(edges[static_cast<std::size_t>(e)]);
-            ++set.dst_offsets[static_cast<std::size_t>(edges[static_cast<std::size_t>(count + e)] + 1)];
+            ++set.dst_offsets[static_cast<std::size_t>(edges[static_cast<std::size_t>(count + e)] +
+                                                       1)];
             set.edge_length[p] = attributes[3 * e];
             set.edge_dirs[2 * p] = attributes[3 * e + 1];
             set.edge_dirs[2 * p + 1] = attributes[3 * e + 2];
         }
-        for (std::size_t d = 1; d < set.dst_offsets.size(); ++d) set.dst_offsets[d] += set.dst_offsets[d - 1];
-        set.builder = {{"type", "checkpoint"}, {"buffers", provider}, {"order", "graph (anemoi-models 0.3)"}};
+        for (std::size_t d = 1; d < set.dst_offsets.size(); ++d)
+            set.dst_offsets[d] += set.dst_offsets[d - 1];
+        set.builder = {
+            {"type", "checkpoint"}, {"buffers", provider}, {"order", "graph (anemoi-models 0.3)"}};
         return set;
     }
 
@@ -390,13 +430,17 @@ struct Checkpoint::Impl {
         out->nodes["data"] = node_set(hetero, dataset);
         out->nodes["hidden"] = node_set(hetero, config.hidden_nodes_name);
         const auto n_data = out->nodes["data"].count(), n_hidden = out->nodes["hidden"].count();
-        const std::string encoder = legacy ? "model.encoder." : "model.encoder_graph_provider." + dataset + ".";
-        const std::string decoder = legacy ? "model.decoder." : "model.decoder_graph_provider." + dataset + ".";
-        const std::string processor = legacy ? "model.processor." : "model.processor_graph_provider.";
+        const std::string encoder =
+            legacy ? "model.encoder." : "model.encoder_graph_provider." + dataset + ".";
+        const std::string decoder =
+            legacy ? "model.decoder." : "model.decoder_graph_provider." + dataset + ".";
+        const std::string processor =
+            legacy ? "model.processor." : "model.processor_graph_provider.";
         out->edges["data_to_hidden"] = edge_set(encoder, "data", "hidden", n_data, n_hidden);
         out->edges["hidden_to_data"] = edge_set(decoder, "hidden", "data", n_hidden, n_data);
         if (config.processor.type != ProcessorType::transformer)
-            out->edges["hidden_to_hidden"] = edge_set(processor, "hidden", "hidden", n_hidden, n_hidden);
+            out->edges["hidden_to_hidden"] =
+                edge_set(processor, "hidden", "hidden", n_hidden, n_hidden);
         out->attributes = {{"source", "checkpoint"}};
         out->provenance = {{"checkpoint", origin}};
         return out;
@@ -411,19 +455,24 @@ struct Checkpoint::Impl {
             source.origin = origin;
             source.names = order;
             source.shape = [&](const std::string& name) { return tensor(name).tensor->shape; };
-            source.read = [&](const std::string& name) { return file.read<float>(*tensor(name).tensor, name); };
+            source.read = [&](const std::string& name) {
+                return file.read<float>(*tensor(name).tensor, name);
+            };
             used = load_legacy_parameters(store, source, "model.", config, *graph);
         }
         for (const auto& name : legacy ? std::vector<std::string>{} : store.names()) {
             const std::string key = "model." + name;
             const auto* entry = maybe(key);
-            BOREAS_CHECK(entry, "{}: the checkpoint has no '{}', which Boreas' model needs: a layout "
-                         "Boreas does not know (anemoi-models {})", origin, key, writer_version());
+            BOREAS_CHECK(entry,
+                         "{}: the checkpoint has no '{}', which Boreas' model needs: a layout "
+                         "Boreas does not know (anemoi-models {})",
+                         origin, key, writer_version());
             const auto& target = store.get(name);
             BOREAS_CHECK(entry->tensor->shape == target.shape(),
                          "{}: tensor '{}' has shape {}, Boreas expects {}", origin, key,
                          io::shape_string(entry->tensor->shape), target.shape_string());
-            store.assign(name, file.read<float>(*entry->tensor, key), origin + ": tensor '" + key + "'");
+            store.assign(name, file.read<float>(*entry->tensor, key),
+                         origin + ": tensor '" + key + "'");
             used.insert(key);
         }
         for (const auto& key : order) {
@@ -431,33 +480,39 @@ struct Checkpoint::Impl {
             const auto& entry = tensors.at(key);
             if (key.rfind("pre_processors.", 0) == 0 || key.rfind("post_processors.", 0) == 0) {
                 BOREAS_CHECK(key.find(".normalizer.") != std::string::npos,
-                             "{}: '{}' belongs to a pre/post-processor Boreas does not implement", origin, key);
+                             "{}: '{}' belongs to a pre/post-processor Boreas does not implement",
+                             origin, key);
                 continue;
             }
             check_buffer(key, entry, model);
         }
     }
 
-    void check_buffer(const std::string& key, const io::NamedTensor& entry, const Model& model) const {
+    void check_buffer(const std::string& key, const io::NamedTensor& entry,
+                      const Model& model) const {
         const bool is_alias = key.find(names::kNormAlias) != std::string::npos;
         BOREAS_CHECK(key.rfind("model.", 0) == 0 && (!entry.parameter || is_alias),
                      "{}: the checkpoint has {} '{}' that Boreas' model has no place for: a layout "
-                     "Boreas does not know (anemoi-models {})", origin,
-                     entry.parameter ? "parameter" : "tensor", key, writer_version());
+                     "Boreas does not know (anemoi-models {})",
+                     origin, entry.parameter ? "parameter" : "tensor", key, writer_version());
         const std::string name = key.substr(6);
         const bool data_coords = name == names::kLatLonsData || (legacy && name == "latlons_data");
-        const bool hidden_coords = name == names::kLatLonsHidden || (legacy && name == "latlons_hidden");
+        const bool hidden_coords =
+            name == names::kLatLonsHidden || (legacy && name == "latlons_hidden");
         if (data_coords || hidden_coords) {
             const auto& nodes = graph->node_set(data_coords ? "data" : "hidden");
             const auto stored = file.read<float>(*entry.tensor, key);
             BOREAS_CHECK(static_cast<std::int64_t>(stored.size()) == 4 * nodes.count(),
-                         "{}: '{}' has {} values, expected {} x 4", origin, key, stored.size(), nodes.count());
+                         "{}: '{}' has {} values, expected {} x 4", origin, key, stored.size(),
+                         nodes.count());
             for (std::int64_t n = 0; n < nodes.count(); ++n) {
                 const float lat = nodes.coords[2 * n], lon = nodes.coords[2 * n + 1];
-                const float expected[4] = {std::sin(lat), std::sin(lon), std::cos(lat), std::cos(lon)};
+                const float expected[4] = {std::sin(lat), std::sin(lon), std::cos(lat),
+                                           std::cos(lon)};
                 for (int c = 0; c < 4; ++c)
                     BOREAS_CHECK(std::abs(stored[4 * n + c] - expected[c]) <= 1e-5f,
-                                 "{}: '{}' row {} does not match the graph's node coordinates", origin, key, n);
+                                 "{}: '{}' row {} does not match the graph's node coordinates",
+                                 origin, key, n);
             }
         } else if (ends_with(name, names::kLayoutVersionSuffix)) {
             const auto version = file.read<std::int64_t>(*entry.tensor, key);
@@ -466,22 +521,27 @@ struct Checkpoint::Impl {
                          version.empty() ? -1 : version[0]);
         } else if (name.find(names::kNormAlias) != std::string::npos) {
             std::string original = name;
-            original.replace(original.find(names::kNormAlias), names::kNormAlias.size(), "layer_norm_attention");
+            original.replace(original.find(names::kNormAlias), names::kNormAlias.size(),
+                             "layer_norm_attention");
             const auto alias = file.read<float>(*entry.tensor, key);
             const auto& tensor = model.parameters().get(original);
             BOREAS_CHECK(static_cast<std::int64_t>(alias.size()) == tensor.numel() &&
                              std::equal(alias.begin(), alias.end(), tensor.data()),
-                         "{}: '{}' differs from '{}', which it aliases in anemoi", origin, key, original);
+                         "{}: '{}' differs from '{}', which it aliases in anemoi", origin, key,
+                         original);
         } else {
             const bool edge_buffer = ends_with(name, ".edge_attr") || ends_with(name, ".perm") ||
-                                     ends_with(name, ".edge_index_base") || ends_with(name, ".edge_inc");
-            const bool provider = edge_buffer && (name.find("graph_provider.") != std::string::npos ||
-                                                  (legacy && (name.rfind("encoder.", 0) == 0 ||
-                                                              name.rfind("decoder.", 0) == 0 ||
-                                                              name.rfind("processor.", 0) == 0)));
-            BOREAS_CHECK(provider, "{}: the checkpoint has buffer '{}' that Boreas' model has no place "
-                         "for: a layout Boreas does not know (anemoi-models {})", origin, key,
-                         writer_version());
+                                     ends_with(name, ".edge_index_base") ||
+                                     ends_with(name, ".edge_inc");
+            const bool provider =
+                edge_buffer &&
+                (name.find("graph_provider.") != std::string::npos ||
+                 (legacy && (name.rfind("encoder.", 0) == 0 || name.rfind("decoder.", 0) == 0 ||
+                             name.rfind("processor.", 0) == 0)));
+            BOREAS_CHECK(provider,
+                         "{}: the checkpoint has buffer '{}' that Boreas' model has no place "
+                         "for: a layout Boreas does not know (anemoi-models {})",
+                         origin, key, writer_version());
         }
     }
 
@@ -497,7 +557,8 @@ struct Checkpoint::Impl {
             if (ends_with(key, "._norm_mul")) mul = &tensors.at(key);
             if (ends_with(key, "._norm_add")) add = &tensors.at(key);
         }
-        BOREAS_CHECK(mul && add, "{}: no pre-processor normaliser (_norm_mul, _norm_add) in the checkpoint",
+        BOREAS_CHECK(mul && add,
+                     "{}: no pre-processor normaliser (_norm_mul, _norm_add) in the checkpoint",
                      origin);
         return Normaliser(config, file.read<float>(*mul->tensor, mul->name),
                           file.read<float>(*add->tensor, add->name), origin + ": " + mul->name);
@@ -507,9 +568,15 @@ struct Checkpoint::Impl {
 Checkpoint::Checkpoint(const std::filesystem::path& path) : impl_(std::make_unique<Impl>(path)) {}
 Checkpoint::~Checkpoint() = default;
 Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
-const ModelConfig& Checkpoint::config() const { return impl_->config; }
-std::shared_ptr<const graphs::Graph> Checkpoint::graph() const { return impl_->graph; }
-Normaliser Checkpoint::normaliser() const { return impl_->normaliser(); }
+const ModelConfig& Checkpoint::config() const {
+    return impl_->config;
+}
+std::shared_ptr<const graphs::Graph> Checkpoint::graph() const {
+    return impl_->graph;
+}
+Normaliser Checkpoint::normaliser() const {
+    return impl_->normaliser();
+}
 
 Model Checkpoint::model() const {
     Model model(impl_->config, impl_->graph);
@@ -525,7 +592,8 @@ nlohmann::ordered_json Checkpoint::describe() const {
         return node ? nlohmann::ordered_json(*node) : nlohmann::ordered_json(nullptr);
     };
     nlohmann::ordered_json versions = nlohmann::ordered_json::object();
-    for (const char* name : {"anemoi.models", "anemoi.training", "anemoi.graphs", "anemoi.datasets", "torch"})
+    for (const char* name :
+         {"anemoi.models", "anemoi.training", "anemoi.graphs", "anemoi.datasets", "torch"})
         if (const auto* v = module_version(m, name)) versions[name] = *v;
     nlohmann::ordered_json variables = nlohmann::ordered_json::array();
     const auto inputs = c.input_variables();
@@ -535,7 +603,9 @@ nlohmann::ordered_json Checkpoint::describe() const {
         const bool diagnostic = std::count(c.diagnostic.begin(), c.diagnostic.end(), name) > 0;
         variables.push_back({{"name", name},
                              {"index", i},
-                             {"role", forcing ? "forcing" : diagnostic ? "diagnostic" : "prognostic"}});
+                             {"role", forcing      ? "forcing"
+                                      : diagnostic ? "diagnostic"
+                                                   : "prognostic"}});
     }
     nlohmann::ordered_json nodes, edges;
     for (const auto& [name, set] : impl_->graph->nodes) nodes[name] = set.count();
@@ -556,15 +626,17 @@ nlohmann::ordered_json Checkpoint::describe() const {
         }
     }
     nlohmann::ordered_json arrays = nlohmann::ordered_json::array();
-    if (const auto* paths = find_path(m, {"supporting_arrays_paths", impl_->dataset.c_str()}); paths && paths->is_object())
+    if (const auto* paths = find_path(m, {"supporting_arrays_paths", impl_->dataset.c_str()});
+        paths && paths->is_object())
         for (const auto& [name, info] : paths->items())
             arrays.push_back({{"name", name},
                               {"shape", info.value("shape", json::array())},
                               {"dtype", info.value("dtype", "")},
                               {"present", impl_->file.zip().contains(info.value("path", ""))}});
     const char* processor = c.processor.type == ProcessorType::transformer ? "transformer"
-                            : c.processor.type == ProcessorType::graph_transformer ? "graph_transformer"
-                                                                                    : "gnn";
+                            : c.processor.type == ProcessorType::graph_transformer
+                                ? "graph_transformer"
+                                : "gnn";
     nlohmann::ordered_json out;
     out["schema"] = "boreas-checkpoint-info/1";
     out["file"] = impl_->origin;
@@ -578,15 +650,19 @@ nlohmann::ordered_json Checkpoint::describe() const {
     out["dataset"] = impl_->dataset;
     const auto* timestep = find_path(m, {"config", "task", "timestep"});
     if (!timestep) timestep = find_path(m, {"config", "data", "timestep"});
-    out["timestep"] = timestep ? nlohmann::ordered_json(*timestep) : nlohmann::ordered_json(nullptr);
+    out["timestep"] =
+        timestep ? nlohmann::ordered_json(*timestep) : nlohmann::ordered_json(nullptr);
     out["multistep_input"] = c.multistep_input;
     out["multistep_output"] = impl_->multistep_output;
-    out["precision"] = impl_->precision.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(impl_->precision);
+    out["precision"] = impl_->precision.empty() ? nlohmann::ordered_json(nullptr)
+                                                : nlohmann::ordered_json(impl_->precision);
     out["variables"] = variables;
     out["nodes"] = nodes;
     out["edges"] = edges;
     out["parameters"] = parameters;
-    out["tensors"] = {{"parameters", parameter_tensors}, {"buffers", buffers}, {"non_persistent_buffers", non_persistent}};
+    out["tensors"] = {{"parameters", parameter_tensors},
+                      {"buffers", buffers},
+                      {"non_persistent_buffers", non_persistent}};
     out["supporting_arrays"] = arrays;
     out["pickle"] = {{"values", impl_->file.pickle().value_count()},
                      {"globals", impl_->file.pickle().globals().size()}};

@@ -19,12 +19,12 @@ namespace {
 /// first key nobody asked for.
 class Section {
 public:
-    Section(YAML::Node node, std::string path, const std::string& origin,
-            std::vector<std::string>* accepted = nullptr)
-        : node_(std::move(node)), path_(std::move(path)), origin_(origin), accepted_(accepted) {
-        BOREAS_CHECK(!node_ || node_.IsNull() || node_.IsMap(), "{}: '{}' must be a mapping",
-                     origin_, path_);
-    }
+  Section(YAML::Node node, std::string path, const std::string& origin,
+          std::vector<std::string>* accepted = nullptr)
+      : node_(std::move(node)), path_(std::move(path)), origin_(origin), accepted_(accepted) {
+      BOREAS_CHECK(!node_ || node_.IsNull() || node_.IsMap(), "{}: '{}' must be a mapping", origin_,
+                   path_);
+  }
 
     bool has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
 
@@ -57,8 +57,10 @@ public:
     /// A value that changes the numbers: no default.
     template <typename T>
     T required(const std::string& key) {
-        BOREAS_CHECK(has(key), "{}: '{}' is missing; it changes the numbers, so Boreas assumes no "
-                     "default", origin_, full(key));
+        BOREAS_CHECK(has(key),
+                     "{}: '{}' is missing; it changes the numbers, so Boreas assumes no "
+                     "default",
+                     origin_, full(key));
         return get<T>(key, T{});
     }
     template <typename T>
@@ -129,20 +131,22 @@ std::string join(const std::vector<std::string>& names) {
 /// anemoi configs refer to other keys with ${a.b.c} (OmegaConf); resolved against the root here.
 YAML::Node resolve_interpolations(const YAML::Node& node, const YAML::Node& root,
                                   const std::string& path, const std::string& origin, int depth) {
-    BOREAS_CHECK(depth < 32, "{}: '{}': interpolations nest deeper than 32 (a cycle?)", origin, path);
+    BOREAS_CHECK(depth < 32, "{}: '{}': interpolations nest deeper than 32 (a cycle?)", origin,
+                 path);
     if (node.IsMap()) {
         YAML::Node out(YAML::NodeType::Map);
         for (const auto& item : node) {
             const auto key = item.first.as<std::string>();
-            out[key] = resolve_interpolations(item.second, root, path.empty() ? key : path + "." + key,
-                                              origin, depth);
+            out[key] = resolve_interpolations(item.second, root,
+                                              path.empty() ? key : path + "." + key, origin, depth);
         }
         return out;
     }
     if (node.IsSequence()) {
         YAML::Node out(YAML::NodeType::Sequence);
         for (std::size_t i = 0; i < node.size(); ++i)
-            out.push_back(resolve_interpolations(node[i], root, fmt::format("{}[{}]", path, i), origin, depth));
+            out.push_back(resolve_interpolations(node[i], root, fmt::format("{}[{}]", path, i),
+                                                 origin, depth));
         return out;
     }
     if (!node.IsScalar()) return node;
@@ -160,8 +164,8 @@ YAML::Node resolve_interpolations(const YAML::Node& node, const YAML::Node& root
     std::stringstream parts(target);
     for (std::string key; std::getline(parts, key, '.');) {
         const YAML::Node& current = cursor;
-        BOREAS_CHECK(current.IsMap() && current[key], "{}: '{}' refers to '${{{}}}', which does not exist",
-                     origin, path, target);
+        BOREAS_CHECK(current.IsMap() && current[key],
+                     "{}: '{}' refers to '${{{}}}', which does not exist", origin, path, target);
         cursor.reset(current[key]);
     }
     return resolve_interpolations(cursor, root, path, origin, depth + 1);
@@ -170,8 +174,8 @@ YAML::Node resolve_interpolations(const YAML::Node& node, const YAML::Node& root
 /// layer_kernels: torch.nn Linear, LayerNorm (or anemoi's AutocastLayerNorm: the same in fp32)
 /// and GELU are what Boreas computes; QueryNorm/KeyNorm matter only with qk_norm, refused
 /// separately.
-void check_layer_kernels(const YAML::Node& kernels, const std::string& path, const std::string& origin,
-                         std::vector<std::string>& accepted) {
+void check_layer_kernels(const YAML::Node& kernels, const std::string& path,
+                         const std::string& origin, std::vector<std::string>& accepted) {
     if (!kernels || kernels.IsNull()) return;
     BOREAS_CHECK(kernels.IsMap(), "{}: '{}' must be a mapping", origin, path);
     Section all(kernels, path, origin, &accepted);
@@ -185,20 +189,22 @@ void check_layer_kernels(const YAML::Node& kernels, const std::string& path, con
         const auto target = kernel.required<std::string>("_target_");
         const std::map<std::string, std::vector<std::string>> allowed = {
             {"Linear", {"torch.nn.Linear"}},
-            {"LayerNorm", {"torch.nn.LayerNorm", "anemoi.models.layers.normalization.AutocastLayerNorm"}},
+            {"LayerNorm",
+             {"torch.nn.LayerNorm", "anemoi.models.layers.normalization.AutocastLayerNorm"}},
             {"Activation", {"torch.nn.GELU"}},
         };
         auto it = allowed.find(name);
-        BOREAS_CHECK(it != allowed.end(), "{}: '{}.{}' is a layer kernel Boreas does not know", origin,
-                     path, name);
+        BOREAS_CHECK(it != allowed.end(), "{}: '{}.{}' is a layer kernel Boreas does not know",
+                     origin, path, name);
         BOREAS_CHECK(std::find(it->second.begin(), it->second.end(), target) != it->second.end(),
-                     "{}: '{}.{}._target_' is '{}'; Boreas implements {}", origin, path, name, target,
-                     join(it->second));
+                     "{}: '{}.{}._target_' is '{}'; Boreas implements {}", origin, path, name,
+                     target, join(it->second));
         kernel.finish();
     }
 }
 
-void check_edge_attributes(const YAML::Node& node, const std::string& path, const std::string& origin) {
+void check_edge_attributes(const YAML::Node& node, const std::string& path,
+                           const std::string& origin) {
     std::vector<std::string> names;
     try {
         names = node.as<std::vector<std::string>>();
@@ -213,8 +219,8 @@ void check_edge_attributes(const YAML::Node& node, const std::string& path, cons
 /// anemoi-models 0.3's `activation` (later layer_kernels.Activation): Boreas computes GELU.
 void check_activation(Section& block, const std::string& path, const std::string& origin) {
     const auto activation = block.get<std::string>("activation", "GELU");
-    BOREAS_CHECK(activation == "GELU", "{}: '{}.activation' is '{}'; Boreas implements GELU", origin,
-                 path, activation);
+    BOREAS_CHECK(activation == "GELU", "{}: '{}.activation' is '{}'; Boreas implements GELU",
+                 origin, path, activation);
 }
 
 /// The options processor and mapper blocks share: those that change the numbers must be off.
@@ -222,7 +228,8 @@ void check_block_options(Section& block, const std::string& path, const std::str
                          std::vector<std::string>& accepted) {
     auto must_be_false = [&](const char* key, const char* what) {
         const bool value = block.get<bool>(key, false);
-        BOREAS_CHECK(!value, "{}: '{}.{}' is true; Boreas implements {} off", origin, path, key, what);
+        BOREAS_CHECK(!value, "{}: '{}.{}' is true; Boreas implements {} off", origin, path, key,
+                     what);
     };
     must_be_false("qk_norm", "query/key normalisation");
     must_be_false("use_alibi_slopes", "ALiBi slopes");
@@ -231,18 +238,22 @@ void check_block_options(Section& block, const std::string& path, const std::str
     if (block.has("softcap")) {
         const auto node = block.raw("softcap");
         const double softcap = node.IsNull() ? 0.0 : block.get<double>("softcap", 0.0);
-        BOREAS_CHECK(softcap == 0.0, "{}: '{}.softcap' is {}; Boreas implements attention without a "
-                     "soft cap (0 or null)", origin, path, softcap);
+        BOREAS_CHECK(softcap == 0.0,
+                     "{}: '{}.softcap' is {}; Boreas implements attention without a "
+                     "soft cap (0 or null)",
+                     origin, path, softcap);
     }
     const auto mlp = block.get<std::string>("mlp_implementation", "mlp");
-    BOREAS_CHECK(mlp == "mlp", "{}: '{}.mlp_implementation' is '{}'; Boreas implements 'mlp'", origin,
-                 path, mlp);
+    BOREAS_CHECK(mlp == "mlp", "{}: '{}.mlp_implementation' is '{}'; Boreas implements 'mlp'",
+                 origin, path, mlp);
     check_layer_kernels(block.raw("layer_kernels"), path + ".layer_kernels", origin, accepted);
     check_activation(block, path, origin);
     if (block.has("attn_channels")) {
         const auto node = block.raw("attn_channels");
-        BOREAS_CHECK(node.IsNull(), "{}: '{}.attn_channels' is {}; Boreas implements attention on "
-                     "num_channels (null)", origin, path, YAML::Dump(node));
+        BOREAS_CHECK(node.IsNull(),
+                     "{}: '{}.attn_channels' is {}; Boreas implements attention on "
+                     "num_channels (null)",
+                     origin, path, YAML::Dump(node));
     }
     block.accept("_convert_", "how hydra instantiates the block");
     block.accept("cpu_offload", "placement only");
@@ -437,7 +448,8 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         const bool inner_skip = inner.has("latent_skip"), outer_skip = model.has("latent_skip");
         BOREAS_CHECK(inner_skip || outer_skip,
                      "{}: model.model.latent_skip is missing; it changes the numbers, so Boreas "
-                     "assumes no default", origin);
+                     "assumes no default",
+                     origin);
         if (inner_skip) config.latent_skip = inner.get<bool>("latent_skip", true);
         if (outer_skip) {
             const bool value = model.get<bool>("latent_skip", true);
@@ -459,19 +471,21 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         Section residual = model.child("residual");
         const auto target = residual.get<std::string>("_target_", "SkipConnection");
         BOREAS_CHECK(class_name(target) == "SkipConnection",
-                     "{}: model.residual._target_ is '{}'; Boreas implements SkipConnection", origin,
-                     target);
+                     "{}: model.residual._target_ is '{}'; Boreas implements SkipConnection",
+                     origin, target);
         const int step = residual.get<int>("step", -1);
-        BOREAS_CHECK(step == -1, "{}: model.residual.step is {}; Boreas implements -1 (the latest "
-                     "input step)", origin, step);
+        BOREAS_CHECK(step == -1,
+                     "{}: model.residual.step is {}; Boreas implements -1 (the latest "
+                     "input step)",
+                     origin, step);
         residual.finish();
     }
     {
         Section mask = model.child("output_mask");
         const auto target = mask.get<std::string>("_target_", "NoOutputMask");
         BOREAS_CHECK(class_name(target) == "NoOutputMask",
-                     "{}: model.output_mask._target_ is '{}'; Boreas implements NoOutputMask", origin,
-                     target);
+                     "{}: model.output_mask._target_ is '{}'; Boreas implements NoOutputMask",
+                     origin, target);
         mask.finish();
     }
     {
@@ -479,8 +493,10 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         if (attributes.has("edges"))
             check_edge_attributes(attributes.raw("edges"), "model.attributes.edges", origin);
         const auto nodes = attributes.get<std::vector<std::string>>("nodes", {});
-        BOREAS_CHECK(nodes.empty(), "{}: model.attributes.nodes is [{}]; Boreas implements no node "
-                     "attributes beyond the coordinates", origin, join(nodes));
+        BOREAS_CHECK(nodes.empty(),
+                     "{}: model.attributes.nodes is [{}]; Boreas implements no node "
+                     "attributes beyond the coordinates",
+                     origin, join(nodes));
         attributes.finish();
     }
     // Trainable sizes: trainable_parameters, or the blocks' own trainable_size (anemoi fills
@@ -493,14 +509,16 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     auto trainable_size = [&](Section& block, const char* path, const char* key) {
         if (block.has("trainable_size")) {
             const int value = block.non_negative<int>("trainable_size", 0);
-            BOREAS_CHECK(!trainable.count(key) || trainable[key] == value,
-                         "{}: {}.trainable_size ({}) differs from model.trainable_parameters.{} ({})",
-                         origin, path, value, key, trainable[key]);
+            BOREAS_CHECK(
+                !trainable.count(key) || trainable[key] == value,
+                "{}: {}.trainable_size ({}) differs from model.trainable_parameters.{} ({})",
+                origin, path, value, key, trainable[key]);
             trainable[key] = value;
         }
         BOREAS_CHECK(trainable.count(key),
                      "{}: model.trainable_parameters.{} (or {}.trainable_size) is missing; it "
-                     "changes the numbers, so Boreas assumes no default", origin, key, path);
+                     "changes the numbers, so Boreas assumes no default",
+                     origin, key, path);
         return trainable[key];
     };
     {
@@ -510,7 +528,8 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         processor.num_layers = p.required_positive<int>("num_layers");
         processor.num_chunks = p.required_positive<int>("num_chunks");
         processor.mlp_hidden_ratio = p.required_positive<double>("mlp_hidden_ratio");
-        if (processor.type != ProcessorType::gnn) processor.num_heads = p.required_positive<int>("num_heads");
+        if (processor.type != ProcessorType::gnn)
+            processor.num_heads = p.required_positive<int>("num_heads");
         if (processor.type == ProcessorType::transformer)
             processor.window_size = p.required_non_negative<int>("window_size");
         else
@@ -525,7 +544,8 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
                 check_edge_attributes(p.raw("sub_graph_edge_attributes"),
                                       "model.processor.sub_graph_edge_attributes", origin);
         } else {
-            config.trainable.hidden2hidden = trainable.count("hidden2hidden") ? trainable["hidden2hidden"] : 0;
+            config.trainable.hidden2hidden =
+                trainable.count("hidden2hidden") ? trainable["hidden2hidden"] : 0;
         }
         check_block_options(p, "model.processor", origin, config.accepted);
         p.accept("dropout_p", "inference runs without dropout, as anemoi's eval mode does");
@@ -546,12 +566,14 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     }
     BOREAS_CHECK(trainable.count("data") && trainable.count("hidden"),
                  "{}: model.trainable_parameters.{} is missing; it changes the numbers, so Boreas "
-                 "assumes no default", origin, trainable.count("data") ? "hidden" : "data");
+                 "assumes no default",
+                 origin, trainable.count("data") ? "hidden" : "data");
     config.trainable.data = trainable["data"];
     config.trainable.hidden = trainable["hidden"];
     BOREAS_CHECK(model.has("bounding"),
                  "{}: model.bounding is missing; write 'bounding: []' for a model without "
-                 "boundings (it changes the numbers, so Boreas assumes no default)", origin);
+                 "boundings (it changes the numbers, so Boreas assumes no default)",
+                 origin);
     const auto boundings = model.raw("bounding");
     BOREAS_CHECK(boundings.IsSequence() || boundings.IsNull(), "{}: model.bounding must be a list",
                  origin);
@@ -562,8 +584,10 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     Section data = top.child("data");
     config.variables = data.get<std::vector<std::string>>("variables", {});
     for (const char* key : {"forcing", "diagnostic"})
-        BOREAS_CHECK(data.has(key), "{}: data.{} is missing; write '{}: []' if there is none (it "
-                     "decides the model's inputs and outputs)", origin, key, key);
+        BOREAS_CHECK(data.has(key),
+                     "{}: data.{} is missing; write '{}: []' if there is none (it "
+                     "decides the model's inputs and outputs)",
+                     origin, key, key);
     config.forcing = data.get<std::vector<std::string>>("forcing", {});
     config.diagnostic = data.get<std::vector<std::string>>("diagnostic", {});
     for (const char* key : {"timestep", "frequency", "format", "resolution"})
@@ -593,8 +617,10 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     Section training = top.child("training");
     config.multistep_input = training.required_positive<int>("multistep_input");
     const int output_steps = training.positive<int>("multistep_output", 1);
-    BOREAS_CHECK(output_steps == 1, "{}: training.multistep_output is {}; Boreas implements one output "
-                 "step per forward (anemoi's n_step_output = 1)", origin, output_steps);
+    BOREAS_CHECK(output_steps == 1,
+                 "{}: training.multistep_output is {}; Boreas implements one output "
+                 "step per forward (anemoi's n_step_output = 1)",
+                 origin, output_steps);
     training.finish();
     parse_graph(top.child("graph"), config.graph, origin);
     top.finish();
@@ -620,8 +646,9 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         if (!b.total_var.empty())
             check_names({b.total_var}, outputs, fmt::format("model.bounding[{}].total_var", i), origin);
     }
-    std::vector<std::pair<const char*, int>> heads = {{"model.encoder.num_heads", config.encoder.num_heads},
-                                                      {"model.decoder.num_heads", config.decoder.num_heads}};
+    std::vector<std::pair<const char*, int>> heads = {
+        {"model.encoder.num_heads", config.encoder.num_heads},
+        {"model.decoder.num_heads", config.decoder.num_heads}};
     if (config.processor.type != ProcessorType::gnn)
         heads.emplace_back("model.processor.num_heads", config.processor.num_heads);
     for (const auto& [name, count] : heads)

@@ -52,9 +52,10 @@ LegacyName legacy_source(const std::string& current, const ModelConfig& config) 
     if (name == "processor_graph_provider.trainable.trainable")
         return {"processor.trainable.trainable", -1, "hidden_to_hidden"};
     if (name.rfind("processor.proc.", 0) == 0) {
-        BOREAS_CHECK(config.processor.type != ProcessorType::gnn,
-                     "weights in the anemoi-models 0.3 layout are supported for the transformer and "
-                     "graph-transformer processors");
+        BOREAS_CHECK(
+            config.processor.type != ProcessorType::gnn,
+            "weights in the anemoi-models 0.3 layout are supported for the transformer and "
+            "graph-transformer processors");
         const auto rest = name.substr(std::string("processor.proc.").size());
         const auto dot = rest.find('.');
         const int layer = std::stoi(rest.substr(0, dot));
@@ -125,9 +126,10 @@ std::set<std::string> load_legacy_parameters(ParameterStore& store, const Legacy
                          "{} has shape {}, expected [{}, {}] (q, k and v rows)", origin,
                          io::shape_string(shape), 3 * rows, cols);
             const auto fused = source.read(name);
-            store.assign(current,
-                         std::span<const float>(fused).subspan(legacy.qkv_part * rows * cols, rows * cols),
-                         origin);
+            store.assign(
+                current,
+                std::span<const float>(fused).subspan(legacy.qkv_part * rows * cols, rows * cols),
+                origin);
             continue;
         }
         BOREAS_CHECK(shape == target.shape(), "{} has shape {}, expected {}", origin,
@@ -142,7 +144,8 @@ std::set<std::string> load_legacy_parameters(ParameterStore& store, const Legacy
         const auto width = target.dim(1);
         std::vector<float> reordered(stored.size());
         for (std::int64_t p = 0; p < edges.count(); ++p)
-            std::copy_n(stored.begin() + edges.perm[p] * width, width, reordered.begin() + p * width);
+            std::copy_n(stored.begin() + edges.perm[p] * width, width,
+                        reordered.begin() + p * width);
         store.assign(current, reordered, origin);
     }
     return used;

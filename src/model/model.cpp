@@ -17,13 +17,15 @@ void Model::save_weights(const std::filesystem::path& path) const {
 void Model::load_weights(const std::filesystem::path& path) {
     {
         io::SafetensorsReader reader(path);
-        if (auto it = reader.metadata().find("boreas.graph_fingerprint"); it != reader.metadata().end()) {
+        if (auto it = reader.metadata().find("boreas.graph_fingerprint");
+            it != reader.metadata().end()) {
             const auto ours = graphs::fingerprint(*impl_->graph);
-            BOREAS_CHECK(it->second == ours,
-                         "weights '{}' were trained on graph {} and this graph is {}: its node "
-                         "coordinates, edge order or edge attributes differ, and trainable edge "
-                         "rows follow the edge order; use the graph the weights came with (--graph)",
-                         path.string(), it->second, ours);
+            BOREAS_CHECK(
+                it->second == ours,
+                "weights '{}' were trained on graph {} and this graph is {}: its node "
+                "coordinates, edge order or edge attributes differ, and trainable edge "
+                "rows follow the edge order; use the graph the weights came with (--graph)",
+                path.string(), it->second, ours);
         }
         if (is_legacy_layout(reader)) {
             load_legacy_weights(impl_->store, reader, impl_->config, *impl_->graph);

@@ -26,7 +26,10 @@ namespace {
 /// Protocol-2 pickle bytes, written opcode by opcode.
 struct PickleWriter {
     std::string bytes = "\x80\x02";
-    PickleWriter& op(char c) { bytes += c; return *this; }
+    PickleWriter& op(char c) {
+        bytes += c;
+        return *this;
+    }
     PickleWriter& global(const std::string& module, const std::string& name) {
         bytes += 'c' + module + '\n' + name + '\n';
         return *this;
@@ -55,7 +58,13 @@ struct PickleWriter {
                          std::initializer_list<std::int32_t> stride) {
         global("torch._utils", "_rebuild_tensor_v2");
         op('(');
-        op('(').str("storage").global("torch", storage_type).str(key).str("cpu").integer(numel).op('t');
+        op('(')
+            .str("storage")
+            .global("torch", storage_type)
+            .str(key)
+            .str("cpu")
+            .integer(numel)
+            .op('t');
         op('Q');
         integer(offset).ints(size).ints(stride).op('\x89');
         global("collections", "OrderedDict").op(')').op('R');
@@ -154,8 +163,8 @@ TEST(Pickle, MemoCyclesAreHarmless) {
 TEST(Pickle, IntegersOfEveryEncoding) {
     PickleWriter w;
     w.op('(').integer(-5);
-    w.bytes += "K\xff";                          // BININT1 255
-    w.bytes += std::string("M\x01\x02", 3);      // BININT2 513
+    w.bytes += "K\xff";                             // BININT1 255
+    w.bytes += std::string("M\x01\x02", 3);         // BININT2 513
     w.bytes += std::string("\x8a\x02\x00\x80", 4);  // LONG1 -32768
     w.bytes += "I42\nL-7L\n";
     w.op('t').op('.');
@@ -166,7 +175,8 @@ TEST(Pickle, IntegersOfEveryEncoding) {
 }
 
 TEST(Pickle, MalformedInputNamesOriginAndOffset) {
-    EXPECT_NE(error_of([] { pickle::parse({}, "empty.pkl"); }).find("empty.pkl"), std::string::npos);
+    EXPECT_NE(error_of([] { pickle::parse({}, "empty.pkl"); }).find("empty.pkl"),
+              std::string::npos);
     PickleWriter truncated;
     truncated.str("abc");
     truncated.bytes.resize(truncated.bytes.size() - 1);
@@ -202,39 +212,43 @@ TEST(TorchCheckpoint, ReadsTensorsThroughTheirStorages) {
     EXPECT_EQ(checkpoint.read<double>(*bias, "bias"), (std::vector<double>{5, 6}));
     EXPECT_FALSE(checkpoint.anemoi_metadata().has_value());
     // The same from deflated members (torch writes stored ones; other writers may not).
-    const auto deflated = write_zip("deflated.ckpt", {{"archive/data.pkl", state_dict_pickle()},
-                                                      {"archive/data/0", floats({1, 2, 3, 4, 5, 6})}},
-                                    false);
+    const auto deflated = write_zip(
+        "deflated.ckpt",
+        {{"archive/data.pkl", state_dict_pickle()}, {"archive/data/0", floats({1, 2, 3, 4, 5, 6})}},
+        false);
     TorchCheckpoint compressed(deflated);
-    EXPECT_EQ(compressed.read<float>(*compressed.root().get("bias"), "bias"), (std::vector<float>{5, 6}));
+    EXPECT_EQ(compressed.read<float>(*compressed.root().get("bias"), "bias"),
+              (std::vector<float>{5, 6}));
 }
 
 TEST(TorchCheckpoint, StridedViewsReadInCOrder) {
     PickleWriter w;
     w.tensor("FloatStorage", "0", 6, 0, {3, 2}, {1, 3}).op('.');  // the transpose of [2, 3]
-    const auto path = write_zip("t.ckpt", {{"archive/data.pkl", w.bytes},
-                                           {"archive/data/0", floats({1, 2, 3, 4, 5, 6})}});
+    const auto path = write_zip(
+        "t.ckpt", {{"archive/data.pkl", w.bytes}, {"archive/data/0", floats({1, 2, 3, 4, 5, 6})}});
     TorchCheckpoint checkpoint(path);
-    EXPECT_EQ(checkpoint.read<float>(checkpoint.root(), "t"), (std::vector<float>{1, 4, 2, 5, 3, 6}));
+    EXPECT_EQ(checkpoint.read<float>(checkpoint.root(), "t"),
+              (std::vector<float>{1, 4, 2, 5, 3, 6}));
 }
 
 TEST(TorchCheckpoint, ErrorsNameTheMemberOrTensor) {
     // A storage shorter than its record says.
-    const auto short_storage = write_zip("short.ckpt", {{"a/data.pkl", state_dict_pickle()},
-                                                        {"a/data/0", floats({1, 2, 3})}});
+    const auto short_storage = write_zip(
+        "short.ckpt", {{"a/data.pkl", state_dict_pickle()}, {"a/data/0", floats({1, 2, 3})}});
     TorchCheckpoint checkpoint(short_storage);
     auto message = error_of([&] { checkpoint.read<float>(*checkpoint.root().get("w"), "w"); });
     EXPECT_NE(message.find("tensor 'w'"), std::string::npos) << message;
     EXPECT_NE(message.find("a/data/0"), std::string::npos) << message;
     // A tensor that reaches past its storage.
-    const auto overreach = write_zip("over.ckpt", {{"a/data.pkl", state_dict_pickle(4)},
-                                                   {"a/data/0", floats({1, 2, 3, 4})}});
+    const auto overreach = write_zip(
+        "over.ckpt", {{"a/data.pkl", state_dict_pickle(4)}, {"a/data/0", floats({1, 2, 3, 4})}});
     TorchCheckpoint over(overreach);
     message = error_of([&] { over.read<float>(*over.root().get("bias"), "bias"); });
     EXPECT_NE(message.find("tensor 'bias': needs 6 elements"), std::string::npos) << message;
     // An unknown storage dtype.
-    const auto complex = write_zip("complex.ckpt", {{"a/data.pkl", state_dict_pickle(6, "ComplexFloatStorage")},
-                                                    {"a/data/0", floats({1, 2, 3, 4, 5, 6})}});
+    const auto complex =
+        write_zip("complex.ckpt", {{"a/data.pkl", state_dict_pickle(6, "ComplexFloatStorage")},
+                                   {"a/data/0", floats({1, 2, 3, 4, 5, 6})}});
     TorchCheckpoint unknown(complex);
     message = error_of([&] { unknown.read<float>(*unknown.root().get("w"), "w"); });
     EXPECT_NE(message.find("torch.ComplexFloatStorage"), std::string::npos) << message;
@@ -259,7 +273,8 @@ TEST(TorchCheckpoint, TruncatedOrCorruptZipIsRefused) {
     }
     for (const std::size_t keep : {bytes.size() / 2, bytes.size() - 10, std::size_t{0}}) {
         const auto cut = temp_path("cut.ckpt");
-        std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(keep));
+        std::ofstream(cut, std::ios::binary)
+            .write(bytes.data(), static_cast<std::streamsize>(keep));
         const auto message = error_of([&] { TorchCheckpoint checkpoint(cut); });
         EXPECT_NE(message.find(cut.string()), std::string::npos) << keep << ": " << message;
     }
@@ -269,14 +284,16 @@ TEST(TorchCheckpoint, TruncatedOrCorruptZipIsRefused) {
     ASSERT_NE(at, std::string::npos);
     corrupt[at] = 'X';
     const auto message = error_of([&] {
-        TorchCheckpoint checkpoint(std::span(reinterpret_cast<const std::byte*>(corrupt.data()), corrupt.size()),
-                                   "corrupt.ckpt");
+        TorchCheckpoint checkpoint(
+            std::span(reinterpret_cast<const std::byte*>(corrupt.data()), corrupt.size()),
+            "corrupt.ckpt");
     });
     EXPECT_NE(message.find("corrupt.ckpt"), std::string::npos) << message;
 }
 
 TEST(TorchCheckpoint, LenientJson) {
-    const auto json = boreas::io::parse_json_lenient(R"({"a": NaN, "b": [Infinity, -Infinity], "c": "NaN"})", "m");
+    const auto json = boreas::io::parse_json_lenient(
+        R"({"a": NaN, "b": [Infinity, -Infinity], "c": "NaN"})", "m");
     EXPECT_TRUE(json["a"].is_null());
     EXPECT_TRUE(json["b"][1].is_null());
     EXPECT_EQ(json["c"], "NaN");
@@ -295,9 +312,10 @@ TEST(TorchCheckpoint, ModuleTreeAsStateDictWithNonPersistentBuffers) {
     TorchCheckpoint checkpoint(corpus("module.pt"));
     const auto entries = checkpoint.state_dict(checkpoint.root());
     std::vector<std::string> names;
-    for (const auto& e : entries) names.push_back(e.name + (e.persistent ? "" : " (non-persistent)"));
-    EXPECT_EQ(names, (std::vector<std::string>{"persistent", "transient (non-persistent)", "lin.weight",
-                                               "lin.bias", "norm.weight", "norm.bias",
+    for (const auto& e : entries)
+        names.push_back(e.name + (e.persistent ? "" : " (non-persistent)"));
+    EXPECT_EQ(names, (std::vector<std::string>{"persistent", "transient (non-persistent)",
+                                               "lin.weight", "lin.bias", "norm.weight", "norm.bias",
                                                "inner.data.weight"}));
     EXPECT_EQ(checkpoint.read<std::int64_t>(*entries[0].tensor, "persistent"),
               (std::vector<std::int64_t>{0, 1, 2, 3}));
@@ -308,8 +326,9 @@ TEST(TorchCheckpoint, ModuleTreeAsStateDictWithNonPersistentBuffers) {
     TorchCheckpoint saved(corpus("module_state_dict.pt"));
     std::vector<std::string> saved_names;
     for (const auto& e : saved.state_dict(saved.root())) saved_names.push_back(e.name);
-    EXPECT_EQ(saved_names, (std::vector<std::string>{"persistent", "lin.weight", "lin.bias", "norm.weight",
-                                                     "norm.bias", "inner.data.weight"}));
+    EXPECT_EQ(saved_names,
+              (std::vector<std::string>{"persistent", "lin.weight", "lin.bias", "norm.weight",
+                                        "norm.bias", "inner.data.weight"}));
 }
 
 TEST(TorchCheckpoint, ViewsAndDtypesAsTorchWritesThem) {
@@ -318,15 +337,19 @@ TEST(TorchCheckpoint, ViewsAndDtypesAsTorchWritesThem) {
     EXPECT_EQ(views.read<float>(*root.get("t"), "t"),
               (std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}));
     EXPECT_EQ(views.read<float>(*root.get("row"), "row"), (std::vector<float>{4, 5, 6, 7}));
-    EXPECT_EQ(views.read<float>(*root.get("slice"), "slice"), (std::vector<float>{1, 2, 5, 6, 9, 10}));
+    EXPECT_EQ(views.read<float>(*root.get("slice"), "slice"),
+              (std::vector<float>{1, 2, 5, 6, 9, 10}));
     TorchCheckpoint dtypes(corpus("dtypes.pt"));
     const auto& d = dtypes.root();
     for (const char* name : {"i64", "i32", "i16", "i8", "u8"})
-        EXPECT_EQ(dtypes.read<std::int64_t>(*d.get(name), name), (std::vector<std::int64_t>{0, 1, 2})) << name;
+        EXPECT_EQ(dtypes.read<std::int64_t>(*d.get(name), name),
+                  (std::vector<std::int64_t>{0, 1, 2}))
+            << name;
     EXPECT_EQ(dtypes.read<float>(*d.get("bool"), "bool"), (std::vector<float>{1, 0}));
     EXPECT_EQ(dtypes.read<float>(*d.get("scalar"), "scalar"), (std::vector<float>{1.5f}));
     EXPECT_TRUE(dtypes.read<float>(*d.get("empty"), "empty").empty());
-    for (const char* name : {"f64", "f16", "bf16"}) EXPECT_EQ(dtypes.read<float>(*d.get(name), name).size(), 3u);
+    for (const char* name : {"f64", "f16", "bf16"})
+        EXPECT_EQ(dtypes.read<float>(*d.get(name), name).size(), 3u);
 }
 
 TEST(TorchCheckpoint, EvilPicklesStayInert) {
@@ -336,7 +359,9 @@ TEST(TorchCheckpoint, EvilPicklesStayInert) {
         TorchCheckpoint checkpoint(corpus(name));
         const auto& globals = checkpoint.pickle().globals();
         EXPECT_NE(std::find(globals.begin(), globals.end(), "posix.system"), globals.end()) << name;
-        EXPECT_NE(error_of([&] { checkpoint.state_dict(checkpoint.root()); }).find("neither an nn.Module"),
+        EXPECT_NE(error_of([&] {
+                      checkpoint.state_dict(checkpoint.root());
+                  }).find("neither an nn.Module"),
                   std::string::npos);
     }
     EXPECT_FALSE(fs::exists(marker)) << "a pickle's call ran";

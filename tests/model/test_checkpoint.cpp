@@ -5,8 +5,8 @@
 
 #include <cctype>
 #include <cmath>
-#include <ostream>
 #include <filesystem>
+#include <ostream>
 
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/checkpoint.hpp"
@@ -45,7 +45,9 @@ struct Case {
     std::string checkpoint, io_file, output;
 };
 
-void PrintTo(const Case& c, std::ostream* out) { *out << c.checkpoint; }
+void PrintTo(const Case& c, std::ostream* out) {
+    *out << c.checkpoint;
+}
 
 class CheckpointForward : public ::testing::TestWithParam<Case> {};
 
@@ -84,12 +86,14 @@ INSTANTIATE_TEST_SUITE_P(
     Releases, CheckpointForward,
     ::testing::Values(Case{"transformer", "transformer.io.safetensors", "output"},
                       Case{"graphtransformer", "graphtransformer.io.safetensors", "output"},
-                      Case{"anemoi-models-0.3.1-transformer", "anemoi-models-0.3.1.io.safetensors", "output_transformer"},
-                      Case{"anemoi-models-0.3.1-graphtransformer", "anemoi-models-0.3.1.io.safetensors",
-                           "output_graphtransformer"}),
+                      Case{"anemoi-models-0.3.1-transformer", "anemoi-models-0.3.1.io.safetensors",
+                           "output_transformer"},
+                      Case{"anemoi-models-0.3.1-graphtransformer",
+                           "anemoi-models-0.3.1.io.safetensors", "output_graphtransformer"}),
     [](const auto& test) {
         std::string name = test.param.checkpoint;
-        for (auto& ch : name) if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+        for (auto& ch : name)
+            if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
         return name;
     });
 
@@ -108,7 +112,8 @@ TEST_P(CheckpointReference, DescribesWhatAnemoisMetadataSays) {
     const std::vector<std::string> roles = {"prognostic", "prognostic", "prognostic", "prognostic",
                                             "forcing",    "forcing",    "diagnostic", "diagnostic"};
     ASSERT_EQ(info["variables"].size(), roles.size());
-    for (std::size_t i = 0; i < roles.size(); ++i) EXPECT_EQ(info["variables"][i]["role"], roles[i]);
+    for (std::size_t i = 0; i < roles.size(); ++i)
+        EXPECT_EQ(info["variables"][i]["role"], roles[i]);
     EXPECT_EQ(info["nodes"]["data"], 1600);
     EXPECT_EQ(info["edges"]["hidden_to_data"], 4800);
     EXPECT_EQ(info["edges"].contains("hidden_to_hidden"), name == "graphtransformer");
@@ -117,7 +122,8 @@ TEST_P(CheckpointReference, DescribesWhatAnemoisMetadataSays) {
     EXPECT_EQ(graph.node_set("hidden").count(), name == "transformer" ? 208 : 162);
 }
 
-INSTANTIATE_TEST_SUITE_P(Anemoi018, CheckpointReference, ::testing::Values("transformer", "graphtransformer"));
+INSTANTIATE_TEST_SUITE_P(Anemoi018, CheckpointReference,
+                         ::testing::Values("transformer", "graphtransformer"));
 
 TEST(Checkpoint, ReadsTheAifsSingle10Layout) {
     const boreas::model::Checkpoint checkpoint(kData / "anemoi-models-0.3.1-graphtransformer.ckpt");
@@ -131,7 +137,8 @@ TEST(Checkpoint, ReadsTheAifsSingle10Layout) {
     // permutation, which must equal anemoi 0.18's own sort of the same graph.
     const boreas::model::Checkpoint current(kData / "graphtransformer.ckpt");
     for (const char* set : {"data_to_hidden", "hidden_to_data", "hidden_to_hidden"}) {
-        EXPECT_EQ(checkpoint.graph()->edge_set(set).perm, current.graph()->edge_set(set).perm) << set;
+        EXPECT_EQ(checkpoint.graph()->edge_set(set).perm, current.graph()->edge_set(set).perm)
+            << set;
         EXPECT_EQ(checkpoint.graph()->edge_set(set).src, current.graph()->edge_set(set).src) << set;
     }
 }
@@ -142,5 +149,6 @@ TEST(Checkpoint, RefusesWhatIsNotAnInferenceCheckpoint) {
     EXPECT_NE(message.find("not an anemoi inference checkpoint"), std::string::npos) << message;
     EXPECT_FALSE(fs::exists("/tmp/boreas-pickle-was-executed"));
     message = error_of([] { boreas::model::Checkpoint(kData / "state_dict.ckpt"); });
-    EXPECT_NE(message.find("state_dict.ckpt: the pickle holds a dict"), std::string::npos) << message;
+    EXPECT_NE(message.find("state_dict.ckpt: the pickle holds a dict"), std::string::npos)
+        << message;
 }

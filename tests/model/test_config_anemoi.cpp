@@ -27,7 +27,8 @@ YAML::Node full_config(const std::string& kind) {
     YAML::Node root;
     root["model"] = YAML::Load(text.str());
     root["data"] = YAML::Load(
-        "{variables: [z_500, t_850, 2t, sp, lsm, cos_latitude, tp, cp], forcing: [lsm, cos_latitude], "
+        "{variables: [z_500, t_850, 2t, sp, lsm, cos_latitude, tp, cp], forcing: [lsm, "
+        "cos_latitude], "
         "diagnostic: [tp, cp], timestep: 6h, frequency: 6h}");
     root["training"]["multistep_input"] = 2;
     root["graph"] = YAML::Load("{data_grid: O16, hidden_grid: TRI2}");
@@ -41,15 +42,18 @@ std::string emit(const YAML::Node& node) {
 }
 
 /// Removes (value empty) or sets a dotted key in a copy of the tree.
-YAML::Node edited(const YAML::Node& original, const std::string& path, const std::string& value = "") {
+YAML::Node edited(const YAML::Node& original, const std::string& path,
+                  const std::string& value = "") {
     YAML::Node root = YAML::Clone(original);
     std::vector<std::string> keys;
     std::stringstream parts(path);
     for (std::string key; std::getline(parts, key, '.');) keys.push_back(key);
     std::vector<YAML::Node> chain{root};
     for (std::size_t i = 0; i + 1 < keys.size(); ++i) chain.push_back(chain.back()[keys[i]]);
-    if (value.empty()) chain.back().remove(keys.back());
-    else chain.back()[keys.back()] = YAML::Load(value);
+    if (value.empty())
+        chain.back().remove(keys.back());
+    else
+        chain.back()[keys.back()] = YAML::Load(value);
     return root;
 }
 
@@ -75,8 +79,11 @@ TEST(AnemoiConfig, ReadsAnemoisModelConfigsUnchanged) {
         }
         std::string accepted;
         for (const auto& line : config.accepted) accepted += line + "\n";
-        EXPECT_NE(accepted.find("model.encoder.graph_attention_backend = triton"), std::string::npos) << accepted;
-        EXPECT_NE(accepted.find("model.processor.gradient_checkpointing = True"), std::string::npos) << accepted;
+        EXPECT_NE(accepted.find("model.encoder.graph_attention_backend = triton"),
+                  std::string::npos)
+            << accepted;
+        EXPECT_NE(accepted.find("model.processor.gradient_checkpointing = True"), std::string::npos)
+            << accepted;
         EXPECT_NE(accepted.find("model.compile"), std::string::npos) << accepted;
     }
 }
@@ -86,22 +93,35 @@ TEST(AnemoiConfig, EverySettingThatChangesTheNumbersIsRequired) {
         {"transformer", {"model.processor.window_size"}},
         {"graphtransformer", {"model.trainable_parameters.hidden2hidden"}},
     };
-    const std::vector<std::string> common = {
-        "model.num_channels",          "model.model.latent_skip",        "model.processor._target_",
-        "model.processor.num_layers",  "model.processor.num_chunks",     "model.processor.num_heads",
-        "model.processor.mlp_hidden_ratio", "model.encoder.num_heads",   "model.encoder.mlp_hidden_ratio",
-        "model.decoder.num_heads",     "model.decoder.mlp_hidden_ratio", "model.trainable_parameters.data",
-        "model.trainable_parameters.hidden", "model.trainable_parameters.data2hidden",
-        "model.trainable_parameters.hidden2data", "model.bounding", "training.multistep_input",
-        "data.forcing", "data.diagnostic"};
+    const std::vector<std::string> common = {"model.num_channels",
+                                             "model.model.latent_skip",
+                                             "model.processor._target_",
+                                             "model.processor.num_layers",
+                                             "model.processor.num_chunks",
+                                             "model.processor.num_heads",
+                                             "model.processor.mlp_hidden_ratio",
+                                             "model.encoder.num_heads",
+                                             "model.encoder.mlp_hidden_ratio",
+                                             "model.decoder.num_heads",
+                                             "model.decoder.mlp_hidden_ratio",
+                                             "model.trainable_parameters.data",
+                                             "model.trainable_parameters.hidden",
+                                             "model.trainable_parameters.data2hidden",
+                                             "model.trainable_parameters.hidden2data",
+                                             "model.bounding",
+                                             "training.multistep_input",
+                                             "data.forcing",
+                                             "data.diagnostic"};
     for (const auto& [kind, specific] : kinds) {
         auto keys = common;
         keys.insert(keys.end(), specific.begin(), specific.end());
         const auto base = full_config(kind);
         for (const auto& key : keys) {
-            const auto message = error_of([&] { boreas::model::parse_config(emit(edited(base, key)), kind); });
+            const auto message =
+                error_of([&] { boreas::model::parse_config(emit(edited(base, key)), kind); });
             const auto leaf = key.substr(key.rfind('.') + 1);
-            EXPECT_NE(message.find(leaf), std::string::npos) << kind << ": removing " << key << ": '" << message << "'";
+            EXPECT_NE(message.find(leaf), std::string::npos)
+                << kind << ": removing " << key << ": '" << message << "'";
         }
     }
 }
@@ -130,14 +150,16 @@ TEST(AnemoiConfig, ValuesBoreasCannotHonourAreRefusedByName) {
         {"model.processor.attn_channels", "64"},
     };
     for (const auto& [key, value] : cases) {
-        const auto message = error_of([&] { boreas::model::parse_config(emit(edited(base, key, value)), "t"); });
+        const auto message =
+            error_of([&] { boreas::model::parse_config(emit(edited(base, key, value)), "t"); });
         EXPECT_NE(message.find(key.substr(key.find('.') + 1)), std::string::npos)
             << key << "=" << value << ": '" << message << "'";
     }
     // AutocastLayerNorm computes LayerNorm in fp32: accepted.
     EXPECT_NO_THROW(boreas::model::parse_config(
         emit(edited(base, "model.layer_kernels.LayerNorm._target_",
-                    "anemoi.models.layers.normalization.AutocastLayerNorm")), "t"));
+                    "anemoi.models.layers.normalization.AutocastLayerNorm")),
+        "t"));
 }
 
 TEST(AnemoiConfig, AnemoisFullSizeConfigsRunUnchanged) {
@@ -151,7 +173,8 @@ TEST(AnemoiConfig, AnemoisFullSizeConfigsRunUnchanged) {
         model.parameters().initialise(3);
         const auto input = boreas::model::synthetic_input(model, 1, 5);
         const auto output = model.forward(input);
-        EXPECT_EQ(output.shape(), (std::vector<std::int64_t>{1, 1, 1, model.graph().node_set("data").count(), 6}));
+        EXPECT_EQ(output.shape(),
+                  (std::vector<std::int64_t>{1, 1, 1, model.graph().node_set("data").count(), 6}));
         for (const float v : output.values()) ASSERT_TRUE(std::isfinite(v)) << kind;
     }
 }

@@ -184,7 +184,8 @@ TEST(ModelErrors, WeightsOnAGraphWithAnotherEdgeOrderAreRefused) {
     std::swap(edges.edge_dirs[2 * a + 1], edges.edge_dirs[2 * b + 1]);
     boreas::model::Model other(config, reordered);
     const auto message = error_of([&] { other.load_weights(path); });
-    EXPECT_TRUE(contains(message, "were trained on graph " + boreas::graphs::fingerprint(model.graph())))
+    EXPECT_TRUE(
+        contains(message, "were trained on graph " + boreas::graphs::fingerprint(model.graph())))
         << message;
     EXPECT_TRUE(contains(message, "edge order")) << message;
 }

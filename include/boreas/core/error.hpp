@@ -30,7 +30,7 @@ struct SourceLocation {
     constexpr const char* file_name() const noexcept { return file_; }
     constexpr unsigned line() const noexcept { return line_; }
 
-private:
+  private:
     const char* file_ = "";
     unsigned line_ = 0;
 };
@@ -38,12 +38,12 @@ private:
 
 class Error : public std::runtime_error {
 public:
-    Error(std::string message, SourceLocation where = SourceLocation::current());
+  Error(std::string message, SourceLocation where = SourceLocation::current());
 
-    /// The message without the source location: what a user reads.
-    const std::string& message() const noexcept { return message_; }
-    /// "file.cpp:123": where in Boreas the error was raised, for bug reports.
-    const std::string& location() const noexcept { return location_; }
+  /// The message without the source location: what a user reads.
+  const std::string& message() const noexcept { return message_; }
+  /// "file.cpp:123": where in Boreas the error was raised, for bug reports.
+  const std::string& location() const noexcept { return location_; }
 
 private:
     std::string message_;
@@ -60,8 +60,8 @@ template <typename... Args>
 }  // namespace boreas
 
 /// BOREAS_CHECK(cond, "expected {} but found {}", a, b): always evaluates cond.
-#define BOREAS_CHECK(cond, ...)                                                 \
-    do {                                                                        \
+#define BOREAS_CHECK(cond, ...)                                                           \
+    do {                                                                                  \
         if (!(cond)) ::boreas::fail_at(::boreas::SourceLocation::current(), __VA_ARGS__); \
     } while (false)
 

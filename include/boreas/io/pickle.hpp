@@ -66,16 +66,17 @@ struct Value {
     Value* state = nullptr;     ///< object: the BUILD state, if any
 
     // storage
-    std::optional<DType> dtype;  ///< unset: a storage type Boreas does not read (named in type_name)
-    std::string type_name;       ///< storage: e.g. "torch.FloatStorage"
-    std::string location;        ///< storage: e.g. "cpu", "cuda:0"
-    std::int64_t numel = 0;      ///< storage: elements
+    std::optional<DType>
+        dtype;               ///< unset: a storage type Boreas does not read (named in type_name)
+    std::string type_name;   ///< storage: e.g. "torch.FloatStorage"
+    std::string location;    ///< storage: e.g. "cpu", "cuda:0"
+    std::int64_t numel = 0;  ///< storage: elements
 
     // tensor
     const Value* storage_ref = nullptr;
     std::int64_t storage_offset = 0;  ///< elements
     std::vector<std::int64_t> shape, stride;
-    bool parameter = false;      ///< rebuilt through _rebuild_parameter (an nn.Parameter)
+    bool parameter = false;  ///< rebuilt through _rebuild_parameter (an nn.Parameter)
 
     bool is(Kind k) const { return kind == k; }
     /// dict (or object entries): the value of string key `key`, or nullptr.
@@ -92,7 +93,7 @@ struct Limits {
 };
 
 class Document {
-public:
+  public:
     Document() = default;
     Document(Document&&) = default;
     Document& operator=(Document&&) = default;
@@ -104,7 +105,7 @@ public:
     /// Every distinct global the pickle named, "module.name", in order of first appearance.
     const std::vector<std::string>& globals() const { return globals_; }
 
-private:
+  private:
     friend class Parser;
     std::deque<Value> arena_;
     Value* root_ = nullptr;
@@ -113,7 +114,8 @@ private:
 
 /// Parses a whole pickle (protocols 0 to 5 without out-of-band buffers and extension codes).
 /// `origin` names the data in errors ("model.ckpt: archive/data.pkl").
-Document parse(std::span<const std::byte> data, const std::string& origin, const Limits& limits = {});
+Document parse(std::span<const std::byte> data, const std::string& origin,
+               const Limits& limits = {});
 
 /// Element size and dtype of a torch storage type name ("torch.FloatStorage" ...), or nullopt.
 std::optional<DType> storage_dtype(std::string_view type_name);

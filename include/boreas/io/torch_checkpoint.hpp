@@ -28,7 +28,7 @@ struct NamedTensor {
 };
 
 class TorchCheckpoint {
-public:
+  public:
     /// Opens the zip, finds its archive folder and parses data.pkl; throws naming the file and
     /// member on anything malformed.
     explicit TorchCheckpoint(const std::filesystem::path& path);
@@ -63,7 +63,7 @@ public:
     /// checkpoint if none of these is found. Shared tensors appear under each name.
     std::vector<NamedTensor> state_dict(const pickle::Value& root) const;
 
-private:
+  private:
     void open();
 
     std::unique_ptr<ZipArchive> zip_;

@@ -16,7 +16,7 @@ struct zip;
 namespace boreas::io {
 
 class ZipArchive {
-public:
+  public:
     /// Opens the file; throws naming it if it is missing, not a zip or damaged.
     explicit ZipArchive(const std::filesystem::path& path);
     /// Opens a zip held in memory; `name` stands for it in errors. The bytes are copied.
@@ -35,9 +35,10 @@ public:
     std::vector<std::byte> read(const std::string& member,
                                 std::uint64_t max_bytes = std::uint64_t{1} << 32) const;
     /// `out.size()` bytes of the member from byte `offset`; throws if the member is shorter.
-    void read_range(const std::string& member, std::uint64_t offset, std::span<std::byte> out) const;
+    void read_range(const std::string& member, std::uint64_t offset,
+                    std::span<std::byte> out) const;
 
-private:
+  private:
     std::int64_t index_of(const std::string& member) const;
     void load_members();
 

@@ -25,7 +25,7 @@
 namespace boreas::model {
 
 class Checkpoint {
-public:
+  public:
     /// Reads and checks the checkpoint; throws boreas::Error naming the file and what is wrong.
     explicit Checkpoint(const std::filesystem::path& path);
     ~Checkpoint();
@@ -42,7 +42,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
 };
 

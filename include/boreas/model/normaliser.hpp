@@ -46,11 +46,11 @@ public:
     void denormalise_output(Tensor& y) const;
 
 private:
-    void index_columns(const ModelConfig& config);
+  void index_columns(const ModelConfig& config);
 
-    std::vector<float> mul_, add_;           // over dataset variables
-    std::vector<std::size_t> input_index_;   // dataset index of each input column
-    std::vector<std::size_t> output_index_;  // dataset index of each output column
+  std::vector<float> mul_, add_;           // over dataset variables
+  std::vector<std::size_t> input_index_;   // dataset index of each input column
+  std::vector<std::size_t> output_index_;  // dataset index of each output column
 };
 
 }  // namespace boreas::model

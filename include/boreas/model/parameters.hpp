@@ -51,7 +51,7 @@ public:
     void save(const std::filesystem::path& path,
               const std::map<std::string, std::string>& metadata = {}) const;
 
-private:
+  private:
     struct Entry {
         Tensor tensor;
         Init init;
