@@ -94,7 +94,9 @@ int run_forward(const ForwardArguments& args) {
         writer.write(args.save_input);
     }
     Tensor model_input = input;
-    if (normaliser) normaliser->normalise_input(model_input);
+    // The synthetic input is drawn in normalised units already; a file is in physical units
+    // whenever there is a normaliser (a checkpoint's, or --statistics).
+    if (normaliser && args.input != "synthetic") normaliser->normalise_input(model_input);
     Stopwatch step;
     model::ForwardOptions options;
     options.allow_nan = args.allow_nan;
@@ -137,7 +139,8 @@ Runner add_forward_command(CLI::App& app) {
     auto* graph =
         command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
     command->add_option("--input", args->input,
-                        "safetensors with 'input' [batch, steps, 1, nodes, vars], or 'synthetic'")
+                        "safetensors with 'input' [batch, steps, (1,) nodes, vars], or 'synthetic' "
+                        "(drawn in normalised units)")
         ->required();
     command->add_option("-o,--output", args->output, "Where to write the output (safetensors)")
         ->required();
