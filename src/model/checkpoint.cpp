@@ -565,7 +565,14 @@ struct Checkpoint::Impl {
     }
 };
 
-Checkpoint::Checkpoint(const std::filesystem::path& path) : impl_(std::make_unique<Impl>(path)) {}
+Checkpoint::Checkpoint(const std::filesystem::path& path) {
+    try {
+        impl_ = std::make_unique<Impl>(path);
+    } catch (const nlohmann::json::exception& error) {
+        // A value of an unexpected type in anemoi.json (the checks above cover the structure).
+        BOREAS_FAIL("{}: anemoi.json holds an unexpected value: {}", path.string(), error.what());
+    }
+}
 Checkpoint::~Checkpoint() = default;
 Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
 const ModelConfig& Checkpoint::config() const {

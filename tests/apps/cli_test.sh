@@ -95,6 +95,39 @@ head -c 300000 "$ckpt/transformer.ckpt" >"$work/truncated.ckpt"
 expect_error "truncated.ckpt: cannot open as a zip archive" -- checkpoint info "$work/truncated.ckpt"
 printf 'PK\003\004 not really a zip' >"$work/garbage.ckpt"
 expect_error "garbage.ckpt: cannot open as a zip archive" -- checkpoint info "$work/garbage.ckpt"
+# Damaged metadata: each variant of the real checkpoint is refused naming what is wrong.
+/usr/bin/python3 - "$ckpt/transformer.ckpt" "$work" <<'PY'
+import json, sys, zipfile
+source, work = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(source) as z:  # the largest storage record: a weight
+    largest = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size).filename
+def variant(name, edit=None, drop=None):
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(f"{work}/{name}.ckpt", "w", zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            if drop and item.filename.endswith(drop if drop != "LARGEST" else largest):
+                continue
+            data = zin.read(item.filename)
+            if edit and item.filename.endswith("anemoi.json"):
+                metadata = json.loads(data)
+                edit(metadata)
+                data = json.dumps(metadata).encode()
+            zout.writestr(item, data)
+variant("no-metadata", drop="anemoi.json")
+variant("null-steps", edit=lambda m: m["config"]["task"].__setitem__("multistep_output", None))
+variant("two-steps", edit=lambda m: m["config"]["task"].__setitem__("multistep_output", 2))
+variant("no-heads", edit=lambda m: m["config"]["model"]["processor"].pop("num_heads"))
+variant("qk-norm", edit=lambda m: m["config"]["model"]["processor"].__setitem__("qk_norm", True))
+variant("reordered", edit=lambda m: m["data_indices"]["data"]["data"]["input"].__setitem__("full", [1, 0, 2, 3, 4, 5]))
+variant("no-storage", drop="LARGEST")
+PY
+expect_error "no-metadata.ckpt: no inference-transformer/anemoi-metadata/anemoi.json" -- checkpoint info "$work/no-metadata.ckpt"
+expect_error "null-steps.ckpt: anemoi.json holds an unexpected value" -- checkpoint info "$work/null-steps.ckpt"
+expect_error "predicts 2 output steps per forward" -- checkpoint info "$work/two-steps.ckpt"
+expect_error "'model.processor.num_heads' is missing" -- checkpoint info "$work/no-heads.ckpt"
+expect_error "'model.processor.qk_norm' is true" -- forward --checkpoint "$work/qk-norm.ckpt" --input synthetic -o "$work/y"
+expect_error "data_indices.data.input.full is \[1, ?0, ?2, ?3, ?4, ?5\]" -- checkpoint info "$work/reordered.ckpt"
+expect_error "no-storage.ckpt: tensor '.*': storage member 'inference-transformer/data/[0-9]+' is missing" -- forward --checkpoint "$work/no-storage.ckpt" --input synthetic -o "$work/y"
+[[ ! -e $work/y ]] || { echo "FAIL: a failed forward left $work/y" >&2; failures=$((failures + 1)); }
 expect_ok bench forward --checkpoint "$ckpt/graphtransformer.ckpt" --input "$ckpt/transformer.io.safetensors" --warmup 0 --repetitions 1
 expect_error "excludes" -- forward --checkpoint "$ckpt/transformer.ckpt" --config tiny --input synthetic -o "$work/y"
 # The other grid: the tiny model's O16 input does not fit a checkpoint whose data grid differs.
