@@ -107,6 +107,8 @@ def variant(name, edit=None, drop=None):
             if drop and item.filename.endswith(drop if drop != "LARGEST" else largest):
                 continue
             data = zin.read(item.filename)
+            if name == "cut-pickle" and item.filename.endswith("data.pkl"):
+                data = data[: len(data) // 2]
             if edit and item.filename.endswith("anemoi.json"):
                 metadata = json.loads(data)
                 edit(metadata)
@@ -119,6 +121,7 @@ variant("no-heads", edit=lambda m: m["config"]["model"]["processor"].pop("num_he
 variant("qk-norm", edit=lambda m: m["config"]["model"]["processor"].__setitem__("qk_norm", True))
 variant("reordered", edit=lambda m: m["data_indices"]["data"]["data"]["input"].__setitem__("full", [1, 0, 2, 3, 4, 5]))
 variant("no-storage", drop="LARGEST")
+variant("cut-pickle")
 PY
 expect_error "no-metadata.ckpt: no inference-transformer/anemoi-metadata/anemoi.json" -- checkpoint info "$work/no-metadata.ckpt"
 expect_error "null-steps.ckpt: anemoi.json holds an unexpected value" -- checkpoint info "$work/null-steps.ckpt"
@@ -127,6 +130,7 @@ expect_error "'model.processor.num_heads' is missing" -- checkpoint info "$work/
 expect_error "'model.processor.qk_norm' is true" -- forward --checkpoint "$work/qk-norm.ckpt" --input synthetic -o "$work/y"
 expect_error "data_indices.data.input.full is \[1, ?0, ?2, ?3, ?4, ?5\]" -- checkpoint info "$work/reordered.ckpt"
 expect_error "no-storage.ckpt: tensor '.*': storage member 'inference-transformer/data/[0-9]+' is missing" -- forward --checkpoint "$work/no-storage.ckpt" --input synthetic -o "$work/y"
+expect_error "cut-pickle.ckpt: inference-transformer/data.pkl: corrupt pickle at byte [0-9]+" -- checkpoint info "$work/cut-pickle.ckpt"
 [[ ! -e $work/y ]] || { echo "FAIL: a failed forward left $work/y" >&2; failures=$((failures + 1)); }
 expect_ok bench forward --checkpoint "$ckpt/graphtransformer.ckpt" --input "$ckpt/transformer.io.safetensors" --warmup 0 --repetitions 1
 expect_error "excludes" -- forward --checkpoint "$ckpt/transformer.ckpt" --config tiny --input synthetic -o "$work/y"
