@@ -178,6 +178,10 @@ std::vector<T> TorchCheckpoint::read(const pickle::Value& tensor, const std::str
                      bytes == static_cast<std::uint64_t>(storage.numel * element),
                  "{}: storage member '{}' has {} bytes, expected {} ({} x {})", where, member,
                  bytes, storage.numel * element, storage.numel, dtype_name(dtype));
+    // Zero strides (expanded views) repeat elements; a claim of vastly more elements than the
+    // storage holds is a corrupt size, not something to allocate.
+    BOREAS_CHECK(count <= std::max<std::int64_t>(extent, 1) * 1024 || count <= (std::int64_t{1} << 20),
+                 "{}: {} elements from {} stored ones: corrupt sizes or strides", where, count, extent);
     std::vector<T> out(static_cast<std::size_t>(count));
     if (count == 0) return out;
     const std::int64_t first = tensor.storage_offset;
