@@ -7,6 +7,11 @@ anemoi-training 0.16.0 / timm / Lightning wheels (see README.md, "Checkpoint fix
     .venv-ref/bin/python tools/reference/make_checkpoint_fixtures.py \
         [--anemoi-training /tmp/atw/src] [--lightning /tmp/atw/pl/src] [--out tests/data/checkpoint]
 
+On demand, not committed (see "AIFS-size checkpoint" at the end of this docstring):
+
+    .venv-ref/bin/python tools/reference/make_checkpoint_fixtures.py --shape aifs-n320 [--out /tmp/boreas-aifs-ckpt] \
+        [--graph /tmp/aifs-graph.safetensors] [--boreas build/cpu-release/boreas] [--no-reload]
+
 The script sets CUDA_VISIBLE_DEVICES="" and OMP_NUM_THREADS=1 itself (before torch is imported) and removes the
 ANEMOI_INFERENCE_* environment overrides.  Nothing of anemoi-training is installed: its wheel (and those of
 pytorch-lightning, torchmetrics, lightning-utilities, torchinfo, timm) are put on sys.path; two package
@@ -72,6 +77,23 @@ Checks on every run: the checkpoints reload with torch.load(weights_only=False) 
 bit for bit; load_metadata returns the metadata and the supporting arrays; post_processors(output_normalised) ==
 output; the state dicts equal tests/data/model/*.weights.safetensors; torch.load(weights_only=True) refuses
 evil.ckpt and the marker file is never created.
+
+AIFS-size checkpoint (--shape aifs-n320; about a minute, peak RSS about 5.5 GB; refuses an --out inside the repo)
+-----------------------------------------------------------------------------------------------------------------
+The same anemoi-training code path (build_variant with an aifs Spec) at the shape of Boreas' built-in config
+`aifs-n320`, read from src/model/builtin_configs.cpp (variables, forcing, diagnostic, normaliser, boundings,
+channels/heads/layers/chunks/window, trainable sizes, mapper chunks, cutoff factor, k): N320 data grid, O96 hidden
+grid, transformer processor, 115 variables (103 inputs, 102 outputs), ~253M parameters.  The graph is a Boreas graph
+file (built with `boreas graph build --data-grid N320 --hidden-grid O96 --cutoff-factor 0.6 -k 3` when --graph does
+not exist) converted with make_model_fixtures.heterodata_from_boreas.  Weights: anemoi's own initialisation after
+torch.manual_seed(0); statistics: a plausible ERA5-like climatology with 1 % seeded perturbations (aifs_statistics);
+variables_metadata: MARS requests of an ERA5 recipe.  Writes to DIR (default /tmp/boreas-aifs-ckpt):
+  aifs-n320.ckpt      inference checkpoint (~1.15 GB, archive inference-aifs-n320)
+  input.safetensors   `input` [1, 2, 542080, 103] float32 physical units (make_aifs_input; header `boreas`)
+  aifs-n320.json      sizes, zip/pickle counts, GLOBALs, statistics, variables, timings, peak RSS
+No expected output: on the CPU anemoi's SDPA sliding-window attention builds a dense [40320, 40320] mask and computes
+every score (~1e14 flop).  Checks: load_metadata returns the variables and the N320 supporting arrays;
+torch.load(mmap=True) reproduces the state dict (skip with --no-reload).
 """
 
 from __future__ import annotations
@@ -737,9 +759,405 @@ def versions() -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# on demand (--shape aifs-n320): an AIFS-single 1.0-shaped inference checkpoint, never committed
+# ----------------------------------------------------------------------------------------------------------------
+AIFS_SHAPE = "aifs-n320"
+AIFS_DEFAULT_OUT = Path("/tmp/boreas-aifs-ckpt")
+AIFS_DEFAULT_GRAPH = Path("/tmp/aifs-graph.safetensors")
+AIFS_DATASET_NAME = "boreas-synthetic-aifs-n320-6h"
+AIFS_STATS_SEED = 9101
+AIFS_INPUT_SEED = 9102
+AIFS_DATES = [datetime.datetime(2024, 6, 1, 6), datetime.datetime(2024, 6, 1, 12)]  # input steps t = 0, 1
+BUILTIN_CONFIGS = REPO / "src" / "model" / "builtin_configs.cpp"
+PRESSURE_LEVELS = [50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000]
+COMPUTED_FORCINGS = {  # name -> constant_in_time
+    "cos_latitude": True, "sin_latitude": True, "cos_longitude": True, "sin_longitude": True,
+    "cos_julian_day": False, "sin_julian_day": False, "cos_local_time": False, "sin_local_time": False,
+    "insolation": False,
+}
+CONSTANT_FIELDS = ["lsm", "sdor", "slor", "z"]
+ACCUMULATIONS = ["cp", "tp", "sf", "ro", "ssrd", "strd"]
+# plausible ERA5-like climatology: per pressure level (hPa) mean / stdev
+_PL = {
+    "t": ({50: 211.0, 100: 206.0, 150: 211.0, 200: 218.0, 250: 226.0, 300: 234.0, 400: 248.0, 500: 259.0,
+           600: 267.0, 700: 274.0, 850: 281.0, 925: 284.0, 1000: 288.0},
+          {50: 10.0, 100: 9.0, 150: 8.0, 200: 8.0, 250: 8.5, 300: 9.0, 400: 10.0, 500: 10.5, 600: 11.0, 700: 11.5,
+           850: 12.5, 925: 13.5, 1000: 15.0}),
+    "z": ({50: 201900.0, 100: 158700.0, 150: 133400.0, 200: 115500.0, 250: 101600.0, 300: 89800.0, 400: 70500.0,
+           500: 54600.0, 600: 41200.0, 700: 29500.0, 850: 14300.0, 925: 7550.0, 1000: 1080.0},
+          {50: 5200.0, 100: 3600.0, 150: 3700.0, 200: 4000.0, 250: 4100.0, 300: 3900.0, 400: 3400.0, 500: 2700.0,
+           600: 2200.0, 700: 1700.0, 850: 1200.0, 925: 1100.0, 1000: 1100.0}),
+    "q": ({50: 2.6e-6, 100: 2.6e-6, 150: 4.0e-6, 200: 1.4e-5, 250: 4.0e-5, 300: 1.0e-4, 400: 3.4e-4, 500: 8.0e-4,
+           600: 1.5e-3, 700: 2.4e-3, 850: 4.8e-3, 925: 6.7e-3, 1000: 8.6e-3}, None),
+    "u": ({50: 4.0, 100: 9.0, 150: 14.0, 200: 15.0, 250: 15.0, 300: 13.5, 400: 10.5, 500: 8.0, 600: 6.3, 700: 5.0,
+           850: 2.5, 925: 1.2, 1000: -0.3},
+          {50: 13.0, 100: 14.0, 150: 16.5, 200: 18.0, 250: 19.0, 300: 18.0, 400: 15.0, 500: 12.0, 600: 10.5,
+           700: 9.5, 850: 8.0, 925: 7.5, 1000: 6.0}),
+    "w": (None, {50: 0.008, 100: 0.015, 150: 0.03, 200: 0.05, 250: 0.08, 300: 0.11, 400: 0.16, 500: 0.18,
+                 600: 0.19, 700: 0.19, 850: 0.17, 925: 0.14, 1000: 0.08}),
+}
+# surface and other fields: mean, stdev, minimum, maximum
+_SFC = {
+    "10u": (-0.3, 5.5, -40.0, 40.0), "10v": (0.2, 4.6, -40.0, 40.0), "2d": (283.0, 15.0, 190.0, 310.0),
+    "2t": (287.5, 15.8, 190.0, 330.0), "lsm": (0.34, 0.46, 0.0, 1.0), "msl": (101130.0, 1100.0, 91000.0, 108500.0),
+    "sdor": (19.0, 45.0, 0.0, 880.0), "skt": (288.5, 17.0, 180.0, 350.0), "slor": (0.0033, 0.0078, 0.0001, 0.14),
+    "sp": (97100.0, 9500.0, 48000.0, 108000.0), "tcw": (19.5, 16.5, 0.0, 90.0), "z": (3700.0, 8400.0, -990.0, 54000.0),
+    "cp": (2.3e-4, 1.0e-3, 0.0, 0.12), "tp": (6.6e-4, 2.1e-3, 0.0, 0.25),
+    "cos_latitude": (0.785, 0.22, 0.0, 1.0), "sin_latitude": (0.0, 0.58, -1.0, 1.0),
+    "cos_longitude": (0.0, 0.707, -1.0, 1.0), "sin_longitude": (0.0, 0.707, -1.0, 1.0),
+    "cos_julian_day": (0.0, 0.707, -1.0, 1.0), "sin_julian_day": (0.0, 0.707, -1.0, 1.0),
+    "cos_local_time": (0.0, 0.707, -1.0, 1.0), "sin_local_time": (0.0, 0.707, -1.0, 1.0),
+    "insolation": (0.25, 0.33, 0.0, 1.0), "100u": (0.0, 7.0, -50.0, 50.0), "100v": (0.2, 5.8, -50.0, 50.0),
+    "hcc": (0.3, 0.4, 0.0, 1.0), "lcc": (0.38, 0.38, 0.0, 1.0), "mcc": (0.25, 0.35, 0.0, 1.0),
+    "ro": (4.5e-5, 4.0e-4, 0.0, 0.1), "sf": (5.6e-5, 2.9e-4, 0.0, 0.05), "ssrd": (4.3e6, 5.6e6, 0.0, 2.6e7),
+    "stl1": (289.0, 16.0, 210.0, 345.0), "stl2": (288.5, 15.5, 215.0, 335.0), "strd": (7.2e6, 1.7e6, 1.5e6, 1.15e7),
+    "swvl1": (0.19, 0.17, 0.0, 0.77), "swvl2": (0.19, 0.17, 0.0, 0.77), "tcc": (0.65, 0.35, 0.0, 1.0),
+}
+POSITIVE = {"tcw", "sdor", "slor"}  # besides q_*: input fields kept > 0 (log-normal)
+
+
+def aifs_builtin(shape: str = AIFS_SHAPE) -> dict:
+    """Boreas' built-in config `shape` read from src/model/builtin_configs.cpp (the one place it is defined)."""
+    import re
+    import textwrap
+
+    import yaml
+
+    src = BUILTIN_CONFIGS.read_text()
+    raw = dict(re.findall(r'constexpr const char\* (\w+) = R"yaml\((.*?)\)yaml";', src, re.S))
+    data_text = raw["kAifsData"]
+    for key, value in re.findall(r'\{"(VARIABLES|FORCING|DIAGNOSTIC)", "(\[[^"]*\])"\}', src):
+        data_text = data_text.replace(key, value, 1)
+    data = yaml.safe_load(data_text)
+    bounding = yaml.safe_load(textwrap.dedent(raw["kAifsBounding"]))["bounding"]
+    m = re.search(r'\{"' + re.escape(shape) + r'", aifs_shaped\(\{"(?:[^"\\]|\\.)*",\s*(\d+), (\d+), (\d+), (\d+), '
+                  r'(\d+), "(\w+)", "(\w+)"\}\)\}', src)
+    if m is None:
+        raise SystemExit(f"error: built-in config {shape!r} not found in {BUILTIN_CONFIGS}")
+    channels, heads, layers, chunks, window = map(int, m.groups()[:5])
+    template = re.search(r'std::string aifs_shaped\(.*?return fmt::format\(R"yaml\((.*?)\)yaml"', src, re.S).group(1)
+
+    def num(pattern, kind=int):
+        return kind(re.search(pattern, template).group(1))
+
+    out = {
+        "variables": [str(v) for v in data["data"]["variables"]],
+        "forcing": [str(v) for v in data["data"]["forcing"]],
+        "diagnostic": [str(v) for v in data["data"]["diagnostic"]],
+        "normaliser": {k: ([str(x) for x in v] if isinstance(v, list) else v) for k, v in data["data"]["normalizer"].items()},
+        "multistep_input": int(data["training"]["multistep_input"]),
+        "bounding": bounding,
+        "channels": channels, "heads": heads, "layers": layers, "chunks": chunks, "window": window,
+        "data_grid": m.group(6), "hidden_grid": m.group(7),
+        "mlp_hidden_ratio": num(r"mlp_hidden_ratio: (\d+)"),
+        "trainable": num(r"trainable_parameters: \{\{data: (\d+)"),
+        "cutoff_factor": num(r"cutoff_factor: ([\d.]+)", float),
+        "knn": num(r"num_nearest_neighbours: (\d+)"),
+        "mapper_chunks": num(r"GraphTransformerForwardMapper, .*?num_chunks: (\d+)"),
+    }
+    v = out["variables"]
+    assert len(v) == len(set(v)) and set(out["forcing"]) <= set(v) and set(out["diagnostic"]) <= set(v)
+    assert out["multistep_input"] == MULTISTEP
+    return out
+
+
+def aifs_variables_metadata(variables: list[str]) -> dict:
+    """anemoi-datasets style variables_metadata of an ERA5 recipe (MARS requests, accumulations, computed forcings)."""
+    out = {}
+    for v in variables:
+        if v in COMPUTED_FORCINGS:
+            out[v] = {"computed_forcing": True, "constant_in_time": COMPUTED_FORCINGS[v]}
+            continue
+        param, _, level = v.partition("_")
+        if level:
+            mars = {"param": param, "levelist": int(level), "levtype": "pl"}
+        else:
+            mars = {"param": v, "levtype": "sfc"}
+        mars.update({"class": "ea", "stream": "oper", "type": "fc" if v in ACCUMULATIONS else "an"})
+        out[v] = {"mars": mars}
+        if v in CONSTANT_FIELDS:
+            out[v]["constant_in_time"] = True
+        if v in ACCUMULATIONS:
+            out[v].update({"process": "accumulation", "period": [0, 6]})
+    return out
+
+
+def aifs_base_stats(v: str) -> tuple[float, float, float, float]:
+    if v in _SFC:
+        return _SFC[v]
+    param, _, level = v.partition("_")
+    lev = int(level)
+    means, stds = _PL[param if param != "v" else "u"]
+    if param == "q":
+        mean = means[lev]
+        return mean, 1.1 * mean, 0.0, mean + 12.0 * 1.1 * mean
+    if param == "v":
+        std = 0.6 * stds[lev]
+        return 0.02, std, -8.0 * std, 8.0 * std
+    if param == "w":
+        std = stds[lev]
+        return 0.005, std, -20.0 * std, 20.0 * std
+    mean, std = means[lev], stds[lev]
+    return mean, std, mean - 6.0 * std, mean + 6.0 * std
+
+
+def aifs_statistics(variables: list[str]) -> dict[str, np.ndarray]:
+    """Seeded float64 mean/stdev/minimum/maximum in dataset order: the climatology above, mean and stdev perturbed
+    by 1 % so that they are not round numbers (bounds kept)."""
+    rng = np.random.default_rng(AIFS_STATS_SEED)
+    s = np.array([aifs_base_stats(v) for v in variables], dtype=np.float64)
+    s[:, :2] *= 1.0 + 0.01 * rng.standard_normal((len(variables), 2))
+    stats = {k: np.ascontiguousarray(s[:, i]) for i, k in enumerate(("mean", "stdev", "minimum", "maximum"))}
+    assert (stats["stdev"] > 0).all() and (stats["maximum"] > stats["minimum"]).all() and (stats["maximum"] > 0).all()
+    return stats
+
+
+def reduced_gaussian_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(latitudes, longitudes) float64 degrees of the classic reduced Gaussian grid N<n> (row lengths from ecCodes'
+    reduced_gg_pl_<n>_grib2 sample, as Boreas), rows north -> south, longitudes 0 .. 360 (exclusive)."""
+    import eccodes
+
+    h = eccodes.codes_grib_new_from_samples(f"reduced_gg_pl_{n}_grib2")
+    try:
+        pl = np.asarray(eccodes.codes_get_array(h, "pl"), dtype=np.int64)
+    finally:
+        eccodes.codes_release(h)
+    assert pl.size == 2 * n
+    roots, _ = np.polynomial.legendre.leggauss(2 * n)
+    row_lat = np.degrees(np.arcsin(roots))[::-1]
+    return np.repeat(row_lat, pl), np.concatenate([360.0 * np.arange(m) / m for m in pl])
+
+
+def aifs_spec(builtin: dict) -> Spec:
+    b = builtin
+    assert b["data_grid"].startswith("N"), b["data_grid"]
+    model = anemoi_config("transformer")["model"]
+    model["num_channels"] = b["channels"]
+    model["trainable_parameters"] = {k: b["trainable"] for k in model["trainable_parameters"]}
+    model["processor"].update(num_layers=b["layers"], num_chunks=b["chunks"], num_heads=b["heads"],
+                              window_size=b["window"], mlp_hidden_ratio=b["mlp_hidden_ratio"], softcap=0.0)
+    for part in ("encoder", "decoder"):
+        model[part].update(num_heads=b["heads"], mlp_hidden_ratio=b["mlp_hidden_ratio"], num_chunks=b["mapper_chunks"],
+                           trainable_size=b["trainable"])
+    model["bounding"] = copy.deepcopy(b["bounding"])
+    model["output_mask"] = {"_target_": "anemoi.training.utils.masks.NoOutputMask"}
+    n = int(b["data_grid"][1:])
+    return Spec(
+        label=AIFS_SHAPE,
+        processor="transformer",
+        model=model,
+        variables=list(b["variables"]),
+        forcing=list(b["forcing"]),
+        diagnostic=list(b["diagnostic"]),
+        normaliser=copy.deepcopy(b["normaliser"]),
+        variables_metadata=aifs_variables_metadata(b["variables"]),
+        dataset_name=AIFS_DATASET_NAME,
+        resolution=b["data_grid"].lower(),
+        grid=lambda: reduced_gaussian_grid(n),
+        reference=False,
+    )
+
+
+def computed_forcing(v: str, lat: np.ndarray, lon: np.ndarray, date: datetime.datetime) -> np.ndarray:
+    """anemoi-datasets' computed forcings (lat/lon in radians), insolation as the clipped cosine of the solar
+    zenith angle (simple declination / hour-angle formula)."""
+    jd = (date - datetime.datetime(date.year, 1, 1)).total_seconds() / 86400.0
+    local = (date.hour + date.minute / 60.0 + np.degrees(lon) / 15.0) % 24.0
+    if v == "insolation":
+        decl = np.radians(-23.44) * np.cos(2 * np.pi * (jd + 10.0) / 365.25)
+        hour_angle = 2 * np.pi * (local - 12.0) / 24.0
+        return np.maximum(0.0, np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(hour_angle))
+    fn, what = v.split("_", 1)
+    arg = {"latitude": lat, "longitude": lon, "julian_day": 2 * np.pi * jd / 365.25 + 0 * lat,
+           "local_time": 2 * np.pi * local / 24.0}[what]
+    return (np.cos if fn == "cos" else np.sin)(arg)
+
+
+def make_aifs_input(lat: np.ndarray, lon: np.ndarray, v_in: list[str], stats: dict, variables: list[str]) -> np.ndarray:
+    """[1, T=2, N, V_in] float32 physical fields: smooth seeded patterns around the statistics' mean with about
+    0.8 stdev amplitude (log-normal for q and positive fields, logistic for [0, 1] fields, clipped to [min, max]),
+    the second step the first plus 0.3 x another pattern; constants equal in both steps; computed forcings exact
+    for AIFS_DATES (lat/lon in radians)."""
+    rng = np.random.default_rng(AIFS_INPUT_SEED)
+    n = lat.size
+    x = np.empty((1, MULTISTEP, n, len(v_in)), dtype=np.float32)
+
+    def smooth():
+        f = np.zeros(n)
+        for _ in range(8):
+            m, k = rng.integers(0, 9), rng.integers(0, 9)
+            f += rng.normal() * np.cos(m * lon + rng.uniform(0, 2 * np.pi)) * np.cos(k * lat + rng.uniform(0, 2 * np.pi))
+        f += 0.05 * rng.normal(size=n)
+        return (f - f.mean()) / f.std()
+
+    for j, v in enumerate(v_in):
+        i = variables.index(v)
+        mean, std, lo, hi = (float(stats[k][i]) for k in ("mean", "stdev", "minimum", "maximum"))
+        if v in COMPUTED_FORCINGS:
+            for t, date in enumerate(AIFS_DATES):
+                x[0, t, :, j] = computed_forcing(v, lat, lon, date)
+            continue
+        steps = [smooth()]
+        if v not in CONSTANT_FIELDS:
+            steps.append(steps[0] + 0.3 * smooth())
+        for t in range(MULTISTEP):
+            f = steps[min(t, len(steps) - 1)]
+            if v.startswith("q_") or v in POSITIVE:
+                y = mean * np.exp(0.35 * f)
+            elif lo == 0.0 and hi == 1.0 or v.startswith("swvl"):
+                y = lo + (hi - lo) / (1.0 + np.exp(-(2.5 * f + np.log(mean / (hi - mean)))))
+            else:
+                y = mean + 0.8 * std * f
+            x[0, t, :, j] = np.clip(y, lo, hi)
+    assert np.isfinite(x).all()
+    return x
+
+
+def pickle_opcode_counts(path: Path) -> dict:
+    """Total GLOBAL / persistent-id / opcode counts of <archive>/data.pkl."""
+    with zipfile.ZipFile(path) as z:
+        (pkl,) = [n for n in z.namelist() if n.endswith("/data.pkl")]
+        data = z.read(pkl)
+    counts: dict[str, int] = {}
+    for op, _, _ in pickletools.genops(data):
+        counts[op.name] = counts.get(op.name, 0) + 1
+    return {"opcodes_total": sum(counts.values()), "GLOBAL": counts.get("GLOBAL", 0),
+            "BINPERSID": counts.get("BINPERSID", 0), "REDUCE": counts.get("REDUCE", 0), "BUILD": counts.get("BUILD", 0)}
+
+
+def main_aifs(args) -> int:
+    """--shape aifs-n320: write DIR/aifs-n320.ckpt, DIR/input.safetensors and DIR/aifs-n320.json."""
+    import resource
+
+    t_start = time.time()
+    import_anemoi_training([args.anemoi_training, args.lightning])
+    import torch
+    from anemoi.utils.checkpoints import load_metadata
+    from convert_anemoi_graph import check_boreas_graph
+    from convert_anemoi_graph import read_boreas_graph
+    from make_model_fixtures import heterodata_from_boreas
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    out_dir = Path(args.out or AIFS_DEFAULT_OUT).resolve()
+    if out_dir == REPO or REPO in out_dir.parents:
+        print(f"error: {out_dir} is inside the repository; the AIFS-size files (~1.5 GB) are never committed",
+              file=sys.stderr)
+        return 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings = {}
+
+    b = aifs_builtin()
+    graph_path = Path(args.graph or AIFS_DEFAULT_GRAPH)
+    graph_cmd = [args.boreas, "graph", "build", "--data-grid", b["data_grid"], "--hidden-grid", b["hidden_grid"],
+                 "--cutoff-factor", str(b["cutoff_factor"]), "-k", str(b["knn"]), "-o", str(graph_path)]
+    if not graph_path.exists():
+        t0 = time.time()
+        print("building the graph:", " ".join(graph_cmd))
+        subprocess.run(graph_cmd, check=True, stdout=subprocess.DEVNULL)
+        timings["graph_build_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    tensors, gmeta = read_boreas_graph(graph_path)
+    grids = {s: m.get("grid") for s, m in gmeta["nodes"].items()}
+    assert grids == {"data": b["data_grid"], "hidden": b["hidden_grid"]}, f"{graph_path}: grids {grids}"
+    builders = {k: m.get("builder", {}) for k, m in gmeta["edges"].items()}
+    assert builders["data_to_hidden"].get("cutoff_factor") == b["cutoff_factor"], builders
+    assert builders["hidden_to_data"].get("k") == b["knn"], builders
+    graph = heterodata_from_boreas(tensors, gmeta)
+    check_boreas_graph(tensors, gmeta, graph)
+    del tensors
+    timings["graph_convert_s"] = round(time.time() - t0, 1)
+
+    spec = aifs_spec(b)
+    stats = aifs_statistics(spec.variables)
+    ckpt = out_dir / f"{AIFS_SHAPE}.ckpt"
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmpd:
+        r = build_variant(spec, graph, str(graph_path), {k: v.copy() for k, v in stats.items()}, Path(tmpd))
+        os.replace(r["inference_path"], ckpt)
+    ckpt.chmod(0o644)
+    timings["build_and_save_s"] = round(time.time() - t0, 1)
+    interface = r["interface"]
+    n_params = sum(p.numel() for p in interface.model.parameters())
+    print(f"{ckpt}: {ckpt.stat().st_size} bytes, {n_params} parameters, {timings['build_and_save_s']} s")
+
+    # ---- the physical input
+    t0 = time.time()
+    di = interface.data_indices["data"]
+    v_in = [spec.variables[i] for i in di.data.input.full.tolist()]
+    v_out = [spec.variables[i] for i in di.data.output.full.tolist()]
+    lat = graph["data"].x[:, 0].double().numpy()
+    lon = graph["data"].x[:, 1].double().numpy()
+    x = make_aifs_input(lat, lon, v_in, stats, spec.variables)
+    input_path = out_dir / "input.safetensors"
+    save_safetensors(input_path, {"input": torch.from_numpy(x)}, {
+        "shape": AIFS_SHAPE,
+        "checkpoint": ckpt.name,
+        "layout": f"[B=1, T={MULTISTEP}, N={lat.size}, V_in={len(v_in)}] float32 physical units = predict_step's "
+        "batch['data']; t = 0 is the older step",
+        "variables": v_in,
+        "dates": [d.isoformat() for d in AIFS_DATES],
+        "input_seed": AIFS_INPUT_SEED,
+        "expected_output": None,
+        "expected_output_note": "not written: anemoi's SDPA sliding-window attention on the CPU builds a dense "
+        "[40320, 40320] mask and computes all 40320^2 scores per head (~1e14 flop over 16 layers)",
+    })
+    timings["input_s"] = round(time.time() - t0, 1)
+
+    # ---- checks: metadata and supporting arrays back, the pickle reloads (mmap) with the same state dict
+    t0 = time.time()
+    md, arrays = load_metadata(str(ckpt), supporting_arrays=True)
+    assert md["dataset"]["data"]["variables"] == spec.variables and md["data_indices"]
+    lats, lons = spec.grid()
+    assert np.array_equal(arrays["data"]["latitudes"], lats) and np.array_equal(arrays["data"]["longitudes"], lons)
+    if not args.no_reload:
+        loaded = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+        sd_l, sd = loaded.state_dict(), interface.state_dict()
+        assert list(sd_l) == list(sd) and all(tensor_equal(sd_l[k], sd[k]) for k in sd), "reloaded state dict differs"
+        del loaded, sd_l
+        timings["reload_check_s"] = round(time.time() - t0, 1)
+
+    members = zip_members(ckpt)
+    pick = pickle_globals(ckpt)
+    doc = {
+        "generator": f"tools/reference/make_checkpoint_fixtures.py --shape {AIFS_SHAPE}",
+        "environment": versions(),
+        "builtin_config": {k: v for k, v in b.items() if k not in ("variables", "forcing", "diagnostic", "bounding")},
+        "graph": {"file": str(graph_path), "command": " ".join(graph_cmd), "nodes": {s: m["count"] for s, m in gmeta["nodes"].items()},
+                  "edges": {k: m["count"] for k, m in gmeta["edges"].items()}},
+        "files": {p.name: p.stat().st_size for p in (ckpt, input_path)},
+        "archive": members[0][0].split("/")[0],
+        "zip_members": len(members),
+        "pickle": {"member": pick["member"], "protocol": pick["protocol"], "bytes": pick["bytes"],
+                   "distinct_globals": len(pick["globals"]), **pickle_opcode_counts(ckpt), "globals": pick["globals"]},
+        "parameters": n_params,
+        "state_dict_tensors": len(interface.state_dict()),
+        "weights": "anemoi's own initialisation (torch defaults) after torch.manual_seed(0)",
+        "variables": spec.variables, "forcing": spec.forcing, "diagnostic": spec.diagnostic,
+        "variables_in": v_in, "variables_out": v_out,
+        "statistics": {k: v.tolist() for k, v in stats.items()},
+        "metadata_inference": md.get("metadata_inference"),
+        "timings": timings,
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "total_s": round(time.time() - t_start, 1),
+    }
+    (out_dir / f"{AIFS_SHAPE}.json").write_text(_json_text(doc))
+    print(f"input {input_path.stat().st_size} bytes; pickle {pick['bytes']} bytes, {doc['pickle']['GLOBAL']} GLOBAL "
+          f"({len(pick['globals'])} distinct); peak RSS {doc['max_rss_mib']} MiB; {doc['total_s']} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Build anemoi inference checkpoints of the tiny model for Boreas.")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--shape", choices=["tiny", AIFS_SHAPE], default="tiny", help=f"tiny: the committed fixtures; "
+                   f"{AIFS_SHAPE}: one AIFS-single 1.0-shaped checkpoint + input on demand (never committed)")
+    p.add_argument("--out", default=None, help=f"default {DEFAULT_OUT.relative_to(REPO)} (tiny), {AIFS_DEFAULT_OUT} "
+                   f"({AIFS_SHAPE})")
+    p.add_argument("--graph", default=None, help=f"{AIFS_SHAPE}: Boreas graph file (default {AIFS_DEFAULT_GRAPH}; "
+                   "built with --boreas if missing)")
+    p.add_argument("--boreas", default=str(REPO / "build" / "cpu-release" / "boreas"), help="the boreas binary")
+    p.add_argument("--no-reload", action="store_true", help=f"{AIFS_SHAPE}: skip the torch.load check")
     p.add_argument("--anemoi-training", default="/tmp/atw/src", help="unpacked anemoi-training 0.16.0 (+ timm) wheels")
     p.add_argument("--lightning", default="/tmp/atw/pl/src", help="unpacked pytorch-lightning, torchmetrics, "
                    "lightning-utilities, torchinfo wheels (kept apart: make_training_fixtures.py must not see them)")
@@ -750,6 +1168,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     warnings.filterwarnings("ignore")
+    if args.shape == AIFS_SHAPE:
+        return main_aifs(args)
+    if args.out is None:
+        args.out = str(DEFAULT_OUT)
     t_start = time.time()
 
     import_anemoi_training([args.anemoi_training, args.lightning])
