@@ -36,13 +36,15 @@ struct ForwardArguments {
 /// The model from an anemoi checkpoint: config, graph, weights and normaliser all from it.
 model::Model checkpoint_model(const ForwardArguments& args,
                               std::optional<model::Normaliser>& normaliser) {
+    Stopwatch clock;
     const model::Checkpoint checkpoint(args.checkpoint);
     auto model = checkpoint.model();
     normaliser.emplace(checkpoint.normaliser());
-    log::info("{}: {} parameters, {} -> {} nodes; {} anemoi settings accepted without effect",
+    log::info("{}: {} parameters, {} -> {} nodes, read in {:.2f} s; {} anemoi settings accepted "
+              "without effect",
               args.checkpoint, model.parameters().parameter_count(),
               model.graph().node_set("data").count(), model.graph().node_set("hidden").count(),
-              model.config().accepted.size());
+              clock.seconds(), model.config().accepted.size());
     for (const auto& line : model.config().accepted) log::debug("accepted: {}", line);
     return model;
 }
