@@ -157,6 +157,7 @@ from make_checkpoint_fixtures import _Shim  # noqa: E402
 from make_checkpoint_fixtures import _uuid_factory  # noqa: E402
 from make_checkpoint_fixtures import dataset_metadata  # noqa: E402
 from make_checkpoint_fixtures import grid_latlons  # noqa: E402
+from make_checkpoint_fixtures import tiny_spec  # noqa: E402
 from make_checkpoint_fixtures import pickle_globals  # noqa: E402
 from make_checkpoint_fixtures import sha256  # noqa: E402
 from make_checkpoint_fixtures import tensor_list  # noqa: E402
@@ -542,14 +543,15 @@ def build_variant(variant: str, graph, gtensors: dict, graph_name: str, stats: d
     from anemoi.training.train.train import AnemoiTrainer
 
     config = training_config(variant, graph_name)
-    lats, lons = grid_latlons(graph)
+    spec = tiny_spec(variant)
+    lats, lons = grid_latlons(graph, spec)
 
     # the datamodule's parts that AnemoiTrainer uses
     dm = types.SimpleNamespace(
         config=config,
         ds_train=types.SimpleNamespace(name_to_index={v: i for i, v in enumerate(VARIABLES)}),
         statistics=stats,
-        metadata=dataset_metadata(lats.size, []),
+        metadata=dataset_metadata(lats.size, [], spec),
     )
     dm.metadata.pop("supporting_arrays")  # not in the anemoi-datasets of that era
     dm.data_indices = AnemoiDatasetsDataModule.__dict__["data_indices"].func(dm)
