@@ -74,9 +74,11 @@ struct Checkpoint::Impl {
     std::string dataset = "data";
     int multistep_output = 1;
     std::string precision;
-    /// anemoi-models 0.3.x (AIFS-single 1.0): no graph providers, mapper-owned edge buffers in
+    /// Releases before graph providers (anemoi-models 0.3 to 0.10): mapper-owned edge buffers in
     /// the graph's own order, other module names (legacy_weights.hpp).
     bool legacy = false;
+    LegacyLayout layout = LegacyLayout::v0_3;
+    std::string layout_name = "anemoi-models >= 0.16";
     /// Settings the config does not state, taken from what the writing release's code does.
     std::vector<std::string> implied;
 
@@ -100,10 +102,36 @@ struct Checkpoint::Impl {
             if (!tensors.count(entry.name)) order.push_back(entry.name);
             tensors.emplace(entry.name, entry);
         }
-        legacy = tensors.count("model.trainable_data.trainable") > 0;
+        detect_layout();
         config = read_config();
         graph = read_graph();
         graphs::validate(*graph, origin);
+    }
+
+    /// Which release's state-dict layout this is (tools/reference/ANEMOI_LAYOUTS.md). Each one
+    /// Boreas reads is tested on a checkpoint that release's own training code wrote.
+    void detect_layout() {
+        auto has = [&](const std::string& name) { return tensors.count(name) > 0; };
+        bool fused_qkv = false;
+        for (const auto& name : order) fused_qkv = fused_qkv || ends_with(name, ".lin_qkv.weight");
+        if (has("model.trainable_data.trainable")) {
+            legacy = true;
+            layout = LegacyLayout::v0_3;
+            layout_name = "anemoi-models 0.3";
+        } else if (has("model.encoder.trainable.trainable") &&
+                   has("model.encoder.proc.layer_norm_attention_src.weight") && !fused_qkv) {
+            legacy = true;
+            layout = LegacyLayout::v0_7;
+            layout_name = "anemoi-models 0.7-0.10";
+        } else if (std::none_of(order.begin(), order.end(), [](const std::string& name) {
+                       return name.rfind("model.encoder_graph_provider.", 0) == 0 &&
+                              ends_with(name, ".trainable_layout_version");
+                   })) {
+            BOREAS_FAIL("{}: a state-dict layout Boreas does not read (anemoi-models {}): neither "
+                        "graph providers (0.16 and later) nor the 0.3 or 0.7-0.10 layouts; "
+                        "tools/reference/ANEMOI_LAYOUTS.md lists anemoi's layouts",
+                        origin, writer_version());
+        }
     }
 
     const io::NamedTensor& tensor(const std::string& name) const {
@@ -218,10 +246,28 @@ struct Checkpoint::Impl {
             model_config["bounding"] = json::array();
             implied.push_back("model.bounding = [] (anemoi builds no boundings without a list)");
         }
-        if (legacy && !find_path(model_config, {"model", "latent_skip"}) &&
-            !model_config.contains("latent_skip")) {
+        if (legacy) {
+            // Before its latent_skip setting, anemoi always added the latent skip, whatever the
+            // config said.
+            const auto* stated = find_path(model_config, {"model", "latent_skip"});
+            if (!stated) stated = find_path(model_config, {"latent_skip"});
+            if (!stated || *stated != true)
+                implied.push_back(layout_name + " always adds the latent skip" +
+                                  (stated ? " (its config's latent_skip is ignored)" : ""));
+            model_config.erase("latent_skip");
             model_config["model"]["latent_skip"] = true;
-            implied.push_back("model.model.latent_skip = true (anemoi-models 0.3 always adds it)");
+        }
+        if (layout == LegacyLayout::v0_7) {
+            // NamedNodesAttributes(trainable_parameters.hidden) in 0.4-0.12: the data nodes'
+            // trainable width is the hidden one.
+            const auto* data_width = find_path(model_config, {"trainable_parameters", "data"});
+            const auto* hidden_width = find_path(model_config, {"trainable_parameters", "hidden"});
+            if (hidden_width && (!data_width || *data_width != *hidden_width)) {
+                implied.push_back(fmt::format("model.trainable_parameters.data = {} ({} sizes data-node "
+                                              "trainables with the hidden setting)",
+                                              hidden_width->dump(), layout_name));
+                model_config["trainable_parameters"]["data"] = *hidden_width;
+            }
         }
         const json document = {{"model", model_config},
                                {"data", data},
@@ -458,7 +504,7 @@ struct Checkpoint::Impl {
             source.read = [&](const std::string& name) {
                 return file.read<float>(*tensor(name).tensor, name);
             };
-            used = load_legacy_parameters(store, source, "model.", config, *graph);
+            used = load_legacy_parameters(store, source, "model.", config, *graph, layout);
         }
         for (const auto& name : legacy ? std::vector<std::string>{} : store.names()) {
             const std::string key = "model." + name;
@@ -484,12 +530,11 @@ struct Checkpoint::Impl {
                              origin, key);
                 continue;
             }
-            check_buffer(key, entry, model);
+            check_buffer(key, entry);
         }
     }
 
-    void check_buffer(const std::string& key, const io::NamedTensor& entry,
-                      const Model& model) const {
+    void check_buffer(const std::string& key, const io::NamedTensor& entry) const {
         const bool is_alias = key.find(names::kNormAlias) != std::string::npos;
         BOREAS_CHECK(key.rfind("model.", 0) == 0 && (!entry.parameter || is_alias),
                      "{}: the checkpoint has {} '{}' that Boreas' model has no place for: a layout "
@@ -497,6 +542,7 @@ struct Checkpoint::Impl {
                      origin, entry.parameter ? "parameter" : "tensor", key, writer_version());
         const std::string name = key.substr(6);
         const bool data_coords = name == names::kLatLonsData || (legacy && name == "latlons_data");
+        // (0.3 keeps latlons_* on the model; 0.4 and later under node_attributes, our names.)
         const bool hidden_coords =
             name == names::kLatLonsHidden || (legacy && name == "latlons_hidden");
         if (data_coords || hidden_coords) {
@@ -520,13 +566,13 @@ struct Checkpoint::Impl {
                          "{}: '{}' is {}; Boreas reads trainable layout version 1", origin, key,
                          version.empty() ? -1 : version[0]);
         } else if (name.find(names::kNormAlias) != std::string::npos) {
-            std::string original = name;
+            // Compared in the checkpoint's own names, which differ between layouts.
+            std::string original = key;
             original.replace(original.find(names::kNormAlias), names::kNormAlias.size(),
                              "layer_norm_attention");
             const auto alias = file.read<float>(*entry.tensor, key);
-            const auto& tensor = model.parameters().get(original);
-            BOREAS_CHECK(static_cast<std::int64_t>(alias.size()) == tensor.numel() &&
-                             std::equal(alias.begin(), alias.end(), tensor.data()),
+            const auto* aliased = maybe(original);
+            BOREAS_CHECK(aliased && file.read<float>(*aliased->tensor, original) == alias,
                          "{}: '{}' differs from '{}', which it aliases in anemoi", origin, key,
                          original);
         } else {
@@ -633,12 +679,16 @@ nlohmann::ordered_json Checkpoint::describe() const {
         }
     }
     nlohmann::ordered_json arrays = nlohmann::ordered_json::array();
-    if (const auto* paths = find_path(m, {"supporting_arrays_paths", impl_->dataset.c_str()});
-        paths && paths->is_object())
+    // Per dataset (anemoi-utils >= 0.4.43) or flat (older): {name: {path, shape, dtype}}.
+    const auto* paths = find_path(m, {"supporting_arrays_paths", impl_->dataset.c_str()});
+    if (!paths || !paths->is_object() || paths->contains("path"))
+        paths = find_path(m, {"supporting_arrays_paths"});
+    if (paths && paths->is_object())
         for (const auto& [name, info] : paths->items())
-            arrays.push_back({{"name", name},
-                              {"shape", info.value("shape", json::array())},
-                              {"dtype", info.value("dtype", "")},
+            if (info.is_object() && info.contains("path"))
+                arrays.push_back({{"name", name},
+                                  {"shape", info.value("shape", json::array())},
+                                  {"dtype", info.value("dtype", "")},
                               {"present", impl_->file.zip().contains(info.value("path", ""))}});
     const char* processor = c.processor.type == ProcessorType::transformer ? "transformer"
                             : c.processor.type == ProcessorType::graph_transformer

@@ -465,6 +465,7 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     model.accept("node_loss_weight", "training loss only");
     model.accept("sparse_projector", "used by other model classes");
     model.accept("recompile_limit", "torch.compile settings");
+    model.accept("grid_skip", "the interpolator model's input step; AnemoiModelEncProcDec ignores it");
     check_layer_kernels(model.raw("layer_kernels"), "model.layer_kernels", origin, config.accepted);
     check_activation(model, "model", origin);
     {

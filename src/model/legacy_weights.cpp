@@ -32,30 +32,39 @@ struct LegacyName {
     std::string edge_set;       ///< trainable edge rows to reorder from anemoi's edge order
 };
 
-LegacyName legacy_source(const std::string& current, const ModelConfig& config) {
-    LegacyName source;
+LegacyName legacy_source(const std::string& current, const ModelConfig& config,
+                         LegacyLayout layout) {
+    const bool v03 = layout == LegacyLayout::v0_3;
     std::string name = current;
-    if (name == "node_attributes.trainable_tensors.data.trainable") return {"trainable_data.trainable", -1, ""};
-    if (name == "node_attributes.trainable_tensors.hidden.trainable") return {"trainable_hidden.trainable", -1, ""};
+    // Node trainables: 0.3 keeps them on the model; from 0.4 on, under node_attributes (our names).
+    if (v03 && name == "node_attributes.trainable_tensors.data.trainable")
+        return {"trainable_data.trainable", -1, ""};
+    if (v03 && name == "node_attributes.trainable_tensors.hidden.trainable")
+        return {"trainable_hidden.trainable", -1, ""};
+    // Trainable edges on the mappers and the processor, rows in the graph's edge order.
     if (name == "encoder_graph_provider.data.trainable.trainable")
         return {"encoder.trainable.trainable", -1, "data_to_hidden"};
     if (name == "decoder_graph_provider.data.trainable.trainable")
         return {"decoder.trainable.trainable", -1, "hidden_to_data"};
-    if (replace_prefix(name, "encoder.data.", "encoder.") || replace_prefix(name, "decoder.data.", "decoder.")) {
-        replace_all(name, "proc.layer_norm_attention_src.", "proc.layer_norm1.");
-        replace_all(name, "proc.layer_norm_attention.", "proc.layer_norm2.");
-        replace_all(name, "proc.layer_norm_mlp_dst.", "proc.node_dst_mlp.0.");
-        replace_all(name, "proc.node_dst_mlp.mlp.0.", "proc.node_dst_mlp.1.");
-        replace_all(name, "proc.node_dst_mlp.mlp.2.", "proc.node_dst_mlp.3.");
-        return {name, -1, ""};
-    }
     if (name == "processor_graph_provider.trainable.trainable")
         return {"processor.trainable.trainable", -1, "hidden_to_hidden"};
+    if (replace_prefix(name, "encoder.data.", "encoder.") || replace_prefix(name, "decoder.data.", "decoder.")) {
+        if (v03) {
+            replace_all(name, "proc.layer_norm_attention_src.", "proc.layer_norm1.");
+            replace_all(name, "proc.layer_norm_attention.", "proc.layer_norm2.");
+            replace_all(name, "proc.layer_norm_mlp_dst.", "proc.node_dst_mlp.0.");
+            replace_all(name, "proc.node_dst_mlp.mlp.0.", "proc.node_dst_mlp.1.");
+            replace_all(name, "proc.node_dst_mlp.mlp.2.", "proc.node_dst_mlp.3.");
+        } else {  // the LayerNorms have our names; the MLP has no inner .mlp yet
+            replace_all(name, "proc.node_dst_mlp.mlp.", "proc.node_dst_mlp.");
+        }
+        return {name, -1, ""};
+    }
     if (name.rfind("processor.proc.", 0) == 0) {
-        BOREAS_CHECK(
-            config.processor.type != ProcessorType::gnn,
-            "weights in the anemoi-models 0.3 layout are supported for the transformer and "
-            "graph-transformer processors");
+        BOREAS_CHECK(config.processor.type != ProcessorType::gnn,
+                     "weights in the anemoi-models {} layout are supported for the transformer and "
+                     "graph-transformer processors",
+                     v03 ? "0.3" : "0.7-0.10");
         const auto rest = name.substr(std::string("processor.proc.").size());
         const auto dot = rest.find('.');
         const int layer = std::stoi(rest.substr(0, dot));
@@ -63,6 +72,11 @@ LegacyName legacy_source(const std::string& current, const ModelConfig& config) 
         const int per_chunk = config.processor.num_layers / config.processor.num_chunks;
         const std::string prefix = "processor.proc." + std::to_string(layer / per_chunk) +
                                    ".blocks." + std::to_string(layer % per_chunk) + ".";
+        if (!v03) {
+            replace_prefix(leaf, "node_dst_mlp.mlp.", "node_dst_mlp.");  // graph transformer
+            replace_prefix(leaf, "mlp.mlp.", "mlp.");                    // transformer
+            return {prefix + leaf, -1, ""};
+        }
         if (config.processor.type == ProcessorType::graph_transformer) {
             // 0.3.x GraphTransformerProcessorBlock: layer_norm1 before attention, the MLP's
             // LayerNorm as node_dst_mlp.0.
@@ -81,8 +95,7 @@ LegacyName legacy_source(const std::string& current, const ModelConfig& config) 
         replace_prefix(leaf, "mlp.mlp.", "mlp.");
         return {prefix + leaf, -1, ""};
     }
-    source.name = name;
-    return source;
+    return {name, -1, ""};
 }
 
 /// The key prefix of the model's tensors: "", "model." or "model.model." depending on whether
@@ -107,15 +120,15 @@ bool is_legacy_layout(const io::SafetensorsReader& reader) {
 
 std::set<std::string> load_legacy_parameters(ParameterStore& store, const LegacySource& source,
                                              const std::string& prefix, const ModelConfig& config,
-                                             const graphs::Graph& graph) {
+                                             const graphs::Graph& graph, LegacyLayout layout) {
     const std::set<std::string> available(source.names.begin(), source.names.end());
     std::set<std::string> used;
     for (const auto& current : store.names()) {
-        const auto legacy = legacy_source(current, config);
+        const auto legacy = legacy_source(current, config, layout);
         const std::string name = prefix + legacy.name;
         BOREAS_CHECK(available.count(name),
-                     "{} (anemoi-models 0.3 layout) lacks '{}', needed for '{}'", source.origin,
-                     name, current);
+                     "{} (anemoi-models {} layout) lacks '{}', needed for '{}'", source.origin,
+                     layout == LegacyLayout::v0_3 ? "0.3" : "0.7-0.10", name, current);
         used.insert(name);
         const auto& target = store.get(current);
         const std::string origin = fmt::format("{}: tensor '{}'", source.origin, name);

@@ -77,9 +77,10 @@ TEST_P(CheckpointForward, EqualsAnemoisPredictStep) {
     }
 }
 
-// Two anemoi-models releases with different layouts (0.18: graph providers, split q/k/v,
+// Three anemoi-models releases with different layouts (0.18: graph providers, split q/k/v,
 // destination-sorted trainable edges; 0.3.1, the AIFS-single 1.0 release: mapper-owned edge
-// buffers in graph order, fused lin_qkv, chunked block names), each with both processors.
+// buffers in graph order, fused lin_qkv, chunked block names, numbered LayerNorms; 0.9.3, the
+// 0.7-0.10 layout: named LayerNorms, split q/k/v, still mapper-owned edges and chunked blocks).
 // 0.3.1's transformer output is flash-attn's windowed attention (what the checkpoint computes
 // where it was meant to run; on a CPU without flash-attn 0.3.1 silently attends globally).
 INSTANTIATE_TEST_SUITE_P(
@@ -89,7 +90,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"anemoi-models-0.3.1-transformer", "anemoi-models-0.3.1.io.safetensors",
                            "output_transformer"},
                       Case{"anemoi-models-0.3.1-graphtransformer",
-                           "anemoi-models-0.3.1.io.safetensors", "output_graphtransformer"}),
+                           "anemoi-models-0.3.1.io.safetensors", "output_graphtransformer"},
+                      Case{"anemoi-models-0.9.3-graphtransformer",
+                           "anemoi-models-0.9.3.io.safetensors", "output_graphtransformer"}),
     [](const auto& test) {
         std::string name = test.param.checkpoint;
         for (auto& ch : name)
@@ -141,6 +144,19 @@ TEST(Checkpoint, ReadsTheAifsSingle10Layout) {
             << set;
         EXPECT_EQ(checkpoint.graph()->edge_set(set).src, current.graph()->edge_set(set).src) << set;
     }
+}
+
+TEST(Checkpoint, ReadsThe07To010Layout) {
+    const boreas::model::Checkpoint checkpoint(kData / "anemoi-models-0.9.3-graphtransformer.ckpt");
+    const auto info = checkpoint.describe();
+    EXPECT_EQ(info["writer"]["anemoi.models"], "0.9.3");
+    EXPECT_EQ(info["parameters"], 76962);
+    // Supporting arrays at the top level of supporting_arrays_paths (anemoi-utils before 0.4.43).
+    ASSERT_EQ(info["supporting_arrays"].size(), 2u);
+    EXPECT_TRUE(info["supporting_arrays"][0]["present"]);
+    const boreas::model::Checkpoint current(kData / "graphtransformer.ckpt");
+    for (const char* set : {"data_to_hidden", "hidden_to_data", "hidden_to_hidden"})
+        EXPECT_EQ(checkpoint.graph()->edge_set(set).perm, current.graph()->edge_set(set).perm) << set;
 }
 
 TEST(Checkpoint, RefusesWhatIsNotAnInferenceCheckpoint) {
