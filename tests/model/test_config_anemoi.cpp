@@ -178,3 +178,12 @@ TEST(AnemoiConfig, AnemoisFullSizeConfigsRunUnchanged) {
         for (const float v : output.values()) ASSERT_TRUE(std::isfinite(v)) << kind;
     }
 }
+
+TEST(AnemoiConfig, GnnConfigIsRefusedForItsMappers) {
+    // anemoi's gnn.yaml pairs the GNN processor with GNN mappers, which Boreas does not
+    // implement (its GNN processor runs between graph-transformer mappers): refused by name.
+    const auto message = error_of([] { boreas::model::parse_config(emit(full_config("gnn")), "gnn"); });
+    EXPECT_NE(message.find("model.encoder._target_' is 'anemoi.models.layers.mapper.GNNForwardMapper'"),
+              std::string::npos)
+        << message;
+}
