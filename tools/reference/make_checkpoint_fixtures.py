@@ -99,19 +99,27 @@ torch.load(mmap=True) reproduces the state dict (skip with --no-reload).
 from __future__ import annotations
 
 import os
+import sys
 
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-for _k in list(os.environ):
-    if _k.startswith("ANEMOI_INFERENCE_"):
-        del os.environ[_k]
-os.environ.pop("ANEMOI_BASE_SEED", None)
-os.environ.pop("SLURM_JOB_ID", None)
-if os.environ.get("PYTHONHASHSEED") != "0":  # every nn.Module pickles sets of str (_non_persistent_buffers_set):
-    import sys  # their order, and so data.pkl's bytes, follow the string hash seed
 
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+def prepare_process() -> None:
+    """No GPU, one thread, no ANEMOI_INFERENCE_* overrides, ANEMOI_BASE_SEED and SLURM_JOB_ID removed; re-executes
+    the script with PYTHONHASHSEED=0: every nn.Module pickles sets of str (_non_persistent_buffers_set), whose order,
+    and so data.pkl's bytes, follow the string hash seed.  Runs when this module is imported, before numpy / torch /
+    anemoi load, so make_checkpoint_fixtures_031.py and _mid.py import this module first."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for k in list(os.environ):
+        if k.startswith("ANEMOI_INFERENCE_"):
+            del os.environ[k]
+    os.environ.pop("ANEMOI_BASE_SEED", None)
+    os.environ.pop("SLURM_JOB_ID", None)
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+prepare_process()
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -125,7 +133,6 @@ import pickletools  # noqa: E402
 import shutil  # noqa: E402
 import struct  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
@@ -138,14 +145,26 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convert_anemoi_graph import EDGE_ATTRIBUTES  # noqa: E402
+from convert_anemoi_graph import check_boreas_graph  # noqa: E402
+from convert_anemoi_graph import edge_perm  # noqa: E402
+from convert_anemoi_graph import read_boreas_graph  # noqa: E402
 from make_graph_fixtures import octahedral_grid  # noqa: E402
+from make_model_fixtures import BOUNDING  # noqa: E402
+from make_model_fixtures import CHANNELS  # noqa: E402
 from make_model_fixtures import DIAGNOSTIC  # noqa: E402
 from make_model_fixtures import FORCING  # noqa: E402
+from make_model_fixtures import HEADS  # noqa: E402
+from make_model_fixtures import MLP_RATIO  # noqa: E402
 from make_model_fixtures import MULTISTEP  # noqa: E402
+from make_model_fixtures import NUM_LAYERS  # noqa: E402
+from make_model_fixtures import PROC_CHUNKS  # noqa: E402
 from make_model_fixtures import SEED  # noqa: E402
+from make_model_fixtures import TRAINABLE  # noqa: E402
 from make_model_fixtures import VARIABLES  # noqa: E402
 from make_model_fixtures import _json_text  # noqa: E402
 from make_model_fixtures import anemoi_config  # noqa: E402
+from make_model_fixtures import heterodata_from_boreas  # noqa: E402
 from make_model_fixtures import init_weights  # noqa: E402
 from make_model_fixtures import load_graph  # noqa: E402
 from make_model_fixtures import load_weights  # noqa: E402
@@ -298,24 +317,16 @@ def _uuid_factory(label: str):
     return lambda: uuid.uuid5(uuid.NAMESPACE_URL, f"boreas-checkpoint-fixture/{label}/{next(counter)}")
 
 
-@contextlib.contextmanager
-def fixed_clock(label: str):
-    """datetime.now/utcnow, time.time and uuid.uuid4 fixed in the anemoi modules that put them in files; zip entry
-    dates of Python's zipfile fixed."""
-    import anemoi.training.diagnostics.callbacks.checkpoint as ckpt_mod
-    import anemoi.training.train.train as train_mod
-    import anemoi.utils.provenance as prov_mod
-
+def clock_shims() -> tuple[_Shim, _Shim]:
+    """(datetime with now/utcnow fixed, time with time() and localtime() fixed: the latter dates zip entries)."""
     dt_shim = _Shim(datetime, datetime=_FixedDatetime)
     time_shim = _Shim(time, time=lambda: FIXED_TIME, localtime=lambda *a: time.struct_time(ZIP_DATE + (0, 1, 0)))
-    uuid_shim = _Shim(uuid, uuid4=_uuid_factory(label))
-    patches = [
-        (train_mod, "datetime", dt_shim),
-        (prov_mod, "datetime", dt_shim),
-        (ckpt_mod, "time", time_shim),
-        (ckpt_mod, "uuid", uuid_shim),
-        (zipfile, "time", time_shim),
-    ]
+    return dt_shim, time_shim
+
+
+@contextlib.contextmanager
+def patched(patches: list[tuple]):
+    """setattr(module, name, value) for each (module, name, value) while the block runs; the originals restored."""
     saved = [(m, a, getattr(m, a)) for m, a, _ in patches]
     try:
         for m, a, v in patches:
@@ -324,6 +335,26 @@ def fixed_clock(label: str):
     finally:
         for m, a, v in saved:
             setattr(m, a, v)
+
+
+@contextlib.contextmanager
+def fixed_clock(label: str):
+    """datetime.now/utcnow, time.time and uuid.uuid4 fixed in the anemoi modules that put them in files; zip entry
+    dates of Python's zipfile fixed."""
+    import anemoi.training.diagnostics.callbacks.checkpoint as ckpt_mod
+    import anemoi.training.train.train as train_mod
+    import anemoi.utils.provenance as prov_mod
+
+    dt_shim, time_shim = clock_shims()
+    uuid_shim = _Shim(uuid, uuid4=_uuid_factory(label))
+    with patched([
+        (train_mod, "datetime", dt_shim),
+        (prov_mod, "datetime", dt_shim),
+        (ckpt_mod, "time", time_shim),
+        (ckpt_mod, "uuid", uuid_shim),
+        (zipfile, "time", time_shim),
+    ]):
+        yield
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -509,16 +540,18 @@ def make_physical_input(lat: np.ndarray, lon: np.ndarray, v_in: list[str]) -> np
 # ----------------------------------------------------------------------------------------------------------------
 # building and saving with anemoi-training's code
 # ----------------------------------------------------------------------------------------------------------------
-class _StandInTrainer:
-    """The parts of a pytorch_lightning.Trainer that AnemoiCheckpoint._save_checkpoint touches."""
+class StandInTrainer:
+    """The parts of a pytorch_lightning.Trainer that AnemoiCheckpoint._save_checkpoint touches (logger: also
+    trainer.logger = None, as anemoi-training 0.16 needs; the 0.3.1 and 0.6.3 callbacks do without)."""
 
-    def __init__(self, module):
+    def __init__(self, module, logger: bool = False):
         self.model = module  # _torch_drop_down: trainer.model.model = the AnemoiModelInterface
         self.lightning_module = module
         self.is_global_zero = True
         self.current_epoch = 0
         self.global_step = 0
-        self.logger = None
+        if logger:
+            self.logger = None
         self.loggers = []
         self.strategy = types.SimpleNamespace(barrier=lambda *a, **k: None, remove_checkpoint=lambda *a, **k: None)
 
@@ -526,6 +559,25 @@ class _StandInTrainer:
         import torch
 
         torch.save({"state_dict": {}, "stand_in": True}, filepath)
+
+
+def save_inference_checkpoint(make_callback, module, variant: str, tmp: Path, clock, logger: bool = False) -> Path:
+    """AnemoiCheckpoint._save_checkpoint (the callback made by make_callback() inside clock(variant)) with a
+    stand-in trainer; returns the inference checkpoint tmp/inference-<variant>.ckpt."""
+    lightning_path = tmp / f"{variant}.ckpt"
+    with clock(variant):
+        callback = make_callback()
+        callback._save_checkpoint(StandInTrainer(module, logger=logger), str(lightning_path))
+    inference_path = tmp / f"inference-{variant}.ckpt"
+    assert inference_path.exists()
+    return inference_path
+
+
+def copy_checkpoint(src: Path, dst: Path, written: dict) -> Path:
+    shutil.copyfile(src, dst)
+    dst.chmod(0o644)
+    written[dst.name] = dst
+    return dst
 
 
 def _plain(v):
@@ -619,12 +671,8 @@ def build_variant(spec: Spec, graph, graph_file: str, stats: dict, tmp: Path) ->
     check_classes(interface)  # AnemoiCheckpoint.on_train_start
 
     # AnemoiCheckpoint._save_checkpoint
-    lightning_path = tmp / f"{variant}.ckpt"
-    with fixed_clock(variant):
-        callback = AnemoiCheckpoint(dirpath=str(tmp), save_last=False)
-        callback._save_checkpoint(_StandInTrainer(module), str(lightning_path))
-    inference_path = tmp / f"inference-{variant}.ckpt"
-    assert inference_path.exists()
+    inference_path = save_inference_checkpoint(lambda: AnemoiCheckpoint(dirpath=str(tmp), save_last=False), module,
+                                               variant, tmp, fixed_clock, logger=True)
     assert interface.config is config and interface.metadata is metadata  # restored by the callback
 
     return {
@@ -756,6 +804,571 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[dist] = getattr(sys.modules.get(mod), "__version__", None)
     return out
+
+
+def io_variables(data_indices) -> tuple[list, list]:
+    """(data.input.full, data.output.full) variable names."""
+    v_in = [VARIABLES[i] for i in data_indices.data.input.full.tolist()]
+    v_out = [VARIABLES[i] for i in data_indices.data.output.full.tolist()]
+    return v_in, v_out
+
+
+def reload_checkpoint(ckpt: Path, supporting_arrays: bool = True):
+    """torch.load(weights_only=False) of an inference checkpoint: the interface with config / metadata (and
+    supporting_arrays, where the release has them) cleared by the callback, in eval mode."""
+    import torch
+
+    loaded = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert type(loaded).__name__ == "AnemoiModelInterface"
+    assert loaded.config is None and loaded.metadata is None
+    if supporting_arrays:
+        assert loaded.supporting_arrays is None
+    loaded.eval()
+    return loaded
+
+
+def check_metadata(md: dict, saved: dict, fresh_uuid: bool) -> None:
+    """load_metadata's result equals the metadata saved (but supporting_arrays_paths).  fresh_uuid (torch >= 2.6):
+    the callback gives the Lightning checkpoint a fresh uuid after writing the inference checkpoint, so the
+    in-memory metadata holds the second uuid, the inference checkpoint the first."""
+    expect = json.loads(json.dumps(saved))
+    skip = ["supporting_arrays_paths"]
+    if fresh_uuid:
+        assert md["uuid"] != expect.pop("uuid")
+        skip.append("uuid")
+    md_wo = {k: v for k, v in md.items() if k not in skip}
+    if md_wo != expect:
+        bad = sorted(k for k in set(md_wo) | set(expect) if md_wo.get(k) != expect.get(k))
+        raise AssertionError(f"load_metadata differs from the metadata saved in {bad}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# VERSIONS*.json, sizes, second run, options (this script, make_checkpoint_fixtures_031.py and _mid.py)
+# ----------------------------------------------------------------------------------------------------------------
+def config_doc(stats: dict, **extra) -> dict:
+    """The tiny fixtures' variables, roles, normaliser and statistics (+ extra)."""
+    return {
+        "variables": VARIABLES,
+        "forcing": FORCING,
+        "diagnostic": DIAGNOSTIC,
+        "normaliser": NORMALISER,
+        "statistics": {k: v.tolist() for k, v in stats.items()},
+        "statistics_note": "make_normaliser_fixture.make_statistics(): float64, dataset order, before remap",
+        **extra,
+    }
+
+
+def file_sizes(written: dict) -> dict:
+    return {n: q.stat().st_size for n, q in sorted(written.items())}
+
+
+def write_versions_json(vpath: Path, doc: dict, sizes: dict, chmod: bool = False) -> None:
+    """Writes doc with its own size and the total in it (three passes: the numbers change the size)."""
+    vpath.write_text(_json_text(doc))
+    for _ in range(3):
+        sizes[vpath.name] = vpath.stat().st_size
+        doc["total_bytes"] = sum(sizes.values())
+        vpath.write_text(_json_text(doc))
+    if chmod:
+        vpath.chmod(0o644)
+
+
+def print_sizes(written: dict, vpath: Path, sizes: dict, out_dir: Path, t_start: float, width: int) -> int:
+    """Prints each file's size and the total; returns the total."""
+    total = sum(q.stat().st_size for q in written.values()) + vpath.stat().st_size
+    for n, s in sorted(sizes.items()):
+        print(f"  {n:{width}s} {s:9d}")
+    print(f"total {total} bytes ({total / 2**20:.3f} MiB) in {out_dir}; {time.time() - t_start:.1f} s")
+    return total
+
+
+def over_budget(total: int, budget: int) -> bool:
+    if budget and total > budget:
+        print(f"error: fixtures total {total} bytes > budget {budget}", file=sys.stderr)
+        return True
+    return False
+
+
+def second_run(script: str, out_dir: Path, names: list[str], args: list[str]) -> int:
+    """--check-rerun: the script again into a temporary folder; 0 if every file in names is byte-identical."""
+    with tempfile.TemporaryDirectory() as t2:
+        cmd = [sys.executable, script, "--out", t2, *args]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        diff = [n for n in names if (Path(t2) / n).read_bytes() != (out_dir / n).read_bytes()]
+        if diff:
+            print(f"error: a second run differs in {diff}", file=sys.stderr)
+            return 1
+        print("second run: every file byte-identical")
+    return 0
+
+
+def add_run_options(p: argparse.ArgumentParser, budget: int) -> None:
+    p.add_argument("--budget", type=int, default=budget, help="size budget in bytes (0: no check)")
+    p.add_argument("--check-rerun", action="store_true", help="run a second time into a temporary folder and "
+                   "compare every file byte for byte")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def parse_run_args(p: argparse.ArgumentParser, argv: list[str] | None):
+    """parse_args; logging at INFO with -v (else ERROR); warnings off."""
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    warnings.filterwarnings("ignore")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# shared by make_checkpoint_fixtures_031.py (anemoi-models 0.3.1, .venv-ref-031) and _mid.py (0.9.3,
+# .venv-ref-mid): one config layout (forcing / diagnostic / normalizer under config.data, multistep_input under
+# config.training), anemoi-datasets stubbed, the 0.18 fixtures' weights, input and outputs as reference.  They live
+# here, not in a module of their own: anemoi-utils records every loaded module in the checkpoints'
+# provenance_training.module_versions, so a new module would change the committed files.  Nothing here is
+# imported at module level beyond what this script already loads: torch, hydra and anemoi inside the functions.
+# ----------------------------------------------------------------------------------------------------------------
+LEGACY_GRAPH_CONFIG = {"transformer": "encoder_decoder_only", "graphtransformer": "multi_scale"}
+LEGACY_REF_INPUT = "transformer.io.safetensors"  # the 0.18 fixtures' physical input [1, 2, N, 6]
+LEGACY_EDGE_TRAINABLES = {  # 0.18 name -> (0.3.1 / 0.9.3 name, edge set)
+    "encoder_graph_provider.data.trainable.trainable": ("encoder.trainable.trainable", "data_to_hidden"),
+    "decoder_graph_provider.data.trainable.trainable": ("decoder.trainable.trainable", "hidden_to_data"),
+    "processor_graph_provider.trainable.trainable": ("processor.trainable.trainable", "hidden_to_hidden"),
+}
+
+
+def stub_anemoi_datasets(script: str) -> None:
+    """anemoi.training.data.datamodule imports anemoi.datasets.data.open_dataset at module level; no dataset is
+    opened here, so a stub that refuses is enough (anemoi-datasets is not installed)."""
+    try:
+        import anemoi.datasets.data  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+
+    def open_dataset(*args, **kwargs):
+        raise RuntimeError(f"anemoi-datasets is stubbed in {script}")
+
+    pkg = types.ModuleType("anemoi.datasets")
+    pkg.__path__ = []
+    sub = types.ModuleType("anemoi.datasets.data")
+    sub.open_dataset = open_dataset
+    pkg.data = sub
+    sys.modules["anemoi.datasets"] = pkg
+    sys.modules["anemoi.datasets.data"] = sub
+
+
+@contextlib.contextmanager
+def legacy_fixed_clock(version: str, label: str):
+    """fixed_clock for 0.3.1 / 0.9.3: datetime, time, the checkpoint's and the model's uuid4 fixed; provenance
+    without git_versions."""
+    import anemoi.models.interface as interface_mod
+    import anemoi.training.diagnostics.callbacks.checkpoint as ckpt_mod
+    import anemoi.training.train.train as train_mod
+    import anemoi.utils.provenance as prov_mod
+
+    dt_shim, time_shim = clock_shims()
+    with patched([
+        (train_mod, "datetime", dt_shim),
+        (prov_mod, "datetime", dt_shim),
+        # git_versions {}: the generator's own modules live in the Boreas repository, whose state (head, modified
+        # files) must not make the fixture depend on the working tree (0.3.1 also lacks gitpython)
+        (prov_mod, "_check_for_git", lambda paths, full: {}),
+        (ckpt_mod, "time", time_shim),
+        (ckpt_mod, "uuid", _Shim(uuid, uuid4=_uuid_factory(f"{version}/{label}/checkpoint"))),
+        (interface_mod, "uuid", _Shim(uuid, uuid4=_uuid_factory(f"{version}/{label}/model"))),
+        (zipfile, "time", time_shim),
+    ]):
+        yield
+
+
+def legacy_run_id(version: str, variant: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"boreas-checkpoint-fixture/{version}/{variant}/run_id"))
+
+
+def compose_legacy_config(processor: str, graph: str):
+    """anemoi-training's config/config.yaml composed with Hydra (model=<processor>, graph=<graph>)."""
+    import anemoi.training
+    from hydra import compose
+    from hydra import initialize_config_dir
+
+    config_dir = Path(anemoi.training.__file__).parent / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return compose("config", overrides=[f"model={processor}", f"graph={graph}"])
+
+
+def set_tiny_legacy(cfg, processor: str, processor_settings: dict, transformer_settings: dict) -> None:
+    """The tiny settings of config.data, config.model and config.training (multistep_input, precision);
+    processor_settings are set for both processors, then transformer_settings for the transformer, in that order."""
+    cfg.data.frequency = "6h"
+    cfg.data.timestep = "6h"
+    cfg.data.forcing = list(FORCING)
+    cfg.data.diagnostic = list(DIAGNOSTIC)
+    cfg.data.normalizer = copy.deepcopy(NORMALISER)
+
+    m = cfg.model
+    m.num_channels = CHANNELS
+    for k in list(m.trainable_parameters):
+        m.trainable_parameters[k] = TRAINABLE[k]
+    m.processor.num_layers = NUM_LAYERS
+    m.processor.num_chunks = PROC_CHUNKS
+    m.processor.num_heads = HEADS
+    m.processor.mlp_hidden_ratio = MLP_RATIO
+    for k, v in processor_settings.items():
+        setattr(m.processor, k, v)
+    if processor == "transformer":
+        for k, v in transformer_settings.items():
+            setattr(m.processor, k, v)
+    for part in (m.encoder, m.decoder):
+        part.num_heads = HEADS
+        part.mlp_hidden_ratio = MLP_RATIO
+        part.num_chunks = 1
+    m.bounding = copy.deepcopy(BOUNDING)
+
+    cfg.training.multistep_input = MULTISTEP
+    cfg.training.precision = "32"
+
+
+def set_legacy_hardware(cfg, graph_name: str, grids: bool) -> None:
+    """config.hardware paths and files (grids: hardware.paths.grids too); mlflow and wandb stay disabled."""
+    cfg.hardware.accelerator = "cpu"
+    cfg.hardware.paths.data = "data"
+    if grids:
+        cfg.hardware.paths.grids = "grids"
+    cfg.hardware.paths.output = "output/"
+    cfg.hardware.paths.graph = "tests/data/graphs/"
+    cfg.hardware.files.dataset = f"{DATASET_NAME}.zarr"
+    cfg.hardware.files.graph = f"{graph_name}.safetensors"
+    cfg.diagnostics.log.mlflow.tracking_uri = "http://localhost:5000"  # mlflow is disabled
+    cfg.diagnostics.log.wandb.entity = "boreas"  # wandb is disabled
+
+
+def legacy_config_locations(md: dict, normalizer_absent: str | None = None, precision_early: bool = False) -> dict:
+    """Where the settings Boreas reads live in the metadata.  normalizer_absent: what to record when
+    config.data.normalizer is missing (None: it must be there); precision_early: precision listed after frequency
+    (key order of the committed VERSIONS files)."""
+    c = md["config"]
+    normalizer = c["data"]["normalizer"] if normalizer_absent is None else c["data"].get("normalizer", normalizer_absent)
+    precision = {"precision": ["config", "training", "precision", c["training"]["precision"]]}
+    return {
+        "multistep_input": ["config", "training", "multistep_input", c["training"]["multistep_input"]],
+        "forcing": ["config", "data", "forcing", c["data"]["forcing"]],
+        "diagnostic": ["config", "data", "diagnostic", c["data"]["diagnostic"]],
+        "normalizer": ["config", "data", "normalizer", normalizer],
+        "normalizer_processor": ["config", "data", "processors", "normalizer", c["data"]["processors"]["normalizer"]],
+        "timestep": ["config", "data", "timestep", c["data"]["timestep"]],
+        "frequency": ["config", "data", "frequency", c["data"]["frequency"]],
+        **(precision if precision_early else {}),
+        "model": ["config", "model", {k: c["model"][k] for k in ("num_channels", "trainable_parameters", "bounding")}],
+        "processor": ["config", "model", "processor", c["model"]["processor"]],
+        "encoder": ["config", "model", "encoder", c["model"]["encoder"]],
+        "decoder": ["config", "model", "decoder", c["model"]["decoder"]],
+        "graph_names": ["config", "graph", {"data": c["graph"]["data"], "hidden": c["graph"]["hidden"]}],
+        **({} if precision_early else precision),
+        "variables": ["dataset", "variables", md["dataset"]["variables"]],
+        "data_indices": ["data_indices", sorted(md["data_indices"])],
+    }
+
+
+def load_graph_checked(name: str) -> tuple:
+    """HeteroData of tests/data/graphs/<name>.safetensors in anemoi's edge order (as make_model_fixtures does),
+    checked to round-trip the file (without anemoi-graphs' builders: the *_exact re-computation is left to the 0.18
+    tools).  Returns (graph, tensors, meta, info)."""
+    path = REPO / "tests" / "data" / "graphs" / f"{name}.safetensors"
+    tensors, meta = read_boreas_graph(path)
+    g = heterodata_from_boreas(tensors, meta)
+    stripped = {k: v for k, v in tensors.items() if not k.endswith("_exact")}
+    meta_s = copy.deepcopy(meta)
+    for m in meta_s["edges"].values():
+        m.pop("float32_error", None)
+    check_boreas_graph(stripped, meta_s, g)
+    info = {"file": str(path.relative_to(REPO)), "sha256": sha256(path)}
+    return g, tensors, meta, info
+
+
+def edge_trainable_in_graph_order(name: str, t, graph_tensors: dict) -> tuple:
+    """A 0.18 trainable edge tensor (rows in CSR order) -> (legacy name, rows in the graph's edge order, how)."""
+    import torch
+
+    new, key = LEGACY_EDGE_TRAINABLES[name]
+    perm = torch.from_numpy(edge_perm(graph_tensors, key, t.shape[0]))
+    reordered = torch.empty_like(t)
+    reordered[perm] = t  # CSR row p -> graph edge perm[p]
+    return new, reordered, f"rows reordered: row perm[p] = CSR row p ({key} perm of the graph file)"
+
+
+def processor_block(name: str) -> tuple[str, str]:
+    """0.18 processor.proc.<layer>.<leaf> -> ("processor.proc.<chunk>.blocks.<i>.", leaf)."""
+    per_chunk = NUM_LAYERS // PROC_CHUNKS
+    rest = name[len("processor.proc."):]
+    layer, leaf = rest.split(".", 1)
+    layer = int(layer)
+    return f"processor.proc.{layer // per_chunk}.blocks.{layer % per_chunk}.", leaf
+
+
+def load_mapped_weights(model, sd: dict, recomputed: frozenset | set = frozenset()) -> None:
+    """The 0.18 fixtures' weights, already renamed, into `model`: every parameter given, nothing unknown, shapes and
+    dtypes equal; the buffers in `recomputed` are compared instead of copied; no parameter has exact zeros."""
+    import torch
+
+    own = model.state_dict()
+    params = dict(model.named_parameters())
+    missing = sorted(set(params) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    assert not missing and not unexpected, (missing, unexpected)
+    with torch.no_grad():
+        for k, v in sd.items():
+            assert own[k].shape == v.shape and own[k].dtype == v.dtype, (k, own[k].shape, v.shape)
+            if k in recomputed:  # recomputed by anemoi from the same graph: must be identical
+                assert tensor_equal(own[k], v), f"{k} differs from the 0.18 fixture"
+            else:
+                own[k].copy_(v)
+    for k, p in model.named_parameters():
+        assert bool((p != 0).all()), f"parameter {k} has exact zeros"
+
+
+def legacy_edge_order_checks(interface, processor: str, gtensors: dict, gmeta: dict, sd18: dict,
+                             extended: bool = False) -> dict:
+    """Row r of a trainable edge tensor is edge r of edge_index_base = the graph's (anemoi's) edge order.
+    extended: also whether edge_index_base is sorted by destination and whether edge_inc is persistent."""
+    import torch
+
+    model = interface.model
+    mods = {"data_to_hidden": ("encoder", model.encoder), "hidden_to_data": ("decoder", model.decoder)}
+    if processor == "graphtransformer":
+        mods["hidden_to_hidden"] = ("processor", model.processor)
+    out = {}
+    for key, (label, mod) in mods.items():
+        e = gmeta["edges"][key]["count"]
+        perm = torch.from_numpy(edge_perm(gtensors, key, e))
+        off = gtensors[f"edges/{key}/dst_offsets"]
+        src = torch.from_numpy(gtensors[f"edges/{key}/src"].astype(np.int64))
+        dst = torch.from_numpy(np.repeat(np.arange(len(off) - 1), np.diff(off)))
+        ei = mod.edge_index_base.long()
+        attrs = torch.from_numpy(np.concatenate([gtensors[f"edges/{key}/{a}"] for a in EDGE_ATTRIBUTES], axis=1))
+        csr_index = bool(torch.equal(ei[0, perm], src) and torch.equal(ei[1, perm], dst))
+        csr_attr = bool(torch.equal(mod.edge_attr[perm].contiguous().view(torch.int32), attrs.view(torch.int32)))
+        rows = mod.trainable.trainable.detach()
+        name18 = [k for k, v in LEGACY_EDGE_TRAINABLES.items() if v[1] == key][0]
+        rows_ok = bool(torch.equal(rows[perm], sd18[name18]))
+        o = out[key] = {
+            "module": label,
+            "edges": e,
+            "trainable": f"{label}.trainable.trainable",
+            "edge_index_base_dtype": str(mod.edge_index_base.dtype).replace("torch.", ""),
+            "perm_is_identity": bool(torch.equal(perm, torch.arange(e))),
+        }
+        if extended:
+            o["edge_index_base_sorted_by_destination"] = bool((ei[1, 1:] >= ei[1, :-1]).all())
+        o["edge_index_base[:, perm] == file CSR (src, dst)"] = csr_index
+        o["edge_attr[perm] == file CSR attributes (bitwise)"] = csr_attr
+        o["trainable[perm] == 0.18 trainable (CSR rows)"] = rows_ok
+        o["edge_inc"] = mod.edge_inc.reshape(-1).tolist()
+        if extended:
+            o["edge_inc_persistent"] = "edge_inc" not in mod._non_persistent_buffers_set
+        assert csr_index and csr_attr and rows_ok, (key, o)
+    return out
+
+
+def legacy_trainer(config, datamodule):
+    """The parts of AnemoiTrainer that its metadata property uses; initial_seed is AnemoiTrainer's own
+    (pl.seed_everything(42000))."""
+    from anemoi.training.train.train import AnemoiTrainer
+
+    trainer = types.SimpleNamespace(
+        config=config,
+        datamodule=datamodule,
+        run_id=config.training.run_id,
+        strategy=types.SimpleNamespace(global_rank=0),
+    )
+    trainer.initial_seed = AnemoiTrainer.__dict__["initial_seed"].func(trainer)
+    return trainer
+
+
+def check_legacy_output(y, x, v_out: list) -> None:
+    """predict_step's output [B=1, E=1, N, V_out] float32, finite."""
+    import torch
+
+    n = x.shape[2]
+    assert y.shape == (1, 1, n, len(v_out)) and y.dtype == torch.float32 and bool(torch.isfinite(y).all())
+
+
+def compare(a, b) -> dict:
+    d = (a.double() - b.double()).abs()
+    return {
+        "max_abs": float(d.max()),
+        "max_rel": float((d / b.double().abs().clamp_min(1e-30)).max()),
+        "bitwise_identical": tensor_equal(a, b),
+    }
+
+
+def normalised(y, norm, idx):
+    """Physical output -> normalised units with the normaliser's buffers (columns idx)."""
+    return y * norm._norm_mul[idx] + norm._norm_add[idx]
+
+
+def max_abs_normalised(y, y18, norm, idx) -> float:
+    return float((normalised(y, norm, idx).double() - normalised(y18, norm, idx).double()).abs().max())
+
+
+def compare_to_018(y, y18, norm, idx, atol: str) -> dict:
+    """compare() of two physical outputs, allclose (rtol 1e-5, atol) and the max |difference| in normalised units."""
+    import torch
+
+    yn, yn18 = normalised(y, norm, idx), normalised(y18, norm, idx)
+    cmp = compare(y, y18)
+    cmp[f"allclose_rtol1e-5_atol{atol}_normalised_units"] = bool(
+        torch.allclose(yn.double(), yn18.double(), rtol=1e-5, atol=float(atol)))
+    cmp["max_abs_normalised_units"] = max_abs_normalised(y, y18, norm, idx)
+    return cmp
+
+
+def legacy_versions(dists: tuple[str, ...]) -> dict:
+    import importlib.metadata as md
+
+    out = package_versions()
+    for dist in dists:
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    out["anemoi-datasets"] = "not installed (stub module for anemoi.training.data.datamodule's import)"
+    return out
+
+
+def legacy_checkpoint_doc(ckpt: Path, graph_file: str, inference_path: Path, training_version: str) -> dict:
+    """File, graph file, archive, writer, pickle GLOBALs and zip members of a written checkpoint."""
+    members = zip_members(ckpt)
+    return {
+        "file": ckpt.name,
+        "graph_file": graph_file,
+        "archive": members[0][0].split("/")[0],
+        "written_by": f"anemoi-training {training_version} AnemoiCheckpoint._save_checkpoint "
+        f"(as {inference_path.name}), copied",
+        "pickle": pickle_globals(ckpt),
+        "zip_members": members,
+    }
+
+
+def legacy_metadata_doc(md: dict, locations: dict) -> dict:
+    return {
+        "metadata_keys": sorted(md),
+        "metadata_config_keys": sorted(md["config"]),
+        "metadata_locations": locations,
+        "data_indices": md["data_indices"],
+    }
+
+
+def legacy_predict_step_doc(signature: str, x, y, v_in: list, v_out: list, steps: str, output: str) -> dict:
+    return {
+        "signature": signature,
+        "input_shape": list(x.shape),
+        "output_shape": list(y.shape),
+        "variables_in": v_in,
+        "variables_out": v_out,
+        "steps": steps,
+        "output": output,
+    }
+
+
+def legacy_normaliser_doc(norm, interface) -> dict:
+    """The normaliser's buffers and the statistics the interface pickles."""
+    return {
+        "normaliser": {
+            "norm_mul": norm._norm_mul.tolist(),
+            "norm_add": norm._norm_add.tolist(),
+            "input_idx": norm._input_idx.tolist(),
+            "output_idx": norm._output_idx.tolist(),
+        },
+        "pickled_statistics_after_remap": {k: np.asarray(v).tolist() for k, v in interface.statistics.items()},
+    }
+
+
+def report_legacy_variant(variant: str, ckpt: Path, lists: dict, vs_018: dict, t0: float) -> None:
+    print(f"{variant}: {ckpt.stat().st_size} bytes, {len(lists['state_dict'])} state-dict tensors, "
+          f"{len(lists['non_persistent_buffers'])} non-persistent buffers; vs 0.18: {json.dumps(vs_018)}; "
+          f"{time.time() - t0:.1f} s")
+
+
+def legacy_io_meta(generator: str, prefix: str, outputs: dict, doc_models: dict, versions: dict,
+                   extra: dict | None = None) -> dict:
+    """The io file's header (`extra` between layouts and equal_to_018)."""
+    return {
+        "generator": generator,
+        "refs": {"input": LEGACY_REF_INPUT},
+        "layouts": {
+            "input": f"not stored: {LEGACY_REF_INPUT}:input [1, 2, N, 6] float32 physical, variables "
+            "data.input.full; passed unchanged as predict_step's batch tensor",
+            **{k: "[B=1, E=1, N=1600, V_out=6] float32 physical = predict_step(input) of "
+               f"{prefix}-{k.split('_')[1]}.ckpt; variables data.output.full (z_500 t_850 2t sp tp cp)"
+               for k in outputs},
+        },
+        **(extra or {}),
+        "equal_to_018": {
+            f"output_{v}": f"bit-identical to {v}.io.safetensors:output reshaped [1, 1, 1, N, 6] -> [1, 1, N, 6]"
+            for v, m in doc_models.items()
+            if m["compare_to_018"]["output"]["bitwise_identical"]
+        },
+        "versions": {k: v for k, v in versions.items() if k in ("torch", "anemoi-models", "anemoi-utils",
+                                                                "anemoi-training", "python")},
+    }
+
+
+def write_legacy_io(path: Path, outputs: dict, meta: dict, written: dict) -> None:
+    """save_safetensors, read back bit for bit."""
+    save_safetensors(path, outputs, meta)
+    written[path.name] = path
+    stored, _ = read_safetensors(path)
+    assert all(tensor_equal(stored[k], v) for k, v in outputs.items())
+
+
+def legacy_doc_tail(stats: dict, base_seed_env: str, graph_checks: dict, notes: list, doc_models: dict,
+                    io_name: str, io_meta: dict, outputs: dict, written: dict, sizes: dict) -> dict:
+    """VERSIONS-<version>.json from "config" on."""
+    return {
+        "config": config_doc(stats, ANEMOI_BASE_SEED=base_seed_env),
+        "determinism": "uuid4, datetime.now, time.time fixed inside the anemoi modules while they run; "
+        "save_metadata's zip entries dated 1980-01-01 00:00:00; PYTHONHASHSEED=0",
+        "graphs": graph_checks,
+        "notes": notes,
+        "models": doc_models,
+        "io": {"file": io_name, **io_meta, "tensors": {k: [list(v.shape), "float32"] for k, v in outputs.items()}},
+        "sha256": {n: sha256(q) for n, q in sorted(written.items())},
+        "sizes": sizes,
+    }
+
+
+def legacy_parser(description: str, budget: int, variants_default: list | None = None,
+                  variants_choices: list | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--ref", default=str(DEFAULT_OUT), help="folder of the 0.18 checkpoint fixtures (input, outputs)")
+    if variants_choices is not None:
+        p.add_argument("--variants", nargs="+", default=variants_default, choices=variants_choices)
+    add_run_options(p, budget)
+    return p
+
+
+def start_legacy_run(args, script: str, models_version: str, training_version: str) -> tuple:
+    """anemoi-datasets stubbed, anemoi-models / anemoi-training / torch imported (a warning for other versions),
+    torch seeded and single-threaded, the output folder made, the 0.18 fixtures' input read.  Returns
+    (out_dir, ref_dir, x)."""
+    stub_anemoi_datasets(script)
+    import anemoi.models
+    import anemoi.training
+    import torch
+
+    for mod, want in ((anemoi.models, models_version), (anemoi.training, training_version)):
+        if getattr(mod, "__version__", None) != want:
+            print(f"warning: {mod.__name__} {getattr(mod, '__version__', None)} (fixtures are made with {want})",
+                  file=sys.stderr)
+    torch.manual_seed(SEED)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    out_dir, ref_dir = Path(args.out), Path(args.ref)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    ref_io, _ = read_safetensors(ref_dir / LEGACY_REF_INPUT)
+    x = ref_io["input"]
+    assert x.dtype == torch.float32 and x.shape[:2] == (1, MULTISTEP) and x.dim() == 4
+    return out_dir, ref_dir, x
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1033,9 +1646,6 @@ def main_aifs(args) -> int:
     import_anemoi_training([args.anemoi_training, args.lightning])
     import torch
     from anemoi.utils.checkpoints import load_metadata
-    from convert_anemoi_graph import check_boreas_graph
-    from convert_anemoi_graph import read_boreas_graph
-    from make_model_fixtures import heterodata_from_boreas
 
     torch.manual_seed(SEED)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -1161,13 +1771,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anemoi-training", default="/tmp/atw/src", help="unpacked anemoi-training 0.16.0 (+ timm) wheels")
     p.add_argument("--lightning", default="/tmp/atw/pl/src", help="unpacked pytorch-lightning, torchmetrics, "
                    "lightning-utilities, torchinfo wheels (kept apart: make_training_fixtures.py must not see them)")
-    p.add_argument("--budget", type=int, default=SIZE_BUDGET_BYTES, help="size budget in bytes (0: no check)")
-    p.add_argument("--check-rerun", action="store_true", help="run a second time into a temporary folder and "
-                   "compare every file byte for byte")
-    p.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
-    warnings.filterwarnings("ignore")
+    add_run_options(p, SIZE_BUDGET_BYTES)
+    args = parse_run_args(p, argv)
     if args.shape == AIFS_SHAPE:
         return main_aifs(args)
     if args.out is None:
@@ -1199,15 +1804,11 @@ def main(argv: list[str] | None = None) -> int:
             graph_file = f"tests/data/graphs/{var['graph']}.safetensors"
             r = build_variant(tiny_spec(variant), graph, graph_file, {k: v.copy() for k, v in stats.items()}, tmp)
             interface = r["interface"]
-            ckpt = out_dir / f"{variant}.ckpt"
-            shutil.copyfile(r["inference_path"], ckpt)
-            ckpt.chmod(0o644)
-            written[ckpt.name] = ckpt
+            ckpt = copy_checkpoint(r["inference_path"], out_dir / f"{variant}.ckpt", written)
 
             # ---- reference tensors
             di = interface.data_indices["data"]
-            v_in = [VARIABLES[i] for i in di.data.input.full.tolist()]
-            v_out = [VARIABLES[i] for i in di.data.output.full.tolist()]
+            v_in, v_out = io_variables(di)
             lat = graph["data"].x[:, 0].double().numpy()
             lon = graph["data"].x[:, 1].double().numpy()
             x = torch.from_numpy(make_physical_input(lat, lon, v_in))
@@ -1263,22 +1864,12 @@ def main(argv: list[str] | None = None) -> int:
             written[io_path.name] = io_path
 
             # ---- reload checks
-            loaded = torch.load(ckpt, map_location="cpu", weights_only=False)
-            assert type(loaded).__name__ == "AnemoiModelInterface"
-            assert loaded.config is None and loaded.metadata is None and loaded.supporting_arrays is None
-            loaded.eval()
+            loaded = reload_checkpoint(ckpt)
             with torch.no_grad():
                 y_l = loaded.predict_step({"data": x.clone()})["data"]
             assert tensor_equal(y_l, y), "reloaded checkpoint does not reproduce output bit for bit"
             md, arrays = load_metadata(str(ckpt), supporting_arrays=True)
-            expect = json.loads(json.dumps(r["metadata"]))
-            # the callback gives the Lightning checkpoint a fresh uuid after writing the inference checkpoint, so
-            # the in-memory metadata holds the second uuid, the inference checkpoint the first
-            assert md["uuid"] != expect.pop("uuid")
-            md_wo = {k: v for k, v in md.items() if k not in ("supporting_arrays_paths", "uuid")}
-            if md_wo != expect:
-                bad = sorted(k for k in set(md_wo) | set(expect) if md_wo.get(k) != expect.get(k))
-                raise AssertionError(f"load_metadata differs from the metadata saved in {bad}")
+            check_metadata(md, r["metadata"], fresh_uuid=True)
             assert load_metadata(str(ckpt)) == md
             for k, a in r["supporting_arrays"]["data"].items():
                 assert arrays["data"][k].dtype == np.float64 and np.array_equal(arrays["data"][k], a), k
@@ -1371,7 +1962,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     # ---- VERSIONS.json
-    sizes = {n: p.stat().st_size for n, p in sorted(written.items())}
+    sizes = file_sizes(written)
     doc = {
         "generator": "tools/reference/make_checkpoint_fixtures.py",
         "environment": versions(),
@@ -1379,16 +1970,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint.py AnemoiCheckpoint._save_checkpoint (run), train/train.py AnemoiTrainer.metadata (run), "
         "data/datamodule.py fill_metadata + data_indices (run), tasks/base.py fill_metadata (run), "
         "train/methods/base.py BaseTrainingModule.__init__ via SingleTraining (run)",
-        "config": {
-            "variables": VARIABLES,
-            "forcing": FORCING,
-            "diagnostic": DIAGNOSTIC,
-            "normaliser": NORMALISER,
-            "statistics": {k: v.tolist() for k, v in stats.items()},
-            "statistics_note": "make_normaliser_fixture.make_statistics(): float64, dataset order, before remap",
-            "input_seed": INPUT_SEED,
-            "base_seed": BASE_SEED,
-        },
+        "config": config_doc(stats, input_seed=INPUT_SEED, base_seed=BASE_SEED),
         "determinism": "uuid4, datetime.now/utcnow, time.time fixed inside the anemoi modules while they run; "
         "save_metadata's zip entries dated 1980-01-01 00:00:00; torch's entries carry the zero DOS date",
         "graphs": graph_checks,
@@ -1400,32 +1982,16 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes,
     }
     vpath = out_dir / "VERSIONS.json"
-    vpath.write_text(_json_text(doc))
-    for _ in range(3):
-        sizes["VERSIONS.json"] = vpath.stat().st_size
-        doc["total_bytes"] = sum(sizes.values())
-        vpath.write_text(_json_text(doc))
-    total = sum(p.stat().st_size for p in written.values()) + vpath.stat().st_size
-    for n, s in sorted(sizes.items()):
-        print(f"  {n:32s} {s:9d}")
-    print(f"total {total} bytes ({total / 2**20:.3f} MiB) in {out_dir}; {time.time() - t_start:.1f} s")
+    write_versions_json(vpath, doc, sizes)
+    total = print_sizes(written, vpath, sizes, out_dir, t_start, 32)
     stray = sorted(q.name for q in out_dir.iterdir() if q.name not in written and q.name != "VERSIONS.json")
     if stray:
         print(f"warning: other files in {out_dir}: {stray}", file=sys.stderr)
-    if args.budget and total > args.budget:
-        print(f"error: fixtures total {total} bytes > budget {args.budget}", file=sys.stderr)
+    if over_budget(total, args.budget):
         return 1
-
     if args.check_rerun:
-        with tempfile.TemporaryDirectory() as t2:
-            cmd = [sys.executable, __file__, "--out", t2, "--anemoi-training", args.anemoi_training,
-                   "--lightning", args.lightning, "--budget", "0"]
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            diff = [n for n in [*written, "VERSIONS.json"] if (Path(t2) / n).read_bytes() != (out_dir / n).read_bytes()]
-            if diff:
-                print(f"error: a second run differs in {diff}", file=sys.stderr)
-                return 1
-            print("second run: every file byte-identical")
+        return second_run(__file__, out_dir, [*written, "VERSIONS.json"], ["--anemoi-training", args.anemoi_training,
+                                                                            "--lightning", args.lightning, "--budget", "0"])
     return 0
 
 
