@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <set>
 #include <tuple>
 
@@ -127,10 +128,11 @@ struct Checkpoint::Impl {
                        return name.rfind("model.encoder_graph_provider.", 0) == 0 &&
                               ends_with(name, ".trainable_layout_version");
                    })) {
-            BOREAS_FAIL("{}: a state-dict layout Boreas does not read (anemoi-models {}): neither "
-                        "graph providers (0.16 and later) nor the 0.3 or 0.7-0.10 layouts; "
-                        "tools/reference/ANEMOI_LAYOUTS.md lists anemoi's layouts",
-                        origin, writer_version());
+            BOREAS_FAIL(
+                "{}: a state-dict layout Boreas does not read (anemoi-models {}): neither "
+                "graph providers (0.16 and later) nor the 0.3 or 0.7-0.10 layouts; "
+                "tools/reference/ANEMOI_LAYOUTS.md lists anemoi's layouts",
+                origin, writer_version());
         }
     }
 
@@ -263,9 +265,10 @@ struct Checkpoint::Impl {
             const auto* data_width = find_path(model_config, {"trainable_parameters", "data"});
             const auto* hidden_width = find_path(model_config, {"trainable_parameters", "hidden"});
             if (hidden_width && (!data_width || *data_width != *hidden_width)) {
-                implied.push_back(fmt::format("model.trainable_parameters.data = {} ({} sizes data-node "
-                                              "trainables with the hidden setting)",
-                                              hidden_width->dump(), layout_name));
+                implied.push_back(
+                    fmt::format("model.trainable_parameters.data = {} ({} sizes data-node "
+                                "trainables with the hidden setting)",
+                                hidden_width->dump(), layout_name));
                 model_config["trainable_parameters"]["data"] = *hidden_width;
             }
         }
@@ -365,66 +368,15 @@ struct Checkpoint::Impl {
         return nodes;
     }
 
-    /// A graph provider's buffers (edges sorted by destination, anemoi's permutation, edge
-    /// attributes) as a Boreas edge set in exactly that order.
-    graphs::EdgeSet edge_set(const std::string& provider, const std::string& source,
+    /// An edge set from its buffers, in the order Boreas keeps (CSR by destination, `perm` to
+    /// anemoi's order). Graph providers (0.16 and later) hold the edges already sorted by
+    /// destination with their permutation; older releases hold them in the graph's own order,
+    /// which Boreas sorts stably by destination as the later releases do themselves.
+    graphs::EdgeSet edge_set(const std::string& buffers, const std::string& source,
                              const std::string& target, std::int64_t sources,
                              std::int64_t targets) const {
-        const auto& index = tensor(provider + "edge_index_base");
-        const auto& attr = tensor(provider + "edge_attr");
-        if (legacy)
-            return graph_order_edge_set(provider, index, attr, source, target, sources, targets);
-        const auto& perm = tensor(provider + "perm");
-        BOREAS_CHECK(index.tensor->shape.size() == 2 && index.tensor->shape[0] == 2,
-                     "{}: '{}edge_index_base' has shape {}, expected [2, edges]", origin, provider,
-                     io::shape_string(index.tensor->shape));
-        const auto count = index.tensor->shape[1];
-        BOREAS_CHECK(perm.tensor->shape == std::vector<std::int64_t>{count},
-                     "{}: '{}perm' has shape {}, expected [{}]", origin, provider,
-                     io::shape_string(perm.tensor->shape), count);
-        BOREAS_CHECK((attr.tensor->shape == std::vector<std::int64_t>{count, 3}),
-                     "{}: '{}edge_attr' has shape {}, expected [{}, 3] (edge_length, edge_dirs)",
-                     origin, provider, io::shape_string(attr.tensor->shape), count);
-        const auto edges = file.read<std::int64_t>(*index.tensor, index.name);
-        graphs::EdgeSet set;
-        set.source = source;
-        set.target = target;
-        set.perm = file.read<std::int64_t>(*perm.tensor, perm.name);
-        set.src.resize(static_cast<std::size_t>(count));
-        set.dst_offsets.assign(static_cast<std::size_t>(targets + 1), 0);
-        std::int64_t previous = 0;
-        for (std::int64_t e = 0; e < count; ++e) {
-            const auto src = edges[static_cast<std::size_t>(e)],
-                       dst = edges[static_cast<std::size_t>(count + e)];
-            BOREAS_CHECK(
-                src >= 0 && src < sources && dst >= 0 && dst < targets && dst >= previous,
-                "{}: '{}edge_index_base' edge {} ({} -> {}) is out of range or not sorted by "
-                "destination",
-                origin, provider, e, src, dst);
-            previous = dst;
-            set.src[static_cast<std::size_t>(e)] = static_cast<std::int32_t>(src);
-            ++set.dst_offsets[static_cast<std::size_t>(dst + 1)];
-        }
-        for (std::size_t d = 1; d < set.dst_offsets.size(); ++d)
-            set.dst_offsets[d] += set.dst_offsets[d - 1];
-        const auto attributes = file.read<float>(*attr.tensor, attr.name);
-        set.edge_length.resize(static_cast<std::size_t>(count));
-        set.edge_dirs.resize(static_cast<std::size_t>(2 * count));
-        for (std::int64_t e = 0; e < count; ++e) {
-            set.edge_length[e] = attributes[3 * e];
-            set.edge_dirs[2 * e] = attributes[3 * e + 1];
-            set.edge_dirs[2 * e + 1] = attributes[3 * e + 2];
-        }
-        set.builder = {{"type", "checkpoint"}, {"provider", provider}};
-        return set;
-    }
-
-    /// anemoi-models 0.3.x: edges and attributes in the graph's own order; Boreas sorts them by
-    /// destination (stably) and keeps the permutation, as later releases do themselves.
-    graphs::EdgeSet graph_order_edge_set(const std::string& provider, const io::NamedTensor& index,
-                                         const io::NamedTensor& attr, const std::string& source,
-                                         const std::string& target, std::int64_t sources,
-                                         std::int64_t targets) const {
+        const auto& index = tensor(buffers + "edge_index_base");
+        const auto& attr = tensor(buffers + "edge_attr");
         BOREAS_CHECK(index.tensor->shape.size() == 2 && index.tensor->shape[0] == 2,
                      "{}: '{}' has shape {}, expected [2, edges]", origin, index.name,
                      io::shape_string(index.tensor->shape));
@@ -434,39 +386,49 @@ struct Checkpoint::Impl {
                      attr.name, io::shape_string(attr.tensor->shape), count);
         const auto edges = file.read<std::int64_t>(*index.tensor, index.name);
         const auto attributes = file.read<float>(*attr.tensor, attr.name);
+        auto src_of = [&](std::int64_t e) { return edges[static_cast<std::size_t>(e)]; };
+        auto dst_of = [&](std::int64_t e) { return edges[static_cast<std::size_t>(count + e)]; };
+        for (std::int64_t e = 0; e < count; ++e)
+            BOREAS_CHECK(
+                src_of(e) >= 0 && src_of(e) < sources && dst_of(e) >= 0 && dst_of(e) < targets,
+                "{}: '{}' edge {} ({} -> {}) is out of range", origin, index.name, e, src_of(e),
+                dst_of(e));
+
         graphs::EdgeSet set;
         set.source = source;
         set.target = target;
-        set.perm.resize(static_cast<std::size_t>(count));
-        for (std::int64_t e = 0; e < count; ++e) {
-            const auto src = edges[static_cast<std::size_t>(e)],
-                       dst = edges[static_cast<std::size_t>(count + e)];
-            BOREAS_CHECK(src >= 0 && src < sources && dst >= 0 && dst < targets,
-                         "{}: '{}' edge {} ({} -> {}) is out of range", origin, index.name, e, src,
-                         dst);
-            set.perm[static_cast<std::size_t>(e)] = e;
+        std::vector<std::int64_t> rows(
+            static_cast<std::size_t>(count));  // buffer row of CSR edge p
+        std::iota(rows.begin(), rows.end(), std::int64_t{0});
+        if (legacy) {
+            std::stable_sort(rows.begin(), rows.end(),
+                             [&](std::int64_t a, std::int64_t b) { return dst_of(a) < dst_of(b); });
+            set.perm = rows;
+            set.builder = {{"type", "checkpoint"}, {"buffers", buffers}, {"order", "graph"}};
+        } else {
+            const auto& perm = tensor(buffers + "perm");
+            BOREAS_CHECK(perm.tensor->shape == std::vector<std::int64_t>{count},
+                         "{}: '{}' has shape {}, expected [{}]", origin, perm.name,
+                         io::shape_string(perm.tensor->shape), count);
+            set.perm = file.read<std::int64_t>(*perm.tensor, perm.name);
+            set.builder = {{"type", "checkpoint"}, {"buffers", buffers}, {"order", "destination"}};
         }
-        std::stable_sort(set.perm.begin(), set.perm.end(), [&](std::int64_t a, std::int64_t b) {
-            return edges[static_cast<std::size_t>(count + a)] <
-                   edges[static_cast<std::size_t>(count + b)];
-        });
         set.src.resize(static_cast<std::size_t>(count));
         set.dst_offsets.assign(static_cast<std::size_t>(targets + 1), 0);
         set.edge_length.resize(static_cast<std::size_t>(count));
         set.edge_dirs.resize(static_cast<std::size_t>(2 * count));
         for (std::int64_t p = 0; p < count; ++p) {
-            const auto e = set.perm[static_cast<std::size_t>(p)];
-            set.src[p] = static_cast<std::int32_t>(edges[static_cast<std::size_t>(e)]);
-            ++set.dst_offsets[static_cast<std::size_t>(edges[static_cast<std::size_t>(count + e)] +
-                                                       1)];
+            const auto e = rows[static_cast<std::size_t>(p)];
+            BOREAS_CHECK(p == 0 || dst_of(rows[static_cast<std::size_t>(p - 1)]) <= dst_of(e),
+                         "{}: '{}' is not sorted by destination at edge {}", origin, index.name, e);
+            set.src[p] = static_cast<std::int32_t>(src_of(e));
+            ++set.dst_offsets[static_cast<std::size_t>(dst_of(e) + 1)];
             set.edge_length[p] = attributes[3 * e];
             set.edge_dirs[2 * p] = attributes[3 * e + 1];
             set.edge_dirs[2 * p + 1] = attributes[3 * e + 2];
         }
         for (std::size_t d = 1; d < set.dst_offsets.size(); ++d)
             set.dst_offsets[d] += set.dst_offsets[d - 1];
-        set.builder = {
-            {"type", "checkpoint"}, {"buffers", provider}, {"order", "graph (anemoi-models 0.3)"}};
         return set;
     }
 
@@ -689,7 +651,7 @@ nlohmann::ordered_json Checkpoint::describe() const {
                 arrays.push_back({{"name", name},
                                   {"shape", info.value("shape", json::array())},
                                   {"dtype", info.value("dtype", "")},
-                              {"present", impl_->file.zip().contains(info.value("path", ""))}});
+                                  {"present", impl_->file.zip().contains(info.value("path", ""))}});
     const char* processor = c.processor.type == ProcessorType::transformer ? "transformer"
                             : c.processor.type == ProcessorType::graph_transformer
                                 ? "graph_transformer"
