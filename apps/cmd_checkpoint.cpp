@@ -33,9 +33,11 @@ void print_text(const nlohmann::ordered_json& info) {
                info["tensors"]["non_persistent_buffers"].get<std::int64_t>());
     const auto& b = info["boreas"];
     fmt::print(
-        "Boreas runs  {} processor, {} channels, {} layers, {} heads{}; {} inputs -> {} outputs\n",
-        b["processor"].get<std::string>(), b["num_channels"].get<int>(), b["num_layers"].get<int>(),
-        b["num_heads"].get<int>(),
+        "Boreas runs  {} mappers, {} processor, {} channels, {} layers{}{}; {} inputs -> {} "
+        "outputs\n",
+        b["mappers"].get<std::string>(), b["processor"].get<std::string>(),
+        b["num_channels"].get<int>(), b["num_layers"].get<int>(),
+        b["processor"] == "gnn" ? "" : fmt::format(", {} heads", b["num_heads"].get<int>()),
         b["window_size"].is_null() ? "" : fmt::format(", window {}", b["window_size"].get<int>()),
         b["inputs"].get<int>(), b["outputs"].get<int>());
     fmt::print(

@@ -39,6 +39,32 @@ void gt_block(Cost& cost, double src_rows, double dst_rows, double edges, double
     cost.linear(dst_rows, h, c);
 }
 
+/// anemoi's MLP: `linears` Linears in -> hidden -> ... -> hidden -> out, GELUs between them,
+/// LayerNorm after (when `norm`).
+void mlp(Cost& cost, double rows, double in, double hidden, double out, int linears,
+         bool norm = true) {
+    cost.linear(rows, in, hidden);
+    for (int m = 2; m < linears; ++m) cost.linear(rows, hidden, hidden);
+    cost.linear(rows, hidden, out);
+    cost.elementwise(rows * hidden * (linears - 1));  // GELUs
+    if (norm) cost.elementwise(rows * out);
+}
+
+/// One GNN mapper GraphConv (spec: GNN mappers): edge embedding, the edge MLP (its first Linear
+/// split into per-node projections), the sum into destinations, the node MLP.
+void gnn_mapper(Cost& cost, double src_rows, double dst_rows, double edges, double c,
+                const model::MapperConfig& mapper, double edge_dim) {
+    const double h = hidden_of(c, mapper.mlp_hidden_ratio);
+    const int linears = mapper.mlp_extra_layers + 3;
+    mlp(cost, edges, edge_dim, h, c, linears);  // edge embedding
+    cost.linear(src_rows, c, c);                // source projection
+    cost.linear(dst_rows, c, c);                // destination projection
+    cost.linear(edges, c, c);                   // edge projection
+    for (int m = 1; m < linears; ++m) cost.linear(edges, c, c);
+    cost.elementwise(edges * c * linears, 3);   // gathers, GELUs, LayerNorm, message sum
+    mlp(cost, dst_rows, 2 * c, h, c, linears);  // node MLP
+}
+
 }  // namespace
 
 std::map<std::string, PhaseCost> forward_costs(const model::ModelConfig& config,
@@ -57,12 +83,25 @@ std::map<std::string, PhaseCost> forward_costs(const model::ModelConfig& config,
     input.elementwise(b * n_data * (config.multistep_input * vars_in + width));
     costs["input"] = input.c;
 
+    const bool gnn_mappers = config.encoder.type == model::MapperType::gnn;
+    const double encoder_edges = b * static_cast<double>(graph.edge_set("data_to_hidden").count());
+    const double decoder_edges = b * static_cast<double>(graph.edge_set("hidden_to_data").count());
     Cost encoder;
-    encoder.linear(b * n_data, width, c);
-    encoder.linear(b * n_hidden, static_cast<double>(config.hidden_feature_width()), c);
-    gt_block(encoder, b * n_data, b * n_hidden,
-             b * static_cast<double>(graph.edge_set("data_to_hidden").count()), c,
-             config.encoder.num_heads, config.encoder.mlp_hidden_ratio, 3.0 + t.data2hidden);
+    if (gnn_mappers) {
+        const double h = hidden_of(c, config.encoder.mlp_hidden_ratio);
+        const int linears = config.encoder.mlp_extra_layers + 3;
+        mlp(encoder, b * n_data, width, h, c, linears);  // source embedding
+        mlp(encoder, b * n_hidden, static_cast<double>(config.hidden_feature_width()), h, c,
+            linears);                                    // destination embedding
+        mlp(encoder, b * n_data, 2 * c, h, c, linears);  // source update
+        gnn_mapper(encoder, b * n_data, b * n_hidden, encoder_edges, c, config.encoder,
+                   3.0 + t.data2hidden);
+    } else {
+        encoder.linear(b * n_data, width, c);
+        encoder.linear(b * n_hidden, static_cast<double>(config.hidden_feature_width()), c);
+        gt_block(encoder, b * n_data, b * n_hidden, encoder_edges, c, config.encoder.num_heads,
+                 config.encoder.mlp_hidden_ratio, 3.0 + t.data2hidden);
+    }
     costs["encoder"] = encoder.c;
 
     const auto& p = config.processor;
@@ -106,12 +145,18 @@ std::map<std::string, PhaseCost> forward_costs(const model::ModelConfig& config,
     costs["processor"] = processor;
 
     Cost decoder;
-    decoder.linear(b * n_data, width, c);
-    gt_block(decoder, b * n_hidden, b * n_data,
-             b * static_cast<double>(graph.edge_set("hidden_to_data").count()), c,
-             config.decoder.num_heads, config.decoder.mlp_hidden_ratio, 3.0 + t.hidden2data);
-    decoder.elementwise(b * n_data * c);
-    decoder.linear(b * n_data, c, vars_out);
+    if (gnn_mappers) {
+        gnn_mapper(decoder, b * n_hidden, b * n_data, decoder_edges, c, config.decoder,
+                   3.0 + t.hidden2data);
+        mlp(decoder, b * n_data, c, hidden_of(c, config.decoder.mlp_hidden_ratio), vars_out,
+            config.decoder.mlp_extra_layers + 3, /*norm=*/false);  // extractor
+    } else {
+        decoder.linear(b * n_data, width, c);
+        gt_block(decoder, b * n_hidden, b * n_data, decoder_edges, c, config.decoder.num_heads,
+                 config.decoder.mlp_hidden_ratio, 3.0 + t.hidden2data);
+        decoder.elementwise(b * n_data * c);
+        decoder.linear(b * n_data, c, vars_out);
+    }
     costs["decoder"] = decoder.c;
 
     Cost output;

@@ -686,6 +686,7 @@ nlohmann::ordered_json Checkpoint::describe() const {
     out["pickle"] = {{"values", impl_->file.pickle().value_count()},
                      {"globals", impl_->file.pickle().globals().size()}};
     out["boreas"] = {{"processor", processor},
+                     {"mappers", c.encoder.type == MapperType::gnn ? "gnn" : "graph_transformer"},
                      {"num_channels", c.num_channels},
                      {"num_layers", c.processor.num_layers},
                      {"num_heads", c.processor.num_heads},

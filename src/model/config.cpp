@@ -277,18 +277,26 @@ ProcessorType processor_type(const std::string& target, const std::string& origi
                 "GraphTransformerProcessor or GNNProcessor", origin, target);
 }
 
-void check_mapper_target(const std::string& target, const char* expected, const std::string& path,
-                         const std::string& origin) {
-    BOREAS_CHECK(target.empty() || class_name(target) == expected,
-                 "{}: '{}._target_' is '{}'; Boreas implements {}", origin, path, target, expected);
-}
-
-MapperConfig parse_mapper(Section section, const char* path, const char* expected_class,
+MapperConfig parse_mapper(Section section, const char* path, bool forward,
                           const std::string& origin, std::vector<std::string>& accepted) {
     MapperConfig mapper;
-    check_mapper_target(section.get<std::string>("_target_", ""), expected_class, path, origin);
-    mapper.num_heads = section.required_positive<int>("num_heads");
+    const auto target = section.get<std::string>("_target_", "");
+    const std::string gt =
+        forward ? "GraphTransformerForwardMapper" : "GraphTransformerBackwardMapper";
+    const std::string gnn = forward ? "GNNForwardMapper" : "GNNBackwardMapper";
+    const auto name = class_name(target);
+    BOREAS_CHECK(target.empty() || name == gt || name == gnn,
+                 "{}: '{}._target_' is '{}'; Boreas implements {} and {}", origin, path, target, gt,
+                 gnn);
+    mapper.type = name == gnn ? MapperType::gnn : MapperType::graph_transformer;
     mapper.mlp_hidden_ratio = section.required_positive<double>("mlp_hidden_ratio");
+    if (mapper.type == MapperType::graph_transformer) {
+        mapper.num_heads = section.required_positive<int>("num_heads");
+        section.accept("mlp_extra_layers", "GNN mappers only; a graph transformer ignores it");
+    } else {
+        mapper.mlp_extra_layers = section.required_non_negative<int>("mlp_extra_layers");
+        section.accept("num_heads", "attention mappers only; a GNN mapper ignores it");
+    }
     mapper.num_chunks = section.positive<int>("num_chunks", mapper.num_chunks);
     (void)section.raw("trainable_size");  // read with trainable_parameters
     if (section.has("sub_graph_edge_attributes"))
@@ -556,10 +564,16 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
                      "{}: model.processor.num_layers ({}) must be a multiple of num_chunks ({})",
                      origin, processor.num_layers, processor.num_chunks);
     }
-    config.encoder = parse_mapper(model.child("encoder"), "model.encoder",
-                                  "GraphTransformerForwardMapper", origin, config.accepted);
-    config.decoder = parse_mapper(model.child("decoder"), "model.decoder",
-                                  "GraphTransformerBackwardMapper", origin, config.accepted);
+    config.encoder = parse_mapper(model.child("encoder"), "model.encoder", /*forward=*/true, origin,
+                                  config.accepted);
+    config.decoder = parse_mapper(model.child("decoder"), "model.decoder", /*forward=*/false,
+                                  origin, config.accepted);
+    BOREAS_CHECK(config.encoder.type == config.decoder.type,
+                 "{}: model.encoder is a {} mapper and model.decoder a {} one; anemoi's decoder "
+                 "reads what its encoder returns for the data nodes, so both must be graph "
+                 "transformers or both GNNs",
+                 origin, config.encoder.type == MapperType::gnn ? "GNN" : "graph-transformer",
+                 config.decoder.type == MapperType::gnn ? "GNN" : "graph-transformer");
     {
         Section encoder = model.child("encoder"), decoder = model.child("decoder");
         config.trainable.data2hidden = trainable_size(encoder, "model.encoder", "data2hidden");
@@ -647,9 +661,11 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         if (!b.total_var.empty())
             check_names({b.total_var}, outputs, fmt::format("model.bounding[{}].total_var", i), origin);
     }
-    std::vector<std::pair<const char*, int>> heads = {
-        {"model.encoder.num_heads", config.encoder.num_heads},
-        {"model.decoder.num_heads", config.decoder.num_heads}};
+    std::vector<std::pair<const char*, int>> heads;
+    if (config.encoder.type == MapperType::graph_transformer) {
+        heads.emplace_back("model.encoder.num_heads", config.encoder.num_heads);
+        heads.emplace_back("model.decoder.num_heads", config.decoder.num_heads);
+    }
     if (config.processor.type != ProcessorType::gnn)
         heads.emplace_back("model.processor.num_heads", config.processor.num_heads);
     for (const auto& [name, count] : heads)

@@ -35,6 +35,10 @@ struct LegacyName {
 LegacyName legacy_source(const std::string& current, const ModelConfig& config,
                          LegacyLayout layout) {
     const bool v03 = layout == LegacyLayout::v0_3;
+    BOREAS_CHECK(config.encoder.type == MapperType::graph_transformer,
+                 "weights in the anemoi-models {} layout are supported with graph-transformer "
+                 "mappers; this model has GNN mappers",
+                 v03 ? "0.3" : "0.7-0.10");
     std::string name = current;
     // Node trainables: 0.3 keeps them on the model; from 0.4 on, under node_attributes (our names).
     if (v03 && name == "node_attributes.trainable_tensors.data.trainable")

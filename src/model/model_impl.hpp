@@ -184,19 +184,24 @@ struct Mlp {
     std::vector<Linear> linears;
     LayerNorm norm;
 
+    bool has_norm = true;  // anemoi's MLP(layer_norm=False): the GNN decoder's extractor
+
     static Mlp declare(ParameterStore& store, const names::MlpNames& names, std::int64_t in,
-                       std::int64_t hidden, std::int64_t out) {
+                       std::int64_t hidden, std::int64_t out, bool layer_norm = true) {
         Mlp mlp;
         const auto count = static_cast<int>(names.linears.size());
         for (int i = 0; i < count; ++i)
             mlp.linears.push_back(Linear::declare(store, names.linears[i], i == 0 ? in : hidden,
                                                   i + 1 == count ? out : hidden));
-        mlp.norm = LayerNorm::declare(store, names.norm, out);
+        mlp.has_norm = layer_norm;
+        if (layer_norm) mlp.norm = LayerNorm::declare(store, names.norm, out);
         return mlp;
     }
 
-    /// y = LN(MLP(x)); `first` (optional) replaces the first Linear's output, for callers that
-    /// build it from pieces.
+    std::int64_t out() const { return linears.back().out; }
+
+    /// y = LN(MLP(x)) (or MLP(x) without the norm); `first` (optional) replaces the first
+    /// Linear's output, for callers that build it from pieces.
     void apply(const float* x, std::int64_t rows, float* y, Tensor* first = nullptr) const {
         Tensor a, b;
         const bool activate_first = linears.size() > 1;  // GELU between Linears, not after the last
@@ -218,7 +223,41 @@ struct Mlp {
                 linears[i].apply(a.data(), rows, b.data());
             std::swap(a, b);
         }
-        norm.apply(a.data(), rows, y);
+        if (has_norm)
+            norm.apply(a.data(), rows, y);
+        else
+            std::copy_n(a.data(), a.numel(), y);
+    }
+};
+
+/// The first Linear of anemoi's GraphConv edge MLP acts on [x_dst, x_src, e]: its weight split by
+/// input block, so node projections are computed once per node, not once per edge.
+struct ConvWeights {
+    Tensor dst, src, edge;  // [C, C] each
+    const Tensor* bias = nullptr;
+
+    explicit ConvWeights(const Linear& first) : bias(first.bias) {
+        const std::int64_t c = first.out;
+        dst = Tensor::uninitialised({c, c});
+        src = Tensor::uninitialised({c, c});
+        edge = Tensor::uninitialised({c, c});
+        for (std::int64_t r = 0; r < c; ++r) {
+            const float* row = first.weight->row(r);
+            std::copy(row, row + c, dst.row(r));
+            std::copy(row + c, row + 2 * c, src.row(r));
+            std::copy(row + 2 * c, row + 3 * c, edge.row(r));
+        }
+    }
+
+    /// out[rows, C] = in[rows, C] w^T (+ the Linear's bias when `with_bias`).
+    static void project(const Tensor& w, const float* in, std::int64_t rows, float* out,
+                        const Tensor* bias = nullptr) {
+        Linear l;
+        l.weight = &w;
+        l.bias = bias;
+        l.in = w.cols();
+        l.out = w.rows();
+        l.apply(in, rows, out);
     }
 };
 
@@ -251,30 +290,12 @@ struct GnnLayer {
     void apply(Tensor& x, Tensor& edges, std::int64_t batch, std::int64_t n,
                const EdgeSet& graph_edges) const {
         const std::int64_t count = graph_edges.count(), c = channels;
-        // The first Linear of the edge MLP acts on [h_dst, h_src, e]: split its weight by input
-        // block so node projections are computed once per node, not once per edge.
-        const auto& first = edge_mlp.linears[0];
-        Tensor w_dst({c, c}), w_src({c, c}), w_edge({c, c});
-        for (std::int64_t r = 0; r < c; ++r) {
-            const float* row = first.weight->row(r);
-            std::copy(row, row + c, w_dst.row(r));
-            std::copy(row + c, row + 2 * c, w_src.row(r));
-            std::copy(row + 2 * c, row + 3 * c, w_edge.row(r));
-        }
-        auto project = [&](const Tensor& w, const float* in, std::int64_t rows, float* out,
-                           const Tensor* bias) {
-            Linear l;
-            l.weight = &w;
-            l.bias = bias;
-            l.in = c;
-            l.out = c;
-            l.apply(in, rows, out);
-        };
+        const ConvWeights w(edge_mlp.linears[0]);
         Tensor p_dst({batch * n, c}), p_src({batch * n, c});
-        project(w_dst, x.data(), batch * n, p_dst.data(), nullptr);
-        project(w_src, x.data(), batch * n, p_src.data(), nullptr);
+        ConvWeights::project(w.dst, x.data(), batch * n, p_dst.data());
+        ConvWeights::project(w.src, x.data(), batch * n, p_src.data());
         Tensor pre({batch * count, c});
-        project(w_edge, edges.data(), batch * count, pre.data(), first.bias);
+        ConvWeights::project(w.edge, edges.data(), batch * count, pre.data(), w.bias);
 #pragma omp parallel for schedule(static)
         for (std::int64_t row = 0; row < batch * count; ++row) {
             const std::int64_t b = row / count, e = row % count;
@@ -310,6 +331,107 @@ struct GnnLayer {
     }
 };
 
+/// anemoi's GNN mappers (GNNForwardMapper, GNNBackwardMapper): edges embedded by an MLP, one
+/// GraphConv from sources to destinations (messages m = MLP_e([x_dst, x_src, e]) + e, summed per
+/// destination) and x_dst += MLP_n([x_dst, sum m]). The forward mapper embeds both node sets with
+/// MLPs and also updates its sources, x_src += MLP_n([x_src, x_src]) (anemoi's
+/// GraphConvMapperBlock, update_src_nodes); the decoder reads those updated data nodes as its
+/// destinations and ends in an MLP extractor without LayerNorm. Every MLP has mlp_extra_layers + 3
+/// Linears; the edge MLP's hidden width is C, the others' C * mlp_hidden_ratio.
+struct GnnMapper {
+    std::int64_t channels = 0;
+    Mlp edge_embedding, src_embedding, dst_embedding, edge_mlp, node_mlp, extractor;
+
+    /// `mapper` is "encoder" (forward: embeds src_width and dst_width features) or "decoder"
+    /// (backward: extracts out_width columns).
+    static GnnMapper declare(ParameterStore& store, const std::string& mapper,
+                             std::int64_t channels, const MapperConfig& config,
+                             std::int64_t edge_dim, std::int64_t src_width, std::int64_t dst_width,
+                             std::int64_t out_width) {
+        GnnMapper g;
+        g.channels = channels;
+        const std::string p = mapper + ".data.";
+        const int linears = config.mlp_extra_layers + 3;
+        const auto hidden = hidden_width(channels, config.mlp_hidden_ratio);
+        g.edge_embedding =
+            Mlp::declare(store, names::mlp(p + "emb_edges.", linears), edge_dim, hidden, channels);
+        if (mapper == "encoder") {
+            g.src_embedding = Mlp::declare(store, names::mlp(p + "emb_nodes_src.", linears),
+                                           src_width, hidden, channels);
+            g.dst_embedding = Mlp::declare(store, names::mlp(p + "emb_nodes_dst.", linears),
+                                           dst_width, hidden, channels);
+        }
+        g.edge_mlp = Mlp::declare(store, names::mlp(p + "proc.conv.edge_mlp.", linears),
+                                  3 * channels, channels, channels);
+        g.node_mlp = Mlp::declare(store, names::mlp(p + "proc.node_mlp.", linears), 2 * channels,
+                                  hidden, channels);
+        if (mapper == "decoder")
+            g.extractor = Mlp::declare(store, names::mlp(p + "node_data_extractor.", linears),
+                                       channels, hidden, out_width, /*layer_norm=*/false);
+        return g;
+    }
+
+    /// The forward mapper's source update, in place on x [rows, C]: x += MLP_n([x, x]).
+    void update_sources(float* x, std::int64_t rows) const {
+        const std::int64_t c = channels;
+        Tensor node_in = Tensor::uninitialised({rows, 2 * c}), update({rows, c});
+        for (std::int64_t r = 0; r < rows; ++r) {
+            std::copy_n(x + r * c, c, node_in.row(r));
+            std::copy_n(x + r * c, c, node_in.row(r) + c);
+        }
+        node_mlp.apply(node_in.data(), rows, update.data());
+        for (std::int64_t i = 0; i < rows * c; ++i) x[i] += update.data()[i];
+    }
+
+    /// Destination rows [j0, j1) of one batch element: x_dst holds their embeddings on entry and
+    /// the updated rows on return. p_src = x_src w.src^T for the batch element's sources;
+    /// `features` are the edge features e0 [E, 3 + t] in CSR order.
+    void destination_chunk(float* x_dst, std::int64_t j0, std::int64_t j1, const float* p_src,
+                           const EdgeSet& edges, const Tensor& features,
+                           const ConvWeights& w) const {
+        const std::int64_t rows = j1 - j0, c = channels;
+        if (rows == 0) return;
+        const std::int64_t e0 = edges.dst_offsets[j0], count = edges.dst_offsets[j1] - e0;
+        Tensor node_in = Tensor::uninitialised({rows, 2 * c});
+        for (std::int64_t r = 0; r < rows; ++r) {
+            std::copy_n(x_dst + r * c, c, node_in.row(r));
+            std::fill_n(node_in.row(r) + c, c, 0.0f);
+        }
+        if (count > 0) {
+            Tensor embedded = Tensor::uninitialised({count, c}),
+                   p_dst = Tensor::uninitialised({rows, c}),
+                   pre = Tensor::uninitialised({count, c});
+            edge_embedding.apply(features.row(e0), count, embedded.data());
+            ConvWeights::project(w.dst, x_dst, rows, p_dst.data());
+            ConvWeights::project(w.edge, embedded.data(), count, pre.data(), w.bias);
+#pragma omp parallel for schedule(static) if (count * c >= kParallelElements)
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const float* pd = p_dst.row(r);
+                for (auto e = edges.dst_offsets[j0 + r]; e < edges.dst_offsets[j0 + r + 1]; ++e) {
+                    const float* ps = p_src + edges.src[e] * c;
+                    float* out = pre.row(e - e0);
+                    for (std::int64_t k = 0; k < c; ++k) out[k] += pd[k] + ps[k];
+                }
+            }
+            Tensor messages = Tensor::uninitialised({count, c});
+            edge_mlp.apply(nullptr, count, messages.data(), &pre);
+            // Sum m = MLP_e(...) + e into each destination, in CSR order (deterministic).
+#pragma omp parallel for schedule(static) if (count * c >= kParallelElements)
+            for (std::int64_t r = 0; r < rows; ++r) {
+                float* agg = node_in.row(r) + c;
+                for (auto e = edges.dst_offsets[j0 + r]; e < edges.dst_offsets[j0 + r + 1]; ++e) {
+                    const float* m = messages.row(e - e0);
+                    const float* emb = embedded.row(e - e0);
+                    for (std::int64_t k = 0; k < c; ++k) agg[k] += m[k] + emb[k];
+                }
+            }
+        }
+        Tensor update = Tensor::uninitialised({rows, c});
+        node_mlp.apply(node_in.data(), rows, update.data());
+        for (std::int64_t i = 0; i < rows * c; ++i) x_dst[i] += update.data()[i];
+    }
+};
+
 inline void check_graph(const ModelConfig& config, const graphs::Graph& graph) {
     for (const char* set : {"data_to_hidden", "hidden_to_data"})
         BOREAS_CHECK(graph.edges.count(set), "graph has no '{}' edge set", set);
@@ -335,7 +457,8 @@ struct Model::Impl {
     const Tensor* trainable_processor_edges = nullptr;
     Linear encoder_src_embedding, encoder_dst_embedding, decoder_dst_embedding, extractor;
     LayerNorm extractor_norm;
-    GraphTransformerBlock encoder, decoder;
+    GraphTransformerBlock encoder, decoder;  // graph-transformer mappers
+    GnnMapper gnn_encoder, gnn_decoder;      // GNN mappers (config.encoder.type gnn)
     std::vector<TransformerLayer> transformer_layers;
     std::vector<GraphTransformerBlock> graph_transformer_layers;
     std::vector<GnnLayer> gnn_layers;
@@ -364,22 +487,30 @@ struct Model::Impl {
 
         const auto data_width = config.data_feature_width();
         const auto hidden_width_in = config.hidden_feature_width();
-        encoder_src_embedding =
-            Linear::declare(store, names::encoder("emb_nodes_src"), data_width, channels);
-        encoder_dst_embedding =
-            Linear::declare(store, names::encoder("emb_nodes_dst"), hidden_width_in, channels);
-        encoder = GraphTransformerBlock::declare(
-            store, names::mapper_block("encoder"), channels, config.encoder.num_heads,
-            config.encoder.mlp_hidden_ratio, 3 + t.data2hidden, /*mapper=*/true);
-        decoder_dst_embedding =
-            Linear::declare(store, names::decoder("emb_nodes_dst"), data_width, channels);
-        decoder = GraphTransformerBlock::declare(
-            store, names::mapper_block("decoder"), channels, config.decoder.num_heads,
-            config.decoder.mlp_hidden_ratio, 3 + t.hidden2data, /*mapper=*/true);
-        extractor_norm =
-            LayerNorm::declare(store, names::decoder("node_data_extractor.0"), channels);
-        extractor = Linear::declare(store, names::decoder("node_data_extractor.1"), channels,
-                                    static_cast<std::int64_t>(config.output_variables().size()));
+        const auto out_vars = static_cast<std::int64_t>(config.output_variables().size());
+        if (config.encoder.type == MapperType::gnn) {
+            gnn_encoder = GnnMapper::declare(store, "encoder", channels, config.encoder,
+                                             3 + t.data2hidden, data_width, hidden_width_in, 0);
+            gnn_decoder = GnnMapper::declare(store, "decoder", channels, config.decoder,
+                                             3 + t.hidden2data, channels, channels, out_vars);
+        } else {
+            encoder_src_embedding =
+                Linear::declare(store, names::encoder("emb_nodes_src"), data_width, channels);
+            encoder_dst_embedding =
+                Linear::declare(store, names::encoder("emb_nodes_dst"), hidden_width_in, channels);
+            encoder = GraphTransformerBlock::declare(
+                store, names::mapper_block("encoder"), channels, config.encoder.num_heads,
+                config.encoder.mlp_hidden_ratio, 3 + t.data2hidden, /*mapper=*/true);
+            decoder_dst_embedding =
+                Linear::declare(store, names::decoder("emb_nodes_dst"), data_width, channels);
+            decoder = GraphTransformerBlock::declare(
+                store, names::mapper_block("decoder"), channels, config.decoder.num_heads,
+                config.decoder.mlp_hidden_ratio, 3 + t.hidden2data, /*mapper=*/true);
+            extractor_norm =
+                LayerNorm::declare(store, names::decoder("node_data_extractor.0"), channels);
+            extractor =
+                Linear::declare(store, names::decoder("node_data_extractor.1"), channels, out_vars);
+        }
 
         const auto& processor = config.processor;
         for (int chunk = 0; chunk < processor.num_chunks; ++chunk)
@@ -448,6 +579,51 @@ struct Model::Impl {
         return features;
     }
 
+    /// Calls fn(b, j0, j1) for destination chunks covering [0, n_dst) of every batch element: at
+    /// least `num_chunks` chunks of at most kMaxChunkRows rows and, when max_edges > 0, of at
+    /// most max_edges incoming edges (a single destination with more edges gets its own chunk).
+    template <typename Fn>
+    static void for_destination_chunks(int num_chunks, std::int64_t n_dst, std::int64_t batch,
+                                       const EdgeSet& edges, std::int64_t max_edges, Fn&& fn) {
+        const std::int64_t chunks =
+            std::max<std::int64_t>(num_chunks, (n_dst + kMaxChunkRows - 1) / kMaxChunkRows);
+        const std::int64_t chunk_rows = (n_dst + chunks - 1) / chunks;
+        const auto& off = edges.dst_offsets;
+        for (std::int64_t b = 0; b < batch; ++b) {
+            for (std::int64_t j0 = 0; j0 < n_dst;) {
+                std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
+                if (max_edges > 0 && off[j1] - off[j0] > max_edges) {
+                    // The last j1 with off[j1] <= off[j0] + max_edges, at least j0 + 1.
+                    const auto it = std::upper_bound(off.begin() + j0 + 1, off.begin() + j1 + 1,
+                                                     off[j0] + max_edges);
+                    j1 = std::max<std::int64_t>(j0 + 1, (it - off.begin()) - 1);
+                }
+                fn(b, j0, j1);
+                j0 = j1;
+            }
+        }
+    }
+
+    /// Runs a GNN mapper's GraphConv over all destinations: `embed(b, j0, j1, out)` writes the
+    /// destination rows' embeddings, `finish(b, j0, j1, rows)` receives the updated rows. p_src
+    /// [batch * n_src, C] holds the sources' projections.
+    template <typename Embed, typename Finish>
+    void run_gnn_mapper(const GnnMapper& mapper, const MapperConfig& mapper_config,
+                        const Tensor& p_src, std::int64_t n_src, std::int64_t n_dst,
+                        std::int64_t batch, const EdgeSet& edges, const Tensor& features,
+                        const ConvWeights& w, Embed&& embed, Finish&& finish) const {
+        // Edge rows per chunk bounded too: a GNN mapper holds several [edges, C] tensors.
+        const std::int64_t max_edges = std::max<std::int64_t>(1, kMaxChunkRows * 256 / channels);
+        for_destination_chunks(mapper_config.num_chunks, n_dst, batch, edges, max_edges,
+                               [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
+                                   Tensor g = Tensor::uninitialised({j1 - j0, channels});
+                                   embed(b, j0, j1, g.data());
+                                   mapper.destination_chunk(g.data(), j0, j1, p_src.row(b * n_src),
+                                                            edges, features, w);
+                                   finish(b, j0, j1, g);
+                               });
+    }
+
     /// Runs a mapper block over all destinations of all batch elements, chunk by chunk.
     /// `embed(b, j0, j1, out)` writes the destination embeddings of rows [j0, j1) of batch b;
     /// `finish(b, j0, j1, rows)` receives the block's output rows.
@@ -456,19 +632,58 @@ struct Model::Impl {
                     const Tensor& kv, std::int64_t n_src, std::int64_t n_dst, std::int64_t batch,
                     const EdgeSet& edges, const Tensor& features, Embed&& embed,
                     Finish&& finish) const {
-        const std::int64_t chunks =
-            std::max<std::int64_t>(mapper.num_chunks, (n_dst + kMaxChunkRows - 1) / kMaxChunkRows);
-        const std::int64_t chunk_rows = (n_dst + chunks - 1) / chunks;
-        for (std::int64_t b = 0; b < batch; ++b) {
-            for (std::int64_t j0 = 0; j0 < n_dst; j0 += chunk_rows) {
-                const std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
-                Tensor g = Tensor::uninitialised({j1 - j0, channels});
-                embed(b, j0, j1, g.data());
-                block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges,
-                                        features);
-                finish(b, j0, j1, g);
-            }
+        for_destination_chunks(mapper.num_chunks, n_dst, batch, edges, /*max_edges=*/0,
+                               [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
+                                   Tensor g = Tensor::uninitialised({j1 - j0, channels});
+                                   embed(b, j0, j1, g.data());
+                                   block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src),
+                                                           n_src, edges, features);
+                                   finish(b, j0, j1, g);
+                               });
+    }
+
+    /// GNN encoder: latent [B*N_hidden, C] and the updated data nodes [B*N_data, C].
+    void gnn_encode(const Tensor& data, const Tensor& hidden_in, std::int64_t batch, Tensor& latent,
+                    Tensor& data_latent) const {
+        const ConvWeights w(gnn_encoder.edge_mlp.linears[0]);
+        data_latent = Tensor::uninitialised({batch * n_data, channels});
+        Tensor p_src = Tensor::uninitialised({batch * n_data, channels});
+        for (std::int64_t r0 = 0; r0 < batch * n_data; r0 += kMaxChunkRows) {
+            const std::int64_t rows = std::min(kMaxChunkRows, batch * n_data - r0);
+            gnn_encoder.src_embedding.apply(data.row(r0), rows, data_latent.row(r0));
+            ConvWeights::project(w.src, data_latent.row(r0), rows, p_src.row(r0));
+            gnn_encoder.update_sources(data_latent.row(r0), rows);
         }
+        const auto& edges = graph->edge_set("data_to_hidden");
+        const Tensor features = edge_features(edges, trainable_encoder_edges);
+        run_gnn_mapper(
+            gnn_encoder, config.encoder, p_src, n_data, n_hidden, batch, edges, features, w,
+            [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                gnn_encoder.dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
+            },
+            [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
+                std::copy(rows.values().begin(), rows.values().end(),
+                          latent.row(b * n_hidden + j0));
+            });
+    }
+
+    /// GNN decoder: output [B*N_data, V_out] from the processor output and the data nodes.
+    void gnn_decode(const Tensor& processed, const Tensor& data_latent, std::int64_t batch,
+                    Tensor& output) const {
+        const ConvWeights w(gnn_decoder.edge_mlp.linears[0]);
+        Tensor p_src = Tensor::uninitialised({batch * n_hidden, channels});
+        ConvWeights::project(w.src, processed.data(), batch * n_hidden, p_src.data());
+        const auto& edges = graph->edge_set("hidden_to_data");
+        const Tensor features = edge_features(edges, trainable_decoder_edges);
+        run_gnn_mapper(
+            gnn_decoder, config.decoder, p_src, n_hidden, n_data, batch, edges, features, w,
+            [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
+                const float* from = data_latent.row(b * n_data + j0);
+                std::copy(from, from + (j1 - j0) * channels, out);
+            },
+            [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
+                gnn_decoder.extractor.apply(rows.data(), j1 - j0, output.row(b * n_data + j0));
+            });
     }
 
     Tensor forward(const Tensor& input, const ForwardOptions& options) const {
@@ -488,7 +703,12 @@ struct Model::Impl {
             hidden_in = hidden_features(batch);
         }
         Tensor latent({batch * n_hidden, channels});
-        {
+        // GNN mappers: the encoder's updated data nodes, the decoder's destinations.
+        Tensor data_latent;
+        if (config.encoder.type == MapperType::gnn) {
+            BOREAS_RANGE("encoder");
+            gnn_encode(data, hidden_in, batch, latent, data_latent);
+        } else {
             BOREAS_RANGE("encoder");
             // Embedding, LayerNorm and K|V chunk by chunk: of the per-source tensors only kv
             // exists in full (at N320, C 1024: 4.4 GB instead of 8.9 GB touched).
@@ -584,7 +804,10 @@ struct Model::Impl {
         // The extractor writes every row; [batch * n_data, out_vars] is already the output's
         // memory layout, reshaped below.
         Tensor output = Tensor::uninitialised({batch * n_data, out_vars});
-        {
+        if (config.decoder.type == MapperType::gnn) {
+            BOREAS_RANGE("decoder");
+            gnn_decode(processed, data_latent, batch, output);
+        } else {
             BOREAS_RANGE("decoder");
             Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
             decoder.keys_values(processed.data(), batch * n_hidden, kv.data());

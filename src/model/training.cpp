@@ -49,9 +49,17 @@ struct MlpTape {
 };
 
 struct GnnTape {
-    Tensor x, edges_in, pre_first;  ///< node state, incoming edge state, first-Linear output
+    Tensor x, edges_in, pre_first;  ///< destination state, incoming edge state, first-Linear output
+    Tensor x_src;                   ///< source state of a mapper (empty: the sources are x)
     MlpTape edge_mlp, node_mlp;
     Tensor messages, node_in;
+};
+
+/// A GNN mapper's activations (GnnMapper): embeddings, the encoder's source update, the conv.
+struct GnnMapperTape {
+    MlpTape src_embedding, dst_embedding, src_update, edge_embedding, extractor;
+    Tensor src_update_in;  ///< [x_src, x_src]
+    GnnTape conv;
 };
 
 struct TrainingTape::Data {
@@ -61,6 +69,8 @@ struct TrainingTape::Data {
     std::vector<LayerTape> transformer;
     std::vector<BlockTape> graph_transformer;
     std::vector<GnnTape> gnn;
+    GnnMapperTape gnn_encoder, gnn_decoder;
+    Tensor data_latent;  ///< GNN mappers: the encoder's updated data nodes
     MlpTape edge_embedding;
     Tensor processor_features;
     Tensor decoder_dst, decoded_y, extractor_norm, decoded;
@@ -396,6 +406,7 @@ Tensor mlp_forward(const Mlp& mlp, const Tensor& x, const Tensor* first_output, 
         linear_forward(mlp.linears[i], a, b);
         a = std::move(b);
     }
+    if (!mlp.has_norm) return a;
     tape.norm_input = a;
     Tensor y(a.shape());
     mlp.norm.apply(a.data(), a.rows(), y.data());
@@ -406,7 +417,7 @@ Tensor mlp_forward(const Mlp& mlp, const Tensor& x, const Tensor* first_output, 
 /// Linear ran here, d(input) into dx.
 Tensor mlp_backward(Context& ctx, const Mlp& mlp, const MlpTape& tape, const Tensor& dy,
                     Tensor* dx) {
-    Tensor d = layer_norm_backward(ctx, mlp.norm, tape.norm_input, dy);
+    Tensor d = mlp.has_norm ? layer_norm_backward(ctx, mlp.norm, tape.norm_input, dy) : dy;
     for (std::size_t i = mlp.linears.size(); i-- > 1;) {
         Tensor d_in(tape.inputs[i].shape());
         linear_backward(ctx, mlp.linears[i], tape.inputs[i], d, &d_in, false);
@@ -428,48 +439,38 @@ std::vector<std::int64_t> destinations(const EdgeSet& edges) {
     return dst;
 }
 
-/// One GNN layer forward keeping what its backward needs (mirrors GnnLayer::apply).
-void gnn_forward(const GnnLayer& g, Tensor& x, Tensor& edge_state, std::int64_t batch,
-                 std::int64_t n, const EdgeSet& edges, GnnTape& t) {
-    const std::int64_t count = edges.count(), c = g.channels;
-    t.x = x;
+/// anemoi's GraphConv and node update, keeping what the backward needs (mirrors GnnLayer::apply
+/// and GnnMapper::destination_chunk): messages m = edge_mlp([x_dst[j], x_src[i], e]) + e become
+/// the new edge state, x_dst += node_mlp([x_dst, sum m]). x_src may be x_dst (the processor).
+void conv_forward(const Mlp& edge_mlp, const Mlp& node_mlp, const Tensor& x_src, Tensor& x_dst,
+                  Tensor& edge_state, std::int64_t batch, std::int64_t n_src, std::int64_t n_dst,
+                  const EdgeSet& edges, GnnTape& t) {
+    const std::int64_t count = edges.count(), c = x_dst.cols();
+    const bool bipartite = &x_src != &x_dst;
+    t.x = x_dst;
+    t.x_src = bipartite ? x_src : Tensor();
     t.edges_in = edge_state;
-    const auto& first = g.edge_mlp.linears[0];
-    auto block = [&](std::int64_t column) {
-        Tensor w({c, c});
-        for (std::int64_t r = 0; r < c; ++r)
-            std::copy_n(first.weight->row(r) + column * c, c, w.row(r));
-        return w;
-    };
-    const Tensor w_dst = block(0), w_src = block(1), w_edge = block(2);
-    auto project = [&](const Tensor& w, const Tensor& in, const Tensor* bias) {
-        Linear l;
-        l.weight = &w;
-        l.bias = bias;
-        l.in = c;
-        l.out = c;
-        Tensor out({in.rows(), c});
-        l.apply(in.data(), in.rows(), out.data());
-        return out;
-    };
-    const Tensor p_dst = project(w_dst, x, nullptr), p_src = project(w_src, x, nullptr);
-    Tensor pre = project(w_edge, edge_state, first.bias);
+    const ConvWeights w(edge_mlp.linears[0]);
+    Tensor p_dst({batch * n_dst, c}), p_src({batch * n_src, c}), pre({batch * count, c});
+    ConvWeights::project(w.dst, x_dst.data(), batch * n_dst, p_dst.data());
+    ConvWeights::project(w.src, x_src.data(), batch * n_src, p_src.data());
+    ConvWeights::project(w.edge, edge_state.data(), batch * count, pre.data(), w.bias);
     const auto dst = destinations(edges);
     for (std::int64_t row = 0; row < batch * count; ++row) {
         const std::int64_t b = row / count, e = row % count;
-        const float* pd = p_dst.row(b * n + dst[e]);
-        const float* ps = p_src.row(b * n + edges.src[e]);
+        const float* pd = p_dst.row(b * n_dst + dst[e]);
+        const float* ps = p_src.row(b * n_src + edges.src[e]);
         float* out = pre.row(row);
         for (std::int64_t k = 0; k < c; ++k) out[k] += pd[k] + ps[k];
     }
     t.pre_first = pre;
-    t.messages = mlp_forward(g.edge_mlp, Tensor(), &pre, t.edge_mlp);
+    t.messages = mlp_forward(edge_mlp, Tensor(), &pre, t.edge_mlp);
     add_into(t.messages, edge_state);
-    t.node_in = Tensor({batch * n, 2 * c});
-    for (std::int64_t row = 0; row < batch * n; ++row) {
-        const std::int64_t b = row / n, j = row % n;
+    t.node_in = Tensor({batch * n_dst, 2 * c});
+    for (std::int64_t row = 0; row < batch * n_dst; ++row) {
+        const std::int64_t b = row / n_dst, j = row % n_dst;
         float* out = t.node_in.row(row);
-        std::copy_n(x.row(row), c, out);
+        std::copy_n(x_dst.row(row), c, out);
         float* agg = out + c;
         std::fill(agg, agg + c, 0.0f);
         for (auto e = edges.dst_offsets[j]; e < edges.dst_offsets[j + 1]; ++e) {
@@ -477,23 +478,31 @@ void gnn_forward(const GnnLayer& g, Tensor& x, Tensor& edge_state, std::int64_t 
             for (std::int64_t k = 0; k < c; ++k) agg[k] += m[k];
         }
     }
-    const Tensor update = mlp_forward(g.node_mlp, t.node_in, nullptr, t.node_mlp);
-    add_into(x, update);
+    const Tensor update = mlp_forward(node_mlp, t.node_in, nullptr, t.node_mlp);
+    add_into(x_dst, update);
     edge_state = t.messages;
 }
 
-/// Backward of gnn_forward: (d x_out, d e_out) -> (d x_in, d e_in), in place.
-void gnn_backward(Context& ctx, const GnnLayer& g, const GnnTape& t, Tensor& d_x, Tensor& d_edges,
-                  std::int64_t batch, std::int64_t n, const EdgeSet& edges) {
-    const std::int64_t count = edges.count(), c = g.channels;
+void gnn_forward(const GnnLayer& g, Tensor& x, Tensor& edge_state, std::int64_t batch,
+                 std::int64_t n, const EdgeSet& edges, GnnTape& t) {
+    conv_forward(g.edge_mlp, g.node_mlp, x, x, edge_state, batch, n, n, edges, t);
+}
+
+/// Backward of conv_forward: d_x_dst holds d(x_dst out) on entry and d(x_dst in) on return;
+/// d(x_src) is added into d_x_src (null: the sources are x_dst); d_edges holds d(new edge state)
+/// on entry and d(edge state in) on return.
+void conv_backward(Context& ctx, const Mlp& edge_mlp, const Mlp& node_mlp, const GnnTape& t,
+                   Tensor& d_x_dst, Tensor* d_x_src, Tensor& d_edges, std::int64_t batch,
+                   std::int64_t n_src, std::int64_t n_dst, const EdgeSet& edges) {
+    const std::int64_t count = edges.count(), c = d_x_dst.cols();
     // x_out = x + node_mlp([x, agg]);  e_out = messages.
     Tensor d_node_in(t.node_in.shape());
-    mlp_backward(ctx, g.node_mlp, t.node_mlp, d_x, &d_node_in);
+    mlp_backward(ctx, node_mlp, t.node_mlp, d_x_dst, &d_node_in);
     Tensor d_messages = d_edges;
-    for (std::int64_t row = 0; row < batch * n; ++row) {
-        const std::int64_t b = row / n, j = row % n;
+    for (std::int64_t row = 0; row < batch * n_dst; ++row) {
+        const std::int64_t b = row / n_dst, j = row % n_dst;
         const float* d_in = d_node_in.row(row);
-        float* dx = d_x.row(row);
+        float* dx = d_x_dst.row(row);
         for (std::int64_t k = 0; k < c; ++k) dx[k] += d_in[k];
         for (auto e = edges.dst_offsets[j]; e < edges.dst_offsets[j + 1]; ++e) {
             float* dm = d_messages.row(b * count + e);
@@ -502,19 +511,19 @@ void gnn_backward(Context& ctx, const GnnLayer& g, const GnnTape& t, Tensor& d_x
     }
     // messages = edge_mlp(pre) + e_in.
     Tensor d_e_in = d_messages;
-    const Tensor d_pre = mlp_backward(ctx, g.edge_mlp, t.edge_mlp, d_messages, nullptr);
-    // pre = e_in W_e^T + b + x[dst] W_dst^T + x[src] W_src^T.
-    const auto& first = g.edge_mlp.linears[0];
+    const Tensor d_pre = mlp_backward(ctx, edge_mlp, t.edge_mlp, d_messages, nullptr);
+    // pre = e_in W_e^T + b + x_dst[dst] W_dst^T + x_src[src] W_src^T.
+    const auto& first = edge_mlp.linears[0];
     const float* w = first.weight->data();
     float* dw = ctx.find(first.weight).data();
     float* db = ctx.find(first.bias).data();
     const auto dst = destinations(edges);
-    Tensor d_p_dst({batch * n, c}), d_p_src({batch * n, c});
+    Tensor d_p_dst({batch * n_dst, c}), d_p_src({batch * n_src, c});
     for (std::int64_t row = 0; row < batch * count; ++row) {
         const std::int64_t b = row / count, e = row % count;
         const float* dp = d_pre.row(row);
-        float* a = d_p_dst.row(b * n + dst[e]);
-        float* s = d_p_src.row(b * n + edges.src[e]);
+        float* a = d_p_dst.row(b * n_dst + dst[e]);
+        float* s = d_p_src.row(b * n_src + edges.src[e]);
         for (std::int64_t k = 0; k < c; ++k) {
             a[k] += dp[k];
             s[k] += dp[k];
@@ -540,14 +549,130 @@ void gnn_backward(Context& ctx, const GnnLayer& g, const GnnTape& t, Tensor& d_x
             }
         }
     };
-    block_backward_linear(d_p_dst, t.x, 0, d_x);
-    block_backward_linear(d_p_src, t.x, 1, d_x);
+    block_backward_linear(d_p_dst, t.x, 0, d_x_dst);
+    block_backward_linear(d_p_src, d_x_src ? t.x_src : t.x, 1, d_x_src ? *d_x_src : d_x_dst);
     block_backward_linear(d_pre, t.edges_in, 2, d_e_in);
     d_edges = std::move(d_e_in);
 }
 
+/// Backward of gnn_forward: (d x_out, d e_out) -> (d x_in, d e_in), in place.
+void gnn_backward(Context& ctx, const GnnLayer& g, const GnnTape& t, Tensor& d_x, Tensor& d_edges,
+                  std::int64_t batch, std::int64_t n, const EdgeSet& edges) {
+    conv_backward(ctx, g.edge_mlp, g.node_mlp, t, d_x, nullptr, d_edges, batch, n, n, edges);
+}
+
+/// A mapper's edge state: the embedded edge features (tape), tiled over the batch.
+Tensor embedded_edges(const Mlp& embedding, const Tensor& features, std::int64_t batch,
+                      MlpTape& tape) {
+    const Tensor embedded = mlp_forward(embedding, features, nullptr, tape);
+    const std::int64_t count = embedded.rows();
+    Tensor state({batch * count, embedded.cols()});
+    for (std::int64_t b = 0; b < batch; ++b)
+        std::copy(embedded.values().begin(), embedded.values().end(), state.row(b * count));
+    return state;
+}
+
+/// Backward of embedded_edges: sums the batch tiles of d_state, then through the embedding MLP
+/// into d(features) [E, 3 + t].
+Tensor embedded_edges_backward(Context& ctx, const Mlp& embedding, const MlpTape& tape,
+                               const Tensor& d_state, std::int64_t batch, const Tensor& features) {
+    const std::int64_t count = features.rows(), c = d_state.cols();
+    Tensor d_embedded({count, c});
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t e = 0; e < count; ++e)
+            for (std::int64_t k = 0; k < c; ++k)
+                d_embedded.row(e)[k] += d_state.row(b * count + e)[k];
+    Tensor d_features(features.shape());
+    mlp_backward(ctx, embedding, tape, d_embedded, &d_features);
+    return d_features;
+}
+
+/// GNN encoder (mirrors Model::Impl::gnn_encode): fills the tape and t.data_latent; returns the
+/// hidden latent.
+Tensor run_gnn_encoder(const Model::Impl& m, TrainingTape::Data& t) {
+    const auto& g = m.gnn_encoder;
+    auto& tape = t.gnn_encoder;
+    const std::int64_t c = m.channels;
+    t.src_embedding = mlp_forward(g.src_embedding, t.data, nullptr, tape.src_embedding);
+    tape.src_update_in = Tensor({t.src_embedding.rows(), 2 * c});
+    for (std::int64_t r = 0; r < t.src_embedding.rows(); ++r) {
+        std::copy_n(t.src_embedding.row(r), c, tape.src_update_in.row(r));
+        std::copy_n(t.src_embedding.row(r), c, tape.src_update_in.row(r) + c);
+    }
+    t.data_latent = mlp_forward(g.node_mlp, tape.src_update_in, nullptr, tape.src_update);
+    add_into(t.data_latent, t.src_embedding);
+    Tensor latent = mlp_forward(g.dst_embedding, t.hidden_in, nullptr, tape.dst_embedding);
+    const auto& edges = m.graph->edge_set("data_to_hidden");
+    Tensor state = embedded_edges(g.edge_embedding, edge_features(edges, m.trainable_encoder_edges),
+                                  t.batch, tape.edge_embedding);
+    conv_forward(g.edge_mlp, g.node_mlp, t.src_embedding, latent, state, t.batch, m.n_data,
+                 m.n_hidden, edges, tape.conv);
+    return latent;
+}
+
+/// GNN decoder and extractor (mirrors Model::Impl::gnn_decode): fills the tape and t.decoded.
+void run_gnn_decoder(const Model::Impl& m, TrainingTape::Data& t) {
+    const auto& g = m.gnn_decoder;
+    auto& tape = t.gnn_decoder;
+    const auto& edges = m.graph->edge_set("hidden_to_data");
+    Tensor state = embedded_edges(g.edge_embedding, edge_features(edges, m.trainable_decoder_edges),
+                                  t.batch, tape.edge_embedding);
+    Tensor y = t.data_latent;
+    conv_forward(g.edge_mlp, g.node_mlp, t.processed_in, y, state, t.batch, m.n_hidden, m.n_data,
+                 edges, tape.conv);
+    t.decoded = mlp_forward(g.extractor, y, nullptr, tape.extractor);
+    t.decoder_taped = true;
+}
+
+/// Backward of run_gnn_decoder: d(processed) added into d_x; returns d(data_latent).
+Tensor gnn_decoder_backward(Context& ctx, const Model::Impl& m, const TrainingTape::Data& t,
+                            const Tensor& d_decoded, Tensor& d_x) {
+    const auto& g = m.gnn_decoder;
+    const auto& tape = t.gnn_decoder;
+    const auto& edges = m.graph->edge_set("hidden_to_data");
+    Tensor d_y(t.data_latent.shape());
+    mlp_backward(ctx, g.extractor, tape.extractor, d_decoded, &d_y);
+    Tensor d_edges({t.batch * edges.count(), m.channels});  // the mapper drops its new edges
+    conv_backward(ctx, g.edge_mlp, g.node_mlp, tape.conv, d_y, &d_x, d_edges, t.batch, m.n_hidden,
+                  m.n_data, edges);
+    const Tensor features = edge_features(edges, m.trainable_decoder_edges);
+    const Tensor d_features = embedded_edges_backward(ctx, g.edge_embedding, tape.edge_embedding,
+                                                      d_edges, t.batch, features);
+    if (m.trainable_decoder_edges)
+        trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_decoder_edges));
+    return d_y;
+}
+
+/// Backward of run_gnn_encoder from d(latent) and d(data_latent): d(data features) into d_data,
+/// d(hidden features) into d_hidden_in, the edge trainables' gradient.
+void gnn_encoder_backward(Context& ctx, const Model::Impl& m, const TrainingTape::Data& t,
+                          Tensor d_latent, const Tensor& d_data_latent, Tensor& d_data,
+                          Tensor& d_hidden_in) {
+    const auto& g = m.gnn_encoder;
+    const auto& tape = t.gnn_encoder;
+    const std::int64_t c = m.channels;
+    const auto& edges = m.graph->edge_set("data_to_hidden");
+    Tensor d_src = d_data_latent;  // data_latent = src + node_mlp([src, src])
+    Tensor d_edges({t.batch * edges.count(), c});
+    conv_backward(ctx, g.edge_mlp, g.node_mlp, tape.conv, d_latent, &d_src, d_edges, t.batch,
+                  m.n_data, m.n_hidden, edges);
+    Tensor d_update_in(tape.src_update_in.shape());
+    mlp_backward(ctx, g.node_mlp, tape.src_update, d_data_latent, &d_update_in);
+    for (std::int64_t r = 0; r < d_src.rows(); ++r)
+        for (std::int64_t k = 0; k < c; ++k)
+            d_src.row(r)[k] += d_update_in.row(r)[k] + d_update_in.row(r)[c + k];
+    mlp_backward(ctx, g.src_embedding, tape.src_embedding, d_src, &d_data);
+    mlp_backward(ctx, g.dst_embedding, tape.dst_embedding, d_latent, &d_hidden_in);
+    const Tensor features = edge_features(edges, m.trainable_encoder_edges);
+    const Tensor d_features = embedded_edges_backward(ctx, g.edge_embedding, tape.edge_embedding,
+                                                      d_edges, t.batch, features);
+    if (m.trainable_encoder_edges)
+        trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_encoder_edges));
+}
+
 /// Encoder on the stored features; fills the encoder tape and the source embedding.
 Tensor run_encoder(const Model::Impl& m, TrainingTape::Data& t) {
+    if (m.config.encoder.type == MapperType::gnn) return run_gnn_encoder(m, t);
     linear_forward(m.encoder_src_embedding, t.data, t.src_embedding);
     Tensor latent;
     linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
@@ -586,6 +711,7 @@ void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size
 
 /// Decoder and extractor from the stored processor output; fills the decoder tape.
 void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
+    if (m.config.decoder.type == MapperType::gnn) return run_gnn_decoder(m, t);
     Tensor y;
     linear_forward(m.decoder_dst_embedding, t.data, y);
     const auto& edges = m.graph->edge_set("hidden_to_data");
@@ -617,6 +743,24 @@ Tensor gnn_initial_edges(const Model::Impl& m, TrainingTape::Data& t) {
     return state;
 }
 
+/// Backward of the graph-transformer encoder (run_encoder): d(data features) added into d_data,
+/// d(hidden features) into d_hidden_in, the edge trainables' gradient.
+void encoder_backward(Context& ctx, const Model::Impl& m, TrainingTape::Data& t,
+                      const Tensor& d_latent, Tensor& d_data, Tensor& d_hidden_in) {
+    if (t.checkpointed) run_encoder(m, t);
+    const auto& enc_edges = m.graph->edge_set("data_to_hidden");
+    const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
+    Tensor d_enc_features = zeros_like(enc_features);
+    Tensor d_src = zeros_like(t.src_embedding);
+    const Tensor d_hidden_dst =
+        block_backward(ctx, m.encoder, t.encoder, d_latent, enc_edges, enc_features, t.batch,
+                       m.n_data, m.n_hidden, &d_src, d_enc_features);
+    linear_backward(ctx, m.encoder_src_embedding, t.data, d_src, &d_data, true);
+    linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, d_hidden_dst, &d_hidden_in, false);
+    if (m.trainable_encoder_edges)
+        trainable_gradient(d_enc_features, 3, 1, ctx.find(m.trainable_encoder_edges));
+}
+
 }  // namespace
 
 Gradients Model::zero_gradients(const Tensor& input) const {
@@ -644,6 +788,11 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
                             bool activation_checkpointing) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
+    // The GNN parts carry edge states and data latents; checkpointing does not cover them (yet).
+    BOREAS_CHECK((m.gnn_layers.empty() && m.config.encoder.type == MapperType::graph_transformer) ||
+                     !activation_checkpointing,
+                 "activation checkpointing is not available for GNN processors and mappers; pass "
+                 "--no-activation-checkpointing");
     m.check_input(input, false);
     const std::int64_t batch = input.dim(0);
     t.batch = batch;
@@ -666,10 +815,6 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     const std::size_t layers = layer_count(m);
     const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
     t.chunk_inputs.clear();
-    // The GNN carries edge states between layers; checkpointing does not cover it (yet).
-    BOREAS_CHECK(m.gnn_layers.empty() || !activation_checkpointing,
-                 "activation checkpointing is not available for the GNN processor; pass "
-                 "--no-activation-checkpointing");
     Tensor edge_state = m.gnn_layers.empty() ? Tensor() : gnn_initial_edges(m, t);
     for (std::size_t first = 0; first < layers; first += per_chunk) {
         if (activation_checkpointing) t.chunk_inputs.push_back(x);
@@ -683,8 +828,8 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     t.processed_in = x;
     run_decoder(m, t);
     // Output: residual, then boundings (the value before each bounding is kept).
-    const std::int64_t out_vars = m.extractor.out, in_vars = input.dim(4),
-                       steps = m.config.multistep_input;
+    const auto out_vars = static_cast<std::int64_t>(m.config.output_variables().size());
+    const std::int64_t in_vars = input.dim(4), steps = m.config.multistep_input;
     Tensor output({batch, 1, 1, m.n_data, out_vars});
     std::copy(t.decoded.values().begin(), t.decoded.values().end(), output.data());
     const auto pairs = m.config.prognostic_pairs();
@@ -762,7 +907,12 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     auto& mutable_tape = *tape.data;
     Tensor d_x = zeros_like(t.processed_in);
     Tensor d_data = zeros_like(t.data);
-    {
+    Tensor d_data_latent;  // GNN mappers
+    if (m.config.decoder.type == MapperType::gnn) {
+        Tensor d_decoded({batch * m.n_data, out_vars});
+        std::copy(d.values().begin(), d.values().end(), d_decoded.data());
+        d_data_latent = gnn_decoder_backward(ctx, m, t, d_decoded, d_x);
+    } else {
         if (!t.decoder_taped) run_decoder(m, mutable_tape);  // a second backward on this tape
         Tensor d_decoded({batch * m.n_data, out_vars});
         std::copy(d.values().begin(), d.values().end(), d_decoded.data());
@@ -836,19 +986,12 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     }
     add_into(d_latent, d_x);
     // Encoder.
-    if (t.checkpointed) run_encoder(m, mutable_tape);
-    const auto& enc_edges = m.graph->edge_set("data_to_hidden");
-    const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
-    Tensor d_enc_features = zeros_like(enc_features);
-    Tensor d_src = zeros_like(t.src_embedding);
-    const Tensor d_hidden_dst =
-        block_backward(ctx, m.encoder, t.encoder, d_latent, enc_edges, enc_features, batch,
-                       m.n_data, m.n_hidden, &d_src, d_enc_features);
-    linear_backward(ctx, m.encoder_src_embedding, t.data, d_src, &d_data, true);
     Tensor d_hidden_in = zeros_like(t.hidden_in);
-    linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, d_hidden_dst, &d_hidden_in, false);
-    if (m.trainable_encoder_edges)
-        trainable_gradient(d_enc_features, 3, 1, ctx.find(m.trainable_encoder_edges));
+    if (m.config.encoder.type == MapperType::gnn) {
+        gnn_encoder_backward(ctx, m, t, d_latent, d_data_latent, d_data, d_hidden_in);
+    } else {
+        encoder_backward(ctx, m, mutable_tape, d_latent, d_data, d_hidden_in);
+    }
     if (m.trainable_hidden) trainable_gradient(d_hidden_in, 4, batch, ctx.find(m.trainable_hidden));
     // Data features: inputs (time-major columns) and trainable data columns.
     for (std::int64_t row = 0; row < batch * m.n_data; ++row) {

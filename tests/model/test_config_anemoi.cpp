@@ -89,20 +89,24 @@ TEST(AnemoiConfig, ReadsAnemoisModelConfigsUnchanged) {
 }
 
 TEST(AnemoiConfig, EverySettingThatChangesTheNumbersIsRequired) {
-    const std::vector<std::pair<std::string, std::vector<std::string>>> kinds = {
-        {"transformer", {"model.processor.window_size"}},
-        {"graphtransformer", {"model.trainable_parameters.hidden2hidden"}},
+    const std::vector<std::string> attention = {
+        "model.processor.num_heads", "model.encoder.num_heads", "model.decoder.num_heads"};
+    std::vector<std::pair<std::string, std::vector<std::string>>> kinds = {
+        {"transformer", attention},
+        {"graphtransformer", attention},
+        {"gnn",
+         {"model.trainable_parameters.hidden2hidden", "model.processor.mlp_extra_layers",
+          "model.encoder.mlp_extra_layers", "model.decoder.mlp_extra_layers"}},
     };
+    kinds[0].second.push_back("model.processor.window_size");
+    kinds[1].second.push_back("model.trainable_parameters.hidden2hidden");
     const std::vector<std::string> common = {"model.num_channels",
                                              "model.model.latent_skip",
                                              "model.processor._target_",
                                              "model.processor.num_layers",
                                              "model.processor.num_chunks",
-                                             "model.processor.num_heads",
                                              "model.processor.mlp_hidden_ratio",
-                                             "model.encoder.num_heads",
                                              "model.encoder.mlp_hidden_ratio",
-                                             "model.decoder.num_heads",
                                              "model.decoder.mlp_hidden_ratio",
                                              "model.trainable_parameters.data",
                                              "model.trainable_parameters.hidden",
@@ -163,9 +167,9 @@ TEST(AnemoiConfig, ValuesBoreasCannotHonourAreRefusedByName) {
 }
 
 TEST(AnemoiConfig, AnemoisFullSizeConfigsRunUnchanged) {
-    // anemoi's own model configs at their full size (1024 channels, 16 layers, 16 heads) on a
-    // small graph: a model is built and runs one step.
-    for (const std::string kind : {"transformer", "graphtransformer"}) {
+    // anemoi's own model configs at their full size (1024 channels, 16 layers, 16 heads; the GNN
+    // 512 channels with GNN mappers) on a small graph: a model is built and runs one step.
+    for (const std::string kind : {"transformer", "graphtransformer", "gnn"}) {
         auto root = full_config(kind);
         if (kind == "transformer") root["graph"] = YAML::Load("{data_grid: O16, hidden_grid: O4}");
         const auto config = boreas::model::parse_config(emit(root), kind);
@@ -179,11 +183,36 @@ TEST(AnemoiConfig, AnemoisFullSizeConfigsRunUnchanged) {
     }
 }
 
-TEST(AnemoiConfig, GnnConfigIsRefusedForItsMappers) {
-    // anemoi's gnn.yaml pairs the GNN processor with GNN mappers, which Boreas does not
-    // implement (its GNN processor runs between graph-transformer mappers): refused by name.
-    const auto message = error_of([] { boreas::model::parse_config(emit(full_config("gnn")), "gnn"); });
-    EXPECT_NE(message.find("model.encoder._target_' is 'anemoi.models.layers.mapper.GNNForwardMapper'"),
+TEST(AnemoiConfig, ReadsAnemoisGnnConfigWithItsMappers) {
+    const auto config = boreas::model::parse_config(emit(full_config("gnn")), "gnn");
+    using boreas::model::MapperType;
+    EXPECT_EQ(config.num_channels, 512);
+    EXPECT_EQ(config.processor.type, boreas::model::ProcessorType::gnn);
+    EXPECT_EQ(config.encoder.type, MapperType::gnn);
+    EXPECT_EQ(config.decoder.type, MapperType::gnn);
+    EXPECT_EQ(config.encoder.mlp_extra_layers, 0);
+    EXPECT_EQ(config.decoder.mlp_hidden_ratio, 1.0);
+    EXPECT_EQ(config.trainable.hidden2data, 8);
+}
+
+TEST(AnemoiConfig, MixedMapperKindsAreRefused) {
+    // anemoi's decoder reads what the encoder returns for the data nodes (raw features from a
+    // graph transformer, C-wide latents from a GNN): a mixed pair cannot run.
+    const auto base = full_config("gnn");
+    auto mixed = edited(base, "model.decoder._target_",
+                        "anemoi.models.layers.mapper.GraphTransformerBackwardMapper");
+    mixed = edited(mixed, "model.decoder.num_heads", "16");
+    const auto message = error_of([&] { boreas::model::parse_config(emit(mixed), "gnn"); });
+    EXPECT_NE(message.find("model.encoder is a GNN mapper and model.decoder a graph-transformer"),
               std::string::npos)
         << message;
+    const auto wrong = error_of([&] {
+        boreas::model::parse_config(emit(edited(base, "model.encoder._target_",
+                                                "anemoi.models.layers.mapper.GNNBackwardMapper")),
+                                    "gnn");
+    });
+    EXPECT_NE(
+        wrong.find("'model.encoder._target_' is 'anemoi.models.layers.mapper.GNNBackwardMapper'"),
+        std::string::npos)
+        << wrong;
 }

@@ -68,7 +68,11 @@ inline std::filesystem::path complete_weights(const std::string& name) {
     const boreas::io::SafetensorsReader delta(path);
     const auto meta = nlohmann::json::parse(delta.metadata().at("boreas"));
     if (meta.value("kind", "") != "delta") return path;
-    const boreas::io::SafetensorsReader base(std::filesystem::path(BOREAS_TEST_DATA) / "model" / meta.at("base").get<std::string>());
+    // The base may itself be a delta (gnn_mappers -> gnn -> graphtransformer).
+    const auto base_file = meta.at("base").get<std::string>();
+    const auto suffix = std::string(".weights.safetensors");
+    const boreas::io::SafetensorsReader base(
+        complete_weights(base_file.substr(0, base_file.size() - suffix.size())));
     boreas::io::SafetensorsWriter writer;
     auto copy = [&](const boreas::io::SafetensorsReader& from, const std::string& tensor) {
         const auto& info = from.info(tensor);
@@ -85,7 +89,10 @@ inline std::filesystem::path complete_weights(const std::string& name) {
         if (!dropped) copy(base, tensor);
     }
     for (const auto& [tensor, info] : delta.tensors()) copy(delta, tensor);
-    const auto out = std::filesystem::temp_directory_path() / ("boreas_fixture_" + name + ".weights.safetensors");
+    // Per process: ctest runs tests in parallel, and two may complete the same fixture at once.
+    const auto out =
+        std::filesystem::temp_directory_path() /
+        ("boreas_fixture_" + name + "_" + std::to_string(::getpid()) + ".weights.safetensors");
     writer.write(out);
     return out;
 }

@@ -7,7 +7,9 @@ anemoi-training 0.16.0 / timm / Lightning wheels (see README.md, "Checkpoint fix
     .venv-ref/bin/python tools/reference/make_checkpoint_fixtures.py \
         [--anemoi-training /tmp/atw/src] [--lightning /tmp/atw/pl/src] [--out tests/data/checkpoint]
 
-On demand, not committed (see "AIFS-size checkpoint" at the end of this docstring):
+On demand, not committed (see "GNN-mapper checkpoint" and "AIFS-size checkpoint" at the end of this docstring):
+
+    .venv-ref/bin/python tools/reference/make_checkpoint_fixtures.py --variants gnn_mappers [--out /tmp/boreas-gnn-ckpt]
 
     .venv-ref/bin/python tools/reference/make_checkpoint_fixtures.py --shape aifs-n320 [--out /tmp/boreas-aifs-ckpt] \
         [--graph /tmp/aifs-graph.safetensors] [--boreas build/cpu-release/boreas] [--no-reload]
@@ -94,6 +96,16 @@ variables_metadata: MARS requests of an ERA5 recipe.  Writes to DIR (default /tm
 No expected output: on the CPU anemoi's SDPA sliding-window attention builds a dense [40320, 40320] mask and computes
 every score (~1e14 flop).  Checks: load_metadata returns the variables and the N320 supporting arrays;
 torch.load(mmap=True) reproduces the state dict (skip with --no-reload).
+
+GNN-mapper checkpoint (--variants gnn_mappers; refuses an --out inside the repo: the fixture budget is full)
+-----------------------------------------------------------------------------------------------------------
+The tiny code path above with make_model_fixtures' variant gnn_mappers: GNNProcessor (as its gnn variant) between
+anemoi.models.layers.mapper.GNNForwardMapper / GNNBackwardMapper (anemoi_config(..., mappers="gnn"): GNN_ENCODER /
+GNN_DECODER) on o16_tri2; the weights equal tests/data/model/gnn_mappers.weights.safetensors (a delta on gnn,
+resolved by load_weights; checked).  Same physical input as the committed fixtures.  Writes to DIR (default
+/tmp/boreas-gnn-ckpt): gnn_mappers.ckpt (archive inference-gnn_mappers), gnn_mappers.io.safetensors (input,
+input_normalised, output_normalised, output, self-contained when run alone), VERSIONS.json; no state_dict.ckpt or
+evil.ckpt (they come with the transformer variant), no size budget.
 """
 
 from __future__ import annotations
@@ -184,6 +196,12 @@ VARIANTS = {
     "transformer": {"processor": "transformer", "graph": "o16_o4"},
     "graphtransformer": {"processor": "graphtransformer", "graph": "o16_tri2"},
 }
+# written only on request and never into the repository (tests/data's fixture budget is full); kept out of VARIANTS,
+# which make_checkpoint_fixtures_031.py and _mid.py iterate over
+ON_DEMAND_VARIANTS = {
+    "gnn_mappers": {"processor": "gnn", "mappers": "gnn", "graph": "o16_tri2"},
+}
+ON_DEMAND_DEFAULT_OUT = Path("/tmp/boreas-gnn-ckpt")
 DATA_GRID = 16  # O16: the data nodes of both graphs
 INPUT_SEED = 5678
 FIXED_NOW = datetime.datetime(2026, 1, 1, 0, 0, 0, tzinfo=datetime.UTC)
@@ -379,8 +397,9 @@ class Spec:
 
 
 def tiny_spec(variant: str) -> Spec:
-    processor = VARIANTS[variant]["processor"]
-    model = anemoi_config(processor)["model"]
+    var = {**VARIANTS, **ON_DEMAND_VARIANTS}[variant]
+    processor = var["processor"]
+    model = anemoi_config(processor, mappers=var.get("mappers", "graphtransformer"))["model"]
     model["output_mask"] = {"_target_": "anemoi.training.utils.masks.NoOutputMask"}
     if processor == "transformer":
         assert model["processor"]["softcap"] is None
@@ -1763,7 +1782,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shape", choices=["tiny", AIFS_SHAPE], default="tiny", help=f"tiny: the committed fixtures; "
                    f"{AIFS_SHAPE}: one AIFS-single 1.0-shaped checkpoint + input on demand (never committed)")
     p.add_argument("--out", default=None, help=f"default {DEFAULT_OUT.relative_to(REPO)} (tiny), {AIFS_DEFAULT_OUT} "
-                   f"({AIFS_SHAPE})")
+                   f"({AIFS_SHAPE}), {ON_DEMAND_DEFAULT_OUT} (tiny, --variants {' '.join(ON_DEMAND_VARIANTS)})")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, *ON_DEMAND_VARIANTS],
+                   help=f"tiny: default {' '.join(VARIANTS)} (the committed fixtures); "
+                   f"{', '.join(ON_DEMAND_VARIANTS)} only on request and only into an --out outside the repository "
+                   "(tests/data's fixture size budget is full): not committed")
     p.add_argument("--graph", default=None, help=f"{AIFS_SHAPE}: Boreas graph file (default {AIFS_DEFAULT_GRAPH}; "
                    "built with --boreas if missing)")
     p.add_argument("--boreas", default=str(REPO / "build" / "cpu-release" / "boreas"), help="the boreas binary")
@@ -1775,8 +1798,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_run_args(p, argv)
     if args.shape == AIFS_SHAPE:
         return main_aifs(args)
+    variants = {v: var for v, var in {**VARIANTS, **ON_DEMAND_VARIANTS}.items() if v in args.variants}
+    on_demand = sorted(set(variants) & set(ON_DEMAND_VARIANTS))
     if args.out is None:
-        args.out = str(DEFAULT_OUT)
+        args.out = str(ON_DEMAND_DEFAULT_OUT if on_demand else DEFAULT_OUT)
+    out_resolved = Path(args.out).resolve()
+    if on_demand and (out_resolved == REPO or REPO in out_resolved.parents):
+        print(f"error: {out_resolved} is inside the repository; {on_demand} are never committed (the fixture size "
+              f"budget of tests/data is full): use an --out outside it, e.g. {ON_DEMAND_DEFAULT_OUT}", file=sys.stderr)
+        return 1
     t_start = time.time()
 
     import_anemoi_training([args.anemoi_training, args.lightning])
@@ -1798,7 +1828,7 @@ def main(argv: list[str] | None = None) -> int:
     graph_checks: dict = {}
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
-        for variant, var in VARIANTS.items():
+        for variant, var in variants.items():
             t0 = time.time()
             graph, _, gmeta = load_graph(var["graph"], tmp, graph_checks)
             graph_file = f"tests/data/graphs/{var['graph']}.safetensors"
@@ -1936,30 +1966,33 @@ def main(argv: list[str] | None = None) -> int:
                     "storage once: the aliases point at the same data/<key>)",
                 }
 
-        # ---- evil.ckpt
-        evil = out_dir / "evil.ckpt"
-        evil_info = write_evil(evil, tmp)
-        written[evil.name] = evil
-        refused = None
-        try:
-            torch.load(evil, map_location="cpu", weights_only=True)
-        except Exception as exc:  # the weights-only unpickler must refuse os.system
-            lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "global" in ln]
-            refused = f"{type(exc).__name__}: {(lines or str(exc).splitlines())[0][:200]}"
-        assert refused is not None, "torch.load(weights_only=True) accepted evil.ckpt"
-        assert not Path(EVIL_MARKER).exists(), "the evil pickle was executed"
-        evil_globals = pickle_globals(evil)
-        assert "os system" in evil_globals["globals"]
-        doc_evil = {
-            "file": evil.name,
-            **evil_info,
-            "pickle": evil_globals,
-            "zip_members": zip_members(evil),
-            "zip_writer": "Python zipfile, ZIP_STORED, dates 1980-01-01, every record's data 64-byte aligned via an "
-            "'FB' local extra field (as torch); the other members are copied from torch.save of {'weight': arange(4) + 0.5}",
-            "torch_load_weights_only_true": refused,
-            "marker_file": EVIL_MARKER,
-        }
+        # ---- evil.ckpt (with the transformer's state_dict.ckpt: the committed set, not the on-demand variants)
+        extra_docs = {}
+        if "transformer" in variants:
+            extra_docs["state_dict_ckpt"] = doc_state_dict
+            evil = out_dir / "evil.ckpt"
+            evil_info = write_evil(evil, tmp)
+            written[evil.name] = evil
+            refused = None
+            try:
+                torch.load(evil, map_location="cpu", weights_only=True)
+            except Exception as exc:  # the weights-only unpickler must refuse os.system
+                lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "global" in ln]
+                refused = f"{type(exc).__name__}: {(lines or str(exc).splitlines())[0][:200]}"
+            assert refused is not None, "torch.load(weights_only=True) accepted evil.ckpt"
+            assert not Path(EVIL_MARKER).exists(), "the evil pickle was executed"
+            evil_globals = pickle_globals(evil)
+            assert "os system" in evil_globals["globals"]
+            extra_docs["evil_ckpt"] = {
+                "file": evil.name,
+                **evil_info,
+                "pickle": evil_globals,
+                "zip_members": zip_members(evil),
+                "zip_writer": "Python zipfile, ZIP_STORED, dates 1980-01-01, every record's data 64-byte aligned via an "
+                "'FB' local extra field (as torch); the other members are copied from torch.save of {'weight': arange(4) + 0.5}",
+                "torch_load_weights_only_true": refused,
+                "marker_file": EVIL_MARKER,
+            }
 
     # ---- VERSIONS.json
     sizes = file_sizes(written)
@@ -1976,8 +2009,7 @@ def main(argv: list[str] | None = None) -> int:
         "graphs": graph_checks,
         "notes": NOTES,
         "models": doc_models,
-        "state_dict_ckpt": doc_state_dict,
-        "evil_ckpt": doc_evil,
+        **extra_docs,
         "sha256": {n: sha256(p) for n, p in sorted(written.items())},
         "sizes": sizes,
     }
@@ -1987,11 +2019,12 @@ def main(argv: list[str] | None = None) -> int:
     stray = sorted(q.name for q in out_dir.iterdir() if q.name not in written and q.name != "VERSIONS.json")
     if stray:
         print(f"warning: other files in {out_dir}: {stray}", file=sys.stderr)
-    if over_budget(total, args.budget):
+    if not on_demand and over_budget(total, args.budget):  # the on-demand variants are never committed
         return 1
     if args.check_rerun:
-        return second_run(__file__, out_dir, [*written, "VERSIONS.json"], ["--anemoi-training", args.anemoi_training,
-                                                                            "--lightning", args.lightning, "--budget", "0"])
+        rerun_args = ["--anemoi-training", args.anemoi_training, "--lightning", args.lightning, "--budget", "0",
+                      "--variants", *variants]
+        return second_run(__file__, out_dir, [*written, "VERSIONS.json"], rerun_args)
     return 0
 
 

@@ -36,9 +36,17 @@ struct ProcessorConfig {
     int mlp_extra_layers = 0;   ///< gnn
 };
 
+/// The mappers' kind: anemoi's GraphTransformer{Forward,Backward}Mapper or
+/// GNN{Forward,Backward}Mapper. Encoder and decoder are of the same kind (anemoi's decoder reads
+/// what the encoder returns for the data nodes: raw features from a graph transformer, updated
+/// latents from a GNN).
+enum class MapperType { graph_transformer, gnn };
+
 struct MapperConfig {
-    int num_heads = 16;
+    MapperType type = MapperType::graph_transformer;
+    int num_heads = 16;  ///< graph transformer only
     double mlp_hidden_ratio = 4;
+    int mlp_extra_layers = 0;  ///< gnn only
     int num_chunks = 1;  ///< destination chunks (memory only; results are identical)
 };
 
