@@ -19,6 +19,7 @@ Runner add_roof_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);
 Runner add_checkpoint_command(CLI::App& app);
+Runner add_forecast_command(CLI::App& app);
 
 /// Sets the OpenMP thread count when `threads` > 0.
 void apply_threads(int threads);

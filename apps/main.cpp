@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     remember(apps::add_info_command(app));
     remember(apps::add_graph_command(app));
     remember(apps::add_forward_command(app));
+    remember(apps::add_forecast_command(app));
     std::string command_line = "boreas";
     for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
     remember(apps::add_bench_command(app, command_line));

@@ -8,7 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libopenblas-openmp-dev
-  libnanoflann-dev libeccodes-dev libeccodes-data libzip-dev
+  libnanoflann-dev libeccodes-dev libeccodes-data libzip-dev libnetcdf-dev
   python3 python3-jsonschema
 )
 

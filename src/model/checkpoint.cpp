@@ -599,6 +599,63 @@ Model Checkpoint::model() const {
     return model;
 }
 
+const nlohmann::json& Checkpoint::metadata() const {
+    return impl_->metadata;
+}
+
+std::vector<double> Checkpoint::supporting_array(const std::string& name) const {
+    const auto& m = impl_->metadata;
+    const auto* paths = find_path(m, {"supporting_arrays_paths", impl_->dataset.c_str()});
+    if (!paths || !paths->is_object() || paths->contains("path"))
+        paths = find_path(m, {"supporting_arrays_paths"});
+    const json* info =
+        paths && paths->is_object() && paths->contains(name) ? &(*paths)[name] : nullptr;
+    BOREAS_CHECK(info && info->is_object() && info->contains("path"),
+                 "{}: no supporting array '{}' in the metadata's supporting_arrays_paths",
+                 impl_->origin, name);
+    std::int64_t count = 1;
+    for (const auto& d : info->value("shape", json::array())) count *= d.get<std::int64_t>();
+    return impl_->file.supporting_array(info->at("path").get<std::string>(),
+                                        info->value("dtype", std::string("float64")), count);
+}
+
+std::int64_t Checkpoint::timestep_seconds() const {
+    const auto& m = impl_->metadata;
+    const auto* timestep = find_path(m, {"config", "task", "timestep"});
+    if (!timestep) timestep = find_path(m, {"config", "data", "timestep"});
+    BOREAS_CHECK(timestep && (timestep->is_string() || timestep->is_number_integer()),
+                 "{}: the metadata has no config.task.timestep or config.data.timestep",
+                 impl_->origin);
+    if (timestep->is_number_integer()) return timestep->get<std::int64_t>() * 3600;  // hours
+    const auto text = timestep->get<std::string>();
+    std::size_t used = 0;
+    std::int64_t value = 0;
+    try {
+        value = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    const std::string unit = text.substr(used);
+    const std::int64_t scale = unit == "h" || unit.empty()    ? 3600
+                               : unit == "d"                  ? 86400
+                               : unit == "m" || unit == "min" ? 60
+                               : unit == "s"                  ? 1
+                                                              : 0;
+    BOREAS_CHECK(used > 0 && scale > 0 && value > 0,
+                 "{}: timestep '{}' is not a positive number of d, h, m or s", impl_->origin, text);
+    return value * scale;
+}
+
+nlohmann::json Checkpoint::variables_metadata() const {
+    const auto& m = impl_->metadata;
+    if (const auto* v = find_path(m, {"dataset", "variables_metadata"}); v && v->is_object())
+        return *v;
+    if (const auto* v = find_path(m, {"dataset", impl_->dataset.c_str(), "variables_metadata"});
+        v && v->is_object())
+        return *v;
+    return json::object();
+}
+
 nlohmann::ordered_json Checkpoint::describe() const {
     const auto& m = impl_->metadata;
     const auto& c = impl_->config;

@@ -40,6 +40,18 @@ class Checkpoint {
     /// What `boreas checkpoint info` prints (schema docs/checkpoint-info-schema.json).
     nlohmann::ordered_json describe() const;
 
+    /// anemoi.json (or ai-models.json) as written, NaN/Infinity read as null.
+    const nlohmann::json& metadata() const;
+    /// A supporting array by name ("latitudes", "longitudes": degrees, the data grid's points in
+    /// the model's order), converted to double; throws naming the array if the checkpoint lacks it.
+    std::vector<double> supporting_array(const std::string& name) const;
+    /// The model's time step in seconds, from config.task.timestep or config.data.timestep
+    /// (anemoi frequency strings: "6h", "1d", "30m", "3600s").
+    std::int64_t timestep_seconds() const;
+    /// The dataset's variables_metadata (mars keys, computed_forcing, constant_in_time, period of
+    /// accumulations): {} where the checkpoint has none.
+    nlohmann::json variables_metadata() const;
+
     struct Impl;
 
   private:

@@ -1,0 +1,50 @@
+#pragma once
+/// GRIB files through ecCodes: every message's identifying keys and values, its coordinates, and
+/// new messages cloned from a template message with keys and values replaced.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace boreas::io {
+
+struct GribMessage {
+    std::size_t index = 0;  ///< 1-based position in the file
+    long edition = 0;
+    std::string short_name;  ///< shortName (z, t, 2t, sp, lsm, ...)
+    long param_id = 0;
+    std::string levtype;        ///< MARS levtype: sfc, pl, ml, pt, pv, o2d, ...
+    std::string type_of_level;  ///< typeOfLevel (isobaricInhPa, surface, ...)
+    long level = 0;
+    long data_date = 0, data_time = 0;          ///< reference date YYYYMMDD and time HHMM
+    long validity_date = 0, validity_time = 0;  ///< valid date and time
+    std::string grid_type;                      ///< gridType (reduced_gg, regular_ll, ...)
+    std::int64_t points = 0;                    ///< numberOfPoints
+    std::vector<double> values;                 ///< missing points (bitmap) as NaN
+    std::vector<unsigned char> bytes;           ///< the message as encoded, a template for output
+
+    /// anemoi-inference's default name: shortName for surface fields (levtype sfc, o2d),
+    /// shortName_level otherwise (z_500).
+    std::string anemoi_name() const;
+};
+
+/// Every message of a GRIB file; throws naming the file and the message on a truncated or
+/// corrupt message or one ecCodes cannot decode.
+std::vector<GribMessage> read_grib(const std::filesystem::path& path);
+
+/// Latitudes and longitudes (degrees) of every grid point of a message, in its value order.
+void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes,
+                      std::vector<double>& longitudes);
+
+/// A message cloned from `template_bytes` (a whole GRIB message, or an ecCodes sample name when
+/// `from_sample`) with string and integer keys set in the given order, then `values`; returns
+/// the encoded bytes. `what` names the message in errors.
+std::vector<unsigned char> encode_grib(
+    const std::vector<unsigned char>& template_bytes,
+    const std::vector<std::pair<std::string, std::string>>& string_keys,
+    const std::vector<std::pair<std::string, long>>& long_keys, const std::vector<double>& values,
+    const std::string& what);
+
+}  // namespace boreas::io

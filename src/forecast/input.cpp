@@ -1,0 +1,163 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
+#include "boreas/forecast/io.hpp"
+#include "boreas/io/grib.hpp"
+#include "boreas/io/safetensors.hpp"
+
+namespace boreas::forecast {
+namespace {
+
+bool is_grib(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    char magic[4] = {0, 0, 0, 0};
+    in.read(magic, 4);
+    return in.gcount() == 4 && std::string(magic, 4) == "GRIB";
+}
+
+DateTime grib_valid(const io::GribMessage& m) {
+    return DateTime::from_fields(
+        static_cast<int>(m.validity_date / 10000), static_cast<int>(m.validity_date / 100 % 100),
+        static_cast<int>(m.validity_date % 100), static_cast<int>(m.validity_time / 100),
+        static_cast<int>(m.validity_time % 100));
+}
+
+/// The GRIB grid must be the checkpoint's: same point count and coordinates (to 1e-3 degrees).
+void check_grid(const io::GribMessage& m, const ForecastContext& context, const std::string& file) {
+    const auto points = static_cast<std::int64_t>(context.latitudes.size());
+    BOREAS_CHECK(m.points == points,
+                 "GRIB file '{}': message {} ({}) is on a {} grid of {} points; the checkpoint's "
+                 "grid has {} points",
+                 file, m.index, m.anemoi_name(), m.grid_type, m.points, points);
+    std::vector<double> lats, lons;
+    io::grib_coordinates(m, lats, lons);
+    for (std::int64_t p = 0; p < points; ++p) {
+        const double dlon = std::remainder(lons[p] - context.longitudes[p], 360.0);
+        BOREAS_CHECK(std::abs(lats[p] - context.latitudes[p]) <= 1e-3 && std::abs(dlon) <= 1e-3,
+                     "GRIB file '{}': message {} ({}): point {} is at ({}, {}), the checkpoint's "
+                     "grid point at ({}, {}): another grid or point order",
+                     file, m.index, m.anemoi_name(), p, lats[p], lons[p], context.latitudes[p],
+                     context.longitudes[p]);
+    }
+}
+
+InitialConditions from_grib(const std::filesystem::path& path, const ForecastContext& context,
+                            std::optional<DateTime> date) {
+    const std::string file = path.string();
+    const auto messages = io::read_grib(path);
+    for (const auto& m : messages)
+        BOREAS_CHECK(!m.short_name.empty() && m.short_name != "unknown",
+                     "GRIB file '{}': message {} has an unknown parameter (paramId {}, level {} "
+                     "{}): ecCodes cannot name it",
+                     file, m.index, m.param_id, m.level, m.type_of_level);
+    InitialConditions initial;
+    initial.origin = file;
+    if (date) {
+        initial.date = *date;
+    } else {
+        initial.date = grib_valid(messages.front());
+        for (const auto& m : messages) initial.date = std::max(initial.date, grib_valid(m));
+    }
+    const std::set<std::string> computed(context.computed_forcings.begin(),
+                                         context.computed_forcings.end());
+    const std::set<std::string> constant(context.constant_forcings.begin(),
+                                         context.constant_forcings.end());
+    std::vector<DateTime> dates;
+    for (int t = 0; t < context.multistep_input; ++t)
+        dates.push_back(initial.date + (t - (context.multistep_input - 1)) * context.timestep);
+    bool grid_checked = false;
+    std::vector<std::string> missing;
+    for (const auto& name : context.input_variables) {
+        if (computed.count(name)) continue;
+        std::vector<const io::GribMessage*> found(dates.size(), nullptr);
+        const io::GribMessage* any = nullptr;
+        for (const auto& m : messages) {
+            if (m.anemoi_name() != name) continue;
+            any = any && grib_valid(*any) > grib_valid(m) ? any : &m;
+            for (std::size_t t = 0; t < dates.size(); ++t)
+                if (grib_valid(m) == dates[t]) found[t] = &m;
+        }
+        if (constant.count(name) && any) {
+            // A constant field: the one at the last input date, else the latest one given.
+            const auto* m = found.back() ? found.back() : any;
+            if (!grid_checked) check_grid(*m, context, file), grid_checked = true;
+            BOREAS_CHECK(m->points == static_cast<std::int64_t>(context.latitudes.size()),
+                         "GRIB file '{}': message {} ({}) has {} points, the checkpoint's grid {}",
+                         file, m->index, name, m->points, context.latitudes.size());
+            initial.fields[name] = {std::vector<float>(m->values.begin(), m->values.end())};
+            continue;
+        }
+        std::vector<std::vector<float>> values;
+        for (std::size_t t = 0; t < dates.size(); ++t) {
+            if (!found[t]) {
+                missing.push_back(fmt::format("{} at {}", name, dates[t].iso()));
+                continue;
+            }
+            const auto& m = *found[t];
+            if (!grid_checked) check_grid(m, context, file), grid_checked = true;
+            BOREAS_CHECK(m.points == static_cast<std::int64_t>(context.latitudes.size()),
+                         "GRIB file '{}': message {} ({}) has {} points, the checkpoint's grid {}",
+                         file, m.index, name, m.points, context.latitudes.size());
+            values.emplace_back(m.values.begin(), m.values.end());
+        }
+        if (values.size() == dates.size()) initial.fields[name] = std::move(values);
+    }
+    BOREAS_CHECK(missing.empty(),
+                 "GRIB file '{}': missing field(s) {} (the input dates are {} every {} h up to "
+                 "the base date {})",
+                 file, fmt::join(missing, ", "), dates.size(), context.timestep / 3600,
+                 initial.date.iso());
+    return initial;
+}
+
+InitialConditions from_safetensors(const std::filesystem::path& path,
+                                   const ForecastContext& context, std::optional<DateTime> date) {
+    const std::string file = path.string();
+    io::SafetensorsReader reader(path);
+    InitialConditions initial;
+    initial.origin = file;
+    if (date) {
+        initial.date = *date;
+    } else {
+        const auto it = reader.metadata().find("date");
+        BOREAS_CHECK(it != reader.metadata().end(),
+                     "'{}' has no metadata 'date' (the last input date); pass --date", file);
+        initial.date = DateTime::parse(it->second);
+    }
+    const auto points = static_cast<std::int64_t>(context.latitudes.size());
+    for (const auto& name : context.input_variables) {
+        if (!reader.contains(name)) continue;  // missing ones are named by the check
+        const auto& info = reader.info(name);
+        const auto values = reader.view<float>(name);
+        const std::int64_t dates = info.shape.size() == 2 ? info.shape[0] : 1;
+        BOREAS_CHECK(
+            (info.shape.size() == 1 || info.shape.size() == 2) && info.shape.back() == points,
+            "'{}': tensor '{}' has shape {}, expected [dates, {}] or [{}]", file, name,
+            fmt::join(info.shape, "x"), points, points);
+        auto& field = initial.fields[name];
+        for (std::int64_t t = 0; t < dates; ++t)
+            field.emplace_back(values.begin() + t * points, values.begin() + (t + 1) * points);
+    }
+    return initial;
+}
+
+}  // namespace
+
+InitialConditions read_initial_conditions(const std::filesystem::path& path,
+                                          const ForecastContext& context,
+                                          std::optional<DateTime> date) {
+    BOREAS_CHECK(std::filesystem::is_regular_file(path), "initial conditions '{}': no such file",
+                 path.string());
+    auto initial =
+        is_grib(path) ? from_grib(path, context, date) : from_safetensors(path, context, date);
+    check_initial_conditions(context, initial, /*allow_nan=*/true);
+    return initial;
+}
+
+}  // namespace boreas::forecast

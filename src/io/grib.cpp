@@ -1,0 +1,141 @@
+#include "boreas/io/grib.hpp"
+
+#include <eccodes.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "boreas/core/error.hpp"
+
+namespace boreas::io {
+namespace {
+
+struct HandleDeleter {
+    void operator()(codes_handle* h) const { codes_handle_delete(h); }
+};
+using Handle = std::unique_ptr<codes_handle, HandleDeleter>;
+
+struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+std::string get_string(codes_handle* h, const char* key) {
+    char buffer[256] = {0};
+    std::size_t length = sizeof(buffer);
+    if (codes_get_string(h, key, buffer, &length) != 0) return "";
+    return buffer;
+}
+
+long get_long(codes_handle* h, const char* key, long fallback = 0) {
+    long value = fallback;
+    if (codes_get_long(h, key, &value) != 0) return fallback;
+    return value;
+}
+
+}  // namespace
+
+std::string GribMessage::anemoi_name() const {
+    if (levtype == "sfc" || levtype == "o2d" || levtype.empty()) return short_name;
+    return short_name + "_" + std::to_string(level);
+}
+
+std::vector<GribMessage> read_grib(const std::filesystem::path& path) {
+    const std::string file = path.string();
+    std::unique_ptr<std::FILE, FileCloser> in(std::fopen(file.c_str(), "rb"));
+    BOREAS_CHECK(in != nullptr, "cannot open GRIB file '{}'", file);
+    std::vector<GribMessage> messages;
+    for (std::size_t index = 1;; ++index) {
+        int rc = 0;
+        Handle h(codes_handle_new_from_file(nullptr, in.get(), PRODUCT_GRIB, &rc));
+        BOREAS_CHECK(rc == 0, "GRIB file '{}': message {} cannot be read: {}", file, index,
+                     codes_get_error_message(rc));
+        if (!h) break;
+        GribMessage m;
+        m.index = index;
+        m.edition = get_long(h.get(), "edition");
+        m.short_name = get_string(h.get(), "shortName");
+        m.param_id = get_long(h.get(), "paramId");
+        m.levtype = get_string(h.get(), "levtype");
+        m.type_of_level = get_string(h.get(), "typeOfLevel");
+        m.level = get_long(h.get(), "level");
+        m.data_date = get_long(h.get(), "dataDate");
+        m.data_time = get_long(h.get(), "dataTime");
+        m.validity_date = get_long(h.get(), "validityDate");
+        m.validity_time = get_long(h.get(), "validityTime");
+        m.grid_type = get_string(h.get(), "gridType");
+        m.points = get_long(h.get(), "numberOfPoints");
+        std::size_t count = 0;
+        rc = codes_get_size(h.get(), "values", &count);
+        if (rc == 0) {
+            m.values.resize(count);
+            rc = codes_get_double_array(h.get(), "values", m.values.data(), &count);
+        }
+        BOREAS_CHECK(rc == 0 && static_cast<std::int64_t>(count) == m.points,
+                     "GRIB file '{}': message {} ({}): {} values for {} points{}{}", file, index,
+                     m.short_name, count, m.points, rc ? ": " : "",
+                     rc ? codes_get_error_message(rc) : "");
+        if (get_long(h.get(), "bitmapPresent") != 0) {
+            double missing = 9999;
+            codes_get_double(h.get(), "missingValue", &missing);
+            for (auto& v : m.values)
+                if (v == missing) v = std::nan("");
+        }
+        const void* bytes = nullptr;
+        std::size_t size = 0;
+        rc = codes_get_message(h.get(), &bytes, &size);
+        BOREAS_CHECK(rc == 0, "GRIB file '{}': message {}: {}", file, index,
+                     codes_get_error_message(rc));
+        const auto* b = static_cast<const unsigned char*>(bytes);
+        m.bytes.assign(b, b + size);
+        messages.push_back(std::move(m));
+    }
+    BOREAS_CHECK(!messages.empty(), "GRIB file '{}' holds no GRIB message", file);
+    return messages;
+}
+
+void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes,
+                      std::vector<double>& longitudes) {
+    Handle h(
+        codes_handle_new_from_message_copy(nullptr, message.bytes.data(), message.bytes.size()));
+    BOREAS_CHECK(h != nullptr, "GRIB message {} ({}) cannot be decoded again", message.index,
+                 message.short_name);
+    latitudes.assign(static_cast<std::size_t>(message.points), 0.0);
+    longitudes.assign(static_cast<std::size_t>(message.points), 0.0);
+    std::vector<double> values(static_cast<std::size_t>(message.points));
+    const int rc = codes_grib_get_data(h.get(), latitudes.data(), longitudes.data(), values.data());
+    BOREAS_CHECK(rc == 0, "GRIB message {} ({}): no coordinates: {}", message.index,
+                 message.short_name, codes_get_error_message(rc));
+}
+
+std::vector<unsigned char> encode_grib(
+    const std::vector<unsigned char>& template_bytes,
+    const std::vector<std::pair<std::string, std::string>>& string_keys,
+    const std::vector<std::pair<std::string, long>>& long_keys, const std::vector<double>& values,
+    const std::string& what) {
+    Handle h(
+        codes_handle_new_from_message_copy(nullptr, template_bytes.data(), template_bytes.size()));
+    BOREAS_CHECK(h != nullptr, "GRIB output {}: the template message cannot be decoded", what);
+    for (const auto& [key, value] : string_keys) {
+        std::size_t length = value.size();
+        const int rc = codes_set_string(h.get(), key.c_str(), value.c_str(), &length);
+        BOREAS_CHECK(rc == 0, "GRIB output {}: cannot set {}={}: {}", what, key, value,
+                     codes_get_error_message(rc));
+    }
+    for (const auto& [key, value] : long_keys) {
+        const int rc = codes_set_long(h.get(), key.c_str(), value);
+        BOREAS_CHECK(rc == 0, "GRIB output {}: cannot set {}={}: {}", what, key, value,
+                     codes_get_error_message(rc));
+    }
+    const int rc = codes_set_double_array(h.get(), "values", values.data(), values.size());
+    BOREAS_CHECK(rc == 0, "GRIB output {}: cannot set {} values: {}", what, values.size(),
+                 codes_get_error_message(rc));
+    const void* bytes = nullptr;
+    std::size_t size = 0;
+    BOREAS_CHECK(codes_get_message(h.get(), &bytes, &size) == 0, "GRIB output {}: no message",
+                 what);
+    const auto* b = static_cast<const unsigned char*>(bytes);
+    return {b, b + size};
+}
+
+}  // namespace boreas::io
