@@ -56,7 +56,11 @@ DateTime DateTime::parse(const std::string& text) {
         ok = rest.empty() || rest == "Z" || rest == "+00:00";
     }
     BOREAS_CHECK(ok, "'{}' is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM[:SS], UTC)", text);
-    return from_fields(y, mo, d, h, mi, s);
+    try {
+        return from_fields(y, mo, d, h, mi, s);
+    } catch (const Error&) {
+        BOREAS_FAIL("'{}' is not a valid date and time", text);
+    }
 }
 
 int DateTime::year() const {

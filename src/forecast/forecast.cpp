@@ -267,7 +267,7 @@ ForecastTimings run_forecast(const ForecastContext& context, const model::Model&
                                           [](float value) { return !std::isfinite(value); });
             BOREAS_CHECK(bad == values.end(),
                          "step {} (valid {}): output '{}' is not finite at point {} (lat {}, lon "
-                         "{}); steps 1 to {} were written",
+                         "{}); the {} step(s) before it are in the output",
                          step, valid.iso(), context.output_variables[v], bad - values.begin(),
                          context.latitudes[bad - values.begin()],
                          context.longitudes[bad - values.begin()], step - 1);

@@ -1,0 +1,250 @@
+// The forecast rollout on the anemoi-models 0.18 checkpoint fixture: step 1 equals anemoi's
+// predict_step, later steps equal the model run on inputs assembled by hand as anemoi-inference
+// assembles them; dates, writers and bad initial conditions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "boreas/forecast/datetime.hpp"
+#include "boreas/forecast/forcings.hpp"
+#include "boreas/forecast/forecast.hpp"
+#include "boreas/forecast/io.hpp"
+#include "boreas/io/safetensors.hpp"
+#include "boreas/model/checkpoint.hpp"
+#include "boreas/model/model.hpp"
+#include "support/test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using boreas::Tensor;
+using boreas::forecast::DateTime;
+using boreas::testing_support::error_of;
+
+const fs::path kCheckpoints = fs::path(BOREAS_TEST_DATA) / "checkpoint";
+
+/// Keeps every step it is given.
+struct MemoryWriter : boreas::forecast::Writer {
+    std::vector<boreas::forecast::StepResult> steps;
+    bool closed = false;
+    void write(const boreas::forecast::StepResult& r) override { steps.push_back(r); }
+    void close() override { closed = true; }
+};
+
+struct Fixture {
+    boreas::model::Checkpoint checkpoint{kCheckpoints / "transformer.ckpt"};
+    boreas::forecast::ForecastContext context = boreas::forecast::forecast_context(checkpoint);
+    boreas::model::Model model = checkpoint.model();
+    boreas::model::Normaliser normaliser = checkpoint.normaliser();
+    Tensor input, output;  // predict_step's physical input [1, 2, N, 6] and output [1, 1, 1, N, 6]
+
+    Fixture() {
+        const boreas::io::SafetensorsReader io(kCheckpoints / "transformer.io.safetensors");
+        auto read = [&](const char* name) {
+            const auto v = io.view<float>(name);
+            return Tensor(io.info(name).shape, std::vector<float>(v.begin(), v.end()));
+        };
+        input = read("input");
+        output = read("output");
+    }
+
+    /// The fixture's input as initial conditions (cos_latitude is computed, not read).
+    boreas::forecast::InitialConditions initial() const {
+        boreas::forecast::InitialConditions ic;
+        ic.origin = "fixture";
+        ic.date = DateTime::parse("2024-06-01T06:00:00");
+        const auto n = input.dim(2), v = input.dim(3);
+        for (std::int64_t i = 0; i < v; ++i) {
+            const auto& name = context.input_variables[static_cast<std::size_t>(i)];
+            if (name == "cos_latitude") continue;
+            auto& field = ic.fields[name];
+            for (std::int64_t t = 0; t < 2; ++t) {
+                field.emplace_back(static_cast<std::size_t>(n));
+                for (std::int64_t p = 0; p < n; ++p)
+                    field.back()[p] = input.data()[(t * n + p) * v + i];
+            }
+        }
+        return ic;
+    }
+};
+
+double relative_to_rms(const std::vector<float>& got, const std::vector<float>& ref) {
+    double squares = 0, worst = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+        squares += static_cast<double>(ref[i]) * ref[i];
+        worst = std::max(worst, std::abs(static_cast<double>(got[i]) - ref[i]));
+    }
+    const double rms = std::sqrt(squares / static_cast<double>(ref.size()));
+    return rms > 0 ? worst / rms : worst;
+}
+
+TEST(DateTime, ParsesPrintsAndCounts) {
+    const auto d = DateTime::parse("2024-02-29T12:30:00");
+    EXPECT_EQ(d.iso(), "2024-02-29T12:30:00");
+    EXPECT_EQ(d.day_of_year(), 60);
+    EXPECT_EQ(d.grib_date(), 20240229);
+    EXPECT_EQ(d.grib_time(), 1230);
+    EXPECT_EQ((d + 12 * 3600).iso(), "2024-03-01T00:30:00");
+    EXPECT_EQ(DateTime::parse("2024-12-31").day_of_year(), 366);
+    EXPECT_EQ(DateTime::parse("1970-01-01T00:00Z").seconds, 0);
+    EXPECT_EQ(DateTime::parse("1969-12-31T23:00:00").hour(), 23);
+    for (const char* bad :
+         {"2024-02-30T00:00:00", "2024-06-01T25:00", "yesterday", "2024-06-01T06:00:00+02:00"})
+        EXPECT_NE(error_of([&] { DateTime::parse(bad); }).find(bad), std::string::npos) << bad;
+}
+
+TEST(Forecast, ContextFromTheCheckpoint) {
+    Fixture f;
+    EXPECT_EQ(f.context.timestep, 6 * 3600);
+    EXPECT_EQ(f.context.multistep_input, 2);
+    EXPECT_EQ(f.context.computed_forcings, std::vector<std::string>{"cos_latitude"});
+    EXPECT_EQ(f.context.constant_forcings, std::vector<std::string>{"lsm"});
+    EXPECT_EQ(f.context.prognostic, (std::vector<std::string>{"z_500", "t_850", "2t", "sp"}));
+    ASSERT_EQ(f.context.latitudes.size(), 1600u);
+    // The computed cos_latitude equals the one the dataset gave the fixture's input.
+    const auto cos_lat = boreas::forecast::computed_forcing("cos_latitude", f.context.latitudes,
+                                                            f.context.longitudes, DateTime{});
+    for (std::size_t p = 0; p < cos_lat.size(); ++p)
+        ASSERT_NEAR(cos_lat[p], f.input.data()[(1600 + p) * 6 + 5], 1e-6) << p;
+}
+
+TEST(Forecast, RolloutAsAnemoiInferenceAssemblesIt) {
+    Fixture f;
+    MemoryWriter writer;
+    boreas::forecast::ForecastOptions options;
+    options.lead_seconds = 24 * 3600;
+    const auto timings = boreas::forecast::run_forecast(f.context, f.model, f.normaliser,
+                                                        f.initial(), options, writer);
+    ASSERT_EQ(timings.steps, 4);
+    ASSERT_EQ(writer.steps.size(), 4u);
+    EXPECT_EQ(writer.steps[0].valid.iso(), "2024-06-01T12:00:00");
+    EXPECT_EQ(writer.steps[3].lead_seconds, 24 * 3600);
+    // Step 1: anemoi's predict_step on the same input (rtol 1e-5 of each field's RMS).
+    const std::int64_t n = 1600;
+    for (std::size_t v = 0; v < 6; ++v) {
+        std::vector<float> ref(n);
+        for (std::int64_t p = 0; p < n; ++p) ref[p] = f.output.data()[p * 6 + v];
+        EXPECT_LT(relative_to_rms(writer.steps[0].values[v], ref), 1e-5)
+            << writer.steps[0].names[v];
+    }
+    // Steps 2-4: the model on [previous input, outputs fed back + forcings at the new date].
+    Tensor x({1, 2, 1, n, 6});
+    std::copy(f.input.values().begin(), f.input.values().end(), x.data());
+    for (std::int64_t t = 0; t < 2; ++t)  // cos_latitude as computed, not as the dataset had it
+        for (std::int64_t p = 0; p < n; ++p)
+            x.data()[(t * n + p) * 6 + 5] =
+                static_cast<float>(std::cos(f.context.latitudes[p] * M_PI / 180.0));
+    for (std::size_t s = 0; s + 1 < writer.steps.size(); ++s) {
+        const auto& y = writer.steps[s];
+        std::copy(x.data() + n * 6, x.data() + 2 * n * 6, x.data());
+        for (std::int64_t p = 0; p < n; ++p) {
+            float* last = x.data() + (n + p) * 6;
+            for (int v = 0; v < 4; ++v) last[v] = y.values[v][p];  // z_500 t_850 2t sp
+            last[5] = static_cast<float>(std::cos(f.context.latitudes[p] * M_PI / 180.0));
+        }
+        Tensor normalised = x;
+        f.normaliser.normalise_input(normalised);
+        Tensor expected = f.model.forward(normalised);
+        f.normaliser.denormalise_output(expected);
+        for (std::size_t v = 0; v < 6; ++v) {
+            std::vector<float> ref(n);
+            for (std::int64_t p = 0; p < n; ++p) ref[p] = expected.data()[p * 6 + v];
+            EXPECT_LT(relative_to_rms(writer.steps[s + 1].values[v], ref), 1e-6)
+                << "step " << s + 2 << " " << y.names[v];
+        }
+    }
+}
+
+TEST(Forecast, NonFiniteOutputStopsNamingStepAndVariable) {
+    Fixture f;
+    auto ic = f.initial();
+    ic.fields["2t"][1][17] = std::nanf("");
+    MemoryWriter writer;
+    boreas::forecast::ForecastOptions options;
+    options.lead_seconds = 12 * 3600;
+    options.allow_nan_input = true;
+    const auto message = error_of([&] {
+        boreas::forecast::run_forecast(f.context, f.model, f.normaliser, ic, options, writer);
+    });
+    EXPECT_NE(message.find("step 1 (valid 2024-06-01T12:00:00): output 'z_500' is not finite"),
+              std::string::npos)
+        << message;
+    EXPECT_TRUE(writer.steps.empty());
+    // Without --allow-nan the input itself is refused, naming the field.
+    options.allow_nan_input = false;
+    const auto refused = error_of([&] {
+        boreas::forecast::run_forecast(f.context, f.model, f.normaliser, ic, options, writer);
+    });
+    EXPECT_NE(refused.find("field '2t' has a non-finite value at point 17"), std::string::npos)
+        << refused;
+}
+
+TEST(Forecast, BadInitialConditionsAreNamed) {
+    Fixture f;
+    const auto dir = fs::temp_directory_path() / "boreas_forecast_test";
+    fs::create_directories(dir);
+    // A safetensors state without t_850 and with sp on another grid.
+    boreas::io::SafetensorsWriter w;
+    const std::vector<float> field(2 * 1600, 1.0f), short_field(2 * 100, 1.0f);
+    w.add<float>("z_500", {2, 1600}, field);
+    w.add<float>("2t", {2, 1600}, field);
+    w.add<float>("lsm", {1600}, std::span<const float>(field).subspan(0, 1600));
+    w.add<float>("sp", {2, 100}, short_field);
+    w.set_metadata("date", "2024-06-01T06:00:00");
+    w.write(dir / "bad.safetensors");
+    const auto grid = error_of([&] {
+        boreas::forecast::read_initial_conditions(dir / "bad.safetensors", f.context, std::nullopt);
+    });
+    EXPECT_NE(grid.find("tensor 'sp' has shape 2x100, expected [dates, 1600]"), std::string::npos)
+        << grid;
+    boreas::io::SafetensorsWriter w2;
+    w2.add<float>("z_500", {2, 1600}, field);
+    w2.add<float>("2t", {2, 1600}, field);
+    w2.add<float>("sp", {1, 1600}, std::span<const float>(field).subspan(0, 1600));
+    w2.set_metadata("date", "2024-06-01T06:00:00");
+    w2.write(dir / "missing.safetensors");
+    const auto missing = error_of([&] {
+        boreas::forecast::read_initial_conditions(dir / "missing.safetensors", f.context,
+                                                  std::nullopt);
+    });
+    EXPECT_NE(missing.find("field 'sp' is given at 1 date(s); the model needs it at 2"),
+              std::string::npos)
+        << missing;
+    EXPECT_NE(error_of([&] {
+                  boreas::forecast::read_initial_conditions(dir / "nothing.grib", f.context,
+                                                            std::nullopt);
+              }).find("no such file"),
+              std::string::npos);
+    fs::remove_all(dir);
+}
+
+TEST(Forecast, OutputsAreCheckedBeforeComputeAndWrittenWhole) {
+    Fixture f;
+    const auto base = DateTime::parse("2024-06-01T06:00:00");
+    EXPECT_NE(error_of([&] {
+                  boreas::forecast::make_writer("/nonexistent-folder/out.nc", f.context, base,
+                                                std::nullopt);
+              }).find("folder '/nonexistent-folder' does not exist"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] {
+                  boreas::forecast::make_writer("out.grib2", f.context, base, std::nullopt);
+              }).find("needs GRIB initial conditions"),
+              std::string::npos);
+    // NetCDF: nothing under the final name until close; then every step written.
+    const auto path = fs::temp_directory_path() / "boreas_forecast_out.nc";
+    fs::remove(path);
+    boreas::forecast::AsyncWriter writer(
+        boreas::forecast::make_writer(path, f.context, base, std::nullopt));
+    boreas::forecast::ForecastOptions options;
+    options.lead_seconds = 12 * 3600;
+    boreas::forecast::run_forecast(f.context, f.model, f.normaliser, f.initial(), options, writer);
+    EXPECT_FALSE(fs::exists(path));
+    writer.close();
+    EXPECT_TRUE(fs::exists(path));
+    EXPECT_GT(fs::file_size(path), 2u * 6 * 1600 * 4);
+    fs::remove(path);
+}
+
+}  // namespace
