@@ -138,6 +138,44 @@ expect_error "excludes" -- forward --checkpoint "$ckpt/transformer.ckpt" --confi
 expect_ok forward --config tiny --set graph.data_grid=O8 --input synthetic --save-input "$work/o8.safetensors" -o "$work/o8out.safetensors"
 expect_error "o8.safetensors' has 544 grid points, but checkpoint .*transformer.ckpt' runs on a data grid of 1600" -- forward --checkpoint "$ckpt/transformer.ckpt" --input "$work/o8.safetensors" -o "$work/y"
 [[ ! -e $work/y ]] || { echo "FAIL: a failed forward left $work/y" >&2; failures=$((failures + 1)); }
+# forecast: a rollout from a safetensors state; bad input and outputs refused before compute.
+/usr/bin/python3 - "$ckpt/transformer.io.safetensors" "$work" <<'PY' || { echo "FAIL: making forecast inputs" >&2; failures=$((failures + 1)); }
+import json, struct, sys
+src, work = sys.argv[1], sys.argv[2]
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+info = header["input"]
+a, b = info["data_offsets"]
+data = raw[8 + n + a:8 + n + b]
+values = struct.unpack("<%df" % (len(data) // 4), data)  # [1, 2, 1600, 6]
+names = ["z_500", "t_850", "2t", "sp", "lsm"]
+def write(path, names, date="2024-06-01T06:00:00"):
+    tensors, blobs, offset = {}, [], 0
+    for name in names:
+        col = names_all.index(name)
+        field = [values[(t * 1600 + p) * 6 + col] for t in range(2) for p in range(1600)]
+        blob = struct.pack("<%df" % len(field), *field)
+        tensors[name] = {"dtype": "F32", "shape": [2, 1600], "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    tensors["__metadata__"] = {"date": date}
+    head = json.dumps(tensors).encode()
+    open(path, "wb").write(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+names_all = ["z_500", "t_850", "2t", "sp", "lsm", "cos_latitude"]
+write(work + "/init.safetensors", names)
+write(work + "/no-t850.safetensors", [n for n in names if n != "t_850"])
+PY
+expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 12h -o "$work/fc.nc" --json "$work/fc.json"
+[[ -s $work/fc.nc && -s $work/fc.json ]] && grep -q '"schema": "boreas-forecast/1"' "$work/fc.json" ||
+  { echo "FAIL: forecast wrote no NetCDF or JSON" >&2; failures=$((failures + 1)); }
+expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 1d -o "$work/steps"
+[[ -s $work/steps/step_024h.safetensors ]] || { echo "FAIL: forecast wrote no step_024h" >&2; failures=$((failures + 1)); }
+expect_error "no-t850.safetensors: missing field\(s\) t_850" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/no-t850.safetensors" --lead-time 6h -o "$work/x.nc"
+expect_error "folder '/nonexistent' does not exist" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 6h -o /nonexistent/x.nc
+expect_error "lead-time 'ten days' is not a positive number" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time "ten days" -o "$work/x.nc"
+expect_error "'2024-13-01' is not a valid date" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --date 2024-13-01 -o "$work/x.nc"
+[[ ! -e $work/x.nc ]] || { echo "FAIL: a failed forecast left $work/x.nc" >&2; failures=$((failures + 1)); }
 expect_error "" -- no-such-command
 
 echo "cli: $passes passed, $failures failed"
