@@ -131,6 +131,29 @@ InitialConditions from_safetensors(const std::filesystem::path& path,
         initial.date = DateTime::parse(it->second);
     }
     const auto points = static_cast<std::int64_t>(context.latitudes.size());
+    if (reader.contains("input") && !reader.contains(context.input_variables.front())) {
+        // The model's input as `forward --input` takes it: [1, T, (1,) N, V_in], physical units.
+        auto shape = reader.info("input").shape;
+        if (shape.size() == 5 && shape[2] == 1) shape.erase(shape.begin() + 2);
+        const auto steps = static_cast<std::int64_t>(context.multistep_input);
+        const auto vars = static_cast<std::int64_t>(context.input_variables.size());
+        BOREAS_CHECK(shape.size() == 4 && shape[0] == 1 && shape[1] == steps &&
+                         shape[2] == points && shape[3] == vars,
+                     "'{}': tensor 'input' has shape {}, expected [1, {}, {}, {}] (batch, input "
+                     "dates, grid points, input variables)",
+                     file, fmt::join(reader.info("input").shape, "x"), steps, points, vars);
+        const auto values = reader.view<float>("input");
+        for (std::int64_t v = 0; v < vars; ++v) {
+            auto& field = initial.fields[context.input_variables[v]];
+            for (std::int64_t t = 0; t < steps; ++t) {
+                field.emplace_back(static_cast<std::size_t>(points));
+                for (std::int64_t p = 0; p < points; ++p)
+                    field.back()[p] = values[(t * points + p) * vars + v];
+            }
+        }
+        for (const auto& name : context.computed_forcings) initial.fields.erase(name);
+        return initial;
+    }
     for (const auto& name : context.input_variables) {
         if (!reader.contains(name)) continue;  // missing ones are named by the check
         const auto& info = reader.info(name);
