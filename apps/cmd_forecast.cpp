@@ -21,7 +21,7 @@ namespace {
 
 struct ForecastArguments {
     std::string checkpoint, input, output, json, lead_time = "240h", date;
-    bool allow_nan = false;
+    bool allow_nan = false, no_initial_state = false;
     int threads = 0;
     int queue = 2;
 };
@@ -80,11 +80,13 @@ int run_forecast_command(const ForecastArguments& args) {
     forecast::AsyncWriter writer(
         forecast::make_writer(
             args.output, context, initial.date,
-            grib_input ? std::optional<std::filesystem::path>(args.input) : std::nullopt),
+            grib_input ? std::optional<std::filesystem::path>(args.input) : std::nullopt,
+            !args.no_initial_state),
         static_cast<std::size_t>(std::max(1, args.queue)));
     forecast::ForecastOptions options;
     options.lead_seconds = lead;
     options.allow_nan_input = args.allow_nan;
+    options.write_initial_state = !args.no_initial_state;
     options.progress = [](const forecast::Progress& p) {
         const double eta = p.elapsed_seconds / p.step * (p.steps - p.step);
         log::info("step {}/{} valid {}: {:.2f} s; elapsed {:.0f} s, ETA {:.0f} s", p.step, p.steps,
@@ -165,6 +167,9 @@ Runner add_forecast_command(CLI::App& app) {
                         "base date (the last input date), ISO 8601; default: from the input");
     command->add_option("--json", args->json, "write timings (schema boreas-forecast/1) here");
     command->add_flag("--allow-nan", args->allow_nan, "accept non-finite input values");
+    command->add_flag("--no-initial-state", args->no_initial_state,
+                      "do not write step 0 (the prognostic fields and constant forcings at the "
+                      "base date, which anemoi-inference writes by default)");
     command->add_option("--queue", args->queue, "steps the output writer may fall behind")
         ->capture_default_str();
     command->add_option("--threads", args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");

@@ -59,6 +59,9 @@ ForecastContext forecast_context(const model::Checkpoint& checkpoint) {
             c.constant_forcings.push_back(f);
         }
     }
+    c.initial_state_variables = c.prognostic;
+    c.initial_state_variables.insert(c.initial_state_variables.end(), c.constant_forcings.begin(),
+                                     c.constant_forcings.end());
     return c;
 }
 
@@ -235,6 +238,21 @@ ForecastTimings run_forecast(const ForecastContext& context, const model::Model&
         feedback.emplace_back(index_of(context.input_variables, name),
                               index_of(context.output_variables, name));
 
+    if (options.write_initial_state) {
+        StepResult initial_state;
+        initial_state.step = 0;
+        initial_state.base = initial.date;
+        initial_state.valid = initial.date;
+        initial_state.names = context.initial_state_variables;
+        for (const auto& name : initial_state.names) {
+            const auto column = index_of(context.input_variables, name);
+            auto& values = initial_state.values.emplace_back(static_cast<std::size_t>(n));
+            for (std::int64_t p = 0; p < n; ++p) values[p] = slot(t_count - 1, p)[column];
+        }
+        Stopwatch watch;
+        writer.write(initial_state);
+        timings.wait += watch.seconds();
+    }
     for (int step = 1; step <= steps; ++step) {
         Stopwatch step_watch;
         const DateTime valid = initial.date + step * context.timestep;

@@ -85,21 +85,34 @@ class SafetensorsStepWriter : public Writer {
 /// longitude (float32), one float32 variable [time, values] per output field, NaN as fill value.
 class NetcdfWriter : public Writer {
   public:
-    NetcdfWriter(const fs::path& path, const ForecastContext& context, const DateTime& base)
+    NetcdfWriter(const fs::path& path, const ForecastContext& context, const DateTime& base,
+                 bool initial_state)
         : pending_(path), file_(pending_.temporary()) {
+        // Variables in the order anemoi-inference first sees them: the initial state's, then the
+        // outputs'; a field absent from a step (lsm after step 0, tp at step 0) stays NaN.
+        std::vector<std::string> names;
+        if (initial_state) names = context.initial_state_variables;
+        for (const auto& name : context.output_variables)
+            if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
         const auto points = context.latitudes.size();
         const int time = file_.define_dimension("time", 0);
         const int values = file_.define_dimension("values", points);
         const int reference = file_.define_variable("forecast_reference_time", NC_INT64, {});
         file_.attribute(reference, "standard_name", "forecast_reference_time");
-        file_.attribute(reference, "units", "seconds since 1970-01-01 00:00:00");
+        file_.attribute(reference, "long_name", "start time of forecast");
+        file_.attribute(reference, "units", "seconds since 1970-01-01 00:00:00+00:00");
         file_.attribute(reference, "calendar", "standard");
         time_ = file_.define_variable("time", NC_INT64, {time});
+        file_.set_chunking(time_, {512});
         file_.attribute(time_, "standard_name", "time");
-        file_.attribute(time_, "units", "seconds since 1970-01-01 00:00:00");
+        file_.attribute(time_, "long_name", "valid time");
+        file_.attribute(time_, "axis", "T");
+        file_.attribute(time_, "units", "seconds since 1970-01-01 00:00:00+00:00");
         file_.attribute(time_, "calendar", "standard");
         period_ = file_.define_variable("forecast_period", NC_INT64, {time});
+        file_.set_chunking(period_, {512});
         file_.attribute(period_, "standard_name", "forecast_period");
+        file_.attribute(period_, "long_name", "lead time");
         file_.attribute(period_, "units", "seconds");
         const int lat = file_.define_variable("latitude", NC_FLOAT, {values});
         file_.attribute(lat, "standard_name", "latitude");
@@ -109,14 +122,14 @@ class NetcdfWriter : public Writer {
         file_.attribute(lon, "units", "degrees_east");
         std::size_t chunk = points;
         while (chunk > 1000000) chunk = (chunk + 1) / 2;
-        for (const auto& name : context.output_variables) {
+        for (const auto& name : names) {
             const int var = file_.define_variable(name, NC_FLOAT, {time, values});
             file_.set_chunking(var, {1, chunk});
             file_.set_fill(var, std::numeric_limits<float>::quiet_NaN());
             file_.attribute(var, "missing_value", std::numeric_limits<float>::quiet_NaN());
             file_.attribute(var, "coordinates",
                             "forecast_reference_time forecast_period latitude longitude");
-            variables_.push_back(var);
+            variables_[name] = var;
         }
         file_.end_definitions();
         const std::int64_t reference_time = base.seconds;
@@ -131,8 +144,8 @@ class NetcdfWriter : public Writer {
         const std::int64_t valid = r.valid.seconds, lead = r.lead_seconds;
         file_.put(time_, {written_}, {1}, &valid);
         file_.put(period_, {written_}, {1}, &lead);
-        for (std::size_t v = 0; v < variables_.size(); ++v)
-            file_.put(variables_[v], {written_, 0}, {1, points_}, r.values[v].data());
+        for (std::size_t v = 0; v < r.names.size(); ++v)
+            file_.put(variables_.at(r.names[v]), {written_, 0}, {1, points_}, r.values[v].data());
         ++written_;
     }
     void close() override {
@@ -144,7 +157,7 @@ class NetcdfWriter : public Writer {
     PendingFile pending_;
     io::NetcdfFile file_;
     int time_ = -1, period_ = -1;
-    std::vector<int> variables_;
+    std::map<std::string, int> variables_;
     std::size_t points_ = 0, written_ = 0;
 };
 
@@ -156,12 +169,14 @@ class GribWriter : public Writer {
     GribWriter(const fs::path& path, const ForecastContext& context, const fs::path& input)
         : pending_(path), context_(context) {
         out_.open(pending_.temporary(), std::ios::binary | std::ios::trunc);
+        // Fields the input lacks (diagnostics) are cloned from its first field on the surface
+        // level (a 2 m field's level would stay on them).
         for (auto& m : io::read_grib(input)) {
-            if (!fallback_ && (m.levtype == "sfc" || m.levtype.empty()))
+            if (fallback_name_.empty() && m.type_of_level == "surface")
                 fallback_name_ = m.anemoi_name();
             templates_[m.anemoi_name()] = std::move(m.bytes);
-            if (!fallback_ && !fallback_name_.empty()) fallback_ = &templates_[fallback_name_];
         }
+        if (!fallback_name_.empty()) fallback_ = &templates_[fallback_name_];
         BOREAS_CHECK(fallback_ != nullptr,
                      "GRIB output '{}': the input '{}' has no surface field to serve as the "
                      "template of fields it lacks",
@@ -172,37 +187,52 @@ class GribWriter : public Writer {
         for (std::size_t v = 0; v < r.names.size(); ++v) {
             const auto& name = r.names[v];
             const auto it = templates_.find(name);
-            std::vector<std::pair<std::string, std::string>> strings;
-            std::vector<std::pair<std::string, long>> longs;
             const auto meta = context_.variables_metadata.contains(name)
                                   ? context_.variables_metadata[name]
                                   : nlohmann::json::object();
-            if (it == templates_.end()) {
-                // A field the input lacks (a diagnostic): its parameter from the MARS metadata.
-                const auto mars = meta.value("mars", nlohmann::json::object());
-                const auto param = mars.contains("param") ? mars["param"].get<std::string>()
-                                                          : name.substr(0, name.find('_'));
-                strings.emplace_back("shortName", param);
+            const auto mars = meta.value("mars", nlohmann::json::object());
+            const auto separator = name.rfind('_');
+            const bool has_level =
+                separator != std::string::npos && separator + 1 < name.size() &&
+                name.find_first_not_of("0123456789", separator + 1) == std::string::npos;
+            const std::string param = mars.contains("param") ? mars["param"].get<std::string>()
+                                      : has_level            ? name.substr(0, separator)
+                                                             : name;
+            const std::string levtype = mars.value("levtype", has_level ? "pl" : "sfc");
+            // anemoi-inference's keys, in its order (grib/encoding.py grib_keys).
+            std::vector<io::GribKey> keys;
+            if (levtype == "pl") {
+                keys.push_back(io::GribKey::of("typeOfLevel", "isobaricInhPa"));
+                keys.push_back(io::GribKey::of(
+                    "level", mars.contains("levelist") ? mars["levelist"].get<long>()
+                                                       : std::stol(name.substr(separator + 1))));
             }
-            longs.emplace_back("dataDate", r.base.grib_date());
-            longs.emplace_back("dataTime", r.base.grib_time());
             const bool accumulation = meta.value("process", std::string()) == "accumulation";
+            long period = static_cast<long>(context_.timestep / 3600);
+            if (accumulation && meta.contains("period") && meta["period"].is_array() &&
+                meta["period"].size() == 2)
+                period = meta["period"][1].get<long>() - meta["period"][0].get<long>();
             if (accumulation) {
-                long period = hours;
-                if (meta.contains("period") && meta["period"].is_array() &&
-                    meta["period"].size() == 2)
-                    period = meta["period"][1].get<long>() - meta["period"][0].get<long>();
-                strings.emplace_back("stepType", "accum");
-                longs.emplace_back("startStep", std::max(0L, hours - period));
-                longs.emplace_back("endStep", hours);
+                keys.push_back(io::GribKey::of("stepType", "accum"));
+                keys.push_back(io::GribKey::of("productDefinitionTemplateNumber", 8L));
             } else {
-                strings.emplace_back("stepType", "instant");
-                longs.emplace_back("step", hours);
+                keys.push_back(io::GribKey::of("stepType", "instant"));
             }
+            keys.push_back(io::GribKey::of("shortName", param));
+            keys.push_back(io::GribKey::of("dataType", "fc"));
+            keys.push_back(io::GribKey::of("date", r.base.grib_date()));
+            keys.push_back(io::GribKey::of("time", r.base.grib_time()));
+            if (accumulation) {
+                keys.push_back(io::GribKey::of("startStep", std::max(0L, hours - period)));
+                keys.push_back(io::GribKey::of("endStep", hours));
+            } else {
+                keys.push_back(io::GribKey::of("step", hours));
+            }
+            keys.push_back(io::GribKey::of("generatingProcessIdentifier", 255L));
             const std::vector<double> values(r.values[v].begin(), r.values[v].end());
             const auto bytes =
-                io::encode_grib(it == templates_.end() ? *fallback_ : it->second, strings, longs,
-                                values, fmt::format("'{}' step {}", name, r.step));
+                io::encode_grib(it == templates_.end() ? *fallback_ : it->second, keys, values,
+                                fmt::format("'{}' step {}", name, r.step));
             out_.write(reinterpret_cast<const char*>(bytes.data()),
                        static_cast<std::streamsize>(bytes.size()));
             BOREAS_CHECK(out_.good(), "GRIB output: writing '{}' failed",
@@ -237,10 +267,11 @@ OutputFormat output_format(const std::filesystem::path& path) {
 
 std::unique_ptr<Writer> make_writer(const std::filesystem::path& path,
                                     const ForecastContext& context, const DateTime& base,
-                                    const std::optional<std::filesystem::path>& grib_input) {
+                                    const std::optional<std::filesystem::path>& grib_input,
+                                    bool initial_state) {
     switch (output_format(path)) {
         case OutputFormat::netcdf:
-            return std::make_unique<NetcdfWriter>(path, context, base);
+            return std::make_unique<NetcdfWriter>(path, context, base, initial_state);
         case OutputFormat::grib:
             BOREAS_CHECK(grib_input.has_value(),
                          "GRIB output '{}' needs GRIB initial conditions: their messages are the "

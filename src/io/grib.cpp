@@ -108,23 +108,22 @@ void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes
                  message.short_name, codes_get_error_message(rc));
 }
 
-std::vector<unsigned char> encode_grib(
-    const std::vector<unsigned char>& template_bytes,
-    const std::vector<std::pair<std::string, std::string>>& string_keys,
-    const std::vector<std::pair<std::string, long>>& long_keys, const std::vector<double>& values,
-    const std::string& what) {
+std::vector<unsigned char> encode_grib(const std::vector<unsigned char>& template_bytes,
+                                       const std::vector<GribKey>& keys,
+                                       const std::vector<double>& values, const std::string& what) {
     Handle h(
         codes_handle_new_from_message_copy(nullptr, template_bytes.data(), template_bytes.size()));
     BOREAS_CHECK(h != nullptr, "GRIB output {}: the template message cannot be decoded", what);
-    for (const auto& [key, value] : string_keys) {
-        std::size_t length = value.size();
-        const int rc = codes_set_string(h.get(), key.c_str(), value.c_str(), &length);
-        BOREAS_CHECK(rc == 0, "GRIB output {}: cannot set {}={}: {}", what, key, value,
-                     codes_get_error_message(rc));
-    }
-    for (const auto& [key, value] : long_keys) {
-        const int rc = codes_set_long(h.get(), key.c_str(), value);
-        BOREAS_CHECK(rc == 0, "GRIB output {}: cannot set {}={}: {}", what, key, value,
+    for (const auto& key : keys) {
+        int rc = 0;
+        if (key.is_text) {
+            std::size_t length = key.text.size();
+            rc = codes_set_string(h.get(), key.name.c_str(), key.text.c_str(), &length);
+        } else {
+            rc = codes_set_long(h.get(), key.name.c_str(), key.number);
+        }
+        BOREAS_CHECK(rc == 0, "GRIB output {}: cannot set {}={}: {}", what, key.name,
+                     key.is_text ? key.text : std::to_string(key.number),
                      codes_get_error_message(rc));
     }
     const int rc = codes_set_double_array(h.get(), "values", values.data(), values.size());

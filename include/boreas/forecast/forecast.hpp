@@ -42,15 +42,19 @@ struct ForecastContext {
     std::vector<std::string> prognostic;                         ///< inputs that are also outputs
     std::vector<std::string> computed_forcings;  ///< inputs computed from grid and date
     std::vector<std::string> constant_forcings;  ///< other forcings: kept from the input
-    nlohmann::json variables_metadata;           ///< the dataset's (mars keys, accumulations)
-    std::string origin;                          ///< the checkpoint, for messages
+    /// What anemoi-inference writes at step 0: the prognostic fields and constant forcings at
+    /// the base date.
+    std::vector<std::string> initial_state_variables;
+    nlohmann::json variables_metadata;  ///< the dataset's (mars keys, accumulations)
+    std::string origin;                 ///< the checkpoint, for messages
 };
 
 ForecastContext forecast_context(const model::Checkpoint& checkpoint);
 
-/// One step's output: every output variable of the model, valid at base + lead.
+/// One step's output: every output variable of the model, valid at base + lead (step 0: the
+/// initial state's initial_state_variables at the base date).
 struct StepResult {
-    int step = 0;  ///< 1, 2, ...
+    int step = 0;  ///< 0 (initial state), 1, 2, ...
     DateTime base, valid;
     std::int64_t lead_seconds = 0;
     std::vector<std::string> names;
@@ -92,6 +96,7 @@ struct Progress {
 
 struct ForecastOptions {
     std::int64_t lead_seconds = 0;
+    bool write_initial_state = true;  ///< step 0 first, as anemoi-inference does by default
     bool allow_nan_input = false;
     std::function<void(const Progress&)> progress;
 };

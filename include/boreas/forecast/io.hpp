@@ -30,8 +30,10 @@ OutputFormat output_format(const std::filesystem::path& path);
 /// A writer for `path` (format from output_format). It is created before the first step so that
 /// an output that cannot be written fails before any compute; GRIB templates come from `grib_input`
 /// when the initial conditions were GRIB.
+/// `initial_state`: step 0 will be written too (its variables get a place in the NetCDF file).
 std::unique_ptr<Writer> make_writer(const std::filesystem::path& path,
                                     const ForecastContext& context, const DateTime& base,
-                                    const std::optional<std::filesystem::path>& grib_input);
+                                    const std::optional<std::filesystem::path>& grib_input,
+                                    bool initial_state = true);
 
 }  // namespace boreas::forecast

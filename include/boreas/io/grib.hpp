@@ -38,13 +38,25 @@ std::vector<GribMessage> read_grib(const std::filesystem::path& path);
 void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes,
                       std::vector<double>& longitudes);
 
-/// A message cloned from `template_bytes` (a whole GRIB message, or an ecCodes sample name when
-/// `from_sample`) with string and integer keys set in the given order, then `values`; returns
-/// the encoded bytes. `what` names the message in errors.
-std::vector<unsigned char> encode_grib(
-    const std::vector<unsigned char>& template_bytes,
-    const std::vector<std::pair<std::string, std::string>>& string_keys,
-    const std::vector<std::pair<std::string, long>>& long_keys, const std::vector<double>& values,
-    const std::string& what);
+/// A GRIB key's new value: text (set as a string) or an integer.
+struct GribKey {
+    std::string name;
+    std::string text;
+    long number = 0;
+    bool is_text = false;
+    static GribKey of(std::string name, std::string text) {
+        return {std::move(name), std::move(text), 0, true};
+    }
+    static GribKey of(std::string name, long number) {
+        return {std::move(name), {}, number, false};
+    }
+};
+
+/// A message cloned from `template_bytes` (a whole GRIB message) with `keys` set in the given
+/// order (ecCodes derives keys from one another: the order matters), then `values`; returns the
+/// encoded bytes. `what` names the message in errors.
+std::vector<unsigned char> encode_grib(const std::vector<unsigned char>& template_bytes,
+                                       const std::vector<GribKey>& keys,
+                                       const std::vector<double>& values, const std::string& what);
 
 }  // namespace boreas::io
