@@ -6,7 +6,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "boreas/forecast/datetime.hpp"
 #include "boreas/forecast/forcings.hpp"
@@ -335,6 +337,87 @@ TEST(Forecast, GribInputErrorsAreNamed) {
     });
     EXPECT_NE(late.find("missing field(s) z_500 at 2024-06-01T12:00:00"), std::string::npos)
         << late;
+}
+
+}  // namespace
+
+#include <eccodes.h>
+
+namespace {
+
+/// A key of every message of a GRIB file, as ecCodes reads it (string form).
+std::vector<std::map<std::string, std::string>> grib_keys(const fs::path& path,
+                                                          const std::vector<std::string>& keys) {
+    std::vector<std::map<std::string, std::string>> out;
+    FILE* in = std::fopen(path.c_str(), "rb");
+    int rc = 0;
+    while (codes_handle* h = codes_handle_new_from_file(nullptr, in, PRODUCT_GRIB, &rc)) {
+        auto& row = out.emplace_back();
+        for (const auto& key : keys) {  // in the key's native type, as Python's eccodes reads it
+            int type = 0;
+            if (codes_get_native_type(h, key.c_str(), &type) != 0) {
+                row[key] = "(none)";
+            } else if (type == CODES_TYPE_LONG) {
+                long value = 0;
+                row[key] =
+                    codes_get_long(h, key.c_str(), &value) == 0 ? std::to_string(value) : "(none)";
+            } else {
+                char buffer[128] = {0};
+                std::size_t length = sizeof(buffer);
+                row[key] =
+                    codes_get_string(h, key.c_str(), buffer, &length) == 0 ? buffer : "(none)";
+            }
+        }
+        codes_handle_delete(h);
+    }
+    std::fclose(in);
+    return out;
+}
+
+std::string as_text(const nlohmann::json& value) {
+    if (value.is_null()) return "(none)";
+    return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+TEST(Forecast, GribOutputCarriesAnemoiInferencesKeys) {
+    // anemoi-inference's 29 messages (step 0: 5 fields, then 6 per step), their varying keys as
+    // ecCodes read them back (tools/peer/forecast_reference.py); ours must have the same, in the
+    // same order. cp's parameter is left out: ecCodes 2.50 (anemoi's) encodes it 0/1/195, which
+    // Debian's 2.28 does not know.
+    Fixture f;
+    const auto input = kForecastData / "o16_init.grib2";
+    const auto initial = boreas::forecast::read_initial_conditions(input, f.context, std::nullopt);
+    const auto path = fs::temp_directory_path() / "boreas_forecast_test.grib2";
+    fs::remove(path);
+    boreas::forecast::AsyncWriter writer(
+        boreas::forecast::make_writer(path, f.context, initial.date, input));
+    boreas::forecast::ForecastOptions options;
+    options.lead_seconds = 24 * 3600;
+    boreas::forecast::run_forecast(f.context, f.model, f.normaliser, initial, options, writer);
+    writer.close();
+    const boreas::io::SafetensorsReader ref(kForecastData / "transformer_ref.safetensors");
+    const auto meta = boreas_metadata(ref);
+    std::vector<std::string> keys;
+    for (const auto& k : meta.at("grib_varying_keys")) keys.push_back(k.get<std::string>());
+    for (const auto& [k, v] : meta.at("grib_common_keys").items()) keys.push_back(k);
+    const auto ours = grib_keys(path, keys);
+    const auto& theirs = meta.at("grib_messages");
+    ASSERT_EQ(ours.size(), theirs.size());
+    const std::set<std::string> cp_parameter = {"discipline",      "parameterCategory",
+                                                "parameterNumber", "paramId",
+                                                "shortName",       "localTablesVersion"};
+    for (std::size_t m = 0; m < ours.size(); ++m) {
+        const bool cp = theirs[m][5] == "cp";
+        for (std::size_t k = 0; k < meta.at("grib_varying_keys").size(); ++k) {
+            if (cp && cp_parameter.count(keys[k])) continue;
+            if (keys[k] == "totalLength") continue;  // follows from the parameter encoding
+            EXPECT_EQ(ours[m].at(keys[k]), as_text(theirs[m][k]))
+                << "message " << m + 1 << " (" << as_text(theirs[m][5]) << "): " << keys[k];
+        }
+        for (const auto& [k, v] : meta.at("grib_common_keys").items())
+            EXPECT_EQ(ours[m].at(k), as_text(v)) << "message " << m + 1 << ": " << k;
+    }
+    fs::remove(path);
 }
 
 }  // namespace
