@@ -71,7 +71,20 @@ InitialConditions from_grib(const std::filesystem::path& path, const ForecastCon
     std::vector<DateTime> dates;
     for (int t = 0; t < context.multistep_input; ++t)
         dates.push_back(initial.date + (t - (context.multistep_input - 1)) * context.timestep);
-    bool grid_checked = false;
+    // The first field used is checked point by point, every other one against its grid.
+    const io::GribMessage* first = nullptr;
+    auto check_same_grid = [&](const io::GribMessage& m) {
+        if (!first) {
+            check_grid(m, context, file);
+            first = &m;
+            return;
+        }
+        BOREAS_CHECK(m.grid_type == first->grid_type && m.points == first->points,
+                     "GRIB file '{}': message {} ({}) is on a {} grid of {} points, message {} "
+                     "({}) on a {} grid of {}: the fields must share the checkpoint's grid",
+                     file, m.index, m.anemoi_name(), m.grid_type, m.points, first->index,
+                     first->anemoi_name(), first->grid_type, first->points);
+    };
     std::vector<std::string> missing;
     for (const auto& name : context.input_variables) {
         if (computed.count(name)) continue;
@@ -86,7 +99,7 @@ InitialConditions from_grib(const std::filesystem::path& path, const ForecastCon
         if (constant.count(name) && any) {
             // A constant field: the one at the last input date, else the latest one given.
             const auto* m = found.back() ? found.back() : any;
-            if (!grid_checked) check_grid(*m, context, file), grid_checked = true;
+            check_same_grid(*m);
             BOREAS_CHECK(m->points == static_cast<std::int64_t>(context.latitudes.size()),
                          "GRIB file '{}': message {} ({}) has {} points, the checkpoint's grid {}",
                          file, m->index, name, m->points, context.latitudes.size());
@@ -100,7 +113,7 @@ InitialConditions from_grib(const std::filesystem::path& path, const ForecastCon
                 continue;
             }
             const auto& m = *found[t];
-            if (!grid_checked) check_grid(m, context, file), grid_checked = true;
+            check_same_grid(m);
             BOREAS_CHECK(m.points == static_cast<std::int64_t>(context.latitudes.size()),
                          "GRIB file '{}': message {} ({}) has {} points, the checkpoint's grid {}",
                          file, m.index, name, m.points, context.latitudes.size());

@@ -94,6 +94,12 @@ std::vector<GribMessage> read_grib(const std::filesystem::path& path) {
     return messages;
 }
 
+std::int64_t read_grib_points(const std::vector<unsigned char>& message) {
+    Handle h(codes_handle_new_from_message_copy(nullptr, message.data(), message.size()));
+    BOREAS_CHECK(h != nullptr, "a GRIB message of {} bytes cannot be decoded", message.size());
+    return get_long(h.get(), "numberOfPoints");
+}
+
 void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes,
                       std::vector<double>& longitudes) {
     Handle h(

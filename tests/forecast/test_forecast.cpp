@@ -1,6 +1,7 @@
 // The forecast rollout on the anemoi-models 0.18 checkpoint fixture: step 1 equals anemoi's
 // predict_step, later steps equal the model run on inputs assembled by hand as anemoi-inference
 // assembles them; dates, writers and bad initial conditions.
+#include <eccodes.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "boreas/forecast/forcings.hpp"
 #include "boreas/forecast/forecast.hpp"
 #include "boreas/forecast/io.hpp"
+#include "boreas/io/grib.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/checkpoint.hpp"
 #include "boreas/model/model.hpp"
@@ -327,9 +329,67 @@ TEST(Forecast, EqualsAnemoiInferenceFromGrib) {
     }
 }
 
+/// Writes messages (encoded bytes) to a file.
+void write_messages(const fs::path& path, const std::vector<std::vector<unsigned char>>& messages) {
+    std::ofstream out(path, std::ios::binary);
+    for (const auto& m : messages)
+        out.write(reinterpret_cast<const char*>(m.data()), static_cast<std::streamsize>(m.size()));
+}
+
 TEST(Forecast, GribInputErrorsAreNamed) {
     Fixture f;
     const auto grib = kForecastData / "o16_init.grib2";
+    const auto messages = boreas::io::read_grib(grib);
+    const auto dir = fs::temp_directory_path() / "boreas_forecast_grib_test";
+    fs::create_directories(dir);
+    auto read = [&](const fs::path& path) {
+        return error_of(
+            [&] { boreas::forecast::read_initial_conditions(path, f.context, std::nullopt); });
+    };
+    // A missing field, named with both its dates.
+    std::vector<std::vector<unsigned char>> without_t;
+    for (const auto& m : messages)
+        if (m.anemoi_name() != "t_850") without_t.push_back(m.bytes);
+    write_messages(dir / "no-t.grib2", without_t);
+    const auto missing = read(dir / "no-t.grib2");
+    EXPECT_NE(
+        missing.find("missing field(s) t_850 at 2024-06-01T00:00:00, t_850 at 2024-06-01T06:00:00"),
+        std::string::npos)
+        << missing;
+    // A parameter ecCodes cannot name (a reserved GRIB2 parameter number).
+    auto with_unknown = without_t;
+    with_unknown.push_back(boreas::io::encode_grib(
+        messages.front().bytes, {boreas::io::GribKey::of("parameterNumber", 250L)},
+        messages.front().values, "unknown"));
+    write_messages(dir / "unknown.grib2", with_unknown);
+    const auto unknown = read(dir / "unknown.grib2");
+    EXPECT_NE(unknown.find("has an unknown parameter"), std::string::npos) << unknown;
+    // Another grid: the same fields on ecCodes' regular lat-lon sample grid.
+    codes_handle* sample = codes_grib_handle_new_from_samples(nullptr, "regular_ll_sfc_grib2");
+    ASSERT_NE(sample, nullptr);
+    const void* bytes = nullptr;
+    std::size_t size = 0;
+    codes_get_message(sample, &bytes, &size);
+    const std::vector<unsigned char> ll(static_cast<const unsigned char*>(bytes),
+                                        static_cast<const unsigned char*>(bytes) + size);
+    codes_handle_delete(sample);
+    std::vector<std::vector<unsigned char>> other_grid;
+    for (const auto& m : messages) {
+        std::vector<boreas::io::GribKey> keys = {boreas::io::GribKey::of("shortName", m.short_name),
+                                                 boreas::io::GribKey::of("dataDate", m.data_date),
+                                                 boreas::io::GribKey::of("dataTime", m.data_time)};
+        if (m.levtype == "pl") {
+            keys.insert(keys.begin(), boreas::io::GribKey::of("typeOfLevel", "isobaricInhPa"));
+            keys.insert(keys.begin() + 1, boreas::io::GribKey::of("level", m.level));
+        }
+        const auto n = boreas::io::read_grib_points(ll);
+        other_grid.push_back(boreas::io::encode_grib(ll, keys, std::vector<double>(n, 1.0), "ll"));
+    }
+    write_messages(dir / "ll.grib2", other_grid);
+    const auto grid = read(dir / "ll.grib2");
+    EXPECT_NE(grid.find("regular_ll grid of"), std::string::npos) << grid;
+    EXPECT_NE(grid.find("the checkpoint's grid has 1600 points"), std::string::npos) << grid;
+    fs::remove_all(dir);
     // Another base date: the fields at the dates it needs are missing, named with their dates.
     const auto late = error_of([&] {
         boreas::forecast::read_initial_conditions(grib, f.context,
@@ -340,8 +400,6 @@ TEST(Forecast, GribInputErrorsAreNamed) {
 }
 
 }  // namespace
-
-#include <eccodes.h>
 
 namespace {
 

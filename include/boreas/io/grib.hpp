@@ -34,6 +34,9 @@ struct GribMessage {
 /// corrupt message or one ecCodes cannot decode.
 std::vector<GribMessage> read_grib(const std::filesystem::path& path);
 
+/// numberOfPoints of an encoded message.
+std::int64_t read_grib_points(const std::vector<unsigned char>& message);
+
 /// Latitudes and longitudes (degrees) of every grid point of a message, in its value order.
 void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes,
                       std::vector<double>& longitudes);
