@@ -165,6 +165,9 @@ def write(path, names, date="2024-06-01T06:00:00"):
 names_all = ["z_500", "t_850", "2t", "sp", "lsm", "cos_latitude"]
 write(work + "/init.safetensors", names)
 write(work + "/no-t850.safetensors", [n for n in names if n != "t_850"])
+values = list(values)
+values[(1 * 1600 + 17) * 6 + 4] = float("nan")  # lsm at point 17: the model's outputs turn NaN
+write(work + "/nan-lsm.safetensors", names)
 PY
 expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 12h -o "$work/fc.nc" --json "$work/fc.json"
 [[ -s $work/fc.nc && -s $work/fc.json ]] && grep -q '"schema": "boreas-forecast/1"' "$work/fc.json" ||
@@ -176,6 +179,14 @@ expect_error "folder '/nonexistent' does not exist" -- forecast --checkpoint "$c
 expect_error "lead-time 'ten days' is not a positive number" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time "ten days" -o "$work/x.nc"
 expect_error "'2024-13-01' is not a valid date" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --date 2024-13-01 -o "$work/x.nc"
 [[ ! -e $work/x.nc ]] || { echo "FAIL: a failed forecast left $work/x.nc" >&2; failures=$((failures + 1)); }
+# A NaN produced by the model stops the forecast naming step and variable; the steps before it
+# (here step 0) stay in a complete, readable output.
+expect_error "step 1 \(valid 2024-06-01T12:00:00\): output 'z_500' is not finite" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/nan-lsm.safetensors" --allow-nan --lead-time 12h -o "$work/nan.nc"
+/usr/bin/python3 - "$work/nan.nc" <<'PY' || { echo "FAIL: the output before the NaN is not complete" >&2; failures=$((failures + 1)); }
+import sys
+raw = open(sys.argv[1], "rb").read()
+assert raw[:8] == b"\x89HDF\r\n\x1a\n", "not a NetCDF-4/HDF5 file"
+PY
 expect_error "" -- no-such-command
 
 echo "cli: $passes passed, $failures failed"

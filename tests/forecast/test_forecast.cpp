@@ -2,6 +2,7 @@
 // predict_step, later steps equal the model run on inputs assembled by hand as anemoi-inference
 // assembles them; dates, writers and bad initial conditions.
 #include <eccodes.h>
+#include <netcdf.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -179,6 +180,34 @@ TEST(Forecast, NonFiniteOutputStopsNamingStepAndVariable) {
               std::string::npos)
         << message;
     EXPECT_TRUE(writer.steps.empty());
+    // Through a NetCDF output, as `boreas forecast` closes it after the error: step 0 is in a
+    // complete file that netCDF reads back.
+    const auto path = fs::temp_directory_path() / "boreas_forecast_nan.nc";
+    fs::remove(path);
+    {
+        boreas::forecast::AsyncWriter nc(
+            boreas::forecast::make_writer(path, f.context, ic.date, std::nullopt));
+        options.write_initial_state = true;
+        EXPECT_FALSE(error_of([&] {
+                         boreas::forecast::run_forecast(f.context, f.model, f.normaliser, ic,
+                                                        options, nc);
+                     }).empty());
+        nc.close();
+    }
+    int id = -1, time_dim = -1, z = -1;
+    std::size_t steps = 0;
+    ASSERT_EQ(nc_open(path.c_str(), NC_NOWRITE, &id), NC_NOERR);
+    ASSERT_EQ(nc_inq_dimid(id, "time", &time_dim), NC_NOERR);
+    ASSERT_EQ(nc_inq_dimlen(id, time_dim, &steps), NC_NOERR);
+    EXPECT_EQ(steps, 1u);
+    std::vector<float> z0(1600);
+    const std::size_t start[2] = {0, 0}, count[2] = {1, 1600};
+    ASSERT_EQ(nc_inq_varid(id, "z_500", &z), NC_NOERR);
+    ASSERT_EQ(nc_get_vara_float(id, z, start, count, z0.data()), NC_NOERR);
+    EXPECT_EQ(z0, ic.fields.at("z_500").back());
+    nc_close(id);
+    fs::remove(path);
+    options.write_initial_state = false;
     // Without --allow-nan the input itself is refused, naming the field.
     options.allow_nan_input = false;
     const auto refused = error_of([&] {
