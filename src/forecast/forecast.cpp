@@ -8,10 +8,12 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <numbers>
 #include <set>
 #include <thread>
 
 #include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
 #include "boreas/forecast/forcings.hpp"
 #include "boreas/model/checkpoint.hpp"
@@ -25,9 +27,27 @@ ForecastContext forecast_context(const model::Checkpoint& checkpoint) {
     const auto describe = checkpoint.describe();
     ForecastContext c;
     c.origin = describe.value("file", std::string());
-    c.latitudes = checkpoint.supporting_array("latitudes");
-    c.longitudes = checkpoint.supporting_array("longitudes");
-    const auto points = checkpoint.graph()->node_set("data").count();
+    const auto& data_nodes = checkpoint.graph()->node_set("data");
+    const auto points = data_nodes.count();
+    try {
+        c.latitudes = checkpoint.supporting_array("latitudes");
+        c.longitudes = checkpoint.supporting_array("longitudes");
+    } catch (const Error&) {
+        // Older checkpoints (anemoi-utils < 0.4.12) carry no supporting arrays: the graph's data
+        // nodes (float32 radians) give the grid; GRIB inputs bring their own coordinates.
+        c.latitudes.resize(static_cast<std::size_t>(points));
+        c.longitudes.resize(static_cast<std::size_t>(points));
+        for (std::int64_t p = 0; p < points; ++p) {
+            c.latitudes[p] =
+                static_cast<double>(data_nodes.coords[2 * p]) * 180.0 / std::numbers::pi;
+            c.longitudes[p] =
+                static_cast<double>(data_nodes.coords[2 * p + 1]) * 180.0 / std::numbers::pi;
+        }
+        log::info(
+            "{}: no latitudes/longitudes supporting arrays; the grid comes from the graph's "
+            "data nodes",
+            c.origin);
+    }
     BOREAS_CHECK(static_cast<std::int64_t>(c.latitudes.size()) == points &&
                      c.longitudes.size() == c.latitudes.size(),
                  "{}: the supporting arrays hold {} latitudes and {} longitudes for a grid of {} "
@@ -215,11 +235,15 @@ ForecastTimings run_forecast(const ForecastContext& context, const model::Model&
     auto slot = [&](std::int64_t t, std::int64_t point) {
         return x.data() + (t * n + point) * v_in;
     };
+    // Forcings on the input's own coordinates where it has them (GRIB: as anemoi-inference
+    // computes them, from the first field's grid points), else the checkpoint's.
+    const auto& latitudes = initial.latitudes.empty() ? context.latitudes : initial.latitudes;
+    const auto& longitudes = initial.longitudes.empty() ? context.longitudes : initial.longitudes;
     auto set_computed = [&](std::int64_t t, const DateTime& date) {
         Stopwatch watch;
         for (const auto& name : context.computed_forcings) {
             const auto column = index_of(context.input_variables, name);
-            const auto values = computed_forcing(name, context.latitudes, context.longitudes, date);
+            const auto values = computed_forcing(name, latitudes, longitudes, date);
             for (std::int64_t p = 0; p < n; ++p) slot(t, p)[column] = values[p];
         }
         timings.forcings += watch.seconds();

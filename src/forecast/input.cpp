@@ -29,13 +29,15 @@ DateTime grib_valid(const io::GribMessage& m) {
 }
 
 /// The GRIB grid must be the checkpoint's: same point count and coordinates (to 1e-3 degrees).
-void check_grid(const io::GribMessage& m, const ForecastContext& context, const std::string& file) {
+void check_grid(const io::GribMessage& m, const ForecastContext& context, const std::string& file,
+                InitialConditions& initial) {
     const auto points = static_cast<std::int64_t>(context.latitudes.size());
     BOREAS_CHECK(m.points == points,
                  "GRIB file '{}': message {} ({}) is on a {} grid of {} points; the checkpoint's "
                  "grid has {} points",
                  file, m.index, m.anemoi_name(), m.grid_type, m.points, points);
-    std::vector<double> lats, lons;
+    auto& lats = initial.latitudes;
+    auto& lons = initial.longitudes;
     io::grib_coordinates(m, lats, lons);
     for (std::int64_t p = 0; p < points; ++p) {
         const double dlon = std::remainder(lons[p] - context.longitudes[p], 360.0);
@@ -75,7 +77,7 @@ InitialConditions from_grib(const std::filesystem::path& path, const ForecastCon
     const io::GribMessage* first = nullptr;
     auto check_same_grid = [&](const io::GribMessage& m) {
         if (!first) {
-            check_grid(m, context, file);
+            check_grid(m, context, file, initial);
             first = &m;
             return;
         }

@@ -31,6 +31,8 @@ struct InitialConditions {
     /// name -> values at each input date, oldest first: [multistep_input][points]. Constant
     /// fields may hold one date only.
     std::map<std::string, std::vector<std::vector<float>>> fields;
+    /// The input's own grid coordinates (degrees; GRIB), empty where it has none.
+    std::vector<double> latitudes, longitudes;
 };
 
 /// What a forecast needs to know about the model's grid and variables (from the checkpoint).
