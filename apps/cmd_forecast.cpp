@@ -52,13 +52,24 @@ int run_forecast_command(const ForecastArguments& args) {
     Stopwatch total;
     const auto lead = parse_lead_time(args.lead_time);
     Stopwatch read_clock;
-    const model::Checkpoint checkpoint(args.checkpoint);
-    const auto context = forecast::forecast_context(checkpoint);
-    BOREAS_CHECK(lead % context.timestep == 0 || lead > 0,
-                 "--lead-time {} s is not a multiple of the model's time step ({} s)", lead,
-                 context.timestep);
-    auto model = checkpoint.model();
-    const auto normaliser = checkpoint.normaliser();
+    // The checkpoint reader (pickle, metadata, storages) is released before the rollout: only
+    // the model, its normaliser and the forecast context stay.
+    forecast::ForecastContext context;
+    std::optional<model::Model> loaded;
+    std::optional<model::Normaliser> normaliser_holder;
+    {
+        const model::Checkpoint checkpoint(args.checkpoint);
+        context = forecast::forecast_context(checkpoint);
+        loaded.emplace(checkpoint.model());
+        normaliser_holder.emplace(checkpoint.normaliser());
+    }
+    const auto& model = *loaded;
+    const auto& normaliser = *normaliser_holder;
+    if (lead % context.timestep != 0)
+        log::info(
+            "--lead-time {} h is not a multiple of the time step ({} h): the last step ends "
+            "after it, as anemoi-inference rounds up",
+            lead / 3600.0, context.timestep / 3600);
     const double checkpoint_seconds = read_clock.seconds();
     read_clock.restart();
     std::optional<forecast::DateTime> date;
