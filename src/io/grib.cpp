@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <span>
 
 #include "boreas/core/error.hpp"
 
@@ -40,14 +41,35 @@ std::string GribMessage::anemoi_name() const {
     return short_name + "_" + std::to_string(level);
 }
 
+namespace {
+
+std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& file);
+
+}  // namespace
+
 std::vector<GribMessage> read_grib(const std::filesystem::path& path) {
     const std::string file = path.string();
     std::unique_ptr<std::FILE, FileCloser> in(std::fopen(file.c_str(), "rb"));
     BOREAS_CHECK(in != nullptr, "cannot open GRIB file '{}'", file);
+    return read_messages(in.get(), file);
+}
+
+std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::string& origin) {
+    BOREAS_CHECK(!bytes.empty(), "GRIB data '{}' is empty", origin);
+    // fmemopen does not write through a "rb" stream; the cast only satisfies its signature.
+    std::unique_ptr<std::FILE, FileCloser> in(
+        fmemopen(const_cast<std::byte*>(bytes.data()), bytes.size(), "rb"));
+    BOREAS_CHECK(in != nullptr, "GRIB data '{}' cannot be opened", origin);
+    return read_messages(in.get(), origin);
+}
+
+namespace {
+
+std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& file) {
     std::vector<GribMessage> messages;
     for (std::size_t index = 1;; ++index) {
         int rc = 0;
-        Handle h(codes_handle_new_from_file(nullptr, in.get(), PRODUCT_GRIB, &rc));
+        Handle h(codes_handle_new_from_file(nullptr, stream, PRODUCT_GRIB, &rc));
         BOREAS_CHECK(rc == 0, "GRIB file '{}': message {} cannot be read: {}", file, index,
                      codes_get_error_message(rc));
         if (!h) break;
@@ -65,8 +87,17 @@ std::vector<GribMessage> read_grib(const std::filesystem::path& path) {
         m.validity_time = get_long(h.get(), "validityTime");
         m.grid_type = get_string(h.get(), "gridType");
         m.points = get_long(h.get(), "numberOfPoints");
+        // A bound on what a message may claim before anything is allocated for it: 50 million
+        // points is 7x a 0.1-degree global grid.
+        constexpr std::int64_t kMaxPoints = 50'000'000;
+        BOREAS_CHECK(m.points > 0 && m.points <= kMaxPoints,
+                     "GRIB file '{}': message {} ({}) claims {} points (at most {} are read)", file,
+                     index, m.short_name, m.points, kMaxPoints);
         std::size_t count = 0;
         rc = codes_get_size(h.get(), "values", &count);
+        BOREAS_CHECK(rc != 0 || static_cast<std::int64_t>(count) == m.points,
+                     "GRIB file '{}': message {} ({}): {} values for {} points", file, index,
+                     m.short_name, count, m.points);
         if (rc == 0) {
             m.values.resize(count);
             rc = codes_get_double_array(h.get(), "values", m.values.data(), &count);
@@ -93,6 +124,8 @@ std::vector<GribMessage> read_grib(const std::filesystem::path& path) {
     BOREAS_CHECK(!messages.empty(), "GRIB file '{}' holds no GRIB message", file);
     return messages;
 }
+
+}  // namespace
 
 std::int64_t read_grib_points(const std::vector<unsigned char>& message) {
     Handle h(codes_handle_new_from_message_copy(nullptr, message.data(), message.size()));

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct GribMessage {
 /// Every message of a GRIB file; throws naming the file and the message on a truncated or
 /// corrupt message or one ecCodes cannot decode.
 std::vector<GribMessage> read_grib(const std::filesystem::path& path);
+/// The same from bytes in memory; `origin` names them in errors.
+std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::string& origin);
 
 /// numberOfPoints of an encoded message.
 std::int64_t read_grib_points(const std::vector<unsigned char>& message);
