@@ -8,6 +8,7 @@
 #include <span>
 
 #include "boreas/core/error.hpp"
+#include "boreas/core/log.hpp"
 
 namespace boreas::io {
 namespace {
@@ -20,6 +21,19 @@ using Handle = std::unique_ptr<codes_handle, HandleDeleter>;
 struct FileCloser {
     void operator()(std::FILE* f) const { std::fclose(f); }
 };
+
+/// ecCodes prints its own diagnostics to stderr; Boreas reports a failure as one line naming
+/// the file and message, so its log goes to debug output instead.
+void quiet_eccodes() {
+    static const bool done = [] {
+        codes_context_set_logging_proc(codes_context_get_default(),
+                                       [](const codes_context*, int, const char* message) {
+                                           log::debug("ecCodes: {}", message);
+                                       });
+        return true;
+    }();
+    (void)done;
+}
 
 std::string get_string(codes_handle* h, const char* key) {
     char buffer[256] = {0};
@@ -66,6 +80,7 @@ std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::
 namespace {
 
 std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& file) {
+    quiet_eccodes();
     std::vector<GribMessage> messages;
     for (std::size_t index = 1;; ++index) {
         int rc = 0;
@@ -135,6 +150,7 @@ std::int64_t read_grib_points(const std::vector<unsigned char>& message) {
 
 void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes,
                       std::vector<double>& longitudes) {
+    quiet_eccodes();
     Handle h(
         codes_handle_new_from_message_copy(nullptr, message.bytes.data(), message.bytes.size()));
     BOREAS_CHECK(h != nullptr, "GRIB message {} ({}) cannot be decoded again", message.index,

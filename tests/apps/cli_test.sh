@@ -179,6 +179,13 @@ expect_error "folder '/nonexistent' does not exist" -- forecast --checkpoint "$c
 expect_error "lead-time 'ten days' is not a positive number" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time "ten days" -o "$work/x.nc"
 expect_error "'2024-13-01' is not a valid date" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --date 2024-13-01 -o "$work/x.nc"
 [[ ! -e $work/x.nc ]] || { echo "FAIL: a failed forecast left $work/x.nc" >&2; failures=$((failures + 1)); }
+# GRIB initial conditions: a forecast to GRIB; a truncated file is one line (ecCodes' own log kept off stderr).
+grib=$(dirname "$0")/../data/forecast/o16_init.grib2
+expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$grib" --lead-time 12h -o "$work/fc.grib2"
+[[ -s $work/fc.grib2 ]] || { echo "FAIL: forecast wrote no GRIB" >&2; failures=$((failures + 1)); }
+head -c 3000 "$grib" >"$work/cut.grib2"
+expect_error "cut.grib2': message 1 cannot be read: End of resource" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/cut.grib2" -o "$work/x.nc"
+[[ $(wc -l <"$work/err") -eq 1 ]] || { echo "FAIL: a bad GRIB gave more than one line: $(cat "$work/err")" >&2; failures=$((failures + 1)); }
 # A NaN produced by the model stops the forecast naming step and variable; the steps before it
 # (here step 0) stay in a complete, readable output.
 expect_error "step 1 \(valid 2024-06-01T12:00:00\): output 'z_500' is not finite" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/nan-lsm.safetensors" --allow-nan --lead-time 12h -o "$work/nan.nc"
