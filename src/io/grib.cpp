@@ -3,9 +3,13 @@
 #include <eccodes.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
@@ -17,10 +21,6 @@ struct HandleDeleter {
     void operator()(codes_handle* h) const { codes_handle_delete(h); }
 };
 using Handle = std::unique_ptr<codes_handle, HandleDeleter>;
-
-struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-};
 
 /// ecCodes prints its own diagnostics to stderr; Boreas reports a failure as one line naming
 /// the file and message, so its log goes to debug output instead.
@@ -57,37 +57,61 @@ std::string GribMessage::anemoi_name() const {
 
 namespace {
 
-std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& file);
-
-}  // namespace
-
-std::vector<GribMessage> read_grib(const std::filesystem::path& path) {
-    const std::string file = path.string();
-    std::unique_ptr<std::FILE, FileCloser> in(std::fopen(file.c_str(), "rb"));
-    BOREAS_CHECK(in != nullptr, "cannot open GRIB file '{}'", file);
-    return read_messages(in.get(), file);
+std::uint64_t big_endian(const unsigned char* p, int bytes) {
+    std::uint64_t value = 0;
+    for (int i = 0; i < bytes; ++i) value = value << 8 | p[i];
+    return value;
 }
 
-std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::string& origin) {
-    BOREAS_CHECK(!bytes.empty(), "GRIB data '{}' is empty", origin);
-    // fmemopen does not write through a "rb" stream; the cast only satisfies its signature.
-    std::unique_ptr<std::FILE, FileCloser> in(
-        fmemopen(const_cast<std::byte*>(bytes.data()), bytes.size(), "rb"));
-    BOREAS_CHECK(in != nullptr, "GRIB data '{}' cannot be opened", origin);
-    return read_messages(in.get(), origin);
+/// The messages of a GRIB file by its own framing, checked before ecCodes sees any of it:
+/// "GRIB", the edition (octet 8), the total length (GRIB2: octets 9-16; GRIB1: octets 5-7),
+/// inside the data and ending in "7777". ecCodes' file reader trusts the length and overflows
+/// its buffer on a message that claims fewer bytes than its own header (found by fuzzing).
+std::vector<std::pair<std::size_t, std::size_t>> frame_messages(std::span<const unsigned char> data,
+                                                                const std::string& file) {
+    std::vector<std::pair<std::size_t, std::size_t>> frames;
+    const std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+    for (std::size_t at = text.find("GRIB"); at != std::string_view::npos;
+         at = text.find("GRIB", at)) {
+        const std::size_t index = frames.size() + 1;
+        BOREAS_CHECK(at + 16 <= data.size(),
+                     "GRIB file '{}': message {} at byte {} is truncated (its header)", file, index,
+                     at);
+        const unsigned edition = data[at + 7];
+        std::uint64_t length = 0;
+        if (edition == 2) {
+            length = big_endian(&data[at + 8], 8);
+        } else if (edition == 1) {
+            length = big_endian(&data[at + 4], 3);
+            BOREAS_CHECK((length & 0x800000) == 0,
+                         "GRIB file '{}': message {} is a GRIB1 message over 8 MB (large-message "
+                         "length encoding), which Boreas does not read",
+                         file, index);
+        } else {
+            BOREAS_FAIL("GRIB file '{}': message {} at byte {} has edition {} (1 or 2 expected)",
+                        file, index, at, edition);
+        }
+        const bool inside = length >= 20 && length <= data.size() - at;
+        BOREAS_CHECK(inside && text.substr(at + length - 4, 4) == "7777",
+                     "GRIB file '{}': message {} at byte {} claims {} bytes{}: truncated or "
+                     "corrupt",
+                     file, index, at, length, inside ? " without its end marker 7777" : "");
+        frames.emplace_back(at, static_cast<std::size_t>(length));
+        at += static_cast<std::size_t>(length);
+    }
+    return frames;
 }
 
-namespace {
-
-std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& file) {
+std::vector<GribMessage> read_messages(std::span<const unsigned char> data, const std::string& file,
+                                       std::int64_t max_points) {
     quiet_eccodes();
     std::vector<GribMessage> messages;
-    for (std::size_t index = 1;; ++index) {
+    const auto frames = frame_messages(data, file);
+    for (std::size_t index = 1; index <= frames.size(); ++index) {
+        const auto [offset, length] = frames[index - 1];
+        Handle h(codes_handle_new_from_message_copy(nullptr, data.data() + offset, length));
+        BOREAS_CHECK(h != nullptr, "GRIB file '{}': message {} cannot be decoded", file, index);
         int rc = 0;
-        Handle h(codes_handle_new_from_file(nullptr, stream, PRODUCT_GRIB, &rc));
-        BOREAS_CHECK(rc == 0, "GRIB file '{}': message {} cannot be read: {}", file, index,
-                     codes_get_error_message(rc));
-        if (!h) break;
         GribMessage m;
         m.index = index;
         m.edition = get_long(h.get(), "edition");
@@ -102,12 +126,9 @@ std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& fil
         m.validity_time = get_long(h.get(), "validityTime");
         m.grid_type = get_string(h.get(), "gridType");
         m.points = get_long(h.get(), "numberOfPoints");
-        // A bound on what a message may claim before anything is allocated for it: 50 million
-        // points is 7x a 0.1-degree global grid.
-        constexpr std::int64_t kMaxPoints = 50'000'000;
-        BOREAS_CHECK(m.points > 0 && m.points <= kMaxPoints,
+        BOREAS_CHECK(m.points > 0 && m.points <= max_points,
                      "GRIB file '{}': message {} ({}) claims {} points (at most {} are read)", file,
-                     index, m.short_name, m.points, kMaxPoints);
+                     index, m.short_name, m.points, max_points);
         std::size_t count = 0;
         rc = codes_get_size(h.get(), "values", &count);
         BOREAS_CHECK(rc != 0 || static_cast<std::int64_t>(count) == m.points,
@@ -142,6 +163,22 @@ std::vector<GribMessage> read_messages(std::FILE* stream, const std::string& fil
 
 }  // namespace
 
+std::vector<GribMessage> read_grib(const std::filesystem::path& path, std::int64_t max_points) {
+    const std::string file = path.string();
+    std::ifstream in(path, std::ios::binary);
+    BOREAS_CHECK(in.good(), "cannot open GRIB file '{}'", file);
+    const std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)),
+                                          std::istreambuf_iterator<char>());
+    return read_messages(data, file, max_points);
+}
+
+std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::string& origin,
+                                   std::int64_t max_points) {
+    BOREAS_CHECK(!bytes.empty(), "GRIB data '{}' is empty", origin);
+    return read_messages({reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()},
+                         origin, max_points);
+}
+
 std::int64_t read_grib_points(const std::vector<unsigned char>& message) {
     Handle h(codes_handle_new_from_message_copy(nullptr, message.data(), message.size()));
     BOREAS_CHECK(h != nullptr, "a GRIB message of {} bytes cannot be decoded", message.size());
@@ -155,6 +192,41 @@ void grib_coordinates(const GribMessage& message, std::vector<double>& latitudes
         codes_handle_new_from_message_copy(nullptr, message.bytes.data(), message.bytes.size()));
     BOREAS_CHECK(h != nullptr, "GRIB message {} ({}) cannot be decoded again", message.index,
                  message.short_name);
+    // ecCodes sizes its grid iterator from the geometry keys and aborts the process when that
+    // allocation fails (found by fuzzing): the geometry must describe numberOfPoints first.
+    const std::string grid = message.grid_type;
+    if (grid == "reduced_gg" || grid == "regular_gg") {
+        const long n = get_long(h.get(), "N");
+        BOREAS_CHECK(n >= 1 && n <= 8000,
+                     "GRIB message {} ({}): Gaussian grid N = {} (expected 1 to 8000)",
+                     message.index, message.short_name, n);
+    }
+    if (grid == "reduced_gg") {
+        std::size_t rows = 0;
+        BOREAS_CHECK(codes_get_size(h.get(), "pl", &rows) == 0 && rows > 0 && rows <= 16000,
+                     "GRIB message {} ({}): a reduced Gaussian grid without a valid pl array",
+                     message.index, message.short_name);
+        std::vector<long> pl(rows);
+        BOREAS_CHECK(codes_get_long_array(h.get(), "pl", pl.data(), &rows) == 0,
+                     "GRIB message {} ({}): pl cannot be read", message.index, message.short_name);
+        long long total = 0;
+        for (const long p : pl) total += p >= 0 && p <= 100000 ? p : 1LL << 40;
+        BOREAS_CHECK(total == message.points,
+                     "GRIB message {} ({}): the rows' pl add up to {} points, numberOfPoints is {} "
+                     "(only global reduced Gaussian grids are read)",
+                     message.index, message.short_name, total, message.points);
+    } else if (grid == "regular_ll" || grid == "regular_gg") {
+        const long ni = get_long(h.get(), "Ni"), nj = get_long(h.get(), "Nj");
+        BOREAS_CHECK(ni > 0 && nj > 0 && ni <= 100000 && nj <= 100000 &&
+                         static_cast<long long>(ni) * nj == message.points,
+                     "GRIB message {} ({}): Ni x Nj = {} x {} for {} points", message.index,
+                     message.short_name, ni, nj, message.points);
+    } else {
+        BOREAS_FAIL(
+            "GRIB message {} ({}): grid type '{}' is not read (reduced_gg, regular_gg, "
+            "regular_ll are)",
+            message.index, message.short_name, grid);
+    }
     latitudes.assign(static_cast<std::size_t>(message.points), 0.0);
     longitudes.assign(static_cast<std::size_t>(message.points), 0.0);
     std::vector<double> values(static_cast<std::size_t>(message.points));

@@ -184,7 +184,7 @@ grib=$(dirname "$0")/../data/forecast/o16_init.grib2
 expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$grib" --lead-time 12h -o "$work/fc.grib2"
 [[ -s $work/fc.grib2 ]] || { echo "FAIL: forecast wrote no GRIB" >&2; failures=$((failures + 1)); }
 head -c 3000 "$grib" >"$work/cut.grib2"
-expect_error "cut.grib2': message 1 cannot be read: End of resource" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/cut.grib2" -o "$work/x.nc"
+expect_error "cut.grib2': message 1 at byte 0 claims 6651 bytes: truncated or corrupt" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/cut.grib2" -o "$work/x.nc"
 [[ $(wc -l <"$work/err") -eq 1 ]] || { echo "FAIL: a bad GRIB gave more than one line: $(cat "$work/err")" >&2; failures=$((failures + 1)); }
 # A NaN produced by the model stops the forecast naming step and variable; the steps before it
 # (here step 0) stay in a complete, readable output.

@@ -33,9 +33,13 @@ struct GribMessage {
 
 /// Every message of a GRIB file; throws naming the file and the message on a truncated or
 /// corrupt message or one ecCodes cannot decode.
-std::vector<GribMessage> read_grib(const std::filesystem::path& path);
+/// A message claiming more points than `max_points` is refused before its values are decoded
+/// (50 million: 7x a 0.1-degree global grid).
+std::vector<GribMessage> read_grib(const std::filesystem::path& path,
+                                   std::int64_t max_points = 50'000'000);
 /// The same from bytes in memory; `origin` names them in errors.
-std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::string& origin);
+std::vector<GribMessage> read_grib(std::span<const std::byte> bytes, const std::string& origin,
+                                   std::int64_t max_points = 50'000'000);
 
 /// numberOfPoints of an encoded message.
 std::int64_t read_grib_points(const std::vector<unsigned char>& message);
