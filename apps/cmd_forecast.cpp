@@ -1,7 +1,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -76,12 +75,7 @@ int run_forecast_command(const ForecastArguments& args) {
     if (!args.date.empty()) date = forecast::DateTime::parse(args.date);
     const auto initial = forecast::read_initial_conditions(args.input, context, date);
     const double input_seconds = read_clock.seconds();
-    const bool grib_input = [&] {
-        std::ifstream in(args.input, std::ios::binary);
-        char magic[4] = {};
-        in.read(magic, 4);
-        return std::string(magic, 4) == "GRIB";
-    }();
+    const bool grib_input = forecast::is_grib(args.input);
     const auto steps = (lead + context.timestep - 1) / context.timestep;
     log::info("{}: {} parameters, {} points, time step {} h; {} steps from {} to {}",
               args.checkpoint, model.parameters().parameter_count(), context.latitudes.size(),

@@ -12,14 +12,14 @@
 #include "boreas/io/safetensors.hpp"
 
 namespace boreas::forecast {
-namespace {
-
 bool is_grib(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     char magic[4] = {0, 0, 0, 0};
     in.read(magic, 4);
     return in.gcount() == 4 && std::string(magic, 4) == "GRIB";
 }
+
+namespace {
 
 DateTime grib_valid(const io::GribMessage& m) {
     return DateTime::from_fields(

@@ -24,6 +24,10 @@ InitialConditions read_initial_conditions(const std::filesystem::path& path,
                                           const ForecastContext& context,
                                           std::optional<DateTime> date);
 
+/// Whether the file starts with a GRIB message ("GRIB"): GRIB initial conditions, whose messages
+/// also serve as GRIB output templates.
+bool is_grib(const std::filesystem::path& path);
+
 enum class OutputFormat { netcdf, grib, safetensors };
 OutputFormat output_format(const std::filesystem::path& path);
 
