@@ -250,6 +250,20 @@ def read_grib(path: Path) -> list[dict]:
     return messages
 
 
+
+def check_grib_against_netcdf(msgs: list, d: dict, steps_h: list) -> None:
+    """GRIB messages in anemoi-inference's order (step 0's fields, then every output per step), named as expected,
+    with values bit-identical to the NetCDF rows `d` (step 0 first)."""
+    expected = [(0, v) for v in ["z_500", "t_850", "2t", "sp", "lsm"]] + \
+               [(h, v) for h in steps_h for v in OUTPUT_VARIABLES]
+    short = {"z_500": "z", "t_850": "t", "2t": "2t", "sp": "sp", "lsm": "lsm", "tp": "tp", "cp": "cp"}
+    assert len(msgs) == len(expected), len(msgs)
+    for m, (h, v) in zip(msgs, expected):
+        k = m["keys"]
+        assert k["shortName"] == short[v] and k["endStep"] == h, (k["shortName"], k["endStep"], v, h)
+        row = d[v][0 if h == 0 else steps_h.index(h) + 1]
+        assert np.array_equal(m["values"].astype(np.float32), row) and np.array_equal(m["values"], row), v
+
 def grib_latlon(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The coordinates anemoi-inference's GribInput puts in the state (earthkit-data's grid_points of field 0)."""
     import earthkit.data as ekd
@@ -372,15 +386,7 @@ def main() -> int:
                         "lsm NaN at steps 6..24 (fill value)")
 
     # --- GRIB: message order, keys, values = NetCDF bit for bit
-    expected = [(0, v) for v in ["z_500", "t_850", "2t", "sp", "lsm"]] + \
-               [(h, v) for h in steps_h for v in OUTPUT_VARIABLES]
-    short = {"z_500": "z", "t_850": "t", "2t": "2t", "sp": "sp", "lsm": "lsm", "tp": "tp", "cp": "cp"}
-    assert len(msgs) == len(expected), len(msgs)
-    for m, (h, v) in zip(msgs, expected):
-        k = m["keys"]
-        assert k["shortName"] == short[v] and k["endStep"] == h, (k["shortName"], k["endStep"], v, h)
-        row = d[v][0 if h == 0 else steps_h.index(h) + 1]
-        assert np.array_equal(m["values"].astype(np.float32), row) and np.array_equal(m["values"], row), v
+    check_grib_against_netcdf(msgs, d, steps_h)
     checks["grib"] = "29 messages, values bit-identical to the NetCDF (grid_ieee float32 inherited from the input)"
 
     # --- independent rollout
