@@ -21,11 +21,22 @@ bool is_grib(const std::filesystem::path& path) {
 
 namespace {
 
-DateTime grib_valid(const io::GribMessage& m) {
-    return DateTime::from_fields(
-        static_cast<int>(m.validity_date / 10000), static_cast<int>(m.validity_date / 100 % 100),
-        static_cast<int>(m.validity_date % 100), static_cast<int>(m.validity_time / 100),
-        static_cast<int>(m.validity_time % 100));
+DateTime grib_valid(const io::GribMessage& m, const std::string& file) {
+    const bool in_range = m.validity_date >= 10101 && m.validity_date <= 99991231 &&
+                          m.validity_time >= 0 && m.validity_time <= 2359;
+    try {
+        BOREAS_CHECK(in_range, "out of range");
+        return DateTime::from_fields(static_cast<int>(m.validity_date / 10000),
+                                     static_cast<int>(m.validity_date / 100 % 100),
+                                     static_cast<int>(m.validity_date % 100),
+                                     static_cast<int>(m.validity_time / 100),
+                                     static_cast<int>(m.validity_time % 100));
+    } catch (const Error&) {
+        BOREAS_FAIL("GRIB file '{}': message {} ({}) is valid at date {} time {}: not a date and "
+                    "time (dataDate {}, dataTime {} and its step)",
+                    file, m.index, m.anemoi_name(), m.validity_date, m.validity_time, m.data_date,
+                    m.data_time);
+    }
 }
 
 /// The GRIB grid must be the checkpoint's: same point count and coordinates (to 1e-3 degrees).
@@ -63,8 +74,8 @@ InitialConditions from_grib(const std::filesystem::path& path, const ForecastCon
     if (date) {
         initial.date = *date;
     } else {
-        initial.date = grib_valid(messages.front());
-        for (const auto& m : messages) initial.date = std::max(initial.date, grib_valid(m));
+        initial.date = grib_valid(messages.front(), file);
+        for (const auto& m : messages) initial.date = std::max(initial.date, grib_valid(m, file));
     }
     const std::set<std::string> computed(context.computed_forcings.begin(),
                                          context.computed_forcings.end());
@@ -94,9 +105,9 @@ InitialConditions from_grib(const std::filesystem::path& path, const ForecastCon
         const io::GribMessage* any = nullptr;
         for (const auto& m : messages) {
             if (m.anemoi_name() != name) continue;
-            any = any && grib_valid(*any) > grib_valid(m) ? any : &m;
+            any = any && grib_valid(*any, file) > grib_valid(m, file) ? any : &m;
             for (std::size_t t = 0; t < dates.size(); ++t)
-                if (grib_valid(m) == dates[t]) found[t] = &m;
+                if (grib_valid(m, file) == dates[t]) found[t] = &m;
         }
         if (constant.count(name) && any) {
             // A constant field: the one at the last input date, else the latest one given.

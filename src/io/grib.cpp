@@ -102,6 +102,32 @@ std::vector<std::pair<std::size_t, std::size_t>> frame_messages(std::span<const 
     return frames;
 }
 
+/// Whether `unit` is a time unit of GRIB's code table (GRIB1 table 4, GRIB2 code table 4.4):
+/// minute, hour, day, month, year, decade, normal, century, 3/6/12 hours, and for GRIB1 quarter
+/// and half hours and seconds, for GRIB2 seconds.
+bool known_time_unit(long edition, long unit) {
+    if ((unit >= 0 && unit <= 7) || (unit >= 10 && unit <= 12)) return true;
+    if (edition == 1) return unit == 13 || unit == 14 || unit == 254;
+    return unit == 13;
+}
+
+/// The message's valid date and time from ecCodes (validityDate/validityTime, as
+/// anemoi-inference reads them through earthkit), after checking the step's time units: on a
+/// unit outside the code table ecCodes 2.28's validityTime computation never returns (found by
+/// fuzzing, tests/fuzz/corpus/fuzz_forecast_input/eccodes-validity-time-hang.grib2).
+void set_validity(codes_handle* h, GribMessage& m, const std::string& file) {
+    for (const char* key : {"indicatorOfUnitOfTimeRange", "indicatorOfUnitForTimeRange"}) {
+        long unit = 0;
+        if (codes_get_long(h, key, &unit) != 0) continue;  // not in this product template
+        BOREAS_CHECK(known_time_unit(m.edition, unit),
+                     "GRIB file '{}': message {} ({}) has {} = {}, not a time unit of GRIB{}'s "
+                     "code table",
+                     file, m.index, m.short_name, key, unit, m.edition);
+    }
+    m.validity_date = get_long(h, "validityDate", -1);
+    m.validity_time = get_long(h, "validityTime", -1);
+}
+
 std::vector<GribMessage> read_messages(std::span<const unsigned char> data, const std::string& file,
                                        std::int64_t max_points) {
     quiet_eccodes();
@@ -122,8 +148,7 @@ std::vector<GribMessage> read_messages(std::span<const unsigned char> data, cons
         m.level = get_long(h.get(), "level");
         m.data_date = get_long(h.get(), "dataDate");
         m.data_time = get_long(h.get(), "dataTime");
-        m.validity_date = get_long(h.get(), "validityDate");
-        m.validity_time = get_long(h.get(), "validityTime");
+        set_validity(h.get(), m, file);
         m.grid_type = get_string(h.get(), "gridType");
         m.points = get_long(h.get(), "numberOfPoints");
         BOREAS_CHECK(m.points > 0 && m.points <= max_points,

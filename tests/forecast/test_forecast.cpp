@@ -433,6 +433,18 @@ TEST(Forecast, GribInputErrorsAreNamed) {
     write_messages(dir / "unknown.grib2", with_unknown);
     const auto unknown = read(dir / "unknown.grib2");
     EXPECT_NE(unknown.find("has an unknown parameter"), std::string::npos) << unknown;
+    // A step in a time unit outside GRIB2's code table 4.4, on which ecCodes 2.28's validityTime
+    // never returns: refused before ecCodes is asked.
+    auto with_bad_unit = without_t;
+    with_bad_unit.push_back(boreas::io::encode_grib(
+        messages.front().bytes, {boreas::io::GribKey::of("indicatorOfUnitOfTimeRange", 71L)},
+        messages.front().values, "bad unit"));
+    write_messages(dir / "unit.grib2", with_bad_unit);
+    const auto unit = read(dir / "unit.grib2");
+    EXPECT_NE(unit.find("(z) has indicatorOfUnitOfTimeRange = 71, not a time unit of GRIB2's "
+                        "code table"),
+              std::string::npos)
+        << unit;
     // Another grid: the same fields on ecCodes' regular lat-lon sample grid.
     codes_handle* sample = codes_grib_handle_new_from_samples(nullptr, "regular_ll_sfc_grib2");
     ASSERT_NE(sample, nullptr);
