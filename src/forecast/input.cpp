@@ -26,16 +26,16 @@ DateTime grib_valid(const io::GribMessage& m, const std::string& file) {
                           m.validity_time >= 0 && m.validity_time <= 2359;
     try {
         BOREAS_CHECK(in_range, "out of range");
-        return DateTime::from_fields(static_cast<int>(m.validity_date / 10000),
-                                     static_cast<int>(m.validity_date / 100 % 100),
-                                     static_cast<int>(m.validity_date % 100),
-                                     static_cast<int>(m.validity_time / 100),
-                                     static_cast<int>(m.validity_time % 100));
+        return DateTime::from_fields(
+            static_cast<int>(m.validity_date / 10000),
+            static_cast<int>(m.validity_date / 100 % 100), static_cast<int>(m.validity_date % 100),
+            static_cast<int>(m.validity_time / 100), static_cast<int>(m.validity_time % 100));
     } catch (const Error&) {
-        BOREAS_FAIL("GRIB file '{}': message {} ({}) is valid at date {} time {}: not a date and "
-                    "time (dataDate {}, dataTime {} and its step)",
-                    file, m.index, m.anemoi_name(), m.validity_date, m.validity_time, m.data_date,
-                    m.data_time);
+        BOREAS_FAIL(
+            "GRIB file '{}': message {} ({}) is valid at date {} time {}: not a date and "
+            "time (dataDate {}, dataTime {} and its step)",
+            file, m.index, m.anemoi_name(), m.validity_date, m.validity_time, m.data_date,
+            m.data_time);
     }
 }
 
