@@ -71,8 +71,8 @@ int run_forecast_command(const ForecastArguments& args) {
             lead / 3600.0, context.timestep / 3600);
     const double checkpoint_seconds = read_clock.seconds();
     read_clock.restart();
-    std::optional<forecast::DateTime> date;
-    if (!args.date.empty()) date = forecast::DateTime::parse(args.date);
+    std::optional<DateTime> date;
+    if (!args.date.empty()) date = DateTime::parse(args.date);
     const auto initial = forecast::read_initial_conditions(args.input, context, date);
     const double input_seconds = read_clock.seconds();
     const bool grib_input = forecast::is_grib(args.input);

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libopenblas-openmp-dev
   libnanoflann-dev libeccodes-dev libeccodes-data libzip-dev libnetcdf-dev
+  libblosc-dev libzstd-dev liblz4-dev zlib1g-dev libssl-dev
   python3 python3-jsonschema
 )
 

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "boreas/forecast/datetime.hpp"
+#include "boreas/core/datetime.hpp"
 #include "boreas/forecast/forcings.hpp"
 #include "boreas/forecast/forecast.hpp"
 #include "boreas/forecast/io.hpp"
@@ -25,8 +25,8 @@
 namespace {
 
 namespace fs = std::filesystem;
+using boreas::DateTime;
 using boreas::Tensor;
-using boreas::forecast::DateTime;
 using boreas::testing_support::error_of;
 
 const fs::path kCheckpoints = fs::path(BOREAS_TEST_DATA) / "checkpoint";

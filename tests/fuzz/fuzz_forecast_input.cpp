@@ -7,14 +7,14 @@
 #include <span>
 #include <string>
 
+#include "boreas/core/datetime.hpp"
 #include "boreas/core/error.hpp"
-#include "boreas/forecast/datetime.hpp"
 #include "boreas/io/grib.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), std::min<std::size_t>(size, 64));
     try {
-        (void)boreas::forecast::DateTime::parse(text.substr(0, text.find('\n')));
+        (void)boreas::DateTime::parse(text.substr(0, text.find('\n')));
     } catch (const boreas::Error&) {
     }
     try {

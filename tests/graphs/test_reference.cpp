@@ -5,9 +5,8 @@
 // ("edges/X/*_exact") and the float32 graph's deviation from them ("float32_error" in the
 // metadata). Boreas evaluates the formulas in double, so it must match the exact values to
 // rtol 1e-6 and the float32 graph to within that graph's own float32 error.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
@@ -18,6 +17,7 @@
 #include "boreas/graphs/edge_attributes.hpp"
 #include "boreas/grids/spatial_index.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "support/packed_fixture.hpp"
 
 namespace {
 
@@ -27,7 +27,7 @@ using Pair = std::pair<std::int32_t, std::int32_t>;  // (source, target) in Bore
 
 constexpr double kCoordTolerance = 1e-6;  // radians: float32 coordinates must coincide
 constexpr double kRelTolerance = 1e-6;
-constexpr double kAbsTolerance = 1e-7;    // for values near 0
+constexpr double kAbsTolerance = 1e-7;  // for values near 0
 
 bool close(double ours, double reference) {
     return std::abs(ours - reference) <= kAbsTolerance + kRelTolerance * std::abs(reference);
@@ -40,7 +40,8 @@ struct Fixture {
     nlohmann::json metadata;
 
     explicit Fixture(const std::string& name)
-        : path(std::filesystem::path(BOREAS_TEST_DATA) / "graphs" / (name + ".safetensors")),
+        : path(boreas::testing_support::unpacked_fixture(std::filesystem::path(BOREAS_TEST_DATA) /
+                                                         "graphs" / (name + ".safetensors"))),
           graph(load_graph(path)),
           file(std::make_unique<boreas::io::SafetensorsReader>(path)),
           metadata(nlohmann::json::parse(file->metadata().at("boreas"))) {}
@@ -62,8 +63,7 @@ GraphOptions recipe_of(const Graph& reference) {
     options.knn = reference.edge_set("hidden_to_data").builder.at("k").get<int>();
     if (reference.edges.count("hidden_to_hidden")) {
         options.hidden_edges = HiddenEdges::multiscale;
-        const auto& levels =
-            reference.edge_set("hidden_to_hidden").builder.at("scale_resolutions");
+        const auto& levels = reference.edge_set("hidden_to_hidden").builder.at("scale_resolutions");
         options.multiscale_min_level = levels.front().get<int>();
     }
     options.edge_norm =
@@ -162,8 +162,9 @@ TEST_P(AnemoiReference, SameNodesEdgesAndAreaWeights) {
         EXPECT_EQ(our_edges.size(), their_edges.size()) << name;
         std::set<std::int32_t> tied;
         if (mine.builder.value("type", "") == "knn") {
-            tied = tied_destinations(our_edges, their_edges, node_vectors(ours.node_set(mine.source)),
-                                     node_vectors(ours.node_set(mine.target)));
+            tied =
+                tied_destinations(our_edges, their_edges, node_vectors(ours.node_set(mine.source)),
+                                  node_vectors(ours.node_set(mine.target)));
             RecordProperty(name + "_tied_destinations", static_cast<int>(tied.size()));
         }
         int missing = 0, bad_attributes = 0;
@@ -171,8 +172,8 @@ TEST_P(AnemoiReference, SameNodesEdgesAndAreaWeights) {
             auto it = our_edges.find(pair);
             if (it == our_edges.end()) {
                 if (!tied.count(pair.second) && missing++ < 5)
-                    ADD_FAILURE() << name << ": anemoi edge " << pair.first << "->"
-                                  << pair.second << " is missing in Boreas";
+                    ADD_FAILURE() << name << ": anemoi edge " << pair.first << "->" << pair.second
+                                  << " is missing in Boreas";
                 continue;
             }
             // A tie resolved differently changes the set's unit-std divisor; attributes of such
@@ -221,8 +222,9 @@ TEST_P(AnemoiReference, SameAttributesOnAnemoiEdges) {
             double worst_exact = 0, worst_float32 = 0;
             for (std::size_t i = 0; i < exact.size(); ++i) {
                 const double ours = attribute.ours[i];
-                worst_exact = std::max(worst_exact, std::abs(ours - exact[i]) /
-                                                        (kAbsTolerance / kRelTolerance + std::abs(exact[i])));
+                worst_exact =
+                    std::max(worst_exact, std::abs(ours - exact[i]) /
+                                              (kAbsTolerance / kRelTolerance + std::abs(exact[i])));
                 EXPECT_TRUE(close(ours, exact[i]))
                     << name << "." << attribute.name << "[" << i << "]: Boreas " << ours
                     << ", anemoi in float64 " << exact[i];

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "boreas/forecast/datetime.hpp"
+#include "boreas/core/datetime.hpp"
 
 namespace boreas::forecast {
 
