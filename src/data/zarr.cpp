@@ -321,6 +321,8 @@ json parse_python_json(std::string_view text, const std::string& origin) {
         return json::parse(strict);
     } catch (const json::parse_error& e) {
         BOREAS_FAIL("{} is not valid JSON (byte {})", origin, e.byte);
+    } catch (const json::exception& e) {  // numbers beyond double (1E600), found by fuzzing
+        BOREAS_FAIL("{} is not JSON Boreas reads: {}", origin, e.what());
     }
 }
 

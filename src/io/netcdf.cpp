@@ -36,6 +36,10 @@ void NetcdfFile::set_chunking(int variable, const std::vector<std::size_t>& chun
     check(nc_def_var_chunking(id_, variable, NC_CHUNKED, chunks.data()), "chunking");
 }
 
+void NetcdfFile::set_chunk_cache(int variable, std::size_t bytes) {
+    check(nc_set_var_chunk_cache(id_, variable, bytes, bytes ? 521 : 1, 0.75f), "chunk cache");
+}
+
 void NetcdfFile::set_fill(int variable, float fill) {
     check(nc_def_var_fill(id_, variable, NC_FILL, &fill), "fill value");
 }

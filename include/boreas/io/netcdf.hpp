@@ -22,6 +22,9 @@ class NetcdfFile {
     int define_variable(const std::string& name, int type, const std::vector<int>& dims);
     void set_chunking(int variable, const std::vector<std::size_t>& chunks);
     void set_fill(int variable, float fill);
+    /// HDF5's chunk cache of one variable (netCDF's default: 16 MiB each). 0 writes whole
+    /// chunks straight to the file instead of holding them until they are evicted or closed.
+    void set_chunk_cache(int variable, std::size_t bytes);
     void attribute(int variable, const std::string& name, const std::string& value);
     void attribute(int variable, const std::string& name, float value);
     void end_definitions();
