@@ -158,8 +158,9 @@ Runner add_forecast_command(CLI::App& app) {
         ->required();
     command
         ->add_option("--input", args->input,
-                     "initial conditions: GRIB (fields at every input date) or safetensors (one "
-                     "tensor per input variable, [dates, points]; metadata 'date')")
+                     "initial conditions: GRIB (fields at every input date), safetensors (one "
+                     "tensor per input variable, [dates, points]; metadata 'date') or an anemoi "
+                     "dataset STORE.zarr@DATE (its fields at the input dates up to DATE)")
         ->required();
     command->add_option("--lead-time", args->lead_time, "forecast length: 240h, 10d, 90m")
         ->capture_default_str();

@@ -47,6 +47,11 @@ DateTime DateTime::parse(const std::string& text) {
         int date_only = 0;
         std::sscanf(text.c_str(), "%*d-%*d-%*d%n", &date_only);
         ok = static_cast<std::size_t>(date_only) == text.size();
+    } else if (n == 5 && (sep == 'T' || sep == ' ')) {  // hours only, as Python's fromisoformat
+        int hour_only = 0;
+        std::sscanf(text.c_str(), "%*d-%*d-%*d%*c%*d%n", &hour_only);
+        const std::string rest = text.substr(static_cast<std::size_t>(hour_only));
+        ok = hour_only == 13 && (rest.empty() || rest == "Z" || rest == "+00:00");
     } else if (n >= 6 && (sep == 'T' || sep == ' ')) {
         if (n == 6) {
             s = 0;
@@ -55,7 +60,7 @@ DateTime DateTime::parse(const std::string& text) {
         const std::string rest = text.substr(static_cast<std::size_t>(used));
         ok = rest.empty() || rest == "Z" || rest == "+00:00";
     }
-    BOREAS_CHECK(ok, "'{}' is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM[:SS], UTC)", text);
+    BOREAS_CHECK(ok, "'{}' is not an ISO 8601 date-time (YYYY-MM-DDTHH[:MM[:SS]], UTC)", text);
     try {
         return from_fields(y, mo, d, h, mi, s);
     } catch (const Error&) {

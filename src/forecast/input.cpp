@@ -7,6 +7,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
+#include "boreas/data/dataset.hpp"
 #include "boreas/forecast/io.hpp"
 #include "boreas/io/grib.hpp"
 #include "boreas/io/safetensors.hpp"
@@ -196,11 +197,86 @@ InitialConditions from_safetensors(const std::filesystem::path& path,
     return initial;
 }
 
+/// The input dates of an anemoi dataset: the multistep input dates up to the base date, every
+/// input variable (computed forcings excepted) from the store's fields at those dates, ensemble
+/// member 0, on the checkpoint's grid.
+InitialConditions from_dataset(const std::filesystem::path& store, const ForecastContext& context,
+                               const DateTime& base) {
+    const data::AnemoiDataset dataset(store);
+    const auto& where = dataset.location();
+    const auto points = static_cast<std::int64_t>(context.latitudes.size());
+    BOREAS_CHECK(dataset.points() == points,
+                 "dataset '{}' has {} grid points; the checkpoint's grid has {}", where,
+                 dataset.points(), points);
+    const auto lats = dataset.latitudes(), lons = dataset.longitudes();
+    for (std::int64_t p = 0; p < points; ++p) {
+        const double dlon = std::remainder(lons[p] - context.longitudes[p], 360.0);
+        BOREAS_CHECK(std::abs(lats[p] - context.latitudes[p]) <= 1e-3 && std::abs(dlon) <= 1e-3,
+                     "dataset '{}': point {} is at ({}, {}), the checkpoint's grid point at ({}, "
+                     "{}): another grid or point order",
+                     where, p, lats[p], lons[p], context.latitudes[p], context.longitudes[p]);
+    }
+    if (dataset.ensembles() > 1)
+        log::info("dataset '{}' holds {} ensemble members; member 0 is used", where,
+                  dataset.ensembles());
+    InitialConditions initial;
+    initial.origin = where + "@" + base.iso();
+    initial.date = base;
+    const std::set<std::string> computed(context.computed_forcings.begin(),
+                                         context.computed_forcings.end());
+    std::vector<std::pair<std::string, std::size_t>> columns;
+    for (const auto& name : context.input_variables)
+        if (!computed.contains(name)) columns.emplace_back(name, dataset.variable_index(name));
+    const auto variables = static_cast<std::int64_t>(dataset.variables().size());
+    std::vector<float> date_fields(
+        static_cast<std::size_t>(variables * dataset.ensembles() * points));
+    for (int t = 0; t < context.multistep_input; ++t) {
+        const auto date = base + (t - context.multistep_input + 1) * context.timestep;
+        dataset.read_date(dataset.date_index(date), date_fields);
+        for (const auto& [name, index] : columns) {
+            const auto* first = date_fields.data() +
+                                static_cast<std::int64_t>(index) * dataset.ensembles() * points;
+            initial.fields[name].emplace_back(first, first + points);
+        }
+    }
+    initial.latitudes = lats;
+    initial.longitudes = lons;
+    return initial;
+}
+
 }  // namespace
+
+bool is_dataset_input(const std::string& input, std::filesystem::path& store,
+                      std::optional<DateTime>& date) {
+    const auto at = input.rfind('@');
+    std::filesystem::path path = at == std::string::npos ? input : input.substr(0, at);
+    std::error_code ec;
+    const bool has_date = at != std::string::npos && std::filesystem::exists(path, ec) &&
+                          !std::filesystem::exists(input, ec);
+    if (!has_date && !std::filesystem::is_directory(input, ec)) return false;
+    store = has_date ? path : std::filesystem::path(input);
+    if (has_date) date = DateTime::parse(input.substr(at + 1));
+    return true;
+}
 
 InitialConditions read_initial_conditions(const std::filesystem::path& path,
                                           const ForecastContext& context,
                                           std::optional<DateTime> date) {
+    std::filesystem::path store;
+    std::optional<DateTime> store_date;
+    if (is_dataset_input(path.string(), store, store_date)) {
+        BOREAS_CHECK(!(store_date && date && *store_date != *date),
+                     "initial conditions '{}': the date after '@' and --date {} differ",
+                     path.string(), date->iso());
+        const auto base = store_date ? store_date : date;
+        BOREAS_CHECK(base.has_value(),
+                     "initial conditions from dataset '{}' need a date: STORE@2024-01-01T06 or "
+                     "--date",
+                     store.string());
+        auto initial = from_dataset(store, context, *base);
+        check_initial_conditions(context, initial, /*allow_nan=*/true);
+        return initial;
+    }
     BOREAS_CHECK(std::filesystem::is_regular_file(path), "initial conditions '{}': no such file",
                  path.string());
     auto initial =

@@ -186,6 +186,12 @@ expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$grib" --lead-
 head -c 3000 "$grib" >"$work/cut.grib2"
 expect_error "cut.grib2': message 1 at byte 0 claims 6651 bytes: truncated or corrupt" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/cut.grib2" -o "$work/x.nc"
 [[ $(wc -l <"$work/err") -eq 1 ]] || { echo "FAIL: a bad GRIB gave more than one line: $(cat "$work/err")" >&2; failures=$((failures + 1)); }
+# Initial conditions from an anemoi dataset at a date; a missing date and a date outside the store are named.
+store=$(dirname "$0")/../data/datasets/o16.zarr
+expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$store@2024-01-01T06" --lead-time 12h -o "$work/fc-store.nc"
+[[ -s $work/fc-store.nc ]] || { echo "FAIL: forecast from a dataset wrote no NetCDF" >&2; failures=$((failures + 1)); }
+expect_error "o16.zarr': date 2024-01-02T00:00:00 \(index 4\) is a missing date" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$store@2024-01-02T06" -o "$work/x.nc"
+expect_error "o16.zarr' has no date 2030-01-01T00:00:00 \(its dates run from 2024-01-01T00:00:00 to 2024-01-03T06:00:00" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$store@2030-01-01T06" -o "$work/x.nc"
 # A NaN produced by the model stops the forecast naming step and variable; the steps before it
 # (here step 0) stay in a complete, readable output.
 expect_error "step 1 \(valid 2024-06-01T12:00:00\): output 'z_500' is not finite" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/nan-lsm.safetensors" --allow-nan --lead-time 12h -o "$work/nan.nc"

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "boreas/core/datetime.hpp"
+#include "boreas/data/dataset.hpp"
 #include "boreas/forecast/forcings.hpp"
 #include "boreas/forecast/forecast.hpp"
 #include "boreas/forecast/io.hpp"
@@ -96,6 +97,19 @@ TEST(DateTime, ParsesPrintsAndCounts) {
     EXPECT_EQ(DateTime::parse("2024-12-31").day_of_year(), 366);
     EXPECT_EQ(DateTime::parse("1970-01-01T00:00Z").seconds, 0);
     EXPECT_EQ(DateTime::parse("1969-12-31T23:00:00").hour(), 23);
+    EXPECT_EQ(DateTime::parse("2024-01-01T06").iso(), "2024-01-01T06:00:00");
+    // Durations as anemoi writes frequencies and timesteps.
+    EXPECT_EQ(boreas::parse_duration("6h"), 6 * 3600);
+    EXPECT_EQ(boreas::parse_duration("1d"), 86400);
+    EXPECT_EQ(boreas::parse_duration("30m"), 1800);
+    EXPECT_EQ(boreas::parse_duration("90s"), 90);
+    EXPECT_EQ(boreas::parse_duration("12"), 12 * 3600);
+    EXPECT_EQ(boreas::parse_duration("1:30"), 5400);
+    EXPECT_EQ(boreas::parse_duration("0:00:45"), 45);
+    for (const char* bad : {"", "6x", "h", "1:2:3:4", "6hh", "-6h"})
+        EXPECT_NE(error_of([&] { boreas::parse_duration(bad); }).find("is not a duration"),
+                  std::string::npos)
+            << bad;
     for (const char* bad :
          {"2024-02-30T00:00:00", "2024-06-01T25:00", "yesterday", "2024-06-01T06:00:00+02:00"})
         EXPECT_NE(error_of([&] { DateTime::parse(bad); }).find(bad), std::string::npos) << bad;
@@ -254,6 +268,44 @@ TEST(Forecast, BadInitialConditionsAreNamed) {
               }).find("no such file"),
               std::string::npos);
     fs::remove_all(dir);
+}
+
+TEST(Forecast, InitialConditionsFromAnAnemoiDataset) {
+    Fixture f;
+    const auto store = fs::path(BOREAS_TEST_DATA) / "datasets" / "o16.zarr";
+    const auto ic = boreas::forecast::read_initial_conditions(store.string() + "@2024-01-01T06",
+                                                              f.context, std::nullopt);
+    EXPECT_EQ(ic.date, DateTime::parse("2024-01-01T06"));
+    const boreas::data::AnemoiDataset dataset(store);
+    std::vector<float> fields(dataset.variables().size() * 1600);
+    for (const auto& name : {"z_500", "t_850", "2t", "sp", "lsm"}) {
+        ASSERT_TRUE(ic.fields.contains(name)) << name;
+        ASSERT_EQ(ic.fields.at(name).size(), 2u);
+        for (int t = 0; t < 2; ++t) {
+            dataset.read_date(t, fields);
+            const auto v = dataset.variable_index(name);
+            const std::vector<float> expected(
+                fields.begin() + static_cast<std::ptrdiff_t>(v * 1600),
+                fields.begin() + static_cast<std::ptrdiff_t>((v + 1) * 1600));
+            EXPECT_EQ(ic.fields.at(name)[static_cast<std::size_t>(t)], expected)
+                << name << " " << t;
+        }
+    }
+    EXPECT_FALSE(ic.fields.contains("cos_latitude")) << "computed by Boreas, not read";
+    // The date may come from --date instead; a variable the store lacks is named.
+    EXPECT_NO_THROW(boreas::forecast::read_initial_conditions(store, f.context,
+                                                              DateTime::parse("2024-01-01T12")));
+    auto context = f.context;
+    context.input_variables.push_back("msl");
+    const auto message = error_of([&] {
+        boreas::forecast::read_initial_conditions(store.string() + "@2024-01-01T06", context,
+                                                  std::nullopt);
+    });
+    EXPECT_NE(message.find("o16.zarr' has no variable 'msl'"), std::string::npos) << message;
+    EXPECT_NE(error_of([&] {
+                  boreas::forecast::read_initial_conditions(store, f.context, std::nullopt);
+              }).find("need a date"),
+              std::string::npos);
 }
 
 TEST(Forecast, OutputsAreCheckedBeforeComputeAndWrittenWhole) {

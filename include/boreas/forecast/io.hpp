@@ -3,8 +3,9 @@
 ///
 /// Inputs: GRIB (fields named as anemoi-inference names them: shortName for surface fields,
 /// shortName_level otherwise; matched to the model's inputs at each input date, on the
-/// checkpoint's grid), or a safetensors state (one tensor per input variable, [dates, points] or
-/// [points] for a constant, metadata "date" = the last input date).
+/// checkpoint's grid), a safetensors state (one tensor per input variable, [dates, points] or
+/// [points] for a constant, metadata "date" = the last input date), or an anemoi dataset
+/// ("STORE@DATE": the fields of the input dates up to DATE, ensemble member 0).
 /// Outputs, chosen by the path: `.nc` NetCDF in anemoi-inference's layout, `.grib`/`.grib2`
 /// GRIB2 (messages cloned from the input's of the same variable), anything else a folder of one
 /// safetensors state per step.
@@ -18,11 +19,17 @@
 namespace boreas::forecast {
 
 /// Reads initial conditions for `context`; `date` (optional) is the forecast's base date, else
-/// the file's latest valid date (GRIB) or its "date" metadata (safetensors). Throws naming the
+/// the file's latest valid date (GRIB), its "date" metadata (safetensors) or the date after '@'
+/// (datasets). Throws naming the
 /// file and the missing fields, the date or the grid that differs.
 InitialConditions read_initial_conditions(const std::filesystem::path& path,
                                           const ForecastContext& context,
                                           std::optional<DateTime> date);
+
+/// Whether `input` names an anemoi dataset: "STORE@DATE" (a Zarr store directory or zip, then
+/// the base date) or a store directory alone (the date then comes from --date).
+bool is_dataset_input(const std::string& input, std::filesystem::path& store,
+                      std::optional<DateTime>& date);
 
 /// Whether the file starts with a GRIB message ("GRIB"): GRIB initial conditions, whose messages
 /// also serve as GRIB output templates.
