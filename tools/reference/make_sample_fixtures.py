@@ -207,8 +207,14 @@ def sha(a: np.ndarray) -> str:
 
 
 def source_ref(obj, needle: str, *, all_hits: bool = False) -> str | list[str]:
-    """'anemoi/training/data/multidataset.py:318' for the line of obj's source file that contains needle."""
-    path = Path(inspect.getsourcefile(obj))
+    """'anemoi/training/data/multidataset.py:318' for the line of obj's source file that contains needle; obj is a
+    module or a path 'anemoi/training/...' (files not imported: their imports need timm / torchvision)."""
+    if isinstance(obj, str):
+        import anemoi.training
+
+        path = Path(anemoi.training.__file__).parents[2] / obj
+    else:
+        path = Path(inspect.getsourcefile(obj))
     lines = path.read_text().splitlines()
     hits = [i + 1 for i, line in enumerate(lines) if needle in line]
     if not hits or (len(hits) > 1 and not all_hits):
@@ -725,14 +731,14 @@ def seed_semantics() -> dict:
     import anemoi.training.data.relative_time_indices as rti
     import anemoi.training.data.usable_indices as usable_indices
     import anemoi.training.distributed.groups as groups
-    import anemoi.training.distributed.strategy as strategy
     import anemoi.training.tasks.forecaster as forecaster
-    import anemoi.training.train.methods.base as methods_base
     import anemoi.training.utils.seeding as seeding
     import anemoi.training.utils.time_indices as time_indices
     import anemoi.training.utils.worker_init as worker_init
 
     r = source_ref
+    methods_base = "anemoi/training/train/methods/base.py"
+    strategy = "anemoi/training/distributed/strategy.py"
     refs = {
         "base_seed_env_then_42": [r(seeding, 'env_var_list = ["ANEMOI_BASE_SEED", "SLURM_JOB_ID"]'),
                                   r(seeding, "base_seed = 42")],
