@@ -2,6 +2,7 @@
 // predict_step, later steps equal the model run on inputs assembled by hand as anemoi-inference
 // assembles them; dates, writers and bad initial conditions.
 #include <eccodes.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netcdf.h>
 
@@ -229,6 +230,99 @@ TEST(Forecast, NonFiniteOutputStopsNamingStepAndVariable) {
     });
     EXPECT_NE(refused.find("field '2t' has a non-finite value at point 17"), std::string::npos)
         << refused;
+}
+
+TEST(Forecast, NonFiniteOutputAfterSomeStepsKeepsTheStepsBefore) {
+    // Statistics that put prognostic `sp` near float's range: with stdev S and a normalised
+    // offset a (mul = 1/S, add = a), the input is normalised to about a whatever its physical
+    // value, so the normalised trajectory y_k does not depend on S, and the physical output is
+    // (y_k - a) * S. A first run with S = 2^64 measures M_k = max |y_k - a| per step; S is then
+    // set so that step 1 stays finite and the first step with a larger M_k overflows.
+    Fixture f;
+    const auto ic = f.initial();
+    const auto& config = f.checkpoint.config();
+    const auto sp =
+        static_cast<std::size_t>(std::find(config.variables.begin(), config.variables.end(), "sp") -
+                                 config.variables.begin());
+    ASSERT_LT(sp, config.variables.size());
+    constexpr float offset = 64.0f;
+    auto scaled = [&](float stdev) {
+        auto mul = f.normaliser.mul();
+        auto add = f.normaliser.add();
+        mul[sp] = 1.0f / stdev;
+        add[sp] = offset;
+        return boreas::model::Normaliser(config, mul, add, "test");
+    };
+    boreas::forecast::ForecastOptions options;
+    options.lead_seconds = 8 * 6 * 3600;
+    options.write_initial_state = false;
+    MemoryWriter probe;
+    const float probe_stdev = std::ldexp(1.0f, 64);
+    boreas::forecast::run_forecast(f.context, f.model, scaled(probe_stdev), ic, options, probe);
+    ASSERT_EQ(probe.steps.size(), 8u);
+    std::vector<double> reach;  // M_k
+    for (const auto& r : probe.steps) {
+        const auto v = static_cast<std::size_t>(std::find(r.names.begin(), r.names.end(), "sp") -
+                                                r.names.begin());
+        double m = 0;
+        for (const float x : r.values[v]) m = std::max(m, std::abs(double(x) / probe_stdev));
+        reach.push_back(m);
+    }
+    const double later = *std::max_element(reach.begin() + 1, reach.end());
+    ASSERT_GT(later, reach[0] * 1.001) << "sp's excursion never grows after step 1";
+    const double threshold = (reach[0] + later) / 2;  // in units of S: FLT_MAX / S
+    int expected_step = 0;
+    while (reach[static_cast<std::size_t>(expected_step)] <= threshold) ++expected_step;
+    ++expected_step;  // 1-based
+    ASSERT_GE(expected_step, 2);
+    const auto huge = scaled(static_cast<float>(std::numeric_limits<float>::max() / threshold));
+    MemoryWriter writer;
+    const auto message = error_of(
+        [&] { boreas::forecast::run_forecast(f.context, f.model, huge, ic, options, writer); });
+    {
+        const int step = expected_step;
+        // The steps before the failing one were all handed over, whole and finite.
+        EXPECT_EQ(static_cast<int>(writer.steps.size()), step - 1) << message;
+        for (const auto& r : writer.steps)
+            for (const auto& field : r.values)
+                for (const float v : field) ASSERT_TRUE(std::isfinite(v));
+        EXPECT_NE(message.find(
+                      fmt::format("step {} (valid {})", step, (ic.date + step * 6 * 3600).iso())),
+                  std::string::npos)
+            << message;
+        EXPECT_NE(message.find("output 'sp' is not finite"), std::string::npos) << message;
+        // Through a NetCDF output closed after the error: step 0 and every finite step are in
+        // a complete file that netCDF reads back.
+        const auto path = fs::temp_directory_path() / "boreas_forecast_nan_late.nc";
+        fs::remove(path);
+        {
+            boreas::forecast::AsyncWriter nc(
+                boreas::forecast::make_writer(path, f.context, ic.date, std::nullopt));
+            auto with_step0 = options;
+            with_step0.write_initial_state = true;
+            EXPECT_FALSE(error_of([&] {
+                             boreas::forecast::run_forecast(f.context, f.model, huge, ic,
+                                                            with_step0, nc);
+                         }).empty());
+            nc.close();
+        }
+        int id = -1, time_dim = -1, z = -1;
+        std::size_t steps = 0;
+        ASSERT_EQ(nc_open(path.c_str(), NC_NOWRITE, &id), NC_NOERR);
+        ASSERT_EQ(nc_inq_dimid(id, "time", &time_dim), NC_NOERR);
+        ASSERT_EQ(nc_inq_dimlen(id, time_dim, &steps), NC_NOERR);
+        EXPECT_EQ(steps, static_cast<std::size_t>(step));  // step 0 + steps 1 .. step-1
+        std::vector<float> last(1600);
+        const std::size_t start[2] = {steps - 1, 0}, count[2] = {1, 1600};
+        ASSERT_EQ(nc_inq_varid(id, "z_500", &z), NC_NOERR);
+        ASSERT_EQ(nc_get_vara_float(id, z, start, count, last.data()), NC_NOERR);
+        const auto& names = writer.steps.back().names;
+        const auto zi = static_cast<std::size_t>(std::find(names.begin(), names.end(), "z_500") -
+                                                 names.begin());
+        EXPECT_EQ(last, writer.steps.back().values[zi]);
+        nc_close(id);
+        fs::remove(path);
+    }
 }
 
 TEST(Forecast, BadInitialConditionsAreNamed) {

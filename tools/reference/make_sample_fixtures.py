@@ -7,7 +7,7 @@ Run from the repository root with the reference environment and the unpacked ane
 wheels of README.md ("Checkpoint fixtures"; nothing of anemoi-training is installed):
 
     .venv-ref/bin/python tools/reference/make_sample_fixtures.py [--out tests/data/datasets/samples.json] \
-        [--anemoi-training /tmp/atw/src] [--lightning /tmp/atw/pl/src] [--check-rerun]      # about 30 s
+        [--anemoi-training /tmp/atw/src] [--lightning /tmp/atw/pl/src] [--check-rerun]  # about 40 s of CPU
 
 The script hides any GPU, uses one thread and removes ANEMOI_BASE_SEED and SLURM_JOB_ID from the environment, so
 anemoi-training's base seed is its default 42.  anemoi.training.diagnostics.callbacks becomes a namespace package
@@ -86,6 +86,7 @@ for _k in ("ANEMOI_BASE_SEED", "SLURM_JOB_ID"):  # anemoi-training's base seed: 
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
+import functools  # noqa: E402
 import hashlib  # noqa: E402
 import inspect  # noqa: E402
 import subprocess  # noqa: E402
@@ -374,17 +375,24 @@ def pcg_state_dict(bitgen_state: dict) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # anemoi-training's config, datamodule and dataset
 # ----------------------------------------------------------------------------------------------------------------
-def training_config(store: str, rollout: int, num_workers: int, read_group_size: int, gpus_per_model: int):
+@functools.cache
+def composed_config():
+    """anemoi-training's config/config.yaml composed with Hydra (all defaults), once."""
     import anemoi.training
-    from anemoi.training.schemas.base_schema import BaseSchema
-    from anemoi.training.schemas.base_schema import convert_to_omegaconf
     from hydra import compose
     from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
 
     config_dir = Path(anemoi.training.__file__).parent / "config"
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        cfg = compose("config")
+        return compose("config")
+
+
+def training_config(store: str, rollout: int, num_workers: int, read_group_size: int, gpus_per_model: int):
+    from anemoi.training.schemas.base_schema import BaseSchema
+    from anemoi.training.schemas.base_schema import convert_to_omegaconf
+    from omegaconf import OmegaConf
+
+    cfg = copy.deepcopy(composed_config())
     cfg.system.input.dataset = store
     cfg.system.input.graph = "graph.pt"  # never read
     cfg.system.output.root = "output"  # never written
@@ -429,7 +437,8 @@ def comm_info(ds, global_rank: int, world_size: int, gpus_per_model: int, read_g
 
     mc_id, mc_rank, mc_num = get_my_model_comm_group(gpus_per_model, global_rank, world_size)
     _, reader_rank, _, _ = get_my_reader_group(mc_rank, read_group_size, global_rank)
-    shard_sizes = {name: get_balanced_partition_sizes(r.grid_size, read_group_size) for name, r in ds.data_readers.items()}
+    shard_sizes = {name: get_balanced_partition_sizes(reader.grid_size, read_group_size)
+                   for name, reader in ds.data_readers.items()}
     ds.set_comm_group_info(global_rank, mc_id, mc_rank, mc_num, reader_rank, read_group_size, shard_sizes)
     return {"global_rank": global_rank, "model_comm_group_id": mc_id, "model_comm_group_rank": mc_rank,
             "model_comm_num_groups": mc_num, "reader_group_rank": reader_rank, "reader_group_size": read_group_size,
@@ -447,10 +456,11 @@ def run_worker(ds, worker_id: int, n_workers: int) -> tuple[list, dict]:
     try:
         worker_init_func(worker_id)
         rng_before = copy.deepcopy(ds.rng)
-        info = {"seed": int(ds.seed), "chunk_index_range": [int(ds.chunk_index_range[0]), int(ds.chunk_index_range[-1]) + 1]
-                if len(ds.chunk_index_range) else [0, 0], "rng_state": ds.rng.bit_generator.state,
-                "permutation": [int(i) for i in rng_before.choice(ds.valid_date_indices, size=len(ds.valid_date_indices),
-                                                                   replace=False)]}
+        n = len(ds.valid_date_indices)
+        rng_range = ds.chunk_index_range
+        info = {"seed": int(ds.seed), "rng_state": ds.rng.bit_generator.state,
+                "chunk_index_range": [int(rng_range[0]), int(rng_range[-1]) + 1] if len(rng_range) else [0, 0],
+                "permutation": [int(i) for i in rng_before.choice(ds.valid_date_indices, size=n, replace=False)]}
         samples = list(iter(ds))
     finally:
         torch_worker._worker_info = None
@@ -472,6 +482,8 @@ def build(args) -> dict:
     import anemoi.models.distributed.balanced_partition as balanced_partition
     import anemoi.training.utils.worker_init as worker_init
     from anemoi.models.interface import AnemoiModelInterface
+    from anemoi.utils.dates import frequency_to_string
+    from omegaconf import OmegaConf
 
     os.chdir(REPO)
     store = os.path.relpath(Path(args.store).resolve(), REPO)
@@ -491,15 +503,14 @@ def build(args) -> dict:
         if rollout == 1:
             doc["store"] = {"path": store, "variables": variables, "dates": dates,
                             "missing": sorted(int(i) for i in reader.missing), "grid_size": int(reader.grid_size),
-                            "frequency": str(reader.frequency), "dtype": str(reader.data.dtype)}
-            from omegaconf import OmegaConf
-
+                            "frequency": frequency_to_string(reader.frequency), "dtype": str(reader.data.dtype)}
             doc["config"] = {
                 "task": OmegaConf.to_container(config.task),
                 "dataloader.training": OmegaConf.to_container(config.dataloader.training),
-                "dataloader": {k: OmegaConf.to_container(config.dataloader[k]) if k in ("num_workers", "batch_size")
-                               else config.dataloader[k] for k in ("batch_size", "num_workers", "pin_memory",
-                                                                   "prefetch_factor", "read_group_size")},
+                "dataloader (configuration a)": {
+                    k: OmegaConf.to_container(config.dataloader[k]) if k in ("num_workers", "batch_size")
+                    else config.dataloader[k]
+                    for k in ("batch_size", "num_workers", "pin_memory", "prefetch_factor", "read_group_size")},
                 "data.datasets.data": OmegaConf.to_container(config.data.datasets.data),
                 "data.frequency": config.data.frequency,
             }
@@ -537,7 +548,8 @@ def build(args) -> dict:
             checks.setdefault("get_sample_equals_iteration", True)
             checks["get_sample_equals_iteration"] &= bool(np.array_equal(again.view(np.uint32), x.view(np.uint32)))
             g_n, v_n = x.shape[2], x.shape[3]
-            coords = [(0, 0, 0, 0), (n_t - 1, 0, g_n - 1, v_n - 1), (n_t // 2, 0, (pos * 397 + 11) % g_n, (pos * 3 + 2) % v_n)]
+            coords = [(0, 0, 0, 0), (n_t - 1, 0, g_n - 1, v_n - 1),
+                      (n_t // 2, 0, (pos * 397 + 11) % g_n, (pos * 3 + 2) % v_n)]
             # normalised: the collated float32 batch [1, T, E, G, V], pre_processors in place (_normalize_batch)
             batch = default_collate([{"data": t}])
             xb = batch["data"]
@@ -569,12 +581,10 @@ def build(args) -> dict:
             "samples": samples,
         }
         if normaliser_doc is None:
-            methods = {v: next((m for m, names in NORMALISER_CONFIG.items() if names and v in names), "mean-std (default)")
-                       for v in variables}
+            methods = {v: method_of(v, "mean-std (default)") for v in variables}
             normaliser_doc = {
                 "config": copy.deepcopy(NORMALISER_CONFIG),
-                "processors": {k: {kk: (vv if kk != "config" else dict(vv)) for kk, vv in v.items()}
-                               for k, v in to_plain(processors_cfg).items()},
+                "target": to_plain(processors_cfg)["normalizer"]["_target_"],
                 "methods": methods,
                 "norm_mul": [hx(v) for v in mul], "norm_add": [hx(v) for v in add],
                 "input_idx": [int(i) for i in norm._input_idx], "output_idx": [int(i) for i in norm._output_idx],
@@ -625,10 +635,11 @@ def build(args) -> dict:
                 fresh = np.random.default_rng(info["seed"])
                 sanity = fresh.random(1)[0]
                 checks.setdefault("rng_state_after_init_is_seed_plus_one_double", True)
-                checks["rng_state_after_init_is_seed_plus_one_double"] &= (
-                    fresh.bit_generator.state == info["rng_state"] and sanity == ref_sanity)
+                checks["rng_state_after_init_is_seed_plus_one_double"] &= bool(
+                    fresh.bit_generator.state == info["rng_state"] and float(sanity) == ref_sanity)
                 checks.setdefault("pure_python_permutation_equals_numpy", True)
-                checks["pure_python_permutation_equals_numpy"] &= ref.permutation_choice(len(ds.valid_date_indices)) == info["permutation"]
+                checks["pure_python_permutation_equals_numpy"] &= (
+                    ref.permutation_choice(len(ds.valid_date_indices)) == info["permutation"])
                 checks.setdefault("seed_equals_derive_seed_reference", True)
                 checks["seed_equals_derive_seed_reference"] &= info["seed"] == derive_seed_ref(42, 2, epoch)
                 wdoc = {"worker_id": w, "chunk_index_range": [c0, c1], "seed": info["seed"], "sanity_rnd": hx(sanity),
@@ -644,7 +655,7 @@ def build(args) -> dict:
             batches = []
             for batch in loader:
                 xb = batch["data"].numpy()
-                batches.append([match_sample(xb[i], table["samples"], samples_by_sha, lo, hi) for i in range(xb.shape[0])])
+                batches.append([match_sample(row, table["samples"], samples_by_sha, lo, hi) for row in xb])
                 checks.setdefault("dataloader_batches_contiguous", True)
                 checks["dataloader_batches_contiguous"] &= bool(batch["data"].is_contiguous())
             del loader
@@ -687,10 +698,15 @@ def compute_rel(dm) -> list[int]:
     return compute_relative_date_indices(dm.task, dm.ds_train.data_readers, mode="training")["data"]
 
 
+def method_of(variable: str, default: str) -> str:
+    return next((m for m, names in NORMALISER_CONFIG.items() if names and variable in names and m != "default"),
+                default)
+
+
 def numpy_mul_add(stats: dict, variables: list[str]) -> tuple[np.ndarray, np.ndarray]:
     mul, add = np.ones(len(variables), np.float32), np.zeros(len(variables), np.float32)
     for i, v in enumerate(variables):
-        method = next((m for m, names in NORMALISER_CONFIG.items() if names and v in names), NORMALISER_CONFIG["default"])
+        method = method_of(v, NORMALISER_CONFIG["default"])
         mean, std, mx = np.float64(stats["mean"][i]), np.float64(stats["stdev"][i]), np.float64(stats["maximum"][i])
         if method == "mean-std":
             mul[i], add[i] = 1 / std, -mean / std
@@ -705,8 +721,8 @@ def numpy_mul_add(stats: dict, variables: list[str]) -> tuple[np.ndarray, np.nda
 
 def match_sample(x: np.ndarray, samples: list[dict], by_sha: dict, lo: int, hi: int) -> int:
     """Flat index of the table sample whose grid columns lo:hi equal x (bitwise); unique."""
-    hits = [s["index"] for s in samples
-            if np.array_equal(by_sha[s["sha256"]][:, :, lo:hi, :].view(np.uint32), np.ascontiguousarray(x).view(np.uint32))]
+    bits = np.ascontiguousarray(x).view(np.uint32)
+    hits = [s["index"] for s in samples if np.array_equal(by_sha[s["sha256"]][:, :, lo:hi, :].view(np.uint32), bits)]
     assert len(hits) == 1, hits
     return hits[0]
 
@@ -743,23 +759,24 @@ def seed_semantics() -> dict:
         "base_seed_env_then_42": [r(seeding, 'env_var_list = ["ANEMOI_BASE_SEED", "SLURM_JOB_ID"]'),
                                   r(seeding, "base_seed = 42")],
         "seed_context_dataloader_2": r(seeding, "DATALOADER = 2"),
-        "derive_seed_seedsequence": r(seeding, "seed_seq = np.random.SeedSequence(entropy=base_seed, spawn_key=(context, *keys))"),
+        "derive_seed_seedsequence": r(seeding, "np.random.SeedSequence(entropy=base_seed, spawn_key=(context, *keys))"),
         "derive_seed_first_uint32": r(seeding, "return int(seed_seq.generate_state(1, dtype=np.uint32)[0])"),
         "per_worker_init": r(multidataset, "def per_worker_init(self, n_workers: int, worker_id: int) -> None:"),
-        "replica_shard_size_floor": r(multidataset, "shard_size = len(self.valid_date_indices) // self.sample_comm_num_groups"),
+        "replica_shard_size_floor": r(multidataset, "shard_size = len(self.valid_date_indices) // self.sample"),
         "replica_shard_start": r(multidataset, "shard_start = self.sample_comm_group_id * shard_size"),
-        "worker_balanced_range": r(multidataset, "low, high = get_balanced_partition_range(shard_size, n_workers, worker_id, offset=shard_start)"),
+        "worker_balanced_range": r(multidataset, "low, high = get_balanced_partition_range(shard_size, n_workers,"),
         "chunk_index_range": r(multidataset, "self.chunk_index_range = np.arange(low, high, dtype=np.uint32)"),
-        "seed_from_base_and_epoch": r(multidataset, "seed = derive_seed(base_seed, SeedContext.DATALOADER, self.epoch)"),
-        "torch_and_python_seeded_too": [r(multidataset, "torch.manual_seed(seed)"), r(multidataset, "random.seed(seed)")],
+        "seed_from_base_and_epoch": r(multidataset, "derive_seed(base_seed, SeedContext.DATALOADER, self.epoch)"),
+        "torch_and_python_seeded_too": [r(multidataset, "torch.manual_seed(seed)"),
+                                        r(multidataset, "random.seed(seed)")],
         "numpy_generator_pcg64": r(multidataset, "self.rng = np.random.default_rng(seed=seed)"),
         "sanity_draw_one_double": r(multidataset, "sanity_rnd = self.rng.random(1)[0]"),
         "permutation_choice": r(multidataset, "shuffled_chunk_indices = self.rng.choice("),
         "permutation_sliced_by_range": r(multidataset, ")[self.chunk_index_range]"),
-        "get_sample_anchor_to_window": r(multidataset, "time_steps = offset_time_indices(position, self.relative_date_indices[name])"),
-        "get_sample_grid_shard": r(multidataset, "start, end = get_partition_range(self.shard_sizes[name], self.reader_group_rank)"),
+        "get_sample_anchor_to_window": r(multidataset, "time_steps = offset_time_indices(position, self.relative_date"),
+        "get_sample_grid_shard": r(multidataset, "get_partition_range(self.shard_sizes[name], self.reader"),
         "sample_comm_from_model_comm": r(multidataset, "self.sample_comm_group_id = model_comm_group_id"),
-        "valid_date_indices_flat": r(multidataset, "self.valid_date_indices = np.arange(len(self.anchors), dtype=np.int64)",
+        "valid_date_indices_flat": r(multidataset, "self.valid_date_indices = np.arange(len(self.anchors)",
                                      all_hits=True),
         "set_epoch_recomputes_anchors": r(multidataset, "def set_epoch("),
         "anchors_intersection": r(usable_indices, "def compute_valid_anchors("),
@@ -767,10 +784,10 @@ def seed_semantics() -> dict:
         "usable_drop_missing": r(usable_indices, "rel_missing = i - relative_indices"),
         "reader_compute_anchors": r(data_reader, "positions = get_usable_indices("),
         "reader_read": r(data_reader, "x = self.data[positions, :, :, grid_shard_indices]"),
-        "reader_rearrange": r(data_reader, 'x = rearrange(x, "dates variables ensemble gridpoints -> dates ensemble gridpoints variables")'),
+        "reader_rearrange": r(data_reader, '"dates variables ensemble gridpoints -> dates ensemble'),
         "reader_from_numpy": r(data_reader, "return torch.from_numpy(x)", all_hits=True),
-        "forecaster_input_offsets": r(forecaster, "input_offsets = [-1 * i * self.timestep for i in range(multistep_input)]"),
-        "forecaster_output_offsets": r(forecaster, "output_offsets = [(i + 1) * self.timestep for i in range(multistep_output)]"),
+        "forecaster_input_offsets": r(forecaster, "input_offsets = [-1 * i * self.timestep for i in range("),
+        "forecaster_output_offsets": r(forecaster, "output_offsets = [(i + 1) * self.timestep for i in range(multist"),
         "forecaster_rollout_offsets": r(forecaster, "def _compute_rollout_offsets("),
         "relative_indices_from_offsets": r(rti, "relative_date_indices[name] = [o // dr.frequency for o in offsets]"),
         "time_indices_to_slice": r(time_indices, "return slice(indices[0], indices[-1] + step, step)"),
@@ -778,28 +795,30 @@ def seed_semantics() -> dict:
         "datamodule_worker_init_fn": r(datamodule_mod, "worker_init_fn=worker_init_func,"),
         "datamodule_builds_multidataset": r(datamodule_mod, "return MultiDataset("),
         "epoch_end_sets_epoch": r(methods_base, "self.trainer.datamodule.set_epoch(self.current_epoch + 1)"),
-        "normalize_batch_in_place": r(methods_base, "batch[dataset_name] = self.model.pre_processors[dataset_name](batch[dataset_name])"),
+        "normalize_batch_in_place": r(methods_base, "= self.model.pre_processors[dataset_name](batch[dataset_name])"),
         "strategy_set_comm_group_info": r(strategy, "dataloader.dataset.set_comm_group_info(", all_hits=True),
         "model_comm_group": r(groups, "model_comm_group_id = global_rank // num_gpus_per_model"),
         "reader_group_rank": r(groups, "reader_group_rank = model_comm_group_rank % read_group_size"),
-        "balanced_partition_sizes": r(balanced_partition, "return [base_size + 1] * remainder + [base_size] * (n_partitions - remainder)"),
+        "balanced_partition_sizes": r(balanced_partition, "return [base_size + 1] * remainder + [base_size] * (n_part"),
         "normaliser_forward_full_batch": r(normalizer_mod, "x.mul_(self._norm_mul).add_(self._norm_add)"),
     }
     numpy_refs = {
         "source": f"numpy v{NUMPY_VERSION} (commit {NUMPY_COMMIT}); not shipped with the wheel",
         "SeedSequence.__init__ / mix_entropy / get_assembled_entropy / generate_state":
-            "numpy/random/bit_generator.pyx:299 / :342 / :377 / :405 (constants :56-64, hashmix :151, mix :159, "
-            "_int_to_uint32_array :66)",
+            "numpy/random/bit_generator.pyx:299 / :342 / :377 / :405 (constants :56-64, _int_to_uint32_array :66, "
+            "hashmix :151, mix :159)",
         "PCG64 seeding (generate_state(4, uint64) -> pcg64_set_seed(state=w[0]<<64|w[1], inc=w[2]<<64|w[3]))":
             "numpy/random/_pcg64.pyx:122-140, src/pcg64/pcg64.c:148, pcg64.h:327 (srandom), :321 (step then output), "
             ":284 (XSL-RR), :97-98 (multiplier)",
         "next_uint32 buffering (low half first, high half kept)": "numpy/random/src/pcg64/pcg64.h:386-396",
-        "Generator.random: (next_uint64 >> 11) * 2**-53": "numpy/random/_pcg64.pyx:41 (uint64_to_double)",
-        "Generator.choice replace=False p=None": "numpy/random/_generator.pyx:940-984 (cutoff 50 with shuffle; "
-            "pop > 10000 and size > pop // 50 -> tail shuffle :950-958, else Floyd :959-982 then _shuffle_int(size, 1) :984)",
+        "Generator.random: (next_uint64 >> 11) * 2**-53": "numpy/random/_pcg64.pyx:41-42, _common.pxd:71-72 "
+            "(uint64_to_double)",
+        "Generator.choice replace=False p=None": "numpy/random/_generator.pyx:942-985 (cutoff 50 with shuffle; "
+            "pop > 10000 and size > pop // 50 -> tail shuffle :950-958, else Floyd :959-982 then _shuffle_int(size, 1) "
+            ":983-984)",
         "_shuffle_int (Fisher-Yates from the end, j = bounded(0, i))": "numpy/random/_generator.pyx:108-131",
-        "random_bounded_uint64 (rng 0 -> no draw; rng <= 0xFFFFFFFF -> 32-bit Lemire on next_uint32; else 64-bit Lemire)":
-            "numpy/random/src/distributions/distributions.c:1421-1450, Lemire32 :1305-1340, Lemire64 :1220-1260",
+        "random_bounded_uint64 (rng 0: no draw; rng <= 0xFFFFFFFF: 32-bit Lemire on next_uint32; else 64-bit Lemire)":
+            "numpy/random/src/distributions/distributions.c:1421-1452, Lemire32 :1305-1341, Lemire64 :1220-1301",
     }
     procedure = [
         "base_seed = int(ANEMOI_BASE_SEED) if set, else int(SLURM_JOB_ID) if set, else 42.",
