@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <random>
@@ -8,6 +9,7 @@
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/data/dataset.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/checkpoint.hpp"
@@ -40,11 +42,12 @@ model::Model checkpoint_model(const ForwardArguments& args,
     const model::Checkpoint checkpoint(args.checkpoint);
     auto model = checkpoint.model();
     normaliser.emplace(checkpoint.normaliser());
-    log::info("{}: {} parameters, {} -> {} nodes, read in {:.2f} s; {} anemoi settings accepted "
-              "without effect",
-              args.checkpoint, model.parameters().parameter_count(),
-              model.graph().node_set("data").count(), model.graph().node_set("hidden").count(),
-              clock.seconds(), model.config().accepted.size());
+    log::info(
+        "{}: {} parameters, {} -> {} nodes, read in {:.2f} s; {} anemoi settings accepted "
+        "without effect",
+        args.checkpoint, model.parameters().parameter_count(),
+        model.graph().node_set("data").count(), model.graph().node_set("hidden").count(),
+        clock.seconds(), model.config().accepted.size());
     for (const auto& line : model.config().accepted) log::debug("accepted: {}", line);
     return model;
 }
@@ -70,6 +73,34 @@ model::Model configured_model(const ForwardArguments& args,
     return model;
 }
 
+/// The model's input from an anemoi dataset as anemoi-training forms it: every input variable
+/// (forcings included, as the store holds them) at the multistep input dates ending at the date
+/// after '@', ensemble member 0, physical units: [1, T, 1, N, V_in]. The step between dates is
+/// the checkpoint's time step, else the dataset's frequency.
+Tensor dataset_window(const data::DatasetInput& input, const model::ModelConfig& config,
+                      std::int64_t timestep) {
+    BOREAS_CHECK(input.date.has_value(), "input dataset '{}' needs a date: STORE@2024-01-01T06",
+                 input.store.string());
+    const data::AnemoiDataset dataset(input.store);
+    if (timestep == 0) timestep = dataset.frequency_seconds();
+    const int steps = config.multistep_input;
+    std::vector<std::int64_t> indices;
+    for (int t = 0; t < steps; ++t)
+        indices.push_back(dataset.date_index(*input.date + (t - steps + 1) * timestep));
+    std::vector<std::size_t> columns;
+    for (const auto& name : config.input_variables())
+        columns.push_back(dataset.variable_index(name));
+    const Tensor sample = dataset.read_sample(indices, columns);  // [T, E, N, V_in]
+    const auto members = sample.dim(1), grid = sample.dim(2), width = sample.dim(3);
+    Tensor window({1, steps, 1, grid, width});
+    for (int t = 0; t < steps; ++t)  // member 0 of each date
+        std::copy_n(sample.data() + t * members * grid * width, grid * width,
+                    window.data() + t * grid * width);
+    log::info("input: {} at {} ({} dates every {} s, {} variables, member 0 of {})",
+              dataset.location(), input.date->iso(), steps, timestep, width, members);
+    return window;
+}
+
 int run_forward(const ForwardArguments& args) {
     apply_threads(args.threads);
     Stopwatch total;
@@ -79,9 +110,17 @@ int run_forward(const ForwardArguments& args) {
     // Exports for side-by-side runs (tools/peer): the exact model this run uses.
     if (!args.save_weights.empty()) model.save_weights(args.save_weights);
     if (!args.save_graph.empty()) graphs::save_graph(model.graph(), args.save_graph);
-    if (!args.save_config.empty()) io::write_text_atomically(args.save_config, model.config().source_yaml);
-    const Tensor input = args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)
-                                                   : model::read_input(args.input);
+    if (!args.save_config.empty())
+        io::write_text_atomically(args.save_config, model.config().source_yaml);
+    const auto dataset_input = data::parse_dataset_input(args.input);
+    const Tensor input =
+        args.input == "synthetic" ? model::synthetic_input(model, args.batch, args.seed)
+        : dataset_input
+            ? dataset_window(*dataset_input, model.config(),
+                             args.checkpoint.empty()
+                                 ? 0
+                                 : model::Checkpoint(args.checkpoint).timestep_seconds())
+            : model::read_input(args.input);
     const auto grid_points = model.graph().node_set("data").count();
     BOREAS_CHECK(
         input.rank() != 5 || input.dim(3) == grid_points,
@@ -140,9 +179,11 @@ Runner add_forward_command(CLI::App& app) {
         "safetensors with anemoi state-dict names (default: seeded initialisation)");
     auto* graph =
         command->add_option("--graph", args->graph, "Graph file (default: the config's graph)");
-    command->add_option("--input", args->input,
-                        "safetensors with 'input' [batch, steps, (1,) nodes, vars], or 'synthetic' "
-                        "(drawn in normalised units)")
+    command
+        ->add_option("--input", args->input,
+                     "safetensors with 'input' [batch, steps, (1,) nodes, vars], an anemoi dataset "
+                     "STORE.zarr@DATE (the input dates up to DATE), or 'synthetic' "
+                     "(drawn in normalised units)")
         ->required();
     command->add_option("-o,--output", args->output, "Where to write the output (safetensors)")
         ->required();

@@ -174,4 +174,45 @@ void AnemoiDataset::read_date(std::int64_t index, std::span<float> out) const {
                    [](double v) { return static_cast<float>(v); });
 }
 
+Tensor AnemoiDataset::read_sample(std::span<const std::int64_t> indices,
+                                  std::span<const std::size_t> variables) const {
+    const auto all = static_cast<std::int64_t>(variables_.size());
+    std::vector<std::size_t> columns(variables.begin(), variables.end());
+    if (columns.empty())
+        for (std::int64_t v = 0; v < all; ++v) columns.push_back(static_cast<std::size_t>(v));
+    for (const auto c : columns)
+        BOREAS_CHECK(c < variables_.size(), "store '{}': variable index {} of {}", location(), c,
+                     variables_.size());
+    const auto dates = static_cast<std::int64_t>(indices.size());
+    const auto members = ensembles(), grid = points();
+    const auto width = static_cast<std::int64_t>(columns.size());
+    Tensor sample({dates, members, grid, width});
+    std::vector<float> chunk(static_cast<std::size_t>(all * members * grid));
+    for (std::int64_t t = 0; t < dates; ++t) {
+        read_date(indices[static_cast<std::size_t>(t)], chunk);
+        float* out = sample.data() + t * members * grid * width;
+        // (variables, ensembles, points) -> (ensembles, points, variables)
+        for (std::int64_t e = 0; e < members; ++e)
+            for (std::int64_t c = 0; c < width; ++c) {
+                const float* in =
+                    chunk.data() + (static_cast<std::int64_t>(columns[c]) * members + e) * grid;
+                float* o = out + e * grid * width + c;
+                for (std::int64_t p = 0; p < grid; ++p) o[p * width] = in[p];
+            }
+    }
+    return sample;
+}
+
+std::optional<DatasetInput> parse_dataset_input(const std::string& text) {
+    std::error_code ec;
+    const auto at = text.rfind('@');
+    if (at != std::string::npos && !std::filesystem::exists(text, ec)) {
+        const std::filesystem::path store = text.substr(0, at);
+        if (!std::filesystem::exists(store, ec)) return std::nullopt;
+        return DatasetInput{store, DateTime::parse(text.substr(at + 1))};
+    }
+    if (std::filesystem::is_directory(text, ec)) return DatasetInput{text, std::nullopt};
+    return std::nullopt;
+}
+
 }  // namespace boreas::data

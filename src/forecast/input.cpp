@@ -246,25 +246,12 @@ InitialConditions from_dataset(const std::filesystem::path& store, const Forecas
 
 }  // namespace
 
-bool is_dataset_input(const std::string& input, std::filesystem::path& store,
-                      std::optional<DateTime>& date) {
-    const auto at = input.rfind('@');
-    std::filesystem::path path = at == std::string::npos ? input : input.substr(0, at);
-    std::error_code ec;
-    const bool has_date = at != std::string::npos && std::filesystem::exists(path, ec) &&
-                          !std::filesystem::exists(input, ec);
-    if (!has_date && !std::filesystem::is_directory(input, ec)) return false;
-    store = has_date ? path : std::filesystem::path(input);
-    if (has_date) date = DateTime::parse(input.substr(at + 1));
-    return true;
-}
-
 InitialConditions read_initial_conditions(const std::filesystem::path& path,
                                           const ForecastContext& context,
                                           std::optional<DateTime> date) {
-    std::filesystem::path store;
-    std::optional<DateTime> store_date;
-    if (is_dataset_input(path.string(), store, store_date)) {
+    if (const auto dataset = data::parse_dataset_input(path.string())) {
+        const auto& store = dataset->store;
+        const auto& store_date = dataset->date;
         BOREAS_CHECK(!(store_date && date && *store_date != *date),
                      "initial conditions '{}': the date after '@' and --date {} differ",
                      path.string(), date->iso());

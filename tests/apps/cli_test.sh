@@ -192,6 +192,9 @@ expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$store@2024-01
 [[ -s $work/fc-store.nc ]] || { echo "FAIL: forecast from a dataset wrote no NetCDF" >&2; failures=$((failures + 1)); }
 expect_error "o16.zarr': date 2024-01-02T00:00:00 \(index 4\) is a missing date" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$store@2024-01-02T06" -o "$work/x.nc"
 expect_error "o16.zarr' has no date 2030-01-01T00:00:00 \(its dates run from 2024-01-01T00:00:00 to 2024-01-03T06:00:00" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$store@2030-01-01T06" -o "$work/x.nc"
+expect_ok forward --checkpoint "$ckpt/transformer.ckpt" --input "$store@2024-01-01T06" -o "$work/fwd-store.safetensors"
+[[ -s $work/fwd-store.safetensors ]] || { echo "FAIL: forward from a dataset wrote nothing" >&2; failures=$((failures + 1)); }
+expect_error "input dataset '.*o16.zarr' needs a date" -- forward --checkpoint "$ckpt/transformer.ckpt" --input "$store" -o "$work/x.safetensors"
 # A NaN produced by the model stops the forecast naming step and variable; the steps before it
 # (here step 0) stay in a complete, readable output.
 expect_error "step 1 \(valid 2024-06-01T12:00:00\): output 'z_500' is not finite" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/nan-lsm.safetensors" --allow-nan --lead-time 12h -o "$work/nan.nc"

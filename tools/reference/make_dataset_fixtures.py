@@ -744,8 +744,16 @@ def dump_json(obj, indent: int = 0) -> str:
     return json.dumps(obj, separators=(", ", ": "))
 
 
+# Written into the same folder by make_sample_fixtures.py: not this script's, not counted or compared.
+OTHER_SCRIPTS = {"samples.json"}
+
+
 def tree(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and str(p.relative_to(folder)) not in OTHER_SCRIPTS
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -37,14 +37,17 @@ What runs (anemoi-training 0.16.0's own code, as AnemoiTrainer would run it)
   * workers, in process: torch's WorkerInfo is set as torch's worker loop sets it, then anemoi's
     worker_init_func(worker_id) (utils/worker_init.py -> MultiDataset.per_worker_init), then iter(dataset).
   * workers, for real: datamodule._get_dataloader(ds, "training") -- torch DataLoader with worker processes,
-    worker_init_fn=worker_init_func, batch_size 2 -- must yield the same samples; its batch order is recorded.
+    worker_init_fn=worker_init_func, batch_size 2, persistent workers -- must yield the same samples; its batch
+    order is recorded (for f: two passes over the same loader with datamodule.set_epoch(1) in between, as
+    Lightning does with reload_dataloaders_every_n_epochs 0).
   * normalisation: anemoi-models 0.18.0 AnemoiModelInterface._build_processor_pair(processors config,
     data_indices, statistics) -- the pre_processors["data"] of the model -- applied in place to the collated
     float32 batch [1, T, 1, 1600, 8] (torch default_collate of one sample), as BaseTrainingModule._normalize_batch.
 
 Configurations: a (1 replica, 1 worker), b (1 replica, 2 workers), c (2 replicas, 1 worker each), d (2 replicas,
 2 workers each), e (1 replica of 2 GPUs with read_group_size 2: grid shards), each with rollout 1 and/or 2, epoch 0;
-a also at epoch 1.
+a also at epoch 1 with workers started after datamodule.set_epoch(1) (non-persistent workers); f (2 persistent
+workers iterated for two epochs: the second epoch continues the generator).
 
 Checks on every run: each sample equals zarr-python's read of data[p-1 : p+R+1] transposed to (dates, ensemble,
 grid, variables); the DataLoader's batches equal the in-process worker streams, round-robin over workers;
@@ -122,17 +125,18 @@ NORMALISER_CONFIG = {
     "none": ["cos_latitude", "lsm"],
 }
 
-# name, rollout, epoch, world_size, num_gpus_per_model, read_group_size, num_workers
+# name, rollout, epoch, world_size, num_gpus_per_model, read_group_size, num_workers, epochs on the same workers
 CONFIGURATIONS = [
-    ("a", 1, 0, 1, 1, 1, 1),
-    ("a", 2, 0, 1, 1, 1, 1),
-    ("a", 1, 1, 1, 1, 1, 1),
-    ("b", 1, 0, 1, 1, 1, 2),
-    ("b", 2, 0, 1, 1, 1, 2),
-    ("c", 1, 0, 2, 1, 1, 1),
-    ("c", 2, 0, 2, 1, 1, 1),
-    ("d", 1, 0, 2, 1, 1, 2),
-    ("e", 1, 0, 2, 2, 2, 1),
+    ("a", 1, 0, 1, 1, 1, 1, 1),
+    ("a", 2, 0, 1, 1, 1, 1, 1),
+    ("a", 1, 1, 1, 1, 1, 1, 1),
+    ("b", 1, 0, 1, 1, 1, 2, 1),
+    ("b", 2, 0, 1, 1, 1, 2, 1),
+    ("c", 1, 0, 2, 1, 1, 1, 1),
+    ("c", 2, 0, 2, 1, 1, 1, 1),
+    ("d", 1, 0, 2, 1, 1, 2, 1),
+    ("e", 1, 0, 2, 2, 2, 1, 1),
+    ("f", 1, 0, 1, 1, 1, 2, 2),
 ]
 DESCRIPTIONS = {
     "a": "1 model replica (1 GPU), 1 dataloader worker",
@@ -141,7 +145,11 @@ DESCRIPTIONS = {
     "d": "2 model replicas (1 GPU each), 2 workers each",
     "e": "1 model replica over 2 GPUs (num_gpus_per_model 2) with read_group_size 2: both ranks read the same "
          "samples, each its half of the grid",
+    "f": "1 model replica, 2 persistent workers, epochs 0 and 1 on the same workers (anemoi's default with a fixed "
+         "rollout): epoch 1 is the generator's next permutation, not a re-seed with epoch 1",
 }
+EPOCH_NOTE = ("epoch > 0 here: workers started after datamodule.set_epoch(epoch), i.e. non-persistent workers (a "
+              "rollout curriculum, epoch_increment > 0) or a new DataLoader")
 
 NOTES = [
     "anemoi-training 0.16.0 is the multi-dataset generation: AnemoiDatasetsDataModule builds a MultiDataset "
@@ -167,6 +175,12 @@ NOTES = [
     "The samples are float32 and not normalised; normalisation runs on the device in the model's pre_processors, in "
     "place, over all dataset variables (the batch has 8 columns, not the 6 of data.input.full, so every column gets "
     "its own mul/add).",
+    "With persistent workers (the default for a fixed rollout) the epoch number never reaches the workers: epoch "
+    "e's order is the (e+1)-th permutation drawn from the generator seeded with derive_seed(base, 2, 0), not the "
+    "first permutation of derive_seed(base, 2, e); only freshly started workers (rollout curriculum, restart) use "
+    "the epoch's seed.  Read from the source, not run here: a resumed run builds a new datamodule whose epoch is 0 "
+    "(nothing in 0.16.0 calls set_epoch on resume), so its first epoch draws the epoch-0 seed's first permutation "
+    "again.",
     "The dataloader needs num_workers > 0: worker_init_func raises when torch's worker info is None, and "
     "per_worker_init is what sets the generator and the index range.",
     "The DataLoader is built with pin_memory false (no accelerator here); persistent_workers is true because the "
@@ -605,11 +619,17 @@ def build(args) -> dict:
 
     # ---- configurations ----
     configs = []
-    for name, rollout, epoch, world_size, gpus_per_model, read_group_size, n_workers in CONFIGURATIONS:
-        entry = {"name": name, "description": DESCRIPTIONS[name], "rollout": rollout, "epoch": epoch,
+    for name, rollout, epoch, world_size, gpus_per_model, read_group_size, n_workers, n_epochs in CONFIGURATIONS:
+        description = DESCRIPTIONS[name] + (f"; {EPOCH_NOTE}" if epoch else "")
+        entry = {"name": name, "description": description, "rollout": rollout, "epoch": epoch,
                  "world_size": world_size, "num_gpus_per_model": gpus_per_model, "read_group_size": read_group_size,
-                 "num_workers": n_workers, "batch_size": BATCH_SIZE, "ranks": []}
+                 "num_workers": n_workers, "batch_size": BATCH_SIZE, "epochs_on_the_same_workers": n_epochs,
+                 "ranks": []}
         table = rollouts[str(rollout)]
+
+        def flat_indices(stream, lo, hi):
+            return [match_sample(item["data"].numpy(), table["samples"], samples_by_sha, lo, hi) for item in stream]
+
         for rank in range(world_size):
             dm, _config = make_datamodule(store, rollout, n_workers, read_group_size, gpus_per_model)
             ds = dm.ds_train
@@ -617,16 +637,10 @@ def build(args) -> dict:
                 dm.set_epoch(epoch)  # BaseTrainingModule.on_train_epoch_end -> datamodule.set_epoch(epoch + 1)
             comm = comm_info(ds, rank, world_size, gpus_per_model, read_group_size)
             lo, hi = balanced_partition.get_partition_range(comm["shard_sizes"]["data"], comm["reader_group_rank"])
-            workers, streams = [], []
+            workers, streams = [], [[] for _ in range(n_epochs)]
             for w in range(n_workers):
                 stream, info = run_worker(ds, w, n_workers)
-                flat_order, shas = [], []
-                for item in stream:
-                    x = item["data"].numpy()
-                    digest = sha(x)
-                    flat = match_sample(x, table["samples"], samples_by_sha, lo, hi)
-                    flat_order.append(flat)
-                    shas.append(digest)
+                flat_order = flat_indices(stream, lo, hi)
                 c0, c1 = info["chunk_index_range"]
                 checks.setdefault("worker_order_is_permutation_slice", True)
                 checks["worker_order_is_permutation_slice"] &= flat_order == info["permutation"][c0:c1]
@@ -646,27 +660,49 @@ def build(args) -> dict:
                         "permutation": info["permutation"], "indices": flat_order,
                         "positions": [table["anchors"][i][1] for i in flat_order]}
                 if (lo, hi) != (0, doc["store"]["grid_size"]):
-                    wdoc["sha256"] = shas
+                    wdoc["sha256"] = [sha(item["data"].numpy()) for item in stream]
+                streams[0].append(flat_order)
+                # persistent workers: the next epoch is the next iter(dataset) in the same worker (no
+                # worker_init_fn, no re-seeding): the generator continues
+                for k in range(1, n_epochs):
+                    perm = [int(i) for i in copy.deepcopy(ds.rng).choice(
+                        ds.valid_date_indices, size=len(ds.valid_date_indices), replace=False)]
+                    order = flat_indices(list(iter(ds)), lo, hi)
+                    checks.setdefault("persistent_worker_next_epoch_is_next_permutation", True)
+                    checks["persistent_worker_next_epoch_is_next_permutation"] &= (
+                        order == perm[c0:c1] and ref.permutation_choice(len(perm)) == perm)
+                    wdoc.setdefault("later_epochs", []).append({
+                        "epoch": epoch + k, "permutation": perm, "indices": order,
+                        "positions": [table["anchors"][i][1] for i in order]})
+                    streams[k].append(order)
                 workers.append(wdoc)
-                streams.append([(f, s) for f, s in zip(flat_order, shas)])
-            # the real thing: torch DataLoader with worker processes (datamodule._get_dataloader)
+            # the real thing: torch DataLoader with worker processes (datamodule._get_dataloader), one pass per
+            # epoch on the same loader (Lightning builds the train loader once: reload_dataloaders_every_n_epochs 0)
             loader = dm._get_dataloader(ds, "training")
             assert loader.worker_init_fn is worker_init.worker_init_func and loader.num_workers == n_workers
-            batches = []
-            for batch in loader:
-                xb = batch["data"].numpy()
-                batches.append([match_sample(row, table["samples"], samples_by_sha, lo, hi) for row in xb])
-                checks.setdefault("dataloader_batches_contiguous", True)
-                checks["dataloader_batches_contiguous"] &= bool(batch["data"].is_contiguous())
+            assert loader.persistent_workers
+            per_epoch = []
+            for k in range(n_epochs):
+                if k:
+                    dm.set_epoch(epoch + k)  # what on_train_epoch_end does; persistent workers never see it
+                batches = []
+                for batch in loader:
+                    batches.append([match_sample(row, table["samples"], samples_by_sha, lo, hi)
+                                    for row in batch["data"].numpy()])
+                    checks.setdefault("dataloader_batches_contiguous", True)
+                    checks["dataloader_batches_contiguous"] &= bool(batch["data"].is_contiguous())
+                checks.setdefault("dataloader_equals_in_process_workers_round_robin", True)
+                checks["dataloader_equals_in_process_workers_round_robin"] &= (
+                    batches == round_robin(streams[k], BATCH_SIZE))
+                per_epoch.append(batches)
             del loader
-            expected = round_robin([[f for f, _ in s] for s in streams], BATCH_SIZE)
-            checks.setdefault("dataloader_equals_in_process_workers_round_robin", True)
-            checks["dataloader_equals_in_process_workers_round_robin"] &= batches == expected
-            entry["ranks"].append({
-                "comm": comm, "grid_shard": [lo, hi], "workers": workers,
-                "dataloader_batches": [[table["anchors"][i][1] for i in b] for b in batches],
-                "dataloader_batches_indices": batches,
-            })
+            rdoc = {"comm": comm, "grid_shard": [lo, hi], "workers": workers,
+                    "dataloader_batches": [[table["anchors"][i][1] for i in b] for b in per_epoch[0]],
+                    "dataloader_batches_indices": per_epoch[0]}
+            if n_epochs > 1:
+                rdoc["dataloader_batches_later_epochs"] = [[[table["anchors"][i][1] for i in b] for b in e]
+                                                           for e in per_epoch[1:]]
+            entry["ranks"].append(rdoc)
         configs.append(entry)
     doc["configurations"] = configs
 
@@ -833,9 +869,15 @@ def seed_semantics() -> dict:
         "worker w takes perm[start + sum(sizes[:w]) : start + sum(sizes[:w + 1])].",
         "sample for flat index i: (sequence, p) = anchors[i]; data[p + rel[0] : p + rel[-1] + 1, :, :, grid shard] "
         "with rel = relative_date_indices (dates, variables, ensemble, grid) -> (dates, ensemble, grid, variables).",
-        "epoch e > 0: datamodule.set_epoch(e) after epoch e-1 (BaseTrainingModule.on_train_epoch_end); the seed "
-        "changes with e; workers pick it up when restarted (persistent workers keep the old state: anemoi disables "
-        "them when the rollout grows).",
+        "epoch e > 0 with persistent workers (anemoi's default when rollout.epoch_increment == 0; Lightning builds "
+        "the train DataLoader once): per_worker_init ran once, at epoch 0; each epoch calls iter(dataset) in the same "
+        "worker again, i.e. the next rng.choice of the same generator (no re-seed, no second sanity draw) sliced by "
+        "the same chunk_index_range; datamodule.set_epoch(e) (BaseTrainingModule.on_train_epoch_end) only changes "
+        "the main process's copy (configuration f).",
+        "epoch e > 0 with non-persistent workers (rollout curriculum, epoch_increment > 0) or a new DataLoader: "
+        "workers are forked from the main-process dataset after datamodule.set_epoch(e), which recomputed the "
+        "anchors for the new rollout: seed = derive_seed(base, 2, e), sanity draw, first permutation (configuration a "
+        "at epoch 1).",
         "DataLoader order with W workers: batches of batch_size from each worker's own stream, taken round-robin over "
         "the workers (worker 0, 1, ..., 0, 1, ...); the last batch of a worker may be short (drop_last false).",
     ]

@@ -5,14 +5,25 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "boreas/core/datetime.hpp"
+#include "boreas/core/tensor.hpp"
 #include "boreas/data/zarr.hpp"
 
 namespace boreas::data {
+
+/// An input naming a dataset: "STORE@DATE" (a store directory or zip that exists, then an ISO
+/// date) or a store directory alone.
+struct DatasetInput {
+    std::filesystem::path store;
+    std::optional<DateTime> date;
+};
+/// The dataset an input string names, or nothing when it names something else (a file).
+std::optional<DatasetInput> parse_dataset_input(const std::string& text);
 
 /// Per-variable statistics in dataset order, as anemoi-datasets computed them.
 struct DatasetStatistics {
@@ -52,6 +63,13 @@ class AnemoiDataset {
     /// Date `index` as float32 [variables, ensembles, points] (anemoi's `ds[index]`); throws
     /// naming the date when it is a missing date.
     void read_date(std::int64_t index, std::span<float> out) const;
+
+    /// Dates `indices` as anemoi-training's dataset yields a sample: float32 [dates, ensembles,
+    /// points, variables], the variables in the order of `variables` (dataset indices; all of
+    /// them in dataset order when empty), transposed from the store's (variables, ensembles,
+    /// points) chunks. Missing dates are refused by name.
+    Tensor read_sample(std::span<const std::int64_t> indices,
+                       std::span<const std::size_t> variables = {}) const;
 
   private:
     ZarrGroup group_;

@@ -26,11 +26,6 @@ InitialConditions read_initial_conditions(const std::filesystem::path& path,
                                           const ForecastContext& context,
                                           std::optional<DateTime> date);
 
-/// Whether `input` names an anemoi dataset: "STORE@DATE" (a Zarr store directory or zip, then
-/// the base date) or a store directory alone (the date then comes from --date).
-bool is_dataset_input(const std::string& input, std::filesystem::path& store,
-                      std::optional<DateTime>& date);
-
 /// Whether the file starts with a GRIB message ("GRIB"): GRIB initial conditions, whose messages
 /// also serve as GRIB output templates.
 bool is_grib(const std::filesystem::path& path);
