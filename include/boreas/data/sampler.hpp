@@ -11,6 +11,9 @@
 
 namespace boreas::data {
 
+/// PCG64's 128-bit state (GCC and clang's extension, as numpy's own C uses where it can).
+__extension__ typedef unsigned __int128 Uint128;
+
 /// numpy.random.SeedSequence(entropy, spawn_key).generate_state(1, uint32)[0].
 std::uint32_t derive_seed(std::uint64_t entropy, std::span<const std::uint64_t> spawn_key);
 
@@ -31,7 +34,7 @@ class NumpyGenerator {
 
   private:
     void step();
-    unsigned __int128 state_ = 0, increment_ = 0;
+    Uint128 state_ = 0, increment_ = 0;
     bool has_half_ = false;
     std::uint32_t half_ = 0;
 };
@@ -39,8 +42,8 @@ class NumpyGenerator {
 struct SamplerOptions {
     int multistep_input = 2;
     int rollout = 1;
-    int time_increment = 1;  ///< model time step / dataset frequency
-    std::uint64_t base_seed = 42;  ///< anemoi: ANEMOI_BASE_SEED, else SLURM_JOB_ID, else 42
+    int time_increment = 1;         ///< model time step / dataset frequency
+    std::uint64_t base_seed = 42;   ///< anemoi: ANEMOI_BASE_SEED, else SLURM_JOB_ID, else 42
     int replicas = 1, replica = 0;  ///< model comm groups (data-parallel replicas)
     int workers = 1, worker = 0;    ///< dataloader workers of one replica
 };
