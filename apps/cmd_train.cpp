@@ -11,37 +11,56 @@ namespace boreas::apps {
 Runner add_train_command(CLI::App& app) {
     auto o = std::make_shared<train::TrainOptions>();
     auto dir = std::make_shared<std::string>();
-    auto* command = app.add_subcommand("train", "Train the model (rollout, AdamW, cosine schedule, checkpoints)");
-    command->add_option("--config", o->config, "Built-in config or YAML file")->capture_default_str();
+    auto* command = app.add_subcommand(
+        "train", "Train the model (rollout, AdamW, cosine schedule, checkpoints)");
+    command->add_option("--config", o->config, "Built-in config or YAML file")
+        ->capture_default_str();
     command->add_option("--set", o->overrides, "Override a config key: key.path=value");
-    command->add_option("--data", o->data, "synthetic (datasets come with the data-loading work)")
+    command
+        ->add_option("--data", o->data,
+                     "synthetic, or an anemoi dataset (Zarr store directory or zip): samples "
+                     "in anemoi-training's order, normalised from the store's statistics")
+        ->capture_default_str();
+    command->add_option("--data-threads", o->data_threads, "Threads reading a batch's samples")
+        ->capture_default_str();
+    command->add_option("--data-queue", o->data_queue, "Batches read ahead of the step")
         ->capture_default_str();
     command->add_option("--steps", o->steps, "Optimiser steps")->capture_default_str();
-    command->add_option("--rollout", o->rollout, "Autoregressive steps per sample")->capture_default_str();
+    command->add_option("--rollout", o->rollout, "Autoregressive steps per sample")
+        ->capture_default_str();
     command->add_option("--batch", o->batch, "Samples per step")->capture_default_str();
-    command->add_option("--lr", o->lr, "Peak learning rate (cosine schedule)")->capture_default_str();
+    command->add_option("--lr", o->lr, "Peak learning rate (cosine schedule)")
+        ->capture_default_str();
     command->add_option("--min-lr", o->min_lr, "Final learning rate")->capture_default_str();
     command->add_option("--warmup", o->warmup, "Linear warm-up steps")->capture_default_str();
-    command->add_option("--clip", o->clip_value, "Clip gradients by value (0: off)")->capture_default_str();
+    command->add_option("--clip", o->clip_value, "Clip gradients by value (0: off)")
+        ->capture_default_str();
     command->add_option("--seed", o->seed, "Seed of weights and data")->capture_default_str();
-    command->add_option("--checkpoint-dir", *dir, "Write checkpoints here (atomic step-NNNNNNNN folders)");
+    command->add_option("--checkpoint-dir", *dir,
+                        "Write checkpoints here (atomic step-NNNNNNNN folders)");
     command->add_option("--checkpoint-every", o->checkpoint_every, "Steps between checkpoints")
         ->capture_default_str();
     command->add_flag("--resume", o->resume, "Continue from the newest complete checkpoint");
     command->add_flag("--skip-nonfinite", o->skip_nonfinite,
                       "Skip a step whose loss or gradients are not finite instead of stopping");
-    command->add_flag("--activation-checkpointing,!--no-activation-checkpointing", o->activation_checkpointing,
+    command->add_flag("--activation-checkpointing,!--no-activation-checkpointing",
+                      o->activation_checkpointing,
                       "Recompute activations in backward (default on)");
-    command->add_option("--threads", o->threads, "OpenMP threads (results are bit-identical at a fixed count)");
+    command->add_option("--threads", o->threads,
+                        "OpenMP threads (results are bit-identical at a fixed count)");
     return [o, dir]() {
         o->checkpoint_dir = *dir;
         const auto summary = train::run_training(*o);
         const auto& l = summary.losses;
         if (!l.empty()) {
-            fmt::print("steps {}..{}: loss {:.6g} -> {:.6g} ({:.1f}x lower), {:.3f} s/step, peak RSS {:.0f} MiB\n",
-                       summary.first_step + 1, l.size(), l[summary.first_step < static_cast<std::int64_t>(l.size()) ? summary.first_step : 0],
-                       l.back(), l.front() / l.back(), summary.seconds_per_step,
-                       static_cast<double>(peak_rss_bytes()) / (1 << 20));
+            fmt::print(
+                "steps {}..{}: loss {:.6g} -> {:.6g} ({:.1f}x lower), {:.3f} s/step, peak RSS "
+                "{:.0f} MiB\n",
+                summary.first_step + 1, l.size(),
+                l[summary.first_step < static_cast<std::int64_t>(l.size()) ? summary.first_step
+                                                                           : 0],
+                l.back(), l.front() / l.back(), summary.seconds_per_step,
+                static_cast<double>(peak_rss_bytes()) / (1 << 20));
             fmt::print("losses:");
             for (double v : l) fmt::print(" {:.9g}", v);
             fmt::print("\n");

@@ -1,27 +1,33 @@
 #include "boreas/train/trainer.hpp"
 
 #include <omp.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/data/loader.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "boreas/model/normaliser.hpp"
 
 namespace boreas::train {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string step_name(std::int64_t step) { return fmt::format("step-{:08d}", step); }
+std::string step_name(std::int64_t step) {
+    return fmt::format("step-{:08d}", step);
+}
 
 /// The newest complete checkpoint (directories appear only by an atomic rename).
 fs::path latest_checkpoint(const fs::path& dir) {
@@ -29,7 +35,8 @@ fs::path latest_checkpoint(const fs::path& dir) {
     if (!fs::is_directory(dir)) return best;
     for (const auto& entry : fs::directory_iterator(dir)) {
         const auto name = entry.path().filename().string();
-        if (entry.is_directory() && name.rfind("step-", 0) == 0 && fs::exists(entry.path() / "state.json") &&
+        if (entry.is_directory() && name.rfind("step-", 0) == 0 &&
+            fs::exists(entry.path() / "state.json") &&
             (best.empty() || name > best.filename().string()))
             best = entry.path();
     }
@@ -58,7 +65,8 @@ void save_checkpoint(const fs::path& dir, std::int64_t step, const model::Model&
                      const Optimiser& optimiser, const std::vector<double>& losses) {
     fs::create_directories(dir);
     const fs::path final_dir = dir / step_name(step);
-    const fs::path temporary = dir / fmt::format(".tmp-{}-{}", step_name(step), static_cast<long>(::getpid()));
+    const fs::path temporary =
+        dir / fmt::format(".tmp-{}-{}", step_name(step), static_cast<long>(::getpid()));
     fs::remove_all(temporary);
     fs::create_directories(temporary);
     model.save_weights(temporary / "weights.safetensors");
@@ -69,7 +77,8 @@ void save_checkpoint(const fs::path& dir, std::int64_t step, const model::Model&
         moments.add<float>(name + ".exp_avg_sq", shape, s.exp_avg_sq);
     }
     moments.write(temporary / "optimizer.safetensors");
-    nlohmann::ordered_json state = {{"step", step}, {"config", model.config().source_yaml}, {"losses", losses}};
+    nlohmann::ordered_json state = {
+        {"step", step}, {"config", model.config().source_yaml}, {"losses", losses}};
     io::write_text_atomically(temporary / "state.json", state.dump(2));
     fs::remove_all(final_dir);
     fs::rename(temporary, final_dir);  // a checkpoint appears whole or not at all
@@ -86,7 +95,8 @@ std::int64_t load_checkpoint(const fs::path& path, model::Model& model, Optimise
     if (!keys.empty()) {
         std::string list;
         for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-        BOREAS_FAIL("checkpoint '{}' was written for another config; differing keys: {}", path.string(), list);
+        BOREAS_FAIL("checkpoint '{}' was written for another config; differing keys: {}",
+                    path.string(), list);
     }
     model.load_weights(path / "weights.safetensors");
     io::SafetensorsReader moments(path / "optimizer.safetensors");
@@ -94,7 +104,8 @@ std::int64_t load_checkpoint(const fs::path& path, model::Model& model, Optimise
         if (!moments.contains(name + ".exp_avg")) continue;
         const auto m = moments.view<float>(name + ".exp_avg");
         const auto v = moments.view<float>(name + ".exp_avg_sq");
-        optimiser.state[name] = {std::vector<float>(m.begin(), m.end()), std::vector<float>(v.begin(), v.end())};
+        optimiser.state[name] = {std::vector<float>(m.begin(), m.end()),
+                                 std::vector<float>(v.begin(), v.end())};
     }
     losses = state.at("losses").get<std::vector<double>>();
     return state.at("step").get<std::int64_t>();
@@ -112,10 +123,14 @@ Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::u
     // Per-variable constants: fixed by the seed, shared by every step.
     std::mt19937_64 constants(seed);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    struct Wave { float a, b, speed, phase, k; };
+    struct Wave {
+        float a, b, speed, phase, k;
+    };
     std::vector<Wave> waves(static_cast<std::size_t>(vars));
-    for (auto& w : waves) w = {uniform(constants), 0.5f * uniform(constants), 0.05f + 0.1f * std::abs(uniform(constants)),
-                               3.0f * uniform(constants), 1.0f + 2.0f * std::abs(uniform(constants))};
+    for (auto& w : waves)
+        w = {uniform(constants), 0.5f * uniform(constants),
+             0.05f + 0.1f * std::abs(uniform(constants)), 3.0f * uniform(constants),
+             1.0f + 2.0f * std::abs(uniform(constants))};
     std::mt19937_64 per_step(seed * 7919 + static_cast<std::uint64_t>(step));
     Tensor out({batch, times, 1, nodes, vars});
     for (std::int64_t b = 0; b < batch; ++b) {
@@ -127,7 +142,8 @@ Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::u
                 for (std::int64_t v = 0; v < vars; ++v) {
                     const auto& w = waves[v];
                     const float time = t0 + static_cast<float>(t);
-                    row[v] = w.a * std::cos(lat) * std::sin(lon - w.speed * time + w.phase) + w.b * std::sin(w.k * lat);
+                    row[v] = w.a * std::cos(lat) * std::sin(lon - w.speed * time + w.phase) +
+                             w.b * std::sin(w.k * lat);
                 }
                 // Forcings that are functions of position carry their meaning.
                 for (std::int64_t v = 0; v < vars; ++v) {
@@ -139,7 +155,8 @@ Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::u
                 }
                 // Diagnostics: the product of the first two variables (learnable from the state).
                 for (const auto& name : c.diagnostic) {
-                    const auto v = std::find(c.variables.begin(), c.variables.end(), name) - c.variables.begin();
+                    const auto v = std::find(c.variables.begin(), c.variables.end(), name) -
+                                   c.variables.begin();
                     row[v] = row[0] * row[1 % vars];
                 }
             }
@@ -147,9 +164,59 @@ Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::u
     return out;
 }
 
+/// Batches from an anemoi dataset for `model`: its variables as columns (the store may hold
+/// more, in any order), normalised with the config's methods from the store's statistics (as
+/// anemoi-training builds its normaliser), on the model's data grid (checked point by point).
+std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
+                                                  const model::Model& model) {
+    const auto& config = model.config();
+    data::LoaderOptions loader;
+    loader.sampler.multistep_input = config.multistep_input;
+    loader.sampler.rollout = options.rollout;
+    loader.sampler.base_seed = options.seed;
+    loader.batch = options.batch;
+    loader.variables = config.variables;
+    loader.threads = options.data_threads;
+    loader.queue = options.data_queue;
+    const data::AnemoiDataset dataset(options.data);
+    const auto stats = dataset.statistics();
+    model::Statistics ordered;
+    for (const auto& name : config.variables) {
+        const auto v = dataset.variable_index(name);
+        ordered.mean.push_back(stats.mean[v]);
+        ordered.stdev.push_back(stats.stdev[v]);
+        ordered.minimum.push_back(stats.minimum[v]);
+        ordered.maximum.push_back(stats.maximum[v]);
+    }
+    const model::Normaliser normaliser(config, ordered);
+    loader.mul = normaliser.mul();
+    loader.add = normaliser.add();
+    const auto& nodes = model.graph().node_set("data");
+    BOREAS_CHECK(dataset.points() == nodes.count(),
+                 "dataset '{}' has {} grid points; the model's data grid ({}) has {}",
+                 dataset.location(), dataset.points(), nodes.grid, nodes.count());
+    const auto lats = dataset.latitudes(), lons = dataset.longitudes();
+    constexpr double kDegrees = 180.0 / 3.14159265358979323846;
+    for (std::int64_t p = 0; p < nodes.count(); ++p) {
+        const double lat = nodes.coords[static_cast<std::size_t>(2 * p)] * kDegrees;
+        const double lon = nodes.coords[static_cast<std::size_t>(2 * p + 1)] * kDegrees;
+        BOREAS_CHECK(
+            std::abs(lat - lats[static_cast<std::size_t>(p)]) <= 1e-3 &&
+                std::abs(std::remainder(lon - lons[static_cast<std::size_t>(p)], 360.0)) <= 1e-3,
+            "dataset '{}': point {} is at ({}, {}), the model's data node at ({}, {}): "
+            "another grid or point order",
+            dataset.location(), p, lats[static_cast<std::size_t>(p)],
+            lons[static_cast<std::size_t>(p)], lat, lon);
+    }
+    auto batches = std::make_unique<data::BatchLoader>(options.data, loader);
+    log::info("data: {} ({} dates, {} usable windows of {} dates, {} missing), {} variables",
+              dataset.location(), dataset.dates().size(), batches->anchors(),
+              config.multistep_input + options.rollout, dataset.missing_indices().size(),
+              config.variables.size());
+    return batches;
+}
+
 TrainSummary run_training(const TrainOptions& options) {
-    BOREAS_CHECK(options.data == "synthetic", "--data '{}': only 'synthetic' exists until datasets are "
-                 "read (the data-loading issue)", options.data);
     BOREAS_CHECK(options.steps >= 1 && options.rollout >= 1 && options.batch >= 1,
                  "--steps, --rollout and --batch must be >= 1");
     if (options.threads > 0) omp_set_num_threads(options.threads);
@@ -165,7 +232,8 @@ TrainSummary run_training(const TrainOptions& options) {
         BOREAS_CHECK(!options.checkpoint_dir.empty(), "--resume needs --checkpoint-dir");
         const auto latest = latest_checkpoint(options.checkpoint_dir);
         if (latest.empty()) {
-            log::warning("no checkpoint in '{}'; starting from step 0", options.checkpoint_dir.string());
+            log::warning("no checkpoint in '{}'; starting from step 0",
+                         options.checkpoint_dir.string());
         } else {
             start = load_checkpoint(latest, model, optimiser, losses);
             log::info("resumed from {} (step {})", latest.string(), start);
@@ -175,10 +243,14 @@ TrainSummary run_training(const TrainOptions& options) {
     const AdamWOptions adamw;
     LossConfig loss_config;
     summary.first_step = start;
+    const auto loader = options.data == "synthetic" ? nullptr : dataset_loader(options, model);
     Stopwatch clock;
     for (std::int64_t step = start; step < options.steps; ++step) {
-        const Tensor batch = synthetic_batch(model, options.batch, options.rollout, options.seed, step);
-        auto result = rollout_step(model, batch, options.rollout, loss_config, options.activation_checkpointing);
+        const Tensor batch =
+            loader ? loader->batch(step)
+                   : synthetic_batch(model, options.batch, options.rollout, options.seed, step);
+        auto result = rollout_step(model, batch, options.rollout, loss_config,
+                                   options.activation_checkpointing);
         std::string bad;
         if (!std::isfinite(result.loss)) bad = "the loss";
         for (const auto& [name, grad] : result.gradients.parameters) {
@@ -190,8 +262,10 @@ TrainSummary run_training(const TrainOptions& options) {
                 }
         }
         if (!bad.empty()) {
-            BOREAS_CHECK(options.skip_nonfinite, "step {}: {} is not finite (loss {}); pass "
-                         "--skip-nonfinite to skip such steps", step + 1, bad, result.loss);
+            BOREAS_CHECK(options.skip_nonfinite,
+                         "step {}: {} is not finite (loss {}); pass "
+                         "--skip-nonfinite to skip such steps",
+                         step + 1, bad, result.loss);
             log::warning("step {}: {} is not finite; step skipped", step + 1, bad);
             losses.push_back(std::nan(""));
             continue;
@@ -201,7 +275,8 @@ TrainSummary run_training(const TrainOptions& options) {
         const double lr = schedule.lr(step + 1);
         for (const auto& name : model.parameters().names()) {
             auto& grad = result.gradients.parameters.at(name);
-            if (options.clip_value > 0) clip_by_value(grad.storage(), static_cast<float>(options.clip_value));
+            if (options.clip_value > 0)
+                clip_by_value(grad.storage(), static_cast<float>(options.clip_value));
             auto& param = const_cast<Tensor&>(model.parameters().get(name));
             adamw_step(param.storage(), grad.values(), optimiser.state[name], step + 1, lr, adamw);
         }
@@ -210,6 +285,15 @@ TrainSummary run_training(const TrainOptions& options) {
         if (!options.checkpoint_dir.empty() &&
             ((step + 1) % options.checkpoint_every == 0 || step + 1 == options.steps))
             save_checkpoint(options.checkpoint_dir, step + 1, model, optimiser, losses);
+    }
+    if (loader) {
+        const auto stats = loader->stats();
+        summary.data_wait_seconds = stats.wait_seconds;
+        log::info(
+            "data: {} batches read in {:.2f} s by the loader thread; steps waited {:.2f} s "
+            "({:.1f} % of {:.2f} s)",
+            stats.batches, stats.read_seconds, stats.wait_seconds,
+            100.0 * stats.wait_seconds / std::max(clock.seconds(), 1e-9), clock.seconds());
     }
     summary.losses = losses;
     const auto run = options.steps - start;

@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "boreas/data/dataset.hpp"
+#include "boreas/data/loader.hpp"
 #include "boreas/data/sampler.hpp"
 #include "boreas/model/config.hpp"
 #include "boreas/model/normaliser.hpp"
+#include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace boreas::data;
@@ -173,6 +175,58 @@ TEST(Sampler, SamplesAndNormalisedSamplesBitForBit) {
         }
     }
     EXPECT_GE(samples, 8);
+}
+
+TEST(Loader, BatchesFollowTheSamplerAndDependOnTheStepAlone) {
+    const auto store = kStores / "o16.zarr";
+    const AnemoiDataset dataset(store);
+    LoaderOptions options;
+    options.batch = 2;
+    options.sampler.rollout = 1;
+    options.variables = {"z_500", "2t", "lsm"};
+    options.mul = {0.5f, 0.25f, 1.0f};
+    options.add = {-1.0f, 2.0f, 0.0f};
+    options.threads = 2;
+    // One worker's stream over three epochs, as the sampler gives it.
+    const auto anchors = usable_anchors(static_cast<std::int64_t>(dataset.dates().size()),
+                                        dataset.missing_indices(), options.sampler);
+    WorkerSampler sampler(anchors, options.sampler);
+    std::vector<std::int64_t> stream;
+    for (int e = 0; e < 3; ++e) {
+        const auto epoch = sampler.next_epoch();
+        stream.insert(stream.end(), epoch.begin(), epoch.end());
+    }
+    std::vector<std::size_t> columns;
+    for (const auto& name : options.variables) columns.push_back(dataset.variable_index(name));
+    auto expected = [&](std::int64_t step) {
+        std::vector<float> values;
+        for (int b = 0; b < 2; ++b) {
+            const auto anchor = stream[static_cast<std::size_t>(step * 2 + b)];
+            const std::vector<std::int64_t> dates = {anchor - 1, anchor, anchor + 1};
+            const auto x = dataset.read_sample(dates, columns);
+            for (std::size_t i = 0; i < x.values().size(); ++i) {
+                const float scaled = x.data()[i] * options.mul[i % 3];
+                values.push_back(scaled + options.add[i % 3]);
+            }
+        }
+        return values;
+    };
+    BatchLoader loader(store, options);
+    EXPECT_EQ(loader.anchors(), 5);
+    for (const std::int64_t step : {0, 1, 2, 6, 3, 4}) {  // 6 then 3: a jump and a way back
+        const auto batch = loader.batch(step);
+        EXPECT_EQ(batch.shape(), (std::vector<std::int64_t>{2, 3, 1, 1600, 3}));
+        const auto values = batch.values();
+        EXPECT_EQ(std::vector<float>(values.begin(), values.end()), expected(step))
+            << "step " << step;
+        EXPECT_EQ(loader.anchors_of(step),
+                  (std::vector<std::int64_t>{stream[static_cast<std::size_t>(step * 2)],
+                                             stream[static_cast<std::size_t>(step * 2 + 1)]}));
+    }
+    // A window longer than any run of present dates is refused by name.
+    options.sampler.rollout = 8;
+    const auto message = boreas::testing_support::error_of([&] { BatchLoader(store, options); });
+    EXPECT_NE(message.find("has no window of 10 dates"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 #pragma once
-/// The training loop: synthetic (or, later, dataset) batches, rollout steps, AdamW with a cosine
+/// The training loop: synthetic or anemoi-dataset batches, rollout steps, AdamW with a cosine
 /// schedule, gradient clipping, non-finite checks, and atomic checkpoints that a resumed run
 /// continues bit for bit at a fixed thread count.
 
@@ -16,7 +16,9 @@ namespace boreas::train {
 struct TrainOptions {
     std::string config = "small";
     std::vector<std::string> overrides;
-    std::string data = "synthetic";
+    std::string data = "synthetic";  ///< or an anemoi dataset store (directory or zip)
+    int data_threads = 1;            ///< samples of a batch read in parallel
+    int data_queue = 2;              ///< batches read ahead
     int steps = 200;
     int rollout = 1;
     int batch = 1;
@@ -24,11 +26,12 @@ struct TrainOptions {
     double lr = 1e-3;
     double min_lr = 1e-5;
     int warmup = 10;
-    double clip_value = 32;     ///< anemoi's gradient_clip_val (algorithm "value"); 0: off
+    double clip_value = 32;  ///< anemoi's gradient_clip_val (algorithm "value"); 0: off
     std::filesystem::path checkpoint_dir;  ///< empty: no checkpoints
     int checkpoint_every = 50;
     bool resume = false;
-    bool skip_nonfinite = false;  ///< skip a step with a non-finite loss or gradient instead of stopping
+    bool skip_nonfinite =
+        false;  ///< skip a step with a non-finite loss or gradient instead of stopping
     bool activation_checkpointing = true;  ///< recompute encoder and processor chunks in backward
     int threads = 0;
 };
@@ -45,6 +48,7 @@ struct TrainSummary {
     std::vector<double> losses;  ///< one per step run (skipped steps: NaN)
     std::int64_t first_step = 0;
     double seconds_per_step = 0;
+    double data_wait_seconds = 0;  ///< steps waiting for dataset batches
 };
 
 TrainSummary run_training(const TrainOptions& options);

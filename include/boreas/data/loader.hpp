@@ -1,0 +1,83 @@
+#pragma once
+/// Training batches from an anemoi dataset: the sampler's order (one persistent worker's stream,
+/// epoch after epoch), each batch's windows read, transposed to (dates, ensemble, points,
+/// variables) and normalised, prepared by background threads ahead of the step that needs them
+/// (a bounded queue), and a function of the step number alone so that a resumed run sees the
+/// same batches.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "boreas/core/tensor.hpp"
+#include "boreas/data/dataset.hpp"
+#include "boreas/data/sampler.hpp"
+
+namespace boreas::data {
+
+struct LoaderOptions {
+    SamplerOptions sampler;  ///< multistep, rollout, increment, seed (replica/worker)
+    int batch = 1;
+    std::vector<std::string> variables;  ///< the batch's columns, in the model's order
+    std::vector<float> mul, add;         ///< normalisation per column: x * mul + add
+    int threads = 1;                     ///< samples of a batch read in parallel
+    int queue = 2;                       ///< batches prepared ahead
+};
+
+/// What the loader spent: for `boreas train --data` and `bench data`.
+struct LoaderStats {
+    std::int64_t batches = 0, samples = 0, chunks = 0;
+    double read_seconds = 0;  ///< wall time of the background threads preparing batches
+    double wait_seconds = 0;  ///< time `batch()` callers waited for a batch
+};
+
+class BatchLoader {
+  public:
+    BatchLoader(const std::filesystem::path& store, LoaderOptions options);
+    ~BatchLoader();
+    BatchLoader(const BatchLoader&) = delete;
+    BatchLoader& operator=(const BatchLoader&) = delete;
+
+    const AnemoiDataset& dataset() const { return dataset_; }
+    /// Usable anchors (windows without a missing date).
+    std::int64_t anchors() const { return static_cast<std::int64_t>(anchors_.size()); }
+    /// The dates (anchors) of batch `step`.
+    std::vector<std::int64_t> anchors_of(std::int64_t step);
+    /// Batch `step`: [batch, dates, 1, points, variables], normalised (ensemble member 0).
+    /// Steps are expected in increasing order (the next ones are prepared meanwhile); any step
+    /// may be asked for.
+    Tensor batch(std::int64_t step);
+    LoaderStats stats() const;
+
+  private:
+    Tensor prepare(std::int64_t step);
+    void run_ahead();
+
+    AnemoiDataset dataset_;
+    LoaderOptions options_;
+    std::vector<std::size_t> columns_;
+    std::vector<std::int64_t> anchors_, offsets_;
+    // The anchor stream: one worker's epochs, generated as far as needed.
+    std::unique_ptr<WorkerSampler> sampler_;
+    std::vector<std::int64_t> stream_;
+    std::mutex stream_mutex_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable ready_, wanted_;
+    std::map<std::int64_t, Tensor> prepared_;
+    std::exception_ptr failure_;
+    std::int64_t next_ = 0;        // the next step to prepare
+    std::int64_t in_flight_ = -1;  // the step being prepared
+    bool stop_ = false;
+    LoaderStats stats_;
+    std::thread thread_;
+};
+
+}  // namespace boreas::data
