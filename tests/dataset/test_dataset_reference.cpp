@@ -3,7 +3,6 @@
 // zarr-python reads (SHA-256 per first-axis index, exact sample values), and the anemoi stores
 // give open_dataset's variables, dates, missing dates, statistics, coordinates and fields.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include "boreas/core/datetime.hpp"
 #include "boreas/data/dataset.hpp"
 #include "boreas/data/zarr.hpp"
+#include "support/sha256.hpp"
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -25,6 +25,7 @@ using boreas::data::DType;
 using boreas::data::ZarrArray;
 using boreas::data::ZarrGroup;
 using boreas::testing_support::error_of;
+using boreas::testing_support::sha256;
 using json = nlohmann::json;
 
 namespace {
@@ -34,15 +35,6 @@ const fs::path kStores = fs::path(BOREAS_TEST_DATA) / "datasets";
 json expected() {
     std::ifstream in(kStores / "expected.json");
     return json::parse(in);
-}
-
-std::string sha256(std::span<const std::byte> bytes) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr), 1);
-    std::string hex;
-    for (unsigned i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-    return hex;
 }
 
 /// The bytes of `array[index]` (the whole first-axis slice), native order.
@@ -129,14 +121,16 @@ TEST(DatasetReference, EveryStoreDecodesAsZarrPythonReadsIt) {
                 const auto& hashes = want["sha256_per_index"];
                 ASSERT_EQ(static_cast<std::int64_t>(hashes.size()), m.shape[0]);
                 for (std::int64_t i = 0; i < m.shape[0]; ++i)
-                    EXPECT_EQ(sha256(slice(array, i)), hashes[static_cast<std::size_t>(i)])
+                    EXPECT_EQ(sha256(std::span<const std::byte>(slice(array, i))),
+                              hashes[static_cast<std::size_t>(i)])
                         << "index " << i;
             }
             if (want.contains("sha256")) {
                 std::vector<std::byte> whole(static_cast<std::size_t>(m.elements() * m.item_bytes));
                 const std::vector<std::int64_t> start(m.shape.size(), 0);
                 array.read_region(start, m.shape, whole);
-                EXPECT_EQ(sha256(whole), want["sha256"].get<std::string>());
+                EXPECT_EQ(sha256(std::span<const std::byte>(whole)),
+                          want["sha256"].get<std::string>());
             }
             for (const auto& sample : want.value("samples", json::array())) {
                 const auto at = sample[0].get<std::vector<std::int64_t>>();

@@ -5,7 +5,6 @@
 // from the store's statistics.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -19,10 +18,12 @@
 #include "boreas/data/sampler.hpp"
 #include "boreas/model/config.hpp"
 #include "boreas/model/normaliser.hpp"
+#include "support/sha256.hpp"
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace boreas::data;
+using boreas::testing_support::sha256;
 using json = nlohmann::json;
 
 namespace {
@@ -35,15 +36,6 @@ const json& reference() {
         return json::parse(in);
     }();
     return doc;
-}
-
-std::string sha256(const void* data, std::size_t size) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EXPECT_EQ(EVP_Digest(data, size, digest, &length, EVP_sha256(), nullptr), 1);
-    std::string hex;
-    for (unsigned i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-    return hex;
 }
 
 double from_hex(const json& v) {

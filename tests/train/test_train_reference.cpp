@@ -6,11 +6,14 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "boreas/io/safetensors.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
+#include "boreas/train/trainer.hpp"
+#include "support/sha256.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -38,7 +41,7 @@ boreas::model::Model load_model(const std::string& variant) {
 Tensor assemble_batch(int rollout) {
     const boreas::io::SafetensorsReader io(kData / "model" / "transformer.io.safetensors");
     const boreas::io::SafetensorsReader batch_file(kData / "train" / "batch.safetensors");
-    const Tensor input = read(io, "input");           // [2, 2, 1, 1600, 6]: dataset 0..5
+    const Tensor input = read(io, "input");              // [2, 2, 1, 1600, 6]: dataset 0..5
     const Tensor targets = read(batch_file, "targets");  // [2, 2, 1, 1600, 6]: dataset 0,1,2,3,6,7
     const Tensor forcings = read(batch_file, "forcings");  // [2, 1, 1, 1600, 2]: dataset 4,5 at T
     const std::int64_t b_count = 2, steps = 2, nodes = 1600, vars = 8, times = steps + rollout;
@@ -52,9 +55,11 @@ Tensor assemble_batch(int rollout) {
                         input.data()[((b * steps + t) * nodes + n) * 6 + v];
             for (std::int64_t r = 0; r < rollout; ++r) {
                 float* row = batch.data() + ((b * times + steps + r) * nodes + n) * vars;
-                for (int v = 0; v < 6; ++v) row[outputs[v]] = targets.data()[((b * 2 + r) * nodes + n) * 6 + v];
+                for (int v = 0; v < 6; ++v)
+                    row[outputs[v]] = targets.data()[((b * 2 + r) * nodes + n) * 6 + v];
                 if (r == 0)
-                    for (int f = 0; f < 2; ++f) row[4 + f] = forcings.data()[(b * nodes + n) * 2 + f];
+                    for (int f = 0; f < 2; ++f)
+                        row[4 + f] = forcings.data()[(b * nodes + n) * 2 + f];
             }
         }
     return batch;
@@ -65,7 +70,8 @@ double relative_to_max(const Tensor& ours, std::span<const float> reference) {
     double max_ref = 0, max_diff = 0;
     for (std::size_t i = 0; i < reference.size(); ++i) {
         max_ref = std::max(max_ref, static_cast<double>(std::abs(reference[i])));
-        max_diff = std::max(max_diff, static_cast<double>(std::abs(ours.values()[i] - reference[i])));
+        max_diff =
+            std::max(max_diff, static_cast<double>(std::abs(ours.values()[i] - reference[i])));
     }
     return max_ref > 0 ? max_diff / max_ref : max_diff;
 }
@@ -101,7 +107,9 @@ void compare_gradients(const std::string& variant, const std::string& file, int 
                 variant.c_str(), rollout, step.loss, loss, compared, worst);
 }
 
-TEST(TrainReference, TransformerRollout1) { compare_gradients("transformer", "transformer.grads.safetensors", 1); }
+TEST(TrainReference, TransformerRollout1) {
+    compare_gradients("transformer", "transformer.grads.safetensors", 1);
+}
 TEST(TrainReference, TransformerRollout2) {
     compare_gradients("transformer", "transformer.rollout2.grads.safetensors", 2);
 }
@@ -109,7 +117,9 @@ TEST(TrainReference, GraphTransformerRollout1) {
     compare_gradients("graphtransformer", "graphtransformer.grads.safetensors", 1);
 }
 
-TEST(TrainReference, GnnRollout1) { compare_gradients("gnn", "gnn.grads.safetensors", 1); }
+TEST(TrainReference, GnnRollout1) {
+    compare_gradients("gnn", "gnn.grads.safetensors", 1);
+}
 
 TEST(TrainReference, AdamWTwoSteps) {
     // anemoi's schedule gives step 1 lr 0 (timm warm-up) and step 2 lr 5e-4; both steps see the
@@ -132,7 +142,8 @@ TEST(TrainReference, AdamWTwoSteps) {
         const auto expected = after.view<float>("param." + name);
         double max_delta = 0, max_error = 0;
         for (std::size_t i = 0; i < param.size(); ++i) {
-            max_delta = std::max(max_delta, static_cast<double>(std::abs(expected[i] - before.values()[i])));
+            max_delta = std::max(max_delta,
+                                 static_cast<double>(std::abs(expected[i] - before.values()[i])));
             max_error = std::max(max_error, static_cast<double>(std::abs(param[i] - expected[i])));
         }
         // Relative to the update (a few float32 ulps of the weights): weights after one step
@@ -141,6 +152,42 @@ TEST(TrainReference, AdamWTwoSteps) {
         ++compared;
     }
     EXPECT_GE(compared, 80);
+}
+
+TEST(TrainFromDataset, FirstStepLossEqualsAnemoiTraining) {
+    // anemoi-training 0.16's first batch from o16.zarr (seed 42, batch 2), normalised by
+    // anemoi's normaliser from the store's statistics, and its loss with the transformer
+    // fixture's weights (tests/data/datasets/first_step.json,
+    // tools/reference/make_dataset_loss_fixture.py) against the loader `train --data` uses.
+    std::ifstream in(kData / "datasets" / "first_step.json");
+    const auto reference = nlohmann::json::parse(in);
+    for (const int rollout : {1, 2}) {
+        const auto& want = reference.at("rollouts").at(std::to_string(rollout));
+        // The transformer fixture's weights and graph, with the normaliser methods of the
+        // built-in tiny config (`train --config tiny`; the fixture's own YAML names none).
+        auto config = boreas::model::load_config((kData / "model" / "transformer.yaml").string());
+        config.graph.file = (kRoot / config.graph.file).string();
+        config.normaliser = boreas::model::load_config("tiny").normaliser;
+        boreas::model::Model model(config, boreas::model::graph_for(config));
+        model.load_weights(boreas::testing_support::complete_weights("transformer"));
+        boreas::train::TrainOptions options;
+        options.data = (kData / "datasets" / "o16.zarr").string();
+        options.batch = 2;
+        options.rollout = rollout;
+        options.seed = 42;
+        const auto loader = boreas::train::dataset_loader(options, model);
+        EXPECT_EQ(loader->anchors_of(0), want.at("anchors").get<std::vector<std::int64_t>>());
+        const auto batch = loader->batch(0);
+        EXPECT_EQ(batch.shape(), want.at("batch_shape").get<std::vector<std::int64_t>>());
+        EXPECT_EQ(boreas::testing_support::sha256(batch.values()), want.at("batch_sha256"))
+            << "rollout " << rollout;
+        const auto step = boreas::train::rollout_step(model, batch, rollout, {});
+        const double loss =
+            std::strtod(want.at("loss").at("hex").get<std::string>().c_str(), nullptr);
+        EXPECT_NEAR(step.loss, loss, 1e-6 * loss) << "rollout " << rollout;
+        RecordProperty("loss_rollout_" + std::to_string(rollout),
+                       fmt::format("{:.9g} vs anemoi {:.9g}", step.loss, loss));
+    }
 }
 
 }  // namespace

@@ -744,8 +744,9 @@ def dump_json(obj, indent: int = 0) -> str:
     return json.dumps(obj, separators=(", ", ": "))
 
 
-# Written into the same folder by make_sample_fixtures.py: not this script's, not counted or compared.
-OTHER_SCRIPTS = {"samples.json"}
+# Written into the same folder by make_sample_fixtures.py and make_dataset_loss_fixture.py: not this
+# script's, not counted or compared.
+OTHER_SCRIPTS = {"samples.json", "first_step.json"}
 
 
 def tree(folder: Path) -> dict[str, int]:

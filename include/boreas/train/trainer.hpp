@@ -4,9 +4,11 @@
 /// continues bit for bit at a fixed thread count.
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "boreas/data/loader.hpp"
 #include "boreas/model/model.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
@@ -50,6 +52,12 @@ struct TrainSummary {
     double seconds_per_step = 0;
     double data_wait_seconds = 0;  ///< steps waiting for dataset batches
 };
+
+/// The loader `run_training` uses for `--data STORE`: the model's variables as columns,
+/// normalised with the config's methods from the store's statistics (anemoi's normaliser, remaps
+/// included), the store's grid checked against the model's data nodes.
+std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
+                                                  const model::Model& model);
 
 TrainSummary run_training(const TrainOptions& options);
 
