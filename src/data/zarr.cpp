@@ -545,12 +545,50 @@ std::vector<std::byte> ZarrArray::read_whole() const {
 }
 
 namespace {
+
 template <typename T>
 T load(const std::byte* p) {
     T value;
     std::memcpy(&value, p, sizeof(T));
     return value;
 }
+
+/// Element `i` of `bytes` (native order) converted to `Out`; `uint64_fits` says whether a uint64
+/// value may be taken (integers: only up to INT64_MAX).
+template <typename Out>
+Out element(const std::vector<std::byte>& bytes, std::size_t i, const ArrayMetadata& m,
+            bool& uint64_fits) {
+    const auto* p = bytes.data() + i * static_cast<std::size_t>(m.item_bytes);
+    switch (m.dtype) {
+        case DType::float32:
+            return static_cast<Out>(load<float>(p));
+        case DType::float64:
+            return static_cast<Out>(load<double>(p));
+        case DType::int8:
+            return static_cast<Out>(load<std::int8_t>(p));
+        case DType::int16:
+            return static_cast<Out>(load<std::int16_t>(p));
+        case DType::int32:
+            return static_cast<Out>(load<std::int32_t>(p));
+        case DType::int64:
+        case DType::datetime64:
+            return static_cast<Out>(load<std::int64_t>(p));
+        case DType::uint8:
+        case DType::boolean:
+            return static_cast<Out>(load<std::uint8_t>(p));
+        case DType::uint16:
+            return static_cast<Out>(load<std::uint16_t>(p));
+        case DType::uint32:
+            return static_cast<Out>(load<std::uint32_t>(p));
+        case DType::uint64: {
+            const auto v = load<std::uint64_t>(p);
+            uint64_fits = v <= static_cast<std::uint64_t>(INT64_MAX);
+            return static_cast<Out>(v);
+        }
+    }
+    return Out{};
+}
+
 }  // namespace
 
 std::vector<double> ZarrArray::read_doubles() const {
@@ -558,44 +596,8 @@ std::vector<double> ZarrArray::read_doubles() const {
     BOREAS_CHECK(m.dtype != DType::datetime64, "{}: a datetime64 array read as numbers", where());
     const auto bytes = read_whole();
     std::vector<double> out(static_cast<std::size_t>(m.elements()));
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        const auto* p = bytes.data() + i * static_cast<std::size_t>(m.item_bytes);
-        switch (m.dtype) {
-            case DType::float32:
-                out[i] = load<float>(p);
-                break;
-            case DType::float64:
-                out[i] = load<double>(p);
-                break;
-            case DType::int8:
-                out[i] = load<std::int8_t>(p);
-                break;
-            case DType::int16:
-                out[i] = load<std::int16_t>(p);
-                break;
-            case DType::int32:
-                out[i] = load<std::int32_t>(p);
-                break;
-            case DType::int64:
-                out[i] = static_cast<double>(load<std::int64_t>(p));
-                break;
-            case DType::uint8:
-            case DType::boolean:
-                out[i] = load<std::uint8_t>(p);
-                break;
-            case DType::uint16:
-                out[i] = load<std::uint16_t>(p);
-                break;
-            case DType::uint32:
-                out[i] = load<std::uint32_t>(p);
-                break;
-            case DType::uint64:
-                out[i] = static_cast<double>(load<std::uint64_t>(p));
-                break;
-            case DType::datetime64:
-                break;
-        }
-    }
+    bool fits = true;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = element<double>(bytes, i, m, fits);
     return out;
 }
 
@@ -605,42 +607,9 @@ std::vector<std::int64_t> ZarrArray::read_integers() const {
     const auto bytes = read_whole();
     std::vector<std::int64_t> out(static_cast<std::size_t>(m.elements()));
     for (std::size_t i = 0; i < out.size(); ++i) {
-        const auto* p = bytes.data() + i * static_cast<std::size_t>(m.item_bytes);
-        switch (m.dtype) {
-            case DType::int8:
-                out[i] = load<std::int8_t>(p);
-                break;
-            case DType::int16:
-                out[i] = load<std::int16_t>(p);
-                break;
-            case DType::int32:
-                out[i] = load<std::int32_t>(p);
-                break;
-            case DType::int64:
-            case DType::datetime64:
-                out[i] = load<std::int64_t>(p);
-                break;
-            case DType::uint8:
-            case DType::boolean:
-                out[i] = load<std::uint8_t>(p);
-                break;
-            case DType::uint16:
-                out[i] = load<std::uint16_t>(p);
-                break;
-            case DType::uint32:
-                out[i] = load<std::uint32_t>(p);
-                break;
-            case DType::uint64: {
-                const auto v = load<std::uint64_t>(p);
-                BOREAS_CHECK(v <= static_cast<std::uint64_t>(INT64_MAX),
-                             "{}: element {} is {}, beyond int64", where(), i, v);
-                out[i] = static_cast<std::int64_t>(v);
-                break;
-            }
-            case DType::float32:
-            case DType::float64:
-                break;
-        }
+        bool fits = true;
+        out[i] = element<std::int64_t>(bytes, i, m, fits);
+        BOREAS_CHECK(fits, "{}: element {} is beyond int64", where(), i);
     }
     return out;
 }
