@@ -25,6 +25,11 @@ Runner add_train_command(CLI::App& app) {
         ->capture_default_str();
     command->add_option("--data-queue", o->data_queue, "Batches read ahead of the step")
         ->capture_default_str();
+    command->add_option("--validation-from", o->validation_from,
+                        "Hold out the dataset's dates from this one (ISO) on: validation loss "
+                        "over every held-out window, kept in the checkpoints' history");
+    command->add_option("--validate-every", o->validate_every,
+                        "Steps between validations (default: at each checkpoint) and at the end");
     command->add_option("--steps", o->steps, "Optimiser steps")->capture_default_str();
     command->add_option("--rollout", o->rollout, "Autoregressive steps per sample")
         ->capture_default_str();
@@ -63,6 +68,12 @@ Runner add_train_command(CLI::App& app) {
                 static_cast<double>(peak_rss_bytes()) / (1 << 20));
             fmt::print("losses:");
             for (double v : l) fmt::print(" {:.9g}", v);
+            fmt::print("\n");
+        }
+        if (!summary.validation.empty()) {
+            fmt::print("validation:");
+            for (const auto& [step, loss] : summary.validation)
+                fmt::print(" {}:{:.9g}", step, loss);
             fmt::print("\n");
         }
         return 0;

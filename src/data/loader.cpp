@@ -1,6 +1,8 @@
 #include "boreas/data/loader.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <string>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/timer.hpp"
@@ -18,14 +20,22 @@ BatchLoader::BatchLoader(const std::filesystem::path& store, LoaderOptions optio
                  "loader of '{}': {} variables but {} / {} normalisation factors", where,
                  options_.variables.size(), options_.mul.size(), options_.add.size());
     for (const auto& name : options_.variables) columns_.push_back(dataset_.variable_index(name));
+    const auto date_text = [&](std::int64_t index) {
+        const auto count = static_cast<std::int64_t>(dataset_.dates().size());
+        index = std::clamp<std::int64_t>(index, 0, count - 1);
+        return count ? dataset_.dates()[static_cast<std::size_t>(index)].iso() : std::string("-");
+    };
     offsets_ = window_offsets(options_.sampler);
-    anchors_ = usable_anchors(static_cast<std::int64_t>(dataset_.dates().size()),
-                              dataset_.missing_indices(), options_.sampler);
+    for (const auto p : usable_anchors(static_cast<std::int64_t>(dataset_.dates().size()),
+                                       dataset_.missing_indices(), options_.sampler))
+        if (p + offsets_.front() >= options_.first_date && p + offsets_.back() < options_.end_date)
+            anchors_.push_back(p);
     BOREAS_CHECK(!anchors_.empty(),
                  "store '{}' has no window of {} dates ({} input, {} rollout, every {} dates) "
-                 "without a missing date among its {} dates",
+                 "without a missing date among its dates {} to {}",
                  where, offsets_.size(), options_.sampler.multistep_input, options_.sampler.rollout,
-                 options_.sampler.time_increment, dataset_.dates().size());
+                 options_.sampler.time_increment, date_text(options_.first_date),
+                 date_text(options_.end_date == INT64_MAX ? INT64_MAX : options_.end_date - 1));
     sampler_ = std::make_unique<WorkerSampler>(anchors_, options_.sampler, 0);
     thread_ = std::thread([this] { run_ahead(); });
 }
@@ -44,7 +54,7 @@ std::vector<std::int64_t> BatchLoader::anchors_of(std::int64_t step) {
     const auto batch = static_cast<std::size_t>(options_.batch);
     const std::lock_guard lock(stream_mutex_);
     while (stream_.size() < (static_cast<std::size_t>(step) + 1) * batch) {
-        const auto epoch = sampler_->next_epoch();
+        const auto epoch = options_.shuffle ? sampler_->next_epoch() : anchors_;
         BOREAS_CHECK(!epoch.empty(), "store '{}': this worker's share of the {} anchors is empty",
                      dataset_.location(), anchors_.size());
         stream_.insert(stream_.end(), epoch.begin(), epoch.end());

@@ -61,8 +61,15 @@ struct Optimiser {
     std::map<std::string, AdamWState> state;
 };
 
+/// Loss curves kept in each checkpoint: the training loss of every step, the validation loss at
+/// the steps it was measured.
+struct History {
+    std::vector<double> losses;
+    std::vector<std::pair<std::int64_t, double>> validation;
+};
+
 void save_checkpoint(const fs::path& dir, std::int64_t step, const model::Model& model,
-                     const Optimiser& optimiser, const std::vector<double>& losses) {
+                     const Optimiser& optimiser, const History& history) {
     fs::create_directories(dir);
     const fs::path final_dir = dir / step_name(step);
     const fs::path temporary =
@@ -77,15 +84,20 @@ void save_checkpoint(const fs::path& dir, std::int64_t step, const model::Model&
         moments.add<float>(name + ".exp_avg_sq", shape, s.exp_avg_sq);
     }
     moments.write(temporary / "optimizer.safetensors");
-    nlohmann::ordered_json state = {
-        {"step", step}, {"config", model.config().source_yaml}, {"losses", losses}};
+    nlohmann::ordered_json validation = nlohmann::ordered_json::array();
+    for (const auto& [at, loss] : history.validation)
+        validation.push_back({{"step", at}, {"loss", loss}});
+    nlohmann::ordered_json state = {{"step", step},
+                                    {"config", model.config().source_yaml},
+                                    {"losses", history.losses},
+                                    {"validation", validation}};
     io::write_text_atomically(temporary / "state.json", state.dump(2));
     fs::remove_all(final_dir);
     fs::rename(temporary, final_dir);  // a checkpoint appears whole or not at all
 }
 
 std::int64_t load_checkpoint(const fs::path& path, model::Model& model, Optimiser& optimiser,
-                             std::vector<double>& losses) {
+                             History& history) {
     std::ifstream in(path / "state.json");
     const auto state = nlohmann::json::parse(in);
     const auto saved = YAML::Load(state.at("config").get<std::string>());
@@ -107,7 +119,11 @@ std::int64_t load_checkpoint(const fs::path& path, model::Model& model, Optimise
         optimiser.state[name] = {std::vector<float>(m.begin(), m.end()),
                                  std::vector<float>(v.begin(), v.end())};
     }
-    losses = state.at("losses").get<std::vector<double>>();
+    history.losses = state.at("losses").get<std::vector<double>>();
+    history.validation.clear();
+    for (const auto& v : state.value("validation", nlohmann::json::array()))
+        history.validation.emplace_back(v.at("step").get<std::int64_t>(),
+                                        v.at("loss").get<double>());
     return state.at("step").get<std::int64_t>();
 }
 
@@ -168,13 +184,16 @@ Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::u
 /// more, in any order), normalised with the config's methods from the store's statistics (as
 /// anemoi-training builds its normaliser), on the model's data grid (checked point by point).
 std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
-                                                  const model::Model& model) {
+                                                  const model::Model& model, DatasetSplit split) {
     const auto& config = model.config();
     data::LoaderOptions loader;
+    loader.first_date = split.first_date;
+    loader.end_date = split.end_date;
+    loader.shuffle = split.shuffle;
     loader.sampler.multistep_input = config.multistep_input;
     loader.sampler.rollout = options.rollout;
     loader.sampler.base_seed = options.seed;
-    loader.batch = options.batch;
+    loader.batch = split.batch > 0 ? split.batch : options.batch;
     loader.variables = config.variables;
     loader.threads = options.data_threads;
     loader.queue = options.data_queue;
@@ -209,10 +228,10 @@ std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
             lons[static_cast<std::size_t>(p)], lat, lon);
     }
     auto batches = std::make_unique<data::BatchLoader>(options.data, loader);
-    log::info("data: {} ({} dates, {} usable windows of {} dates, {} missing), {} variables",
-              dataset.location(), dataset.dates().size(), batches->anchors(),
-              config.multistep_input + options.rollout, dataset.missing_indices().size(),
-              config.variables.size());
+    log::info("{}: {} ({} dates, {} usable windows of {} dates, {} missing), {} variables",
+              split.shuffle ? "data" : "validation data", dataset.location(),
+              dataset.dates().size(), batches->anchors(), config.multistep_input + options.rollout,
+              dataset.missing_indices().size(), config.variables.size());
     return batches;
 }
 
@@ -226,7 +245,8 @@ TrainSummary run_training(const TrainOptions& options) {
     model.parameters().initialise(options.seed);
     Optimiser optimiser;
     TrainSummary summary;
-    std::vector<double> losses;
+    History history;
+    auto& losses = history.losses;
     std::int64_t start = 0;
     if (options.resume) {
         BOREAS_CHECK(!options.checkpoint_dir.empty(), "--resume needs --checkpoint-dir");
@@ -235,7 +255,7 @@ TrainSummary run_training(const TrainOptions& options) {
             log::warning("no checkpoint in '{}'; starting from step 0",
                          options.checkpoint_dir.string());
         } else {
-            start = load_checkpoint(latest, model, optimiser, losses);
+            start = load_checkpoint(latest, model, optimiser, history);
             log::info("resumed from {} (step {})", latest.string(), start);
         }
     }
@@ -243,7 +263,32 @@ TrainSummary run_training(const TrainOptions& options) {
     const AdamWOptions adamw;
     LossConfig loss_config;
     summary.first_step = start;
-    const auto loader = options.data == "synthetic" ? nullptr : dataset_loader(options, model);
+    // --validation-from: the store's dates from there on are held out; training windows end
+    // before it, validation windows (in date order, one at a time) start at or after it.
+    DatasetSplit training, held_out;
+    if (!options.validation_from.empty()) {
+        BOREAS_CHECK(options.data != "synthetic", "--validation-from needs --data STORE");
+        const data::AnemoiDataset dataset(options.data);
+        const auto first = dataset.date_index(DateTime::parse(options.validation_from));
+        training.end_date = first;
+        held_out = {first, INT64_MAX, false, 1};
+    }
+    const auto loader =
+        options.data == "synthetic" ? nullptr : dataset_loader(options, model, training);
+    const auto validation_loader =
+        options.validation_from.empty() ? nullptr : dataset_loader(options, model, held_out);
+    const std::int64_t validate_every =
+        options.validate_every > 0 ? options.validate_every : options.checkpoint_every;
+    auto validate = [&](std::int64_t step) {  // the mean loss over every validation window
+        double sum = 0;
+        for (std::int64_t w = 0; w < validation_loader->anchors(); ++w)
+            sum +=
+                rollout_step(model, validation_loader->batch(w), options.rollout, loss_config).loss;
+        const double loss = sum / static_cast<double>(validation_loader->anchors());
+        history.validation.emplace_back(step, loss);
+        log::info("step {:>5}  validation loss {:.6g} ({} windows)", step, loss,
+                  validation_loader->anchors());
+    };
     Stopwatch clock;
     for (std::int64_t step = start; step < options.steps; ++step) {
         const Tensor batch =
@@ -282,9 +327,11 @@ TrainSummary run_training(const TrainOptions& options) {
         }
         losses.push_back(result.loss);
         log::info("step {:>5}  loss {:.6g}  lr {:.3g}", step + 1, result.loss, lr);
+        if (validation_loader && ((step + 1) % validate_every == 0 || step + 1 == options.steps))
+            validate(step + 1);
         if (!options.checkpoint_dir.empty() &&
             ((step + 1) % options.checkpoint_every == 0 || step + 1 == options.steps))
-            save_checkpoint(options.checkpoint_dir, step + 1, model, optimiser, losses);
+            save_checkpoint(options.checkpoint_dir, step + 1, model, optimiser, history);
     }
     if (loader) {
         const auto stats = loader->stats();
@@ -296,6 +343,7 @@ TrainSummary run_training(const TrainOptions& options) {
             100.0 * stats.wait_seconds / std::max(clock.seconds(), 1e-9), clock.seconds());
     }
     summary.losses = losses;
+    summary.validation = history.validation;
     const auto run = options.steps - start;
     summary.seconds_per_step = run > 0 ? clock.seconds() / static_cast<double>(run) : 0;
     return summary;

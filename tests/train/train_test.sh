@@ -72,6 +72,12 @@ wait "$pid" 2>/dev/null
   && pass || fail "resume with --data: $(tail -3 "$work/f2.err")"
 if [[ "$(losses "$work/e.out")" == "$(losses "$work/f2.out")" ]]; then pass; else
   fail "resumed losses on the dataset differ: $(losses "$work/e.out") vs $(losses "$work/f2.out")"; fi
+# Validation on held-out dates from 2024-01-02T06 (date 5): training windows end before it
+# (anchors 1, 2), validation windows start there (anchors 6, 7, 8), in date order.
+"$boreas" train --config tiny --data "$store" --batch 1 --steps 4 --threads 2 --validation-from 2024-01-02T06 --validate-every 2 \
+  --checkpoint-dir "$work/v" --checkpoint-every 4 >"$work/v.out" 2>"$work/v.err" \
+  && grep -q "^validation: 2:[0-9.e+-]* 4:[0-9.e+-]*$" "$work/v.out" && grep -q "(3 windows)" "$work/v.err" \
+  && grep -q '"validation"' "$work/v/step-00000004/state.json" && pass || fail "validation: $(tail -3 "$work/v.err") $(cat "$work/v.out")"
 # A store without statistics is refused naming the array.
 "$boreas" train --config tiny --data "$(dirname "$0")/../data/datasets/codecs/blosc_lz4.zarr" --steps 2 >"$work/g.out" 2>"$work/g.err"
 rc=$?

@@ -27,8 +27,12 @@ struct LoaderOptions {
     int batch = 1;
     std::vector<std::string> variables;  ///< the batch's columns, in the model's order
     std::vector<float> mul, add;         ///< normalisation per column: x * mul + add
-    int threads = 1;                     ///< samples of a batch read in parallel
-    int queue = 2;                       ///< batches prepared ahead
+    /// Date indices a window must lie in, [first_date, end_date): training and validation
+    /// periods of one store.
+    std::int64_t first_date = 0, end_date = INT64_MAX;
+    bool shuffle = true;  ///< false: anchors in date order (anemoi's validation loader)
+    int threads = 1;      ///< samples of a batch read in parallel
+    int queue = 2;        ///< batches prepared ahead
 };
 
 /// What the loader spent: for `boreas train --data` and `bench data`.

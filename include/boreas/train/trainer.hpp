@@ -3,9 +3,11 @@
 /// schedule, gradient clipping, non-finite checks, and atomic checkpoints that a resumed run
 /// continues bit for bit at a fixed thread count.
 
+#include <climits>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "boreas/data/loader.hpp"
@@ -21,6 +23,9 @@ struct TrainOptions {
     std::string data = "synthetic";  ///< or an anemoi dataset store (directory or zip)
     int data_threads = 1;            ///< samples of a batch read in parallel
     int data_queue = 2;              ///< batches read ahead
+    /// Hold out the store's dates from this one on (ISO date) for validation; empty: none.
+    std::string validation_from;
+    int validate_every = 0;  ///< steps between validations (0: at each checkpoint) and at the end
     int steps = 200;
     int rollout = 1;
     int batch = 1;
@@ -50,14 +55,24 @@ struct TrainSummary {
     std::vector<double> losses;  ///< one per step run (skipped steps: NaN)
     std::int64_t first_step = 0;
     double seconds_per_step = 0;
-    double data_wait_seconds = 0;  ///< steps waiting for dataset batches
+    double data_wait_seconds = 0;                             ///< steps waiting for dataset batches
+    std::vector<std::pair<std::int64_t, double>> validation;  ///< (step, validation loss)
+};
+
+/// Which windows of a store a loader draws: date indices [first_date, end_date) and whether
+/// shuffled (training) or in date order (validation); batch 0 means the run's batch size.
+struct DatasetSplit {
+    std::int64_t first_date = 0, end_date = INT64_MAX;
+    bool shuffle = true;
+    int batch = 0;
 };
 
 /// The loader `run_training` uses for `--data STORE`: the model's variables as columns,
 /// normalised with the config's methods from the store's statistics (anemoi's normaliser, remaps
 /// included), the store's grid checked against the model's data nodes.
 std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
-                                                  const model::Model& model);
+                                                  const model::Model& model,
+                                                  DatasetSplit split = {});
 
 TrainSummary run_training(const TrainOptions& options);
 
