@@ -7,6 +7,7 @@
 #include "boreas/bench/bench.hpp"
 #include "boreas/bench/roof.hpp"
 #include "boreas/core/error.hpp"
+#include "boreas/data/bench.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "commands.hpp"
 
@@ -40,9 +41,22 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
     auto options = std::make_shared<bench::BenchOptions>();
     auto json = std::make_shared<std::string>();
     auto csv = std::make_shared<std::string>();
-    auto* command = app.add_subcommand("bench", "Benchmark the model: per-phase times against the measured roof");
-    command->add_option("what", options->what, "forward | all (train comes with the training step)")
+    auto* command = app.add_subcommand(
+        "bench", "Benchmark the model: per-phase times against the measured roof");
+    command
+        ->add_option("what", options->what,
+                     "forward | train | all (the model), or data (an anemoi dataset's loader)")
         ->required();
+    auto data = std::make_shared<data::DataBenchOptions>();
+    command->add_option("--dataset", data->store, "data: the anemoi dataset (Zarr store)");
+    command->add_option("--data-threads", data->threads, "data: loader thread counts to measure")
+        ->capture_default_str();
+    command->add_option("--batches", data->batches, "data: timed batches per thread count")
+        ->capture_default_str();
+    command->add_option("--chunks", data->chunks, "data: chunks timed for read and decompression")
+        ->capture_default_str();
+    command->add_option("--rollout", data->rollout, "data: rollout steps per sample")
+        ->capture_default_str();
     auto* config = command->add_option("--config", options->config, "Built-in config or YAML file")
                        ->capture_default_str();
     auto* set =
@@ -51,30 +65,57 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
                                            "anemoi inference checkpoint: config, graph and weights "
                                            "from it (--input in physical units)");
     command->add_option("--warmup", options->warmup, "Untimed steps first")->capture_default_str();
-    command->add_option("--repetitions", options->repetitions, "Timed steps (at least)")->capture_default_str();
-    command->add_option("--min-time", options->min_time, "Repeat until this many seconds were timed")
+    command->add_option("--repetitions", options->repetitions, "Timed steps (at least)")
+        ->capture_default_str();
+    command
+        ->add_option("--min-time", options->min_time, "Repeat until this many seconds were timed")
         ->capture_default_str();
     command->add_option("--timeout", options->timeout, "Stop repeating after this many seconds")
         ->capture_default_str();
     command->add_option("--threads", options->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
     command->add_option("--batch", options->batch, "Batch size")->capture_default_str();
-    command->add_option("--seed", options->seed, "Seed of weights and input")->capture_default_str();
-    command->add_option("--verify", options->verify, "Compare the output with this forward output file");
+    command->add_option("--seed", options->seed, "Seed of weights and input")
+        ->capture_default_str();
+    command->add_option("--verify", options->verify,
+                        "Compare the output with this forward output file");
     command->add_option("--input", options->input, "Input file (default: seeded synthetic input)");
     auto* weights = command->add_option("--weights", options->weights,
                                         "Weights file (default: seeded initialisation)");
     auto* graph =
         command->add_option("--graph", options->graph, "Graph file (default: the config's graph)");
     for (auto* option : {config, set, weights, graph}) checkpoint->excludes(option);
-    command->add_flag("--activation-checkpointing,!--no-activation-checkpointing", options->activation_checkpointing,
+    command->add_flag("--activation-checkpointing,!--no-activation-checkpointing",
+                      options->activation_checkpointing,
                       "train: recompute activations in backward (default on)");
-    command->add_flag("--fresh-roof", options->fresh_roof, "Measure the roof again instead of reusing this boot's");
+    command->add_flag("--fresh-roof", options->fresh_roof,
+                      "Measure the roof again instead of reusing this boot's");
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");
     options->command_line = command_line;
-    return [options, json, csv]() {
+    return [options, json, csv, data]() {
         check_writable(*json, "JSON");
         check_writable(*csv, "CSV");
+        if (options->what == "data") {
+            BOREAS_CHECK(!data->store.empty(), "bench data needs --dataset STORE");
+            data->batch = options->batch;
+            const auto document = data::bench_data(*data);
+            if (!json->empty()) io::write_text_atomically(*json, document.dump(2) + "\n");
+            const auto& c = document["chunks"];
+            fmt::print("chunks: {} read at {:.1f} MB/s (compressed), decoded at {:.1f} MB/s{}\n",
+                       c["count"].get<int>(), c["read_mb_per_s"].get<double>(),
+                       c["decode_mb_per_s"].get<double>(),
+                       c.contains("blosc_mb_per_s") ? fmt::format(" (c-blosc alone {:.1f} MB/s)",
+                                                                  c["blosc_mb_per_s"].get<double>())
+                                                    : "");
+            for (const auto& l : document["loader"])
+                fmt::print(
+                    "loader, {} thread(s): {:.2f} samples/s, {:.1f} MB/s decompressed, "
+                    "{:.3g} CPU-s per sample\n",
+                    l["threads"].get<int>(), l["samples_per_s"].get<double>(),
+                    l["decompressed_mb_per_s"].get<double>(),
+                    l["cpu_seconds_per_sample"].get<double>());
+            return 0;
+        }
         const auto document = bench::run(*options);
         if (!json->empty()) io::write_text_atomically(*json, document.dump(2) + "\n");
         if (!csv->empty()) io::write_text_atomically(*csv, bench::format_csv(document));
@@ -86,7 +127,8 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
 Runner add_roof_command(CLI::App& app) {
     auto json = std::make_shared<bool>(false);
     auto fresh = std::make_shared<bool>(false);
-    auto* command = app.add_subcommand("roof", "Measure this machine's FMA, BF16-dot, SGEMM and triad roofs");
+    auto* command =
+        app.add_subcommand("roof", "Measure this machine's FMA, BF16-dot, SGEMM and triad roofs");
     command->add_flag("--json", *json, "Print JSON");
     command->add_flag("--fresh", *fresh, "Measure again instead of reusing this boot's result");
     return [json, fresh]() {
@@ -108,8 +150,9 @@ Runner add_roof_command(CLI::App& app) {
             fmt::print("BF16 dot  GFLOP/s {}\n", per(roof["bf16_dot_gflops"]));
         }
         for (const auto& g : roof["sgemm"])
-            fmt::print("SGEMM     GFLOP/s {:8.1f}  m {} n {} k {} ({} threads)\n", g["gflops"].get<double>(),
-                       g["m"].get<long>(), g["n"].get<long>(), g["k"].get<long>(), g["threads"].get<int>());
+            fmt::print("SGEMM     GFLOP/s {:8.1f}  m {} n {} k {} ({} threads)\n",
+                       g["gflops"].get<double>(), g["m"].get<long>(), g["n"].get<long>(),
+                       g["k"].get<long>(), g["threads"].get<int>());
         fmt::print("Triad     GB/s    {}\n", per(roof["triad_gbs"]));
         return 0;
     };
@@ -118,8 +161,11 @@ Runner add_roof_command(CLI::App& app) {
 Runner add_compare_command(CLI::App& app) {
     auto files = std::make_shared<std::vector<std::string>>();
     auto options = std::make_shared<bench::CompareOptions>();
-    auto* command = app.add_subcommand("compare", "Compare benchmark documents: ratios and verdicts per phase");
-    command->add_option("files", *files, "BASE.json NEW.json [MORE.json ...]: each compared with the first")
+    auto* command =
+        app.add_subcommand("compare", "Compare benchmark documents: ratios and verdicts per phase");
+    command
+        ->add_option("files", *files,
+                     "BASE.json NEW.json [MORE.json ...]: each compared with the first")
         ->required()
         ->expected(2, -1);
     command->add_option("--tolerance", options->tolerance, "Relative difference still called SAME")
@@ -128,7 +174,8 @@ Runner add_compare_command(CLI::App& app) {
     return [files, options]() {
         const auto base = read_json(files->front());
         for (std::size_t i = 1; i < files->size(); ++i)
-            fmt::print("{}", bench::compare(base, files->front(), read_json((*files)[i]), (*files)[i], *options));
+            fmt::print("{}", bench::compare(base, files->front(), read_json((*files)[i]),
+                                            (*files)[i], *options));
         return 0;
     };
 }

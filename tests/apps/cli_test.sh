@@ -195,6 +195,11 @@ expect_error "o16.zarr' has no date 2030-01-01T00:00:00 \(its dates run from 202
 expect_ok forward --checkpoint "$ckpt/transformer.ckpt" --input "$store@2024-01-01T06" -o "$work/fwd-store.safetensors"
 [[ -s $work/fwd-store.safetensors ]] || { echo "FAIL: forward from a dataset wrote nothing" >&2; failures=$((failures + 1)); }
 expect_error "input dataset '.*o16.zarr' needs a date" -- forward --checkpoint "$ckpt/transformer.ckpt" --input "$store" -o "$work/x.safetensors"
+# bench data: stages timed on the dataset, its own JSON schema; no dataset: one line.
+expect_ok bench data --dataset "$store" --data-threads 1 2 --batches 2 --chunks 2 --json "$work/bd.json"
+grep -q '"schema": "boreas-bench-data/1"' "$work/bd.json" && grep -q '"samples_per_s"' "$work/bd.json" ||
+  { echo "FAIL: bench data wrote no document" >&2; failures=$((failures + 1)); }
+expect_error "bench data needs --dataset STORE" -- bench data
 # A NaN produced by the model stops the forecast naming step and variable; the steps before it
 # (here step 0) stay in a complete, readable output.
 expect_error "step 1 \(valid 2024-06-01T12:00:00\): output 'z_500' is not finite" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/nan-lsm.safetensors" --allow-nan --lead-time 12h -o "$work/nan.nc"
