@@ -179,6 +179,37 @@ TEST(Forecast, RolloutAsAnemoiInferenceAssemblesIt) {
     }
 }
 
+/// Runs a forecast that is expected to fail into a NetCDF output (step 0 written), closes the
+/// output after the error as `boreas forecast` does, and reads back the number of times and the
+/// last time's z_500.
+std::pair<std::size_t, std::vector<float>> failed_forecast_in_netcdf(
+    const fs::path& path, const Fixture& f, const boreas::model::Normaliser& normaliser,
+    const boreas::forecast::InitialConditions& ic, boreas::forecast::ForecastOptions options) {
+    fs::remove(path);
+    {
+        boreas::forecast::AsyncWriter nc(
+            boreas::forecast::make_writer(path, f.context, ic.date, std::nullopt));
+        options.write_initial_state = true;
+        EXPECT_FALSE(error_of([&] {
+                         boreas::forecast::run_forecast(f.context, f.model, normaliser, ic, options,
+                                                        nc);
+                     }).empty());
+        nc.close();
+    }
+    int id = -1, time_dim = -1, z = -1;
+    std::size_t steps = 0;
+    std::vector<float> last(1600);
+    EXPECT_EQ(nc_open(path.c_str(), NC_NOWRITE, &id), NC_NOERR);
+    EXPECT_EQ(nc_inq_dimid(id, "time", &time_dim), NC_NOERR);
+    EXPECT_EQ(nc_inq_dimlen(id, time_dim, &steps), NC_NOERR);
+    const std::size_t start[2] = {steps > 0 ? steps - 1 : 0, 0}, count[2] = {1, 1600};
+    EXPECT_EQ(nc_inq_varid(id, "z_500", &z), NC_NOERR);
+    EXPECT_EQ(nc_get_vara_float(id, z, start, count, last.data()), NC_NOERR);
+    nc_close(id);
+    fs::remove(path);
+    return {steps, last};
+}
+
 TEST(Forecast, NonFiniteOutputStopsNamingStepAndVariable) {
     Fixture f;
     auto ic = f.initial();
@@ -197,32 +228,10 @@ TEST(Forecast, NonFiniteOutputStopsNamingStepAndVariable) {
     EXPECT_TRUE(writer.steps.empty());
     // Through a NetCDF output, as `boreas forecast` closes it after the error: step 0 is in a
     // complete file that netCDF reads back.
-    const auto path = fs::temp_directory_path() / "boreas_forecast_nan.nc";
-    fs::remove(path);
-    {
-        boreas::forecast::AsyncWriter nc(
-            boreas::forecast::make_writer(path, f.context, ic.date, std::nullopt));
-        options.write_initial_state = true;
-        EXPECT_FALSE(error_of([&] {
-                         boreas::forecast::run_forecast(f.context, f.model, f.normaliser, ic,
-                                                        options, nc);
-                     }).empty());
-        nc.close();
-    }
-    int id = -1, time_dim = -1, z = -1;
-    std::size_t steps = 0;
-    ASSERT_EQ(nc_open(path.c_str(), NC_NOWRITE, &id), NC_NOERR);
-    ASSERT_EQ(nc_inq_dimid(id, "time", &time_dim), NC_NOERR);
-    ASSERT_EQ(nc_inq_dimlen(id, time_dim, &steps), NC_NOERR);
+    const auto [steps, z0] = failed_forecast_in_netcdf(
+        fs::temp_directory_path() / "boreas_forecast_nan.nc", f, f.normaliser, ic, options);
     EXPECT_EQ(steps, 1u);
-    std::vector<float> z0(1600);
-    const std::size_t start[2] = {0, 0}, count[2] = {1, 1600};
-    ASSERT_EQ(nc_inq_varid(id, "z_500", &z), NC_NOERR);
-    ASSERT_EQ(nc_get_vara_float(id, z, start, count, z0.data()), NC_NOERR);
     EXPECT_EQ(z0, ic.fields.at("z_500").back());
-    nc_close(id);
-    fs::remove(path);
-    options.write_initial_state = false;
     // Without --allow-nan the input itself is refused, naming the field.
     options.allow_nan_input = false;
     const auto refused = error_of([&] {
@@ -293,35 +302,13 @@ TEST(Forecast, NonFiniteOutputAfterSomeStepsKeepsTheStepsBefore) {
         EXPECT_NE(message.find("output 'sp' is not finite"), std::string::npos) << message;
         // Through a NetCDF output closed after the error: step 0 and every finite step are in
         // a complete file that netCDF reads back.
-        const auto path = fs::temp_directory_path() / "boreas_forecast_nan_late.nc";
-        fs::remove(path);
-        {
-            boreas::forecast::AsyncWriter nc(
-                boreas::forecast::make_writer(path, f.context, ic.date, std::nullopt));
-            auto with_step0 = options;
-            with_step0.write_initial_state = true;
-            EXPECT_FALSE(error_of([&] {
-                             boreas::forecast::run_forecast(f.context, f.model, huge, ic,
-                                                            with_step0, nc);
-                         }).empty());
-            nc.close();
-        }
-        int id = -1, time_dim = -1, z = -1;
-        std::size_t steps = 0;
-        ASSERT_EQ(nc_open(path.c_str(), NC_NOWRITE, &id), NC_NOERR);
-        ASSERT_EQ(nc_inq_dimid(id, "time", &time_dim), NC_NOERR);
-        ASSERT_EQ(nc_inq_dimlen(id, time_dim, &steps), NC_NOERR);
+        const auto [steps, last] = failed_forecast_in_netcdf(
+            fs::temp_directory_path() / "boreas_forecast_nan_late.nc", f, huge, ic, options);
         EXPECT_EQ(steps, static_cast<std::size_t>(step));  // step 0 + steps 1 .. step-1
-        std::vector<float> last(1600);
-        const std::size_t start[2] = {steps - 1, 0}, count[2] = {1, 1600};
-        ASSERT_EQ(nc_inq_varid(id, "z_500", &z), NC_NOERR);
-        ASSERT_EQ(nc_get_vara_float(id, z, start, count, last.data()), NC_NOERR);
         const auto& names = writer.steps.back().names;
         const auto zi = static_cast<std::size_t>(std::find(names.begin(), names.end(), "z_500") -
                                                  names.begin());
         EXPECT_EQ(last, writer.steps.back().values[zi]);
-        nc_close(id);
-        fs::remove(path);
     }
 }
 
