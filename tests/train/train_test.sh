@@ -79,9 +79,9 @@ if [[ "$(losses "$work/e.out")" == "$(losses "$work/f2.out")" ]]; then pass; els
   && grep -q "^validation: 2:[0-9.e+-]* 4:[0-9.e+-]*$" "$work/v.out" && grep -q "(3 windows)" "$work/v.err" \
   && grep -q '"validation"' "$work/v/step-00000004/state.json" && pass || fail "validation: $(tail -3 "$work/v.err") $(cat "$work/v.out")"
 # A store without statistics is refused naming the array.
-"$boreas" train --config tiny --data "$(dirname "$0")/../data/datasets/codecs/blosc_lz4.zarr" --steps 2 >"$work/g.out" 2>"$work/g.err"
+"$boreas" train --config tiny --data "$(dirname "$0")/../data/datasets/codecs/blosc_lz4.zarr.zip" --steps 2 >"$work/g.out" 2>"$work/g.err"
 rc=$?
-((rc != 0 && rc < 126)) && grep -q "blosc_lz4.zarr' has no array 'mean'" "$work/g.err" && pass || fail "another store: $(cat "$work/g.err")"
+((rc != 0 && rc < 126)) && grep -q "blosc_lz4.zarr.zip' has no array 'mean'" "$work/g.err" && pass || fail "another store: $(cat "$work/g.err")"
 
 # A diverging run (learning rate 1e30) stops at the first non-finite loss, naming the step;
 # --skip-nonfinite carries on instead.

@@ -19,7 +19,7 @@ What is written (under --out)
                      (1, nvar, 1, 1600), '.' separators.
   o16_zstd.zarr/     the same recipe on 4 dates (2024-01-01T00..18, none missing) with Blosc zstd clevel 3
                      bit-shuffle: ``zarr.storage.default_compressor`` replaced while anemoi's create runs.
-  codecs/*.zarr      groups written by zarr-python 2 alone: ``data`` float32 (4, 3, 1, 50) chunks (1, 3, 1, 50)
+  codecs/*.zarr.zip  groups written by zarr-python 2 alone (each a zarr.ZipStore, entry dates fixed, ZIP_STORED): ``data`` float32 (4, 3, 1, 50) chunks (1, 3, 1, 50)
                      (seeded, with NaN, +inf and -inf), ``dates`` datetime64[s] (4,), ``latitudes`` float64 (50,)
                      chunks (32,) (two chunks, the last one partial), one store per compressor:
                      blosc_{lz4,lz4hc,zstd_bitshuffle,zlib,blosclz}, blosc_lz4_blocks (blocksize 256: several
@@ -30,7 +30,6 @@ What is written (under --out)
                      blosc_lz4.zarr also holds ``incompressible`` (uint8 random bytes: Blosc stores the chunk
                      uncompressed, header flag 0x02 MEMCPYED) and NaN / Infinity / -Infinity tokens in its root
                      .zattrs (Python's json writes them bare).
-  codecs/store.zip   zarr.ZipStore holding a copy of blosc_lz4.zarr (entry dates fixed, ZIP_STORED).
   expected.json      for every array of every store: the .zarray as written (shape, chunks, dtype, fill_value,
                      compressor, ...), which chunk keys exist, per first-axis index the SHA-256 of
                      ``np.ascontiguousarray(a[i]).astype(a.dtype.newbyteorder('<')).tobytes()`` as zarr-python
@@ -806,7 +805,8 @@ def build(out: Path) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    # plain zarr-python stores
+    # plain zarr-python stores, each committed as a zip: a directory store of a dozen tiny files costs a file
+    # system block per file and per folder, ten times its bytes (the directory reader is o16*.zarr's)
     arrays = codec_data()
     codecs = out / "codecs"
     codecs.mkdir()
@@ -814,34 +814,39 @@ def build(out: Path) -> dict:
 
     # numcodecs.GZip writes gzip.GzipFile(mtime=None): the header's MTIME would be the current time
     gzip_time = _Shim(time, time=lambda: FIXED_NOW.timestamp())
-    with patched([(gzip, "time", gzip_time)]):
-        for name, (comp, extra) in codec_stores().items():
-            with system_blosc_registered() if name == "blosc_snappy" else contextlib.nullcontext():
-                write_codec_store(codecs / f"{name}.zarr", comp, extra, arrays, name)
-    write_zip(codecs / "blosc_lz4.zarr", codecs / "store.zip")
+    codec_dirs = Path(tempfile.mkdtemp(prefix="boreas-codec-stores-"))
+    try:
+        with patched([(gzip, "time", gzip_time)]):
+            for name, (comp, extra) in codec_stores().items():
+                with system_blosc_registered() if name == "blosc_snappy" else contextlib.nullcontext():
+                    write_codec_store(codec_dirs / f"{name}.zarr", comp, extra, arrays, name)
+        for d in sorted(codec_dirs.glob("*.zarr")):
+            write_zip(d, codecs / f"{d.name}.zip")
+        zattrs_nan_text = (codec_dirs / "blosc_lz4.zarr" / ".zattrs").read_text()
+    finally:
+        shutil.rmtree(codec_dirs, ignore_errors=True)
 
     # expected
-    stores = {"o16.zarr": out / "o16.zarr", "o16_zstd.zarr": out / "o16_zstd.zarr"}
-    stores.update({f"codecs/{p.name}": p for p in sorted(codecs.glob("*.zarr"))})
-    for key, p in stores.items():
-        if key == "codecs/blosc_snappy.zarr":  # read with the system libblosc as zarr-python's "blosc" codec
-            with system_blosc_registered():
-                expected["stores"][key] = describe_store(zarr.DirectoryStore(str(p)))
-            twin = expected["stores"]["codecs/blosc_lz4.zarr"]["arrays"]
-            for name, a in expected["stores"][key]["arrays"].items():  # the same values as blosc_lz4.zarr
-                assert {k: v for k, v in a.items() if k.startswith("sha")} == \
-                    {k: v for k, v in twin[name].items() if k.startswith("sha")}, name
-            continue
-        expected["stores"][key] = describe_store(zarr.DirectoryStore(str(p)), anemoi=not key.startswith("codecs/"))
-    zs = zarr.ZipStore(str(codecs / "store.zip"), mode="r")
-    try:
-        expected["stores"]["codecs/store.zip"] = describe_store(zs)
-    finally:
-        zs.close()
+    for key in ("o16.zarr", "o16_zstd.zarr"):
+        expected["stores"][key] = describe_store(zarr.DirectoryStore(str(out / key)), anemoi=True)
+    for p in sorted(codecs.glob("*.zarr.zip")):
+        key = f"codecs/{p.name}"
+        zs = zarr.ZipStore(str(p), mode="r")
+        try:
+            if key == "codecs/blosc_snappy.zarr.zip":  # read with the system libblosc as zarr-python's "blosc"
+                with system_blosc_registered():
+                    expected["stores"][key] = describe_store(zs)
+                twin = expected["stores"]["codecs/blosc_lz4.zarr.zip"]["arrays"]
+                for name, a in expected["stores"][key]["arrays"].items():  # the same values as blosc_lz4
+                    assert {k: v for k, v in a.items() if k.startswith("sha")} == \
+                        {k: v for k, v in twin[name].items() if k.startswith("sha")}, name
+            else:
+                expected["stores"][key] = describe_store(zs)
+        finally:
+            zs.close()
     for key in ("o16.zarr", "o16_zstd.zarr"):
         expected["anemoi"][key] = describe_open_dataset(out / key)
-    expected["zattrs_nan_example"] = {"store": "codecs/blosc_lz4.zarr/.zattrs",
-                                      "text": (codecs / "blosc_lz4.zarr" / ".zattrs").read_text()}
+    expected["zattrs_nan_example"] = {"store": "codecs/blosc_lz4.zarr.zip/.zattrs", "text": zattrs_nan_text}
     (out / "expected.json").write_text(dump_json(expected) + "\n")
 
     versions_doc = {
