@@ -107,6 +107,14 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
                        c.contains("blosc_mb_per_s") ? fmt::format(" (c-blosc alone {:.1f} MB/s)",
                                                                   c["blosc_mb_per_s"].get<double>())
                                                     : "");
+            for (const auto& p : c["parallel_decode"])
+                fmt::print(
+                    "decoding on {} thread(s): {:.1f} MB/s{}\n", p["threads"].get<int>(),
+                    p["mb_per_s"].get<double>(),
+                    p.contains("vs_blosc_single_thread_times_threads")
+                        ? fmt::format(" ({:.0f} % of c-blosc's single-thread rate x threads)",
+                                      100 * p["vs_blosc_single_thread_times_threads"].get<double>())
+                        : "");
             for (const auto& l : document["loader"])
                 fmt::print(
                     "loader, {} thread(s): {:.2f} samples/s, {:.1f} MB/s decompressed, "
@@ -173,9 +181,15 @@ Runner add_compare_command(CLI::App& app) {
     command->add_flag("--force", options->force, "Compare documents of different configs");
     return [files, options]() {
         const auto base = read_json(files->front());
-        for (std::size_t i = 1; i < files->size(); ++i)
-            fmt::print("{}", bench::compare(base, files->front(), read_json((*files)[i]),
-                                            (*files)[i], *options));
+        for (std::size_t i = 1; i < files->size(); ++i) {
+            const auto other = read_json((*files)[i]);
+            if (data::is_data_bench_document(base) || data::is_data_bench_document(other))
+                fmt::print("{}", data::compare_data_bench(base, files->front(), other, (*files)[i],
+                                                          options->tolerance, options->force));
+            else
+                fmt::print("{}",
+                           bench::compare(base, files->front(), other, (*files)[i], *options));
+        }
         return 0;
     };
 }

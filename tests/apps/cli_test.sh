@@ -200,6 +200,11 @@ expect_ok bench data --dataset "$store" --data-threads 1 2 --batches 2 --chunks 
 grep -q '"schema": "boreas-bench-data/1"' "$work/bd.json" && grep -q '"samples_per_s"' "$work/bd.json" ||
   { echo "FAIL: bench data wrote no document" >&2; failures=$((failures + 1)); }
 expect_error "bench data needs --dataset STORE" -- bench data
+# compare reads data documents: itself is SAME at every thread count; another store's shape is refused.
+"$boreas" compare "$work/bd.json" "$work/bd.json" >"$work/bd.cmp" 2>&1 && [ "$(grep -c 'samples/s .* SAME' "$work/bd.cmp")" = 2 ] ||
+  { echo "FAIL: bench data self-compare: $(cat "$work/bd.cmp")" >&2; failures=$((failures + 1)); }
+sed 's/"points": 1600/"points": 40320/' "$work/bd.json" >"$work/bd-other.json"
+expect_error "read stores of different shapes \(points: 1600 vs 40320\)" -- compare "$work/bd.json" "$work/bd-other.json"
 # A NaN produced by the model stops the forecast naming step and variable; the steps before it
 # (here step 0) stay in a complete, readable output.
 expect_error "step 1 \(valid 2024-06-01T12:00:00\): output 'z_500' is not finite" -- forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/nan-lsm.safetensors" --allow-nan --lead-time 12h -o "$work/nan.nc"

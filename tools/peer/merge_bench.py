@@ -10,6 +10,10 @@ recomputed with boreas bench's rules (run_anemoi.py's stats_of / is_noisy / roof
 fraction_of_roof and bound against the document's roof, share_of_step = median / the step's median.
 peak_rss_bytes = the largest, verification = the first failed one, else the first round's.  params.rounds and
 params.round_medians record the rounds.  Standard library only: runs with any python3.
+
+boreas-bench-data/1 documents (``boreas bench data`` and tools/peer/bench_data_anemoi.py) merge per loader thread
+count: samples, seconds and CPU-seconds summed and batch_seconds concatenated, the rates recomputed from the sums;
+the chunk stage's rates are the median over rounds (``round_values`` keeps each round's); peak RSS the largest.
 """
 
 from __future__ import annotations
@@ -58,6 +62,46 @@ def merge(docs: list[dict]) -> dict:
     return base
 
 
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def merge_data(docs: list[dict]) -> dict:
+    """Rounds of one side of the data-loading benchmark (boreas-bench-data/1) into one document."""
+    base = json.loads(json.dumps(docs[0]))
+    threads = [e["threads"] for e in base["loader"]]
+    for i, d in enumerate(docs[1:], 2):
+        if [e["threads"] for e in d["loader"]] != threads or d["store"] != base["store"]:
+            raise SystemExit(f"merge_bench: round {i} has other thread counts or another store than round 1")
+    for k, entry in enumerate(base["loader"]):
+        rounds = [d["loader"][k] for d in docs]
+        samples = sum(r["samples"] for r in rounds)
+        seconds = sum(r["seconds"] for r in rounds)
+        cpu = sum(r["cpu_seconds_per_sample"] * r["samples"] for r in rounds)
+        entry["samples"], entry["seconds"] = samples, seconds
+        entry["samples_per_s"] = samples / seconds
+        entry["decompressed_mb_per_s"] = entry["dates_per_sample"] * samples * base["store"]["chunk_bytes"] / 1e6 / seconds
+        entry["cpu_seconds_per_sample"] = cpu / samples
+        entry["batch_seconds"] = [t for r in rounds for t in r.get("batch_seconds", [])]
+        entry["round_samples_per_s"] = [r["samples_per_s"] for r in rounds]
+    chunks = base.get("chunks", {})
+    for key in ("read_mb_per_s", "decode_mb_per_s", "blosc_mb_per_s", "chunks_per_s", "decode_vs_blosc"):
+        values = [d["chunks"][key] for d in docs if key in d.get("chunks", {})]
+        if values:
+            chunks[key] = _median(values)
+            chunks.setdefault("round_values", {})[key] = values
+    for k, entry in enumerate(chunks.get("parallel_decode", [])):
+        for key in ("mb_per_s", "vs_blosc_single_thread_times_threads"):
+            values = [d["chunks"]["parallel_decode"][k][key] for d in docs if key in d["chunks"]["parallel_decode"][k]]
+            if values:
+                entry[key] = _median(values)
+    base["peak_rss_bytes"] = max(int(d.get("peak_rss_bytes", 0)) for d in docs)
+    base["rounds"] = len(docs)
+    return base
+
+
 def summary(doc: dict) -> str:
     lines = [f"{doc['context']['run']['implementation']}: {doc['context']['run']['config']}, "
              f"{doc['context']['run']['threads']} thread(s)"]
@@ -76,6 +120,10 @@ def main(argv=None) -> int:
     p.add_argument("--print", action="store_true", help="print a short summary of the merged document")
     a = p.parse_args(argv)
     docs = [json.loads(Path(f).read_text()) for f in a.rounds]
+    if docs[0].get("schema") == "boreas-bench-data/1":
+        doc = merge_data(docs)
+        Path(a.output).write_text(json.dumps(doc, indent=1) + "\n")
+        return 0
     doc = merge(docs)
     Path(a.output).write_text(json.dumps(doc, indent=1) + "\n")
     if a.print:
