@@ -71,34 +71,50 @@ Tensor BatchLoader::prepare(std::int64_t step) {
     const auto batch = static_cast<std::int64_t>(anchors.size());
     Tensor out = Tensor::uninitialised({batch, dates, 1, points, width});
     const std::int64_t per_sample = dates * points * width;
-    auto read_one = [&](std::int64_t b) {
-        std::vector<std::int64_t> indices;
-        for (const auto o : offsets_) indices.push_back(anchors[static_cast<std::size_t>(b)] + o);
-        const Tensor sample = dataset_.read_sample(indices, columns_);  // [T, E, N, V]
-        const auto members = sample.dim(1);
+    const auto members = dataset_.ensembles();
+    const auto date_values = static_cast<std::size_t>(
+        static_cast<std::int64_t>(dataset_.variables().size()) * members * points);
+    const int threads = static_cast<int>(std::min<std::int64_t>(options_.threads, batch));
+    if (scratch_.size() < static_cast<std::size_t>(threads)) scratch_.resize(threads);
+    // One date's chunk decodes into the thread's own buffer (kept across batches: no page
+    // faults per batch), then goes straight to its place in the batch: member 0's columns
+    // gathered, transposed from (variables, points) to (points, variables) and normalised in
+    // one pass, a block of points at a time so that the block's rows stay in L1.
+    auto read_one = [&](std::int64_t b, int thread) {
+        auto& chunk = scratch_[static_cast<std::size_t>(thread)];
+        chunk.resize(date_values);
         float* o = out.data() + b * per_sample;
+        constexpr std::int64_t kBlock = 64;
         for (std::int64_t t = 0; t < dates; ++t) {
-            const float* in = sample.data() + t * members * points * width;  // member 0
-            for (std::int64_t p = 0; p < points; ++p)
-                for (std::int64_t v = 0; v < width; ++v) {
-                    // anemoi's in-place x.mul_(mul).add_(add): two float roundings, no FMA
-                    const float scaled =
-                        in[p * width + v] * options_.mul[static_cast<std::size_t>(v)];
-                    o[(t * points + p) * width + v] =
-                        scaled + options_.add[static_cast<std::size_t>(v)];
+            dataset_.read_date(
+                anchors[static_cast<std::size_t>(b)] + offsets_[static_cast<std::size_t>(t)],
+                chunk);
+            float* date_out = o + t * points * width;
+            for (std::int64_t p0 = 0; p0 < points; p0 += kBlock) {
+                const std::int64_t p1 = std::min(points, p0 + kBlock);
+                for (std::int64_t c = 0; c < width; ++c) {
+                    const float* in =
+                        chunk.data() + static_cast<std::int64_t>(columns_[c]) * members * points;
+                    const float mul = options_.mul[static_cast<std::size_t>(c)];
+                    const float add = options_.add[static_cast<std::size_t>(c)];
+                    for (std::int64_t p = p0; p < p1; ++p) {
+                        // anemoi's in-place x.mul_(mul).add_(add): two float roundings, no FMA
+                        const float scaled = in[p] * mul;
+                        date_out[p * width + c] = scaled + add;
+                    }
                 }
+            }
         }
     };
-    const int threads = static_cast<int>(std::min<std::int64_t>(options_.threads, batch));
     if (threads <= 1) {
-        for (std::int64_t b = 0; b < batch; ++b) read_one(b);
+        for (std::int64_t b = 0; b < batch; ++b) read_one(b, 0);
     } else {
         std::vector<std::thread> pool;
         std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
         for (int k = 0; k < threads; ++k)
             pool.emplace_back([&, k] {
                 try {
-                    for (std::int64_t b = k; b < batch; b += threads) read_one(b);
+                    for (std::int64_t b = k; b < batch; b += threads) read_one(b, k);
                 } catch (...) {
                     errors[static_cast<std::size_t>(k)] = std::current_exception();
                 }

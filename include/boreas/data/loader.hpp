@@ -68,6 +68,7 @@ class BatchLoader {
     LoaderOptions options_;
     std::vector<std::size_t> columns_;
     std::vector<std::int64_t> anchors_, offsets_;
+    std::vector<std::vector<float>> scratch_;  // one date's chunk per reading thread
     // The anchor stream: one worker's epochs, generated as far as needed.
     std::unique_ptr<WorkerSampler> sampler_;
     std::vector<std::int64_t> stream_;
