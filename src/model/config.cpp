@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "boreas/core/datetime.hpp"
 #include "boreas/core/error.hpp"
 #include "builtin_configs.hpp"
 
@@ -18,13 +19,13 @@ namespace {
 /// A YAML mapping whose keys must all be consumed: reading a key marks it, `finish` fails on the
 /// first key nobody asked for.
 class Section {
-public:
-  Section(YAML::Node node, std::string path, const std::string& origin,
-          std::vector<std::string>* accepted = nullptr)
-      : node_(std::move(node)), path_(std::move(path)), origin_(origin), accepted_(accepted) {
-      BOREAS_CHECK(!node_ || node_.IsNull() || node_.IsMap(), "{}: '{}' must be a mapping", origin_,
-                   path_);
-  }
+  public:
+    Section(YAML::Node node, std::string path, const std::string& origin,
+            std::vector<std::string>* accepted = nullptr)
+        : node_(std::move(node)), path_(std::move(path)), origin_(origin), accepted_(accepted) {
+        BOREAS_CHECK(!node_ || node_.IsNull() || node_.IsMap(), "{}: '{}' must be a mapping",
+                     origin_, path_);
+    }
 
     bool has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
 
@@ -103,9 +104,11 @@ public:
         }
     }
 
-    std::string full(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+    std::string full(const std::string& key) const {
+        return path_.empty() ? key : path_ + "." + key;
+    }
 
-private:
+  private:
     template <typename T>
     static const char* type_name() {
         if constexpr (std::is_same_v<T, bool>) return "true or false";
@@ -273,8 +276,10 @@ ProcessorType processor_type(const std::string& target, const std::string& origi
     if (name == "GraphTransformerProcessor" || name == "graphtransformer")
         return ProcessorType::graph_transformer;
     if (name == "GNNProcessor" || name == "gnn") return ProcessorType::gnn;
-    BOREAS_FAIL("{}: model.processor._target_ '{}' is not supported; expected TransformerProcessor, "
-                "GraphTransformerProcessor or GNNProcessor", origin, target);
+    BOREAS_FAIL(
+        "{}: model.processor._target_ '{}' is not supported; expected TransformerProcessor, "
+        "GraphTransformerProcessor or GNNProcessor",
+        origin, target);
 }
 
 MapperConfig parse_mapper(Section section, const char* path, bool forward,
@@ -308,7 +313,8 @@ MapperConfig parse_mapper(Section section, const char* path, bool forward,
     return mapper;
 }
 
-BoundingConfig parse_bounding(const YAML::Node& node, std::size_t index, const std::string& origin) {
+BoundingConfig parse_bounding(const YAML::Node& node, std::size_t index,
+                              const std::string& origin) {
     Section section(node, "model.bounding[" + std::to_string(index) + "]", origin);
     BoundingConfig bounding;
     const auto target = class_name(section.get<std::string>("_target_", ""));
@@ -319,8 +325,10 @@ BoundingConfig parse_bounding(const YAML::Node& node, std::size_t index, const s
     } else if (target == "FractionBounding") {
         bounding.type = BoundingType::fraction;
     } else {
-        BOREAS_FAIL("{}: model.bounding[{}]._target_ '{}' is not supported; expected ReluBounding, "
-                    "HardtanhBounding or FractionBounding", origin, index, target);
+        BOREAS_FAIL(
+            "{}: model.bounding[{}]._target_ '{}' is not supported; expected ReluBounding, "
+            "HardtanhBounding or FractionBounding",
+            origin, index, target);
     }
     bounding.variables = section.get<std::vector<std::string>>("variables", {});
     BOREAS_CHECK(!bounding.variables.empty(), "{}: model.bounding[{}].variables is empty", origin,
@@ -348,9 +356,10 @@ void parse_graph(Section section, GraphSource& graph, const std::string& origin)
     o.hidden_grid = section.get<std::string>("hidden_grid", o.hidden_grid);
     o.cutoff_factor = section.positive<double>("cutoff_factor", o.cutoff_factor);
     o.knn = section.positive<int>("num_nearest_neighbours", o.knn);
-    o.hidden_edges = graphs::parse_hidden_edges(section.get<std::string>(
-        "hidden_edges", graphs::to_string(o.hidden_edges)));
-    o.multiscale_min_level = section.non_negative<int>("multiscale_min_level", o.multiscale_min_level);
+    o.hidden_edges = graphs::parse_hidden_edges(
+        section.get<std::string>("hidden_edges", graphs::to_string(o.hidden_edges)));
+    o.multiscale_min_level =
+        section.non_negative<int>("multiscale_min_level", o.multiscale_min_level);
     o.convention = graphs::parse_convention(
         section.get<std::string>("convention", graphs::to_string(o.convention)));
     section.finish();
@@ -367,8 +376,8 @@ void check_names(const std::vector<std::string>& names, const std::vector<std::s
 /// Sets `path` (dotted) in `root` to the YAML value `text`, creating mappings on the way.
 void apply_override(YAML::Node& root, const std::string& assignment) {
     const auto eq = assignment.find('=');
-    BOREAS_CHECK(eq != std::string::npos && eq > 0,
-                 "override '{}' must look like key.path=value", assignment);
+    BOREAS_CHECK(eq != std::string::npos && eq > 0, "override '{}' must look like key.path=value",
+                 assignment);
     const std::string path = assignment.substr(0, eq);
     YAML::Node value;
     try {
@@ -401,7 +410,8 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
 std::vector<std::string> ModelConfig::input_variables() const {
     std::vector<std::string> out;
     for (const auto& v : variables)
-        if (std::find(diagnostic.begin(), diagnostic.end(), v) == diagnostic.end()) out.push_back(v);
+        if (std::find(diagnostic.begin(), diagnostic.end(), v) == diagnostic.end())
+            out.push_back(v);
     return out;
 }
 
@@ -418,7 +428,8 @@ std::vector<std::pair<int, int>> ModelConfig::prognostic_pairs() const {
     std::vector<std::pair<int, int>> pairs;
     for (std::size_t o = 0; o < out.size(); ++o) {
         auto it = std::find(in.begin(), in.end(), out[o]);
-        if (it != in.end()) pairs.emplace_back(static_cast<int>(o), static_cast<int>(it - in.begin()));
+        if (it != in.end())
+            pairs.emplace_back(static_cast<int>(o), static_cast<int>(it - in.begin()));
     }
     return pairs;
 }
@@ -473,7 +484,8 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     model.accept("node_loss_weight", "training loss only");
     model.accept("sparse_projector", "used by other model classes");
     model.accept("recompile_limit", "torch.compile settings");
-    model.accept("grid_skip", "the interpolator model's input step; AnemoiModelEncProcDec ignores it");
+    model.accept("grid_skip",
+                 "the interpolator model's input step; AnemoiModelEncProcDec ignores it");
     check_layer_kernels(model.raw("layer_kernels"), "model.layer_kernels", origin, config.accepted);
     check_activation(model, "model", origin);
     {
@@ -605,7 +617,20 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
                      origin, key, key);
     config.forcing = data.get<std::vector<std::string>>("forcing", {});
     config.diagnostic = data.get<std::vector<std::string>>("diagnostic", {});
-    for (const char* key : {"timestep", "frequency", "format", "resolution"})
+    if (const auto timestep = data.raw("timestep"); timestep && !timestep.IsNull()) {
+        const auto text = timestep.as<std::string>();
+        try {
+            config.timestep_seconds = text.find_first_not_of("0123456789") == std::string::npos
+                                          ? std::stoll(text) * 3600
+                                          : parse_duration(text);
+        } catch (const std::exception&) {
+            config.timestep_seconds = 0;
+        }
+        BOREAS_CHECK(config.timestep_seconds > 0,
+                     "{}: data.timestep is '{}', not a positive duration (6h, 1d, 30m or hours)",
+                     origin, text);
+    }
+    for (const char* key : {"frequency", "format", "resolution"})
         data.accept(key, "dates and dataset only; a forward step does not depend on it");
     {
         // anemoi's data.normalizer: a default method, lists of variables per method, remap.
@@ -621,12 +646,14 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
         const auto remap = n.raw("remap");
         if (remap && remap.IsMap())
             for (const auto& item : remap)
-                config.normaliser.remap[item.first.as<std::string>()] = item.second.as<std::string>();
+                config.normaliser.remap[item.first.as<std::string>()] =
+                    item.second.as<std::string>();
         n.finish();
         const std::string d = config.normaliser.default_method;
         BOREAS_CHECK(d == "mean-std" || d == "std" || d == "min-max" || d == "max" || d == "none",
                      "{}: data.normalizer.default '{}' is not one of mean-std, std, min-max, max, "
-                     "none", origin, d);
+                     "none",
+                     origin, d);
     }
     data.finish();
     Section training = top.child("training");
@@ -643,7 +670,8 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     // Cross-checks.
     BOREAS_CHECK(!config.variables.empty(), "{}: data.variables is empty", origin);
     std::set<std::string> unique(config.variables.begin(), config.variables.end());
-    BOREAS_CHECK(unique.size() == config.variables.size(), "{}: data.variables repeats a name", origin);
+    BOREAS_CHECK(unique.size() == config.variables.size(), "{}: data.variables repeats a name",
+                 origin);
     check_names(config.forcing, config.variables, "data.forcing", origin);
     check_names(config.diagnostic, config.variables, "data.diagnostic", origin);
     for (const auto& [name, method] : config.normaliser.method_of)
@@ -657,9 +685,11 @@ ModelConfig parse_config(const std::string& yaml_text, const std::string& origin
     const auto outputs = config.output_variables();
     for (std::size_t i = 0; i < config.bounding.size(); ++i) {
         const auto& b = config.bounding[i];
-        check_names(b.variables, outputs, fmt::format("model.bounding[{}].variables (outputs)", i), origin);
+        check_names(b.variables, outputs, fmt::format("model.bounding[{}].variables (outputs)", i),
+                    origin);
         if (!b.total_var.empty())
-            check_names({b.total_var}, outputs, fmt::format("model.bounding[{}].total_var", i), origin);
+            check_names({b.total_var}, outputs, fmt::format("model.bounding[{}].total_var", i),
+                        origin);
     }
     std::vector<std::pair<const char*, int>> heads;
     if (config.encoder.type == MapperType::graph_transformer) {
@@ -681,7 +711,8 @@ std::vector<std::string> builtin_config_names() {
     return names;
 }
 
-ModelConfig load_config(const std::string& name_or_path, const std::vector<std::string>& overrides) {
+ModelConfig load_config(const std::string& name_or_path,
+                        const std::vector<std::string>& overrides) {
     std::string text, origin;
     for (const auto& entry : detail::builtin_configs()) {
         if (name_or_path == entry.name) {

@@ -198,6 +198,14 @@ std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
     loader.threads = options.data_threads;
     loader.queue = options.data_queue;
     const data::AnemoiDataset dataset(options.data);
+    // anemoi-training's time increment: the model's time step in store dates (default 6 h).
+    const std::int64_t timestep = config.timestep_seconds > 0 ? config.timestep_seconds : 6 * 3600;
+    const auto frequency = dataset.frequency_seconds();
+    BOREAS_CHECK(frequency > 0 && timestep % frequency == 0,
+                 "dataset '{}': the model's time step ({} s, data.timestep) is not a multiple of "
+                 "the store's frequency ({} s)",
+                 dataset.location(), timestep, frequency);
+    loader.sampler.time_increment = static_cast<int>(timestep / frequency);
     const auto stats = dataset.statistics();
     model::Statistics ordered;
     for (const auto& name : config.variables) {

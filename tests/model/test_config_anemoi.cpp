@@ -216,3 +216,17 @@ TEST(AnemoiConfig, MixedMapperKindsAreRefused) {
         std::string::npos)
         << wrong;
 }
+
+TEST(AnemoiConfig, DataTimestepSetsTheTrainingStep) {
+    const auto base = full_config("transformer");
+    EXPECT_EQ(boreas::model::parse_config(emit(base), "t").timestep_seconds, 6 * 3600);
+    EXPECT_EQ(boreas::model::parse_config(emit(edited(base, "data.timestep", "12")), "t")
+                  .timestep_seconds,
+              12 * 3600);  // bare numbers are hours, as anemoi reads them
+    EXPECT_EQ(
+        boreas::model::parse_config(emit(edited(base, "data.timestep")), "t").timestep_seconds,
+        0);  // not given: the trainer's default (anemoi's 6 h)
+    const auto message = error_of(
+        [&] { boreas::model::parse_config(emit(edited(base, "data.timestep", "soon")), "t"); });
+    EXPECT_NE(message.find("data.timestep is 'soon'"), std::string::npos) << message;
+}

@@ -72,6 +72,14 @@ wait "$pid" 2>/dev/null
   && pass || fail "resume with --data: $(tail -3 "$work/f2.err")"
 if [[ "$(losses "$work/e.out")" == "$(losses "$work/f2.out")" ]]; then pass; else
   fail "resumed losses on the dataset differ: $(losses "$work/e.out") vs $(losses "$work/f2.out")"; fi
+# data.timestep steps the windows in store dates (12 h on the 6-hourly store: dates p-2, p, p+2),
+# and a time step that is not a multiple of the store's frequency is refused.
+"$boreas" train --config tiny --set data.timestep=12h --data "$store" --steps 2 >"$work/t12.out" 2>"$work/t12.err" \
+  && pass || fail "data.timestep 12h: $(tail -3 "$work/t12.err")"
+"$boreas" train --config tiny --set data.timestep=5h --data "$store" --steps 2 >"$work/t5.out" 2>"$work/t5.err"
+rc=$?
+((rc != 0 && rc < 126)) && grep -q "time step (18000 s, data.timestep) is not a multiple of the store's frequency (21600 s)" "$work/t5.err" \
+  && pass || fail "data.timestep 5h: rc=$rc $(cat "$work/t5.err")"
 # Validation on held-out dates from 2024-01-02T06 (date 5): training windows end before it
 # (anchors 1, 2), validation windows start there (anchors 6, 7, 8), in date order.
 "$boreas" train --config tiny --data "$store" --batch 1 --steps 4 --threads 2 --validation-from 2024-01-02T06 --validate-every 2 \

@@ -31,9 +31,9 @@ struct ProcessorConfig {
     int num_layers = 16;
     int num_chunks = 2;
     int num_heads = 16;
-    int window_size = 512;      ///< transformer: keys within +-window_size of each query
+    int window_size = 512;  ///< transformer: keys within +-window_size of each query
     double mlp_hidden_ratio = 4;
-    int mlp_extra_layers = 0;   ///< gnn
+    int mlp_extra_layers = 0;  ///< gnn
 };
 
 /// The mappers' kind: anemoi's GraphTransformer{Forward,Backward}Mapper or
@@ -47,7 +47,7 @@ struct MapperConfig {
     int num_heads = 16;  ///< graph transformer only
     double mlp_hidden_ratio = 4;
     int mlp_extra_layers = 0;  ///< gnn only
-    int num_chunks = 1;  ///< destination chunks (memory only; results are identical)
+    int num_chunks = 1;        ///< destination chunks (memory only; results are identical)
 };
 
 struct TrainableSizes {
@@ -69,8 +69,8 @@ struct GraphSource {
 };
 
 struct ModelConfig {
-    std::string name;        ///< the built-in name or the file it came from
-    std::string source_yaml; ///< the resolved YAML (after overrides), for provenance
+    std::string name;         ///< the built-in name or the file it came from
+    std::string source_yaml;  ///< the resolved YAML (after overrides), for provenance
     /// anemoi keys accepted without effect on the numbers: "key = value (why)".
     std::vector<std::string> accepted;
     std::string hidden_nodes_name = "hidden";  ///< model.model.hidden_nodes_name
@@ -84,6 +84,9 @@ struct ModelConfig {
     std::vector<std::string> forcing;     ///< input only
     std::vector<std::string> diagnostic;  ///< output only
     int multistep_input = 2;
+    /// data.timestep in seconds (anemoi's duration forms, bare numbers are hours); 0 when the
+    /// config does not say (anemoi's default is 6 h). Training windows step by it.
+    std::int64_t timestep_seconds = 0;
     NormaliserConfig normaliser;  ///< data.normalizer
     GraphSource graph;
 
@@ -102,7 +105,8 @@ std::vector<std::string> builtin_config_names();
 
 /// Loads a built-in config by name, or a YAML file by path, applies `key=value` overrides (YAML
 /// values, dotted keys) and validates everything. Throws boreas::Error naming the key or file.
-ModelConfig load_config(const std::string& name_or_path, const std::vector<std::string>& overrides = {});
+ModelConfig load_config(const std::string& name_or_path,
+                        const std::vector<std::string>& overrides = {});
 
 /// Parses YAML text (already resolved) into a config; `origin` names it in errors.
 ModelConfig parse_config(const std::string& yaml_text, const std::string& origin);
