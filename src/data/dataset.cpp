@@ -152,7 +152,7 @@ DatasetStatistics AnemoiDataset::statistics() const {
     return s;
 }
 
-void AnemoiDataset::read_date(std::int64_t index, std::span<float> out) const {
+void AnemoiDataset::read_date(std::int64_t index, std::span<float> out, ByteBuffer* stored) const {
     BOREAS_CHECK(index >= 0 && index < static_cast<std::int64_t>(dates_.size()),
                  "store '{}': date index {} is outside its {} dates", location(), index,
                  dates_.size());
@@ -165,7 +165,7 @@ void AnemoiDataset::read_date(std::int64_t index, std::span<float> out) const {
     BOREAS_CHECK(out.size() == n, "store '{}': a buffer of {} values for a date of {}", location(),
                  out.size(), n);
     if (m.dtype == DType::float32) {
-        data_.read_region(start, count, std::as_writable_bytes(out));
+        data_.read_region(start, count, std::as_writable_bytes(out), stored);
         return;
     }
     std::vector<double> wide(n);

@@ -6,6 +6,7 @@
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/kernels/kernels.hpp"
 
 namespace boreas::data {
 
@@ -69,7 +70,18 @@ Tensor BatchLoader::prepare(std::int64_t step) {
     const auto points = dataset_.points();
     const auto width = static_cast<std::int64_t>(columns_.size());
     const auto batch = static_cast<std::int64_t>(anchors.size());
-    Tensor out = Tensor::uninitialised({batch, dates, 1, points, width});
+    const std::vector<std::int64_t> shape = {batch, dates, 1, points, width};
+    Tensor out;
+    {
+        const std::lock_guard lock(mutex_);
+        for (auto it = spare_.begin(); it != spare_.end(); ++it)
+            if (it->shape() == shape) {
+                out = std::move(*it);
+                spare_.erase(it);
+                break;
+            }
+    }
+    if (out.numel() == 0) out = Tensor::uninitialised(shape);
     const std::int64_t per_sample = dates * points * width;
     const auto members = dataset_.ensembles();
     const auto date_values = static_cast<std::size_t>(
@@ -79,31 +91,25 @@ Tensor BatchLoader::prepare(std::int64_t step) {
     // One date's chunk decodes into the thread's own buffer (kept across batches: no page
     // faults per batch), then goes straight to its place in the batch: member 0's columns
     // gathered, transposed from (variables, points) to (points, variables) and normalised in
-    // one pass, a block of points at a time so that the block's rows stay in L1.
+    // one pass (kernels::cpu::fields_to_rows).
     auto read_one = [&](std::int64_t b, int thread) {
-        auto& chunk = scratch_[static_cast<std::size_t>(thread)];
+        auto& scratch = scratch_[static_cast<std::size_t>(thread)];
+        auto& chunk = scratch.chunk;
         chunk.resize(date_values);
-        float* o = out.data() + b * per_sample;
-        constexpr std::int64_t kBlock = 64;
         for (std::int64_t t = 0; t < dates; ++t) {
             dataset_.read_date(
                 anchors[static_cast<std::size_t>(b)] + offsets_[static_cast<std::size_t>(t)],
                 chunk);
-            float* date_out = o + t * points * width;
-            for (std::int64_t p0 = 0; p0 < points; p0 += kBlock) {
-                const std::int64_t p1 = std::min(points, p0 + kBlock);
-                for (std::int64_t c = 0; c < width; ++c) {
-                    const float* in =
-                        chunk.data() + static_cast<std::int64_t>(columns_[c]) * members * points;
-                    const float mul = options_.mul[static_cast<std::size_t>(c)];
-                    const float add = options_.add[static_cast<std::size_t>(c)];
-                    for (std::int64_t p = p0; p < p1; ++p) {
-                        // anemoi's in-place x.mul_(mul).add_(add): two float roundings, no FMA
-                        const float scaled = in[p] * mul;
-                        date_out[p * width + c] = scaled + add;
-                    }
-                }
-            }
+            kernels::FieldsToRowsParams params;
+            params.in = chunk.data();
+            params.in_stride = members * points;
+            params.columns = columns_.data();
+            params.mul = options_.mul.data();
+            params.add = options_.add.data();
+            params.out = out.data() + b * per_sample + t * points * width;
+            params.points = points;
+            params.width = width;
+            kernels::cpu::fields_to_rows(params);
         }
     };
     if (threads <= 1) {
@@ -124,6 +130,12 @@ Tensor BatchLoader::prepare(std::int64_t step) {
             if (e) std::rethrow_exception(e);
     }
     return out;
+}
+
+void BatchLoader::give_back(Tensor batch) {
+    const std::lock_guard lock(mutex_);
+    // As many as can be in use at once: the queue, the one being prepared, the caller's.
+    if (static_cast<int>(spare_.size()) < options_.queue + 2) spare_.push_back(std::move(batch));
 }
 
 void BatchLoader::run_ahead() {

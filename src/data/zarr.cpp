@@ -29,34 +29,57 @@ constexpr std::uint64_t kMaxMetadataBytes = 64ull << 20;
 /// 2 GiB; zstd or uncompressed chunks of an O1280 dataset stay below 8 GiB).
 constexpr std::uint64_t kMaxChunkBytes = 8ull << 30;
 
+}  // namespace
+
+bool KeyValueSource::get_into(const std::string& key, std::uint64_t max_bytes,
+                              ByteBuffer& buffer) const {
+    const auto bytes = get(key, max_bytes);
+    if (!bytes) return false;
+    buffer.assign(bytes->begin(), bytes->end());
+    return true;
+}
+
+namespace {
+
 class DirectorySource final : public KeyValueSource {
   public:
     explicit DirectorySource(fs::path root) : root_(std::move(root)), location_(root_.string()) {}
 
     std::optional<std::vector<std::byte>> get(const std::string& key,
                                               std::uint64_t max_bytes) const override {
+        std::vector<std::byte> bytes;
+        if (!read(key, max_bytes, bytes)) return std::nullopt;
+        return bytes;
+    }
+    bool get_into(const std::string& key, std::uint64_t max_bytes,
+                  ByteBuffer& buffer) const override {
+        return read(key, max_bytes, buffer);
+    }
+    const std::string& location() const override { return location_; }
+
+  private:
+    template <class Bytes>
+    bool read(const std::string& key, std::uint64_t max_bytes, Bytes& buffer) const {
         const fs::path path = root_ / key;
         std::ifstream in(path, std::ios::binary | std::ios::ate);
         if (!in.is_open()) {
             std::error_code ec;
             BOREAS_CHECK(!fs::exists(path, ec) || fs::is_directory(path, ec),
                          "store '{}': key '{}' exists but cannot be opened", location_, key);
-            return std::nullopt;
+            return false;
         }
         const auto size = static_cast<std::uint64_t>(in.tellg());
         BOREAS_CHECK(size <= max_bytes,
                      "store '{}': key '{}' holds {} bytes, more than the {} "
                      "expected at most",
                      location_, key, size, max_bytes);
-        std::vector<std::byte> bytes(size);
+        buffer.resize(size);
         in.seekg(0);
-        in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+        in.read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(size));
         BOREAS_CHECK(in.good() || size == 0, "store '{}': key '{}' cannot be read", location_, key);
-        return bytes;
+        return true;
     }
-    const std::string& location() const override { return location_; }
 
-  private:
     fs::path root_;
     std::string location_;
 };
@@ -411,8 +434,7 @@ std::string ZarrArray::where() const {
     return fmt::format("store '{}', array '{}'", source_->location(), metadata_.name);
 }
 
-std::optional<std::vector<std::byte>> ZarrArray::read_raw_chunk(
-    std::span<const std::int64_t> index) const {
+std::uint64_t ZarrArray::stored_bound(std::span<const std::int64_t> index) const {
     const auto& m = metadata_;
     BOREAS_CHECK(index.size() == m.shape.size(),
                  "{}: chunk index of {} dimensions, the array "
@@ -423,10 +445,14 @@ std::optional<std::vector<std::byte>> ZarrArray::read_raw_chunk(
         BOREAS_CHECK(index[d] >= 0 && index[d] < grid[d],
                      "{}: chunk {} is outside the array's {} chunks along dimension {}", where(),
                      m.chunk_key(index), grid[d], d);
-    const std::uint64_t bound = m.compressor.empty()
-                                    ? static_cast<std::uint64_t>(m.chunk_bytes())
-                                    : static_cast<std::uint64_t>(m.chunk_bytes()) * 2 + (1 << 16);
-    return source_->get(m.chunk_key(index), bound);
+    return m.compressor.empty() ? static_cast<std::uint64_t>(m.chunk_bytes())
+                                : static_cast<std::uint64_t>(m.chunk_bytes()) * 2 + (1 << 16);
+}
+
+std::optional<std::vector<std::byte>> ZarrArray::read_raw_chunk(
+    std::span<const std::int64_t> index) const {
+    const auto bound = stored_bound(index);
+    return source_->get(metadata_.chunk_key(index), bound);
 }
 
 void ZarrArray::decode_chunk(std::span<const std::byte> stored, std::span<std::byte> out,
@@ -441,12 +467,18 @@ void ZarrArray::decode_chunk(std::span<const std::byte> stored, std::span<std::b
 }
 
 bool ZarrArray::read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out) const {
+    ByteBuffer stored;
+    return read_chunk(index, out, stored);
+}
+
+bool ZarrArray::read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out,
+                           ByteBuffer& stored) const {
     const auto& m = metadata_;
     BOREAS_CHECK(out.size() == static_cast<std::size_t>(m.chunk_bytes()),
                  "{}: a buffer of {} bytes for a chunk of {}", where(), out.size(),
                  m.chunk_bytes());
-    const auto stored = read_raw_chunk(index);
-    if (!stored) {
+    const auto bound = stored_bound(index);
+    if (!source_->get_into(m.chunk_key(index), bound, stored)) {
         BOREAS_CHECK(m.has_fill,
                      "store '{}': chunk '{}' is missing and the array has no "
                      "fill_value",
@@ -456,12 +488,13 @@ bool ZarrArray::read_chunk(std::span<const std::int64_t> index, std::span<std::b
             std::memcpy(out.data() + i, element.data(), element.size());
         return false;
     }
-    decode_chunk(*stored, out, m.chunk_key(index));
+    decode_chunk(stored, out, m.chunk_key(index));
     return true;
 }
 
 void ZarrArray::read_region(std::span<const std::int64_t> start,
-                            std::span<const std::int64_t> count, std::span<std::byte> out) const {
+                            std::span<const std::int64_t> count, std::span<std::byte> out,
+                            ByteBuffer* stored) const {
     const auto& m = metadata_;
     const auto nd = m.shape.size();
     BOREAS_CHECK(start.size() == nd && count.size() == nd,
@@ -477,6 +510,18 @@ void ZarrArray::read_region(std::span<const std::int64_t> start,
                  "{}: a buffer of {} bytes for a region of {}", where(), out.size(),
                  elements * m.item_bytes);
     if (elements == 0) return;
+    // A region that is exactly one chunk (one date of an anemoi store) decodes straight into
+    // `out`: no chunk buffer, no copy.
+    bool one_chunk = true;
+    for (std::size_t d = 0; d < nd; ++d)
+        one_chunk = one_chunk && start[d] % m.chunks[d] == 0 && count[d] == m.chunks[d];
+    if (one_chunk) {
+        std::vector<std::int64_t> index(nd);
+        for (std::size_t d = 0; d < nd; ++d) index[d] = start[d] / m.chunks[d];
+        ByteBuffer local;
+        read_chunk(index, out, stored ? *stored : local);
+        return;
+    }
     // Row-major strides of the region and of a chunk, in elements.
     std::vector<std::int64_t> stride(nd, 1), chunk_stride(nd, 1);
     for (std::size_t d = nd; d-- > 1;) {

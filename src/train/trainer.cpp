@@ -299,11 +299,12 @@ TrainSummary run_training(const TrainOptions& options) {
     };
     Stopwatch clock;
     for (std::int64_t step = start; step < options.steps; ++step) {
-        const Tensor batch =
+        Tensor batch =
             loader ? loader->batch(step)
                    : synthetic_batch(model, options.batch, options.rollout, options.seed, step);
         auto result = rollout_step(model, batch, options.rollout, loss_config,
                                    options.activation_checkpointing);
+        if (loader) loader->give_back(std::move(batch));
         std::string bad;
         if (!std::isfinite(result.loss)) bad = "the loss";
         for (const auto& [name, grad] : result.gradients.parameters) {

@@ -58,6 +58,10 @@ class BatchLoader {
     /// Steps are expected in increasing order (the next ones are prepared meanwhile); any step
     /// may be asked for.
     Tensor batch(std::int64_t step);
+    /// Hands a batch back once the step is done with it: a later batch is written into its
+    /// memory instead of fresh pages (which the kernel would fault in and zero: at O96 that is
+    /// 55 MB per sample). Optional.
+    void give_back(Tensor batch);
     LoaderStats stats() const;
 
   private:
@@ -68,7 +72,12 @@ class BatchLoader {
     LoaderOptions options_;
     std::vector<std::size_t> columns_;
     std::vector<std::int64_t> anchors_, offsets_;
-    std::vector<std::vector<float>> scratch_;  // one date's chunk per reading thread
+    // Per reading thread, kept across batches: a date's stored and decoded chunk.
+    struct Scratch {
+        ByteBuffer stored;
+        std::vector<float> chunk;
+    };
+    std::vector<Scratch> scratch_;
     // The anchor stream: one worker's epochs, generated as far as needed.
     std::unique_ptr<WorkerSampler> sampler_;
     std::vector<std::int64_t> stream_;
@@ -77,6 +86,7 @@ class BatchLoader {
     mutable std::mutex mutex_;
     std::condition_variable ready_, wanted_;
     std::map<std::int64_t, Tensor> prepared_;
+    std::vector<Tensor> spare_;  // batches given back
     std::exception_ptr failure_;
     std::int64_t next_ = 0;        // the next step to prepare
     std::int64_t in_flight_ = -1;  // the step being prepared

@@ -17,9 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "boreas/core/tensor.hpp"
+
 namespace boreas::data {
 
 /// The bytes behind a store's keys ("data/.zarray", "data/0.0.0.0"): a directory or a zip file.
+/// Bytes read from a store into memory the caller keeps: resizing does not zero them first.
+using ByteBuffer = std::vector<std::byte, boreas::detail::UninitialisedAllocator<std::byte>>;
+
 class KeyValueSource {
   public:
     virtual ~KeyValueSource() = default;
@@ -27,6 +32,10 @@ class KeyValueSource {
     /// is larger than `max_bytes`.
     virtual std::optional<std::vector<std::byte>> get(const std::string& key,
                                                       std::uint64_t max_bytes) const = 0;
+    /// The same into `buffer` (resized; its memory reused from call to call, so that reading
+    /// chunk after chunk faults in no fresh pages); false when the key is absent.
+    virtual bool get_into(const std::string& key, std::uint64_t max_bytes,
+                          ByteBuffer& buffer) const;
     /// The directory or zip file, as given, for error messages.
     virtual const std::string& location() const = 0;
 };
@@ -90,6 +99,9 @@ class ZarrArray {
     /// the chunk is absent and `out` was filled with the fill value (a missing chunk of an array
     /// without a fill value is an error naming the key).
     bool read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out) const;
+    /// The same, the stored bytes read into `stored` (a buffer the caller keeps across reads).
+    bool read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out,
+                    ByteBuffer& stored) const;
     /// The compressed bytes of a chunk as stored, or nothing when absent (benchmarks time
     /// decompression apart from reading).
     std::optional<std::vector<std::byte>> read_raw_chunk(std::span<const std::int64_t> index) const;
@@ -98,8 +110,9 @@ class ZarrArray {
                       const std::string& key) const;
     /// Elements [start, start + count) of every dimension into `out` (C order, native byte
     /// order, exactly the region's size), read chunk by chunk.
+    /// `stored`, when given, holds the stored bytes of the chunks read (kept by the caller).
     void read_region(std::span<const std::int64_t> start, std::span<const std::int64_t> count,
-                     std::span<std::byte> out) const;
+                     std::span<std::byte> out, ByteBuffer* stored = nullptr) const;
     /// The whole array as doubles (numeric arrays; for the small ones: coordinates, statistics).
     std::vector<double> read_doubles() const;
     /// The whole array as 64-bit integers (integer and datetime64 arrays; datetimes in units).
@@ -113,6 +126,8 @@ class ZarrArray {
     friend class ZarrGroup;
     ZarrArray(std::shared_ptr<const KeyValueSource> source, ArrayMetadata metadata);
     std::vector<std::byte> read_whole() const;
+    /// Checks a chunk index; the most bytes its stored form may take.
+    std::uint64_t stored_bound(std::span<const std::int64_t> index) const;
 
     std::shared_ptr<const KeyValueSource> source_;
     ArrayMetadata metadata_;

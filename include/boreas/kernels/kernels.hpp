@@ -6,6 +6,7 @@
 /// Layout conventions: node features are row-major [rows, channels]; multi-head tensors keep
 /// head h in channels [h*d, (h+1)*d) ("(h d)" in einops terms), as anemoi does.
 
+#include <cstddef>
 #include <cstdint>
 
 namespace boreas::kernels {
@@ -72,18 +73,19 @@ struct LayerNormParams {
 /// To process a chunk of destinations, point q/out at its rows and dst_offsets at its first
 /// offset (offsets stay absolute indices into src/edge_features) and set n_dst to its size.
 struct GraphAttentionParams {
-    const float* q = nullptr;  ///< [batch*n_dst, heads*d]
-    const float* k = nullptr;  ///< [batch*n_src, heads*d]
-    const float* v = nullptr;  ///< [batch*n_src, heads*d]
-    const float* edge_features = nullptr;  ///< [edges, edge_dim], CSR order
-    const float* edge_weight = nullptr;    ///< W_e [heads*d, edge_dim]
-    const float* edge_bias = nullptr;      ///< b_e [heads*d]
+    const float* q = nullptr;                   ///< [batch*n_dst, heads*d]
+    const float* k = nullptr;                   ///< [batch*n_src, heads*d]
+    const float* v = nullptr;                   ///< [batch*n_src, heads*d]
+    const float* edge_features = nullptr;       ///< [edges, edge_dim], CSR order
+    const float* edge_weight = nullptr;         ///< W_e [heads*d, edge_dim]
+    const float* edge_bias = nullptr;           ///< b_e [heads*d]
     const std::int64_t* dst_offsets = nullptr;  ///< [n_dst+1]
     const std::int32_t* src = nullptr;          ///< [edges]
     float* out = nullptr;                       ///< [batch*n_dst, heads*d]
     std::int64_t batch = 1, n_src = 0, n_dst = 0, heads = 1, head_dim = 0, edge_dim = 0;
     std::int64_t q_stride = 0, kv_stride = 0, out_stride = 0;  ///< 0: heads*d
-    float* lse = nullptr;  ///< optional [batch*n_dst, heads]: log-sum-exp of the scores, for backward
+    float* lse =
+        nullptr;  ///< optional [batch*n_dst, heads]: log-sum-exp of the scores, for backward
 };
 
 /// Backward of graph_attention (spec/model.md 3.3), deterministic without atomics: a destination
@@ -98,12 +100,12 @@ struct GraphAttentionBackwardParams {
     const float* d_out = nullptr;  ///< [batch*n_dst, heads*d]
     const std::int64_t* src_offsets = nullptr;   ///< [n_src+1]
     const std::int64_t* edges_by_src = nullptr;  ///< [edges]
-    float* dq = nullptr;           ///< [batch*n_dst, heads*d], overwritten
-    float* dk = nullptr;           ///< [batch*n_src, heads*d], overwritten
-    float* dv = nullptr;           ///< [batch*n_src, heads*d], overwritten
+    float* dq = nullptr;                         ///< [batch*n_dst, heads*d], overwritten
+    float* dk = nullptr;                         ///< [batch*n_src, heads*d], overwritten
+    float* dv = nullptr;                         ///< [batch*n_src, heads*d], overwritten
     std::int64_t dq_stride = 0, dkv_stride = 0;  ///< row strides of dq and of dk, dv; 0: heads*d
-    float* d_edge_weight = nullptr;    ///< [heads*d, edge_dim], accumulated (+=)
-    float* d_edge_bias = nullptr;      ///< [heads*d], accumulated
+    float* d_edge_weight = nullptr;              ///< [heads*d, edge_dim], accumulated (+=)
+    float* d_edge_bias = nullptr;                ///< [heads*d], accumulated
     float* d_edge_features = nullptr;  ///< [edges, edge_dim], accumulated (summed over batch)
 };
 
@@ -121,12 +123,12 @@ struct LinearBackwardParams {
 };
 
 struct LayerNormBackwardParams {
-    const float* x = nullptr;      ///< the forward's input
+    const float* x = nullptr;  ///< the forward's input
     const float* gamma = nullptr;
     const float* dy = nullptr;
-    float* dx = nullptr;           ///< overwritten (may alias dy)
-    float* dgamma = nullptr;       ///< accumulated
-    float* dbeta = nullptr;        ///< accumulated
+    float* dx = nullptr;      ///< overwritten (may alias dy)
+    float* dgamma = nullptr;  ///< accumulated
+    float* dbeta = nullptr;   ///< accumulated
     std::int64_t rows = 0, channels = 0;
     float eps = 1e-5f;
 };
@@ -138,11 +140,11 @@ struct WindowAttentionParams {
     const float* q = nullptr;  ///< [batch*seq, heads*d]
     const float* k = nullptr;
     const float* v = nullptr;
-    float* out = nullptr;      ///< [batch*seq, heads*d]
+    float* out = nullptr;  ///< [batch*seq, heads*d]
     std::int64_t batch = 1, seq = 0, heads = 1, head_dim = 0, window = 0;
-    std::int64_t stride = 0;   ///< row stride of q, k, v (and of out unless out_stride); 0: heads*d
+    std::int64_t stride = 0;  ///< row stride of q, k, v (and of out unless out_stride); 0: heads*d
     std::int64_t out_stride = 0;  ///< row stride of out (and of the backward's d_out); 0: `stride`
-    float* lse = nullptr;      ///< optional [batch*seq, heads]: log-sum-exp, for backward
+    float* lse = nullptr;         ///< optional [batch*seq, heads]: log-sum-exp, for backward
 };
 
 /// Backward of window_attention (flash-attention style, spec/model.md 4.1): scores recomputed
@@ -156,8 +158,23 @@ struct WindowAttentionBackwardParams {
     float* dv = nullptr;
 };
 
+/// Fields to rows for the data loader: out[p, c] = in[columns[c] * in_stride + p] * mul[c] +
+/// add[c] for p < points, c < width: a date's (variables, points) chunk gathered by column,
+/// transposed to (points, variables) and normalised as anemoi does in place (a multiply, then an
+/// add: two float roundings, never fused), in one pass.
+struct FieldsToRowsParams {
+    const float* in = nullptr;
+    std::int64_t in_stride = 0;  ///< values between variables in `in` (points x ensembles)
+    const std::size_t* columns = nullptr;
+    const float* mul = nullptr;
+    const float* add = nullptr;
+    float* out = nullptr;  ///< [points, width], dense
+    std::int64_t points = 0, width = 0;
+};
+
 namespace cpu {
 
+void fields_to_rows(const FieldsToRowsParams& p);
 void linear(const LinearParams& p);
 void mlp(const MlpParams& p);
 void layer_norm(const LayerNormParams& p);
