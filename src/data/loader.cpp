@@ -38,7 +38,7 @@ BatchLoader::BatchLoader(const std::filesystem::path& store, LoaderOptions optio
                  options_.sampler.time_increment, date_text(options_.first_date),
                  date_text(options_.end_date == INT64_MAX ? INT64_MAX : options_.end_date - 1));
     sampler_ = std::make_unique<WorkerSampler>(anchors_, options_.sampler, 0);
-    thread_ = std::thread([this] { run_ahead(); });
+    for (int k = 0; k < options_.threads; ++k) workers_.emplace_back([this] { work(); });
 }
 
 BatchLoader::~BatchLoader() {
@@ -47,7 +47,7 @@ BatchLoader::~BatchLoader() {
         stop_ = true;
     }
     wanted_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    for (auto& worker : workers_) worker.join();
 }
 
 std::vector<std::int64_t> BatchLoader::anchors_of(std::int64_t step) {
@@ -64,120 +64,139 @@ std::vector<std::int64_t> BatchLoader::anchors_of(std::int64_t step) {
     return {first, first + static_cast<std::ptrdiff_t>(batch)};
 }
 
-Tensor BatchLoader::prepare(std::int64_t step) {
-    const auto anchors = anchors_of(step);
+void BatchLoader::read_sample(std::int64_t anchor, float* out, Scratch& scratch) const {
     const auto dates = static_cast<std::int64_t>(offsets_.size());
     const auto points = dataset_.points();
     const auto width = static_cast<std::int64_t>(columns_.size());
-    const auto batch = static_cast<std::int64_t>(anchors.size());
-    const std::vector<std::int64_t> shape = {batch, dates, 1, points, width};
-    Tensor out;
-    {
-        const std::lock_guard lock(mutex_);
-        for (auto it = spare_.begin(); it != spare_.end(); ++it)
-            if (it->shape() == shape) {
-                out = std::move(*it);
-                spare_.erase(it);
+    const auto members = dataset_.ensembles();
+    // One date's chunk decodes into the worker's own buffer (kept: no page faults per sample),
+    // then goes straight to its place in the batch: member 0's columns gathered, transposed
+    // from (variables, points) to (points, variables) and normalised in one pass.
+    scratch.chunk.resize(static_cast<std::size_t>(
+        static_cast<std::int64_t>(dataset_.variables().size()) * members * points));
+    for (std::int64_t t = 0; t < dates; ++t) {
+        dataset_.read_date(anchor + offsets_[static_cast<std::size_t>(t)], scratch.chunk,
+                           &scratch.stored);
+        kernels::FieldsToRowsParams params;
+        params.in = scratch.chunk.data();
+        params.in_stride = members * points;
+        params.columns = columns_.data();
+        params.mul = options_.mul.data();
+        params.add = options_.add.data();
+        params.out = out + t * points * width;
+        params.points = points;
+        params.width = width;
+        kernels::cpu::fields_to_rows(params);
+    }
+}
+
+void BatchLoader::open_batch() {
+    const std::int64_t step = next_++;
+    auto pending = std::make_shared<Pending>();
+    pending->step = step;
+    pending->anchors = anchors_of(step);
+    const std::vector<std::int64_t> shape = {static_cast<std::int64_t>(pending->anchors.size()),
+                                             static_cast<std::int64_t>(offsets_.size()), 1,
+                                             dataset_.points(),
+                                             static_cast<std::int64_t>(columns_.size())};
+    for (auto it = spare_.begin(); it != spare_.end(); ++it)
+        if (it->shape() == shape) {
+            pending->tensor = std::move(*it);
+            spare_.erase(it);
+            break;
+        }
+    if (pending->tensor.numel() == 0) pending->tensor = Tensor::uninitialised(shape);
+    pending->unfinished = static_cast<int>(pending->anchors.size());
+    pending_.push_back(std::move(pending));
+}
+
+void BatchLoader::work() {
+    Scratch scratch;
+    std::unique_lock lock(mutex_);
+    while (true) {
+        // The oldest batch with a sample nobody has started, else a new batch while fewer
+        // than `queue` are prepared or under way.
+        std::shared_ptr<Pending> job;
+        wanted_.wait(lock, [&] {
+            if (stop_) return true;
+            if (failure_) return false;
+            for (const auto& p : pending_)
+                if (p->started < static_cast<int>(p->anchors.size())) return true;
+            return static_cast<int>(prepared_.size() + pending_.size()) < options_.queue;
+        });
+        if (stop_) return;
+        for (const auto& p : pending_)
+            if (p->started < static_cast<int>(p->anchors.size())) {
+                job = p;
                 break;
             }
-    }
-    if (out.numel() == 0) out = Tensor::uninitialised(shape);
-    const std::int64_t per_sample = dates * points * width;
-    const auto members = dataset_.ensembles();
-    const auto date_values = static_cast<std::size_t>(
-        static_cast<std::int64_t>(dataset_.variables().size()) * members * points);
-    const int threads = static_cast<int>(std::min<std::int64_t>(options_.threads, batch));
-    if (scratch_.size() < static_cast<std::size_t>(threads)) scratch_.resize(threads);
-    // One date's chunk decodes into the thread's own buffer (kept across batches: no page
-    // faults per batch), then goes straight to its place in the batch: member 0's columns
-    // gathered, transposed from (variables, points) to (points, variables) and normalised in
-    // one pass (kernels::cpu::fields_to_rows).
-    auto read_one = [&](std::int64_t b, int thread) {
-        auto& scratch = scratch_[static_cast<std::size_t>(thread)];
-        auto& chunk = scratch.chunk;
-        chunk.resize(date_values);
-        for (std::int64_t t = 0; t < dates; ++t) {
-            dataset_.read_date(
-                anchors[static_cast<std::size_t>(b)] + offsets_[static_cast<std::size_t>(t)],
-                chunk);
-            kernels::FieldsToRowsParams params;
-            params.in = chunk.data();
-            params.in_stride = members * points;
-            params.columns = columns_.data();
-            params.mul = options_.mul.data();
-            params.add = options_.add.data();
-            params.out = out.data() + b * per_sample + t * points * width;
-            params.points = points;
-            params.width = width;
-            kernels::cpu::fields_to_rows(params);
+        if (!job) {
+            try {
+                open_batch();
+            } catch (...) {
+                failure_ = std::current_exception();
+                ready_.notify_all();
+                continue;
+            }
+            job = pending_.back();
         }
-    };
-    if (threads <= 1) {
-        for (std::int64_t b = 0; b < batch; ++b) read_one(b, 0);
-    } else {
-        std::vector<std::thread> pool;
-        std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
-        for (int k = 0; k < threads; ++k)
-            pool.emplace_back([&, k] {
-                try {
-                    for (std::int64_t b = k; b < batch; b += threads) read_one(b, k);
-                } catch (...) {
-                    errors[static_cast<std::size_t>(k)] = std::current_exception();
-                }
-            });
-        for (auto& t : pool) t.join();
-        for (const auto& e : errors)
-            if (e) std::rethrow_exception(e);
+        const int b = job->started++;
+        const auto per_sample =
+            job->tensor.numel() / static_cast<std::int64_t>(job->anchors.size());
+        float* out = job->tensor.data() + b * per_sample;
+        const auto anchor = job->anchors[static_cast<std::size_t>(b)];
+        lock.unlock();
+        Stopwatch clock;
+        std::exception_ptr error;
+        try {
+            read_sample(anchor, out, scratch);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        lock.lock();
+        stats_.read_seconds += clock.seconds();
+        if (error && !failure_ && !job->abandoned) failure_ = error;
+        if (--job->unfinished == 0 && !job->abandoned && !error) {
+            stats_.batches += 1;
+            stats_.samples += static_cast<std::int64_t>(job->anchors.size());
+            stats_.chunks += static_cast<std::int64_t>(job->anchors.size() * offsets_.size());
+            prepared_.emplace(job->step, std::move(job->tensor));
+            pending_.erase(std::find(pending_.begin(), pending_.end(), job));
+        } else if (job->unfinished == 0) {
+            pending_.erase(std::remove(pending_.begin(), pending_.end(), job), pending_.end());
+        }
+        ready_.notify_all();
+        wanted_.notify_all();
     }
-    return out;
 }
 
 void BatchLoader::give_back(Tensor batch) {
     const std::lock_guard lock(mutex_);
-    // As many as can be in use at once: the queue, the one being prepared, the caller's.
-    if (static_cast<int>(spare_.size()) < options_.queue + 2) spare_.push_back(std::move(batch));
-}
-
-void BatchLoader::run_ahead() {
-    while (true) {
-        std::int64_t step = 0;
-        {
-            std::unique_lock lock(mutex_);
-            wanted_.wait(lock, [&] {
-                return stop_ || (!failure_ && static_cast<int>(prepared_.size()) < options_.queue);
-            });
-            if (stop_) return;
-            step = next_++;
-            in_flight_ = step;
-        }
-        Stopwatch clock;
-        try {
-            Tensor t = prepare(step);
-            const std::lock_guard lock(mutex_);
-            stats_.read_seconds += clock.seconds();
-            stats_.batches += 1;
-            stats_.samples += t.dim(0);
-            stats_.chunks += t.dim(0) * t.dim(1);
-            prepared_.emplace(step, std::move(t));
-            in_flight_ = -1;
-        } catch (...) {
-            const std::lock_guard lock(mutex_);
-            failure_ = std::current_exception();
-            in_flight_ = -1;
-        }
-        ready_.notify_all();
-    }
+    // As many as can be in use at once: the queue and the caller's.
+    if (static_cast<int>(spare_.size()) < options_.queue + 1) spare_.push_back(std::move(batch));
+    wanted_.notify_all();
 }
 
 Tensor BatchLoader::batch(std::int64_t step) {
     Stopwatch clock;
     std::unique_lock lock(mutex_);
-    // Batches of earlier steps are no longer wanted; a step beyond those under way restarts
-    // the read-ahead there (a resumed run).
+    // Batches of earlier steps are no longer wanted; a step that is neither prepared nor under
+    // way restarts the read-ahead there (a resumed run): batches under way are abandoned.
     prepared_.erase(prepared_.begin(), prepared_.lower_bound(step));
-    if (!prepared_.contains(step) && step != in_flight_) {
-        next_ = step;
+    const bool under_way = std::any_of(pending_.begin(), pending_.end(),
+                                       [&](const auto& p) { return p->step == step; });
+    if (!prepared_.contains(step) && !under_way) {
         prepared_.clear();
+        for (auto& p : pending_) {  // nobody starts their other samples
+            p->abandoned = true;
+            p->unfinished -= static_cast<int>(p->anchors.size()) - p->started;
+            p->started = static_cast<int>(p->anchors.size());
+        }
+        // Abandoned batches leave once their samples in progress end (the workers hold them).
+        pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                      [](const auto& p) { return p->unfinished == 0; }),
+                       pending_.end());
+        next_ = step;
     }
     wanted_.notify_all();
     ready_.wait(lock, [&] { return failure_ || prepared_.contains(step); });

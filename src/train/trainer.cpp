@@ -346,7 +346,7 @@ TrainSummary run_training(const TrainOptions& options) {
         const auto stats = loader->stats();
         summary.data_wait_seconds = stats.wait_seconds;
         log::info(
-            "data: {} batches read in {:.2f} s by the loader thread; steps waited {:.2f} s "
+            "data: {} batches read in {:.2f} thread-seconds by the loader; steps waited {:.2f} s "
             "({:.1f} % of {:.2f} s)",
             stats.batches, stats.read_seconds, stats.wait_seconds,
             100.0 * stats.wait_seconds / std::max(clock.seconds(), 1e-9), clock.seconds());

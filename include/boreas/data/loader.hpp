@@ -31,14 +31,14 @@ struct LoaderOptions {
     /// periods of one store.
     std::int64_t first_date = 0, end_date = INT64_MAX;
     bool shuffle = true;  ///< false: anchors in date order (anemoi's validation loader)
-    int threads = 1;      ///< samples of a batch read in parallel
+    int threads = 1;      ///< worker threads, each reading whole samples, across batches
     int queue = 2;        ///< batches prepared ahead
 };
 
 /// What the loader spent: for `boreas train --data` and `bench data`.
 struct LoaderStats {
     std::int64_t batches = 0, samples = 0, chunks = 0;
-    double read_seconds = 0;  ///< wall time of the background threads preparing batches
+    double read_seconds = 0;  ///< time the workers spent reading samples, summed over them
     double wait_seconds = 0;  ///< time `batch()` callers waited for a batch
 };
 
@@ -65,19 +65,28 @@ class BatchLoader {
     LoaderStats stats() const;
 
   private:
-    Tensor prepare(std::int64_t step);
-    void run_ahead();
+    // Per worker, kept across samples: a date's stored and decoded chunk.
+    struct Scratch {
+        ByteBuffer stored;
+        std::vector<float> chunk;
+    };
+    // A batch under way: its samples are handed to the workers one by one.
+    struct Pending {
+        std::int64_t step = 0;
+        std::vector<std::int64_t> anchors;
+        Tensor tensor;
+        int started = 0;     // samples handed to a worker
+        int unfinished = 0;  // samples not yet written
+        bool abandoned = false;
+    };
+    void read_sample(std::int64_t anchor, float* out, Scratch& scratch) const;
+    void open_batch();  // with mutex_ held
+    void work();
 
     AnemoiDataset dataset_;
     LoaderOptions options_;
     std::vector<std::size_t> columns_;
     std::vector<std::int64_t> anchors_, offsets_;
-    // Per reading thread, kept across batches: a date's stored and decoded chunk.
-    struct Scratch {
-        ByteBuffer stored;
-        std::vector<float> chunk;
-    };
-    std::vector<Scratch> scratch_;
     // The anchor stream: one worker's epochs, generated as far as needed.
     std::unique_ptr<WorkerSampler> sampler_;
     std::vector<std::int64_t> stream_;
@@ -85,14 +94,14 @@ class BatchLoader {
 
     mutable std::mutex mutex_;
     std::condition_variable ready_, wanted_;
+    std::vector<std::shared_ptr<Pending>> pending_;  // in step order
     std::map<std::int64_t, Tensor> prepared_;
     std::vector<Tensor> spare_;  // batches given back
     std::exception_ptr failure_;
-    std::int64_t next_ = 0;        // the next step to prepare
-    std::int64_t in_flight_ = -1;  // the step being prepared
+    std::int64_t next_ = 0;  // the next step to open
     bool stop_ = false;
     LoaderStats stats_;
-    std::thread thread_;
+    std::vector<std::thread> workers_;
 };
 
 }  // namespace boreas::data

@@ -1,6 +1,8 @@
 // Layout changes of the data path: a date's fields (variables, points) to the model's rows
 // (points, variables), gathered and normalised on the way.
 #include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #include "boreas/kernels/kernels.hpp"
 #include "simd.hpp"
@@ -20,39 +22,69 @@ void fields_to_rows_scalar(const FieldsToRowsParams& p, std::int64_t p0, std::in
     }
 }
 
+#ifdef BOREAS_SIMD_AVX2
+/// dst[0, n) = src[0, n), the 32-byte aligned part of dst with non-temporal stores.
+void stream_copy(const float* src, float* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    while (i < n && reinterpret_cast<std::uintptr_t>(dst + i) % 32 != 0) {
+        dst[i] = src[i];
+        ++i;
+    }
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; ++i) dst[i] = src[i];
+}
+#endif
+
 }  // namespace
 
 void fields_to_rows(const FieldsToRowsParams& p) {
-    // Blocks of 64 points: each variable is read in 256-byte runs, and the block's rows
-    // (64 x width floats) are written while they stay in L1/L2.
+    // Blocks of 64 points: each variable is read in 256-byte runs. A block's rows are one
+    // contiguous span of the output (64 x width floats): they are assembled in a tile in L1,
+    // then streamed out with non-temporal stores, which skip reading the output's cache lines
+    // first (the batch is written once and read by the next step, long after).
     constexpr std::int64_t kBlock = 64;
+#ifdef BOREAS_SIMD_AVX2
+    std::vector<float> tile_buffer(static_cast<std::size_t>(kBlock * p.width));
+    FieldsToRowsParams tile = p;
+    tile.out = tile_buffer.data();
+#endif
     for (std::int64_t b0 = 0; b0 < p.points; b0 += kBlock) {
         const std::int64_t b1 = std::min(p.points, b0 + kBlock);
 #ifdef BOREAS_SIMD_AVX2
-        const std::int64_t full = b0 + (b1 - b0) / 8 * 8;
+        // The tile holds points b0 .. b1 - 1 as rows 0 .. b1 - b0 - 1.
+        tile.in = p.in;
+        const std::int64_t full = (b1 - b0) / 8 * 8;
         const std::int64_t width8 = p.width / 8 * 8;
         for (std::int64_t c0 = 0; c0 < width8; c0 += 8) {
             const float* in[8];
             __m256 mul[8], add[8];
             for (int j = 0; j < 8; ++j) {
-                in[j] = p.in + static_cast<std::int64_t>(p.columns[c0 + j]) * p.in_stride;
+                in[j] = p.in + static_cast<std::int64_t>(p.columns[c0 + j]) * p.in_stride + b0;
                 mul[j] = _mm256_set1_ps(p.mul[c0 + j]);
                 add[j] = _mm256_set1_ps(p.add[c0 + j]);
             }
-            for (std::int64_t i = b0; i < full; i += 8) {
+            for (std::int64_t i = 0; i < full; i += 8) {
                 __m256 r[8];
                 for (int j = 0; j < 8; ++j)  // r[j]: 8 points of column c0 + j
                     r[j] = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(in[j] + i), mul[j]), add[j]);
-                simd::transpose8x8(r);  // r[k]: point i + k, columns c0 .. c0 + 7
-                for (int k = 0; k < 8; ++k) _mm256_storeu_ps(p.out + (i + k) * p.width + c0, r[k]);
+                simd::transpose8x8(r);  // r[k]: point b0 + i + k, columns c0 .. c0 + 7
+                for (int k = 0; k < 8; ++k)
+                    _mm256_storeu_ps(tile.out + (i + k) * p.width + c0, r[k]);
             }
         }
-        fields_to_rows_scalar(p, b0, full, width8, p.width);  // the last columns
-        fields_to_rows_scalar(p, full, b1, 0, p.width);       // the last points
+        // The last columns and the last points, through the scalar path on the tile: point
+        // b0 + i of the input is row i of the tile.
+        tile.in = p.in + b0;
+        fields_to_rows_scalar(tile, 0, full, width8, p.width);
+        fields_to_rows_scalar(tile, full, b1 - b0, 0, p.width);
+        stream_copy(tile.out, p.out + b0 * p.width, (b1 - b0) * p.width);
 #else
         fields_to_rows_scalar(p, b0, b1, 0, p.width);
 #endif
     }
+#ifdef BOREAS_SIMD_AVX2
+    _mm_sfence();  // the streamed rows are visible to other threads once the call returns
+#endif
 }
 
 }  // namespace boreas::kernels::cpu
