@@ -25,8 +25,12 @@ bool same_bits(float a, float b) {
 TEST(FieldsToRows, EqualsMultiplyThenAddPerElement) {
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> value(-1e4f, 1e4f);
-    for (const auto& [variables, points, width] :
-         {std::tuple{8, 1600, 8}, {20, 131, 13}, {5, 7, 3}, {115, 200, 115}, {3, 64, 24}}) {
+    for (const auto& [variables, points, width] : {std::tuple{8, 1600, 8},
+                                                   {20, 131, 13},
+                                                   {5, 7, 3},
+                                                   {115, 2100, 115},
+                                                   {3, 64, 24},
+                                                   {600, 300, 600}}) {
         SCOPED_TRACE(::testing::Message() << variables << " variables, " << points << " points, "
                                           << width << " columns");
         const std::int64_t stride = points + 5;  // not the point count: the stride is honoured

@@ -38,18 +38,21 @@ void stream_copy(const float* src, float* dst, std::int64_t n) {
 }  // namespace
 
 void fields_to_rows(const FieldsToRowsParams& p) {
-    // Blocks of 64 points: each variable is read in 256-byte runs. A block's rows are one
-    // contiguous span of the output (64 x width floats): they are assembled in a tile in L1,
-    // then streamed out with non-temporal stores, which skip reading the output's cache lines
-    // first (the batch is written once and read by the next step, long after).
-    constexpr std::int64_t kBlock = 64;
+    // Blocks of up to 1024 points: each variable is read in runs of 4 KB, long enough for the
+    // prefetcher to follow every one of them (runs of 256 bytes across 115 variables ran 12 %
+    // slower at O96). A block's rows are one contiguous span of the output: they are assembled
+    // in a tile that stays in L2 (at most 512 KB), then streamed out with non-temporal stores,
+    // which skip reading the output's cache lines first (the batch is written once and read by
+    // the next step, long after).
+    const std::int64_t block = std::clamp<std::int64_t>(
+        (512 << 10) / (4 * std::max<std::int64_t>(p.width, 1)) / 8 * 8, 8, 1024);
 #ifdef BOREAS_SIMD_AVX2
-    std::vector<float> tile_buffer(static_cast<std::size_t>(kBlock * p.width));
+    std::vector<float> tile_buffer(static_cast<std::size_t>(block * p.width));
     FieldsToRowsParams tile = p;
     tile.out = tile_buffer.data();
 #endif
-    for (std::int64_t b0 = 0; b0 < p.points; b0 += kBlock) {
-        const std::int64_t b1 = std::min(p.points, b0 + kBlock);
+    for (std::int64_t b0 = 0; b0 < p.points; b0 += block) {
+        const std::int64_t b1 = std::min(p.points, b0 + block);
 #ifdef BOREAS_SIMD_AVX2
         // The tile holds points b0 .. b1 - 1 as rows 0 .. b1 - b0 - 1.
         tile.in = p.in;
