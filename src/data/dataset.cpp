@@ -152,7 +152,7 @@ DatasetStatistics AnemoiDataset::statistics() const {
     return s;
 }
 
-void AnemoiDataset::read_date(std::int64_t index, std::span<float> out, ByteBuffer* stored) const {
+void AnemoiDataset::read_date(std::int64_t index, std::span<float> out, StoredBytes* stored) const {
     BOREAS_CHECK(index >= 0 && index < static_cast<std::int64_t>(dates_.size()),
                  "store '{}': date index {} is outside its {} dates", location(), index,
                  dates_.size());

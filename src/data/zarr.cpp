@@ -1,9 +1,14 @@
 #include "boreas/data/zarr.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -31,11 +36,41 @@ constexpr std::uint64_t kMaxChunkBytes = 8ull << 30;
 
 }  // namespace
 
+StoredBytes::~StoredBytes() {
+    release();
+}
+
+void StoredBytes::release() {
+    if (mapped_ != nullptr) ::munmap(mapped_, mapped_size_);
+    mapped_ = nullptr;
+    mapped_size_ = 0;
+}
+
+std::span<const std::byte> StoredBytes::bytes() const {
+    if (mapped_ != nullptr) return {static_cast<const std::byte*>(mapped_), mapped_size_};
+    return {buffer_.data(), buffer_.size()};
+}
+
+ByteBuffer& StoredBytes::buffer(std::size_t size) {
+    release();
+    buffer_.resize(size);
+    return buffer_;
+}
+
+bool StoredBytes::map(int fd, std::size_t size) {
+    release();
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) return false;
+    mapped_ = p;
+    mapped_size_ = size;
+    return true;
+}
+
 bool KeyValueSource::get_into(const std::string& key, std::uint64_t max_bytes,
-                              ByteBuffer& buffer) const {
+                              StoredBytes& value) const {
     const auto bytes = get(key, max_bytes);
     if (!bytes) return false;
-    buffer.assign(bytes->begin(), bytes->end());
+    std::copy(bytes->begin(), bytes->end(), value.buffer(bytes->size()).begin());
     return true;
 }
 
@@ -52,14 +87,47 @@ class DirectorySource final : public KeyValueSource {
         return bytes;
     }
     bool get_into(const std::string& key, std::uint64_t max_bytes,
-                  ByteBuffer& buffer) const override {
-        return read(key, max_bytes, buffer);
+                  StoredBytes& value) const override {
+        const fs::path path = root_ / key;
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            std::error_code ec;
+            BOREAS_CHECK(!fs::exists(path, ec) || fs::is_directory(path, ec),
+                         "store '{}': key '{}' exists but cannot be opened", location_, key);
+            return false;
+        }
+        struct stat info {};
+        const bool sized = ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+        const auto size = static_cast<std::uint64_t>(sized ? info.st_size : 0);
+        bool ok = sized && size <= max_bytes;
+        // Chunks of a megabyte or more are mapped; smaller ones cost less to copy than to map.
+        if (ok && !(size >= (1u << 20) && value.map(fd, size))) {
+            auto& buffer = value.buffer(size);
+            std::size_t done = 0;
+            while (ok && done < size) {
+                const auto n = ::read(fd, buffer.data() + done, size - done);
+                ok = n > 0 || (n < 0 && errno == EINTR);
+                if (n > 0) done += static_cast<std::size_t>(n);
+            }
+        }
+        ::close(fd);
+        if (!sized) {  // a folder (absent chunk of a nested store) or something not a file
+            BOREAS_CHECK(fs::is_directory(path), "store '{}': key '{}' is not a file", location_,
+                         key);
+            return false;
+        }
+        BOREAS_CHECK(size <= max_bytes,
+                     "store '{}': key '{}' holds {} bytes, more than the {} "
+                     "expected at most",
+                     location_, key, size, max_bytes);
+        BOREAS_CHECK(ok, "store '{}': key '{}' cannot be read", location_, key);
+        return true;
     }
     const std::string& location() const override { return location_; }
 
   private:
-    template <class Bytes>
-    bool read(const std::string& key, std::uint64_t max_bytes, Bytes& buffer) const {
+    bool read(const std::string& key, std::uint64_t max_bytes,
+              std::vector<std::byte>& buffer) const {
         const fs::path path = root_ / key;
         std::ifstream in(path, std::ios::binary | std::ios::ate);
         if (!in.is_open()) {
@@ -467,12 +535,12 @@ void ZarrArray::decode_chunk(std::span<const std::byte> stored, std::span<std::b
 }
 
 bool ZarrArray::read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out) const {
-    ByteBuffer stored;
+    StoredBytes stored;
     return read_chunk(index, out, stored);
 }
 
 bool ZarrArray::read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out,
-                           ByteBuffer& stored) const {
+                           StoredBytes& stored) const {
     const auto& m = metadata_;
     BOREAS_CHECK(out.size() == static_cast<std::size_t>(m.chunk_bytes()),
                  "{}: a buffer of {} bytes for a chunk of {}", where(), out.size(),
@@ -488,13 +556,13 @@ bool ZarrArray::read_chunk(std::span<const std::int64_t> index, std::span<std::b
             std::memcpy(out.data() + i, element.data(), element.size());
         return false;
     }
-    decode_chunk(stored, out, m.chunk_key(index));
+    decode_chunk(stored.bytes(), out, m.chunk_key(index));
     return true;
 }
 
 void ZarrArray::read_region(std::span<const std::int64_t> start,
                             std::span<const std::int64_t> count, std::span<std::byte> out,
-                            ByteBuffer* stored) const {
+                            StoredBytes* stored) const {
     const auto& m = metadata_;
     const auto nd = m.shape.size();
     BOREAS_CHECK(start.size() == nd && count.size() == nd,
@@ -518,7 +586,7 @@ void ZarrArray::read_region(std::span<const std::int64_t> start,
     if (one_chunk) {
         std::vector<std::int64_t> index(nd);
         for (std::size_t d = 0; d < nd; ++d) index[d] = start[d] / m.chunks[d];
-        ByteBuffer local;
+        StoredBytes local;
         read_chunk(index, out, stored ? *stored : local);
         return;
     }

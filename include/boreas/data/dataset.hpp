@@ -63,7 +63,7 @@ class AnemoiDataset {
     /// Date `index` as float32 [variables, ensembles, points] (anemoi's `ds[index]`); throws
     /// naming the date when it is a missing date.
     /// `stored`, when given, is a buffer for the stored chunk that the caller keeps across reads.
-    void read_date(std::int64_t index, std::span<float> out, ByteBuffer* stored = nullptr) const;
+    void read_date(std::int64_t index, std::span<float> out, StoredBytes* stored = nullptr) const;
 
     /// Dates `indices` as anemoi-training's dataset yields a sample: float32 [dates, ensembles,
     /// points, variables], the variables in the order of `variables` (dataset indices; all of

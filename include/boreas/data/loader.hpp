@@ -67,7 +67,7 @@ class BatchLoader {
   private:
     // Per worker, kept across samples: a date's stored and decoded chunk.
     struct Scratch {
-        ByteBuffer stored;
+        StoredBytes stored;
         std::vector<float> chunk;
     };
     // A batch under way: its samples are handed to the workers one by one.

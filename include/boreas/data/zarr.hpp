@@ -25,6 +25,30 @@ namespace boreas::data {
 /// Bytes read from a store into memory the caller keeps: resizing does not zero them first.
 using ByteBuffer = std::vector<std::byte, boreas::detail::UninitialisedAllocator<std::byte>>;
 
+/// A stored value held for decoding, kept by the reader from read to read: a large file of a
+/// directory store is mapped (decompression reads the page cache itself, no copy); anything
+/// else is read into a buffer whose memory is reused.
+class StoredBytes {
+  public:
+    StoredBytes() = default;
+    ~StoredBytes();
+    StoredBytes(const StoredBytes&) = delete;
+    StoredBytes& operator=(const StoredBytes&) = delete;
+
+    std::span<const std::byte> bytes() const;
+    /// The buffer to fill, `size` bytes long (any mapping is released).
+    ByteBuffer& buffer(std::size_t size);
+    /// Maps `size` bytes of the open file `fd` read-only (the previous value released);
+    /// false when the system refuses (the caller reads instead).
+    bool map(int fd, std::size_t size);
+
+  private:
+    void release();
+    ByteBuffer buffer_;
+    void* mapped_ = nullptr;
+    std::size_t mapped_size_ = 0;
+};
+
 class KeyValueSource {
   public:
     virtual ~KeyValueSource() = default;
@@ -32,10 +56,10 @@ class KeyValueSource {
     /// is larger than `max_bytes`.
     virtual std::optional<std::vector<std::byte>> get(const std::string& key,
                                                       std::uint64_t max_bytes) const = 0;
-    /// The same into `buffer` (resized; its memory reused from call to call, so that reading
-    /// chunk after chunk faults in no fresh pages); false when the key is absent.
+    /// The same into `value` (its memory reused from call to call, so that reading chunk after
+    /// chunk faults in no fresh pages); false when the key is absent.
     virtual bool get_into(const std::string& key, std::uint64_t max_bytes,
-                          ByteBuffer& buffer) const;
+                          StoredBytes& value) const;
     /// The directory or zip file, as given, for error messages.
     virtual const std::string& location() const = 0;
 };
@@ -101,7 +125,7 @@ class ZarrArray {
     bool read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out) const;
     /// The same, the stored bytes read into `stored` (a buffer the caller keeps across reads).
     bool read_chunk(std::span<const std::int64_t> index, std::span<std::byte> out,
-                    ByteBuffer& stored) const;
+                    StoredBytes& stored) const;
     /// The compressed bytes of a chunk as stored, or nothing when absent (benchmarks time
     /// decompression apart from reading).
     std::optional<std::vector<std::byte>> read_raw_chunk(std::span<const std::int64_t> index) const;
@@ -112,7 +136,7 @@ class ZarrArray {
     /// order, exactly the region's size), read chunk by chunk.
     /// `stored`, when given, holds the stored bytes of the chunks read (kept by the caller).
     void read_region(std::span<const std::int64_t> start, std::span<const std::int64_t> count,
-                     std::span<std::byte> out, ByteBuffer* stored = nullptr) const;
+                     std::span<std::byte> out, StoredBytes* stored = nullptr) const;
     /// The whole array as doubles (numeric arrays; for the small ones: coordinates, statistics).
     std::vector<double> read_doubles() const;
     /// The whole array as 64-bit integers (integer and datetime64 arrays; datetimes in units).
