@@ -21,7 +21,7 @@ Runner add_train_command(CLI::App& app) {
                      "synthetic, or an anemoi dataset (Zarr store directory or zip): samples "
                      "in anemoi-training's order, normalised from the store's statistics")
         ->capture_default_str();
-    command->add_option("--data-threads", o->data_threads, "Threads reading a batch's samples")
+    command->add_option("--data-threads", o->data_threads, "Loader worker threads, each reading whole samples, ahead of the step")
         ->capture_default_str();
     command->add_option("--data-queue", o->data_queue, "Batches read ahead of the step")
         ->capture_default_str();
