@@ -105,53 +105,62 @@ double weighted_mse(const Tensor& prediction, const Tensor& target,
     return loss / static_cast<double>(batch);
 }
 
-StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
-                        const LossConfig& config, bool activation_checkpointing) {
-    const auto& c = model.config();
-    const std::int64_t steps = c.multistep_input;
-    BOREAS_CHECK(rollout >= 1, "rollout must be >= 1, found {}", rollout);
-    BOREAS_CHECK(batch.rank() == 5 && batch.dim(1) == steps + rollout &&
-                     batch.dim(4) == static_cast<std::int64_t>(c.variables.size()),
-                 "training batch has shape {}, expected [batch, {}, 1, nodes, {}] (input steps + "
-                 "rollout, all dataset variables)",
-                 batch.shape_string(), steps + rollout, c.variables.size());
-    const auto inputs = indices_of(c.input_variables(), c.variables);
-    const auto outputs = indices_of(c.output_variables(), c.variables);
-    const auto forcing_in = indices_of(c.forcing, c.input_variables());
-    const auto forcing_data = indices_of(c.forcing, c.variables);
-    const auto pairs = c.prognostic_pairs();
-    const auto node_weights = unit_sum(model.graph().node_set("data").area_weight);
-    const auto scaling = variable_scaling(c.output_variables(), config);
-    const std::int64_t b_count = batch.dim(0), nodes = batch.dim(3);
-    const auto in_vars = static_cast<std::int64_t>(inputs.size());
+namespace {
 
-    // x_0 = batch[:, 0:T, inputs].
-    Tensor x({b_count, steps, 1, nodes, in_vars});
-    for (std::int64_t t = 0; t < steps; ++t) {
-        const Tensor s = slice(batch, t, inputs);
-        for (std::int64_t b = 0; b < b_count; ++b)
-            std::copy_n(s.data() + b * nodes * in_vars, nodes * in_vars,
-                        x.data() + (b * steps + t) * nodes * in_vars);
+/// What a rollout over a batch needs besides the model: which columns are inputs, outputs,
+/// forcings and prognostic pairs, and the loss weights.
+struct Rollout {
+    const model::Model& model;
+    const Tensor& batch;
+    std::int64_t steps, b_count, nodes, in_vars;
+    std::vector<std::int64_t> inputs, outputs, forcing_in, forcing_data;
+    std::vector<std::pair<int, int>> pairs;
+    std::vector<double> node_weights, scaling;
+
+    Rollout(const model::Model& m, const Tensor& b, int rollout, const LossConfig& config)
+        : model(m), batch(b) {
+        const auto& c = model.config();
+        steps = c.multistep_input;
+        BOREAS_CHECK(rollout >= 1, "rollout must be >= 1, found {}", rollout);
+        BOREAS_CHECK(batch.rank() == 5 && batch.dim(1) == steps + rollout &&
+                         batch.dim(4) == static_cast<std::int64_t>(c.variables.size()),
+                     "training batch has shape {}, expected [batch, {}, 1, nodes, {}] (input "
+                     "steps + rollout, all dataset variables)",
+                     batch.shape_string(), steps + rollout, c.variables.size());
+        inputs = indices_of(c.input_variables(), c.variables);
+        outputs = indices_of(c.output_variables(), c.variables);
+        forcing_in = indices_of(c.forcing, c.input_variables());
+        forcing_data = indices_of(c.forcing, c.variables);
+        pairs = c.prognostic_pairs();
+        node_weights = unit_sum(model.graph().node_set("data").area_weight);
+        scaling = variable_scaling(c.output_variables(), config);
+        b_count = batch.dim(0);
+        nodes = batch.dim(3);
+        in_vars = static_cast<std::int64_t>(inputs.size());
     }
-    StepResult result;
-    result.gradients = model.zero_gradients(x);
-    std::vector<model::TrainingTape> tapes(static_cast<std::size_t>(rollout));
-    std::vector<Tensor> d_predictions;
-    for (int r = 0; r < rollout; ++r) {
-        std::optional<trace::Range> range(std::in_place, "forward");
-        const Tensor prediction = model.forward_train(x, tapes[r], activation_checkpointing);
-        range.reset();
-        BOREAS_RANGE("loss");
-        Tensor d_prediction(prediction.shape());
-        const double loss = weighted_mse(prediction, slice(batch, steps + r, outputs), node_weights,
-                                         scaling, 1.0 / rollout, d_prediction);
-        result.step_losses.push_back(loss);
-        result.loss += loss / rollout;
-        d_predictions.push_back(std::move(d_prediction));
-        if (r + 1 == rollout) break;
-        tapes[r].drop_recomputable();  // its backward comes after the later steps' forwards
-        // Advance: shift the window, write the prediction's prognostic variables and the next
-        // forcings into the last step.
+
+    /// x_0 = batch[:, 0:T, inputs].
+    Tensor initial_input() const {
+        Tensor x({b_count, steps, 1, nodes, in_vars});
+        for (std::int64_t t = 0; t < steps; ++t) {
+            const Tensor s = slice(batch, t, inputs);
+            for (std::int64_t b = 0; b < b_count; ++b)
+                std::copy_n(s.data() + b * nodes * in_vars, nodes * in_vars,
+                            x.data() + (b * steps + t) * nodes * in_vars);
+        }
+        return x;
+    }
+
+    /// The loss of step r's prediction against batch[:, T + r, outputs]; its gradient (times
+    /// 1/rollout) into d_prediction.
+    double loss(const Tensor& prediction, int r, int rollout, Tensor& d_prediction) const {
+        return weighted_mse(prediction, slice(batch, steps + r, outputs), node_weights, scaling,
+                            1.0 / rollout, d_prediction);
+    }
+
+    /// The input of step r + 1: the window shifted, the prediction's prognostic variables and
+    /// the batch's forcings of date T + r written into the last step.
+    Tensor advance(const Tensor& x, const Tensor& prediction, int r) const {
         Tensor next(x.shape());
         for (std::int64_t b = 0; b < b_count; ++b) {
             for (std::int64_t t = 0; t + 1 < steps; ++t)
@@ -170,7 +179,51 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
                     last[n * in_vars + forcing_in[f]] = data[forcing_data[f]];
             }
         }
-        x = std::move(next);
+        return next;
+    }
+};
+
+}  // namespace
+
+StepResult rollout_loss(const model::Model& model, const Tensor& batch, int rollout,
+                        const LossConfig& config) {
+    const Rollout run(model, batch, rollout, config);
+    Tensor x = run.initial_input();
+    StepResult result;
+    for (int r = 0; r < rollout; ++r) {
+        const Tensor prediction = model.forward(x);
+        Tensor unused(prediction.shape());
+        const double loss = run.loss(prediction, r, rollout, unused);
+        result.step_losses.push_back(loss);
+        result.loss += loss / rollout;
+        if (r + 1 < rollout) x = run.advance(x, prediction, r);
+    }
+    return result;
+}
+
+StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
+                        const LossConfig& config, bool activation_checkpointing) {
+    const Rollout run(model, batch, rollout, config);
+    const auto steps = run.steps, b_count = run.b_count, nodes = run.nodes, in_vars = run.in_vars;
+    const auto& pairs = run.pairs;
+    Tensor x = run.initial_input();
+    StepResult result;
+    result.gradients = model.zero_gradients(x);
+    std::vector<model::TrainingTape> tapes(static_cast<std::size_t>(rollout));
+    std::vector<Tensor> d_predictions;
+    for (int r = 0; r < rollout; ++r) {
+        std::optional<trace::Range> range(std::in_place, "forward");
+        const Tensor prediction = model.forward_train(x, tapes[r], activation_checkpointing);
+        range.reset();
+        BOREAS_RANGE("loss");
+        Tensor d_prediction(prediction.shape());
+        const double loss = run.loss(prediction, r, rollout, d_prediction);
+        result.step_losses.push_back(loss);
+        result.loss += loss / rollout;
+        d_predictions.push_back(std::move(d_prediction));
+        if (r + 1 == rollout) break;
+        tapes[r].drop_recomputable();  // its backward comes after the later steps' forwards
+        x = run.advance(x, prediction, r);
     }
     // Backward through the rollout, last step first.
     BOREAS_RANGE("backward");

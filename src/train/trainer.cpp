@@ -289,9 +289,12 @@ TrainSummary run_training(const TrainOptions& options) {
         options.validate_every > 0 ? options.validate_every : options.checkpoint_every;
     auto validate = [&](std::int64_t step) {  // the mean loss over every validation window
         double sum = 0;
-        for (std::int64_t w = 0; w < validation_loader->anchors(); ++w)
-            sum +=
-                rollout_step(model, validation_loader->batch(w), options.rollout, loss_config).loss;
+        for (std::int64_t w = 0; w < validation_loader->anchors(); ++w) {
+            Tensor batch = validation_loader->batch(w);
+            // Forward only: no tape, no backward (anemoi's validation_step under no_grad).
+            sum += rollout_loss(model, batch, options.rollout, loss_config).loss;
+            validation_loader->give_back(std::move(batch));
+        }
         const double loss = sum / static_cast<double>(validation_loader->anchors());
         history.validation.emplace_back(step, loss);
         log::info("step {:>5}  validation loss {:.6g} ({} windows)", step, loss,

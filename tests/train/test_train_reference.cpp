@@ -185,6 +185,13 @@ TEST(TrainFromDataset, FirstStepLossEqualsAnemoiTraining) {
         const double loss =
             std::strtod(want.at("loss").at("hex").get<std::string>().c_str(), nullptr);
         EXPECT_NEAR(step.loss, loss, 1e-6 * loss) << "rollout " << rollout;
+        // Validation's forward-only rollout: the same loss, per rollout step too.
+        const auto validation = boreas::train::rollout_loss(model, batch, rollout, {});
+        EXPECT_NEAR(validation.loss, loss, 1e-6 * loss) << "rollout " << rollout;
+        ASSERT_EQ(validation.step_losses.size(), step.step_losses.size());
+        for (std::size_t r = 0; r < step.step_losses.size(); ++r)
+            EXPECT_NEAR(validation.step_losses[r], step.step_losses[r], 1e-6 * step.step_losses[r]);
+        EXPECT_TRUE(validation.gradients.parameters.empty());
         RecordProperty("loss_rollout_" + std::to_string(rollout),
                        fmt::format("{:.9g} vs anemoi {:.9g}", step.loss, loss));
     }

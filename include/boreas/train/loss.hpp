@@ -21,20 +21,22 @@ struct LossConfig {
 };
 
 /// s_v for each output variable.
-std::vector<double> variable_scaling(const std::vector<std::string>& outputs, const LossConfig& config);
+std::vector<double> variable_scaling(const std::vector<std::string>& outputs,
+                                     const LossConfig& config);
 
 /// Node weights normalised to sum to one (anemoi-core's unit-sum node weights).
 std::vector<double> unit_sum(const std::vector<float>& area_weight);
 
 /// loss = mean_b sum_n w_n mean_v s_v (prediction - target)^2 for [B, 1, 1, N, V] tensors;
 /// adds `scale * d loss / d prediction` into `d_prediction` and returns the loss.
-double weighted_mse(const Tensor& prediction, const Tensor& target, const std::vector<double>& node_weights,
-                    const std::vector<double>& scaling, double scale, Tensor& d_prediction);
+double weighted_mse(const Tensor& prediction, const Tensor& target,
+                    const std::vector<double>& node_weights, const std::vector<double>& scaling,
+                    double scale, Tensor& d_prediction);
 
 struct StepResult {
-    double loss = 0;                 ///< averaged over the rollout
+    double loss = 0;  ///< averaged over the rollout
     std::vector<double> step_losses;
-    model::Gradients gradients;      ///< parameters; `input` holds d loss / d initial input
+    model::Gradients gradients;  ///< parameters; `input` holds d loss / d initial input
 };
 
 /// One training step: `batch` is [B, T + R, 1, N, V_dataset] (all dataset variables, dataset
@@ -43,5 +45,11 @@ struct StepResult {
 /// `activation_checkpointing`: keep only part inputs, recompute in backward (same gradients).
 StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
                         const LossConfig& config, bool activation_checkpointing = false);
+
+/// The same rollout's loss without gradients (validation): the inference forward, no tape, no
+/// backward; `gradients` stays empty. Equal to rollout_step's loss up to the forward's
+/// summation order (both match anemoi-models within fp32 rounding).
+StepResult rollout_loss(const model::Model& model, const Tensor& batch, int rollout,
+                        const LossConfig& config);
 
 }  // namespace boreas::train
