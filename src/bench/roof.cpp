@@ -15,6 +15,11 @@
 #include "boreas/core/timer.hpp"
 #include "boreas/io/atomic_file.hpp"
 
+#ifdef BOREAS_BLAS_OPENBLAS
+extern "C" int openblas_get_num_threads(void);
+extern "C" void openblas_set_num_threads(int threads);
+#endif
+
 namespace boreas::bench {
 namespace {
 
@@ -94,9 +99,10 @@ double sgemm_rate(const GemmShape& s, double seconds) {
     std::vector<float> b(static_cast<std::size_t>(s.k * s.n), 0.25f);
     std::vector<float> c(static_cast<std::size_t>(s.m * s.n));
     auto run = [&] {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.m), static_cast<int>(s.n),
-                    static_cast<int>(s.k), 1.0f, a.data(), static_cast<int>(s.k), b.data(),
-                    static_cast<int>(s.k), 0.0f, c.data(), static_cast<int>(s.n));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.m),
+                    static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, a.data(),
+                    static_cast<int>(s.k), b.data(), static_cast<int>(s.k), 0.0f, c.data(),
+                    static_cast<int>(s.n));
     };
     run();  // warm-up: page faults, OpenBLAS buffers
     double best = 0;
@@ -173,12 +179,24 @@ nlohmann::ordered_json measure_roof(const RoofOptions& options) {
     std::vector<GemmShape> shapes = options.gemm_shapes;
     if (shapes.empty()) shapes = {{10944, 1024, 1024}, {10944, 4096, 1024}, {10944, 1024, 4096}};
     double best = 0;
+#ifdef BOREAS_BLAS_OPENBLAS
+    // The roof is OpenBLAS' own threaded SGEMM on all threads; the kernels keep OpenBLAS
+    // single-threaded (they split the work themselves), so its count is set here and restored.
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(threads);
+#endif
     for (const auto& shape : shapes) {
         const double rate = sgemm_rate(shape, t);
         best = std::max(best, rate);
-        roof["sgemm"].push_back({{"m", shape.m}, {"n", shape.n}, {"k", shape.k}, {"threads", threads},
+        roof["sgemm"].push_back({{"m", shape.m},
+                                 {"n", shape.n},
+                                 {"k", shape.k},
+                                 {"threads", threads},
                                  {"gflops", rate}});
     }
+#ifdef BOREAS_BLAS_OPENBLAS
+    openblas_set_num_threads(blas_threads);
+#endif
     roof["sgemm_gflops"] = best;
     roof["triad_gbs"] = {{"1", triad(1, t)}, {"all", triad(threads, t)}, {"threads", threads}};
     roof["cached"] = false;

@@ -9,6 +9,7 @@
 #include <numbers>
 #include <vector>
 
+#include "blas_threads.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "edge_projection.hpp"
@@ -27,6 +28,7 @@ void reduce_partials(const std::vector<std::vector<float>>& partials, float* tar
 }  // namespace
 
 void linear_backward(const LinearBackwardParams& p) {
+    single_threaded_blas();
     const int in = static_cast<int>(p.in), out = static_cast<int>(p.out);
     if (p.rows == 0) return;
     if (p.dx) {

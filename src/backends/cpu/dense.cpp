@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "blas_threads.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/tensor.hpp"
 #include "boreas/kernels/kernels.hpp"
@@ -408,6 +409,7 @@ void mlp_tiled(const MlpParams& p, int threads) {
 }  // namespace
 
 void linear(const LinearParams& p) {
+    single_threaded_blas();
     BOREAS_CHECK(p.x && p.weight && p.y && p.rows >= 0 && p.in > 0 && p.out > 0,
                  "linear: invalid parameters (rows {}, in {}, out {})", p.rows, p.in, p.out);
     BOREAS_CHECK(!(p.gelu && p.accumulate), "linear: the GELU epilogue cannot accumulate");
@@ -433,6 +435,7 @@ void linear(const LinearParams& p) {
 }
 
 void mlp(const MlpParams& p) {
+    single_threaded_blas();
     BOREAS_CHECK(p.x && p.weight_in && p.weight_out && p.y && p.rows >= 0 && p.in > 0 &&
                      p.hidden > 0 && p.out > 0,
                  "mlp: invalid parameters (rows {}, in {}, hidden {}, out {})", p.rows, p.in,

@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "blas_threads.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "simd.hpp"
@@ -61,6 +62,7 @@ void pack_key_panel(const float* k, const float* v, std::int64_t stride, std::in
 }  // namespace
 
 void window_attention(const WindowAttentionParams& p) {
+    single_threaded_blas();
     const auto heads = p.heads, d = p.head_dim, seq = p.seq, w = p.window;
     BOREAS_CHECK(p.q && p.k && p.v && p.out && d > 0 && seq >= 0 && w >= 0,
                  "window_attention: invalid parameters");
@@ -237,6 +239,7 @@ void window_probabilities(float* prob, std::int64_t rows, std::int64_t cols, std
 }  // namespace
 
 void window_attention_backward(const WindowAttentionBackwardParams& bp) {
+    single_threaded_blas();
     const auto& p = bp.forward;
     const auto heads = p.heads, d = p.head_dim, seq = p.seq, w = p.window;
     BOREAS_CHECK(
