@@ -311,7 +311,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         const auto output_values =
             batch * model.graph().node_set("data").count() *
             static_cast<std::int64_t>(model.config().output_variables().size());
-        const std::map<std::string, PhaseCost> train_costs = {
+        std::map<std::string, PhaseCost> train_costs = {
             {"forward", total_cost},
             {"loss", PhaseCost{0, 12.0 * static_cast<double>(output_values)}},
             {"backward", PhaseCost{2 * total_cost.flops, 2 * total_cost.bytes}},
@@ -321,13 +321,35 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             step_cost.flops += cost.flops;
             step_cost.bytes += cost.bytes;
         }
+        // The parts of the forward and backward (the step's phase tree): the encoder phase holds
+        // the input features, the decoder phase the output; a backward part counts twice its
+        // forward's FLOPs (its recomputation under checkpointing is not counted).
+        auto cost_of = [&](std::initializer_list<const char*> parts, double factor) {
+            PhaseCost sum;
+            for (const char* part : parts)
+                if (const auto it = costs.find(part); it != costs.end()) {
+                    sum.flops += factor * it->second.flops;
+                    sum.bytes += factor * it->second.bytes;
+                }
+            return sum;
+        };
+        for (const char* pass : {"forward", "backward"}) {
+            const double factor = std::string(pass) == "forward" ? 1.0 : 2.0;
+            train_costs[std::string(pass) + "/encoder"] = cost_of({"input", "encoder"}, factor);
+            train_costs[std::string(pass) + "/processor"] = cost_of({"processor"}, factor);
+            train_costs[std::string(pass) + "/decoder"] = cost_of({"decoder", "output"}, factor);
+        }
+        train_costs["backward/processor/recompute"] = PhaseCost{};  // not model FLOPs
         const double step_median = statistics(train_totals, options.warmup)["median"].get<double>();
         auto train_params = params;
         train_params["first_step_loss"] = first_step_loss;
         document["results"].push_back(phase_result("train", "total", train_totals, options.warmup,
                                                    step_cost, roof, step_median, train_params,
                                                    verdict));
-        for (const char* phase : {"forward", "loss", "backward", "optimizer"}) {
+        for (const char* phase :
+             {"forward", "forward/encoder", "forward/processor", "forward/decoder", "loss",
+              "backward", "backward/decoder", "backward/processor", "backward/processor/recompute",
+              "backward/encoder", "optimizer"}) {
             if (!train_phases.count(phase)) continue;
             document["results"].push_back(phase_result(
                 std::string("train/") + phase, phase, train_phases.at(phase), options.warmup,

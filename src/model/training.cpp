@@ -3,6 +3,7 @@
 // is deterministic for a fixed thread count.
 #include <initializer_list>
 #include <map>
+#include <optional>
 
 #include "model_impl.hpp"
 
@@ -805,12 +806,14 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     // it, so recomputing it would rebuild the same tape at the same point, for the same peak
     // (torch.utils.checkpoint.checkpoint_sequential leaves its last segment alike).
     t.checkpointed = activation_checkpointing;
+    std::optional<trace::Range> range(std::in_place, "encoder");  // the phase tree of the step
     Tensor latent = run_encoder(m, t);
     t.latent = latent;
     if (activation_checkpointing) {
         t.encoder = BlockTape{};
         t.src_embedding = Tensor();
     }
+    range.emplace("processor");
     Tensor x = latent;
     const std::size_t layers = layer_count(m);
     const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
@@ -826,6 +829,7 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     }
     if (m.config.latent_skip) add_into(x, latent);
     t.processed_in = x;
+    range.emplace("decoder");
     run_decoder(m, t);
     // Output: residual, then boundings (the value before each bounding is kept).
     const auto out_vars = static_cast<std::int64_t>(m.config.output_variables().size());
@@ -858,6 +862,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     BOREAS_CHECK(d_output.numel() == batch * m.n_data * out_vars,
                  "d_output has {} values, expected {}", d_output.numel(),
                  batch * m.n_data * out_vars);
+    std::optional<trace::Range> range(std::in_place, "decoder");  // output and decoder
     // Boundings in reverse order.
     Tensor d = d_output;
     for (std::size_t k = m.config.bounding.size(); k-- > 0;) {
@@ -931,6 +936,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
     }
     // Processor (and the latent skip).
+    range.emplace("processor");
     Tensor d_latent = m.config.latent_skip ? d_x : zeros_like(d_x);
     const std::size_t layers = layer_count(m);
     const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
@@ -946,6 +952,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     for (std::size_t chunk = (layers + per_chunk - 1) / per_chunk; chunk-- > 0;) {
         const std::size_t first = chunk * per_chunk, last = std::min(layers, first + per_chunk);
         if (t.checkpointed) {
+            BOREAS_RANGE("recompute");
             Tensor x = t.chunk_inputs[chunk];
             Tensor no_edges;
             run_processor_layers(m, mutable_tape, first, last, x, no_edges);
@@ -985,7 +992,8 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
     }
     add_into(d_latent, d_x);
-    // Encoder.
+    // Encoder (with its recomputation under checkpointing) and the input features.
+    range.emplace("encoder");
     Tensor d_hidden_in = zeros_like(t.hidden_in);
     if (m.config.encoder.type == MapperType::gnn) {
         gnn_encoder_backward(ctx, m, t, d_latent, d_data_latent, d_data, d_hidden_in);
