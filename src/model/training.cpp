@@ -79,6 +79,7 @@ struct TrainingTape::Data {
     bool checkpointed = false;
     bool decoder_taped = false;        ///< the decoder's activations are on the tape
     std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
+    std::vector<Tensor> chunk_edges;   ///< GNN: the edge state at each chunk start (checkpointing)
 };
 
 namespace {
@@ -789,11 +790,6 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
                             bool activation_checkpointing) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
-    // The GNN parts carry edge states and data latents; checkpointing does not cover them (yet).
-    BOREAS_CHECK((m.gnn_layers.empty() && m.config.encoder.type == MapperType::graph_transformer) ||
-                     !activation_checkpointing,
-                 "activation checkpointing is not available for GNN processors and mappers; pass "
-                 "--no-activation-checkpointing");
     m.check_input(input, false);
     const std::int64_t batch = input.dim(0);
     t.batch = batch;
@@ -809,7 +805,9 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     std::optional<trace::Range> range(std::in_place, "encoder");  // the phase tree of the step
     Tensor latent = run_encoder(m, t);
     t.latent = latent;
-    if (activation_checkpointing) {
+    // A graph-transformer encoder is recomputed in backward; a GNN encoder keeps its tape (its
+    // data latents feed the decoder too, so they stay either way).
+    if (activation_checkpointing && m.config.encoder.type != MapperType::gnn) {
         t.encoder = BlockTape{};
         t.src_embedding = Tensor();
     }
@@ -818,13 +816,18 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     const std::size_t layers = layer_count(m);
     const std::size_t per_chunk = layers / static_cast<std::size_t>(m.config.processor.num_chunks);
     t.chunk_inputs.clear();
+    t.chunk_edges.clear();
     Tensor edge_state = m.gnn_layers.empty() ? Tensor() : gnn_initial_edges(m, t);
     for (std::size_t first = 0; first < layers; first += per_chunk) {
-        if (activation_checkpointing) t.chunk_inputs.push_back(x);
+        if (activation_checkpointing) {
+            t.chunk_inputs.push_back(x);
+            if (!m.gnn_layers.empty()) t.chunk_edges.push_back(edge_state);  // updated per layer
+        }
         run_processor_layers(m, t, first, std::min(layers, first + per_chunk), x, edge_state);
         if (activation_checkpointing) {
             t.transformer.clear();
             t.graph_transformer.clear();
+            t.gnn.clear();
         }
     }
     if (m.config.latent_skip) add_into(x, latent);
@@ -954,8 +957,8 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         if (t.checkpointed) {
             BOREAS_RANGE("recompute");
             Tensor x = t.chunk_inputs[chunk];
-            Tensor no_edges;
-            run_processor_layers(m, mutable_tape, first, last, x, no_edges);
+            Tensor edges = m.gnn_layers.empty() ? Tensor() : t.chunk_edges[chunk];
+            run_processor_layers(m, mutable_tape, first, last, x, edges);
         }
         for (std::size_t l = last; l-- > first;) {
             if (!m.gnn_layers.empty()) {
@@ -973,6 +976,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         if (t.checkpointed) {
             mutable_tape.transformer.clear();
             mutable_tape.graph_transformer.clear();
+            mutable_tape.gnn.clear();
         }
     }
     if (processor_edges && m.trainable_processor_edges)

@@ -158,6 +158,27 @@ INSTANTIATE_TEST_SUITE_P(
 // A weight given transposed ([in, out], the backward's dx = dy W) gives what the same weight
 // gives stored [out, in]: bit for bit on the packed path (the panels are the same), within
 // rounding through OpenBLAS.
+#ifdef BOREAS_BLAS_OPENBLAS
+extern "C" int openblas_get_num_threads(void);
+
+TEST(Linear, LeavesOpenBlasSingleThreaded) {
+    // The kernels split rows over OpenMP threads themselves; an OpenBLAS pool under each
+    // thread's sgemm made 2 threads slower than 1 (docs/performance.md, issue 17). A Linear
+    // wide enough for the OpenBLAS path (in > 2048) sets it to one thread.
+    std::vector<float> x(8 * 2304, 0.5f), w(4 * 2304, 0.25f), y(8 * 4);
+    boreas::kernels::LinearParams p;
+    p.x = x.data();
+    p.weight = w.data();
+    p.y = y.data();
+    p.rows = 8;
+    p.in = 2304;
+    p.out = 4;
+    boreas::kernels::cpu::linear(p);
+    EXPECT_EQ(openblas_get_num_threads(), 1);
+    EXPECT_FLOAT_EQ(y[0], 2304 * 0.125f);
+}
+#endif
+
 TEST(Linear, TransposedWeightMatchesStoredWeight) {
     for (const auto& [rows, in, out] :
          {std::array<std::int64_t, 3>{53, 40, 23}, std::array<std::int64_t, 3>{7, 256, 64},
