@@ -350,7 +350,12 @@ INSTANTIATE_TEST_SUITE_P(
         // spans several key blocks:
         std::array<std::int64_t, 5>{2, 150, 2, 4, 70},
         // one head over a long sequence: the keys split into segments whose dQ partials overlap
-        std::array<std::int64_t, 5>{1, 300, 1, 4, 20}));
+        std::array<std::int64_t, 5>{1, 300, 1, 4, 20},
+        // wider heads, and a sequence with more queries in a key block's reach than one
+        // 256-row tile
+        std::array<std::int64_t, 5>{2, 150, 2, 16, 70},
+        std::array<std::int64_t, 5>{1, 300, 1, 32, 20},
+        std::array<std::int64_t, 5>{1, 601, 2, 16, 200}));
 
 TEST(Backward, WindowAttentionFusedLayoutMatchesSeparate) {
     // The training layer's layout: q|k|v side by side in one [rows, 3C] matrix (and dq|dk|dv
