@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <vector>
 
 #ifdef _OPENMP
@@ -18,6 +19,7 @@
 #include "boreas/core/context.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
+#include "boreas/core/timer.hpp"
 #include "commands.hpp"
 
 namespace boreas::apps {
@@ -80,6 +82,14 @@ int main(int argc, char** argv) {
     } catch (const Error& error) {
         log::error("{}", error.message());
         log::debug("raised at {}", error.location());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        // Say what ran out and how much was in use, not just "std::bad_alloc".
+        log::error(
+            "out of memory: an allocation failed with {:.2f} GiB resident at the peak "
+            "(ulimit -v, the cgroup or the machine's memory); a smaller config, batch or "
+            "--activation-checkpointing needs less",
+            static_cast<double>(peak_rss_bytes()) / (1u << 30));
         return 1;
     } catch (const std::exception& error) {
         log::error("{}", error.what());

@@ -200,6 +200,11 @@ expect_ok bench data --dataset "$store" --data-threads 1 2 --batches 2 --chunks 
 grep -q '"schema": "boreas-bench-data/1"' "$work/bd.json" && grep -q '"samples_per_s"' "$work/bd.json" ||
   { echo "FAIL: bench data wrote no document" >&2; failures=$((failures + 1)); }
 expect_error "bench data needs --dataset STORE" -- bench data
+# Running out of memory is one line saying so (not "std::bad_alloc"), exit 1.
+(ulimit -v 400000; "$boreas" bench train --config small --warmup 0 --repetitions 1 >"$work/oom.out" 2>"$work/oom.err")
+rc=$?
+if ((rc == 1)) && grep -q "error: out of memory: an allocation failed with" "$work/oom.err"; then passes=$((passes + 1)); else
+  echo "FAIL: out of memory: rc=$rc $(tail -2 "$work/oom.err")" >&2; failures=$((failures + 1)); fi
 # compare reads data documents: itself is SAME at every thread count; another store's shape is refused.
 "$boreas" compare "$work/bd.json" "$work/bd.json" >"$work/bd.cmp" 2>&1 && [ "$(grep -c 'samples/s .* SAME' "$work/bd.cmp")" = 2 ] ||
   { echo "FAIL: bench data self-compare: $(cat "$work/bd.cmp")" >&2; failures=$((failures + 1)); }
