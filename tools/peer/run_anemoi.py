@@ -203,8 +203,6 @@ def parse_args(argv):
         p.error("need --threads >= 1, --repetitions >= 1, --warmup >= 0, --min-time >= 0")
     if a.compile and a.warmup < 1:
         p.error("--compile needs --warmup >= 1 (the first step compiles)")
-    if a.train and a.compile:
-        p.error("--train times the eager training step; --compile is for the forward step only")
     return a
 
 
@@ -450,13 +448,15 @@ def count_flops(model, x, facts: dict, gmeta: dict, chunk_size: int) -> tuple[di
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
+        # no_grad, not inference_mode: a tensor anemoi caches during this pass (graph edge
+        # attributes) must stay usable by a compiled training step, which saves it for backward
+        with torch.no_grad(), counter:
             model({"data": x})
         executed = int(counter.get_total_flops())
     except Exception as exc:  # the counter is a cross-check only
         print(f"run_anemoi: torch flop counter unavailable ({type(exc).__name__}: {exc}); counting Linear only",
               file=sys.stderr)
-        with torch.inference_mode():
+        with torch.no_grad():
             model({"data": x})
     for h in handles:
         h.remove()
@@ -704,7 +704,17 @@ def train_main(args, *, model, x, facts, gtensors, flops, executed, versions, st
     impl_kw = {"default": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
     opt = torch.optim.AdamW(params_list, lr=args.lr, **ADAMW, **impl_kw[args.adamw_impl])
     torch_v = torch.__version__.split("+")[0]
-    implementation = f"anemoi-models {versions['anemoi-models']} (PyTorch {torch_v} eager)"
+    # --compile: the forward of the encoder, processor and decoder (phases) or of the whole model
+    # compiled by torch.compile; AOTAutograd compiles their backward from it. The first warm-up
+    # step compiles.
+    step_model = model
+    if args.compile == "whole":
+        step_model = torch.compile(model)
+    elif args.compile:
+        for mod in (model.encoder["data"], model.processor, model.decoder["data"]):
+            mod.forward = torch.compile(mod.forward)
+    mode = "compiled" if args.compile else "eager"
+    implementation = f"anemoi-models {versions['anemoi-models']} (PyTorch {torch_v} {mode})"
     optimizer_desc = (f"torch.optim.AdamW(lr={args.lr:g}, betas={ADAMW['betas']}, eps={ADAMW['eps']:g}, "
                       f"weight_decay={ADAMW['weight_decay']:g}, {args.adamw_impl}), one group of {len(params_list)} "
                       f"tensors / {n_params} values, no gradient clipping; zero_grad(set_to_none=True) after step")
@@ -717,7 +727,7 @@ def train_main(args, *, model, x, facts, gtensors, flops, executed, versions, st
 
     def step(record: bool):
         t0 = clock()
-        y = model(xin)["data"]
+        y = step_model(xin)["data"]
         t1 = clock()
         loss = loss_fn(y, target)
         t2 = clock()

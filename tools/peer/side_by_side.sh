@@ -18,6 +18,7 @@
 #             boreas.json and anemoi.json.
 # 3. boreas compare anemoi.json boreas.json        (anemoi is the baseline, Boreas second)
 #
+# --compile applies to --train too: anemoi's training step with its forward compiled (backward by AOTAutograd).
 # --train compares one training step instead (forward, loss, backward, AdamW; phases train, train/forward,
 # train/loss, train/backward, train/optimizer): A = boreas bench train (same flags; plus --no-activation-checkpointing
 # when given), B = run_anemoi.py --train (anemoi's gradient_checkpointing on encoder, processor chunks and decoder,
@@ -66,9 +67,7 @@ for v in REPS WARMUP ROUNDS SEED BATCH THREADS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 [ "$ROUNDS" -ge 1 ] && [ "$REPS" -ge 1 ] && [ "$THREADS" -ge 1 ] && [ "$BATCH" -ge 1 ] || die "rounds, repetitions, threads and batch must be >= 1"
-if [ "$WHAT" = train ]; then
-    [ -z "$COMPILE" ] || die "--compile is for the forward step; --train times the eager training step"
-elif [ "$AC" -eq 0 ]; then
+if [ "$WHAT" != train ] && [ "$AC" -eq 0 ]; then
     die "--no-activation-checkpointing applies to --train only"
 fi
 [ "$ROUNDS" -ge 2 ] || echo "side_by_side.sh: warning: --rounds $ROUNDS: alternating needs at least 2 rounds to mean much" >&2
