@@ -78,6 +78,7 @@ struct TrainingTape::Data {
     std::vector<Tensor> before_bounding;
     bool checkpointed = false;
     bool decoder_taped = false;        ///< the decoder's activations are on the tape
+    bool last_chunk_taped = false;     ///< checkpointing: the last processor chunk kept its tape
     std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
     std::vector<Tensor> chunk_edges;   ///< GNN: the edge state at each chunk start (checkpointing)
 };
@@ -117,41 +118,45 @@ void mlp_in_forward(const Linear& l, const Tensor& x, Tensor& a, Tensor& a_act) 
     l.apply_gelu(x.data(), x.rows(), a_act.data(), a.data());
 }
 
-/// dx (+)= dy W; dW += dy^T x; db += sum dy.
-void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tensor& dy, Tensor* dx,
-                     bool accumulate) {
+/// dx (+)= dy W; dW += dy^T x; db += sum dy, over `rows` rows of x, dy and dx (dx may be null).
+void linear_backward(Context& ctx, const Linear& l, const float* x, std::int64_t rows,
+                     const float* dy, float* dx, bool accumulate) {
     const auto g = ctx.of(l);
     kernels::LinearBackwardParams p;
-    p.x = x.data();
+    p.x = x;
     p.weight = l.weight->data();
-    p.dy = dy.data();
-    p.dx = dx ? dx->data() : nullptr;
+    p.dy = dy;
+    p.dx = dx;
     p.dweight = g.weight;
     p.dbias = g.bias;
-    p.rows = x.rows();
+    p.rows = rows;
     p.in = l.in;
     p.out = l.out;
     p.accumulate_dx = accumulate;
     kernels::cpu::linear_backward(p);
 }
 
+void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tensor& dy, Tensor* dx,
+                     bool accumulate) {
+    linear_backward(ctx, l, x.data(), x.rows(), dy.data(), dx ? dx->data() : nullptr, accumulate);
+}
+
 /// Backward of apply_side_by_side: `dy` holds the Linears' output gradients side by side
 /// [rows, sum of outs]. One GEMM for dx against the stacked weights and one for the stacked dW
 /// (summed into each Linear's gradient afterwards), as the forward ran one GEMM.
 void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Linear*> layers,
-                                  const Tensor& x, const Tensor& dy, Tensor* dx, bool accumulate) {
+                                  const float* x, std::int64_t rows, const float* dy, float* dx,
+                                  bool accumulate) {
     const StackedLinears stacked(layers);
-    BOREAS_CHECK(dy.cols() == stacked.out, "side-by-side gradient has {} columns, expected {}",
-                 dy.cols(), stacked.out);
     Tensor d_weight({stacked.out, stacked.in}), d_bias({stacked.out});
     kernels::LinearBackwardParams p;
-    p.x = x.data();
+    p.x = x;
     p.weight = stacked.weight.data();
-    p.dy = dy.data();
-    p.dx = dx ? dx->data() : nullptr;
+    p.dy = dy;
+    p.dx = dx;
     p.dweight = d_weight.data();
     p.dbias = stacked.bias.numel() ? d_bias.data() : nullptr;
-    p.rows = x.rows();
+    p.rows = rows;
     p.in = stacked.in;
     p.out = stacked.out;
     p.accumulate_dx = accumulate;
@@ -167,19 +172,35 @@ void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Line
     }
 }
 
+void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Linear*> layers,
+                                  const Tensor& x, const Tensor& dy, Tensor* dx, bool accumulate) {
+    std::int64_t out = 0;
+    for (const Linear* l : layers) out += l->out;
+    BOREAS_CHECK(dy.cols() == out, "side-by-side gradient has {} columns, expected {}", dy.cols(),
+                 out);
+    linear_backward_side_by_side(ctx, layers, x.data(), x.rows(), dy.data(),
+                                 dx ? dx->data() : nullptr, accumulate);
+}
+
+/// d(input) of a LayerNorm over `rows` rows into dx (overwritten; may alias dy).
+void layer_norm_backward(Context& ctx, const LayerNorm& n, const float* x, std::int64_t rows,
+                         const float* dy, float* dx) {
+    kernels::LayerNormBackwardParams p;
+    p.x = x;
+    p.gamma = n.gamma->data();
+    p.dy = dy;
+    p.dx = dx;
+    p.dgamma = ctx.find(n.gamma).data();
+    p.dbeta = ctx.find(n.beta).data();
+    p.rows = rows;
+    p.channels = n.channels;
+    kernels::cpu::layer_norm_backward(p);
+}
+
 /// Returns d(input) of a LayerNorm given d(output).
 Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, const Tensor& dy) {
     Tensor dx = Tensor::uninitialised(x.shape());
-    kernels::LayerNormBackwardParams p;
-    p.x = x.data();
-    p.gamma = n.gamma->data();
-    p.dy = dy.data();
-    p.dx = dx.data();
-    p.dgamma = ctx.find(n.gamma).data();
-    p.dbeta = ctx.find(n.beta).data();
-    p.rows = x.rows();
-    p.channels = n.channels;
-    kernels::cpu::layer_norm_backward(p);
+    layer_norm_backward(ctx, n, x.data(), x.rows(), dy.data(), dx.data());
     return dx;
 }
 
@@ -199,44 +220,66 @@ Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& 
     return d_u;
 }
 
-kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, const BlockTape& t,
-                                               const EdgeSet& edges, const Tensor& features,
+/// The destination rows a graph-transformer block runs on: every destination of every batch
+/// element at once, or (a mapper chunk in training) rows [j0, j1) of batch element b, whose tape
+/// then holds just those rows while the sources' k|v stay whole.
+struct DstSpan {
+    bool all = true;
+    std::int64_t b = 0, j0 = 0, j1 = 0;
+
+    static DstSpan chunk(std::int64_t b, std::int64_t j0, std::int64_t j1) {
+        return {false, b, j0, j1};
+    }
+};
+
+kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, const Tensor& kv,
+                                               const BlockTape& t, const EdgeSet& edges,
+                                               const Tensor& features,
                                                std::int64_t batch, std::int64_t n_src,
-                                               std::int64_t n_dst, float* out, float* lse) {
+                                               std::int64_t n_dst, const DstSpan& span,
+                                               float* out, float* lse) {
     kernels::GraphAttentionParams p;
+    const std::int64_t kv_offset = span.all ? 0 : span.b * n_src * 2 * b.channels;
     p.q = t.q_self.data();
-    p.k = t.kv.data();
-    p.v = t.kv.data() + b.channels;
+    p.k = kv.data() + kv_offset;
+    p.v = kv.data() + kv_offset + b.channels;
     p.q_stride = 2 * b.channels;
     p.kv_stride = 2 * b.channels;
     p.edge_features = features.data();
     p.edge_weight = b.edge.weight->data();
     p.edge_bias = b.edge.bias->data();
-    p.dst_offsets = edges.dst_offsets.data();
+    // A chunk reads its rows' slice of the CSR offsets: edge indices stay global.
+    p.dst_offsets = edges.dst_offsets.data() + (span.all ? 0 : span.j0);
     p.src = edges.src.data();
     p.out = out;
     p.lse = lse;
-    p.batch = batch;
+    p.batch = span.all ? batch : 1;
     p.n_src = n_src;
-    p.n_dst = n_dst;
+    p.n_dst = span.all ? n_dst : span.j1 - span.j0;
     p.heads = b.heads;
     p.head_dim = b.channels / b.heads;
     p.edge_dim = b.edge_dim;
     return p;
 }
 
-/// Graph-transformer block on all batch elements; `dst` holds g on entry and y on return.
+/// The source side of a graph-transformer block: LayerNorm and the k|v projection of `src`.
 /// For a processor block `src` is the block input itself (one LayerNorm for both sides).
-void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& dst,
-                   const EdgeSet& edges, const Tensor& features, std::int64_t batch,
-                   std::int64_t n_src, std::int64_t n_dst, BlockTape& t) {
-    const std::int64_t c = b.channels;
+void block_source_forward(const GraphTransformerBlock& b, const Tensor& src, BlockTape& t) {
     t.src = src;
     t.src_norm = Tensor::uninitialised(src.shape());
     (b.separate_src_norm ? b.norm_src : b.norm_dst)
         .apply(src.data(), src.rows(), t.src_norm.data());
-    t.kv = Tensor::uninitialised({src.rows(), 2 * c});
+    t.kv = Tensor::uninitialised({src.rows(), 2 * b.channels});
     apply_side_by_side({&b.key, &b.value}, t.src_norm.data(), src.rows(), t.kv.data());
+}
+
+/// The destination side of a graph-transformer block on the span's rows, reading the sources'
+/// k|v from `kv` (block_source_forward's); `dst` holds g on entry and y on return.
+void block_destination_forward(const GraphTransformerBlock& b, const Tensor& kv, Tensor& dst,
+                               const EdgeSet& edges, const Tensor& features, std::int64_t batch,
+                               std::int64_t n_src, std::int64_t n_dst, const DstSpan& span,
+                               BlockTape& t) {
+    const std::int64_t c = b.channels;
     t.g = dst;
     t.dst_norm = Tensor::uninitialised(dst.shape());
     b.norm_dst.apply(dst.data(), dst.rows(), t.dst_norm.data());
@@ -244,8 +287,8 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
     apply_side_by_side({&b.query, &b.self}, t.dst_norm.data(), dst.rows(), t.q_self.data());
     t.attended = Tensor::uninitialised({dst.rows(), c});
     t.lse = Tensor::uninitialised({dst.rows(), b.heads});
-    kernels::cpu::graph_attention(attention_params(b, t, edges, features, batch, n_src, n_dst,
-                                                   t.attended.data(), t.lse.data()));
+    kernels::cpu::graph_attention(attention_params(b, kv, t, edges, features, batch, n_src, n_dst,
+                                                   span, t.attended.data(), t.lse.data()));
     t.t = Tensor::uninitialised({dst.rows(), c});
     for (std::int64_t r = 0; r < dst.rows(); ++r) {
         const float* o = t.attended.row(r);
@@ -262,6 +305,81 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
     b.mlp_out.apply(t.a_act.data(), dst.rows(), dst.data(), true);
 }
 
+/// Graph-transformer block on all batch elements; `dst` holds g on entry and y on return.
+void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& dst,
+                   const EdgeSet& edges, const Tensor& features, std::int64_t batch,
+                   std::int64_t n_src, std::int64_t n_dst, BlockTape& t) {
+    block_source_forward(b, src, t);
+    block_destination_forward(b, t.kv, dst, edges, features, batch, n_src, n_dst, DstSpan{}, t);
+}
+
+/// What the destination side's backward leaves for the source side.
+struct DestinationGradients {
+    Tensor d_g;         ///< d(g); with a separate source LayerNorm its norm_dst part is in
+    Tensor d_dst_norm;  ///< d(LN(g)) when the block has one LayerNorm for both sides, else empty
+};
+
+/// Backward of block_destination_forward on the span's rows: d(k|v) of the span's edges go
+/// into d_kv ([batch * n_src, 2C]; overwritten for a whole span, added for a chunk), edge-feature
+/// gradients into d_features.
+DestinationGradients block_destination_backward(Context& ctx, const GraphTransformerBlock& b,
+                                                const Tensor& kv, const BlockTape& t,
+                                                const Tensor& dy,
+                                                const EdgeSet& edges, const Tensor& features,
+                                                std::int64_t batch, std::int64_t n_src,
+                                                std::int64_t n_dst, const DstSpan& span,
+                                                Tensor& d_kv, Tensor& d_features) {
+    const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm,
+                                             t.a, t.a_act, dy);
+    Tensor d_t = Tensor::uninitialised(t.t.shape());
+    linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
+    DestinationGradients out{d_u, Tensor()};  // u = g + projection(t)
+    // t = o + self(dst_norm): d_t is both d(o) and d(self), the right half of d_q_self.
+    const std::int64_t c = b.channels;
+    Tensor d_q_self = Tensor::uninitialised(t.q_self.shape());
+    for (std::int64_t r = 0; r < d_t.rows(); ++r) std::copy_n(d_t.row(r), c, d_q_self.row(r) + c);
+    const auto forward = attention_params(b, kv, t, edges, features, batch, n_src, n_dst, span,
+                                          const_cast<float*>(t.attended.data()),
+                                          const_cast<float*>(t.lse.data()));
+    std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
+        by_src(static_cast<std::size_t>(forward.dst_offsets[forward.n_dst] -
+                                        forward.dst_offsets[0]));
+    kernels::cpu::transpose_csr(forward.dst_offsets, edges.src.data(), forward.n_dst, n_src,
+                                src_offsets.data(), by_src.data());
+    // A chunk's k|v gradients cover all of its batch element's sources: summed over chunks.
+    Tensor d_kv_chunk = span.all ? Tensor() : Tensor::uninitialised({n_src, 2 * c});
+    float* dk = span.all ? d_kv.data() : d_kv_chunk.data();
+    kernels::GraphAttentionBackwardParams bp;
+    bp.forward = forward;
+    bp.d_out = d_t.data();
+    bp.src_offsets = src_offsets.data();
+    bp.edges_by_src = by_src.data();
+    bp.dq = d_q_self.data();
+    bp.dk = dk;
+    bp.dv = dk + c;
+    bp.dq_stride = 2 * c;
+    bp.dkv_stride = 2 * c;
+    bp.d_edge_weight = ctx.find(b.edge.weight).data();
+    bp.d_edge_bias = ctx.find(b.edge.bias).data();
+    bp.d_edge_features = d_features.data();
+    kernels::cpu::graph_attention_backward(bp);
+    if (!span.all) {
+        float* target = d_kv.row(span.b * n_src);
+        const float* source = d_kv_chunk.data();
+        const std::int64_t n = d_kv_chunk.numel();
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+        for (std::int64_t i = 0; i < n; ++i) target[i] += source[i];
+    }
+    Tensor d_dst_norm = Tensor::uninitialised(t.dst_norm.shape());
+    linear_backward_side_by_side(ctx, {&b.query, &b.self}, t.dst_norm, d_q_self, &d_dst_norm,
+                                 false);
+    if (b.separate_src_norm)
+        add_into(out.d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
+    else
+        out.d_dst_norm = std::move(d_dst_norm);
+    return out;
+}
+
 /// Backward of block_forward: returns d(g); adds d(src) into `d_src` (for a processor block,
 /// the source path is folded into the returned gradient) and edge-feature gradients into
 /// `d_features`.
@@ -269,49 +387,18 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
                       const Tensor& dy, const EdgeSet& edges, const Tensor& features,
                       std::int64_t batch, std::int64_t n_src, std::int64_t n_dst, Tensor* d_src,
                       Tensor& d_features) {
-    const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm,
-                                             t.a, t.a_act, dy);
-    Tensor d_t = Tensor::uninitialised(t.t.shape());
-    linear_backward(ctx, b.projection, t.t, d_u, &d_t, false);
-    Tensor d_g = d_u;  // u = g + projection(t)
-    // t = o + self(dst_norm): d_t is both d(o) and d(self), the right half of d_q_self.
-    const std::int64_t c = b.channels;
-    Tensor d_q_self = Tensor::uninitialised(t.q_self.shape()),
-           d_kv = Tensor::uninitialised(t.kv.shape());
-    for (std::int64_t r = 0; r < d_t.rows(); ++r) std::copy_n(d_t.row(r), c, d_q_self.row(r) + c);
-    std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
-        by_src(static_cast<std::size_t>(edges.count()));
-    kernels::cpu::transpose_csr(edges.dst_offsets.data(), edges.src.data(), n_dst, n_src,
-                                src_offsets.data(), by_src.data());
-    kernels::GraphAttentionBackwardParams bp;
-    bp.forward =
-        attention_params(b, t, edges, features, batch, n_src, n_dst,
-                         const_cast<float*>(t.attended.data()), const_cast<float*>(t.lse.data()));
-    bp.d_out = d_t.data();
-    bp.src_offsets = src_offsets.data();
-    bp.edges_by_src = by_src.data();
-    bp.dq = d_q_self.data();
-    bp.dk = d_kv.data();
-    bp.dv = d_kv.data() + c;
-    bp.dq_stride = 2 * c;
-    bp.dkv_stride = 2 * c;
-    bp.d_edge_weight = ctx.find(b.edge.weight).data();
-    bp.d_edge_bias = ctx.find(b.edge.bias).data();
-    bp.d_edge_features = d_features.data();
-    kernels::cpu::graph_attention_backward(bp);
-    Tensor d_dst_norm = Tensor::uninitialised(t.dst_norm.shape());
-    linear_backward_side_by_side(ctx, {&b.query, &b.self}, t.dst_norm, d_q_self, &d_dst_norm,
-                                 false);
+    Tensor d_kv = Tensor::uninitialised(t.kv.shape());
+    auto dst = block_destination_backward(ctx, b, t.kv, t, dy, edges, features, batch, n_src,
+                                          n_dst, DstSpan{}, d_kv, d_features);
     Tensor d_src_norm = Tensor::uninitialised(t.src_norm.shape());
     linear_backward_side_by_side(ctx, {&b.key, &b.value}, t.src_norm, d_kv, &d_src_norm, false);
     if (b.separate_src_norm) {
-        add_into(d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
         add_into(*d_src, layer_norm_backward(ctx, b.norm_src, t.src, d_src_norm));
     } else {
-        add_into(d_dst_norm, d_src_norm);  // one LayerNorm feeds q, k, v and self
-        add_into(d_g, layer_norm_backward(ctx, b.norm_dst, t.g, d_dst_norm));
+        add_into(dst.d_dst_norm, d_src_norm);  // one LayerNorm feeds q, k, v and self
+        add_into(dst.d_g, layer_norm_backward(ctx, b.norm_dst, t.g, dst.d_dst_norm));
     }
-    return d_g;
+    return std::move(dst.d_g);
 }
 
 /// The window attention of a transformer layer on its tape: q|k|v side by side, out apart.
@@ -672,16 +759,58 @@ void gnn_encoder_backward(Context& ctx, const Model::Impl& m, const TrainingTape
         trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_encoder_edges));
 }
 
-/// Encoder on the stored features; fills the encoder tape and the source embedding.
+/// The graph-transformer encoder's source side, k|v = [key|value](LN(src_embedding(data))), in
+/// row chunks. Only k|v stays on the tape: the embedding and its LayerNorm (each as large as
+/// half of k|v; 2.2 GB apiece on aifs-n320) are recomputed chunk by chunk by the backward.
+void encoder_source_forward(const Model::Impl& m, const Tensor& data, BlockTape& t) {
+    const auto& b = m.encoder;
+    BOREAS_CHECK(b.separate_src_norm, "the encoder block has no source LayerNorm");
+    const std::int64_t rows = data.rows(), c = m.channels;
+    const std::int64_t step = std::min(rows, kMaxChunkRows);
+    t.src = Tensor();
+    t.src_norm = Tensor();
+    t.kv = Tensor::uninitialised({rows, 2 * c});
+    Tensor src = Tensor::uninitialised({step, c}), normalised = Tensor::uninitialised({step, c});
+    for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
+        const std::int64_t n = std::min(step, rows - r0);
+        m.encoder_src_embedding.apply(data.row(r0), n, src.data());
+        b.norm_src.apply(src.data(), n, normalised.data());
+        apply_side_by_side({&b.key, &b.value}, normalised.data(), n, t.kv.row(r0));
+    }
+}
+
+/// Backward of encoder_source_forward from d(k|v), recomputing the embedding and its LayerNorm
+/// chunk by chunk; d(data features) are added into d_data.
+void encoder_source_backward(Context& ctx, const Model::Impl& m, const Tensor& data,
+                             const Tensor& d_kv, Tensor& d_data) {
+    const auto& b = m.encoder;
+    const std::int64_t rows = data.rows(), c = m.channels;
+    const std::int64_t step = std::min(rows, kMaxChunkRows);
+    Tensor src = Tensor::uninitialised({step, c}), normalised = Tensor::uninitialised({step, c}),
+           d_normalised = Tensor::uninitialised({step, c});
+    for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
+        const std::int64_t n = std::min(step, rows - r0);
+        m.encoder_src_embedding.apply(data.row(r0), n, src.data());
+        b.norm_src.apply(src.data(), n, normalised.data());
+        linear_backward_side_by_side(ctx, {&b.key, &b.value}, normalised.data(), n, d_kv.row(r0),
+                                     d_normalised.data(), false);
+        layer_norm_backward(ctx, b.norm_src, src.data(), n, d_normalised.data(),
+                            d_normalised.data());
+        linear_backward(ctx, m.encoder_src_embedding, data.row(r0), n, d_normalised.data(),
+                        d_data.row(r0), true);
+    }
+}
+
+/// Encoder on the stored features; fills the encoder tape (k|v of the sources, the hidden side).
 Tensor run_encoder(const Model::Impl& m, TrainingTape::Data& t) {
     if (m.config.encoder.type == MapperType::gnn) return run_gnn_encoder(m, t);
-    linear_forward(m.encoder_src_embedding, t.data, t.src_embedding);
+    encoder_source_forward(m, t.data, t.encoder);
     Tensor latent;
     linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
     const auto& edges = m.graph->edge_set("data_to_hidden");
     const Tensor features = edge_features(edges, m.trainable_encoder_edges);
-    block_forward(m.encoder, t.src_embedding, latent, edges, features, t.batch, m.n_data,
-                  m.n_hidden, t.encoder);
+    block_destination_forward(m.encoder, t.encoder.kv, latent, edges, features, t.batch, m.n_data,
+                              m.n_hidden, DstSpan{}, t.encoder);
     return latent;
 }
 
@@ -711,9 +840,67 @@ void run_processor_layers(const Model::Impl& m, TrainingTape::Data& t, std::size
     }
 }
 
-/// Decoder and extractor from the stored processor output; fills the decoder tape.
+/// The destination spans the graph-transformer decoder trains on. Without checkpointing, all
+/// destinations at once. Under checkpointing too while a span's activations (about 16 C-wide
+/// rows per destination) stay within kTrainingChunkBytes and the config asks for one chunk;
+/// otherwise row chunks of each batch element, at least decoder.num_chunks of them: the
+/// forward then keeps no decoder activations and the backward recomputes one chunk at a time
+/// (aifs-n320: 36 GB of decoder activations, 17 chunks of 2 GB).
+std::vector<DstSpan> decoder_spans(const Model::Impl& m, std::int64_t batch, bool checkpointed) {
+    constexpr std::int64_t kTrainingChunkBytes = std::int64_t{2} << 30;
+    const std::int64_t limit =
+        std::max<std::int64_t>(1024, kTrainingChunkBytes / (16 * 4 * m.channels));
+    const std::int64_t per_element = std::max<std::int64_t>(
+        m.config.decoder.num_chunks, (m.n_data + limit - 1) / limit);
+    if (!checkpointed || (per_element == 1 && batch * m.n_data <= limit)) return {DstSpan{}};
+    const std::int64_t rows = (m.n_data + per_element - 1) / per_element;
+    std::vector<DstSpan> spans;
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t j0 = 0; j0 < m.n_data; j0 += rows)
+            spans.push_back(DstSpan::chunk(b, j0, std::min(m.n_data, j0 + rows)));
+    return spans;
+}
+
+/// One chunk of the decoder and extractor: its activations, for its destination rows only.
+struct DecoderChunk {
+    BlockTape block;
+    Tensor decoded_y, extractor_norm, decoded;
+};
+
+/// The decoder (on the sources' k|v in t.decoder, from block_source_forward) and the extractor
+/// on one span's destination rows.
+void decoder_chunk_forward(const Model::Impl& m, const TrainingTape::Data& t, const DstSpan& span,
+                           const Tensor& features, DecoderChunk& c) {
+    const std::int64_t rows = span.j1 - span.j0;
+    Tensor y = Tensor::uninitialised({rows, m.channels});
+    m.decoder_dst_embedding.apply(t.data.row(span.b * m.n_data + span.j0), rows, y.data());
+    block_destination_forward(m.decoder, t.decoder.kv, y, m.graph->edge_set("hidden_to_data"),
+                              features, t.batch, m.n_hidden, m.n_data, span, c.block);
+    c.decoded_y = y;
+    c.extractor_norm = Tensor::uninitialised(y.shape());
+    m.extractor_norm.apply(y.data(), rows, c.extractor_norm.data());
+    linear_forward(m.extractor, c.extractor_norm, c.decoded);
+}
+
+/// Decoder and extractor from the stored processor output; fills the decoder tape, or, chunked
+/// (decoder_spans), only the sources' side of it and the output.
 void run_decoder(const Model::Impl& m, TrainingTape::Data& t) {
     if (m.config.decoder.type == MapperType::gnn) return run_gnn_decoder(m, t);
+    const auto spans = decoder_spans(m, t.batch, t.checkpointed);
+    if (!spans.front().all) {
+        const Tensor features =
+            edge_features(m.graph->edge_set("hidden_to_data"), m.trainable_decoder_edges);
+        block_source_forward(m.decoder, t.processed_in, t.decoder);
+        t.decoded = Tensor::uninitialised({t.batch * m.n_data, m.extractor.out});
+        for (const auto& span : spans) {
+            DecoderChunk c;
+            decoder_chunk_forward(m, t, span, features, c);
+            std::copy(c.decoded.values().begin(), c.decoded.values().end(),
+                      t.decoded.row(span.b * m.n_data + span.j0));
+        }
+        t.decoder_taped = false;
+        return;
+    }
     Tensor y;
     linear_forward(m.decoder_dst_embedding, t.data, y);
     const auto& edges = m.graph->edge_set("hidden_to_data");
@@ -753,12 +940,15 @@ void encoder_backward(Context& ctx, const Model::Impl& m, TrainingTape::Data& t,
     const auto& enc_edges = m.graph->edge_set("data_to_hidden");
     const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
     Tensor d_enc_features = zeros_like(enc_features);
-    Tensor d_src = zeros_like(t.src_embedding);
-    const Tensor d_hidden_dst =
-        block_backward(ctx, m.encoder, t.encoder, d_latent, enc_edges, enc_features, t.batch,
-                       m.n_data, m.n_hidden, &d_src, d_enc_features);
-    linear_backward(ctx, m.encoder_src_embedding, t.data, d_src, &d_data, true);
-    linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, d_hidden_dst, &d_hidden_in, false);
+    Tensor d_kv = Tensor::uninitialised(t.encoder.kv.shape());
+    const auto dst =
+        block_destination_backward(ctx, m.encoder, t.encoder.kv, t.encoder, d_latent, enc_edges,
+                                   enc_features, t.batch, m.n_data, m.n_hidden, DstSpan{}, d_kv,
+                                   d_enc_features);
+    // Recomputed anyway under checkpointing: release k|v before the source side's backward.
+    if (t.checkpointed) t.encoder = BlockTape{};
+    encoder_source_backward(ctx, m, t.data, d_kv, d_data);
+    linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, dst.d_g, &d_hidden_in, false);
     if (m.trainable_encoder_edges)
         trainable_gradient(d_enc_features, 3, 1, ctx.find(m.trainable_encoder_edges));
 }
@@ -780,6 +970,12 @@ TrainingTape& TrainingTape::operator=(TrainingTape&&) noexcept = default;
 
 void TrainingTape::drop_recomputable() {
     if (!data->checkpointed) return;
+    if (data->last_chunk_taped) {
+        data->transformer.clear();
+        data->graph_transformer.clear();
+        data->gnn.clear();
+        data->last_chunk_taped = false;
+    }
     data->decoder = BlockTape{};
     data->decoded_y = Tensor();
     data->extractor_norm = Tensor();
@@ -800,8 +996,13 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     // are kept; backward recomputes each part (same kernels, same values) just before
     // differentiating it. The decoder, the last part, keeps its activations: backward starts with
     // it, so recomputing it would rebuild the same tape at the same point, for the same peak
-    // (torch.utils.checkpoint.checkpoint_sequential leaves its last segment alike).
+    // (torch.utils.checkpoint.checkpoint_sequential leaves its last segment alike). So does the
+    // last processor chunk, which backward reaches right after the decoder, unless the decoder
+    // runs in chunks (decoder_spans: then the model is large and memory is what matters).
     t.checkpointed = activation_checkpointing;
+    const bool keep_last_chunk =
+        activation_checkpointing && (m.config.decoder.type == MapperType::gnn ||
+                                     decoder_spans(m, batch, activation_checkpointing).front().all);
     std::optional<trace::Range> range(std::in_place, "encoder");  // the phase tree of the step
     Tensor latent = run_encoder(m, t);
     t.latent = latent;
@@ -824,12 +1025,14 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
             if (!m.gnn_layers.empty()) t.chunk_edges.push_back(edge_state);  // updated per layer
         }
         run_processor_layers(m, t, first, std::min(layers, first + per_chunk), x, edge_state);
-        if (activation_checkpointing) {
+        const bool last_chunk = first + per_chunk >= layers;
+        if (activation_checkpointing && !(last_chunk && keep_last_chunk)) {
             t.transformer.clear();
             t.graph_transformer.clear();
             t.gnn.clear();
         }
     }
+    t.last_chunk_taped = keep_last_chunk;
     if (m.config.latent_skip) add_into(x, latent);
     t.processed_in = x;
     range.emplace("decoder");
@@ -920,6 +1123,43 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         Tensor d_decoded({batch * m.n_data, out_vars});
         std::copy(d.values().begin(), d.values().end(), d_decoded.data());
         d_data_latent = gnn_decoder_backward(ctx, m, t, d_decoded, d_x);
+    } else if (const auto spans = decoder_spans(m, batch, t.checkpointed); !spans.front().all) {
+        // Chunked: each chunk's activations are recomputed, differentiated and dropped in turn;
+        // the chunks' d(k|v) add up before the sources' side is differentiated once.
+        if (t.decoder.kv.numel() == 0)  // a second backward on this tape
+            block_source_forward(m.decoder, t.processed_in, mutable_tape.decoder);
+        const auto& dec_edges = m.graph->edge_set("hidden_to_data");
+        const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
+        Tensor d_dec_features = zeros_like(dec_features);
+        Tensor d_kv = zeros_like(t.decoder.kv);
+        for (std::size_t k = spans.size(); k-- > 0;) {
+            const DstSpan& span = spans[k];
+            const std::int64_t rows = span.j1 - span.j0, row0 = span.b * m.n_data + span.j0;
+            DecoderChunk c;
+            {
+                BOREAS_RANGE("recompute");
+                decoder_chunk_forward(m, t, span, dec_features, c);
+            }
+            Tensor d_decoded({rows, out_vars});
+            std::copy_n(d.data() + row0 * out_vars, rows * out_vars, d_decoded.data());
+            Tensor d_ext_norm(c.extractor_norm.shape());
+            linear_backward(ctx, m.extractor, c.extractor_norm, d_decoded, &d_ext_norm, false);
+            const Tensor d_y =
+                layer_norm_backward(ctx, m.extractor_norm, c.decoded_y, d_ext_norm);
+            const auto dst = block_destination_backward(ctx, m.decoder, t.decoder.kv, c.block, d_y,
+                                                        dec_edges, dec_features, batch, m.n_hidden,
+                                                        m.n_data, span, d_kv, d_dec_features);
+            c = DecoderChunk{};
+            linear_backward(ctx, m.decoder_dst_embedding, t.data.row(row0), rows, dst.d_g.data(),
+                            d_data.row(row0), true);
+        }
+        Tensor d_src_norm = Tensor::uninitialised(t.decoder.src_norm.shape());
+        linear_backward_side_by_side(ctx, {&m.decoder.key, &m.decoder.value}, t.decoder.src_norm,
+                                     d_kv, &d_src_norm, false);
+        add_into(d_x, layer_norm_backward(ctx, m.decoder.norm_src, t.decoder.src, d_src_norm));
+        tape.drop_recomputable();
+        if (m.trainable_decoder_edges)
+            trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
     } else {
         if (!t.decoder_taped) run_decoder(m, mutable_tape);  // a second backward on this tape
         Tensor d_decoded({batch * m.n_data, out_vars});
@@ -952,9 +1192,10 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     const Tensor processor_features =
         processor_edges ? edge_features(*processor_edges, m.trainable_processor_edges) : Tensor();
     Tensor d_processor_features = zeros_like(processor_features);
-    for (std::size_t chunk = (layers + per_chunk - 1) / per_chunk; chunk-- > 0;) {
+    const std::size_t chunks = (layers + per_chunk - 1) / per_chunk;
+    for (std::size_t chunk = chunks; chunk-- > 0;) {
         const std::size_t first = chunk * per_chunk, last = std::min(layers, first + per_chunk);
-        if (t.checkpointed) {
+        if (t.checkpointed && !(chunk + 1 == chunks && t.last_chunk_taped)) {
             BOREAS_RANGE("recompute");
             Tensor x = t.chunk_inputs[chunk];
             Tensor edges = m.gnn_layers.empty() ? Tensor() : t.chunk_edges[chunk];
@@ -977,6 +1218,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             mutable_tape.transformer.clear();
             mutable_tape.graph_transformer.clear();
             mutable_tape.gnn.clear();
+            mutable_tape.last_chunk_taped = false;  // a second backward recomputes it
         }
     }
     if (processor_edges && m.trainable_processor_edges)

@@ -147,6 +147,45 @@ TEST_P(ModelGradients, ActivationCheckpointingChangesNothing) {
     }
 }
 
+TEST_P(ModelGradients, ChunkedDecoderMatchesWhole) {
+    // Under checkpointing a decoder with num_chunks > 1 trains chunk by chunk (recomputed in
+    // backward, its chunks' k|v gradients summed): the same gradients as the whole decoder kept
+    // on the tape, up to the order of the sums.
+    const auto gradients = [&](bool checkpointing, std::vector<std::string> overrides) {
+        auto model = make_model(GetParam(), std::move(overrides));
+        const Tensor input = input_for(model, 2);
+        boreas::model::TrainingTape tape;
+        const Tensor output = model.forward_train(input, tape, checkpointing);
+        Tensor d(output.shape());
+        for (std::int64_t i = 0; i < d.numel(); ++i)
+            d.data()[i] = std::sin(0.37f * static_cast<float>(i));
+        auto grads = model.zero_gradients(input);
+        model.backward(tape, d, grads);
+        return std::make_pair(output, std::move(grads));
+    };
+    const auto [whole_output, whole] = gradients(false, {});
+    const auto [chunked_output, chunked] = gradients(true, {"model.decoder.num_chunks=3"});
+    for (std::int64_t i = 0; i < whole_output.numel(); ++i)
+        ASSERT_NEAR(chunked_output.values()[i], whole_output.values()[i],
+                    1e-6 * (1 + std::abs(whole_output.values()[i])))
+            << "output " << i;
+    // Per tensor 1e-5 of its largest gradient, plus 1e-6 of the largest of all: the key biases'
+    // gradients are zero but for rounding (softmax is shift-invariant), and their rounding
+    // differs with the order of the sums.
+    double overall = 0;
+    for (const auto& [name, grad] : whole.parameters)
+        for (const float v : grad.values()) overall = std::max(overall, std::abs(double{v}));
+    const auto near = [&](const Tensor& a, const Tensor& b, const std::string& what) {
+        double scale = 0;
+        for (const float v : b.values()) scale = std::max(scale, std::abs(static_cast<double>(v)));
+        for (std::int64_t i = 0; i < a.numel(); ++i)
+            ASSERT_NEAR(a.values()[i], b.values()[i], 1e-5 * scale + 1e-6 * overall)
+                << what << " " << i;
+    };
+    for (const auto& [name, grad] : whole.parameters) near(chunked.parameters.at(name), grad, name);
+    near(chunked.input, whole.input, "input");
+}
+
 INSTANTIATE_TEST_SUITE_P(Processors, ModelGradients,
                          testing::Values("transformer", "graphtransformer", "gnn_mappers"));
 

@@ -190,6 +190,8 @@ void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n);
 void graph_attention_backward(const GraphAttentionBackwardParams& p);
 void window_attention_backward(const WindowAttentionBackwardParams& p);
 /// Edges grouped by source: offsets [n_src+1] and CSR positions, increasing within a source.
+/// dst_offsets may be a slice of a larger CSR (a chunk of destinations, offsets not rebased): its
+/// edges keep their global positions.
 void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std::int64_t n_dst,
                    std::int64_t n_src, std::int64_t* src_offsets, std::int64_t* edges_by_src);
 

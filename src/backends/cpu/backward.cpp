@@ -180,11 +180,13 @@ void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) {
 void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std::int64_t n_dst,
                    std::int64_t n_src, std::int64_t* src_offsets, std::int64_t* edges_by_src) {
     std::fill(src_offsets, src_offsets + n_src + 1, 0);
-    const auto edges = dst_offsets[n_dst];
-    for (std::int64_t e = 0; e < edges; ++e) ++src_offsets[src[e] + 1];
+    // dst_offsets may be a slice of a larger CSR (a chunk of destinations): its edges are
+    // [dst_offsets[0], dst_offsets[n_dst]) and keep their global indices.
+    const auto first = dst_offsets[0], last = dst_offsets[n_dst];
+    for (auto e = first; e < last; ++e) ++src_offsets[src[e] + 1];
     for (std::int64_t i = 0; i < n_src; ++i) src_offsets[i + 1] += src_offsets[i];
     std::vector<std::int64_t> cursor(src_offsets, src_offsets + n_src);
-    for (std::int64_t e = 0; e < edges; ++e) edges_by_src[cursor[src[e]]++] = e;
+    for (auto e = first; e < last; ++e) edges_by_src[cursor[src[e]]++] = e;
 }
 
 void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
