@@ -968,18 +968,26 @@ TrainingTape::~TrainingTape() = default;
 TrainingTape::TrainingTape(TrainingTape&&) noexcept = default;
 TrainingTape& TrainingTape::operator=(TrainingTape&&) noexcept = default;
 
+namespace {
+
+/// Under checkpointing, the decoder's activations (backward drops them once used).
+void drop_decoder(TrainingTape::Data& t) {
+    if (!t.checkpointed) return;
+    t.decoder = BlockTape{};
+    t.decoded_y = Tensor();
+    t.extractor_norm = Tensor();
+    t.decoder_taped = false;
+}
+
+}  // namespace
+
 void TrainingTape::drop_recomputable() {
     if (!data->checkpointed) return;
-    if (data->last_chunk_taped) {
-        data->transformer.clear();
-        data->graph_transformer.clear();
-        data->gnn.clear();
-        data->last_chunk_taped = false;
-    }
-    data->decoder = BlockTape{};
-    data->decoded_y = Tensor();
-    data->extractor_norm = Tensor();
-    data->decoder_taped = false;
+    drop_decoder(*data);
+    data->transformer.clear();
+    data->graph_transformer.clear();
+    data->gnn.clear();
+    data->last_chunk_taped = false;
 }
 
 Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
@@ -1157,7 +1165,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         linear_backward_side_by_side(ctx, {&m.decoder.key, &m.decoder.value}, t.decoder.src_norm,
                                      d_kv, &d_src_norm, false);
         add_into(d_x, layer_norm_backward(ctx, m.decoder.norm_src, t.decoder.src, d_src_norm));
-        tape.drop_recomputable();
+        drop_decoder(mutable_tape);
         if (m.trainable_decoder_edges)
             trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
     } else {
@@ -1173,7 +1181,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         const Tensor d_dec_dst =
             block_backward(ctx, m.decoder, t.decoder, d_y, dec_edges, dec_features, batch,
                            m.n_hidden, m.n_data, &d_x, d_dec_features);
-        tape.drop_recomputable();
+        drop_decoder(mutable_tape);
         linear_backward(ctx, m.decoder_dst_embedding, t.data, d_dec_dst, &d_data, false);
         if (m.trainable_decoder_edges)
             trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));

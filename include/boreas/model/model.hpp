@@ -41,8 +41,9 @@ struct TrainingTape {
     ~TrainingTape();
     TrainingTape(TrainingTape&&) noexcept;
     TrainingTape& operator=(TrainingTape&&) noexcept;
-    /// Under activation checkpointing, drops the decoder's activations too (backward then
-    /// recomputes them): for a tape whose backward does not follow right away, as in a rollout.
+    /// Under activation checkpointing, drops the decoder's and the last processor chunk's
+    /// activations too (backward then recomputes them): for a tape whose backward does not
+    /// follow right away, as in a rollout.
     void drop_recomputable();
 };
 
