@@ -1,5 +1,8 @@
 #include "boreas/core/trace.hpp"
 
+#include "boreas/core/log.hpp"
+#include "boreas/core/timer.hpp"
+
 namespace boreas::trace {
 
 Recorder& Recorder::instance() {
@@ -15,8 +18,13 @@ void Recorder::begin(const char* name) {
 void Recorder::end() {
     if (stack_.empty()) return;
     const auto& open = stack_.back();
-    totals_[open.path] +=
+    const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - open.start).count();
+    totals_[open.path] += seconds;
+    // Where memory goes, phase by phase (BOREAS_LOG_LEVEL=debug): the peak so far, at each end.
+    if (log::level() <= log::Level::debug)
+        log::debug("range {}: {:.3f} s, peak resident {:.2f} GiB so far", open.path, seconds,
+                   static_cast<double>(peak_rss_bytes()) / (1 << 30));
     stack_.pop_back();
 }
 

@@ -65,7 +65,7 @@ struct GnnMapperTape {
 
 struct TrainingTape::Data {
     std::int64_t batch = 0;
-    Tensor input, data, hidden_in, src_embedding, latent, processed_in;
+    Tensor input, data, hidden_in, src_embedding, processed_in;
     BlockTape encoder, decoder;
     std::vector<LayerTape> transformer;
     std::vector<BlockTape> graph_transformer;
@@ -77,7 +77,8 @@ struct TrainingTape::Data {
     Tensor decoder_dst, decoded_y, extractor_norm, decoded;
     std::vector<Tensor> before_bounding;
     bool checkpointed = false;
-    bool decoder_taped = false;        ///< the decoder's activations are on the tape
+    bool consumed = false;       ///< checkpointing: backward ran and released the tape as it went
+    bool decoder_taped = false;  ///< the decoder's activations are on the tape
     bool last_chunk_taped = false;     ///< checkpointing: the last processor chunk kept its tape
     std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
     std::vector<Tensor> chunk_edges;   ///< GNN: the edge state at each chunk start (checkpointing)
@@ -234,10 +235,9 @@ struct DstSpan {
 
 kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, const Tensor& kv,
                                                const BlockTape& t, const EdgeSet& edges,
-                                               const Tensor& features,
-                                               std::int64_t batch, std::int64_t n_src,
-                                               std::int64_t n_dst, const DstSpan& span,
-                                               float* out, float* lse) {
+                                               const Tensor& features, std::int64_t batch,
+                                               std::int64_t n_src, std::int64_t n_dst,
+                                               const DstSpan& span, float* out, float* lse) {
     kernels::GraphAttentionParams p;
     const std::int64_t kv_offset = span.all ? 0 : span.b * n_src * 2 * b.channels;
     p.q = t.q_self.data();
@@ -313,6 +313,16 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
     block_destination_forward(b, t.kv, dst, edges, features, batch, n_src, n_dst, DstSpan{}, t);
 }
 
+/// The source pass of a block's attention backward, left for the caller (the encoder runs it
+/// chunk by chunk once k|v is released): its parameters (dk, dv to be set), the destination
+/// pass' scratch and what the parameters point to.
+struct DeferredSources {
+    kernels::GraphAttentionBackwardParams params;
+    kernels::cpu::GraphAttentionBackwardScratch scratch;
+    Tensor d_t;
+    std::vector<std::int64_t> src_offsets, by_src;
+};
+
 /// What the destination side's backward leaves for the source side.
 struct DestinationGradients {
     Tensor d_g;         ///< d(g); with a separate source LayerNorm its norm_dst part is in
@@ -321,14 +331,13 @@ struct DestinationGradients {
 
 /// Backward of block_destination_forward on the span's rows: d(k|v) of the span's edges go
 /// into d_kv ([batch * n_src, 2C]; overwritten for a whole span, added for a chunk), edge-feature
-/// gradients into d_features.
-DestinationGradients block_destination_backward(Context& ctx, const GraphTransformerBlock& b,
-                                                const Tensor& kv, const BlockTape& t,
-                                                const Tensor& dy,
-                                                const EdgeSet& edges, const Tensor& features,
-                                                std::int64_t batch, std::int64_t n_src,
-                                                std::int64_t n_dst, const DstSpan& span,
-                                                Tensor& d_kv, Tensor& d_features) {
+/// gradients into d_features. With `deferred` the attention's source pass is left to the caller
+/// (d_kv is not touched).
+DestinationGradients block_destination_backward(
+    Context& ctx, const GraphTransformerBlock& b, const Tensor& kv, const BlockTape& t,
+    const Tensor& dy, const EdgeSet& edges, const Tensor& features, std::int64_t batch,
+    std::int64_t n_src, std::int64_t n_dst, const DstSpan& span, Tensor& d_kv, Tensor& d_features,
+    DeferredSources* deferred = nullptr) {
     const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm,
                                              t.a, t.a_act, dy);
     Tensor d_t = Tensor::uninitialised(t.t.shape());
@@ -338,17 +347,17 @@ DestinationGradients block_destination_backward(Context& ctx, const GraphTransfo
     const std::int64_t c = b.channels;
     Tensor d_q_self = Tensor::uninitialised(t.q_self.shape());
     for (std::int64_t r = 0; r < d_t.rows(); ++r) std::copy_n(d_t.row(r), c, d_q_self.row(r) + c);
-    const auto forward = attention_params(b, kv, t, edges, features, batch, n_src, n_dst, span,
-                                          const_cast<float*>(t.attended.data()),
-                                          const_cast<float*>(t.lse.data()));
+    const auto forward =
+        attention_params(b, kv, t, edges, features, batch, n_src, n_dst, span,
+                         const_cast<float*>(t.attended.data()), const_cast<float*>(t.lse.data()));
     std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
-        by_src(static_cast<std::size_t>(forward.dst_offsets[forward.n_dst] -
-                                        forward.dst_offsets[0]));
+        by_src(
+            static_cast<std::size_t>(forward.dst_offsets[forward.n_dst] - forward.dst_offsets[0]));
     kernels::cpu::transpose_csr(forward.dst_offsets, edges.src.data(), forward.n_dst, n_src,
                                 src_offsets.data(), by_src.data());
     // A chunk's k|v gradients cover all of its batch element's sources: summed over chunks.
-    Tensor d_kv_chunk = span.all ? Tensor() : Tensor::uninitialised({n_src, 2 * c});
-    float* dk = span.all ? d_kv.data() : d_kv_chunk.data();
+    Tensor d_kv_chunk = span.all || deferred ? Tensor() : Tensor::uninitialised({n_src, 2 * c});
+    float* dk = deferred ? nullptr : span.all ? d_kv.data() : d_kv_chunk.data();
     kernels::GraphAttentionBackwardParams bp;
     bp.forward = forward;
     bp.d_out = d_t.data();
@@ -356,14 +365,26 @@ DestinationGradients block_destination_backward(Context& ctx, const GraphTransfo
     bp.edges_by_src = by_src.data();
     bp.dq = d_q_self.data();
     bp.dk = dk;
-    bp.dv = dk + c;
+    bp.dv = dk ? dk + c : nullptr;
     bp.dq_stride = 2 * c;
     bp.dkv_stride = 2 * c;
     bp.d_edge_weight = ctx.find(b.edge.weight).data();
     bp.d_edge_bias = ctx.find(b.edge.bias).data();
     bp.d_edge_features = d_features.data();
-    kernels::cpu::graph_attention_backward(bp);
-    if (!span.all) {
+    if (deferred) {
+        BOREAS_CHECK(span.all, "a deferred source pass needs the whole destination span");
+        kernels::cpu::graph_attention_backward_destinations(bp, deferred->scratch);
+        deferred->d_t = std::move(d_t);  // moved buffers keep their addresses
+        deferred->src_offsets = std::move(src_offsets);
+        deferred->by_src = std::move(by_src);
+        deferred->params = bp;
+        deferred->params.d_out = deferred->d_t.data();
+        deferred->params.src_offsets = deferred->src_offsets.data();
+        deferred->params.edges_by_src = deferred->by_src.data();
+    } else {
+        kernels::cpu::graph_attention_backward(bp);
+    }
+    if (!span.all && !deferred) {
         float* target = d_kv.row(span.b * n_src);
         const float* source = d_kv_chunk.data();
         const std::int64_t n = d_kv_chunk.numel();
@@ -388,8 +409,8 @@ Tensor block_backward(Context& ctx, const GraphTransformerBlock& b, const BlockT
                       std::int64_t batch, std::int64_t n_src, std::int64_t n_dst, Tensor* d_src,
                       Tensor& d_features) {
     Tensor d_kv = Tensor::uninitialised(t.kv.shape());
-    auto dst = block_destination_backward(ctx, b, t.kv, t, dy, edges, features, batch, n_src,
-                                          n_dst, DstSpan{}, d_kv, d_features);
+    auto dst = block_destination_backward(ctx, b, t.kv, t, dy, edges, features, batch, n_src, n_dst,
+                                          DstSpan{}, d_kv, d_features);
     Tensor d_src_norm = Tensor::uninitialised(t.src_norm.shape());
     linear_backward_side_by_side(ctx, {&b.key, &b.value}, t.src_norm, d_kv, &d_src_norm, false);
     if (b.separate_src_norm) {
@@ -779,20 +800,26 @@ void encoder_source_forward(const Model::Impl& m, const Tensor& data, BlockTape&
     }
 }
 
-/// Backward of encoder_source_forward from d(k|v), recomputing the embedding and its LayerNorm
-/// chunk by chunk; d(data features) are added into d_data.
+/// Backward of encoder_source_forward, chunk by chunk: the attention's source pass gives a
+/// chunk's d(k|v); the embedding and its LayerNorm are recomputed for it; d(data features) are
+/// added into d_data. Only a chunk of d(k|v) exists at a time.
 void encoder_source_backward(Context& ctx, const Model::Impl& m, const Tensor& data,
-                             const Tensor& d_kv, Tensor& d_data) {
+                             DeferredSources& sources, Tensor& d_data) {
     const auto& b = m.encoder;
     const std::int64_t rows = data.rows(), c = m.channels;
     const std::int64_t step = std::min(rows, kMaxChunkRows);
     Tensor src = Tensor::uninitialised({step, c}), normalised = Tensor::uninitialised({step, c}),
-           d_normalised = Tensor::uninitialised({step, c});
+           d_normalised = Tensor::uninitialised({step, c}),
+           d_kv = Tensor::uninitialised({step, 2 * c});
+    sources.params.dk = d_kv.data();
+    sources.params.dv = d_kv.data() + c;
+    sources.params.dkv_stride = 2 * c;
     for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
         const std::int64_t n = std::min(step, rows - r0);
+        kernels::cpu::graph_attention_backward_sources(sources.params, sources.scratch, r0, r0 + n);
         m.encoder_src_embedding.apply(data.row(r0), n, src.data());
         b.norm_src.apply(src.data(), n, normalised.data());
-        linear_backward_side_by_side(ctx, {&b.key, &b.value}, normalised.data(), n, d_kv.row(r0),
+        linear_backward_side_by_side(ctx, {&b.key, &b.value}, normalised.data(), n, d_kv.data(),
                                      d_normalised.data(), false);
         layer_norm_backward(ctx, b.norm_src, src.data(), n, d_normalised.data(),
                             d_normalised.data());
@@ -850,8 +877,8 @@ std::vector<DstSpan> decoder_spans(const Model::Impl& m, std::int64_t batch, boo
     constexpr std::int64_t kTrainingChunkBytes = std::int64_t{2} << 30;
     const std::int64_t limit =
         std::max<std::int64_t>(1024, kTrainingChunkBytes / (16 * 4 * m.channels));
-    const std::int64_t per_element = std::max<std::int64_t>(
-        m.config.decoder.num_chunks, (m.n_data + limit - 1) / limit);
+    const std::int64_t per_element =
+        std::max<std::int64_t>(m.config.decoder.num_chunks, (m.n_data + limit - 1) / limit);
     if (!checkpointed || (per_element == 1 && batch * m.n_data <= limit)) return {DstSpan{}};
     const std::int64_t rows = (m.n_data + per_element - 1) / per_element;
     std::vector<DstSpan> spans;
@@ -940,14 +967,16 @@ void encoder_backward(Context& ctx, const Model::Impl& m, TrainingTape::Data& t,
     const auto& enc_edges = m.graph->edge_set("data_to_hidden");
     const Tensor enc_features = edge_features(enc_edges, m.trainable_encoder_edges);
     Tensor d_enc_features = zeros_like(enc_features);
-    Tensor d_kv = Tensor::uninitialised(t.encoder.kv.shape());
-    const auto dst =
-        block_destination_backward(ctx, m.encoder, t.encoder.kv, t.encoder, d_latent, enc_edges,
-                                   enc_features, t.batch, m.n_data, m.n_hidden, DstSpan{}, d_kv,
-                                   d_enc_features);
-    // Recomputed anyway under checkpointing: release k|v before the source side's backward.
+    Tensor unused;
+    DeferredSources sources;
+    const auto dst = block_destination_backward(
+        ctx, m.encoder, t.encoder.kv, t.encoder, d_latent, enc_edges, enc_features, t.batch,
+        m.n_data, m.n_hidden, DstSpan{}, unused, d_enc_features, &sources);
+    // Recomputed anyway under checkpointing: release k|v before the source side's backward
+    // (the source pass reads the hidden side's q, which stays until the end).
+    if (t.checkpointed) t.encoder.kv = Tensor();
+    encoder_source_backward(ctx, m, t.data, sources, d_data);
     if (t.checkpointed) t.encoder = BlockTape{};
-    encoder_source_backward(ctx, m, t.data, d_kv, d_data);
     linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, dst.d_g, &d_hidden_in, false);
     if (m.trainable_encoder_edges)
         trainable_gradient(d_enc_features, 3, 1, ctx.find(m.trainable_encoder_edges));
@@ -1008,12 +1037,12 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     // last processor chunk, which backward reaches right after the decoder, unless the decoder
     // runs in chunks (decoder_spans: then the model is large and memory is what matters).
     t.checkpointed = activation_checkpointing;
+    t.consumed = false;
     const bool keep_last_chunk =
         activation_checkpointing && (m.config.decoder.type == MapperType::gnn ||
                                      decoder_spans(m, batch, activation_checkpointing).front().all);
     std::optional<trace::Range> range(std::in_place, "encoder");  // the phase tree of the step
     Tensor latent = run_encoder(m, t);
-    t.latent = latent;
     // A graph-transformer encoder is recomputed in backward; a GNN encoder keeps its tape (its
     // data latents feed the decoder too, so they stay either way).
     if (activation_checkpointing && m.config.encoder.type != MapperType::gnn) {
@@ -1050,6 +1079,7 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     const std::int64_t in_vars = input.dim(4), steps = m.config.multistep_input;
     Tensor output({batch, 1, 1, m.n_data, out_vars});
     std::copy(t.decoded.values().begin(), t.decoded.values().end(), output.data());
+    t.decoded = Tensor();
     const auto pairs = m.config.prognostic_pairs();
     for (std::int64_t b = 0; b < batch; ++b)
         for (std::int64_t n = 0; n < m.n_data; ++n) {
@@ -1069,6 +1099,12 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
 void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grads) const {
     const auto& t = *tape.data;
     const auto& m = *impl_;
+    // Under checkpointing backward releases each part's saved inputs once it is differentiated
+    // (aifs-n320: 2.6 GB of chunk inputs, 1.3 GB of outputs before the boundings).
+    BOREAS_CHECK(!t.consumed,
+                 "this training tape's backward already ran; under activation checkpointing it "
+                 "releases the tape as it goes: run forward_train again");
+    tape.data->consumed = t.checkpointed;
     Context ctx{m, grads};
     const std::int64_t batch = t.batch;
     const auto outputs = m.config.output_variables();
@@ -1111,6 +1147,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             }
         }
     }
+    if (t.checkpointed) tape.data->before_bounding.clear();
     // Residual: the prognostic outputs' gradient also reaches the last input step.
     const std::int64_t in_vars = t.input.dim(4), steps = m.config.multistep_input;
     const auto pairs = m.config.prognostic_pairs();
@@ -1152,8 +1189,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             std::copy_n(d.data() + row0 * out_vars, rows * out_vars, d_decoded.data());
             Tensor d_ext_norm(c.extractor_norm.shape());
             linear_backward(ctx, m.extractor, c.extractor_norm, d_decoded, &d_ext_norm, false);
-            const Tensor d_y =
-                layer_norm_backward(ctx, m.extractor_norm, c.decoded_y, d_ext_norm);
+            const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, c.decoded_y, d_ext_norm);
             const auto dst = block_destination_backward(ctx, m.decoder, t.decoder.kv, c.block, d_y,
                                                         dec_edges, dec_features, batch, m.n_hidden,
                                                         m.n_data, span, d_kv, d_dec_features);
@@ -1226,7 +1262,9 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             mutable_tape.transformer.clear();
             mutable_tape.graph_transformer.clear();
             mutable_tape.gnn.clear();
-            mutable_tape.last_chunk_taped = false;  // a second backward recomputes it
+            mutable_tape.last_chunk_taped = false;
+            mutable_tape.chunk_inputs[chunk] = Tensor();
+            if (!m.gnn_layers.empty()) mutable_tape.chunk_edges[chunk] = Tensor();
         }
     }
     if (processor_edges && m.trainable_processor_edges)

@@ -184,6 +184,65 @@ TEST(Backward, GraphAttention) {
         for (std::int64_t x = 0; x < width; ++x) EXPECT_EQ(dq[(b * n_dst + 2) * width + x], 0.0f);
 }
 
+TEST(Backward, GraphAttentionTwoPassesMatchOne) {
+    // The destination pass, then the source pass over uneven row ranges that cross a batch
+    // element (as the encoder runs it after releasing k|v): the same bits as one call. The
+    // second half of the destinations is a CSR slice (offsets not rebased), as a decoder chunk.
+    std::mt19937 generator(7);
+    const std::int64_t batch = 2, n_src = 6, n_dst = 4, heads = 2, d = 3, de = 5, width = heads * d;
+    const std::vector<std::int64_t> offsets = {0, 3, 5, 5, 9};
+    const std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
+    const auto edges = static_cast<std::int64_t>(src.size());
+    auto q = random_vector(batch * n_dst * width, generator),
+         k = random_vector(batch * n_src * width, generator),
+         v = random_vector(batch * n_src * width, generator),
+         features = random_vector(edges * de, generator),
+         w = random_vector(width * de, generator, 0.5f), bias = random_vector(width, generator),
+         r = random_vector(batch * n_dst * width, generator);
+    for (const std::int64_t j0 : {std::int64_t{0}, std::int64_t{2}}) {
+        const std::int64_t rows = n_dst - j0;
+        std::vector<float> out(batch * rows * width), lse(batch * rows * heads);
+        auto p = graph_params(q, k, v, features, w, bias, offsets, src, out, lse, batch, n_src,
+                              rows, heads, d, de);
+        p.dst_offsets = offsets.data() + j0;
+        cpu::graph_attention(p);
+        std::vector<std::int64_t> src_offsets(n_src + 1), by_src(offsets[n_dst] - offsets[j0]);
+        cpu::transpose_csr(p.dst_offsets, src.data(), rows, n_src, src_offsets.data(),
+                           by_src.data());
+        auto run = [&](bool two_passes) {
+            std::vector<float> dq(batch * rows * width), dk(k.size(), -1.0f), dv(v.size(), -1.0f),
+                dw(w.size(), 0.0f), db(bias.size(), 0.0f), dfeatures(features.size(), 0.0f);
+            GraphAttentionBackwardParams bp;
+            bp.forward = p;
+            bp.d_out = r.data();
+            bp.src_offsets = src_offsets.data();
+            bp.edges_by_src = by_src.data();
+            bp.dq = dq.data();
+            bp.dk = dk.data();
+            bp.dv = dv.data();
+            bp.d_edge_weight = dw.data();
+            bp.d_edge_bias = db.data();
+            bp.d_edge_features = dfeatures.data();
+            if (!two_passes) {
+                cpu::graph_attention_backward(bp);
+            } else {
+                cpu::GraphAttentionBackwardScratch scratch;
+                cpu::graph_attention_backward_destinations(bp, scratch);
+                for (const auto& [begin, end] :
+                     {std::pair<std::int64_t, std::int64_t>{0, 4}, {4, 5}, {5, 12}}) {
+                    bp.dk = dk.data() + begin * width;
+                    bp.dv = dv.data() + begin * width;
+                    cpu::graph_attention_backward_sources(bp, scratch, begin, end);
+                }
+            }
+            return std::vector<std::vector<float>>{dq, dk, dv, dw, db, dfeatures};
+        };
+        const auto one = run(false), two = run(true);
+        for (std::size_t i = 0; i < one.size(); ++i)
+            EXPECT_EQ(one[i], two[i]) << "output " << i << ", destinations from " << j0;
+    }
+}
+
 TEST(Backward, GraphAttentionFusedLayoutMatchesSeparate) {
     // The training block's layout: q beside the skip projection ([n_dst, 2C], q first), k|v side
     // by side ([n_src, 2C]) and their gradients likewise. Same values as separate matrices.

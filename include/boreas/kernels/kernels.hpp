@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace boreas::kernels {
 
@@ -188,6 +189,23 @@ void layer_norm_backward(const LayerNormBackwardParams& p);
 /// dx = dy * GELU'(x) for exact GELU; dx may alias dy.
 void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n);
 void graph_attention_backward(const GraphAttentionBackwardParams& p);
+/// What graph_attention_backward's destination pass leaves for its source pass: per edge and
+/// head the softmax weight and the scaled score gradient, and each edge's destination.
+struct GraphAttentionBackwardScratch {
+    std::vector<float> alpha, ds;
+    std::vector<std::int32_t> edge_dst;
+};
+/// graph_attention_backward in two passes, for callers that cannot hold k|v and d(k|v) at once
+/// (the aifs-n320 encoder: 4.4 GB each). The destination pass needs k, v and writes dq and the
+/// edge gradients (dk, dv, src_offsets and edges_by_src are not read); the source pass needs
+/// neither k nor v and writes dk, dv for the flattened source rows [row_begin, row_end) of
+/// batch * n_src (row b * n_src + i), at dk/dv + (row - row_begin) * dkv_stride. Together, in
+/// any split of the rows, the same values as graph_attention_backward.
+void graph_attention_backward_destinations(const GraphAttentionBackwardParams& p,
+                                           GraphAttentionBackwardScratch& scratch);
+void graph_attention_backward_sources(const GraphAttentionBackwardParams& p,
+                                      const GraphAttentionBackwardScratch& scratch,
+                                      std::int64_t row_begin, std::int64_t row_end);
 void window_attention_backward(const WindowAttentionBackwardParams& p);
 /// Edges grouped by source: offsets [n_src+1] and CSR positions, increasing within a source.
 /// dst_offsets may be a slice of a larger CSR (a chunk of destinations, offsets not rebased): its

@@ -189,17 +189,17 @@ void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std
     for (auto e = first; e < last; ++e) edges_by_src[cursor[src[e]]++] = e;
 }
 
-void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
+void graph_attention_backward_destinations(const GraphAttentionBackwardParams& bp,
+                                           GraphAttentionBackwardScratch& scratch) {
     const auto& p = bp.forward;
     const auto heads = p.heads, d = p.head_dim, de = p.edge_dim, width = heads * d;
-    BOREAS_CHECK(
-        p.lse && p.out && bp.d_out && bp.dq && bp.dk && bp.dv && bp.src_offsets && bp.edges_by_src,
-        "graph_attention_backward: the forward's out and lse and every gradient are needed");
+    BOREAS_CHECK(p.lse && p.out && p.k && p.v && bp.d_out && bp.dq,
+                 "graph_attention_backward: the forward's k, v, out and lse, d(out) and dq are "
+                 "needed");
     const auto q_stride = p.q_stride ? p.q_stride : width;
     const auto kv_stride = p.kv_stride ? p.kv_stride : width;
     const auto out_stride = p.out_stride ? p.out_stride : width;
     const auto dq_stride = bp.dq_stride ? bp.dq_stride : width;
-    const auto dkv_stride = bp.dkv_stride ? bp.dkv_stride : width;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const int threads = omp_get_max_threads();
     const std::int64_t edges = p.dst_offsets[p.n_dst] - p.dst_offsets[0];
@@ -216,9 +216,12 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
             edge_weight_t[c * width + r] = p.edge_weight[r * de + c];
     // Per edge and head: the softmax weight alpha and scale * ds, kept for the source pass
     // (edges x heads values, not edges x channels).
-    std::vector<float> alpha_saved(static_cast<std::size_t>(p.batch * edges * heads));
-    std::vector<float> ds_saved(alpha_saved.size());
-    std::vector<std::int32_t> edge_dst(static_cast<std::size_t>(edges));
+    auto& alpha_saved = scratch.alpha;
+    auto& ds_saved = scratch.ds;
+    auto& edge_dst = scratch.edge_dst;
+    alpha_saved.assign(static_cast<std::size_t>(p.batch * edges * heads), 0.0f);
+    ds_saved.assign(alpha_saved.size(), 0.0f);
+    edge_dst.assign(static_cast<std::size_t>(edges), 0);
     for (std::int64_t j = 0; j < p.n_dst; ++j)
         for (auto e = p.dst_offsets[j]; e < p.dst_offsets[j + 1]; ++e)
             edge_dst[e - first_edge] = static_cast<std::int32_t>(j);
@@ -310,37 +313,62 @@ void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     }
     reduce_partials(dw, bp.d_edge_weight);
     reduce_partials(db, bp.d_edge_bias);
+}
+
+void graph_attention_backward_sources(const GraphAttentionBackwardParams& bp,
+                                      const GraphAttentionBackwardScratch& scratch,
+                                      std::int64_t row_begin, std::int64_t row_end) {
+    const auto& p = bp.forward;
+    const auto heads = p.heads, d = p.head_dim, width = heads * d;
+    BOREAS_CHECK(bp.d_out && bp.dk && bp.dv && bp.src_offsets && bp.edges_by_src,
+                 "graph_attention_backward: d(out), dk, dv and the edges by source are needed");
+    const std::int64_t edges = p.dst_offsets[p.n_dst] - p.dst_offsets[0];
+    const std::int64_t first_edge = p.dst_offsets[0];
+    BOREAS_CHECK(static_cast<std::int64_t>(scratch.alpha.size()) == p.batch * edges * heads &&
+                     0 <= row_begin && row_begin <= row_end && row_end <= p.batch * p.n_src,
+                 "graph_attention_backward_sources: no destination pass for these parameters, or "
+                 "source rows [{}, {}) outside [0, {})",
+                 row_begin, row_end, p.batch * p.n_src);
+    const auto q_stride = p.q_stride ? p.q_stride : width;
+    const auto dkv_stride = bp.dkv_stride ? bp.dkv_stride : width;
+    const float* alpha_saved = scratch.alpha.data();
+    const float* ds_saved = scratch.ds.data();
+    const std::int32_t* edge_dst = scratch.edge_dst.data();
 
     // Source pass: dk_i = sum ds scale q_j, dv_i = sum alpha g_j over the edges leaving i, in CSR
     // order (one writer per row: deterministic).
 #pragma omp parallel for schedule(dynamic, 16)
-    for (std::int64_t i = 0; i < p.n_src; ++i) {
-        for (std::int64_t b = 0; b < p.batch; ++b) {
-            const std::int64_t source = b * p.n_src + i;
-            float* dk = bp.dk + source * dkv_stride;
-            float* dv = bp.dv + source * dkv_stride;
-            std::fill(dk, dk + width, 0.0f);
-            std::fill(dv, dv + width, 0.0f);
-            const auto begin = bp.src_offsets[i], end = bp.src_offsets[i + 1];
-            for (auto n = begin; n < end; ++n) {
-                const auto e = bp.edges_by_src[n];
-                const std::int64_t row = b * p.n_dst + edge_dst[e - first_edge];
-                if (n + 1 < end) {
-                    const std::int64_t next =
-                        b * p.n_dst + edge_dst[bp.edges_by_src[n + 1] - first_edge];
-                    simd::prefetch_row(p.q + next * q_stride, width);
-                    simd::prefetch_row(bp.d_out + next * width, width);
-                }
-                const float* q = p.q + row * q_stride;
-                const float* g = bp.d_out + row * width;
-                const std::int64_t saved = (b * edges + e - first_edge) * heads;
-                for (std::int64_t h = 0; h < heads; ++h) {
-                    simd::axpy(dk + h * d, ds_saved[saved + h], q + h * d, d);
-                    simd::axpy(dv + h * d, alpha_saved[saved + h], g + h * d, d);
-                }
+    for (std::int64_t source = row_begin; source < row_end; ++source) {
+        const std::int64_t b = source / p.n_src, i = source % p.n_src;
+        float* dk = bp.dk + (source - row_begin) * dkv_stride;
+        float* dv = bp.dv + (source - row_begin) * dkv_stride;
+        std::fill(dk, dk + width, 0.0f);
+        std::fill(dv, dv + width, 0.0f);
+        const auto begin = bp.src_offsets[i], end = bp.src_offsets[i + 1];
+        for (auto n = begin; n < end; ++n) {
+            const auto e = bp.edges_by_src[n];
+            const std::int64_t row = b * p.n_dst + edge_dst[e - first_edge];
+            if (n + 1 < end) {
+                const std::int64_t next =
+                    b * p.n_dst + edge_dst[bp.edges_by_src[n + 1] - first_edge];
+                simd::prefetch_row(p.q + next * q_stride, width);
+                simd::prefetch_row(bp.d_out + next * width, width);
+            }
+            const float* q = p.q + row * q_stride;
+            const float* g = bp.d_out + row * width;
+            const std::int64_t saved = (b * edges + e - first_edge) * heads;
+            for (std::int64_t h = 0; h < heads; ++h) {
+                simd::axpy(dk + h * d, ds_saved[saved + h], q + h * d, d);
+                simd::axpy(dv + h * d, alpha_saved[saved + h], g + h * d, d);
             }
         }
     }
+}
+
+void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
+    GraphAttentionBackwardScratch scratch;
+    graph_attention_backward_destinations(bp, scratch);
+    graph_attention_backward_sources(bp, scratch, 0, bp.forward.batch * bp.forward.n_src);
 }
 
 }  // namespace boreas::kernels::cpu
