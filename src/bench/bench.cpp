@@ -340,6 +340,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             train_costs[std::string(pass) + "/decoder"] = cost_of({"decoder", "output"}, factor);
         }
         train_costs["backward/processor/recompute"] = PhaseCost{};  // not model FLOPs
+        train_costs["backward/decoder/recompute"] = PhaseCost{};    // a chunked decoder's
         const double step_median = statistics(train_totals, options.warmup)["median"].get<double>();
         auto train_params = params;
         train_params["first_step_loss"] = first_step_loss;
@@ -348,8 +349,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                                    verdict));
         for (const char* phase :
              {"forward", "forward/encoder", "forward/processor", "forward/decoder", "loss",
-              "backward", "backward/decoder", "backward/processor", "backward/processor/recompute",
-              "backward/encoder", "optimizer"}) {
+              "backward", "backward/decoder", "backward/decoder/recompute", "backward/processor",
+              "backward/processor/recompute", "backward/encoder", "optimizer"}) {
             if (!train_phases.count(phase)) continue;
             document["results"].push_back(phase_result(
                 std::string("train/") + phase, phase, train_phases.at(phase), options.warmup,

@@ -75,15 +75,17 @@ public:
     /// (normalised, residual and boundings applied), as anemoi-models returns it.
     Tensor forward(const Tensor& input, const ForwardOptions& options = {}) const;
 
-    /// Forward that keeps what backward needs. Supports the transformer and graph-transformer
-    /// processors; mappers run unchunked. With `activation_checkpointing` only the inputs of the
-    /// encoder and of each processor chunk (and the decoder's activations, which backward uses
-    /// first) are kept, and backward recomputes the rest (same results, less memory, about one
-    /// more encoder and processor forward of time).
+    /// Forward that keeps what backward needs. With `activation_checkpointing` only the inputs
+    /// of the encoder and of each processor chunk (and the decoder's and the last chunk's
+    /// activations, which backward uses first) are kept, and backward recomputes the rest (same
+    /// results, less memory, about one more encoder and processor forward of time). A decoder
+    /// too large for that (or with num_chunks > 1) runs in destination chunks, recomputed one at
+    /// a time by backward (docs/training.md).
     Tensor forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing = false) const;
     /// Adds the gradients of sum(d_output * output) to `gradients` (zero-initialised by
     /// zero_gradients). Deterministic for a fixed thread count. Under activation checkpointing
-    /// it recomputes into the tape, hence the tape is not const.
+    /// it recomputes into the tape and releases the tape as it goes, hence the tape is not
+    /// const and its backward runs once (a second call throws).
     void backward(TrainingTape& tape, const Tensor& d_output, Gradients& gradients) const;
     Gradients zero_gradients(const Tensor& input) const;
 
