@@ -48,7 +48,7 @@ struct TrainingTape {
 };
 
 class Model {
-public:
+  public:
     /// Checks the graph against the config (node sets, edge sets) and declares every parameter.
     Model(ModelConfig config, std::shared_ptr<const graphs::Graph> graph);
     ~Model();
@@ -81,7 +81,8 @@ public:
     /// results, less memory, about one more encoder and processor forward of time). A decoder
     /// too large for that (or with num_chunks > 1) runs in destination chunks, recomputed one at
     /// a time by backward (docs/training.md).
-    Tensor forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing = false) const;
+    Tensor forward_train(const Tensor& input, TrainingTape& tape,
+                         bool activation_checkpointing = false) const;
     /// Adds the gradients of sum(d_output * output) to `gradients` (zero-initialised by
     /// zero_gradients). Deterministic for a fixed thread count. Under activation checkpointing
     /// it recomputes into the tape and releases the tape as it goes, hence the tape is not
@@ -91,7 +92,7 @@ public:
 
     struct Impl;  ///< defined in src/model/model_impl.hpp (internal)
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
 };
 
