@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "boreas/train/trainer.hpp"
 #include "commands.hpp"
 
@@ -21,7 +23,9 @@ Runner add_train_command(CLI::App& app) {
                      "synthetic, or an anemoi dataset (Zarr store directory or zip): samples "
                      "in anemoi-training's order, normalised from the store's statistics")
         ->capture_default_str();
-    command->add_option("--data-threads", o->data_threads, "Loader worker threads, each reading whole samples, ahead of the step")
+    command
+        ->add_option("--data-threads", o->data_threads,
+                     "Loader worker threads, each reading whole samples, ahead of the step")
         ->capture_default_str();
     command->add_option("--data-queue", o->data_queue, "Batches read ahead of the step")
         ->capture_default_str();
@@ -33,7 +37,14 @@ Runner add_train_command(CLI::App& app) {
     command->add_option("--steps", o->steps, "Optimiser steps")->capture_default_str();
     command->add_option("--rollout", o->rollout, "Autoregressive steps per sample")
         ->capture_default_str();
-    command->add_option("--batch", o->batch, "Samples per step")->capture_default_str();
+    command
+        ->add_option("--batch", o->batch, "Samples per step (the global batch, over all replicas)")
+        ->capture_default_str();
+    command
+        ->add_option("--replicas", o->replicas,
+                     "Data-parallel replicas, one per MPI rank (launch with mpirun -n R or "
+                     "srun); default: the rank count")
+        ->check(CLI::NonNegativeNumber);
     command->add_option("--lr", o->lr, "Peak learning rate (cosine schedule)")
         ->capture_default_str();
     command->add_option("--min-lr", o->min_lr, "Final learning rate")->capture_default_str();
@@ -55,7 +66,11 @@ Runner add_train_command(CLI::App& app) {
                         "OpenMP threads (results are bit-identical at a fixed count)");
     return [o, dir]() {
         o->checkpoint_dir = *dir;
+        const auto& world = dist::Communicator::world();
+        // One voice: rank 0 logs progress and prints the results; the others only warnings.
+        if (world.rank() != 0) log::set_level(log::Level::warning);
         const auto summary = train::run_training(*o);
+        if (world.rank() != 0) return 0;
         const auto& l = summary.losses;
         if (!l.empty()) {
             fmt::print(

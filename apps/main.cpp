@@ -20,6 +20,7 @@
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "commands.hpp"
 
 namespace boreas::apps {
@@ -80,19 +81,19 @@ int main(int argc, char** argv) {
             if (command->parsed()) return run();
         return 0;
     } catch (const Error& error) {
-        log::error("{}", error.message());
+        log::error("{}{}", dist::rank_prefix(), error.message());
         log::debug("raised at {}", error.location());
-        return 1;
+        return dist::end_run(1);
     } catch (const std::bad_alloc&) {
         // Say what ran out and how much was in use, not just "std::bad_alloc".
         log::error(
-            "out of memory: an allocation failed with {:.2f} GiB resident at the peak "
+            "{}out of memory: an allocation failed with {:.2f} GiB resident at the peak "
             "(ulimit -v, the cgroup or the machine's memory); a smaller config, batch or "
             "--activation-checkpointing needs less",
-            static_cast<double>(peak_rss_bytes()) / (1u << 30));
-        return 1;
+            dist::rank_prefix(), static_cast<double>(peak_rss_bytes()) / (1u << 30));
+        return dist::end_run(1);
     } catch (const std::exception& error) {
-        log::error("{}", error.what());
-        return 1;
+        log::error("{}{}", dist::rank_prefix(), error.what());
+        return dist::end_run(1);
     }
 }

@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev libopenblas-openmp-dev
   libnanoflann-dev libeccodes-dev libeccodes-data libzip-dev libnetcdf-dev
   libblosc-dev libzstd-dev liblz4-dev zlib1g-dev libssl-dev
+  libopenmpi-dev openmpi-bin
   python3 python3-jsonschema
 )
 

@@ -16,6 +16,7 @@
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
 #include "boreas/data/loader.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/normaliser.hpp"
@@ -243,10 +244,65 @@ std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
     return batches;
 }
 
+/// Rows [first, first + count) of a batch's leading dimension: one replica's share.
+Tensor batch_rows(const Tensor& batch, std::int64_t first, std::int64_t count) {
+    auto shape = batch.shape();
+    const std::int64_t per_sample = batch.numel() / shape[0];
+    shape[0] = count;
+    Tensor out = Tensor::uninitialised(shape);
+    std::copy_n(batch.data() + first * per_sample, count * per_sample, out.data());
+    return out;
+}
+
+/// Averages the replicas' gradients and loss (each replica's loss is the mean over its equal
+/// share of the global batch, so their mean is the global batch's), all parameters in one
+/// buffer in name order, summed in rank order: every rank applies the same update.
+void average_over_replicas(const dist::Communicator& world, StepResult& result) {
+    std::size_t total = 0;
+    for (const auto& [name, grad] : result.gradients.parameters)
+        total += static_cast<std::size_t>(grad.numel());
+    std::vector<float> buffer(total);
+    std::size_t offset = 0;
+    for (const auto& [name, grad] : result.gradients.parameters) {
+        std::copy(grad.values().begin(), grad.values().end(), buffer.begin() + offset);
+        offset += static_cast<std::size_t>(grad.numel());
+    }
+    world.allreduce_sum(std::span<float>(buffer));
+    const float scale = 1.0f / static_cast<float>(world.size());
+    offset = 0;
+    for (auto& [name, grad] : result.gradients.parameters) {
+        float* g = grad.data();
+        for (std::int64_t i = 0; i < grad.numel(); ++i) g[i] = buffer[offset + i] * scale;
+        offset += static_cast<std::size_t>(grad.numel());
+    }
+    double loss = result.loss;
+    world.allreduce_sum(std::span<double>(&loss, 1));
+    result.loss = loss / world.size();
+}
+
 TrainSummary run_training(const TrainOptions& options) {
     BOREAS_CHECK(options.steps >= 1 && options.rollout >= 1 && options.batch >= 1,
                  "--steps, --rollout and --batch must be >= 1");
     if (options.threads > 0) omp_set_num_threads(options.threads);
+    const auto& world = dist::Communicator::world();
+    const int replicas = options.replicas > 0 ? options.replicas : world.size();
+    BOREAS_CHECK(replicas == world.size(),
+                 "--replicas {} but {} rank(s): each rank is one replica (model sharding, which "
+                 "would group ranks, is not available yet)",
+                 replicas, world.size());
+    BOREAS_CHECK(options.batch % replicas == 0,
+                 "--batch {} does not split into {} equal replica shares", options.batch, replicas);
+    const std::int64_t share = options.batch / replicas, first_sample = world.rank() * share;
+    if (world.distributed()) {
+        world.check_same("command line (config, overrides, options)",
+                         fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", options.config,
+                                     fmt::join(options.overrides, ","), options.data, options.steps,
+                                     options.batch, options.rollout, options.seed,
+                                     options.checkpoint_dir.string()));
+        log::info("data parallel: {}; rank {} takes samples [{}, {}) of each global batch of {}",
+                  world.describe(), world.rank(), first_sample, first_sample + share,
+                  options.batch);
+    }
     auto config = model::load_config(options.config, options.overrides);
     auto graph = model::graph_for(config);
     model::Model model(config, graph);
@@ -305,9 +361,14 @@ TrainSummary run_training(const TrainOptions& options) {
         Tensor batch =
             loader ? loader->batch(step)
                    : synthetic_batch(model, options.batch, options.rollout, options.seed, step);
-        auto result = rollout_step(model, batch, options.rollout, loss_config,
-                                   options.activation_checkpointing);
+        // Every rank draws the same global batch and keeps its share: the samples, and so the
+        // result, do not depend on the rank count.
+        const Tensor local =
+            world.distributed() ? batch_rows(batch, first_sample, share) : Tensor();
+        auto result = rollout_step(model, world.distributed() ? local : batch, options.rollout,
+                                   loss_config, options.activation_checkpointing);
         if (loader) loader->give_back(std::move(batch));
+        if (world.distributed()) average_over_replicas(world, result);
         std::string bad;
         if (!std::isfinite(result.loss)) bad = "the loss";
         for (const auto& [name, grad] : result.gradients.parameters) {
@@ -341,9 +402,14 @@ TrainSummary run_training(const TrainOptions& options) {
         log::info("step {:>5}  loss {:.6g}  lr {:.3g}", step + 1, result.loss, lr);
         if (validation_loader && ((step + 1) % validate_every == 0 || step + 1 == options.steps))
             validate(step + 1);
+        // Rank 0 writes (every rank holds the same weights and moments); the others wait, so a
+        // checkpoint exists for all before any rank goes on.
         if (!options.checkpoint_dir.empty() &&
-            ((step + 1) % options.checkpoint_every == 0 || step + 1 == options.steps))
-            save_checkpoint(options.checkpoint_dir, step + 1, model, optimiser, history);
+            ((step + 1) % options.checkpoint_every == 0 || step + 1 == options.steps)) {
+            if (world.rank() == 0)
+                save_checkpoint(options.checkpoint_dir, step + 1, model, optimiser, history);
+            world.barrier();
+        }
     }
     if (loader) {
         const auto stats = loader->stats();

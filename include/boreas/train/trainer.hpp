@@ -28,7 +28,10 @@ struct TrainOptions {
     int validate_every = 0;  ///< steps between validations (0: at each checkpoint) and at the end
     int steps = 200;
     int rollout = 1;
-    int batch = 1;
+    int batch = 1;  ///< the global batch: samples per optimiser step over all replicas
+    /// Data-parallel replicas (0: one per MPI rank). Each takes an equal share of the global
+    /// batch; gradients and loss are averaged over replicas before the optimiser step.
+    int replicas = 0;
     std::uint64_t seed = 1;
     double lr = 1e-3;
     double min_lr = 1e-5;

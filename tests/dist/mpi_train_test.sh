@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Data parallel under MPI (ctest label mpi): 2 replicas on 2 ranks give the losses and final
+# weights of one process with the same global batch (fp32 tolerance: the replicas' gradients are
+# summed in rank order instead of within one batch); a bad rank split, a batch that does not
+# split and ranks with different configs are one-line errors naming the rank, and every rank
+# exits non-zero.
+set -u
+boreas=$1
+mpiexec=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passes=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { passes=$((passes + 1)); }
+# Root-safe and container-safe: shared memory only, no cross-memory attach.
+mpirun() {
+  "$mpiexec" --allow-run-as-root --oversubscribe --mca btl self,vader \
+    --mca btl_vader_single_copy_mechanism none "$@"
+}
+common=(train --config tiny --steps 8 --threads 1 --checkpoint-every 8)
+
+"$boreas" "${common[@]}" --batch 4 --checkpoint-dir "$work/one" >"$work/one.out" 2>"$work/one.err" \
+  && pass || fail "single process: $(tail -3 "$work/one.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --batch 4 --replicas 2 --checkpoint-dir "$work/two" >"$work/two.out" 2>"$work/two.err" \
+  && pass || fail "2 replicas: $(tail -5 "$work/two.err")"
+grep -q "data parallel: MPI" "$work/two.err" && pass || fail "no data-parallel line: $(head -5 "$work/two.err")"
+[[ $(grep -c '^losses:' "$work/two.out") == 1 ]] && pass || fail "rank 0 alone prints results: $(cat "$work/two.out")"
+/usr/bin/python3 - "$work" <<'PY' && pass || fail "2 replicas differ from one process"
+import json, struct, sys
+from pathlib import Path
+work = Path(sys.argv[1])
+def losses(name):
+    text = (work / name).read_text()
+    return [float(v) for v in text.split("losses:")[1].split()]
+a, b = losses("one.out"), losses("two.out")
+assert len(a) == len(b) == 8, (a, b)
+worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+assert worst < 1e-5, f"losses differ by {worst:.2e} relative: {a} vs {b}"
+def weights(run):
+    raw = (work / run / "step-00000008" / "weights.safetensors").read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        out[name] = struct.unpack(f"<{(end - start) // 4}f", raw[8 + n + start:8 + n + end])
+    return out
+wa, wb = weights("one"), weights("two")
+assert wa.keys() == wb.keys()
+err, where = 0.0, ""
+for name in wa:
+    if name.endswith("lin_key.bias"):
+        # Its gradient is zero but for rounding (softmax is shift-invariant); AdamW turns that
+        # rounding into steps of up to lr either way: bounded by steps x peak lr, not by scale.
+        assert max(abs(x - y) for x, y in zip(wa[name], wb[name])) <= 8 * 1e-3, name
+        continue
+    scale = max(max(abs(v) for v in wa[name]), 1e-6)
+    e = max(abs(x - y) for x, y in zip(wa[name], wb[name])) / scale
+    if e > err:
+        err, where = e, name
+print(f"worst weight difference {err:.2e} of the tensor's scale in {where}")
+assert err < 1e-5, f"final weights differ by {err:.2e} of their scale ({where})"
+print(f"2 replicas vs 1 process: losses within {worst:.1e}, weights within {err:.1e}")
+PY
+
+# Bad input: every rank exits non-zero with one line naming the rank.
+mpirun -n 2 "$boreas" "${common[@]}" --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
+rc=$?
+((rc != 0)) && grep -q "rank [01] of 2: --replicas 3 but 2 rank(s)" "$work/r.err" && pass \
+  || fail "replicas mismatch: rc=$rc $(cat "$work/r.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --batch 3 >"$work/b.out" 2>"$work/b.err"
+rc=$?
+((rc != 0)) && grep -q "does not split into 2 equal replica shares" "$work/b.err" && pass \
+  || fail "batch split: rc=$rc $(cat "$work/b.err")"
+mpirun -n 1 "$boreas" "${common[@]}" --batch 2 : -n 1 "$boreas" "${common[@]}" --batch 2 --seed 7 >"$work/c.out" 2>"$work/c.err"
+rc=$?
+((rc != 0)) && grep -q "rank 1 has another command line" "$work/c.err" && pass \
+  || fail "mismatched ranks: rc=$rc $(cat "$work/c.err")"
+
+echo "mpi_train_test: $passes passed, $failures failed"
+((failures == 0))
