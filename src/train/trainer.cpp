@@ -368,7 +368,11 @@ TrainSummary run_training(const TrainOptions& options) {
         auto result = rollout_step(model, world.distributed() ? local : batch, options.rollout,
                                    loss_config, options.activation_checkpointing);
         if (loader) loader->give_back(std::move(batch));
-        if (world.distributed()) average_over_replicas(world, result);
+        if (world.distributed()) {
+            Stopwatch allreduce;
+            average_over_replicas(world, result);
+            summary.allreduce_seconds += allreduce.seconds();
+        }
         std::string bad;
         if (!std::isfinite(result.loss)) bad = "the loss";
         for (const auto& [name, grad] : result.gradients.parameters) {
@@ -419,6 +423,18 @@ TrainSummary run_training(const TrainOptions& options) {
             "({:.1f} % of {:.2f} s)",
             stats.batches, stats.read_seconds, stats.wait_seconds,
             100.0 * stats.wait_seconds / std::max(clock.seconds(), 1e-9), clock.seconds());
+    }
+    if (world.distributed()) {
+        std::int64_t values = 0;
+        for (const auto& name : model.parameters().names())
+            values += model.parameters().get(name).numel();
+        summary.allreduce_bytes = values * static_cast<std::int64_t>(sizeof(float));
+        log::info(
+            "data parallel: {} replicas; averaging gradients ({:.1f} MB per step, not overlapped "
+            "with the backward) took {:.3f} s of {:.3f} s ({:.1f} %) on rank {}",
+            world.size(), static_cast<double>(summary.allreduce_bytes) / 1e6,
+            summary.allreduce_seconds, clock.seconds(),
+            100.0 * summary.allreduce_seconds / std::max(clock.seconds(), 1e-9), world.rank());
     }
     summary.losses = losses;
     summary.validation = history.validation;

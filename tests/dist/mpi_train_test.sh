@@ -18,11 +18,11 @@ mpirun() {
   "$mpiexec" --allow-run-as-root --oversubscribe --mca btl self,vader \
     --mca btl_vader_single_copy_mechanism none "$@"
 }
-common=(train --config tiny --steps 8 --threads 1 --checkpoint-every 8)
+common=(train --config tiny --threads 1 --checkpoint-every 8)
 
-"$boreas" "${common[@]}" --batch 4 --checkpoint-dir "$work/one" >"$work/one.out" 2>"$work/one.err" \
+"$boreas" "${common[@]}" --steps 8 --batch 4 --checkpoint-dir "$work/one" >"$work/one.out" 2>"$work/one.err" \
   && pass || fail "single process: $(tail -3 "$work/one.err")"
-mpirun -n 2 "$boreas" "${common[@]}" --batch 4 --replicas 2 --checkpoint-dir "$work/two" >"$work/two.out" 2>"$work/two.err" \
+mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 2 --checkpoint-dir "$work/two" >"$work/two.out" 2>"$work/two.err" \
   && pass || fail "2 replicas: $(tail -5 "$work/two.err")"
 grep -q "data parallel: MPI" "$work/two.err" && pass || fail "no data-parallel line: $(head -5 "$work/two.err")"
 [[ $(grep -c '^losses:' "$work/two.out") == 1 ]] && pass || fail "rank 0 alone prints results: $(cat "$work/two.out")"
@@ -66,16 +66,39 @@ assert err < 1e-5, f"final weights differ by {err:.2e} of their scale ({where})"
 print(f"2 replicas vs 1 process: losses within {worst:.1e}, weights within {err:.1e}")
 PY
 
+# One rank killed (SIGKILL) after the first checkpoint ends the job; resumed from that
+# checkpoint, the 2-replica run gives the uninterrupted 2-replica run's losses bit for bit.
+mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/u" >"$work/u.out" 2>"$work/u.err" \
+  && pass || fail "2 replicas, 24 steps: $(tail -3 "$work/u.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/k" >"$work/k1.out" 2>&1 &
+job=$!
+for _ in $(seq 1 1200); do
+  [[ -d $work/k/step-00000008 ]] && break
+  sleep 0.05
+done
+victim=$(pgrep -f "checkpoint-dir $work/k" | while read -r p; do
+  [[ $(ps -o comm= -p "$p") == boreas ]] && echo "$p"; done | tail -1)
+[[ -n $victim ]] && kill -9 "$victim"
+wait "$job" 2>/dev/null
+[[ -d $work/k/step-00000008 && ! -d $work/k/step-00000024 ]] && pass \
+  || fail "kill: $(ls "$work/k") (victim '$victim')"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/k" --resume >"$work/k2.out" 2>"$work/k2.err" \
+  && pass || fail "resume: $(tail -3 "$work/k2.err")"
+if [[ "$(grep '^losses:' "$work/u.out")" == "$(grep '^losses:' "$work/k2.out")" ]]; then pass; else
+  fail "resumed losses differ: $(grep '^losses:' "$work/u.out") vs $(grep '^losses:' "$work/k2.out")"; fi
+cmp -s "$work/u/step-00000024/weights.safetensors" "$work/k/step-00000024/weights.safetensors" \
+  && pass || fail "resumed weights differ from the uninterrupted run's"
+
 # Bad input: every rank exits non-zero with one line naming the rank.
-mpirun -n 2 "$boreas" "${common[@]}" --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
 rc=$?
 ((rc != 0)) && grep -q "rank [01] of 2: --replicas 3 but 2 rank(s)" "$work/r.err" && pass \
   || fail "replicas mismatch: rc=$rc $(cat "$work/r.err")"
-mpirun -n 2 "$boreas" "${common[@]}" --batch 3 >"$work/b.out" 2>"$work/b.err"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 3 >"$work/b.out" 2>"$work/b.err"
 rc=$?
 ((rc != 0)) && grep -q "does not split into 2 equal replica shares" "$work/b.err" && pass \
   || fail "batch split: rc=$rc $(cat "$work/b.err")"
-mpirun -n 1 "$boreas" "${common[@]}" --batch 2 : -n 1 "$boreas" "${common[@]}" --batch 2 --seed 7 >"$work/c.out" 2>"$work/c.err"
+mpirun -n 1 "$boreas" "${common[@]}" --steps 8 --batch 2 : -n 1 "$boreas" "${common[@]}" --steps 8 --batch 2 --seed 7 >"$work/c.out" 2>"$work/c.err"
 rc=$?
 ((rc != 0)) && grep -q "rank 1 has another command line" "$work/c.err" && pass \
   || fail "mismatched ranks: rc=$rc $(cat "$work/c.err")"

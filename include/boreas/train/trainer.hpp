@@ -58,7 +58,9 @@ struct TrainSummary {
     std::vector<double> losses;  ///< one per step run (skipped steps: NaN)
     std::int64_t first_step = 0;
     double seconds_per_step = 0;
-    double data_wait_seconds = 0;                             ///< steps waiting for dataset batches
+    double data_wait_seconds = 0;  ///< steps waiting for dataset batches
+    double allreduce_seconds = 0;  ///< data parallel: averaging gradients over replicas (rank 0)
+    std::int64_t allreduce_bytes = 0;  ///< per step: the gradients' size, reduced once
     std::vector<std::pair<std::int64_t, double>> validation;  ///< (step, validation loss)
 };
 
