@@ -16,6 +16,11 @@ BatchLoader::BatchLoader(const std::filesystem::path& store, LoaderOptions optio
     BOREAS_CHECK(options_.batch >= 1 && options_.threads >= 1 && options_.queue >= 1,
                  "loader of '{}': batch, threads and queue must be >= 1 (got {}, {}, {})", where,
                  options_.batch, options_.threads, options_.queue);
+    BOREAS_CHECK(options_.share_count == 0 ||
+                     (options_.share_first >= 0 && options_.share_count > 0 &&
+                      options_.share_first + options_.share_count <= options_.batch),
+                 "loader of '{}': share [{}, {}) is not inside a batch of {}", where,
+                 options_.share_first, options_.share_first + options_.share_count, options_.batch);
     BOREAS_CHECK(options_.mul.size() == options_.variables.size() &&
                      options_.add.size() == options_.variables.size(),
                  "loader of '{}': {} variables but {} / {} normalisation factors", where,
@@ -60,8 +65,13 @@ std::vector<std::int64_t> BatchLoader::anchors_of(std::int64_t step) {
                      dataset_.location(), anchors_.size());
         stream_.insert(stream_.end(), epoch.begin(), epoch.end());
     }
-    const auto first = stream_.begin() + static_cast<std::ptrdiff_t>(step * batch);
-    return {first, first + static_cast<std::ptrdiff_t>(batch)};
+    auto first = stream_.begin() + static_cast<std::ptrdiff_t>(step * batch);
+    auto last = first + static_cast<std::ptrdiff_t>(batch);
+    if (options_.share_count > 0) {
+        first += options_.share_first;
+        last = first + options_.share_count;
+    }
+    return {first, last};
 }
 
 void BatchLoader::read_sample(std::int64_t anchor, float* out, Scratch& scratch) const {

@@ -198,6 +198,8 @@ std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
     loader.variables = config.variables;
     loader.threads = options.data_threads;
     loader.queue = options.data_queue;
+    loader.share_first = split.share_first;
+    loader.share_count = split.share_count;
     const data::AnemoiDataset dataset(options.data);
     // anemoi-training's time increment: the model's time step in store dates (default 6 h).
     const std::int64_t timestep = config.timestep_seconds > 0 ? config.timestep_seconds : 6 * 3600;
@@ -337,6 +339,12 @@ TrainSummary run_training(const TrainOptions& options) {
         training.end_date = first;
         held_out = {first, INT64_MAX, false, 1};
     }
+    // Data parallel: a replica reads only its share of each global batch (validation, one
+    // window at a time, runs whole on every rank).
+    if (world.distributed()) {
+        training.share_first = static_cast<int>(first_sample);
+        training.share_count = static_cast<int>(share);
+    }
     const auto loader =
         options.data == "synthetic" ? nullptr : dataset_loader(options, model, training);
     const auto validation_loader =
@@ -361,12 +369,12 @@ TrainSummary run_training(const TrainOptions& options) {
         Tensor batch =
             loader ? loader->batch(step)
                    : synthetic_batch(model, options.batch, options.rollout, options.seed, step);
-        // Every rank draws the same global batch and keeps its share: the samples, and so the
-        // result, do not depend on the rank count.
-        const Tensor local =
-            world.distributed() ? batch_rows(batch, first_sample, share) : Tensor();
-        auto result = rollout_step(model, world.distributed() ? local : batch, options.rollout,
-                                   loss_config, options.activation_checkpointing);
+        // Every rank draws the same global batch and keeps its share (the dataset loader reads
+        // only that share): the samples, and so the result, do not depend on the rank count.
+        const bool slice = world.distributed() && !loader;
+        const Tensor local = slice ? batch_rows(batch, first_sample, share) : Tensor();
+        auto result = rollout_step(model, slice ? local : batch, options.rollout, loss_config,
+                                   options.activation_checkpointing);
         if (loader) loader->give_back(std::move(batch));
         if (world.distributed()) {
             Stopwatch allreduce;

@@ -89,6 +89,19 @@ if [[ "$(grep '^losses:' "$work/u.out")" == "$(grep '^losses:' "$work/k2.out")" 
 cmp -s "$work/u/step-00000024/weights.safetensors" "$work/k/step-00000024/weights.safetensors" \
   && pass || fail "resumed weights differ from the uninterrupted run's"
 
+# From an anemoi dataset: each replica reads only its share of every global batch; the same
+# losses as one process reading the whole batch.
+store=$(dirname "$0")/../data/datasets/o16.zarr
+"$boreas" "${common[@]}" --data "$store" --steps 4 --batch 2 >"$work/d1.out" 2>"$work/d1.err" \
+  && pass || fail "dataset, 1 process: $(tail -3 "$work/d1.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --data "$store" --steps 4 --batch 2 >"$work/d2.out" 2>"$work/d2.err" \
+  && pass || fail "dataset, 2 replicas: $(tail -3 "$work/d2.err")"
+/usr/bin/python3 - "$work/d1.out" "$work/d2.out" <<'PY' && pass || fail "dataset losses differ: $(grep losses "$work/d1.out" "$work/d2.out")"
+import sys
+a, b = ([float(v) for v in open(f).read().split("losses:")[1].split()] for f in sys.argv[1:3])
+assert len(a) == len(b) == 4 and max(abs(x - y) / abs(x) for x, y in zip(a, b)) < 1e-5, (a, b)
+PY
+
 # Bad input: every rank exits non-zero with one line naming the rank.
 mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
 rc=$?

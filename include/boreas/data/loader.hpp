@@ -32,6 +32,9 @@ struct LoaderOptions {
     bool shuffle = true;  ///< false: anchors in date order (anemoi's validation loader)
     int threads = 1;      ///< worker threads, each reading whole samples, across batches
     int queue = 2;        ///< batches prepared ahead
+    /// Data parallel: only samples [share_first, share_first + share_count) of each global
+    /// batch of `batch` samples are read (0: all). Every replica draws the same global batches.
+    int share_first = 0, share_count = 0;
 };
 
 /// What the loader spent: for `boreas train --data` and `bench data`.
@@ -51,7 +54,7 @@ class BatchLoader {
     const AnemoiDataset& dataset() const { return dataset_; }
     /// Usable anchors (windows without a missing date).
     std::int64_t anchors() const { return static_cast<std::int64_t>(anchors_.size()); }
-    /// The dates (anchors) of batch `step`.
+    /// The dates (anchors) of batch `step` (of this loader's share of it).
     std::vector<std::int64_t> anchors_of(std::int64_t step);
     /// Batch `step`: [batch, dates, 1, points, variables], normalised (ensemble member 0).
     /// Steps are expected in increasing order (the next ones are prepared meanwhile); any step

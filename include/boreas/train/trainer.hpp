@@ -70,6 +70,7 @@ struct DatasetSplit {
     std::int64_t first_date = 0, end_date = INT64_MAX;
     bool shuffle = true;
     int batch = 0;
+    int share_first = 0, share_count = 0;  ///< data parallel: this replica's samples (0: all)
 };
 
 /// The loader `run_training` uses for `--data STORE`: the model's variables as columns,
