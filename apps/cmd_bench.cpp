@@ -8,6 +8,7 @@
 #include "boreas/bench/roof.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/data/bench.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "commands.hpp"
 
@@ -125,6 +126,9 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
             return 0;
         }
         const auto document = bench::run(*options);
+        // Under MPI every rank measured; rank 0 writes and prints (the document holds the
+        // other ranks' medians per phase).
+        if (dist::Communicator::world().rank() != 0) return 0;
         if (!json->empty()) io::write_text_atomically(*json, document.dump(2) + "\n");
         if (!csv->empty()) io::write_text_atomically(*csv, bench::format_csv(document));
         fmt::print("{}", bench::format_table(document));

@@ -22,6 +22,7 @@
 #include "boreas/model/model.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
+#include "boreas/train/trainer.hpp"
 #include "cost_model.hpp"
 
 namespace boreas::bench {
@@ -194,6 +195,16 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     };
     const bool run_forward = options.what != "train";
     const bool run_train = options.what != "forward";
+    // Under MPI (mpirun -n R boreas bench train): data parallel, each rank one replica with its
+    // share of the batch, the gradients averaged in the step's "allreduce" phase.
+    const auto& world = dist::Communicator::world();
+    BOREAS_CHECK(!world.distributed() || !run_forward,
+                 "bench {} on {} ranks: only 'train' runs across ranks (data parallel); the "
+                 "forward would need model sharding, which is not available yet",
+                 options.what, world.size());
+    BOREAS_CHECK(batch % world.size() == 0,
+                 "--batch {} does not split into {} equal replica shares", batch, world.size());
+    const std::int64_t share = batch / world.size();
     Tensor output;
     std::vector<double> totals, train_totals;
     double first_step_loss = 0;  // the training step's loss on its first (warm-up) call
@@ -230,13 +241,20 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                                   input.dim(4) +
                                               input_column[v]];
                     }
+        const Tensor local = world.distributed()
+                                 ? train::batch_rows(train_batch, world.rank() * share, share)
+                                 : Tensor();
         std::map<std::string, train::AdamWState> states;
         std::int64_t optimiser_step = 0;
         measure(
             "train",
             [&] {
-                auto result = train::rollout_step(model, train_batch, 1, {},
-                                                  options.activation_checkpointing);
+                auto result = train::rollout_step(model, world.distributed() ? local : train_batch,
+                                                  1, {}, options.activation_checkpointing);
+                if (world.distributed()) {
+                    BOREAS_RANGE("allreduce");
+                    train::average_over_replicas(world, result);
+                }
                 if (optimiser_step == 0) first_step_loss = result.loss;  // checked against peers
                 BOREAS_RANGE("optimizer");
                 ++optimiser_step;
@@ -250,7 +268,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             },
             train_totals, train_phases);
     }
-    const auto costs = forward_costs(model.config(), model.graph(), static_cast<int>(batch));
+    // The work of this rank: its share of the batch.
+    const auto costs = forward_costs(model.config(), model.graph(), static_cast<int>(share));
     const auto verdict =
         run_forward ? verification(output, options.verify)
                     : nlohmann::ordered_json{{"status", "not-checked"},
@@ -341,20 +360,46 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         }
         train_costs["backward/processor/recompute"] = PhaseCost{};  // not model FLOPs
         train_costs["backward/decoder/recompute"] = PhaseCost{};    // a chunked decoder's
+        // The all-reduce moves every gradient once each way (its bytes, no model FLOPs).
+        double gradient_bytes = 0;
+        for (const auto& name : model.parameters().names())
+            gradient_bytes += 4.0 * static_cast<double>(model.parameters().get(name).numel());
+        train_costs["allreduce"] = PhaseCost{0.0, 2.0 * gradient_bytes};
         const double step_median = statistics(train_totals, options.warmup)["median"].get<double>();
         auto train_params = params;
         train_params["first_step_loss"] = first_step_loss;
-        document["results"].push_back(phase_result("train", "total", train_totals, options.warmup,
-                                                   step_cost, roof, step_median, train_params,
-                                                   verdict));
+        // Across ranks: each phase's median on every rank, their mean and maximum (the slowest
+        // rank sets the step; the gap is load imbalance).
+        auto with_ranks = [&](nlohmann::ordered_json result) {
+            if (!world.distributed()) return result;
+            std::vector<double> medians(static_cast<std::size_t>(world.size()), 0.0);
+            medians[static_cast<std::size_t>(world.rank())] =
+                result["stats"]["median"].get<double>();
+            world.allreduce_sum(std::span<double>(medians));
+            result["ranks"] = {
+                {"count", world.size()},
+                {"median_s", medians},
+                {"mean_of_medians_s",
+                 std::accumulate(medians.begin(), medians.end(), 0.0) / world.size()},
+                {"max_of_medians_s", *std::max_element(medians.begin(), medians.end())}};
+            return result;
+        };
+        if (world.distributed()) {
+            train_params["data_parallel"] = {{"ranks", world.size()},
+                                             {"batch_per_rank", share},
+                                             {"communicator", world.describe()}};
+        }
+        document["results"].push_back(
+            with_ranks(phase_result("train", "total", train_totals, options.warmup, step_cost, roof,
+                                    step_median, train_params, verdict)));
         for (const char* phase :
              {"forward", "forward/encoder", "forward/processor", "forward/decoder", "loss",
               "backward", "backward/decoder", "backward/decoder/recompute", "backward/processor",
-              "backward/processor/recompute", "backward/encoder", "optimizer"}) {
+              "backward/processor/recompute", "backward/encoder", "allreduce", "optimizer"}) {
             if (!train_phases.count(phase)) continue;
-            document["results"].push_back(phase_result(
+            document["results"].push_back(with_ranks(phase_result(
                 std::string("train/") + phase, phase, train_phases.at(phase), options.warmup,
-                train_costs.at(phase), roof, step_median, params, verdict));
+                train_costs.at(phase), roof, step_median, params, verdict)));
         }
     }
     document["repro"] = options.command_line;

@@ -246,7 +246,6 @@ std::unique_ptr<data::BatchLoader> dataset_loader(const TrainOptions& options,
     return batches;
 }
 
-/// Rows [first, first + count) of a batch's leading dimension: one replica's share.
 Tensor batch_rows(const Tensor& batch, std::int64_t first, std::int64_t count) {
     auto shape = batch.shape();
     const std::int64_t per_sample = batch.numel() / shape[0];
@@ -256,9 +255,9 @@ Tensor batch_rows(const Tensor& batch, std::int64_t first, std::int64_t count) {
     return out;
 }
 
-/// Averages the replicas' gradients and loss (each replica's loss is the mean over its equal
-/// share of the global batch, so their mean is the global batch's), all parameters in one
-/// buffer in name order, summed in rank order: every rank applies the same update.
+// Averages the replicas' gradients and loss (each replica's loss is the mean over its equal
+// share of the global batch, so their mean is the global batch's), all parameters in one
+// buffer in name order, summed in rank order: every rank applies the same update.
 void average_over_replicas(const dist::Communicator& world, StepResult& result) {
     std::size_t total = 0;
     for (const auto& [name, grad] : result.gradients.parameters)

@@ -102,6 +102,28 @@ a, b = ([float(v) for v in open(f).read().split("losses:")[1].split()] for f in 
 assert len(a) == len(b) == 4 and max(abs(x - y) / abs(x) for x, y in zip(a, b)) < 1e-5, (a, b)
 PY
 
+# bench train under MPI: one replica per rank, an allreduce phase, every rank's median per phase.
+mpirun -n 2 "$boreas" bench train --config tiny --batch 2 --threads 1 --warmup 1 --repetitions 2 \
+  --json "$work/bench.json" >"$work/bench.out" 2>"$work/bench.err" \
+  && pass || fail "bench train on 2 ranks: $(tail -3 "$work/bench.err")"
+/usr/bin/python3 - "$work/bench.json" "$(dirname "$0")/../../docs/bench-schema.json" <<'PY' && pass || fail "bench document: $(head -c 400 "$work/bench.json")"
+import json, sys
+import jsonschema
+doc = json.load(open(sys.argv[1]))
+jsonschema.validate(doc, json.load(open(sys.argv[2])))
+names = [r["name"] for r in doc["results"]]
+assert "train/allreduce" in names, names
+total = doc["results"][0]
+assert total["params"]["data_parallel"]["ranks"] == 2 and total["params"]["data_parallel"]["batch_per_rank"] == 1
+ranks = total["ranks"]
+assert ranks["count"] == 2 and len(ranks["median_s"]) == 2 and ranks["max_of_medians_s"] >= ranks["mean_of_medians_s"] > 0
+PY
+[[ $(grep -c '^phase' "$work/bench.out") == 1 ]] && pass || fail "rank 0 alone prints the table: $(cat "$work/bench.out")"
+mpirun -n 2 "$boreas" bench forward --config tiny --repetitions 1 >"$work/bf.out" 2>"$work/bf.err"
+rc=$?
+((rc != 0)) && grep -q "only 'train' runs across ranks" "$work/bf.err" && pass \
+  || fail "bench forward on 2 ranks: rc=$rc $(cat "$work/bf.err")"
+
 # Bad input: every rank exits non-zero with one line naming the rank.
 mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
 rc=$?

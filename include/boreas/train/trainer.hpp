@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "boreas/data/loader.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "boreas/model/model.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
@@ -51,6 +52,13 @@ struct TrainOptions {
 /// their names (cos/sin of latitude and longitude) or stay fixed. The next state is a known
 /// function of the last ones, so a model can learn it and the loss must fall.
 /// Returns [batch, T + R, 1, N, V_dataset] for training step `step`.
+/// Samples [first, first + count) of a batch (its leading dimension): one replica's share.
+Tensor batch_rows(const Tensor& batch, std::int64_t first, std::int64_t count);
+
+/// Data parallel: averages the replicas' gradients and loss over `world` (rank-ordered
+/// all-reduce of all gradients in one buffer, name order); every rank ends with the same.
+void average_over_replicas(const dist::Communicator& world, StepResult& result);
+
 Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::uint64_t seed,
                        std::int64_t step);
 
