@@ -80,8 +80,12 @@ victim=$(pgrep -f "checkpoint-dir $work/k" | while read -r p; do
   [[ $(ps -o comm= -p "$p") == boreas ]] && echo "$p"; done | tail -1)
 [[ -n $victim ]] && kill -9 "$victim"
 wait "$job" 2>/dev/null
+rc=$?
 [[ -d $work/k/step-00000008 && ! -d $work/k/step-00000024 ]] && pass \
   || fail "kill: $(ls "$work/k") (victim '$victim')"
+# The launcher ends the other rank and says which one died; the job's status is non-zero.
+((rc != 0)) && grep -q "process rank [01] .*signal 9" "$work/k1.out" && pass \
+  || fail "a killed rank: rc=$rc $(tail -5 "$work/k1.out")"
 mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/k" --resume >"$work/k2.out" 2>"$work/k2.err" \
   && pass || fail "resume: $(tail -3 "$work/k2.err")"
 if [[ "$(grep '^losses:' "$work/u.out")" == "$(grep '^losses:' "$work/k2.out")" ]]; then pass; else
