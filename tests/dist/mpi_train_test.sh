@@ -68,29 +68,36 @@ PY
 
 # One rank killed (SIGKILL) after the first checkpoint ends the job; resumed from that
 # checkpoint, the 2-replica run gives the uninterrupted 2-replica run's losses bit for bit.
-mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/u" >"$work/u.out" 2>"$work/u.err" \
-  && pass || fail "2 replicas, 24 steps: $(tail -3 "$work/u.err")"
-mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/k" >"$work/k1.out" 2>&1 &
+mpirun -n 2 "$boreas" "${common[@]}" --steps 40 --batch 4 --checkpoint-dir "$work/u" >"$work/u.out" 2>"$work/u.err" \
+  && pass || fail "2 replicas, 40 steps: $(tail -3 "$work/u.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 40 --batch 4 --checkpoint-dir "$work/k" >"$work/k1.out" 2>&1 &
 job=$!
 for _ in $(seq 1 1200); do
   [[ -d $work/k/step-00000008 ]] && break
   sleep 0.05
 done
-victim=$(pgrep -f "checkpoint-dir $work/k" | while read -r p; do
-  [[ $(ps -o comm= -p "$p") == boreas ]] && echo "$p"; done | tail -1)
+# A rank's process: a boreas whose command line names this run's folder (read from /proc:
+# procps may not be installed).
+victim=""
+for proc in /proc/[0-9]*; do
+  comm=""
+  read -r comm <"$proc/comm" 2>/dev/null
+  [[ $comm == boreas ]] || continue
+  tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q -- "--checkpoint-dir $work/k" && victim=${proc#/proc/}
+done
 [[ -n $victim ]] && kill -9 "$victim"
 wait "$job" 2>/dev/null
 rc=$?
-[[ -d $work/k/step-00000008 && ! -d $work/k/step-00000024 ]] && pass \
+[[ -d $work/k/step-00000008 && ! -d $work/k/step-00000040 ]] && pass \
   || fail "kill: $(ls "$work/k") (victim '$victim')"
 # The launcher ends the other rank and says which one died; the job's status is non-zero.
 ((rc != 0)) && grep -q "process rank [01] .*signal 9" "$work/k1.out" && pass \
   || fail "a killed rank: rc=$rc $(tail -5 "$work/k1.out")"
-mpirun -n 2 "$boreas" "${common[@]}" --steps 24 --batch 4 --checkpoint-dir "$work/k" --resume >"$work/k2.out" 2>"$work/k2.err" \
+mpirun -n 2 "$boreas" "${common[@]}" --steps 40 --batch 4 --checkpoint-dir "$work/k" --resume >"$work/k2.out" 2>"$work/k2.err" \
   && pass || fail "resume: $(tail -3 "$work/k2.err")"
 if [[ "$(grep '^losses:' "$work/u.out")" == "$(grep '^losses:' "$work/k2.out")" ]]; then pass; else
   fail "resumed losses differ: $(grep '^losses:' "$work/u.out") vs $(grep '^losses:' "$work/k2.out")"; fi
-cmp -s "$work/u/step-00000024/weights.safetensors" "$work/k/step-00000024/weights.safetensors" \
+cmp -s "$work/u/step-00000040/weights.safetensors" "$work/k/step-00000040/weights.safetensors" \
   && pass || fail "resumed weights differ from the uninterrupted run's"
 
 # From an anemoi dataset: each replica reads only its share of every global batch; the same
