@@ -780,6 +780,14 @@ void gnn_encoder_backward(Context& ctx, const Model::Impl& m, const TrainingTape
         trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_encoder_edges));
 }
 
+/// Rows [r0, r0 + n) of the encoder's sources: src = src_embedding(data) and LN(src) (the
+/// forward computes them for k|v, the backward again for the gradients).
+void encoder_source_rows(const Model::Impl& m, const Tensor& data, std::int64_t r0, std::int64_t n,
+                         Tensor& src, Tensor& normalised) {
+    m.encoder_src_embedding.apply(data.row(r0), n, src.data());
+    m.encoder.norm_src.apply(src.data(), n, normalised.data());
+}
+
 /// The graph-transformer encoder's source side, k|v = [key|value](LN(src_embedding(data))), in
 /// row chunks. Only k|v stays on the tape: the embedding and its LayerNorm (each as large as
 /// half of k|v; 2.2 GB apiece on aifs-n320) are recomputed chunk by chunk by the backward.
@@ -794,8 +802,7 @@ void encoder_source_forward(const Model::Impl& m, const Tensor& data, BlockTape&
     Tensor src = Tensor::uninitialised({step, c}), normalised = Tensor::uninitialised({step, c});
     for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
         const std::int64_t n = std::min(step, rows - r0);
-        m.encoder_src_embedding.apply(data.row(r0), n, src.data());
-        b.norm_src.apply(src.data(), n, normalised.data());
+        encoder_source_rows(m, data, r0, n, src, normalised);
         apply_side_by_side({&b.key, &b.value}, normalised.data(), n, t.kv.row(r0));
     }
 }
@@ -817,8 +824,7 @@ void encoder_source_backward(Context& ctx, const Model::Impl& m, const Tensor& d
     for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
         const std::int64_t n = std::min(step, rows - r0);
         kernels::cpu::graph_attention_backward_sources(sources.params, sources.scratch, r0, r0 + n);
-        m.encoder_src_embedding.apply(data.row(r0), n, src.data());
-        b.norm_src.apply(src.data(), n, normalised.data());
+        encoder_source_rows(m, data, r0, n, src, normalised);
         linear_backward_side_by_side(ctx, {&b.key, &b.value}, normalised.data(), n, d_kv.data(),
                                      d_normalised.data(), false);
         layer_norm_backward(ctx, b.norm_src, src.data(), n, d_normalised.data(),

@@ -134,19 +134,35 @@ GraphAttentionParams graph_params(const std::vector<float>& q, const std::vector
     return p;
 }
 
+/// The small bipartite case the graph-attention tests share (destination 2 has no incoming
+/// edge; source 5 has none outgoing): q, k, v, edge features, W_e, b_e and an upstream
+/// gradient r, drawn in that order from `seed`.
+struct GraphCase {
+    static constexpr std::int64_t batch = 2, n_src = 6, n_dst = 4, heads = 2, d = 3, de = 5,
+                                  width = heads * d;
+    std::vector<std::int64_t> offsets = {0, 3, 5, 5, 9};
+    std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
+    std::int64_t edges = 9;
+    std::vector<float> q, k, v, features, w, bias, r;
+
+    explicit GraphCase(unsigned seed) {
+        std::mt19937 generator(seed);
+        q = random_vector(batch * n_dst * width, generator);
+        k = random_vector(batch * n_src * width, generator);
+        v = random_vector(batch * n_src * width, generator);
+        features = random_vector(edges * de, generator);
+        w = random_vector(width * de, generator, 0.5f);
+        bias = random_vector(width, generator);
+        r = random_vector(batch * n_dst * width, generator);
+    }
+};
+
 TEST(Backward, GraphAttention) {
-    std::mt19937 generator(4);
-    const std::int64_t batch = 2, n_src = 6, n_dst = 4, heads = 2, d = 3, de = 5, width = heads * d;
-    // Destination 2 has no incoming edge; source 5 has none outgoing.
-    const std::vector<std::int64_t> offsets = {0, 3, 5, 5, 9};
-    const std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
-    const auto edges = static_cast<std::int64_t>(src.size());
-    auto q = random_vector(batch * n_dst * width, generator),
-         k = random_vector(batch * n_src * width, generator),
-         v = random_vector(batch * n_src * width, generator),
-         features = random_vector(edges * de, generator),
-         w = random_vector(width * de, generator, 0.5f), bias = random_vector(width, generator),
-         r = random_vector(batch * n_dst * width, generator);
+    GraphCase c(4);
+    auto& [offsets, src, edges, q, k, v, features, w, bias, r] = c;
+    constexpr auto batch = GraphCase::batch, n_src = GraphCase::n_src, n_dst = GraphCase::n_dst,
+                   heads = GraphCase::heads, d = GraphCase::d, de = GraphCase::de,
+                   width = GraphCase::width;
     std::vector<float> out(batch * n_dst * width), lse(batch * n_dst * heads);
     auto forward = [&] {
         return graph_params(q, k, v, features, w, bias, offsets, src, out, lse, batch, n_src, n_dst,
@@ -188,17 +204,11 @@ TEST(Backward, GraphAttentionTwoPassesMatchOne) {
     // The destination pass, then the source pass over uneven row ranges that cross a batch
     // element (as the encoder runs it after releasing k|v): the same bits as one call. The
     // second half of the destinations is a CSR slice (offsets not rebased), as a decoder chunk.
-    std::mt19937 generator(7);
-    const std::int64_t batch = 2, n_src = 6, n_dst = 4, heads = 2, d = 3, de = 5, width = heads * d;
-    const std::vector<std::int64_t> offsets = {0, 3, 5, 5, 9};
-    const std::vector<std::int32_t> src = {0, 1, 4, 2, 3, 0, 1, 2, 4};
-    const auto edges = static_cast<std::int64_t>(src.size());
-    auto q = random_vector(batch * n_dst * width, generator),
-         k = random_vector(batch * n_src * width, generator),
-         v = random_vector(batch * n_src * width, generator),
-         features = random_vector(edges * de, generator),
-         w = random_vector(width * de, generator, 0.5f), bias = random_vector(width, generator),
-         r = random_vector(batch * n_dst * width, generator);
+    GraphCase c(7);
+    auto& [offsets, src, edges, q, k, v, features, w, bias, r] = c;
+    constexpr auto batch = GraphCase::batch, n_src = GraphCase::n_src, n_dst = GraphCase::n_dst,
+                   heads = GraphCase::heads, d = GraphCase::d, de = GraphCase::de,
+                   width = GraphCase::width;
     for (const std::int64_t j0 : {std::int64_t{0}, std::int64_t{2}}) {
         const std::int64_t rows = n_dst - j0;
         std::vector<float> out(batch * rows * width), lse(batch * rows * heads);
