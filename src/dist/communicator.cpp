@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <functional>
 #include <vector>
@@ -14,6 +16,18 @@
 #endif
 
 namespace boreas::dist {
+
+/// The MPI communicator of a split (the world needs none: MPI_COMM_WORLD).
+struct Communicator::Handle {
+#ifdef BOREAS_HAVE_MPI
+    MPI_Comm comm = MPI_COMM_NULL;
+    ~Handle() {
+        int finalised = 0;
+        MPI_Finalized(&finalised);
+        if (!finalised && comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+    }
+#endif
+};
 
 namespace {
 
@@ -39,8 +53,14 @@ MPI_Datatype mpi_type<double>() {
 #endif
 
 /// Reduce-scatter by all-to-all plus all-gather, summing in rank order.
+#ifdef BOREAS_HAVE_MPI
+using Comm = MPI_Comm;
+#else
+using Comm = int;
+#endif
+
 template <typename T>
-void ordered_allreduce(std::span<T> values, int size) {
+void ordered_allreduce(std::span<T> values, int size, [[maybe_unused]] Comm comm) {
     if (size <= 1 || values.empty()) return;
 #ifdef BOREAS_HAVE_MPI
     const std::size_t n = values.size(), ranks = static_cast<std::size_t>(size);
@@ -51,7 +71,7 @@ void ordered_allreduce(std::span<T> values, int size) {
     std::copy(values.begin(), values.end(), padded.begin());
     const int count = static_cast<int>(segment);
     check_mpi(MPI_Alltoall(padded.data(), count, mpi_type<T>(), received.data(), count,
-                           mpi_type<T>(), MPI_COMM_WORLD),
+                           mpi_type<T>(), comm),
               "MPI_Alltoall");
     for (std::size_t i = 0; i < segment; ++i) {
         T sum = received[i];
@@ -59,12 +79,46 @@ void ordered_allreduce(std::span<T> values, int size) {
         summed[i] = sum;
     }
     check_mpi(MPI_Allgather(summed.data(), count, mpi_type<T>(), padded.data(), count,
-                            mpi_type<T>(), MPI_COMM_WORLD),
+                            mpi_type<T>(), comm),
               "MPI_Allgather");
     std::copy_n(padded.begin(), n, values.begin());
 #endif
 }
 
+}  // namespace
+
+/// This communicator's MPI handle.
+#ifdef BOREAS_HAVE_MPI
+#define BOREAS_COMM (handle_ ? handle_->comm : MPI_COMM_WORLD)
+#else
+#define BOREAS_COMM 0
+#endif
+
+namespace {
+/// Adds a collective's bytes and time to a Traffic when it goes out of scope.
+class Accounted {
+  public:
+    Accounted(Traffic& traffic, double bytes) : traffic_(traffic), bytes_(bytes) {}
+    ~Accounted() {
+        traffic_.bytes_sent += bytes_;
+        traffic_.seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        ++traffic_.calls;
+    }
+    Accounted(const Accounted&) = delete;
+    Accounted& operator=(const Accounted&) = delete;
+
+  private:
+    Traffic& traffic_;
+    double bytes_;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+int as_count(std::int64_t value, const char* what) {
+    BOREAS_CHECK(value >= 0 && value <= INT_MAX, "{} of {} is beyond MPI's int counts", what,
+                 value);
+    return static_cast<int>(value);
+}
 }  // namespace
 
 Communicator::Communicator() {
@@ -121,12 +175,90 @@ std::string Communicator::describe() const {
 #endif
 }
 
+Communicator Communicator::split([[maybe_unused]] int color, [[maybe_unused]] int key) const {
+    Communicator part = *this;
+    part.traffic_ = std::make_shared<Traffic>();
+#ifdef BOREAS_HAVE_MPI
+    if (size_ > 1) {
+        auto handle = std::make_shared<Handle>();
+        check_mpi(MPI_Comm_split(BOREAS_COMM, color, key, &handle->comm), "MPI_Comm_split");
+        MPI_Comm_set_errhandler(handle->comm, MPI_ERRORS_RETURN);
+        MPI_Comm_rank(handle->comm, &part.rank_);
+        MPI_Comm_size(handle->comm, &part.size_);
+        part.handle_ = std::move(handle);
+    }
+#endif
+    return part;
+}
+
 void Communicator::allreduce_sum(std::span<float> values) const {
-    ordered_allreduce(values, size_);
+    ordered_allreduce(values, size_, BOREAS_COMM);
 }
 
 void Communicator::allreduce_sum(std::span<double> values) const {
-    ordered_allreduce(values, size_);
+    ordered_allreduce(values, size_, BOREAS_COMM);
+}
+
+void Communicator::allgather_rows(const float* mine, float* all,
+                                  std::span<const std::int64_t> rows_per_rank,
+                                  std::int64_t width) const {
+    BOREAS_CHECK(static_cast<int>(rows_per_rank.size()) == size_,
+                 "allgather_rows: {} row counts for {} ranks", rows_per_rank.size(), size_);
+    const auto own = rows_per_rank[static_cast<std::size_t>(rank_)];
+    if (size_ == 1) {
+        if (all != mine) std::copy_n(mine, own * width, all);
+        return;
+    }
+#ifdef BOREAS_HAVE_MPI
+    Accounted accounted(*traffic_, 4.0 * static_cast<double>(own * width) * (size_ - 1));
+    // One row is one element of a contiguous type: counts in rows stay far below 2^31.
+    MPI_Datatype row;
+    check_mpi(MPI_Type_contiguous(as_count(width, "a row width"), MPI_FLOAT, &row),
+              "MPI_Type_contiguous");
+    MPI_Type_commit(&row);
+    std::vector<int> counts(static_cast<std::size_t>(size_)), offsets(counts.size());
+    std::int64_t offset = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+        counts[r] = as_count(rows_per_rank[r], "a rank's row count");
+        offsets[r] = as_count(offset, "a row offset");
+        offset += rows_per_rank[r];
+    }
+    const int code = MPI_Allgatherv(mine, counts[static_cast<std::size_t>(rank_)], row, all,
+                                    counts.data(), offsets.data(), row, BOREAS_COMM);
+    MPI_Type_free(&row);
+    check_mpi(code, "MPI_Allgatherv");
+#endif
+}
+
+void Communicator::alltoall(const float* send, std::span<const std::int64_t> send_counts,
+                            float* recv, std::span<const std::int64_t> recv_counts) const {
+    BOREAS_CHECK(static_cast<int>(send_counts.size()) == size_ &&
+                     static_cast<int>(recv_counts.size()) == size_,
+                 "alltoall: {} send and {} receive counts for {} ranks", send_counts.size(),
+                 recv_counts.size(), size_);
+    if (size_ == 1) {
+        if (recv != send) std::copy_n(send, send_counts[0], recv);
+        return;
+    }
+#ifdef BOREAS_HAVE_MPI
+    std::vector<int> scounts(static_cast<std::size_t>(size_)), soffsets(scounts.size()),
+        rcounts(scounts.size()), roffsets(scounts.size());
+    std::int64_t soffset = 0, roffset = 0;
+    double sent = 0;
+    for (std::size_t r = 0; r < scounts.size(); ++r) {
+        scounts[r] = as_count(send_counts[r], "an all-to-all block");
+        rcounts[r] = as_count(recv_counts[r], "an all-to-all block");
+        soffsets[r] = as_count(soffset, "an all-to-all offset");
+        roffsets[r] = as_count(roffset, "an all-to-all offset");
+        soffset += send_counts[r];
+        roffset += recv_counts[r];
+        if (static_cast<int>(r) != rank_) sent += 4.0 * static_cast<double>(send_counts[r]);
+    }
+    Accounted accounted(*traffic_, sent);
+    check_mpi(MPI_Alltoallv(send, scounts.data(), soffsets.data(), MPI_FLOAT, recv, rcounts.data(),
+                            roffsets.data(), MPI_FLOAT, BOREAS_COMM),
+              "MPI_Alltoallv");
+#endif
 }
 
 void Communicator::check_same(const std::string& what, const std::string& text) const {
@@ -143,7 +275,7 @@ void Communicator::check_same(const std::string& what, const std::string& text) 
 
 void Communicator::barrier() const {
 #ifdef BOREAS_HAVE_MPI
-    if (size_ > 1) check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+    if (size_ > 1) check_mpi(MPI_Barrier(BOREAS_COMM), "MPI_Barrier");
 #endif
 }
 

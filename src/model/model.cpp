@@ -1,3 +1,4 @@
+#include "boreas/dist/communicator.hpp"
 #include "model_impl.hpp"
 
 namespace boreas::model {
@@ -6,10 +7,18 @@ Model::Model(ModelConfig config, std::shared_ptr<const graphs::Graph> graph)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(graph))) {}
 Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
-const ModelConfig& Model::config() const { return impl_->config; }
-const graphs::Graph& Model::graph() const { return *impl_->graph; }
-ParameterStore& Model::parameters() { return impl_->store; }
-const ParameterStore& Model::parameters() const { return impl_->store; }
+const ModelConfig& Model::config() const {
+    return impl_->config;
+}
+const graphs::Graph& Model::graph() const {
+    return *impl_->graph;
+}
+ParameterStore& Model::parameters() {
+    return impl_->store;
+}
+const ParameterStore& Model::parameters() const {
+    return impl_->store;
+}
 void Model::save_weights(const std::filesystem::path& path) const {
     impl_->store.save(path, {{"boreas.graph_fingerprint", graphs::fingerprint(*impl_->graph)}});
 }
@@ -45,11 +54,13 @@ void Model::load_weights(const std::filesystem::path& path) {
     for (const auto& [name, info] : reader.tensors()) {
         if (!is_buffer(name)) continue;
         if (name == names::kLatLonsData || name == names::kLatLonsHidden) {
-            const auto& nodes = impl_->graph->node_set(name == names::kLatLonsData ? "data" : "hidden");
+            const auto& nodes =
+                impl_->graph->node_set(name == names::kLatLonsData ? "data" : "hidden");
             const auto stored = reader.view<float>(name, {nodes.count(), 4});
             for (std::int64_t n = 0; n < nodes.count(); ++n) {
                 const float lat = nodes.coords[2 * n], lon = nodes.coords[2 * n + 1];
-                const float expected[4] = {std::sin(lat), std::sin(lon), std::cos(lat), std::cos(lon)};
+                const float expected[4] = {std::sin(lat), std::sin(lon), std::cos(lat),
+                                           std::cos(lon)};
                 for (int c = 0; c < 4; ++c)
                     BOREAS_CHECK(std::abs(stored[4 * n + c] - expected[c]) <= 1e-5f,
                                  "weights '{}': '{}' row {} does not match the graph's node {} "
@@ -70,13 +81,15 @@ void Model::load_weights(const std::filesystem::path& path) {
             const auto version = reader.view<std::int64_t>(name, {});
             BOREAS_CHECK(version.size() == 1 && version[0] == 1,
                          "weights '{}': '{}' is {}, Boreas reads layout version 1 (trainable edge "
-                         "rows sorted by destination, anemoi-models >= 0.16)", file, name,
-                         version.empty() ? -1 : version[0]);
+                         "rows sorted by destination, anemoi-models >= 0.16)",
+                         file, name, version.empty() ? -1 : version[0]);
         }
     }
 }
 
 Tensor Model::forward(const Tensor& input, const ForwardOptions& options) const {
+    if (options.shards != nullptr && options.shards->size() > 1)
+        return impl_->forward_sharded(input, options);
     return impl_->forward(input, options);
 }
 
@@ -111,7 +124,8 @@ Tensor read_input(const std::filesystem::path& path) {
     if (!reader.contains(name)) {
         BOREAS_CHECK(reader.tensors().size() == 1,
                      "input file '{}' has no tensor 'input' (and {} tensors, so none is obviously "
-                     "the input)", path.string(), reader.tensors().size());
+                     "the input)",
+                     path.string(), reader.tensors().size());
         name = reader.tensors().begin()->first;
     }
     auto shape = reader.info(name).shape;

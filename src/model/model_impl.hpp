@@ -30,6 +30,11 @@ constexpr std::int64_t kMaxChunkRows = 32768;
 /// Element-wise loops over at least this many values run on all threads.
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;
 
+/// Rows [first, last) of a node set; last < 0: to the end.
+struct RowRange {
+    std::int64_t first = 0, last = -1;
+};
+
 /// Edge features e0 = [edge_length, edge_dirs (2), trainable (t)] in CSR order: [E, 3 + t].
 inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
     const auto count = edges.count();
@@ -289,20 +294,30 @@ struct GnnLayer {
     /// x [batch*n, C] and edges [batch*E, C] (rows b*E + CSR position) are updated in place.
     void apply(Tensor& x, Tensor& edges, std::int64_t batch, std::int64_t n,
                const EdgeSet& graph_edges) const {
-        const std::int64_t count = graph_edges.count(), c = channels;
+        apply_rows(x, edges, batch, n, {0, n}, graph_edges, [](Tensor p) { return p; });
+    }
+
+    /// Destination rows [first, last) of every batch element (model sharding): x holds just
+    /// those rows [batch*rows, C] and edges the edges into them [batch*E_rows, C];
+    /// `gather_sources(p)` turns the rows' source projections into all n nodes' [batch*n, C].
+    template <typename Gather>
+    void apply_rows(Tensor& x, Tensor& edges, std::int64_t batch, std::int64_t n, RowRange range,
+                    const EdgeSet& graph_edges, Gather&& gather_sources) const {
+        const std::int64_t j0 = range.first, rows = range.last - range.first, c = channels;
+        const auto& off = graph_edges.dst_offsets;
+        const std::int64_t e_first = off[j0], count = off[range.last] - e_first;
         const ConvWeights w(edge_mlp.linears[0]);
-        Tensor p_dst({batch * n, c}), p_src({batch * n, c});
-        ConvWeights::project(w.dst, x.data(), batch * n, p_dst.data());
-        ConvWeights::project(w.src, x.data(), batch * n, p_src.data());
+        Tensor p_dst({batch * rows, c}), p_src({batch * rows, c});
+        ConvWeights::project(w.dst, x.data(), batch * rows, p_dst.data());
+        ConvWeights::project(w.src, x.data(), batch * rows, p_src.data());
+        p_src = gather_sources(std::move(p_src));
         Tensor pre({batch * count, c});
         ConvWeights::project(w.edge, edges.data(), batch * count, pre.data(), w.bias);
 #pragma omp parallel for schedule(static)
         for (std::int64_t row = 0; row < batch * count; ++row) {
-            const std::int64_t b = row / count, e = row % count;
-            const std::int64_t j = std::upper_bound(graph_edges.dst_offsets.begin(),
-                                                    graph_edges.dst_offsets.end(), e) -
-                                   graph_edges.dst_offsets.begin() - 1;
-            const float* pd = p_dst.row(b * n + j);
+            const std::int64_t b = row / count, e = e_first + row % count;
+            const std::int64_t j = std::upper_bound(off.begin(), off.end(), e) - off.begin() - 1;
+            const float* pd = p_dst.row(b * rows + j - j0);
             const float* ps = p_src.row(b * n + graph_edges.src[e]);
             float* out = pre.row(row);
             for (std::int64_t k = 0; k < c; ++k) out[k] += pd[k] + ps[k];
@@ -311,21 +326,21 @@ struct GnnLayer {
         edge_mlp.apply(nullptr, batch * count, messages.data(), &pre);
         for (std::int64_t i = 0; i < messages.numel(); ++i) messages.data()[i] += edges.data()[i];
         // Sum the messages into their destinations, in CSR order (deterministic).
-        Tensor node_in({batch * n, 2 * c});
+        Tensor node_in({batch * rows, 2 * c});
 #pragma omp parallel for schedule(static)
-        for (std::int64_t row = 0; row < batch * n; ++row) {
-            const std::int64_t b = row / n, j = row % n;
+        for (std::int64_t row = 0; row < batch * rows; ++row) {
+            const std::int64_t b = row / rows, j = j0 + row % rows;
             float* out = node_in.row(row);
             std::copy(x.row(row), x.row(row) + c, out);
             float* agg = out + c;
             std::fill(agg, agg + c, 0.0f);
-            for (auto e = graph_edges.dst_offsets[j]; e < graph_edges.dst_offsets[j + 1]; ++e) {
-                const float* m = messages.row(b * count + e);
+            for (auto e = off[j]; e < off[j + 1]; ++e) {
+                const float* m = messages.row(b * count + e - e_first);
                 for (std::int64_t k = 0; k < c; ++k) agg[k] += m[k];
             }
         }
-        Tensor update({batch * n, c});
-        node_mlp.apply(node_in.data(), batch * n, update.data());
+        Tensor update({batch * rows, c});
+        node_mlp.apply(node_in.data(), batch * rows, update.data());
         for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] += update.data()[i];
         edges = std::move(messages);
     }
@@ -582,16 +597,21 @@ struct Model::Impl {
     /// Calls fn(b, j0, j1) for destination chunks covering [0, n_dst) of every batch element: at
     /// least `num_chunks` chunks of at most kMaxChunkRows rows and, when max_edges > 0, of at
     /// most max_edges incoming edges (a single destination with more edges gets its own chunk).
+    /// `rows` (model sharding: this rank's share) restricts the chunks to that range.
     template <typename Fn>
     static void for_destination_chunks(int num_chunks, std::int64_t n_dst, std::int64_t batch,
-                                       const EdgeSet& edges, std::int64_t max_edges, Fn&& fn) {
+                                       const EdgeSet& edges, std::int64_t max_edges, Fn&& fn,
+                                       RowRange rows = {0, -1}) {
+        const std::int64_t first = rows.first, last = rows.last < 0 ? n_dst : rows.last;
+        const std::int64_t count = last - first;
+        if (count <= 0) return;
         const std::int64_t chunks =
-            std::max<std::int64_t>(num_chunks, (n_dst + kMaxChunkRows - 1) / kMaxChunkRows);
-        const std::int64_t chunk_rows = (n_dst + chunks - 1) / chunks;
+            std::max<std::int64_t>(num_chunks, (count + kMaxChunkRows - 1) / kMaxChunkRows);
+        const std::int64_t chunk_rows = (count + chunks - 1) / chunks;
         const auto& off = edges.dst_offsets;
         for (std::int64_t b = 0; b < batch; ++b) {
-            for (std::int64_t j0 = 0; j0 < n_dst;) {
-                std::int64_t j1 = std::min(n_dst, j0 + chunk_rows);
+            for (std::int64_t j0 = first; j0 < last;) {
+                std::int64_t j1 = std::min(last, j0 + chunk_rows);
                 if (max_edges > 0 && off[j1] - off[j0] > max_edges) {
                     // The last j1 with off[j1] <= off[j0] + max_edges, at least j0 + 1.
                     const auto it = std::upper_bound(off.begin() + j0 + 1, off.begin() + j1 + 1,
@@ -611,17 +631,20 @@ struct Model::Impl {
     void run_gnn_mapper(const GnnMapper& mapper, const MapperConfig& mapper_config,
                         const Tensor& p_src, std::int64_t n_src, std::int64_t n_dst,
                         std::int64_t batch, const EdgeSet& edges, const Tensor& features,
-                        const ConvWeights& w, Embed&& embed, Finish&& finish) const {
+                        const ConvWeights& w, Embed&& embed, Finish&& finish,
+                        RowRange rows = {0, -1}) const {
         // Edge rows per chunk bounded too: a GNN mapper holds several [edges, C] tensors.
         const std::int64_t max_edges = std::max<std::int64_t>(1, kMaxChunkRows * 256 / channels);
-        for_destination_chunks(mapper_config.num_chunks, n_dst, batch, edges, max_edges,
-                               [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
-                                   Tensor g = Tensor::uninitialised({j1 - j0, channels});
-                                   embed(b, j0, j1, g.data());
-                                   mapper.destination_chunk(g.data(), j0, j1, p_src.row(b * n_src),
-                                                            edges, features, w);
-                                   finish(b, j0, j1, g);
-                               });
+        for_destination_chunks(
+            mapper_config.num_chunks, n_dst, batch, edges, max_edges,
+            [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
+                Tensor g = Tensor::uninitialised({j1 - j0, channels});
+                embed(b, j0, j1, g.data());
+                mapper.destination_chunk(g.data(), j0, j1, p_src.row(b * n_src), edges, features,
+                                         w);
+                finish(b, j0, j1, g);
+            },
+            rows);
     }
 
     /// Runs a mapper block over all destinations of all batch elements, chunk by chunk.
@@ -630,16 +653,18 @@ struct Model::Impl {
     template <typename Embed, typename Finish>
     void run_mapper(const GraphTransformerBlock& block, const MapperConfig& mapper,
                     const Tensor& kv, std::int64_t n_src, std::int64_t n_dst, std::int64_t batch,
-                    const EdgeSet& edges, const Tensor& features, Embed&& embed,
-                    Finish&& finish) const {
-        for_destination_chunks(mapper.num_chunks, n_dst, batch, edges, /*max_edges=*/0,
-                               [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
-                                   Tensor g = Tensor::uninitialised({j1 - j0, channels});
-                                   embed(b, j0, j1, g.data());
-                                   block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src),
-                                                           n_src, edges, features);
-                                   finish(b, j0, j1, g);
-                               });
+                    const EdgeSet& edges, const Tensor& features, Embed&& embed, Finish&& finish,
+                    RowRange rows = {0, -1}) const {
+        for_destination_chunks(
+            mapper.num_chunks, n_dst, batch, edges, /*max_edges=*/0,
+            [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
+                Tensor g = Tensor::uninitialised({j1 - j0, channels});
+                embed(b, j0, j1, g.data());
+                block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges,
+                                        features);
+                finish(b, j0, j1, g);
+            },
+            rows);
     }
 
     /// GNN encoder: latent [B*N_hidden, C] and the updated data nodes [B*N_data, C].
@@ -686,8 +711,10 @@ struct Model::Impl {
             });
     }
 
+    /// Model sharding over options.shards (src/model/sharded_forward.cpp).
+    Tensor forward_sharded(const Tensor& input, const ForwardOptions& options) const;
+
     Tensor forward(const Tensor& input, const ForwardOptions& options) const {
-        const auto in_vars = static_cast<std::int64_t>(config.input_variables().size());
         const auto out_vars = static_cast<std::int64_t>(config.output_variables().size());
         check_input(input, options.allow_nan);
         const std::int64_t batch = input.dim(0);
@@ -826,12 +853,24 @@ struct Model::Impl {
         }
         trace("decoder.out", output);
         output.reshape({batch, 1, 1, n_data, out_vars});
+        {
+            BOREAS_RANGE("output");
+            finish_output(input, output);
+        }
+        trace("output", output);
+        return output;
+    }
 
-        // Residual on prognostic variables from the last input step, then boundings.
-        BOREAS_RANGE("output");
+    /// Residual on prognostic variables from the last input step, then boundings, in place on
+    /// output [batch, 1, 1, n_data, out_vars].
+    void finish_output(const Tensor& input, Tensor& output) const {
+        const auto in_vars = static_cast<std::int64_t>(config.input_variables().size());
+        const auto out_vars = static_cast<std::int64_t>(config.output_variables().size());
+        const std::int64_t batch = input.dim(0);
         const auto pairs = config.prognostic_pairs();
         const auto steps = config.multistep_input;
-#pragma omp parallel for collapse(2) schedule(static) if (batch * n_data * out_vars >= kParallelElements)
+#pragma omp parallel for collapse(2) \
+    schedule(static) if (batch * n_data * out_vars >= kParallelElements)
         for (std::int64_t b = 0; b < batch; ++b)
             for (std::int64_t n = 0; n < n_data; ++n) {
                 float* y = output.data() + (b * n_data + n) * out_vars;
@@ -839,8 +878,6 @@ struct Model::Impl {
                 for (const auto& [o, i] : pairs) y[o] += x[i];
             }
         apply_boundings(output);
-        trace("output", output);
-        return output;
     }
 
     void apply_boundings(Tensor& output) const {

@@ -2,12 +2,21 @@
 /// The processes of one run. Built with MPI (BOREAS_ENABLE_MPI, OpenMPI from Debian) it is MPI's
 /// world communicator: launched by mpirun or srun, rank and size come from MPI itself; started
 /// alone it is one process. Built without MPI it is always one process. Collectives reduce in
-/// rank order, so results are the same on every rank and from run to run.
+/// rank order, so results are the same on every rank and from run to run. split() makes the
+/// groups of a replicas x shards layout (model sharding: dist/sharding.hpp).
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
 namespace boreas::dist {
+
+/// What a communicator's collectives moved: bytes this rank sent and seconds it spent in them.
+struct Traffic {
+    double bytes_sent = 0;
+    double seconds = 0;
+    std::int64_t calls = 0;
+};
 
 class Communicator {
   public:
@@ -20,11 +29,24 @@ class Communicator {
     /// "MPI (OpenMPI 4.1.4), 2 ranks" or "single process (built without MPI)".
     std::string describe() const;
 
+    /// The ranks of this communicator with the same `color`, ordered by `key` (MPI_Comm_split);
+    /// every rank must call it. Without MPI, or on one rank, a one-rank communicator.
+    Communicator split(int color, int key) const;
+
     /// values[i] = sum over ranks of values[i], added in rank order (rank 0 first) on every rank:
     /// a reduce-scatter of equal segments (all-to-all, each rank sums one segment in rank order)
     /// and an all-gather, so every rank ends with the same bits.
     void allreduce_sum(std::span<float> values) const;
     void allreduce_sum(std::span<double> values) const;
+    /// Rows of `width` floats: rank r contributes rows_per_rank[r] rows (`mine`), and every rank
+    /// receives all of them in rank order into `all` (sum of rows_per_rank rows). Counts are in
+    /// rows, so tensors past 2^31 values gather whole.
+    void allgather_rows(const float* mine, float* all, std::span<const std::int64_t> rows_per_rank,
+                        std::int64_t width) const;
+    /// All-to-all of float blocks: send_counts[r] values from `send` (packed in rank order) go
+    /// to rank r, recv_counts[r] values from rank r land in `recv` (packed in rank order).
+    void alltoall(const float* send, std::span<const std::int64_t> send_counts, float* recv,
+                  std::span<const std::int64_t> recv_counts) const;
     /// Throws on every rank, naming the first rank whose text differs from rank 0's, when the
     /// ranks do not hold the same `text` (a config, an option set).
     void check_same(const std::string& what, const std::string& text) const;
@@ -33,11 +55,18 @@ class Communicator {
     /// the others waiting in a collective.
     [[noreturn]] void abort(int code) const;
 
+    /// What this rank's all-gathers and all-to-alls on this communicator moved so far (the
+    /// all-reduce is accounted by its callers, which know what it carries).
+    const Traffic& traffic() const { return *traffic_; }
+
   private:
     Communicator();
+    struct Handle;
     friend std::string rank_prefix();
     friend int end_run(int code);
     int rank_ = 0, size_ = 1;
+    std::shared_ptr<Handle> handle_;  // the MPI communicator (null: the world)
+    std::shared_ptr<Traffic> traffic_ = std::make_shared<Traffic>();
 };
 
 /// "rank 3 of 4: " once a distributed world exists, else "" (for error lines).

@@ -15,6 +15,10 @@
 #include "boreas/model/config.hpp"
 #include "boreas/model/parameters.hpp"
 
+namespace boreas::dist {
+class Communicator;
+}
+
 namespace boreas::model {
 
 /// Receives named intermediate results ("encoder.out", "processor.out", "decoder.out", ...) when
@@ -24,6 +28,12 @@ using TraceSink = std::function<void(const std::string& name, const Tensor& valu
 struct ForwardOptions {
     bool allow_nan = false;  ///< accept non-finite input values instead of refusing them
     TraceSink trace;
+    /// Model sharding: the ranks of one model-parallel group (every one calls forward with the
+    /// same input). Each rank computes a contiguous share of the data and hidden rows, gathering
+    /// the sources' keys and values at each mapper and graph block and exchanging heads around
+    /// each window attention (anemoi's shard_heads); every rank returns the whole output.
+    /// Null or one rank: the single-process forward. docs/scaling.md gives the volumes.
+    const dist::Communicator* shards = nullptr;
 };
 
 /// Gradients of a training step: one tensor per parameter (same names and shapes) and the
