@@ -230,6 +230,51 @@ void Communicator::allgather_rows(const float* mine, float* all,
 #endif
 }
 
+void Communicator::reduce_scatter_rows(const float* all, float* mine,
+                                       std::span<const std::int64_t> rows_per_rank,
+                                       std::int64_t width) const {
+    BOREAS_CHECK(static_cast<int>(rows_per_rank.size()) == size_,
+                 "reduce_scatter_rows: {} row counts for {} ranks", rows_per_rank.size(), size_);
+    const auto own = rows_per_rank[static_cast<std::size_t>(rank_)];
+    if (size_ == 1) {
+        if (all != mine) std::copy_n(all, own * width, mine);
+        return;
+    }
+#ifdef BOREAS_HAVE_MPI
+    double sent = 0;
+    std::vector<int> send_counts(static_cast<std::size_t>(size_)), send_offsets(send_counts.size()),
+        recv_counts(send_counts.size()), recv_offsets(send_counts.size());
+    std::int64_t offset = 0;
+    for (std::size_t r = 0; r < send_counts.size(); ++r) {
+        send_counts[r] = as_count(rows_per_rank[r], "a rank's row count");
+        send_offsets[r] = as_count(offset, "a row offset");
+        recv_counts[r] = as_count(own, "a rank's row count");
+        recv_offsets[r] = as_count(own * static_cast<std::int64_t>(r), "a row offset");
+        offset += rows_per_rank[r];
+        if (static_cast<int>(r) != rank_)
+            sent += 4.0 * static_cast<double>(rows_per_rank[r] * width);
+    }
+    Accounted accounted(*traffic_, sent);
+    std::vector<float> received(static_cast<std::size_t>(own * width * size_));
+    MPI_Datatype row;
+    check_mpi(MPI_Type_contiguous(as_count(width, "a row width"), MPI_FLOAT, &row),
+              "MPI_Type_contiguous");
+    MPI_Type_commit(&row);
+    const int code =
+        MPI_Alltoallv(all, send_counts.data(), send_offsets.data(), row, received.data(),
+                      recv_counts.data(), recv_offsets.data(), row, BOREAS_COMM);
+    MPI_Type_free(&row);
+    check_mpi(code, "MPI_Alltoallv");
+    const std::int64_t n = own * width;
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+    for (std::int64_t i = 0; i < n; ++i) {
+        float sum = received[static_cast<std::size_t>(i)];
+        for (int r = 1; r < size_; ++r) sum += received[static_cast<std::size_t>(r * n + i)];
+        mine[i] = sum;
+    }
+#endif
+}
+
 void Communicator::alltoall(const float* send, std::span<const std::int64_t> send_counts,
                             float* recv, std::span<const std::int64_t> recv_counts) const {
     BOREAS_CHECK(static_cast<int>(send_counts.size()) == size_ &&

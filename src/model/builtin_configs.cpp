@@ -39,8 +39,23 @@ struct Shape {
 std::string aifs_shaped(const Shape& s) {
     std::string data = kAifsData;
     const std::pair<const char*, const char*> lists[] = {
-        {"VARIABLES", "[q_50, q_100, q_150, q_200, q_250, q_300, q_400, q_500, q_600, q_700, q_850, q_925, q_1000, t_50, t_100, t_150, t_200, t_250, t_300, t_400, t_500, t_600, t_700, t_850, t_925, t_1000, u_50, u_100, u_150, u_200, u_250, u_300, u_400, u_500, u_600, u_700, u_850, u_925, u_1000, v_50, v_100, v_150, v_200, v_250, v_300, v_400, v_500, v_600, v_700, v_850, v_925, v_1000, w_50, w_100, w_150, w_200, w_250, w_300, w_400, w_500, w_600, w_700, w_850, w_925, w_1000, z_50, z_100, z_150, z_200, z_250, z_300, z_400, z_500, z_600, z_700, z_850, z_925, z_1000, 10u, 10v, 2d, 2t, lsm, msl, sdor, skt, slor, sp, tcw, z, cp, tp, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, stl1, stl2, strd, swvl1, swvl2, tcc]"}, {"FORCING", "[lsm, sdor, slor, z, cos_latitude, sin_latitude, cos_longitude, sin_longitude, cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation]"}, {"DIAGNOSTIC", "[cp, tp, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, strd, tcc]"}};
-    for (const auto& [key, value] : lists) data.replace(data.find(key), std::string(key).size(), value);
+        {"VARIABLES",
+         "[q_50, q_100, q_150, q_200, q_250, q_300, q_400, q_500, q_600, q_700, q_850, q_925, "
+         "q_1000, t_50, t_100, t_150, t_200, t_250, t_300, t_400, t_500, t_600, t_700, t_850, "
+         "t_925, t_1000, u_50, u_100, u_150, u_200, u_250, u_300, u_400, u_500, u_600, u_700, "
+         "u_850, u_925, u_1000, v_50, v_100, v_150, v_200, v_250, v_300, v_400, v_500, v_600, "
+         "v_700, v_850, v_925, v_1000, w_50, w_100, w_150, w_200, w_250, w_300, w_400, w_500, "
+         "w_600, w_700, w_850, w_925, w_1000, z_50, z_100, z_150, z_200, z_250, z_300, z_400, "
+         "z_500, z_600, z_700, z_850, z_925, z_1000, 10u, 10v, 2d, 2t, lsm, msl, sdor, skt, slor, "
+         "sp, tcw, z, cp, tp, cos_latitude, sin_latitude, cos_longitude, sin_longitude, "
+         "cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation, 100u, 100v, "
+         "hcc, lcc, mcc, ro, sf, ssrd, stl1, stl2, strd, swvl1, swvl2, tcc]"},
+        {"FORCING",
+         "[lsm, sdor, slor, z, cos_latitude, sin_latitude, cos_longitude, sin_longitude, "
+         "cos_julian_day, sin_julian_day, cos_local_time, sin_local_time, insolation]"},
+        {"DIAGNOSTIC", "[cp, tp, 100u, 100v, hcc, lcc, mcc, ro, sf, ssrd, strd, tcc]"}};
+    for (const auto& [key, value] : lists)
+        data.replace(data.find(key), std::string(key).size(), value);
     return fmt::format(R"yaml(# {0}
 model:
   num_channels: {1}
@@ -61,11 +76,12 @@ model:
   cutoff_factor: 0.6
   num_nearest_neighbours: 3
 )yaml",
-                       s.comment, s.channels, s.heads, s.layers, s.chunks, s.window, kAifsBounding, data,
-                       s.data_grid, s.hidden_grid);
+                       s.comment, s.channels, s.heads, s.layers, s.chunks, s.window, kAifsBounding,
+                       data, s.data_grid, s.hidden_grid);
 }
 
-constexpr const char* kTiny = R"yaml(# tiny: the test model (spec/model.md section 12); forward well under a second.
+constexpr const char* kTiny =
+    R"yaml(# tiny: the test model (spec/model.md section 12); forward well under a second.
 model:
   num_channels: 32
   latent_skip: true
@@ -102,12 +118,16 @@ graph:
 const std::vector<BuiltinConfig>& builtin_configs() {
     static const std::vector<BuiltinConfig> configs = {
         {"tiny", kTiny},
-        {"small", aifs_shaped({"small: the default benchmark (O48 data, O16 hidden, 256 channels); forward in seconds on 2 cores.",
+        {"small", aifs_shaped({"small: the default benchmark (O48 data, O16 hidden, 256 channels); "
+                               "forward in seconds on 2 cores.",
                                256, 8, 4, 2, 128, "O48", "O16"})},
-        {"o96", aifs_shaped({"o96: O96 data grid (40,320 points), O48 hidden grid, 512 channels, 8 layers.",
-                             512, 8, 8, 2, 256, "O96", "O48"})},
-        {"aifs-n320", aifs_shaped({"aifs-n320: the AIFS-single 1.0 shape: N320 data, O96 hidden, 1024 channels, 16 heads, 16 layers, window 512, 103 inputs / 102 outputs, 2 input steps.",
-                                   1024, 16, 16, 2, 512, "N320", "O96"})},
+        {"o96", aifs_shaped(
+                    {"o96: O96 data grid (40,320 points), O48 hidden grid, 512 channels, 8 layers.",
+                     512, 8, 8, 2, 256, "O96", "O48"})},
+        {"aifs-n320",
+         aifs_shaped({"aifs-n320: the AIFS-single 1.0 shape: N320 data, O96 hidden, 1024 channels, "
+                      "16 heads, 16 layers, window 512, 103 inputs / 102 outputs, 2 input steps.",
+                      1024, 16, 16, 2, 512, "N320", "O96"})},
     };
     return configs;
 }

@@ -21,15 +21,16 @@ bool replace_prefix(std::string& text, const std::string& from, const std::strin
 }
 
 void replace_all(std::string& text, const std::string& from, const std::string& to) {
-    for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+    for (auto pos = text.find(from); pos != std::string::npos;
+         pos = text.find(from, pos + to.size()))
         text.replace(pos, from.size(), to);
 }
 
 /// Where a current parameter lives in a 0.3.x file.
 struct LegacyName {
     std::string name;
-    int qkv_part = -1;          ///< 0, 1, 2: the q, k or v rows of a fused lin_qkv
-    std::string edge_set;       ///< trainable edge rows to reorder from anemoi's edge order
+    int qkv_part = -1;     ///< 0, 1, 2: the q, k or v rows of a fused lin_qkv
+    std::string edge_set;  ///< trainable edge rows to reorder from anemoi's edge order
 };
 
 LegacyName legacy_source(const std::string& current, const ModelConfig& config,
@@ -52,7 +53,8 @@ LegacyName legacy_source(const std::string& current, const ModelConfig& config,
         return {"decoder.trainable.trainable", -1, "hidden_to_data"};
     if (name == "processor_graph_provider.trainable.trainable")
         return {"processor.trainable.trainable", -1, "hidden_to_hidden"};
-    if (replace_prefix(name, "encoder.data.", "encoder.") || replace_prefix(name, "decoder.data.", "decoder.")) {
+    if (replace_prefix(name, "encoder.data.", "encoder.") ||
+        replace_prefix(name, "decoder.data.", "decoder.")) {
         if (v03) {
             replace_all(name, "proc.layer_norm_attention_src.", "proc.layer_norm1.");
             replace_all(name, "proc.layer_norm_attention.", "proc.layer_norm2.");
@@ -186,8 +188,10 @@ void load_legacy_weights(ParameterStore& store, const io::SafetensorsReader& rea
         const bool buffer = ends_with(name, "latlons_data") || ends_with(name, "latlons_hidden") ||
                             ends_with(name, "edge_inc") ||
                             name.find("processors.normalizer.") != std::string::npos;
-        BOREAS_CHECK(buffer, "weights '{}' (anemoi-models 0.3 layout) have a tensor this model "
-                     "does not use: '{}'", file, name);
+        BOREAS_CHECK(buffer,
+                     "weights '{}' (anemoi-models 0.3 layout) have a tensor this model "
+                     "does not use: '{}'",
+                     file, name);
     }
 }
 

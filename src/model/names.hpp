@@ -29,8 +29,12 @@ inline const std::string kLatLonsHidden = "node_attributes.latlons_hidden";
 inline const std::string kLayoutVersionSuffix = "trainable_layout_version";
 inline const std::string kNormAlias = "layer_norm_attention_dest";
 
-inline std::string encoder(const std::string& leaf) { return "encoder.data." + leaf; }
-inline std::string decoder(const std::string& leaf) { return "decoder.data." + leaf; }
+inline std::string encoder(const std::string& leaf) {
+    return "encoder.data." + leaf;
+}
+inline std::string decoder(const std::string& leaf) {
+    return "decoder.data." + leaf;
+}
 
 inline BlockNames gt_block(const std::string& prefix, bool mapper) {
     BlockNames n;

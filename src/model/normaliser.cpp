@@ -68,15 +68,18 @@ Normaliser::Normaliser(const ModelConfig& config, const Statistics& statistics) 
             mul = 1.0 / stdev;
             add = method == "mean-std" ? -mean / stdev : 0.0;
         } else if (method == "min-max") {
-            BOREAS_CHECK(maximum > minimum, "normaliser: variable '{}' (min-max) has minimum {} >= "
-                         "maximum {}", name, minimum, maximum);
+            BOREAS_CHECK(maximum > minimum,
+                         "normaliser: variable '{}' (min-max) has minimum {} >= "
+                         "maximum {}",
+                         name, minimum, maximum);
             mul = 1.0 / (maximum - minimum);
             add = -minimum / (maximum - minimum);
         } else if (method == "max") {
             BOREAS_CHECK(maximum != 0, "normaliser: variable '{}' (max) has maximum 0", name);
             mul = 1.0 / maximum;
         } else {
-            BOREAS_CHECK(method == "none", "normaliser: unknown method '{}' for '{}'", method, name);
+            BOREAS_CHECK(method == "none", "normaliser: unknown method '{}' for '{}'", method,
+                         name);
         }
         mul_[i] = static_cast<float>(mul);
         add_[i] = static_cast<float>(add);
@@ -105,7 +108,8 @@ void Normaliser::index_columns(const ModelConfig& config) {
 
 void Normaliser::normalise_input(Tensor& x) const {
     const auto width = static_cast<std::int64_t>(input_index_.size());
-    BOREAS_CHECK(x.cols() == width, "normaliser: input has {} variables, expected {}", x.cols(), width);
+    BOREAS_CHECK(x.cols() == width, "normaliser: input has {} variables, expected {}", x.cols(),
+                 width);
     for (std::int64_t r = 0; r < x.rows(); ++r) {
         float* row = x.row(r);
         for (std::int64_t c = 0; c < width; ++c) {
@@ -118,7 +122,8 @@ void Normaliser::normalise_input(Tensor& x) const {
 
 void Normaliser::denormalise_output(Tensor& y) const {
     const auto width = static_cast<std::int64_t>(output_index_.size());
-    BOREAS_CHECK(y.cols() == width, "normaliser: output has {} variables, expected {}", y.cols(), width);
+    BOREAS_CHECK(y.cols() == width, "normaliser: output has {} variables, expected {}", y.cols(),
+                 width);
     for (std::int64_t r = 0; r < y.rows(); ++r) {
         float* row = y.row(r);
         for (std::int64_t c = 0; c < width; ++c) {

@@ -38,8 +38,10 @@ void ParameterStore::load(const std::filesystem::path& path,
         const auto values = reader.view<float>(name, entry.tensor.shape());
         std::copy(values.begin(), values.end(), entry.tensor.data());
         for (std::size_t i = 0; i < values.size(); ++i)
-            BOREAS_CHECK(std::isfinite(values[i]), "weights '{}': tensor '{}' has a non-finite value "
-                         "at flat index {}", file, name, i);
+            BOREAS_CHECK(std::isfinite(values[i]),
+                         "weights '{}': tensor '{}' has a non-finite value "
+                         "at flat index {}",
+                         file, name, i);
     }
 }
 
@@ -50,7 +52,8 @@ void ParameterStore::initialise(std::uint64_t seed, float noise) {
         // independent of which other tensors exist.
         std::mt19937_64 generator(seed * 0x9E3779B97F4A7C15ULL + (++index));
         auto& t = entry.tensor;
-        const float bound = entry.fan_in > 0 ? 1.0f / std::sqrt(static_cast<float>(entry.fan_in)) : 0.0f;
+        const float bound =
+            entry.fan_in > 0 ? 1.0f / std::sqrt(static_cast<float>(entry.fan_in)) : 0.0f;
         std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
         std::normal_distribution<float> normal(0.0f, 1.0f);
         for (auto& value : t.storage()) {

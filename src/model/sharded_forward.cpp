@@ -18,55 +18,11 @@
 
 #include "boreas/core/trace.hpp"
 #include "boreas/dist/communicator.hpp"
-#include "model_impl.hpp"
+#include "sharding.hpp"
 
 namespace boreas::model {
 
 namespace {
-
-/// A model-parallel group's row shares and its gathers.
-struct Sharding {
-    const dist::Communicator& comm;
-    std::int64_t batch;
-
-    int size() const { return comm.size(); }
-    /// Rank r's rows of a node set with n nodes: [n r / S, n (r + 1) / S).
-    RowRange range(std::int64_t n, int r) const { return {n * r / size(), n * (r + 1) / size()}; }
-    RowRange mine(std::int64_t n) const { return range(n, comm.rank()); }
-    std::int64_t own_rows(std::int64_t n, int r) const {
-        const auto rr = range(n, r);
-        return rr.last - rr.first;
-    }
-    /// Rows each rank holds of a [batch x own rows] tensor.
-    std::vector<std::int64_t> counts(std::int64_t n) const {
-        std::vector<std::int64_t> c(static_cast<std::size_t>(size()));
-        for (int r = 0; r < size(); ++r) c[static_cast<std::size_t>(r)] = batch * own_rows(n, r);
-        return c;
-    }
-
-    /// The whole [batch * n, width] tensor from every rank's [batch * own rows, width] share.
-    Tensor gather(const Tensor& own, std::int64_t n) const {
-        BOREAS_RANGE("exchange");
-        const std::int64_t width = own.cols();
-        Tensor full = Tensor::uninitialised({batch * n, width});
-        if (batch == 1) {  // the rank-ordered shares are the node order already
-            comm.allgather_rows(own.data(), full.data(), counts(n), width);
-            return full;
-        }
-        Tensor blocks = Tensor::uninitialised({batch * n, width});
-        comm.allgather_rows(own.data(), blocks.data(), counts(n), width);
-        std::int64_t offset = 0;
-        for (int r = 0; r < size(); ++r) {
-            const auto rr = range(n, r);
-            const std::int64_t rows = rr.last - rr.first;
-            for (std::int64_t b = 0; b < batch; ++b)
-                std::copy_n(blocks.row(offset + b * rows), rows * width,
-                            full.row(b * n + rr.first));
-            offset += batch * rows;
-        }
-        return full;
-    }
-};
 
 /// One transformer layer on this rank's rows x_own [batch * own rows, C], heads exchanged
 /// around the window attention (anemoi's shard_heads).
@@ -79,34 +35,7 @@ void transformer_layer_sharded(const TransformerLayer& layer, Tensor& x_own, con
     layer.norm_attention.apply(x_own.data(), rows, normalised.data());
     apply_side_by_side({&layer.q, &layer.k, &layer.v}, normalised.data(), rows, qkv.data());
 
-    // Rank t receives q|k|v of its heads (columns [t share, (t + 1) share) of each) for our rows.
-    std::vector<std::int64_t> to_heads(static_cast<std::size_t>(ranks), rows * 3 * share),
-        from_rows = sh.counts(seq), to_rows(static_cast<std::size_t>(ranks)),
-        from_heads(static_cast<std::size_t>(ranks), rows * share);
-    for (auto& count : from_rows) count *= 3 * share;
-    Tensor heads_qkv = Tensor::uninitialised({sh.batch * seq, 3 * share});
-    {
-        BOREAS_RANGE("exchange");
-        Tensor send = Tensor::uninitialised({ranks * rows, 3 * share});
-#pragma omp parallel for schedule(static)
-        for (std::int64_t r = 0; r < rows; ++r)
-            for (int t = 0; t < ranks; ++t)
-                for (int part = 0; part < 3; ++part)
-                    std::copy_n(qkv.row(r) + part * c + t * share, share,
-                                send.row(t * rows + r) + part * share);
-        Tensor received = Tensor::uninitialised({sh.batch * seq, 3 * share});
-        sh.comm.alltoall(send.data(), to_heads, received.data(), from_rows);
-        // Rank-ordered blocks of batch-major rows -> the sequence order the attention reads.
-        std::int64_t offset = 0;
-        for (int t = 0; t < ranks; ++t) {
-            const auto rr = sh.range(seq, t);
-            const std::int64_t n = rr.last - rr.first;
-            for (std::int64_t b = 0; b < sh.batch; ++b)
-                std::copy_n(received.row(offset + b * n), n * 3 * share,
-                            heads_qkv.row(b * seq + rr.first));
-            offset += sh.batch * n;
-        }
-    }
+    const Tensor heads_qkv = sh.rows_to_heads(qkv, seq, 3);
     Tensor attended_heads = Tensor::uninitialised({sh.batch * seq, share});
     kernels::WindowAttentionParams p;
     p.q = heads_qkv.data();
@@ -121,28 +50,7 @@ void transformer_layer_sharded(const TransformerLayer& layer, Tensor& x_own, con
     p.head_dim = c / layer.heads;
     p.window = layer.window;
     kernels::cpu::window_attention(p);
-
-    Tensor attended = Tensor::uninitialised({rows, c});
-    {
-        BOREAS_RANGE("exchange");
-        Tensor send = Tensor::uninitialised({sh.batch * seq, share});
-        std::int64_t offset = 0;
-        for (int t = 0; t < ranks; ++t) {
-            const auto rr = sh.range(seq, t);
-            const std::int64_t n = rr.last - rr.first;
-            for (std::int64_t b = 0; b < sh.batch; ++b)
-                std::copy_n(attended_heads.row(b * seq + rr.first), n * share,
-                            send.row(offset + b * n));
-            to_rows[static_cast<std::size_t>(t)] = sh.batch * n * share;
-            offset += sh.batch * n;
-        }
-        Tensor received = Tensor::uninitialised({ranks * rows, share});
-        sh.comm.alltoall(send.data(), to_rows, received.data(), from_heads);
-#pragma omp parallel for schedule(static)
-        for (std::int64_t r = 0; r < rows; ++r)
-            for (int t = 0; t < ranks; ++t)
-                std::copy_n(received.row(t * rows + r), share, attended.row(r) + t * share);
-    }
+    const Tensor attended = sh.heads_to_rows(attended_heads, seq, 1);
     layer.projection.apply(attended.data(), rows, x_own.data(), /*accumulate=*/true);
     apply_mlp(layer.mlp_in, layer.mlp_out, &layer.norm_mlp, x_own.data(), rows, x_own.data());
 }
@@ -169,10 +77,6 @@ Tensor Model::Impl::forward_sharded(const Tensor& input, const ForwardOptions& o
                        n_hidden_own = hidden_rows.last - hidden_rows.first;
     auto trace = [&](const char* name, const Tensor& own, std::int64_t n) {
         if (options.trace) options.trace(name, sh.gather(own, n));
-    };
-    // Row (b, j) of a node set's own share, j in the rank's range.
-    auto own_row = [](std::int64_t b, std::int64_t j, RowRange range) {
-        return b * (range.last - range.first) + j - range.first;
     };
 
     Tensor data, hidden_in;

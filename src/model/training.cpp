@@ -5,13 +5,14 @@
 #include <map>
 #include <optional>
 
-#include "model_impl.hpp"
+#include "boreas/dist/communicator.hpp"
+#include "training_impl.hpp"
 
 namespace boreas::model {
 
 using namespace detail;
 
-namespace {
+namespace training_detail {
 
 Tensor zeros_like(const Tensor& t) {
     return Tensor(t.shape());
@@ -25,86 +26,9 @@ void add_into(Tensor& target, const Tensor& source) {
     for (std::int64_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
-/// Gradient accumulator for one Linear: dW, db live in the Gradients map.
-struct LinearGrad {
-    float* weight;
-    float* bias;
-};
+}  // namespace training_detail
 
-}  // namespace
-
-struct BlockTape {
-    Tensor src, src_norm, kv, g, dst_norm, q_self, attended, lse, t, u, mlp_norm, a, a_act;
-    ///< kv: [n_src, 2C], k|v; q_self: [n_dst, 2C], the query and the skip projection (both
-    ///< read dst_norm); t = attended + skip projection.
-};
-
-struct LayerTape {
-    Tensor x, norm1, qkv, attended, lse, x1, norm2, a, a_act;  ///< qkv: [rows, 3C], q|k|v
-};
-
-struct MlpTape {
-    std::vector<Tensor> inputs;  ///< input of every Linear
-    std::vector<Tensor> pre;     ///< output of every Linear but the last (before GELU)
-    Tensor norm_input;           ///< the LayerNorm's input
-};
-
-struct GnnTape {
-    Tensor x, edges_in, pre_first;  ///< destination state, incoming edge state, first-Linear output
-    Tensor x_src;                   ///< source state of a mapper (empty: the sources are x)
-    MlpTape edge_mlp, node_mlp;
-    Tensor messages, node_in;
-};
-
-/// A GNN mapper's activations (GnnMapper): embeddings, the encoder's source update, the conv.
-struct GnnMapperTape {
-    MlpTape src_embedding, dst_embedding, src_update, edge_embedding, extractor;
-    Tensor src_update_in;  ///< [x_src, x_src]
-    GnnTape conv;
-};
-
-struct TrainingTape::Data {
-    std::int64_t batch = 0;
-    Tensor input, data, hidden_in, src_embedding, processed_in;
-    BlockTape encoder, decoder;
-    std::vector<LayerTape> transformer;
-    std::vector<BlockTape> graph_transformer;
-    std::vector<GnnTape> gnn;
-    GnnMapperTape gnn_encoder, gnn_decoder;
-    Tensor data_latent;  ///< GNN mappers: the encoder's updated data nodes
-    MlpTape edge_embedding;
-    Tensor processor_features;
-    Tensor decoder_dst, decoded_y, extractor_norm, decoded;
-    std::vector<Tensor> before_bounding;
-    bool checkpointed = false;
-    bool consumed = false;       ///< checkpointing: backward ran and released the tape as it went
-    bool decoder_taped = false;  ///< the decoder's activations are on the tape
-    bool last_chunk_taped = false;     ///< checkpointing: the last processor chunk kept its tape
-    std::vector<Tensor> chunk_inputs;  ///< processor state at each chunk start (checkpointing)
-    std::vector<Tensor> chunk_edges;   ///< GNN: the edge state at each chunk start (checkpointing)
-};
-
-namespace {
-
-struct Context {
-    const Model::Impl& impl;
-    Gradients& grads;
-    std::map<const Tensor*, Tensor*> slots = {};
-
-    LinearGrad of(const Linear& l) {
-        LinearGrad g{nullptr, nullptr};
-        g.weight = find(l.weight).data();
-        if (l.bias) g.bias = find(l.bias).data();
-        return g;
-    }
-    Tensor& find(const Tensor* parameter) {
-        if (slots.empty())
-            for (auto& [name, grad] : grads.parameters) slots[&impl.store.get(name)] = &grad;
-        auto it = slots.find(parameter);
-        BOREAS_CHECK(it != slots.end(), "no gradient slot for a parameter");
-        return *it->second;
-    }
-};
+namespace training_detail {
 
 void linear_forward(const Linear& l, const Tensor& x, Tensor& y) {
     y = Tensor::uninitialised({x.rows(), l.out});
@@ -221,25 +145,14 @@ Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& 
     return d_u;
 }
 
-/// The destination rows a graph-transformer block runs on: every destination of every batch
-/// element at once, or (a mapper chunk in training) rows [j0, j1) of batch element b, whose tape
-/// then holds just those rows while the sources' k|v stay whole.
-struct DstSpan {
-    bool all = true;
-    std::int64_t b = 0, j0 = 0, j1 = 0;
-
-    static DstSpan chunk(std::int64_t b, std::int64_t j0, std::int64_t j1) {
-        return {false, b, j0, j1};
-    }
-};
-
 kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, const Tensor& kv,
                                                const BlockTape& t, const EdgeSet& edges,
                                                const Tensor& features, std::int64_t batch,
                                                std::int64_t n_src, std::int64_t n_dst,
                                                const DstSpan& span, float* out, float* lse) {
     kernels::GraphAttentionParams p;
-    const std::int64_t kv_offset = span.all ? 0 : span.b * n_src * 2 * b.channels;
+    const bool every_element = span.all || span.every_element;
+    const std::int64_t kv_offset = every_element ? 0 : span.b * n_src * 2 * b.channels;
     p.q = t.q_self.data();
     p.k = kv.data() + kv_offset;
     p.v = kv.data() + kv_offset + b.channels;
@@ -253,7 +166,7 @@ kernels::GraphAttentionParams attention_params(const GraphTransformerBlock& b, c
     p.src = edges.src.data();
     p.out = out;
     p.lse = lse;
-    p.batch = span.all ? batch : 1;
+    p.batch = every_element ? batch : 1;
     p.n_src = n_src;
     p.n_dst = span.all ? n_dst : span.j1 - span.j0;
     p.heads = b.heads;
@@ -313,31 +226,17 @@ void block_forward(const GraphTransformerBlock& b, const Tensor& src, Tensor& ds
     block_destination_forward(b, t.kv, dst, edges, features, batch, n_src, n_dst, DstSpan{}, t);
 }
 
-/// The source pass of a block's attention backward, left for the caller (the encoder runs it
-/// chunk by chunk once k|v is released): its parameters (dk, dv to be set), the destination
-/// pass' scratch and what the parameters point to.
-struct DeferredSources {
-    kernels::GraphAttentionBackwardParams params;
-    kernels::cpu::GraphAttentionBackwardScratch scratch;
-    Tensor d_t;
-    std::vector<std::int64_t> src_offsets, by_src;
-};
-
-/// What the destination side's backward leaves for the source side.
-struct DestinationGradients {
-    Tensor d_g;         ///< d(g); with a separate source LayerNorm its norm_dst part is in
-    Tensor d_dst_norm;  ///< d(LN(g)) when the block has one LayerNorm for both sides, else empty
-};
-
 /// Backward of block_destination_forward on the span's rows: d(k|v) of the span's edges go
 /// into d_kv ([batch * n_src, 2C]; overwritten for a whole span, added for a chunk), edge-feature
 /// gradients into d_features. With `deferred` the attention's source pass is left to the caller
 /// (d_kv is not touched).
-DestinationGradients block_destination_backward(
-    Context& ctx, const GraphTransformerBlock& b, const Tensor& kv, const BlockTape& t,
-    const Tensor& dy, const EdgeSet& edges, const Tensor& features, std::int64_t batch,
-    std::int64_t n_src, std::int64_t n_dst, const DstSpan& span, Tensor& d_kv, Tensor& d_features,
-    DeferredSources* deferred = nullptr) {
+DestinationGradients block_destination_backward(Context& ctx, const GraphTransformerBlock& b,
+                                                const Tensor& kv, const BlockTape& t,
+                                                const Tensor& dy, const EdgeSet& edges,
+                                                const Tensor& features, std::int64_t batch,
+                                                std::int64_t n_src, std::int64_t n_dst,
+                                                const DstSpan& span, Tensor& d_kv,
+                                                Tensor& d_features, DeferredSources* deferred) {
     const Tensor d_u = residual_mlp_backward(ctx, b.norm_mlp, b.mlp_in, b.mlp_out, t.u, t.mlp_norm,
                                              t.a, t.a_act, dy);
     Tensor d_t = Tensor::uninitialised(t.t.shape());
@@ -356,8 +255,11 @@ DestinationGradients block_destination_backward(
     kernels::cpu::transpose_csr(forward.dst_offsets, edges.src.data(), forward.n_dst, n_src,
                                 src_offsets.data(), by_src.data());
     // A chunk's k|v gradients cover all of its batch element's sources: summed over chunks.
-    Tensor d_kv_chunk = span.all || deferred ? Tensor() : Tensor::uninitialised({n_src, 2 * c});
-    float* dk = deferred ? nullptr : span.all ? d_kv.data() : d_kv_chunk.data();
+    // Every batch element's rows at once (whole, or a shard's): d(k|v) of all sources.
+    const bool every_element = span.all || span.every_element;
+    Tensor d_kv_chunk =
+        every_element || deferred ? Tensor() : Tensor::uninitialised({n_src, 2 * c});
+    float* dk = deferred ? nullptr : every_element ? d_kv.data() : d_kv_chunk.data();
     kernels::GraphAttentionBackwardParams bp;
     bp.forward = forward;
     bp.d_out = d_t.data();
@@ -384,7 +286,7 @@ DestinationGradients block_destination_backward(
     } else {
         kernels::cpu::graph_attention_backward(bp);
     }
-    if (!span.all && !deferred) {
+    if (!every_element && !deferred) {
         float* target = d_kv.row(span.b * n_src);
         const float* source = d_kv_chunk.data();
         const std::int64_t n = d_kv_chunk.numel();
@@ -894,12 +796,6 @@ std::vector<DstSpan> decoder_spans(const Model::Impl& m, std::int64_t batch, boo
     return spans;
 }
 
-/// One chunk of the decoder and extractor: its activations, for its destination rows only.
-struct DecoderChunk {
-    BlockTape block;
-    Tensor decoded_y, extractor_norm, decoded;
-};
-
 /// The decoder (on the sources' k|v in t.decoder, from block_source_forward) and the extractor
 /// on one span's destination rows.
 void decoder_chunk_forward(const Model::Impl& m, const TrainingTape::Data& t, const DstSpan& span,
@@ -988,7 +884,84 @@ void encoder_backward(Context& ctx, const Model::Impl& m, TrainingTape::Data& t,
         trainable_gradient(d_enc_features, 3, 1, ctx.find(m.trainable_encoder_edges));
 }
 
-}  // namespace
+Tensor output_forward(const Model::Impl& m, TrainingTape::Data& t, const Tensor& input,
+                      const Tensor& decoded) {
+    const std::int64_t batch = input.dim(0);
+    const auto out_vars = static_cast<std::int64_t>(m.config.output_variables().size());
+    const std::int64_t in_vars = input.dim(4), steps = m.config.multistep_input;
+    Tensor output({batch, 1, 1, m.n_data, out_vars});
+    std::copy(decoded.values().begin(), decoded.values().end(), output.data());
+    const auto pairs = m.config.prognostic_pairs();
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t n = 0; n < m.n_data; ++n) {
+            float* o = output.data() + (b * m.n_data + n) * out_vars;
+            const float* xin = input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
+            for (const auto& [oi, ii] : pairs) o[oi] += xin[ii];
+        }
+    t.before_bounding.clear();
+    const auto outputs = m.config.output_variables();
+    for (const auto& bounding : m.config.bounding) {
+        t.before_bounding.push_back(output);
+        Model::Impl::apply_bounding(bounding, outputs, output);
+    }
+    return output;
+}
+
+Tensor output_backward(const Model::Impl& m, const TrainingTape::Data& t, const Tensor& d_output,
+                       Tensor* d_input) {
+    const std::int64_t batch = t.batch;
+    const auto outputs = m.config.output_variables();
+    const auto out_vars = static_cast<std::int64_t>(outputs.size());
+    // Boundings in reverse order.
+    Tensor d = d_output;
+    for (std::size_t k = m.config.bounding.size(); k-- > 0;) {
+        const auto& bounding = m.config.bounding[k];
+        const Tensor& x = t.before_bounding[k];
+        auto index_of = [&](const std::string& name) {
+            return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) -
+                                             outputs.begin());
+        };
+        const std::int64_t total = bounding.total_var.empty() ? -1 : index_of(bounding.total_var);
+        for (std::int64_t r = 0; r < x.numel() / out_vars; ++r) {
+            const float* xr = x.data() + r * out_vars;
+            float* dr = d.data() + r * out_vars;
+            for (const auto& name : bounding.variables) {
+                const auto c = index_of(name);
+                const float v = xr[c];
+                switch (bounding.type) {
+                    case BoundingType::relu:
+                        dr[c] = v > 0 ? dr[c] : 0.0f;
+                        break;
+                    case BoundingType::hardtanh:
+                        dr[c] = (v > bounding.min_val && v < bounding.max_val) ? dr[c] : 0.0f;
+                        break;
+                    case BoundingType::fraction: {
+                        const float inside =
+                            (v > bounding.min_val && v < bounding.max_val) ? 1.0f : 0.0f;
+                        dr[total] += dr[c] * std::clamp(v, bounding.min_val, bounding.max_val);
+                        dr[c] = dr[c] * xr[total] * inside;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Residual: the prognostic outputs' gradient also reaches the last input step.
+    const std::int64_t in_vars = t.input.dim(4), steps = m.config.multistep_input;
+    const auto pairs = m.config.prognostic_pairs();
+    if (d_input == nullptr) return d;
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t n = 0; n < m.n_data; ++n) {
+            const float* dr = d.data() + (b * m.n_data + n) * out_vars;
+            float* di = d_input->data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
+            for (const auto& [oi, ii] : pairs) di[ii] += dr[oi];
+        }
+    return d;
+}
+
+}  // namespace training_detail
+
+using namespace training_detail;
 
 Gradients Model::zero_gradients(const Tensor& input) const {
     Gradients g;
@@ -1025,11 +998,13 @@ void TrainingTape::drop_recomputable() {
     data->last_chunk_taped = false;
 }
 
-Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
-                            bool activation_checkpointing) const {
+Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activation_checkpointing,
+                            const dist::Communicator* shards) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
     m.check_input(input, false);
+    t.shards = nullptr;
+    if (shards != nullptr && shards->size() > 1) return forward_train_sharded(m, input, t, *shards);
     const std::int64_t batch = input.dim(0);
     t.batch = batch;
     t.input = input;
@@ -1080,25 +1055,8 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape,
     t.processed_in = x;
     range.emplace("decoder");
     run_decoder(m, t);
-    // Output: residual, then boundings (the value before each bounding is kept).
-    const auto out_vars = static_cast<std::int64_t>(m.config.output_variables().size());
-    const std::int64_t in_vars = input.dim(4), steps = m.config.multistep_input;
-    Tensor output({batch, 1, 1, m.n_data, out_vars});
-    std::copy(t.decoded.values().begin(), t.decoded.values().end(), output.data());
+    Tensor output = output_forward(m, t, input, t.decoded);
     t.decoded = Tensor();
-    const auto pairs = m.config.prognostic_pairs();
-    for (std::int64_t b = 0; b < batch; ++b)
-        for (std::int64_t n = 0; n < m.n_data; ++n) {
-            float* o = output.data() + (b * m.n_data + n) * out_vars;
-            const float* xin = input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
-            for (const auto& [oi, ii] : pairs) o[oi] += xin[ii];
-        }
-    t.before_bounding.clear();
-    const auto outputs = m.config.output_variables();
-    for (const auto& bounding : m.config.bounding) {
-        t.before_bounding.push_back(output);
-        Model::Impl::apply_bounding(bounding, outputs, output);
-    }
     return output;
 }
 
@@ -1111,58 +1069,17 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
                  "this training tape's backward already ran; under activation checkpointing it "
                  "releases the tape as it goes: run forward_train again");
     tape.data->consumed = t.checkpointed;
-    Context ctx{m, grads};
     const std::int64_t batch = t.batch;
-    const auto outputs = m.config.output_variables();
-    const auto out_vars = static_cast<std::int64_t>(outputs.size());
+    const auto out_vars = static_cast<std::int64_t>(m.config.output_variables().size());
     BOREAS_CHECK(d_output.numel() == batch * m.n_data * out_vars,
                  "d_output has {} values, expected {}", d_output.numel(),
                  batch * m.n_data * out_vars);
-    std::optional<trace::Range> range(std::in_place, "decoder");  // output and decoder
-    // Boundings in reverse order.
-    Tensor d = d_output;
-    for (std::size_t k = m.config.bounding.size(); k-- > 0;) {
-        const auto& bounding = m.config.bounding[k];
-        const Tensor& x = t.before_bounding[k];
-        auto index_of = [&](const std::string& name) {
-            return static_cast<std::int64_t>(std::find(outputs.begin(), outputs.end(), name) -
-                                             outputs.begin());
-        };
-        const std::int64_t total = bounding.total_var.empty() ? -1 : index_of(bounding.total_var);
-        for (std::int64_t r = 0; r < x.numel() / out_vars; ++r) {
-            const float* xr = x.data() + r * out_vars;
-            float* dr = d.data() + r * out_vars;
-            for (const auto& name : bounding.variables) {
-                const auto c = index_of(name);
-                const float v = xr[c];
-                switch (bounding.type) {
-                    case BoundingType::relu:
-                        dr[c] = v > 0 ? dr[c] : 0.0f;
-                        break;
-                    case BoundingType::hardtanh:
-                        dr[c] = (v > bounding.min_val && v < bounding.max_val) ? dr[c] : 0.0f;
-                        break;
-                    case BoundingType::fraction: {
-                        const float inside =
-                            (v > bounding.min_val && v < bounding.max_val) ? 1.0f : 0.0f;
-                        dr[total] += dr[c] * std::clamp(v, bounding.min_val, bounding.max_val);
-                        dr[c] = dr[c] * xr[total] * inside;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    if (t.checkpointed) tape.data->before_bounding.clear();
-    // Residual: the prognostic outputs' gradient also reaches the last input step.
+    if (t.shards != nullptr) return backward_sharded(m, *tape.data, d_output, grads);
+    Context ctx{m, grads};
     const std::int64_t in_vars = t.input.dim(4), steps = m.config.multistep_input;
-    const auto pairs = m.config.prognostic_pairs();
-    for (std::int64_t b = 0; b < batch; ++b)
-        for (std::int64_t n = 0; n < m.n_data; ++n) {
-            const float* dr = d.data() + (b * m.n_data + n) * out_vars;
-            float* di = grads.input.data() + ((b * steps + steps - 1) * m.n_data + n) * in_vars;
-            for (const auto& [oi, ii] : pairs) di[ii] += dr[oi];
-        }
+    std::optional<trace::Range> range(std::in_place, "decoder");  // output and decoder
+    const Tensor d = output_backward(m, t, d_output, &grads.input);
+    if (t.checkpointed) tape.data->before_bounding.clear();
     // Extractor and decoder. Under activation checkpointing their activations are released after
     // use, before the processor's chunks are recomputed (o96: 1.3 GB of decoder activations would
     // otherwise add to that peak); so are their gradients, in any case.

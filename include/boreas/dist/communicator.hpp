@@ -43,6 +43,11 @@ class Communicator {
     /// rows, so tensors past 2^31 values gather whole.
     void allgather_rows(const float* mine, float* all, std::span<const std::int64_t> rows_per_rank,
                         std::int64_t width) const;
+    /// The adjoint of allgather_rows: `all` holds every rank's rows (in rank order, as
+    /// allgather_rows lays them out), and each rank receives into `mine` the sum over ranks of
+    /// its own rows, added in rank order.
+    void reduce_scatter_rows(const float* all, float* mine,
+                             std::span<const std::int64_t> rows_per_rank, std::int64_t width) const;
     /// All-to-all of float blocks: send_counts[r] values from `send` (packed in rank order) go
     /// to rank r, recv_counts[r] values from rank r land in `recv` (packed in rank order).
     void alltoall(const float* send, std::span<const std::int64_t> send_counts, float* recv,

@@ -91,8 +91,14 @@ class Model {
     /// results, less memory, about one more encoder and processor forward of time). A decoder
     /// too large for that (or with num_chunks > 1) runs in destination chunks, recomputed one at
     /// a time by backward (docs/training.md).
+    /// With `shards` (more than one rank) the step is sharded as the forward is
+    /// (ForwardOptions::shards): each rank keeps the activations of its own rows (no
+    /// recomputation; sharding divides them), backward sends each block's source gradients back
+    /// to their owners and sums the parameter and input gradients over the group in rank order,
+    /// so every rank ends with the whole gradients.
     Tensor forward_train(const Tensor& input, TrainingTape& tape,
-                         bool activation_checkpointing = false) const;
+                         bool activation_checkpointing = false,
+                         const dist::Communicator* shards = nullptr) const;
     /// Adds the gradients of sum(d_output * output) to `gradients` (zero-initialised by
     /// zero_gradients). Deterministic for a fixed thread count. Under activation checkpointing
     /// it recomputes into the tape and releases the tape as it goes, hence the tape is not

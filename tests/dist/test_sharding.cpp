@@ -1,14 +1,16 @@
 // Model sharding (ctest label mpi; run under mpirun -n 2 and -n 4): the forward sharded over the
 // ranks equals the single-process forward on every rank, for the transformer, graph-transformer
 // and GNN processors with their mappers (the fixtures' configs with anemoi-trained-layout
-// weights, batch 2), block by block through the trace. Run alone it is one rank and checks the
-// one-rank path.
+// weights, batch 2), block by block through the trace; the sharded training step gives the
+// single-process output, parameter gradients and input gradient. Run alone it is one rank and
+// checks the one-rank path.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <random>
 
 #include "boreas/dist/communicator.hpp"
 #include "boreas/model/model.hpp"
@@ -100,6 +102,63 @@ TEST(ShardedForwardErrors, HeadsThatDoNotSplitAreRefused) {
         boreas::testing_support::error_of([&] { (void)model.forward(input, options); });
     EXPECT_NE(message.find("heads do not split"), std::string::npos) << message;
 }
+
+/// Largest |a - b| over the tensor, relative to its largest |b| (at least `floor`): gradients
+/// summed in another order differ by rounding of the tensor's scale, not of each entry.
+double worst_scaled(const Tensor& a, const Tensor& b, double floor = 1e-30) {
+    double scale = floor, worst = 0;
+    for (float v : b.values()) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    for (std::int64_t i = 0; i < b.numel(); ++i)
+        worst = std::max(worst, std::abs(static_cast<double>(a.values()[i]) - b.values()[i]));
+    return worst / scale;
+}
+
+class ShardedTraining : public testing::TestWithParam<std::string> {};
+
+TEST_P(ShardedTraining, GradientsEqualOneProcess) {
+    auto& world = Communicator::world();
+    auto model = make_model(GetParam());
+    model.parameters().initialise(11, 0.3f);  // non-zero trainable tensors and LayerNorm affines
+    const Tensor input = boreas::model::synthetic_input(model, 2, 5);
+    auto tape = std::make_unique<boreas::model::TrainingTape>();
+    const Tensor reference = model.forward_train(input, *tape);
+    std::vector<float> r(static_cast<std::size_t>(reference.numel()));
+    std::mt19937 generator(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (auto& v : r) v = normal(generator);
+    const Tensor d_output(reference.shape(), r);
+    auto expected = model.zero_gradients(input);
+    model.backward(*tape, d_output, expected);
+
+    auto sharded_tape = std::make_unique<boreas::model::TrainingTape>();
+    const Tensor output = model.forward_train(input, *sharded_tape, false, &world);
+    EXPECT_LE(worst_relative(output, reference), 1e-5) << "output";
+    auto grads = model.zero_gradients(input);
+    model.backward(*sharded_tape, d_output, grads);
+    double worst = 0;
+    std::string where;
+    for (const auto& [name, value] : expected.parameters) {
+        // The key bias' gradient is zero but for rounding (softmax is shift-invariant): judged
+        // against the scale of the key weight's gradient.
+        double floor = 1e-30;
+        if (const auto at = name.rfind("lin_key.bias"); at != std::string::npos)
+            for (float v : expected.parameters.at(name.substr(0, at) + "lin_key.weight").values())
+                floor = std::max(floor, static_cast<double>(std::abs(v)));
+        const double err = worst_scaled(grads.parameters.at(name), value, floor);
+        EXPECT_LE(err, 1e-5) << name << " on " << world.size() << " ranks";
+        if (err > worst) worst = err, where = name;
+    }
+    const double input_err = worst_scaled(grads.input, expected.input);
+    EXPECT_LE(input_err, 1e-5) << "input gradient";
+    if (world.rank() == 0)
+        std::printf(
+            "%s training on %d ranks: worst gradient difference %.2e of its tensor's "
+            "scale (%s), input gradient %.2e\n",
+            GetParam().c_str(), world.size(), worst, where.c_str(), input_err);
+}
+
+INSTANTIATE_TEST_SUITE_P(Processors, ShardedTraining,
+                         testing::Values("transformer", "graphtransformer"));
 
 INSTANTIATE_TEST_SUITE_P(Processors, ShardedForward,
                          testing::Values("transformer", "graphtransformer", "gnn", "gnn_mappers"));
