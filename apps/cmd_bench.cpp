@@ -90,6 +90,16 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
                       "train: recompute activations in backward (default on)");
     command->add_flag("--fresh-roof", options->fresh_roof,
                       "Measure the roof again instead of reusing this boot's");
+    command
+        ->add_option("--replicas", options->replicas,
+                     "Under MPI: data-parallel replicas, each with its share of --batch "
+                     "(default: the rank count over --shards)")
+        ->check(CLI::NonNegativeNumber);
+    command
+        ->add_option("--shards", options->shards,
+                     "Under MPI: model-parallel shards per replica (default: the rank count "
+                     "over --replicas, else 1)")
+        ->check(CLI::NonNegativeNumber);
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");
     options->command_line = command_line;

@@ -42,8 +42,13 @@ Runner add_train_command(CLI::App& app) {
         ->capture_default_str();
     command
         ->add_option("--replicas", o->replicas,
-                     "Data-parallel replicas, one per MPI rank (launch with mpirun -n R or "
-                     "srun); default: the rank count")
+                     "Data-parallel replicas (launch with mpirun -n R*S or srun); default: the "
+                     "rank count over --shards")
+        ->check(CLI::NonNegativeNumber);
+    command
+        ->add_option("--shards", o->shards,
+                     "Model-parallel shards per replica: each computes a share of the rows "
+                     "(default: the rank count over --replicas, else 1)")
         ->check(CLI::NonNegativeNumber);
     command->add_option("--lr", o->lr, "Peak learning rate (cosine schedule)")
         ->capture_default_str();

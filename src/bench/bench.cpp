@@ -197,21 +197,52 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     const bool run_train = options.what != "forward";
     // Under MPI (mpirun -n R boreas bench train): data parallel, each rank one replica with its
     // share of the batch, the gradients averaged in the step's "allreduce" phase.
+    // Under MPI (mpirun -n R*S boreas bench ...): R replicas (data parallel: each its share of
+    // the batch, the gradients averaged in the step's "allreduce" phase) of S shards each
+    // (model sharding: every shard computes a share of the rows; "exchange" phases).
     const auto& world = dist::Communicator::world();
-    BOREAS_CHECK(!world.distributed() || !run_forward,
-                 "bench {} on {} ranks: only 'train' runs across ranks (data parallel); the "
-                 "forward would need model sharding, which is not available yet",
-                 options.what, world.size());
-    BOREAS_CHECK(batch % world.size() == 0,
-                 "--batch {} does not split into {} equal replica shares", batch, world.size());
-    const std::int64_t share = batch / world.size();
+    const auto layout = dist::make_layout(world, options.replicas, options.shards);
+    BOREAS_CHECK(batch % layout.replicas == 0,
+                 "--batch {} does not split into {} equal replica shares", batch, layout.replicas);
+    const std::int64_t share = batch / layout.replicas;
+    const bool data_parallel = layout.replicas > 1;
+    const dist::Communicator* shards = layout.shards > 1 ? &layout.replica_group : nullptr;
+    const Tensor local_input =
+        data_parallel ? train::batch_rows(input, layout.replica * share, share) : Tensor();
+    // Bytes and seconds the model's exchanges moved per step (the all-reduce of data parallel
+    // is accounted as its phase).
+    struct Communication {
+        double bytes = 0, seconds = 0, calls = 0;
+    };
+    auto traffic_now = [&] {
+        const auto& t = layout.replica_group.traffic();
+        return Communication{t.bytes_sent, t.seconds, static_cast<double>(t.calls)};
+    };
+    std::map<std::string, Communication> communication;
     Tensor output;
     std::vector<double> totals, train_totals;
     double first_step_loss = 0;  // the training step's loss on its first (warm-up) call
     std::map<std::string, std::vector<double>> phases, train_phases;
-    if (run_forward)
-        measure(
-            "forward", [&] { output = model.forward(input); }, totals, phases);
+    auto measured = [&](const char* what, const std::function<void()>& step,
+                        std::vector<double>& samples,
+                        std::map<std::string, std::vector<double>>& phase_samples) {
+        const auto before = traffic_now();
+        measure(what, step, samples, phase_samples);
+        const auto after = traffic_now();
+        const auto steps =
+            static_cast<double>(options.warmup) + static_cast<double>(samples.size());
+        communication[what] = {(after.bytes - before.bytes) / steps,
+                               (after.seconds - before.seconds) / steps,
+                               (after.calls - before.calls) / steps};
+    };
+    if (run_forward) {
+        model::ForwardOptions forward_options;
+        forward_options.shards = shards;
+        measured(
+            "forward",
+            [&] { output = model.forward(data_parallel ? local_input : input, forward_options); },
+            totals, phases);
+    }
     if (run_train) {
         // One training step: forward and backward of a rollout-1 step on the synthetic input
         // (targets: the input's last step where a variable is also an output), then AdamW.
@@ -241,19 +272,19 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                                   input.dim(4) +
                                               input_column[v]];
                     }
-        const Tensor local = world.distributed()
-                                 ? train::batch_rows(train_batch, world.rank() * share, share)
+        const Tensor local = data_parallel
+                                 ? train::batch_rows(train_batch, layout.replica * share, share)
                                  : Tensor();
         std::map<std::string, train::AdamWState> states;
         std::int64_t optimiser_step = 0;
-        measure(
+        measured(
             "train",
             [&] {
-                auto result = train::rollout_step(model, world.distributed() ? local : train_batch,
-                                                  1, {}, options.activation_checkpointing);
-                if (world.distributed()) {
+                auto result = train::rollout_step(model, data_parallel ? local : train_batch, 1, {},
+                                                  options.activation_checkpointing, shards);
+                if (data_parallel) {
                     BOREAS_RANGE("allreduce");
-                    train::average_over_replicas(world, result);
+                    train::average_over_replicas(layout.shard_group, result);
                 }
                 if (optimiser_step == 0) first_step_loss = result.loss;  // checked against peers
                 BOREAS_RANGE("optimizer");
@@ -268,17 +299,53 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             },
             train_totals, train_phases);
     }
-    // The work of this rank: its share of the batch.
-    const auto costs = forward_costs(model.config(), model.graph(), static_cast<int>(share));
+    // The work of this rank: its replica's share of the batch, and of that its shard's share
+    // of the rows (the exchanges balance the rows; FLOPs split evenly to within a row).
+    auto costs = forward_costs(model.config(), model.graph(), static_cast<int>(share));
+    for (auto& [phase, cost] : costs) {
+        cost.flops /= layout.shards;
+        cost.bytes /= layout.shards;
+    }
     const auto verdict =
-        run_forward ? verification(output, options.verify)
-                    : nlohmann::ordered_json{{"status", "not-checked"},
-                                             {"detail", "training step: no reference output"}};
-    const nlohmann::ordered_json params = {
-        {"config", config.name},
-        {"batch", batch},
-        {"activation_checkpointing", options.activation_checkpointing},
-        {"threads", omp_get_max_threads()}};
+        !run_forward    ? nlohmann::ordered_json{{"status", "not-checked"},
+                                              {"detail", "training step: no reference output"}}
+        : data_parallel ? nlohmann::ordered_json{{"status", "not-checked"},
+                                                 {"detail",
+                                                  "data parallel: each rank holds a share of the "
+                                                  "batch's output"}}
+                        : verification(output, options.verify);
+    nlohmann::ordered_json params = {{"config", config.name},
+                                     {"batch", batch},
+                                     {"activation_checkpointing", options.activation_checkpointing},
+                                     {"threads", omp_get_max_threads()}};
+    if (world.distributed())
+        params["layout"] = {{"ranks", world.size()},
+                            {"replicas", layout.replicas},
+                            {"shards", layout.shards},
+                            {"batch_per_replica", share},
+                            {"communicator", world.describe()}};
+    auto with_communication = [&](nlohmann::ordered_json result, const char* what) {
+        if (!world.distributed()) return result;
+        const auto& c = communication.at(what);
+        result["communication"] = {{"bytes_sent_per_step", c.bytes},
+                                   {"seconds_per_step", c.seconds},
+                                   {"collectives_per_step", c.calls}};
+        return result;
+    };
+    // Across ranks: each phase's median on every rank, their mean and maximum (the slowest
+    // rank sets the step; the gap is load imbalance).
+    auto with_ranks = [&](nlohmann::ordered_json result) {
+        if (!world.distributed()) return result;
+        std::vector<double> medians(static_cast<std::size_t>(world.size()), 0.0);
+        medians[static_cast<std::size_t>(world.rank())] = result["stats"]["median"].get<double>();
+        world.allreduce_sum(std::span<double>(medians));
+        result["ranks"] = {{"count", world.size()},
+                           {"median_s", medians},
+                           {"mean_of_medians_s",
+                            std::accumulate(medians.begin(), medians.end(), 0.0) / world.size()},
+                           {"max_of_medians_s", *std::max_element(medians.begin(), medians.end())}};
+        return result;
+    };
     nlohmann::ordered_json document;
     document["schema"] = kSchemaName;
     document["schema_version"] = kSchemaVersion;
@@ -305,8 +372,10 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     }
     if (run_forward) {
         const double step_median = statistics(totals, options.warmup)["median"].get<double>();
-        document["results"].push_back(phase_result("forward", "total", totals, options.warmup,
-                                                   total_cost, roof, step_median, params, verdict));
+        document["results"].push_back(with_communication(
+            with_ranks(phase_result("forward", "total", totals, options.warmup, total_cost, roof,
+                                    step_median, params, verdict)),
+            "forward"));
         // Phases in the order they run: input, encoder, processor (its chunks), decoder, output.
         std::vector<std::string> order;
         for (const char* phase : {"input", "encoder", "processor"}) order.push_back(phase);
@@ -319,9 +388,9 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             if (!phases.count(phase)) continue;
             auto it = costs.find(phase);
             const PhaseCost cost = it == costs.end() ? PhaseCost{} : it->second;
-            document["results"].push_back(phase_result("forward/" + phase, phase, phases.at(phase),
-                                                       options.warmup, cost, roof, step_median,
-                                                       params, verdict));
+            document["results"].push_back(
+                with_ranks(phase_result("forward/" + phase, phase, phases.at(phase), options.warmup,
+                                        cost, roof, step_median, params, verdict)));
         }
     }
     if (run_train) {
@@ -368,38 +437,42 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         const double step_median = statistics(train_totals, options.warmup)["median"].get<double>();
         auto train_params = params;
         train_params["first_step_loss"] = first_step_loss;
-        // Across ranks: each phase's median on every rank, their mean and maximum (the slowest
-        // rank sets the step; the gap is load imbalance).
-        auto with_ranks = [&](nlohmann::ordered_json result) {
-            if (!world.distributed()) return result;
-            std::vector<double> medians(static_cast<std::size_t>(world.size()), 0.0);
-            medians[static_cast<std::size_t>(world.rank())] =
-                result["stats"]["median"].get<double>();
-            world.allreduce_sum(std::span<double>(medians));
-            result["ranks"] = {
-                {"count", world.size()},
-                {"median_s", medians},
-                {"mean_of_medians_s",
-                 std::accumulate(medians.begin(), medians.end(), 0.0) / world.size()},
-                {"max_of_medians_s", *std::max_element(medians.begin(), medians.end())}};
-            return result;
-        };
-        if (world.distributed()) {
+
+        if (data_parallel) {
             train_params["data_parallel"] = {{"ranks", world.size()},
+                                             {"replicas", layout.replicas},
                                              {"batch_per_rank", share},
                                              {"communicator", world.describe()}};
         }
-        document["results"].push_back(
+        document["results"].push_back(with_communication(
             with_ranks(phase_result("train", "total", train_totals, options.warmup, step_cost, roof,
-                                    step_median, train_params, verdict)));
-        for (const char* phase :
-             {"forward", "forward/encoder", "forward/processor", "forward/decoder", "loss",
-              "backward", "backward/decoder", "backward/decoder/recompute", "backward/processor",
-              "backward/processor/recompute", "backward/encoder", "allreduce", "optimizer"}) {
+                                    step_median, train_params, verdict)),
+            "train"));
+        std::vector<std::string> train_order = {"forward",
+                                                "forward/encoder",
+                                                "forward/processor",
+                                                "forward/decoder",
+                                                "loss",
+                                                "backward",
+                                                "backward/decoder",
+                                                "backward/decoder/recompute",
+                                                "backward/processor",
+                                                "backward/processor/recompute",
+                                                "backward/encoder",
+                                                "allreduce",
+                                                "optimizer"};
+        // Model sharding's exchanges (k|v gathers, heads all-to-alls, their adjoints, the
+        // gradients' sum over the group): time only, their bytes are in "communication".
+        for (const auto& [phase, samples] : train_phases)
+            if (phase.find("exchange") != std::string::npos) {
+                train_order.push_back(phase);
+                train_costs[phase] = PhaseCost{};
+            }
+        for (const auto& phase : train_order) {
             if (!train_phases.count(phase)) continue;
-            document["results"].push_back(with_ranks(phase_result(
-                std::string("train/") + phase, phase, train_phases.at(phase), options.warmup,
-                train_costs.at(phase), roof, step_median, params, verdict)));
+            document["results"].push_back(with_ranks(
+                phase_result("train/" + phase, phase, train_phases.at(phase), options.warmup,
+                             train_costs.at(phase), roof, step_median, params, verdict)));
         }
     }
     document["repro"] = options.command_line;

@@ -25,14 +25,14 @@ std::string format_table(const nlohmann::ordered_json& document) {
     const auto& run = document["context"]["run"];
     out += fmt::format("{} | config {} | {} threads | batch {}\n", run.value("implementation", "?"),
                        run.value("config", "?"), run.value("threads", 0), run.value("batch", 1));
-    out += fmt::format("{:<28} {:>10} {:>10} {:>10} {:>7} {:>9} {:>8} {:>9}  {}\n", "phase",
+    out += fmt::format("{:<34} {:>10} {:>10} {:>10} {:>7} {:>9} {:>8} {:>9}  {}\n", "phase",
                        "median s", "min s", "max s", "share", "GFLOP/s", "GB/s", "% roof", "bound");
     double total = 0, train_total = 0;
     for (const auto& r : document["results"]) {
         if (r["name"] == "forward") total = median_of(r);
         if (r["name"] == "train") train_total = median_of(r);
         out += fmt::format(
-            "{:<28} {:>10.4f} {:>10.4f} {:>10.4f} {:>6.1f}% {:>9.1f} {:>8.1f} {:>8.1f}%  {}{}\n",
+            "{:<34} {:>10.4f} {:>10.4f} {:>10.4f} {:>6.1f}% {:>9.1f} {:>8.1f} {:>8.1f}%  {}{}\n",
             r["name"].get<std::string>(), median_of(r), r["stats"]["min"].get<double>(),
             r["stats"]["max"].get<double>(), 100 * r.value("share_of_step", 0.0),
             r["achieved"]["gflops"].get<double>(), r["achieved"]["gbs"].get<double>(),
@@ -49,6 +49,19 @@ std::string format_table(const nlohmann::ordered_json& document) {
         out += fmt::format("training: {:.3f} samples/s ({} per step)\n",
                            document["context"]["run"].value("batch", 1) / train_total,
                            document["context"]["run"].value("batch", 1));
+    for (const auto& r : document["results"])
+        if (r.contains("communication")) {
+            const auto& c = r["communication"];
+            const auto& layout = r["params"].value("layout", nlohmann::json::object());
+            out += fmt::format(
+                "{} exchanges (rank 0; {} replica(s) x {} shard(s)): {:.2f} MB sent, {:.4f} s, "
+                "{:.0f} collectives per step; slowest rank's step {:.4f} s, mean {:.4f} s\n",
+                r["name"].get<std::string>(), layout.value("replicas", 1),
+                layout.value("shards", 1), c["bytes_sent_per_step"].get<double>() / 1e6,
+                c["seconds_per_step"].get<double>(), c["collectives_per_step"].get<double>(),
+                r["ranks"]["max_of_medians_s"].get<double>(),
+                r["ranks"]["mean_of_medians_s"].get<double>());
+        }
     const auto& roof = document["roof"];
     out += fmt::format(
         "roof: FP32 FMA {:.0f} GFLOP/s ({} threads), SGEMM {:.0f} GFLOP/s, triad {:.1f} GB/s{}\n",

@@ -191,11 +191,16 @@ Communicator Communicator::split([[maybe_unused]] int color, [[maybe_unused]] in
     return part;
 }
 
+// The reduce-scatter sends (S - 1) / S of the values, the all-gather as much again.
 void Communicator::allreduce_sum(std::span<float> values) const {
+    if (size_ <= 1) return;
+    Accounted accounted(*traffic_, 8.0 * static_cast<double>(values.size()) * (size_ - 1) / size_);
     ordered_allreduce(values, size_, BOREAS_COMM);
 }
 
 void Communicator::allreduce_sum(std::span<double> values) const {
+    if (size_ <= 1) return;
+    Accounted accounted(*traffic_, 16.0 * static_cast<double>(values.size()) * (size_ - 1) / size_);
     ordered_allreduce(values, size_, BOREAS_COMM);
 }
 
@@ -316,6 +321,27 @@ void Communicator::check_same(const std::string& what, const std::string& text) 
     for (int r = 1; r < size_; ++r)
         BOREAS_CHECK(hashes[static_cast<std::size_t>(r)] == hashes[0],
                      "rank {} has another {} than rank 0: every rank must run the same", r, what);
+}
+
+Layout make_layout(const Communicator& world, int replicas, int shards) {
+    const int ranks = world.size();
+    BOREAS_CHECK(replicas >= 0 && shards >= 0, "--replicas {} --shards {}: counts must be >= 1",
+                 replicas, shards);
+    if (shards == 0) shards = replicas > 0 && ranks % replicas == 0 ? ranks / replicas : 1;
+    if (replicas == 0) {
+        BOREAS_CHECK(ranks % shards == 0,
+                     "--shards {} does not divide the {} rank(s): ranks = replicas x shards",
+                     shards, ranks);
+        replicas = ranks / shards;
+    }
+    BOREAS_CHECK(replicas * shards == ranks,
+                 "--replicas {} x --shards {} = {} rank(s), but the run has {}: launch with "
+                 "mpirun -n {} (or srun -n {})",
+                 replicas, shards, replicas * shards, ranks, replicas * shards, replicas * shards);
+    Layout layout{replicas, shards, world.rank() / shards, world.rank() % shards, world, world};
+    layout.replica_group = world.split(layout.replica, layout.shard);
+    layout.shard_group = world.split(layout.shard, layout.replica);
+    return layout;
 }
 
 void Communicator::barrier() const {

@@ -186,12 +186,14 @@ struct Rollout {
 }  // namespace
 
 StepResult rollout_loss(const model::Model& model, const Tensor& batch, int rollout,
-                        const LossConfig& config) {
+                        const LossConfig& config, const dist::Communicator* shards) {
     const Rollout run(model, batch, rollout, config);
     Tensor x = run.initial_input();
     StepResult result;
     for (int r = 0; r < rollout; ++r) {
-        const Tensor prediction = model.forward(x);
+        model::ForwardOptions options;
+        options.shards = shards;
+        const Tensor prediction = model.forward(x, options);
         Tensor unused(prediction.shape());
         const double loss = run.loss(prediction, r, rollout, unused);
         result.step_losses.push_back(loss);
@@ -202,7 +204,8 @@ StepResult rollout_loss(const model::Model& model, const Tensor& batch, int roll
 }
 
 StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
-                        const LossConfig& config, bool activation_checkpointing) {
+                        const LossConfig& config, bool activation_checkpointing,
+                        const dist::Communicator* shards) {
     const Rollout run(model, batch, rollout, config);
     const auto steps = run.steps, b_count = run.b_count, nodes = run.nodes, in_vars = run.in_vars;
     const auto& pairs = run.pairs;
@@ -213,7 +216,8 @@ StepResult rollout_step(const model::Model& model, const Tensor& batch, int roll
     std::vector<Tensor> d_predictions;
     for (int r = 0; r < rollout; ++r) {
         std::optional<trace::Range> range(std::in_place, "forward");
-        const Tensor prediction = model.forward_train(x, tapes[r], activation_checkpointing);
+        const Tensor prediction =
+            model.forward_train(x, tapes[r], activation_checkpointing, shards);
         range.reset();
         BOREAS_RANGE("loss");
         Tensor d_prediction(prediction.shape());

@@ -19,7 +19,8 @@ void adamw_step(std::span<float> param, std::span<const float> grad, AdamWState&
     }
     const auto b1 = static_cast<float>(options.beta1), b2 = static_cast<float>(options.beta2);
     const double correction1 = 1.0 - std::pow(options.beta1, static_cast<double>(step));
-    const double correction2_sqrt = std::sqrt(1.0 - std::pow(options.beta2, static_cast<double>(step)));
+    const double correction2_sqrt =
+        std::sqrt(1.0 - std::pow(options.beta2, static_cast<double>(step)));
     const auto decay = static_cast<float>(1.0 - lr * options.weight_decay);
     const auto step_size = static_cast<float>(lr / correction1);
     const auto inv_c2 = static_cast<float>(1.0 / correction2_sqrt);
@@ -27,7 +28,8 @@ void adamw_step(std::span<float> param, std::span<const float> grad, AdamWState&
     for (std::size_t i = 0; i < param.size(); ++i) {
         const float g = grad[i];
         param[i] *= decay;
-        // torch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+        // torch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 -
+        // beta2)
         state.exp_avg[i] += (1.0f - b1) * (g - state.exp_avg[i]);
         state.exp_avg_sq[i] = state.exp_avg_sq[i] * b2 + (1.0f - b2) * g * g;
         const float denom = std::sqrt(state.exp_avg_sq[i]) * inv_c2 + eps;
@@ -36,7 +38,8 @@ void adamw_step(std::span<float> param, std::span<const float> grad, AdamWState&
 }
 
 double CosineSchedule::lr(std::int64_t t) const {
-    if (t < warmup_steps) return base_lr * static_cast<double>(t) / static_cast<double>(warmup_steps);
+    if (t < warmup_steps)
+        return base_lr * static_cast<double>(t) / static_cast<double>(warmup_steps);
     if (t >= total_steps) return min_lr;
     const double progress = static_cast<double>(t) / static_cast<double>(total_steps);
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + std::cos(std::numbers::pi * progress));

@@ -286,23 +286,25 @@ TrainSummary run_training(const TrainOptions& options) {
                  "--steps, --rollout and --batch must be >= 1");
     if (options.threads > 0) omp_set_num_threads(options.threads);
     const auto& world = dist::Communicator::world();
-    const int replicas = options.replicas > 0 ? options.replicas : world.size();
-    BOREAS_CHECK(replicas == world.size(),
-                 "--replicas {} but {} rank(s): each rank is one replica (model sharding, which "
-                 "would group ranks, is not available yet)",
-                 replicas, world.size());
+    const auto layout = dist::make_layout(world, options.replicas, options.shards);
+    const int replicas = layout.replicas;
     BOREAS_CHECK(options.batch % replicas == 0,
                  "--batch {} does not split into {} equal replica shares", options.batch, replicas);
-    const std::int64_t share = options.batch / replicas, first_sample = world.rank() * share;
+    const std::int64_t share = options.batch / replicas, first_sample = layout.replica * share;
+    const dist::Communicator* shards = layout.shards > 1 ? &layout.replica_group : nullptr;
     if (world.distributed()) {
         world.check_same("command line (config, overrides, options)",
-                         fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", options.config,
+                         fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}x{}", options.config,
                                      fmt::join(options.overrides, ","), options.data, options.steps,
                                      options.batch, options.rollout, options.seed,
-                                     options.checkpoint_dir.string()));
-        log::info("data parallel: {}; rank {} takes samples [{}, {}) of each global batch of {}",
-                  world.describe(), world.rank(), first_sample, first_sample + share,
-                  options.batch);
+                                     options.checkpoint_dir.string(), replicas, layout.shards));
+        log::info(
+            "{}: {} replica(s) x {} shard(s); rank {} is shard {} of replica {}, which takes "
+            "samples [{}, {}) of each global batch of {}",
+            world.describe(), replicas, layout.shards, world.rank(), layout.shard, layout.replica,
+            first_sample, first_sample + share, options.batch);
+        if (layout.shards > 1 && options.activation_checkpointing)
+            log::info("model sharding keeps each shard's own activations (no recomputation)");
     }
     auto config = model::load_config(options.config, options.overrides);
     auto graph = model::graph_for(config);
@@ -340,7 +342,7 @@ TrainSummary run_training(const TrainOptions& options) {
     }
     // Data parallel: a replica reads only its share of each global batch (validation, one
     // window at a time, runs whole on every rank).
-    if (world.distributed()) {
+    if (replicas > 1) {
         training.share_first = static_cast<int>(first_sample);
         training.share_count = static_cast<int>(share);
     }
@@ -355,7 +357,7 @@ TrainSummary run_training(const TrainOptions& options) {
         for (std::int64_t w = 0; w < validation_loader->anchors(); ++w) {
             Tensor batch = validation_loader->batch(w);
             // Forward only: no tape, no backward (anemoi's validation_step under no_grad).
-            sum += rollout_loss(model, batch, options.rollout, loss_config).loss;
+            sum += rollout_loss(model, batch, options.rollout, loss_config, shards).loss;
             validation_loader->give_back(std::move(batch));
         }
         const double loss = sum / static_cast<double>(validation_loader->anchors());
@@ -370,14 +372,14 @@ TrainSummary run_training(const TrainOptions& options) {
                    : synthetic_batch(model, options.batch, options.rollout, options.seed, step);
         // Every rank draws the same global batch and keeps its share (the dataset loader reads
         // only that share): the samples, and so the result, do not depend on the rank count.
-        const bool slice = world.distributed() && !loader;
+        const bool slice = replicas > 1 && !loader;
         const Tensor local = slice ? batch_rows(batch, first_sample, share) : Tensor();
         auto result = rollout_step(model, slice ? local : batch, options.rollout, loss_config,
-                                   options.activation_checkpointing);
+                                   options.activation_checkpointing, shards);
         if (loader) loader->give_back(std::move(batch));
-        if (world.distributed()) {
+        if (replicas > 1) {
             Stopwatch allreduce;
-            average_over_replicas(world, result);
+            average_over_replicas(layout.shard_group, result);
             summary.allreduce_seconds += allreduce.seconds();
         }
         std::string bad;
@@ -431,7 +433,7 @@ TrainSummary run_training(const TrainOptions& options) {
             stats.batches, stats.read_seconds, stats.wait_seconds,
             100.0 * stats.wait_seconds / std::max(clock.seconds(), 1e-9), clock.seconds());
     }
-    if (world.distributed()) {
+    if (replicas > 1) {
         std::int64_t values = 0;
         for (const auto& name : model.parameters().names())
             values += model.parameters().get(name).numel();
@@ -439,9 +441,9 @@ TrainSummary run_training(const TrainOptions& options) {
         log::info(
             "data parallel: {} replicas; averaging gradients ({:.1f} MB per step, not overlapped "
             "with the backward) took {:.3f} s of {:.3f} s ({:.1f} %) on rank {}",
-            world.size(), static_cast<double>(summary.allreduce_bytes) / 1e6,
-            summary.allreduce_seconds, clock.seconds(),
-            100.0 * summary.allreduce_seconds / std::max(clock.seconds(), 1e-9), world.rank());
+            replicas, static_cast<double>(summary.allreduce_bytes) / 1e6, summary.allreduce_seconds,
+            clock.seconds(), 100.0 * summary.allreduce_seconds / std::max(clock.seconds(), 1e-9),
+            world.rank());
     }
     summary.losses = losses;
     summary.validation = history.validation;

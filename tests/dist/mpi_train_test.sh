@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Data parallel under MPI (ctest label mpi): 2 replicas on 2 ranks give the losses and final
-# weights of one process with the same global batch (fp32 tolerance: the replicas' gradients are
-# summed in rank order instead of within one batch); a bad rank split, a batch that does not
-# split and ranks with different configs are one-line errors naming the rank, and every rank
-# exits non-zero.
+# Data parallel and model sharding under MPI (ctest label mpi): 2 replicas, 2 shards and 2 x 2
+# on 4 ranks give the losses and final weights of one process with the same global batch (fp32
+# tolerance: gradients are summed in rank order instead of within one batch); a run with a rank
+# killed resumes from its last checkpoint to the uninterrupted run's weights, bit for bit, for
+# replicas and for shards; a bad rank split, a batch that does not split and ranks with
+# different configs are one-line errors naming the rank, and every rank exits non-zero.
+# BOREAS_MPI_CONFIG and BOREAS_MPI_STEPS (default tiny, 40) set the kill/resume runs' config and
+# length (issue 18 asks for small, 50: minutes on 2 cores, run by hand; docs/scaling.md).
 set -u
 boreas=$1
 mpiexec=$2
@@ -19,21 +22,22 @@ mpirun() {
     --mca btl_vader_single_copy_mechanism none "$@"
 }
 common=(train --config tiny --threads 1 --checkpoint-every 8)
+resume_config=${BOREAS_MPI_CONFIG:-tiny}
+resume_steps=${BOREAS_MPI_STEPS:-40}
+last_step=$(printf 'step-%08d' "$resume_steps")
 
 "$boreas" "${common[@]}" --steps 8 --batch 4 --checkpoint-dir "$work/one" >"$work/one.out" 2>"$work/one.err" \
   && pass || fail "single process: $(tail -3 "$work/one.err")"
-mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 2 --checkpoint-dir "$work/two" >"$work/two.out" 2>"$work/two.err" \
-  && pass || fail "2 replicas: $(tail -5 "$work/two.err")"
-grep -q "data parallel: MPI" "$work/two.err" && pass || fail "no data-parallel line: $(head -5 "$work/two.err")"
-[[ $(grep -c '^losses:' "$work/two.out") == 1 ]] && pass || fail "rank 0 alone prints results: $(cat "$work/two.out")"
-/usr/bin/python3 - "$work" <<'PY' && pass || fail "2 replicas differ from one process"
+# same_as_one RUN: RUN's losses and final weights equal the one-process run's (fp32 tolerance).
+same_as_one() {
+  /usr/bin/python3 - "$work" "$1" <<'PY' && pass || fail "$1 differs from one process"
 import json, struct, sys
 from pathlib import Path
-work = Path(sys.argv[1])
+work, run = Path(sys.argv[1]), sys.argv[2]
 def losses(name):
     text = (work / name).read_text()
     return [float(v) for v in text.split("losses:")[1].split()]
-a, b = losses("one.out"), losses("two.out")
+a, b = losses("one.out"), losses(run + ".out")
 assert len(a) == len(b) == 8, (a, b)
 worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
 assert worst < 1e-5, f"losses differ by {worst:.2e} relative: {a} vs {b}"
@@ -48,7 +52,7 @@ def weights(run):
         start, end = info["data_offsets"]
         out[name] = struct.unpack(f"<{(end - start) // 4}f", raw[8 + n + start:8 + n + end])
     return out
-wa, wb = weights("one"), weights("two")
+wa, wb = weights("one"), weights(run)
 assert wa.keys() == wb.keys()
 err, where = 0.0, ""
 for name in wa:
@@ -63,42 +67,61 @@ for name in wa:
         err, where = e, name
 print(f"worst weight difference {err:.2e} of the tensor's scale in {where}")
 assert err < 1e-5, f"final weights differ by {err:.2e} of their scale ({where})"
-print(f"2 replicas vs 1 process: losses within {worst:.1e}, weights within {err:.1e}")
+print(f"{run} vs 1 process: losses within {worst:.1e}, weights within {err:.1e}")
 PY
+}
+for layout in "2 replicas:2:--replicas 2" "2 shards:2:--shards 2" "2x2:4:--replicas 2 --shards 2"; do
+  IFS=: read -r name ranks flags <<<"$layout"
+  run=${name// /_}
+  # shellcheck disable=SC2086
+  mpirun -n "$ranks" "$boreas" "${common[@]}" --steps 8 --batch 4 $flags --checkpoint-dir "$work/$run" >"$work/$run.out" 2>"$work/$run.err" \
+    && pass || fail "$name: $(tail -5 "$work/$run.err")"
+  [[ $(grep -c '^losses:' "$work/$run.out") == 1 ]] && pass || fail "$name: rank 0 alone prints results: $(cat "$work/$run.out")"
+  same_as_one "$run"
+done
+grep -q "2 replica(s) x 1 shard(s)" "$work/2_replicas.err" && pass || fail "no layout line: $(head -5 "$work/2_replicas.err")"
+grep -q "1 replica(s) x 2 shard(s)" "$work/2_shards.err" && pass || fail "no layout line: $(head -5 "$work/2_shards.err")"
 
 # One rank killed (SIGKILL) after the first checkpoint ends the job; resumed from that
-# checkpoint, the 2-replica run gives the uninterrupted 2-replica run's losses bit for bit.
-mpirun -n 2 "$boreas" "${common[@]}" --steps 40 --batch 4 --checkpoint-dir "$work/u" >"$work/u.out" 2>"$work/u.err" \
-  && pass || fail "2 replicas, 40 steps: $(tail -3 "$work/u.err")"
-mpirun -n 2 "$boreas" "${common[@]}" --steps 40 --batch 4 --checkpoint-dir "$work/k" >"$work/k1.out" 2>&1 &
-job=$!
-for _ in $(seq 1 1200); do
-  [[ -d $work/k/step-00000008 ]] && break
-  sleep 0.05
-done
-# A rank's process: a boreas whose command line names this run's folder (read from /proc:
-# procps may not be installed).
-victim=""
-for proc in /proc/[0-9]*; do
-  comm=""
-  read -r comm <"$proc/comm" 2>/dev/null
-  [[ $comm == boreas ]] || continue
-  tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q -- "--checkpoint-dir $work/k" && victim=${proc#/proc/}
-done
-[[ -n $victim ]] && kill -9 "$victim"
-wait "$job" 2>/dev/null
-rc=$?
-[[ -d $work/k/step-00000008 && ! -d $work/k/step-00000040 ]] && pass \
-  || fail "kill: $(ls "$work/k") (victim '$victim')"
-# The launcher ends the other rank and says which one died; the job's status is non-zero.
-((rc != 0)) && grep -q "process rank [01] .*signal 9" "$work/k1.out" && pass \
-  || fail "a killed rank: rc=$rc $(tail -5 "$work/k1.out")"
-mpirun -n 2 "$boreas" "${common[@]}" --steps 40 --batch 4 --checkpoint-dir "$work/k" --resume >"$work/k2.out" 2>"$work/k2.err" \
-  && pass || fail "resume: $(tail -3 "$work/k2.err")"
-if [[ "$(grep '^losses:' "$work/u.out")" == "$(grep '^losses:' "$work/k2.out")" ]]; then pass; else
-  fail "resumed losses differ: $(grep '^losses:' "$work/u.out") vs $(grep '^losses:' "$work/k2.out")"; fi
-cmp -s "$work/u/step-00000040/weights.safetensors" "$work/k/step-00000040/weights.safetensors" \
-  && pass || fail "resumed weights differ from the uninterrupted run's"
+# checkpoint, the run gives the uninterrupted run's losses and weights bit for bit.
+kill_and_resume() {  # NAME FLAGS...
+  local name=$1
+  shift
+  local run=("$boreas" train --config "$resume_config" --threads 1 --checkpoint-every 8 --steps "$resume_steps" --batch 2 "$@")
+  mpirun -n 2 "${run[@]}" --checkpoint-dir "$work/u$name" >"$work/u$name.out" 2>"$work/u$name.err" \
+    && pass || fail "$name, uninterrupted: $(tail -3 "$work/u$name.err")"
+  mpirun -n 2 "${run[@]}" --checkpoint-dir "$work/k$name" >"$work/k1$name.out" 2>&1 &
+  local job=$!
+  for _ in $(seq 1 6000); do
+    [[ -d $work/k$name/step-00000008 ]] && break
+    sleep 0.05
+  done
+  # A rank's process: a boreas whose command line names this run's folder (read from /proc:
+  # procps may not be installed).
+  local victim="" proc comm
+  for proc in /proc/[0-9]*; do
+    comm=""
+    read -r comm <"$proc/comm" 2>/dev/null
+    [[ $comm == boreas ]] || continue
+    tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q -- "--checkpoint-dir $work/k$name" && victim=${proc#/proc/}
+  done
+  [[ -n $victim ]] && kill -9 "$victim"
+  wait "$job" 2>/dev/null
+  local rc=$?
+  [[ -d $work/k$name/step-00000008 && ! -d $work/k$name/$last_step ]] && pass \
+    || fail "$name, kill: $(ls "$work/k$name") (victim '$victim')"
+  # The launcher ends the other rank and says which one died; the job's status is non-zero.
+  ((rc != 0)) && grep -q "process rank [01] .*signal 9" "$work/k1$name.out" && pass \
+    || fail "$name, a killed rank: rc=$rc $(tail -5 "$work/k1$name.out")"
+  mpirun -n 2 "${run[@]}" --checkpoint-dir "$work/k$name" --resume >"$work/k2$name.out" 2>"$work/k2$name.err" \
+    && pass || fail "$name, resume: $(tail -3 "$work/k2$name.err")"
+  if [[ "$(grep '^losses:' "$work/u$name.out")" == "$(grep '^losses:' "$work/k2$name.out")" ]]; then pass; else
+    fail "$name, resumed losses differ: $(grep '^losses:' "$work/u$name.out") vs $(grep '^losses:' "$work/k2$name.out")"; fi
+  cmp -s "$work/u$name/$last_step/weights.safetensors" "$work/k$name/$last_step/weights.safetensors" \
+    && pass || fail "$name, resumed weights differ from the uninterrupted run's"
+}
+kill_and_resume replicas --replicas 2
+kill_and_resume shards --shards 2
 
 # From an anemoi dataset: each replica reads only its share of every global batch; the same
 # losses as one process reading the whole batch.
@@ -130,16 +153,40 @@ ranks = total["ranks"]
 assert ranks["count"] == 2 and len(ranks["median_s"]) == 2 and ranks["max_of_medians_s"] >= ranks["mean_of_medians_s"] > 0
 PY
 [[ $(grep -c '^phase' "$work/bench.out") == 1 ]] && pass || fail "rank 0 alone prints the table: $(cat "$work/bench.out")"
-mpirun -n 2 "$boreas" bench forward --config tiny --repetitions 1 >"$work/bf.out" 2>"$work/bf.err"
-rc=$?
-((rc != 0)) && grep -q "only 'train' runs across ranks" "$work/bf.err" && pass \
-  || fail "bench forward on 2 ranks: rc=$rc $(cat "$work/bf.err")"
+# bench forward and train sharded over 2 ranks: exchange phases, bytes moved, every rank's medians.
+mpirun -n 2 "$boreas" bench all --config tiny --batch 1 --threads 1 --warmup 1 --repetitions 2 --shards 2 \
+  --json "$work/bench2.json" >"$work/bf.out" 2>"$work/bf.err" \
+  && pass || fail "bench all with 2 shards: $(tail -3 "$work/bf.err")"
+/usr/bin/python3 - "$work/bench2.json" "$(dirname "$0")/../../docs/bench-schema.json" <<'PY' && pass || fail "sharded bench document: $(head -c 400 "$work/bench2.json")"
+import json, sys
+import jsonschema
+doc = json.load(open(sys.argv[1]))
+jsonschema.validate(doc, json.load(open(sys.argv[2])))
+results = {r["name"]: r for r in doc["results"]}
+for name in ("forward", "train"):
+    layout = results[name]["params"]["layout"]
+    assert layout["shards"] == 2 and layout["replicas"] == 1, layout
+    assert results[name]["ranks"]["count"] == 2, results[name]
+assert results["forward"]["verification"]["status"] != "mismatch", results["forward"]["verification"]
+assert any(n.startswith("forward/") and n.endswith("/exchange") for n in results), list(results)
+assert any(n.startswith("train/") and "exchange" in n for n in results), list(results)
+comm = results["forward"]["communication"]
+assert comm["bytes_sent_per_step"] > 0 and comm["seconds_per_step"] >= 0, comm
+PY
 
 # Bad input: every rank exits non-zero with one line naming the rank.
 mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
 rc=$?
-((rc != 0)) && grep -q "rank [01] of 2: --replicas 3 but 2 rank(s)" "$work/r.err" && pass \
+((rc != 0)) && grep -q "rank [01] of 2: --replicas 3 x --shards 1 = 3 rank(s), but the run has 2" "$work/r.err" && pass \
   || fail "replicas mismatch: rc=$rc $(cat "$work/r.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --shards 3 >"$work/s.out" 2>"$work/s.err"
+rc=$?
+((rc != 0)) && grep -q "rank [01] of 2: --shards 3 does not divide the 2 rank(s)" "$work/s.err" && pass \
+  || fail "shards mismatch: rc=$rc $(cat "$work/s.err")"
+mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --shards 2 --set model.processor.num_heads=1 >"$work/h.out" 2>"$work/h.err"
+rc=$?
+((rc != 0)) && grep -q "heads do not split into 2 equal shares" "$work/h.err" && pass \
+  || fail "heads split: rc=$rc $(cat "$work/h.err")"
 mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 3 >"$work/b.out" 2>"$work/b.err"
 rc=$?
 ((rc != 0)) && grep -q "does not split into 2 equal replica shares" "$work/b.err" && pass \

@@ -18,18 +18,22 @@ struct BenchOptions {
     std::vector<std::string> overrides;
     int warmup = 1;
     int repetitions = 5;
-    double min_time = 0;       ///< keep repeating until this many seconds were measured
-    double timeout = 600;      ///< stop repeating after this many seconds (at least one sample)
+    double min_time = 0;   ///< keep repeating until this many seconds were measured
+    double timeout = 600;  ///< stop repeating after this many seconds (at least one sample)
     int threads = 0;
     int batch = 1;
     std::uint64_t seed = 1;
-    std::string verify;        ///< an output file (boreas forward -o) to compare against
-    std::string input;         ///< input file (default: the seeded synthetic input)
-    std::string weights;       ///< weights file (default: seeded initialisation)
-    std::string graph;         ///< graph file (default: the config's graph)
-    std::string checkpoint;    ///< anemoi inference checkpoint: config, graph and weights from it
+    std::string verify;      ///< an output file (boreas forward -o) to compare against
+    std::string input;       ///< input file (default: the seeded synthetic input)
+    std::string weights;     ///< weights file (default: seeded initialisation)
+    std::string graph;       ///< graph file (default: the config's graph)
+    std::string checkpoint;  ///< anemoi inference checkpoint: config, graph and weights from it
     bool fresh_roof = false;
     bool activation_checkpointing = true;  ///< for train
+    /// Under MPI: ranks = replicas x shards (0: derived; both 0: one replica per rank). A
+    /// replica takes an equal share of --batch; its shards split its rows (model sharding).
+    int replicas = 0;
+    int shards = 0;
     std::string command_line;
 };
 

@@ -60,9 +60,11 @@ class Communicator {
     /// the others waiting in a collective.
     [[noreturn]] void abort(int code) const;
 
-    /// What this rank's all-gathers and all-to-alls on this communicator moved so far (the
-    /// all-reduce is accounted by its callers, which know what it carries).
+    /// What this rank's collectives on this communicator sent so far, and the time in them.
     const Traffic& traffic() const { return *traffic_; }
+
+    Communicator(const Communicator&) = default;
+    Communicator& operator=(const Communicator&) = default;
 
   private:
     Communicator();
@@ -73,6 +75,20 @@ class Communicator {
     std::shared_ptr<Handle> handle_;  // the MPI communicator (null: the world)
     std::shared_ptr<Traffic> traffic_ = std::make_shared<Traffic>();
 };
+
+/// A run's ranks as replicas x shards (model-parallel groups). Rank r is shard r % S of replica
+/// r / S: a replica's shards are neighbours, so under srun/mpirun's default placement they share
+/// a node, where the shards' frequent exchanges are cheapest; replicas exchange once per step.
+struct Layout {
+    int replicas = 1, shards = 1;
+    int replica = 0, shard = 0;
+    Communicator replica_group;  ///< the ranks of this replica (its shards): model sharding
+    Communicator shard_group;    ///< the ranks holding the same shard of every replica: averaging
+};
+/// The layout of `world` for --replicas and --shards (0: derived from the rank count and the
+/// other; both 0: one replica per rank). Throws on every rank when they do not multiply to the
+/// rank count.
+Layout make_layout(const Communicator& world, int replicas, int shards);
 
 /// "rank 3 of 4: " once a distributed world exists, else "" (for error lines).
 std::string rank_prefix();

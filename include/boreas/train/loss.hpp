@@ -43,13 +43,16 @@ struct StepResult {
 /// order, normalised); inputs drop diagnostics, targets drop forcings; forcings of the next
 /// input come from the batch.
 /// `activation_checkpointing`: keep only part inputs, recompute in backward (same gradients).
+/// `shards`: the model-parallel group the step is sharded over (Model::forward_train); every
+/// rank of it passes the same batch and gets the whole loss and gradients.
 StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
-                        const LossConfig& config, bool activation_checkpointing = false);
+                        const LossConfig& config, bool activation_checkpointing = false,
+                        const dist::Communicator* shards = nullptr);
 
 /// The same rollout's loss without gradients (validation): the inference forward, no tape, no
 /// backward; `gradients` stays empty. Equal to rollout_step's loss up to the forward's
 /// summation order (both match anemoi-models within fp32 rounding).
 StepResult rollout_loss(const model::Model& model, const Tensor& batch, int rollout,
-                        const LossConfig& config);
+                        const LossConfig& config, const dist::Communicator* shards = nullptr);
 
 }  // namespace boreas::train

@@ -33,6 +33,9 @@ struct TrainOptions {
     /// Data-parallel replicas (0: one per MPI rank). Each takes an equal share of the global
     /// batch; gradients and loss are averaged over replicas before the optimiser step.
     int replicas = 0;
+    /// Model-parallel shards per replica (0: the rank count over --replicas, else 1). Ranks =
+    /// replicas x shards; a replica's shards split its rows (Model::forward_train).
+    int shards = 0;
     std::uint64_t seed = 1;
     double lr = 1e-3;
     double min_lr = 1e-5;
