@@ -10,6 +10,7 @@
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
 #include "boreas/data/dataset.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "boreas/io/atomic_file.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/checkpoint.hpp"
@@ -33,6 +34,7 @@ struct ForwardArguments {
     int batch = 1;
     bool allow_nan = false;
     int threads = 0;
+    int shards = 0;
 };
 
 /// The model from an anemoi checkpoint: config, graph, weights and normaliser all from it.
@@ -138,11 +140,26 @@ int run_forward(const ForwardArguments& args) {
     // The synthetic input is drawn in normalised units already; a file is in physical units
     // whenever there is a normaliser (a checkpoint's, or --statistics).
     if (normaliser && args.input != "synthetic") normaliser->normalise_input(model_input);
+    // Under MPI (mpirun -n S boreas forward ...): the ranks shard the model (every rank runs the
+    // same command; rank 0 writes the output).
+    const auto& world = dist::Communicator::world();
+    if (world.distributed()) {
+        BOREAS_CHECK(args.shards == 0 || args.shards == world.size(),
+                     "--shards {} but {} rank(s): the forward shards the model over every rank",
+                     args.shards, world.size());
+        world.check_same(
+            "command line",
+            fmt::format("{}|{}|{}|{}|{}|{}", args.config, fmt::join(args.overrides, ","),
+                        args.checkpoint, args.input, args.batch, args.seed));
+        log::info("model sharding: {}", world.describe());
+    }
     Stopwatch step;
     model::ForwardOptions options;
     options.allow_nan = args.allow_nan;
+    options.shards = world.distributed() ? &world : nullptr;
     Tensor output = model.forward(model_input, options);
     const double step_seconds = step.seconds();
+    if (world.rank() != 0) return 0;
     if (normaliser) normaliser->denormalise_output(output);
 
     io::SafetensorsWriter writer;
@@ -203,8 +220,16 @@ Runner add_forward_command(CLI::App& app) {
     command->add_option("--save-config", args->save_config,
                         "Also write the resolved config (YAML) to this file");
     command->add_option("--threads", args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
+    command
+        ->add_option("--shards", args->shards,
+                     "Under MPI: model-parallel shards, every rank (mpirun -n S); rank 0 writes")
+        ->check(CLI::NonNegativeNumber);
     for (auto* option : {config, set, weights, graph, statistics}) checkpoint->excludes(option);
-    return [args]() { return run_forward(*args); };
+    return [args]() {
+        // One voice: rank 0 logs progress; the others only warnings.
+        if (dist::Communicator::world().rank() != 0) log::set_level(log::Level::warning);
+        return run_forward(*args);
+    };
 }
 
 }  // namespace boreas::apps

@@ -17,6 +17,7 @@ Runner add_forward_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app, const std::string& command_line);
 Runner add_roof_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
+Runner add_scale_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);
 Runner add_checkpoint_command(CLI::App& app);
 Runner add_forecast_command(CLI::App& app);

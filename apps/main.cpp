@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
     remember(apps::add_bench_command(app, command_line));
     remember(apps::add_roof_command(app));
     remember(apps::add_train_command(app));
+    remember(apps::add_scale_command(app));
     remember(apps::add_compare_command(app));
     remember(apps::add_checkpoint_command(app));
 

@@ -20,6 +20,7 @@
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/checkpoint.hpp"
 #include "boreas/model/model.hpp"
+#include "boreas/train/data_parallel.hpp"
 #include "boreas/train/loss.hpp"
 #include "boreas/train/optimizer.hpp"
 #include "boreas/train/trainer.hpp"
@@ -219,6 +220,9 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         return Communication{t.bytes_sent, t.seconds, static_cast<double>(t.calls)};
     };
     std::map<std::string, Communication> communication;
+    bool allreduce_overlapped = false;
+    int allreduce_buckets = 0;
+    std::vector<double> allreduce_seconds, allreduce_exposed;  // per step, warm-ups included
     Tensor output;
     std::vector<double> totals, train_totals;
     double first_step_loss = 0;  // the training step's loss on its first (warm-up) call
@@ -277,14 +281,23 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                  : Tensor();
         std::map<std::string, train::AdamWState> states;
         std::int64_t optimiser_step = 0;
+        // Data parallel: buckets summed during the backward from the second step on; the
+        // allreduce phase is what is left after the backward (exposed) and the averaging.
+        std::optional<train::ReplicaAverager> averager;
+        if (data_parallel) averager.emplace(layout.shard_group);
         measured(
             "train",
             [&] {
                 auto result = train::rollout_step(model, data_parallel ? local : train_batch, 1, {},
-                                                  options.activation_checkpointing, shards);
-                if (data_parallel) {
+                                                  options.activation_checkpointing, shards,
+                                                  averager ? &*averager : nullptr);
+                if (averager) {
                     BOREAS_RANGE("allreduce");
-                    train::average_over_replicas(layout.shard_group, result);
+                    const auto timing = averager->finish(result);
+                    allreduce_overlapped = timing.overlapped;
+                    allreduce_buckets = timing.buckets;
+                    allreduce_seconds.push_back(timing.reduce_seconds);
+                    allreduce_exposed.push_back(timing.exposed_seconds);
                 }
                 if (optimiser_step == 0) first_step_loss = result.loss;  // checked against peers
                 BOREAS_RANGE("optimizer");
@@ -359,6 +372,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                                   {"threads", omp_get_max_threads()},
                                   {"seed", options.seed},
                                   {"batch", batch},
+                                  {"parameters", model.parameters().parameter_count()},
                                   {"weights", !options.checkpoint.empty() ? options.checkpoint
                                               : options.weights.empty()   ? "seeded"
                                                                           : options.weights},
@@ -438,10 +452,22 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         auto train_params = params;
         train_params["first_step_loss"] = first_step_loss;
 
+        auto median_after = [&](const std::vector<double>& values) {  // warm-ups dropped
+            if (static_cast<int>(values.size()) <= options.warmup) return 0.0;
+            const std::vector<double> timed(values.begin() + options.warmup, values.end());
+            return statistics(timed, options.warmup)["median"].get<double>();
+        };
         if (data_parallel) {
             train_params["data_parallel"] = {{"ranks", world.size()},
                                              {"replicas", layout.replicas},
                                              {"batch_per_rank", share},
+                                             {"overlapped", allreduce_overlapped},
+                                             {"buckets", allreduce_buckets},
+                                             // Medians over the timed steps: the sums' time on
+                                             // the background thread, and what the backward
+                                             // did not hide.
+                                             {"allreduce_s", median_after(allreduce_seconds)},
+                                             {"exposed_s", median_after(allreduce_exposed)},
                                              {"communicator", world.describe()}};
         }
         document["results"].push_back(with_communication(

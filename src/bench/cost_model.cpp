@@ -21,7 +21,9 @@ struct Cost {
     }
 };
 
-double hidden_of(double channels, double ratio) { return static_cast<double>(static_cast<long>(channels * ratio + 0.5)); }
+double hidden_of(double channels, double ratio) {
+    return static_cast<double>(static_cast<long>(channels * ratio + 0.5));
+}
 
 /// One graph-transformer block: q, self, projection, MLP on dst rows; k, v on src rows.
 void gt_block(Cost& cost, double src_rows, double dst_rows, double edges, double c, double heads,
@@ -33,9 +35,9 @@ void gt_block(Cost& cost, double src_rows, double dst_rows, double edges, double
     cost.linear(dst_rows, c, c);                        // query
     cost.linear(dst_rows, c, c);                        // self
     cost.graph_attention(edges, dst_rows, c, heads, edge_dim);
-    cost.linear(dst_rows, c, c);                        // projection
+    cost.linear(dst_rows, c, c);  // projection
     cost.linear(dst_rows, c, h);
-    cost.elementwise(dst_rows * h);                     // GELU
+    cost.elementwise(dst_rows * h);  // GELU
     cost.linear(dst_rows, h, c);
 }
 
@@ -124,10 +126,12 @@ std::map<std::string, PhaseCost> forward_costs(const model::ModelConfig& config,
                 layers.elementwise(rows * h);
                 layers.linear(rows, h, c);
             } else if (p.type == model::ProcessorType::graph_transformer) {
-                gt_block(layers, rows, rows, b * static_cast<double>(graph.edge_set("hidden_to_hidden").count()),
-                         c, p.num_heads, p.mlp_hidden_ratio, 3.0 + t.hidden2hidden);
+                gt_block(layers, rows, rows,
+                         b * static_cast<double>(graph.edge_set("hidden_to_hidden").count()), c,
+                         p.num_heads, p.mlp_hidden_ratio, 3.0 + t.hidden2hidden);
             } else {
-                const double edges = b * static_cast<double>(graph.edge_set("hidden_to_hidden").count());
+                const double edges =
+                    b * static_cast<double>(graph.edge_set("hidden_to_hidden").count());
                 const double h = hidden_of(c, p.mlp_hidden_ratio);
                 const int linears = p.mlp_extra_layers + 3;
                 layers.linear(edges, 3 * c, c);

@@ -127,8 +127,9 @@ Communicator::Communicator() {
     MPI_Initialized(&initialised);
     if (!initialised) {
         int provided = 0;
-        // Only the main thread calls MPI (OpenMP regions never do).
-        check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided),
+        // The main thread and the background all-reduce (dist::AsyncAllreduce) call MPI, on
+        // communicators of their own; OpenMP regions never do.
+        check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided),
                   "MPI_Init_thread");
         std::atexit([] {
             int finalised = 0;
@@ -145,6 +146,17 @@ Communicator::Communicator() {
 namespace {
 Communicator* existing = nullptr;  // set once world() has run
 }  // namespace
+
+bool Communicator::thread_multiple() {
+#ifdef BOREAS_HAVE_MPI
+    world();
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&provided);
+    return provided >= MPI_THREAD_MULTIPLE;
+#else
+    return false;
+#endif
+}
 
 Communicator& Communicator::world() {
     static Communicator world;

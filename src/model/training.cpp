@@ -1145,6 +1145,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         if (m.trainable_decoder_edges)
             trainable_gradient(d_dec_features, 3, 1, ctx.find(m.trainable_decoder_edges));
     }
+    if (grads.observer) grads.observer->part_done();  // the decoder's
     // Processor (and the latent skip).
     range.emplace("processor");
     Tensor d_latent = m.config.latent_skip ? d_x : zeros_like(d_x);
@@ -1180,6 +1181,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
                                      d_x, *processor_edges, processor_features, batch, m.n_hidden,
                                      m.n_hidden, nullptr, d_processor_features);
             }
+            if (grads.observer) grads.observer->part_done();  // layer l's
         }
         if (t.checkpointed) {
             mutable_tape.transformer.clear();
@@ -1207,6 +1209,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
     }
     add_into(d_latent, d_x);
+    if (grads.observer) grads.observer->part_done();  // the processor's shared tensors
     // Encoder (with its recomputation under checkpointing) and the input features.
     range.emplace("encoder");
     Tensor d_hidden_in = zeros_like(t.hidden_in);
@@ -1226,6 +1229,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
     }
     if (m.trainable_data)
         trainable_gradient(d_data, steps * in_vars + 4, batch, ctx.find(m.trainable_data));
+    if (grads.observer) grads.observer->part_done();  // the encoder's and the inputs'
 }
 
 }  // namespace boreas::model

@@ -96,6 +96,7 @@ struct Context {
             for (auto& [name, grad] : grads.parameters) slots[&impl.store.get(name)] = &grad;
         auto it = slots.find(parameter);
         BOREAS_CHECK(it != slots.end(), "no gradient slot for a parameter");
+        if (grads.observer) grads.observer->touched(*it->second);
         return *it->second;
     }
 };

@@ -205,13 +205,17 @@ StepResult rollout_loss(const model::Model& model, const Tensor& batch, int roll
 
 StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
                         const LossConfig& config, bool activation_checkpointing,
-                        const dist::Communicator* shards) {
+                        const dist::Communicator* shards, model::GradientObserver* observer) {
     const Rollout run(model, batch, rollout, config);
     const auto steps = run.steps, b_count = run.b_count, nodes = run.nodes, in_vars = run.in_vars;
     const auto& pairs = run.pairs;
     Tensor x = run.initial_input();
     StepResult result;
     result.gradients = model.zero_gradients(x);
+    if (observer) {
+        result.gradients.observer = observer;
+        observer->begin(result.gradients);
+    }
     std::vector<model::TrainingTape> tapes(static_cast<std::size_t>(rollout));
     std::vector<Tensor> d_predictions;
     for (int r = 0; r < rollout; ++r) {

@@ -174,6 +174,21 @@ comm = results["forward"]["communication"]
 assert comm["bytes_sent_per_step"] > 0 and comm["seconds_per_step"] >= 0, comm
 PY
 
+# boreas forward sharded over 2 ranks writes the one-process output, bit for bit (rank 0 writes).
+"$boreas" forward --config tiny --input synthetic --batch 2 --threads 1 -o "$work/f1.safetensors" 2>"$work/f1.err" \
+  && pass || fail "forward, 1 process: $(tail -3 "$work/f1.err")"
+mpirun -n 2 "$boreas" forward --config tiny --input synthetic --batch 2 --threads 1 --shards 2 -o "$work/f2.safetensors" 2>"$work/f2.err" \
+  && pass || fail "forward, 2 shards: $(tail -3 "$work/f2.err")"
+/usr/bin/python3 - "$work/f1.safetensors" "$work/f2.safetensors" <<'PY' && pass || fail "sharded forward output differs"
+import json, struct, sys
+def output(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    start, end = json.loads(raw[8:8 + n])["output"]["data_offsets"]
+    return raw[8 + n + start:8 + n + end]
+assert output(sys.argv[1]) == output(sys.argv[2])
+PY
+
 # Bad input: every rank exits non-zero with one line naming the rank.
 mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
 rc=$?

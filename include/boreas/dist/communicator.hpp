@@ -26,6 +26,9 @@ class Communicator {
     int rank() const { return rank_; }
     int size() const { return size_; }
     bool distributed() const { return size_ > 1; }
+    /// Whether MPI may be called from several threads at once (MPI_THREAD_MULTIPLE was
+    /// granted): the background all-reduce needs it.
+    static bool thread_multiple();
     /// "MPI (OpenMPI 4.1.4), 2 ranks" or "single process (built without MPI)".
     std::string describe() const;
 

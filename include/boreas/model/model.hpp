@@ -36,11 +36,24 @@ struct ForwardOptions {
     const dist::Communicator* shards = nullptr;
 };
 
+/// Watches a backward fill the gradients: which tensors each part touches, and when a part
+/// (the decoder, each processor layer, the processor, the encoder) is done, so a data-parallel
+/// all-reduce can send what is final while the backward goes on (train::ReplicaAverager).
+struct Gradients;
+struct GradientObserver {
+    virtual ~GradientObserver() = default;
+    /// A step's gradients, before its first backward (they stay in place until the step ends).
+    virtual void begin(Gradients& gradients) = 0;
+    virtual void touched(const Tensor& gradient) = 0;
+    virtual void part_done() = 0;
+};
+
 /// Gradients of a training step: one tensor per parameter (same names and shapes) and the
 /// gradient with respect to the input (rollout feeds predictions back as inputs).
 struct Gradients {
     std::map<std::string, Tensor> parameters;
     Tensor input;
+    GradientObserver* observer = nullptr;  ///< told by backward, when set
 };
 
 /// What a training forward keeps for its backward (activations, attention log-sum-exps).

@@ -47,7 +47,8 @@ struct StepResult {
 /// rank of it passes the same batch and gets the whole loss and gradients.
 StepResult rollout_step(const model::Model& model, const Tensor& batch, int rollout,
                         const LossConfig& config, bool activation_checkpointing = false,
-                        const dist::Communicator* shards = nullptr);
+                        const dist::Communicator* shards = nullptr,
+                        model::GradientObserver* observer = nullptr);
 
 /// The same rollout's loss without gradients (validation): the inference forward, no tape, no
 /// backward; `gradients` stays empty. Equal to rollout_step's loss up to the forward's

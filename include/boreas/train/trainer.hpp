@@ -58,10 +58,6 @@ struct TrainOptions {
 /// Samples [first, first + count) of a batch (its leading dimension): one replica's share.
 Tensor batch_rows(const Tensor& batch, std::int64_t first, std::int64_t count);
 
-/// Data parallel: averages the replicas' gradients and loss over `world` (rank-ordered
-/// all-reduce of all gradients in one buffer, name order); every rank ends with the same.
-void average_over_replicas(const dist::Communicator& world, StepResult& result);
-
 Tensor synthetic_batch(const model::Model& model, int batch, int rollout, std::uint64_t seed,
                        std::int64_t step);
 
@@ -70,8 +66,9 @@ struct TrainSummary {
     std::int64_t first_step = 0;
     double seconds_per_step = 0;
     double data_wait_seconds = 0;  ///< steps waiting for dataset batches
-    double allreduce_seconds = 0;  ///< data parallel: averaging gradients over replicas (rank 0)
-    std::int64_t allreduce_bytes = 0;  ///< per step: the gradients' size, reduced once
+    double allreduce_seconds = 0;  ///< data parallel: averaging left exposed after the backward
+    bool allreduce_overlapped = false;  ///< buckets were summed during the backward
+    std::int64_t allreduce_bytes = 0;   ///< per step: the gradients' size, reduced once
     std::vector<std::pair<std::int64_t, double>> validation;  ///< (step, validation loss)
 };
 

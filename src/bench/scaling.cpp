@@ -1,0 +1,223 @@
+#include "boreas/bench/scaling.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "boreas/core/error.hpp"
+
+namespace boreas::bench {
+
+const std::vector<SystemFigures>& eurohpc_systems() {
+    // Per device and direction; docs/scaling.md gives each figure's source. Inter-node
+    // bandwidth: the node's injection bandwidth shared by its devices.
+    static const std::vector<SystemFigures> systems = {
+        {"LUMI-G", "MI250X GCD", 8, 23.9, 191.5, 50.0, 25.0 / 2, 2.0, 3.0,
+         "LUMI docs (GPU nodes): 4 MI250X = 8 GCDs, Infinity Fabric 50-100 GB/s between GCDs, "
+         "4 x 200 Gb/s Slingshot-11 NICs per node"},
+        {"Leonardo Booster", "A100 64 GB", 4, 19.5, 312.0, 100.0, 50.0 / 4, 2.0, 3.0,
+         "CINECA Leonardo docs: 4 A100 per node, NVLink 3.0, 2 x dual-port HDR100 (400 Gb/s) "
+         "per node"},
+        {"MareNostrum 5 ACC", "H100 64 GB", 4, 67.0, 989.0, 450.0, 100.0 / 4, 2.0, 3.0,
+         "BSC MareNostrum 5 docs: 4 H100 per node, NVLink 4 (900 GB/s both ways), 4 x NDR200 "
+         "(800 Gb/s) per node"},
+        {"JUPITER Booster", "GH200 (H100)", 4, 67.0, 989.0, 150.0, 100.0 / 4, 2.0, 3.0,
+         "JSC JUPITER docs: 4 GH200 per node, NVLink 4 between the 4 GPUs, 4 x NDR200 "
+         "(800 Gb/s) per node"},
+    };
+    return systems;
+}
+
+namespace {
+
+/// Rank 0's rows of a node set over S ranks (the ranks' counters report rank 0).
+double own(std::int64_t n, int shards) {
+    return static_cast<double>(n / shards);  // n * 1 / S, rounded down as Sharding::range
+}
+
+}  // namespace
+
+ShardTraffic shard_traffic(const model::ModelConfig& config, const graphs::Graph& graph,
+                           std::int64_t batch, int shards, bool training, double values) {
+    ShardTraffic t;
+    if (shards <= 1) return t;
+    const double s = shards, b = static_cast<double>(batch), c = config.num_channels;
+    const std::int64_t nd = graph.node_set("data").count(), nh = graph.node_set("hidden").count();
+    const double out_vars = static_cast<double>(config.output_variables().size());
+    const double share = c / s;
+    // Collectives as dist::Communicator accounts them (bytes this rank sends).
+    auto gather = [&](std::int64_t n, double width) {
+        t.bytes += 4 * b * own(n, shards) * width * (s - 1);
+        t.collectives += 1;
+    };
+    auto reduce_scatter = [&](std::int64_t n, double width) {
+        t.bytes += 4 * b * (static_cast<double>(n) - own(n, shards)) * width;
+        t.collectives += 1;
+    };
+    auto rows_to_heads = [&](double parts) {
+        t.bytes += 4 * b * own(nh, shards) * parts * share * (s - 1);
+        t.collectives += 1;
+    };
+    auto heads_to_rows = [&](double parts) {
+        t.bytes += 4 * b * (static_cast<double>(nh) - own(nh, shards)) * parts * share;
+        t.collectives += 1;
+    };
+    const bool gnn_mappers = config.encoder.type == model::MapperType::gnn;
+    const auto layers = config.processor.num_layers;
+    using model::ProcessorType;
+    // Forward.
+    gather(nd, gnn_mappers ? c : 2 * c);
+    for (int l = 0; l < layers; ++l) {
+        if (config.processor.type == ProcessorType::transformer) {
+            rows_to_heads(3);
+            heads_to_rows(1);
+        } else {
+            gather(nh, config.processor.type == ProcessorType::gnn ? c : 2 * c);
+        }
+    }
+    gather(nh, gnn_mappers ? c : 2 * c);
+    gather(nd, out_vars);
+    if (!training) return t;
+    // Backward: each exchange's adjoint, then the gradients' sum over the group.
+    reduce_scatter(nh, 2 * c);
+    for (int l = 0; l < layers; ++l) {
+        if (config.processor.type == ProcessorType::transformer) {
+            rows_to_heads(1);
+            heads_to_rows(3);
+        } else {
+            reduce_scatter(nh, 2 * c);
+        }
+    }
+    reduce_scatter(nd, 2 * c);
+    t.bytes += 8 * values * (s - 1) / s;
+    t.collectives += 1;
+    return t;
+}
+
+Workload workload_from(const nlohmann::json& document, const model::ModelConfig& config,
+                       const graphs::Graph& graph, int max_shards) {
+    auto median = [&](const std::string& name) {
+        for (const auto& r : document.at("results"))
+            if (r.at("name") == name) return r.at("stats").at("median").get<double>();
+        BOREAS_FAIL("bench document has no '{}' result (run boreas bench train)", name);
+    };
+    Workload w;
+    w.config = config.name;
+    w.batch = document.at("context").at("run").at("batch").get<std::int64_t>();
+    w.step_s = median("train");
+    w.optimizer_s = median("train/optimizer");
+    w.overlap_s = std::max(0.0, median("train/backward") - median("train/backward/decoder"));
+    const double parameters = document.at("context").at("run").value("parameters", 0.0);
+    w.gradient_bytes = 4 * parameters;
+    w.host_rank_gflops = document.at("roof").value("sgemm_gflops", 0.0);
+    const auto& shape = graph.node_set("data");
+    const double input_values = static_cast<double>(w.batch) * config.multistep_input *
+                                static_cast<double>(shape.count()) *
+                                static_cast<double>(config.input_variables().size());
+    w.shard.resize(static_cast<std::size_t>(max_shards) + 1);
+    for (int s = 2; s <= max_shards; s *= 2)
+        w.shard[static_cast<std::size_t>(s)] =
+            shard_traffic(config, graph, w.batch, s, true, parameters + input_values);
+    return w;
+}
+
+Prediction predict(const Workload& w, const SystemFigures& system, int replicas, int shards,
+                   double compute_ratio) {
+    Prediction p;
+    p.replicas = replicas;
+    p.shards = shards;
+    const double model_s = (w.step_s - w.optimizer_s) * compute_ratio;
+    p.compute_s = model_s / shards + w.optimizer_s * compute_ratio;
+    auto link = [&](int ranks, double bytes, double hops) {
+        const bool intra = ranks <= system.devices_per_node;
+        const double gbs = intra ? system.intra_gbs : system.inter_gbs;
+        const double latency = intra ? system.intra_latency_us : system.inter_latency_us;
+        return bytes / (gbs * 1e9) + hops * latency * 1e-6;
+    };
+    if (shards > 1) {
+        BOREAS_CHECK(static_cast<std::size_t>(shards) < w.shard.size() &&
+                         w.shard[static_cast<std::size_t>(shards)].collectives > 0,
+                     "no shard traffic for {} shards", shards);
+        const auto& t = w.shard[static_cast<std::size_t>(shards)];
+        p.shard_s = link(shards, t.bytes, t.collectives * (shards - 1));
+    }
+    if (replicas > 1) {
+        // Ring all-reduce: each rank sends 2 (R - 1) / R of the gradients in 2 (R - 1) hops,
+        // over the slowest link the replicas span.
+        const double bytes = 2.0 * (replicas - 1) / replicas * w.gradient_bytes;
+        p.allreduce_s = link(replicas * shards, bytes, 2.0 * (replicas - 1));
+        p.exposed_s = std::max(0.0, p.allreduce_s - w.overlap_s * compute_ratio / shards);
+    }
+    p.step_s = p.compute_s + p.shard_s + p.exposed_s;
+    const double one = w.step_s * compute_ratio;
+    p.efficiency = one / (shards * p.step_s);
+    return p;
+}
+
+std::string prediction_svg(
+    const std::vector<std::pair<std::string, std::vector<Prediction>>>& lines,
+    const std::string& title) {
+    const double width = 760, height = 460, left = 70, right = 250, top = 40, bottom = 60;
+    const double plot_w = width - left - right, plot_h = height - top - bottom;
+    auto x_of = [&](double ranks) { return left + plot_w * std::log2(ranks) / 10.0; };
+    auto y_of = [&](double e) { return top + plot_h * (1.0 - std::clamp(e, 0.0, 1.1) / 1.1); };
+    std::string svg = fmt::format(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+        "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
+        "fill=\"white\"/>\n<text x=\"{}\" y=\"22\" font-size=\"14\">{}</text>\n",
+        width, height, left, title);
+    for (int k = 0; k <= 10; ++k) {
+        const double x = x_of(std::pow(2.0, k));
+        svg += fmt::format(
+            "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#ddd\"/>"
+            "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
+            x, top, top + plot_h, top + plot_h + 18, 1 << k);
+    }
+    for (int k = 0; k <= 11; ++k) {
+        const double e = k / 10.0, y = y_of(e);
+        svg += fmt::format(
+            "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#ddd\"/>"
+            "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5:.0f} %</text>\n",
+            left, y, left + plot_w, left - 6, y + 4, 100 * e);
+    }
+    svg += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">ranks (devices)</text>\n"
+        "<text x=\"16\" y=\"{:.1f}\" transform=\"rotate(-90 16 {:.1f})\" "
+        "text-anchor=\"middle\">efficiency</text>\n",
+        left + plot_w / 2, height - 16, top + plot_h / 2, top + plot_h / 2);
+    static const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const char* colour = colours[i % 8];
+        const bool dashed = lines[i].first.find("shards") != std::string::npos;
+        std::string points;
+        for (const auto& p : lines[i].second)
+            points +=
+                fmt::format("{:.1f},{:.1f} ", x_of(p.replicas * p.shards), y_of(p.efficiency));
+        svg += fmt::format(
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} "
+            "points=\"{}\"/>\n",
+            colour, dashed ? " stroke-dasharray=\"6 4\"" : "", points);
+        svg += fmt::format(
+            "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" "
+            "stroke=\"{3}\" stroke-width=\"2\"{4}/><text x=\"{5:.1f}\" "
+            "y=\"{6:.1f}\">{7}</text>\n",
+            left + plot_w + 10, top + 10 + 18.0 * static_cast<double>(i), left + plot_w + 34,
+            colour, dashed ? " stroke-dasharray=\"6 4\"" : "", left + plot_w + 40,
+            top + 14 + 18.0 * static_cast<double>(i), lines[i].first);
+    }
+    // anemoi's published data-parallel efficiencies (docs/scaling.md).
+    const double ly = top + 14 + 18.0 * static_cast<double>(lines.size());
+    for (const auto& [ranks, e] : {std::pair{4.0, 0.957}, std::pair{400.0, 0.85}})
+        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\" fill=\"black\"/>\n",
+                           x_of(ranks), y_of(e));
+    svg += fmt::format(
+        "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\" fill=\"black\"/><text "
+        "x=\"{:.1f}\" y=\"{:.1f}\">anemoi, published (GH200)</text>\n",
+        left + plot_w + 22, ly - 4, left + plot_w + 40, ly);
+    svg += "</svg>\n";
+    return svg;
+}
+
+}  // namespace boreas::bench
