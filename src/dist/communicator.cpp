@@ -362,6 +362,16 @@ void Communicator::barrier() const {
 #endif
 }
 
+void Communicator::broadcast_bytes([[maybe_unused]] void* data, std::size_t bytes,
+                                   [[maybe_unused]] int root) const {
+    BOREAS_CHECK(bytes <= static_cast<std::size_t>(INT_MAX), "broadcast of {} bytes", bytes);
+#ifdef BOREAS_HAVE_MPI
+    if (size_ > 1)
+        check_mpi(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, root, BOREAS_COMM),
+                  "MPI_Bcast");
+#endif
+}
+
 void Communicator::abort(int code) const {
 #ifdef BOREAS_HAVE_MPI
     if (size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);

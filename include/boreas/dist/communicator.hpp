@@ -9,6 +9,8 @@
 #include <span>
 #include <string>
 
+#include "boreas/dist/collectives.hpp"
+
 namespace boreas::dist {
 
 /// What a communicator's collectives moved: bytes this rank sent and seconds it spent in them.
@@ -18,13 +20,13 @@ struct Traffic {
     std::int64_t calls = 0;
 };
 
-class Communicator {
+class Communicator final : public Collectives {
   public:
     /// The world, initialising MPI on first use (finalised at exit).
     static Communicator& world();
 
-    int rank() const { return rank_; }
-    int size() const { return size_; }
+    int rank() const override { return rank_; }
+    int size() const override { return size_; }
     bool distributed() const { return size_ > 1; }
     /// Whether MPI may be called from several threads at once (MPI_THREAD_MULTIPLE was
     /// granted): the background all-reduce needs it.
@@ -39,26 +41,29 @@ class Communicator {
     /// values[i] = sum over ranks of values[i], added in rank order (rank 0 first) on every rank:
     /// a reduce-scatter of equal segments (all-to-all, each rank sums one segment in rank order)
     /// and an all-gather, so every rank ends with the same bits.
-    void allreduce_sum(std::span<float> values) const;
+    void allreduce_sum(std::span<float> values) const override;
     void allreduce_sum(std::span<double> values) const;
     /// Rows of `width` floats: rank r contributes rows_per_rank[r] rows (`mine`), and every rank
     /// receives all of them in rank order into `all` (sum of rows_per_rank rows). Counts are in
     /// rows, so tensors past 2^31 values gather whole.
     void allgather_rows(const float* mine, float* all, std::span<const std::int64_t> rows_per_rank,
-                        std::int64_t width) const;
+                        std::int64_t width) const override;
     /// The adjoint of allgather_rows: `all` holds every rank's rows (in rank order, as
     /// allgather_rows lays them out), and each rank receives into `mine` the sum over ranks of
     /// its own rows, added in rank order.
     void reduce_scatter_rows(const float* all, float* mine,
-                             std::span<const std::int64_t> rows_per_rank, std::int64_t width) const;
+                             std::span<const std::int64_t> rows_per_rank,
+                             std::int64_t width) const override;
     /// All-to-all of float blocks: send_counts[r] values from `send` (packed in rank order) go
     /// to rank r, recv_counts[r] values from rank r land in `recv` (packed in rank order).
     void alltoall(const float* send, std::span<const std::int64_t> send_counts, float* recv,
-                  std::span<const std::int64_t> recv_counts) const;
+                  std::span<const std::int64_t> recv_counts) const override;
     /// Throws on every rank, naming the first rank whose text differs from rank 0's, when the
     /// ranks do not hold the same `text` (a config, an option set).
     void check_same(const std::string& what, const std::string& text) const;
     void barrier() const;
+    /// Rank `root`'s `bytes` bytes at `data` reach every rank (MPI_Bcast).
+    void broadcast_bytes(void* data, std::size_t bytes, int root) const;
     /// Ends every rank with `code` (MPI_Abort when distributed): one rank's error must not leave
     /// the others waiting in a collective.
     [[noreturn]] void abort(int code) const;
