@@ -147,7 +147,10 @@ Prediction predict(const Workload& w, const SystemFigures& system, int replicas,
         // over the slowest link the replicas span.
         const double bytes = 2.0 * (replicas - 1) / replicas * w.gradient_bytes;
         p.allreduce_s = link(replicas * shards, bytes, 2.0 * (replicas - 1));
-        p.exposed_s = std::max(0.0, p.allreduce_s - w.overlap_s * compute_ratio / shards);
+        // Hidden behind the backward after the decoder's part, as Boreas buckets it; with
+        // shards the gradients are final only after the group's sum, so none is hidden yet.
+        p.exposed_s =
+            shards > 1 ? p.allreduce_s : std::max(0.0, p.allreduce_s - w.overlap_s * compute_ratio);
     }
     p.step_s = p.compute_s + p.shard_s + p.exposed_s;
     const double one = w.step_s * compute_ratio;

@@ -12,6 +12,7 @@
 #include <map>
 #include <random>
 
+#include "boreas/bench/scaling.hpp"
 #include "boreas/dist/communicator.hpp"
 #include "boreas/model/model.hpp"
 #include "support/test_support.hpp"
@@ -131,6 +132,7 @@ TEST_P(ShardedTraining, GradientsEqualOneProcess) {
     model.backward(*tape, d_output, expected);
 
     auto sharded_tape = std::make_unique<boreas::model::TrainingTape>();
+    const double sent_before = world.traffic().bytes_sent;
     const Tensor output = model.forward_train(input, *sharded_tape, false, &world);
     EXPECT_LE(worst_relative(output, reference), 1e-5) << "output";
     auto grads = model.zero_gradients(input);
@@ -147,6 +149,14 @@ TEST_P(ShardedTraining, GradientsEqualOneProcess) {
         const double err = worst_scaled(grads.parameters.at(name), value, floor);
         EXPECT_LE(err, 1e-5) << name << " on " << world.size() << " ranks";
         if (err > worst) worst = err, where = name;
+    }
+    // The scaling model's traffic count is exact: what rank 0 sent in the step.
+    if (world.rank() == 0 && world.size() > 1) {
+        const double values =
+            static_cast<double>(model.parameters().parameter_count() + input.numel());
+        const auto modelled = boreas::bench::shard_traffic(model.config(), model.graph(), 2,
+                                                           world.size(), true, values);
+        EXPECT_EQ(world.traffic().bytes_sent - sent_before, modelled.bytes);
     }
     const double input_err = worst_scaled(grads.input, expected.input);
     EXPECT_LE(input_err, 1e-5) << "input gradient";
