@@ -14,17 +14,19 @@ const std::vector<SystemFigures>& eurohpc_systems() {
     // bandwidth: the node's injection bandwidth shared by its devices.
     static const std::vector<SystemFigures> systems = {
         {"LUMI-G", "MI250X GCD", 8, 23.9, 191.5, 50.0, 25.0 / 2, 2.0, 3.0,
-         "LUMI docs (GPU nodes): 4 MI250X = 8 GCDs, Infinity Fabric 50-100 GB/s between GCDs, "
-         "4 x 200 Gb/s Slingshot-11 NICs per node"},
+         "docs.lumi-supercomputer.eu/hardware/lumig: 8 GCDs per node, GCDs of different "
+         "MI250X linked by 1-2 Infinity Fabric links of 100 GB/s both ways; hardware/network: "
+         "4 Slingshot-11 endpoints of 50 GB/s both ways per node, one per MI250X (2 GCDs)"},
         {"Leonardo Booster", "A100 64 GB", 4, 19.5, 312.0, 100.0, 50.0 / 4, 2.0, 3.0,
-         "CINECA Leonardo docs: 4 A100 per node, NVLink 3.0, 2 x dual-port HDR100 (400 Gb/s) "
-         "per node"},
-        {"MareNostrum 5 ACC", "H100 64 GB", 4, 67.0, 989.0, 450.0, 100.0 / 4, 2.0, 3.0,
-         "BSC MareNostrum 5 docs: 4 H100 per node, NVLink 4 (900 GB/s both ways), 4 x NDR200 "
-         "(800 Gb/s) per node"},
+         "leonardo-supercomputer.cineca.eu/hpc-system: 4 A100 SXM4 64 GB per node, 2 dual-port "
+         "HDR interfaces (400 Gb/s aggregated); NVLink 3 between the 4 GPUs (600 GB/s both ways "
+         "per GPU, a third per pair)"},
+        {"MareNostrum 5 ACC", "H100 64 GB", 4, 67.0, 989.0, 150.0, 100.0 / 4, 2.0, 3.0,
+         "4 H100 per BullSequana XH3000 node (BSC, heise.de); the NVLink 4 pairs and 4 x NDR200 "
+         "per node assumed as JUPITER's XH3000 design (not found in BSC's public docs)"},
         {"JUPITER Booster", "GH200 (H100)", 4, 67.0, 989.0, 150.0, 100.0 / 4, 2.0, 3.0,
-         "JSC JUPITER docs: 4 GH200 per node, NVLink 4 between the 4 GPUs, 4 x NDR200 "
-         "(800 Gb/s) per node"},
+         "apps.fz-juelich.de/jsc/hps/jupiter/configuration.html: 4 GH200 per node, NVLink 4 "
+         "300 GB/s between pairs of GPUs (150 GB/s per direction), 4 x InfiniBand NDR200"},
     };
     return systems;
 }
@@ -161,7 +163,7 @@ Prediction predict(const Workload& w, const SystemFigures& system, int replicas,
 std::string prediction_svg(
     const std::vector<std::pair<std::string, std::vector<Prediction>>>& lines,
     const std::string& title) {
-    const double width = 760, height = 460, left = 70, right = 250, top = 40, bottom = 60;
+    const double width = 900, height = 460, left = 70, right = 390, top = 40, bottom = 60;
     const double plot_w = width - left - right, plot_h = height - top - bottom;
     auto x_of = [&](double ranks) { return left + plot_w * std::log2(ranks) / 10.0; };
     auto y_of = [&](double e) { return top + plot_h * (1.0 - std::clamp(e, 0.0, 1.1) / 1.1); };
