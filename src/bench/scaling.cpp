@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "boreas/core/error.hpp"
+#include "boreas/graphs/halo.hpp"
 
 namespace boreas::bench {
 
@@ -53,10 +54,6 @@ ShardTraffic shard_traffic(const model::ModelConfig& config, const graphs::Graph
         t.bytes += 4 * b * own(n, shards) * width * (s - 1);
         t.collectives += 1;
     };
-    auto reduce_scatter = [&](std::int64_t n, double width) {
-        t.bytes += 4 * b * (static_cast<double>(n) - own(n, shards)) * width;
-        t.collectives += 1;
-    };
     auto rows_to_heads = [&](double parts) {
         t.bytes += 4 * b * own(nh, shards) * parts * share * (s - 1);
         t.collectives += 1;
@@ -65,33 +62,58 @@ ShardTraffic shard_traffic(const model::ModelConfig& config, const graphs::Graph
         t.bytes += 4 * b * (static_cast<double>(nh) - own(nh, shards)) * parts * share;
         t.collectives += 1;
     };
+    // Graph-transformer blocks exchange their halos (graphs::Halo): the k|v rows of the
+    // sources their edges read, and in backward those rows' gradients back to their owners.
+    auto halo = [&](const std::string& edge_set, std::int64_t n_src) {
+        return graphs::halo_volume(graph.edge_set(edge_set), n_src, shards, 0);
+    };
+    auto halo_exchange = [&](const graphs::HaloVolume& v) {
+        t.bytes += 4 * b * static_cast<double>(v.sent) * 2 * c;
+        t.collectives += 1;
+    };
+    auto halo_reduce = [&](const graphs::HaloVolume& v) {
+        t.bytes += 4 * b * static_cast<double>(v.received) * 2 * c;
+        t.collectives += 1;
+    };
     const bool gnn_mappers = config.encoder.type == model::MapperType::gnn;
     const auto layers = config.processor.num_layers;
     using model::ProcessorType;
+    const bool graph_processor = config.processor.type == ProcessorType::graph_transformer;
+    const auto encoder = gnn_mappers ? graphs::HaloVolume{} : halo("data_to_hidden", nd);
+    const auto decoder = gnn_mappers ? graphs::HaloVolume{} : halo("hidden_to_data", nh);
+    const auto processor = graph_processor ? halo("hidden_to_hidden", nh) : graphs::HaloVolume{};
     // Forward.
-    gather(nd, gnn_mappers ? c : 2 * c);
+    if (gnn_mappers)
+        gather(nd, c);
+    else
+        halo_exchange(encoder);
     for (int l = 0; l < layers; ++l) {
         if (config.processor.type == ProcessorType::transformer) {
             rows_to_heads(3);
             heads_to_rows(1);
+        } else if (graph_processor) {
+            halo_exchange(processor);
         } else {
-            gather(nh, config.processor.type == ProcessorType::gnn ? c : 2 * c);
+            gather(nh, c);
         }
     }
-    gather(nh, gnn_mappers ? c : 2 * c);
+    if (gnn_mappers)
+        gather(nh, c);
+    else
+        halo_exchange(decoder);
     gather(nd, out_vars);
     if (!training) return t;
     // Backward: each exchange's adjoint, then the gradients' sum over the group.
-    reduce_scatter(nh, 2 * c);
+    halo_reduce(decoder);
     for (int l = 0; l < layers; ++l) {
         if (config.processor.type == ProcessorType::transformer) {
             rows_to_heads(1);
             heads_to_rows(3);
         } else {
-            reduce_scatter(nh, 2 * c);
+            halo_reduce(processor);
         }
     }
-    reduce_scatter(nd, 2 * c);
+    halo_reduce(encoder);
     t.bytes += 8 * values * (s - 1) / s;
     t.collectives += 1;
     return t;

@@ -4,12 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <tuple>
 
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/trace.hpp"
+#include "boreas/graphs/halo.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "boreas/model/model.hpp"
@@ -713,6 +718,15 @@ struct Model::Impl {
 
     /// Model sharding over options.shards (src/model/sharded_forward.cpp).
     Tensor forward_sharded(const Tensor& input, const ForwardOptions& options) const;
+
+    /// This rank's halo of an edge set among a group's ranks, built once (sharded_forward.cpp).
+    const graphs::Halo& halo_of(const std::string& edge_set, std::int64_t n_src,
+                                const dist::Communicator& group) const;
+    static std::int64_t halo_rows(const graphs::Halo& halo) {
+        return static_cast<std::int64_t>(halo.rows.size());
+    }
+    mutable std::mutex halo_mutex;
+    mutable std::map<std::tuple<std::string, int, int>, std::unique_ptr<graphs::Halo>> halos;
 
     Tensor forward(const Tensor& input, const ForwardOptions& options) const {
         const auto out_vars = static_cast<std::int64_t>(config.output_variables().size());

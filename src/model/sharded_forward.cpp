@@ -1,10 +1,10 @@
 // Model sharding of the forward (issue 18): the ranks of one model-parallel group each compute a
 // contiguous share of the data rows and of the hidden rows, for every batch element.
 //
-// - Graph-transformer mappers and processor blocks (anemoi's edge sharding): a rank projects
-//   keys and values for its own source rows, the shares are all-gathered, and the rank updates
-//   its own destination rows over the edges into them. Volume per rank and block: the other
-//   ranks' k|v, (S - 1) / S x N_src x 2C values.
+// - Graph-transformer mappers and processor blocks (anemoi's edge sharding with a halo): a rank
+//   projects keys and values for its own source rows, each rank receives the k|v rows its own
+//   destinations' edges read (graphs::Halo, one all-to-all), and updates its own destination
+//   rows. Volume per rank and block: its halo's rows owned by others x 2C values.
 // - Transformer processor (anemoi's shard_heads): a rank projects q|k|v for its rows, an
 //   all-to-all hands each rank every row of its heads, the window attention runs per head over
 //   the whole sequence (no halo needed), and a second all-to-all returns the attended rows to
@@ -56,6 +56,16 @@ void transformer_layer_sharded(const TransformerLayer& layer, Tensor& x_own, con
 }
 
 }  // namespace
+
+const graphs::Halo& Model::Impl::halo_of(const std::string& edge_set, std::int64_t n_src,
+                                         const dist::Communicator& group) const {
+    std::lock_guard<std::mutex> lock(halo_mutex);
+    auto& halo = halos[{edge_set, group.size(), group.rank()}];
+    if (!halo)
+        halo = std::make_unique<graphs::Halo>(
+            graphs::build_halo(graph->edge_set(edge_set), n_src, group.size(), group.rank()));
+    return *halo;
+}
 
 Tensor Model::Impl::forward_sharded(const Tensor& input, const ForwardOptions& options) const {
     const auto& comm = *options.shards;
@@ -122,11 +132,12 @@ Tensor Model::Impl::forward_sharded(const Tensor& input, const ForwardOptions& o
                 encoder_src_embedding.apply(data.row(b * n_data + j0), rows, src.data());
                 encoder.keys_values(src.data(), rows, kv_own.row(own_row(b, j0, data_rows)));
             }
-        const Tensor kv = sh.gather(kv_own, n_data);
+        const auto& halo = halo_of("data_to_hidden", n_data, comm);
+        const Tensor kv = sh.halo_exchange(kv_own, halo);
         const auto& edges = graph->edge_set("data_to_hidden");
         const Tensor features = edge_features(edges, trainable_encoder_edges);
         run_mapper(
-            encoder, config.encoder, kv, n_data, n_hidden, batch, edges, features,
+            encoder, config.encoder, kv, halo_rows(halo), n_hidden, batch, halo.local, features,
             [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
                 encoder_dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
             },
@@ -167,14 +178,15 @@ Tensor Model::Impl::forward_sharded(const Tensor& input, const ForwardOptions& o
         } else {
             const auto& edges = graph->edge_set("hidden_to_hidden");
             const Tensor features = edge_features(edges, trainable_processor_edges);
+            const auto& halo = halo_of("hidden_to_hidden", n_hidden, comm);
             for (std::size_t l = 0; l < graph_transformer_layers.size(); ++l) {
                 const auto& block = graph_transformer_layers[l];
                 Tensor kv_own = Tensor::uninitialised({batch * n_hidden_own, 2 * channels});
                 block.keys_values(processed.data(), batch * n_hidden_own, kv_own.data());
-                const Tensor kv = sh.gather(kv_own, n_hidden);
+                const Tensor kv = sh.halo_exchange(kv_own, halo);
                 MapperConfig whole;
                 run_mapper(
-                    block, whole, kv, n_hidden, n_hidden, batch, edges, features,
+                    block, whole, kv, halo_rows(halo), n_hidden, batch, halo.local, features,
                     [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
                         const float* from = processed.row(own_row(b, j0, hidden_rows));
                         std::copy(from, from + (j1 - j0) * channels, out);
@@ -220,11 +232,12 @@ Tensor Model::Impl::forward_sharded(const Tensor& input, const ForwardOptions& o
         } else {
             Tensor kv_own = Tensor::uninitialised({batch * n_hidden_own, 2 * channels});
             decoder.keys_values(processed.data(), batch * n_hidden_own, kv_own.data());
-            const Tensor kv = sh.gather(kv_own, n_hidden);
+            const auto& halo = halo_of("hidden_to_data", n_hidden, comm);
+            const Tensor kv = sh.halo_exchange(kv_own, halo);
             const auto& edges = graph->edge_set("hidden_to_data");
             const Tensor features = edge_features(edges, trainable_decoder_edges);
             run_mapper(
-                decoder, config.decoder, kv, n_hidden, n_data, batch, edges, features,
+                decoder, config.decoder, kv, halo_rows(halo), n_data, batch, halo.local, features,
                 [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
                     decoder_dst_embedding.apply(data.row(b * n_data + j0), j1 - j0, out);
                 },

@@ -1,9 +1,9 @@
 // Model sharding of the training step (issue 18): the forward of sharded_forward.cpp keeping the
 // activations of this rank's rows, and its backward. Each exchange's adjoint runs in reverse:
-// a gather of k|v becomes a reduce-scatter of d(k|v) (every rank's destinations add to every
-// source's gradient), and the heads all-to-alls swap direction. Parameter gradients are partial
-// sums over this rank's rows; one rank-ordered all-reduce over the group completes them (and the
-// input gradient), so every rank ends with the whole gradients.
+// the halo exchange of k|v sends d(k|v) of the halo rows back to their owners, who add them
+// rank by rank in rank order, and the heads all-to-alls swap direction. Parameter gradients are
+// partial sums over this rank's rows; one rank-ordered all-reduce over the group completes them
+// (and the input gradient), so every rank ends with the whole gradients.
 //
 // Without recomputation: activation checkpointing is not applied under sharding (the tape holds
 // 1/S of the activations plus the gathered k|v of each graph block).
@@ -105,30 +105,31 @@ Tensor layer_backward_sharded(Context& ctx, const TransformerLayer& l, const Lay
 }
 
 /// A graph-transformer block on this rank's destination rows `dst` (g in, y out) from its
-/// source rows `src`: k|v of the own sources gathered into `kv` for all.
+/// source rows `src`: k|v of the sources its edges read exchanged into the halo buffer `kv`.
 void block_forward_sharded(const GraphTransformerBlock& b, const Tensor& src, Tensor& dst,
-                           const EdgeSet& edges, const Tensor& features, const Sharding& sh,
-                           std::int64_t n_src, std::int64_t n_dst, BlockTape& t, Tensor& kv) {
+                           const graphs::Halo& halo, const Tensor& features, const Sharding& sh,
+                           std::int64_t n_dst, BlockTape& t, Tensor& kv) {
     block_source_forward(b, src, t);
-    kv = sh.gather(t.kv, n_src);
+    kv = sh.halo_exchange(t.kv, halo);
     t.kv = Tensor();
     const auto rows = sh.mine(n_dst);
-    block_destination_forward(b, kv, dst, edges, features, sh.batch, n_src, n_dst,
+    block_destination_forward(b, kv, dst, halo.local, features, sh.batch,
+                              Model::Impl::halo_rows(halo), n_dst,
                               DstSpan::shard(rows.first, rows.last), t);
 }
 
 /// Backward of block_forward_sharded: returns d(g) of the own destinations; d(own sources) is
 /// added into d_src for a mapper (a processor block folds it into the returned gradient).
 Tensor block_backward_sharded(Context& ctx, const GraphTransformerBlock& b, const BlockTape& t,
-                              const Tensor& kv, const Tensor& dy, const EdgeSet& edges,
-                              const Tensor& features, const Sharding& sh, std::int64_t n_src,
-                              std::int64_t n_dst, Tensor* d_src, Tensor& d_features) {
+                              const Tensor& kv, const Tensor& dy, const graphs::Halo& halo,
+                              const Tensor& features, const Sharding& sh, std::int64_t n_dst,
+                              Tensor* d_src, Tensor& d_features) {
     const auto rows = sh.mine(n_dst);
     Tensor d_kv = Tensor::uninitialised(kv.shape());
-    auto dst =
-        block_destination_backward(ctx, b, kv, t, dy, edges, features, sh.batch, n_src, n_dst,
-                                   DstSpan::shard(rows.first, rows.last), d_kv, d_features);
-    const Tensor d_kv_own = sh.reduce_scatter(d_kv, n_src);
+    auto dst = block_destination_backward(ctx, b, kv, t, dy, halo.local, features, sh.batch,
+                                          Model::Impl::halo_rows(halo), n_dst,
+                                          DstSpan::shard(rows.first, rows.last), d_kv, d_features);
+    const Tensor d_kv_own = sh.halo_reduce(d_kv, halo, t.src_norm.rows() / sh.batch);
     Tensor d_src_norm = Tensor::uninitialised(t.src_norm.shape());
     linear_backward_side_by_side(ctx, {&b.key, &b.value}, t.src_norm, d_kv_own, &d_src_norm, false);
     if (b.separate_src_norm) {
@@ -174,9 +175,9 @@ Tensor forward_train_sharded(const Model::Impl& m, const Tensor& input, Training
     Tensor latent;
     linear_forward(m.encoder_dst_embedding, t.hidden_in, latent);
     const auto& enc_edges = m.graph->edge_set("data_to_hidden");
-    block_forward_sharded(m.encoder, src, latent, enc_edges,
-                          edge_features(enc_edges, m.trainable_encoder_edges), sh, m.n_data,
-                          m.n_hidden, t.encoder, t.encoder_kv);
+    block_forward_sharded(m.encoder, src, latent, m.halo_of("data_to_hidden", m.n_data, shards),
+                          edge_features(enc_edges, m.trainable_encoder_edges), sh, m.n_hidden,
+                          t.encoder, t.encoder_kv);
 
     range.emplace("processor");
     Tensor x = latent;
@@ -195,11 +196,11 @@ Tensor forward_train_sharded(const Model::Impl& m, const Tensor& input, Training
         const std::size_t layers = m.graph_transformer_layers.size();
         t.graph_transformer.resize(layers);
         t.processor_kv.resize(layers);
+        const auto& halo = m.halo_of("hidden_to_hidden", m.n_hidden, shards);
         for (std::size_t l = 0; l < layers; ++l) {
             const Tensor in = x;
-            block_forward_sharded(m.graph_transformer_layers[l], in, x, edges, features, sh,
-                                  m.n_hidden, m.n_hidden, t.graph_transformer[l],
-                                  t.processor_kv[l]);
+            block_forward_sharded(m.graph_transformer_layers[l], in, x, halo, features, sh,
+                                  m.n_hidden, t.graph_transformer[l], t.processor_kv[l]);
         }
     }
     if (m.config.latent_skip) add_into(x, latent);
@@ -209,9 +210,9 @@ Tensor forward_train_sharded(const Model::Impl& m, const Tensor& input, Training
     Tensor y;
     linear_forward(m.decoder_dst_embedding, t.data, y);
     const auto& dec_edges = m.graph->edge_set("hidden_to_data");
-    block_forward_sharded(m.decoder, t.processed_in, y, dec_edges,
-                          edge_features(dec_edges, m.trainable_decoder_edges), sh, m.n_hidden,
-                          m.n_data, t.decoder, t.decoder_kv);
+    block_forward_sharded(
+        m.decoder, t.processed_in, y, m.halo_of("hidden_to_data", m.n_hidden, shards),
+        edge_features(dec_edges, m.trainable_decoder_edges), sh, m.n_data, t.decoder, t.decoder_kv);
     t.decoded_y = y;
     t.extractor_norm = Tensor::uninitialised(y.shape());
     m.extractor_norm.apply(y.data(), y.rows(), t.extractor_norm.data());
@@ -251,9 +252,9 @@ void backward_sharded(const Model::Impl& m, TrainingTape::Data& t, const Tensor&
     const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
     Tensor d_dec_features = zeros_like(dec_features);
     Tensor d_x = zeros_like(t.processed_in);
-    const Tensor d_dec_dst =
-        block_backward_sharded(ctx, m.decoder, t.decoder, t.decoder_kv, d_y, dec_edges,
-                               dec_features, sh, m.n_hidden, m.n_data, &d_x, d_dec_features);
+    const Tensor d_dec_dst = block_backward_sharded(
+        ctx, m.decoder, t.decoder, t.decoder_kv, d_y, m.halo_of("hidden_to_data", m.n_hidden, comm),
+        dec_features, sh, m.n_data, &d_x, d_dec_features);
     Tensor d_data = zeros_like(t.data);
     linear_backward(ctx, m.decoder_dst_embedding, t.data, d_dec_dst, &d_data, false);
     if (m.trainable_decoder_edges)
@@ -272,8 +273,9 @@ void backward_sharded(const Model::Impl& m, TrainingTape::Data& t, const Tensor&
         Tensor d_features = zeros_like(features);
         for (std::size_t l = m.graph_transformer_layers.size(); l-- > 0;)
             d_x = block_backward_sharded(ctx, m.graph_transformer_layers[l], t.graph_transformer[l],
-                                         t.processor_kv[l], d_x, edges, features, sh, m.n_hidden,
-                                         m.n_hidden, nullptr, d_features);
+                                         t.processor_kv[l], d_x,
+                                         m.halo_of("hidden_to_hidden", m.n_hidden, comm), features,
+                                         sh, m.n_hidden, nullptr, d_features);
         if (m.trainable_processor_edges)
             trainable_gradient(d_features, 3, 1, ctx.find(m.trainable_processor_edges));
     }
@@ -285,8 +287,9 @@ void backward_sharded(const Model::Impl& m, TrainingTape::Data& t, const Tensor&
     Tensor d_enc_features = zeros_like(enc_features);
     Tensor d_src(t.encoder.src.shape());
     const Tensor d_latent_dst =
-        block_backward_sharded(ctx, m.encoder, t.encoder, t.encoder_kv, d_latent, enc_edges,
-                               enc_features, sh, m.n_data, m.n_hidden, &d_src, d_enc_features);
+        block_backward_sharded(ctx, m.encoder, t.encoder, t.encoder_kv, d_latent,
+                               m.halo_of("data_to_hidden", m.n_data, comm), enc_features, sh,
+                               m.n_hidden, &d_src, d_enc_features);
     linear_backward(ctx, m.encoder_src_embedding, t.data, d_src, &d_data, true);
     Tensor d_hidden_in = zeros_like(t.hidden_in);
     linear_backward(ctx, m.encoder_dst_embedding, t.hidden_in, d_latent_dst, &d_hidden_in, false);

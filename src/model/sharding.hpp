@@ -7,6 +7,7 @@
 
 #include "boreas/core/trace.hpp"
 #include "boreas/dist/communicator.hpp"
+#include "boreas/graphs/halo.hpp"
 #include "model_impl.hpp"
 
 namespace boreas::model::detail {
@@ -60,22 +61,85 @@ struct Sharding {
         return full;
     }
 
-    /// The adjoint of gather: each rank's share of the sum over ranks of `full` [batch * n, w].
-    Tensor reduce_scatter(const Tensor& full, std::int64_t n) const {
+    /// The halo buffer [batch * H, width] of this rank's destinations (graphs::Halo: the H
+    /// source rows its edges read, ascending) from every rank's [batch * own, width] share: one
+    /// all-to-all of just those rows.
+    Tensor halo_exchange(const Tensor& own, const graphs::Halo& halo) const {
         BOREAS_RANGE("exchange");
-        const std::int64_t width = full.cols();
-        const auto own = range(n, comm.rank());
-        Tensor mine = Tensor::uninitialised({batch * (own.last - own.first), width});
-        if (batch == 1) {
-            comm.reduce_scatter_rows(full.data(), mine.data(), counts(n), width);
-            return mine;
+        const std::int64_t width = own.cols(), h = static_cast<std::int64_t>(halo.rows.size());
+        const std::int64_t own_rows = own.rows() / batch;
+        std::vector<std::int64_t> to(static_cast<std::size_t>(size())), from(to.size());
+        std::int64_t total = 0;
+        for (int t = 0; t < size(); ++t) {
+            const auto& rows = halo.send_rows[static_cast<std::size_t>(t)];
+            to[static_cast<std::size_t>(t)] =
+                batch * static_cast<std::int64_t>(rows.size()) * width;
+            from[static_cast<std::size_t>(t)] =
+                batch * halo.recv_counts[static_cast<std::size_t>(t)] * width;
+            total += static_cast<std::int64_t>(rows.size());
         }
-        Tensor blocks = Tensor::uninitialised({batch * n, width});
-        for_blocks(
-            n, [&](int, std::int64_t b, std::int64_t first, std::int64_t rows, std::int64_t at) {
-                std::copy_n(full.row(b * n + first), rows * width, blocks.row(at));
-            });
-        comm.reduce_scatter_rows(blocks.data(), mine.data(), counts(n), width);
+        Tensor send = Tensor::uninitialised({std::max<std::int64_t>(1, batch * total), width});
+        std::int64_t at = 0;
+        for (int t = 0; t < size(); ++t)
+            for (std::int64_t b = 0; b < batch; ++b)
+                for (const auto row : halo.send_rows[static_cast<std::size_t>(t)])
+                    std::copy_n(own.row(b * own_rows + row), width, send.row(at++));
+        Tensor received = Tensor::uninitialised({std::max<std::int64_t>(1, batch * h), width});
+        comm.alltoall(send.data(), to, received.data(), from);
+        if (batch == 1) return received;
+        // [owner][b][its rows] -> [b][halo row]
+        Tensor out = Tensor::uninitialised({batch * h, width});
+        std::int64_t block = 0, first = 0;
+        for (int r = 0; r < size(); ++r) {
+            const std::int64_t n = halo.recv_counts[static_cast<std::size_t>(r)];
+            for (std::int64_t b = 0; b < batch; ++b)
+                std::copy_n(received.row(block + b * n), n * width, out.row(b * h + first));
+            block += batch * n;
+            first += n;
+        }
+        return out;
+    }
+
+    /// The adjoint of halo_exchange: each owner's rows of d_halo [batch * H, width] go back and
+    /// are added into its share [batch * own_rows, width], rank by rank in rank order.
+    Tensor halo_reduce(const Tensor& d_halo, const graphs::Halo& halo,
+                       std::int64_t own_rows) const {
+        BOREAS_RANGE("exchange");
+        const std::int64_t width = d_halo.cols(), h = static_cast<std::int64_t>(halo.rows.size());
+        std::vector<std::int64_t> to(static_cast<std::size_t>(size())), from(to.size());
+        std::int64_t total = 0;
+        for (int t = 0; t < size(); ++t) {
+            const auto n =
+                static_cast<std::int64_t>(halo.send_rows[static_cast<std::size_t>(t)].size());
+            to[static_cast<std::size_t>(t)] =
+                batch * halo.recv_counts[static_cast<std::size_t>(t)] * width;
+            from[static_cast<std::size_t>(t)] = batch * n * width;
+            total += n;
+        }
+        Tensor send = Tensor::uninitialised({std::max<std::int64_t>(1, batch * h), width});
+        if (batch == 1) {
+            std::copy_n(d_halo.data(), h * width, send.data());
+        } else {
+            std::int64_t block = 0, first = 0;
+            for (int r = 0; r < size(); ++r) {
+                const std::int64_t n = halo.recv_counts[static_cast<std::size_t>(r)];
+                for (std::int64_t b = 0; b < batch; ++b)
+                    std::copy_n(d_halo.row(b * h + first), n * width, send.row(block + b * n));
+                block += batch * n;
+                first += n;
+            }
+        }
+        Tensor received = Tensor::uninitialised({std::max<std::int64_t>(1, batch * total), width});
+        comm.alltoall(send.data(), to, received.data(), from);
+        Tensor mine({batch * own_rows, width});
+        std::int64_t at = 0;
+        for (int t = 0; t < size(); ++t)
+            for (std::int64_t b = 0; b < batch; ++b)
+                for (const auto row : halo.send_rows[static_cast<std::size_t>(t)]) {
+                    float* target = mine.row(b * own_rows + row);
+                    const float* source = received.row(at++);
+                    for (std::int64_t c = 0; c < width; ++c) target[c] += source[c];
+                }
         return mine;
     }
 
