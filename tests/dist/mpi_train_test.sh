@@ -122,6 +122,14 @@ kill_and_resume() {  # NAME FLAGS...
 }
 kill_and_resume replicas --replicas 2
 kill_and_resume shards --shards 2
+# A checkpoint resumes with any layout: the 2-replica run's step 8 continued as 2 shards and as
+# one process (every rank holds the whole weights and moments).
+mpirun -n 2 "$boreas" "${common[@]}" --steps 12 --batch 4 --shards 2 --checkpoint-dir "$work/2_replicas" --resume >"$work/rs.out" 2>"$work/rs.err" \
+  && grep -q "resumed from .*step-00000008" "$work/rs.err" && [[ -d $work/2_replicas/step-00000012 ]] && pass \
+  || fail "2-replica checkpoint resumed as 2 shards: $(tail -3 "$work/rs.err")"
+"$boreas" "${common[@]}" --steps 16 --batch 4 --checkpoint-dir "$work/2_replicas" --resume >"$work/r1.out" 2>"$work/r1.err" \
+  && grep -q "resumed from .*step-00000012" "$work/r1.err" && pass \
+  || fail "sharded checkpoint resumed by one process: $(tail -3 "$work/r1.err")"
 
 # From an anemoi dataset: each replica reads only its share of every global batch; the same
 # losses as one process reading the whole batch.
