@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "boreas/core/context.hpp"
+#include "boreas/kernels/kernels.hpp"
 #include "commands.hpp"
 
 #ifdef BOREAS_WITH_CUDA
@@ -13,6 +14,7 @@ namespace {
 nlohmann::ordered_json full_context() {
     nlohmann::ordered_json info;
     info["build"] = build_context();
+    info["build"]["kernel_path"] = kernels::cpu::kernel_path();
     info["system"] = system_context();
 #ifdef BOREAS_WITH_CUDA
     info["cuda"] = backends::cuda::device_report();

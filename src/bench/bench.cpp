@@ -18,6 +18,7 @@
 #include "boreas/core/timer.hpp"
 #include "boreas/core/trace.hpp"
 #include "boreas/io/safetensors.hpp"
+#include "boreas/kernels/kernels.hpp"
 #include "boreas/model/checkpoint.hpp"
 #include "boreas/model/model.hpp"
 #include "boreas/train/data_parallel.hpp"
@@ -363,6 +364,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     document["schema"] = kSchemaName;
     document["schema_version"] = kSchemaVersion;
     document["context"]["build"] = build_context();
+    document["context"]["build"]["kernel_path"] = kernels::cpu::kernel_path();
     document["context"]["system"] = system_context();
     document["context"]["run"] = {{"start_utc", start},
                                   {"command_line", options.command_line},

@@ -131,6 +131,17 @@ std::string compare(const nlohmann::json& base, const std::string& base_name,
                  "compare them anyway",
                  base_name, base_run.value("config", "?"), other_name,
                  other_run.value("config", "?"));
+    // Documents from before kernel paths were recorded carry none: nothing to check.
+    const auto path_of = [](const nlohmann::json& document) {
+        const auto& build = document["context"].value("build", nlohmann::json::object());
+        return build.contains("kernel_path") ? build["kernel_path"].value("name", "") : "";
+    };
+    const std::string base_path = path_of(base), other_path = path_of(other);
+    BOREAS_CHECK(
+        base_path.empty() || other_path.empty() || base_path == other_path || options.force,
+        "'{}' ran the {} kernels and '{}' the {} kernels; pass --force to compare "
+        "different kernel paths anyway",
+        base_name, base_path, other_name, other_path);
     std::string out = fmt::format("base: {} ({})\nnew:  {} ({})\n", base_name,
                                   base_run.value("implementation", "?"), other_name,
                                   other_run.value("implementation", "?"));

@@ -59,6 +59,16 @@ import json,sys; d=json.load(open('$work/r.json')); d['context']['run']['resolve
 expect_error "ran different configs" compare "$work/r.json" "$work/other.json"
 "$boreas" compare --force "$work/r.json" "$work/other.json" >/dev/null 2>&1 && pass || fail "compare --force"
 expect_error "cannot open" compare "$work/r.json" "$work/none.json"
+# Runs on different kernel paths are not compared without --force.
+/usr/bin/python3 - "$work/r.json" "$work/scalar.json" <<'PY'
+import json, sys
+document = json.load(open(sys.argv[1]))
+assert document["context"]["build"]["kernel_path"]["name"] in ("avx2-fma", "scalar")
+document["context"]["build"]["kernel_path"]["name"] = "another-path"
+json.dump(document, open(sys.argv[2], "w"))
+PY
+expect_error "kernels; pass --force to compare different kernel paths" compare "$work/r.json" "$work/scalar.json"
+"$boreas" compare --force "$work/r.json" "$work/scalar.json" >/dev/null 2>&1 && pass || fail "compare --force across kernel paths"
 
 echo "bench: $passes passed, $failures failed"
 ((failures == 0))

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace boreas::kernels {
@@ -174,6 +175,9 @@ struct FieldsToRowsParams {
 };
 
 namespace cpu {
+
+/// The kernels' instruction-set path: {"name": "avx2-fma" | "scalar", "vector_erf", ...}.
+nlohmann::ordered_json kernel_path();
 
 void fields_to_rows(const FieldsToRowsParams& p);
 void linear(const LinearParams& p);
