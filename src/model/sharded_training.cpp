@@ -59,9 +59,7 @@ void layer_forward_sharded(const TransformerLayer& l, Tensor& x, const Sharding&
                            std::int64_t seq, LayerTape& t, Tensor& heads_qkv,
                            Tensor& heads_attended, Tensor& heads_lse) {
     const std::int64_t rows = x.rows(), c = l.channels;
-    t.x = x;
-    t.norm1 = Tensor::uninitialised({rows, c});
-    l.norm_attention.apply(x.data(), rows, t.norm1.data());
+    layer_input_forward(l, x, t);
     Tensor qkv = Tensor::uninitialised({rows, 3 * c});
     apply_side_by_side({&l.q, &l.k, &l.v}, t.norm1.data(), rows, qkv.data());
     heads_qkv = sh.rows_to_heads(qkv, seq, 3);
@@ -70,22 +68,15 @@ void layer_forward_sharded(const TransformerLayer& l, Tensor& x, const Sharding&
     kernels::cpu::window_attention(
         heads_attention(l, heads_qkv, heads_attended, heads_lse, sh, seq));
     t.attended = sh.heads_to_rows(heads_attended, seq, 1);
-    l.projection.apply(t.attended.data(), rows, x.data(), true);
-    t.x1 = x;
-    t.norm2 = Tensor::uninitialised({rows, c});
-    l.norm_mlp.apply(x.data(), rows, t.norm2.data());
-    mlp_in_forward(l.mlp_in, t.norm2, t.a, t.a_act);
-    l.mlp_out.apply(t.a_act.data(), rows, x.data(), true);
+    layer_output_forward(l, x, t);
 }
 
 Tensor layer_backward_sharded(Context& ctx, const TransformerLayer& l, const LayerTape& t,
                               const Tensor& heads_qkv, const Tensor& heads_attended,
                               const Tensor& heads_lse, const Tensor& dy, const Sharding& sh,
                               std::int64_t seq) {
-    const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2,
-                                              t.a, t.a_act, dy);
-    Tensor d_attended = Tensor::uninitialised(t.attended.shape());
-    linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
+    Tensor d_x1;
+    const Tensor d_attended = layer_output_backward(ctx, l, t, dy, d_x1);
     const Tensor d_heads_attended = sh.rows_to_heads(d_attended, seq, 1);
     Tensor d_heads_qkv = Tensor::uninitialised(heads_qkv.shape());
     const std::int64_t share = l.channels / sh.size();
@@ -96,12 +87,7 @@ Tensor layer_backward_sharded(Context& ctx, const TransformerLayer& l, const Lay
     bp.dk = d_heads_qkv.data() + share;
     bp.dv = d_heads_qkv.data() + 2 * share;
     kernels::cpu::window_attention_backward(bp);
-    const Tensor d_qkv = sh.heads_to_rows(d_heads_qkv, seq, 3);
-    Tensor d_norm1 = Tensor::uninitialised(t.norm1.shape());
-    linear_backward_side_by_side(ctx, {&l.q, &l.k, &l.v}, t.norm1, d_qkv, &d_norm1, false);
-    Tensor d_x = layer_norm_backward(ctx, l.norm_attention, t.x, d_norm1);
-    add_into(d_x, d_x1);
-    return d_x;
+    return layer_input_backward(ctx, l, t, sh.heads_to_rows(d_heads_qkv, seq, 3), d_x1);
 }
 
 /// A graph-transformer block on this rank's destination rows `dst` (g in, y out) from its

@@ -344,31 +344,56 @@ kernels::WindowAttentionParams attention_params(const TransformerLayer& l, const
     return p;
 }
 
-void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq,
-                   LayerTape& t) {
-    const std::int64_t rows = x.rows(), c = l.channels;
+void layer_input_forward(const TransformerLayer& l, const Tensor& x, LayerTape& t) {
     t.x = x;
-    t.norm1 = Tensor::uninitialised({rows, c});
-    l.norm_attention.apply(x.data(), rows, t.norm1.data());
-    t.qkv = Tensor::uninitialised({rows, 3 * c});
-    apply_side_by_side({&l.q, &l.k, &l.v}, t.norm1.data(), rows, t.qkv.data());
-    t.attended = Tensor::uninitialised({rows, c});
-    t.lse = Tensor::uninitialised({rows, l.heads});
-    kernels::cpu::window_attention(attention_params(l, t, batch, seq));
+    t.norm1 = Tensor::uninitialised({x.rows(), l.channels});
+    l.norm_attention.apply(x.data(), x.rows(), t.norm1.data());
+}
+
+void layer_output_forward(const TransformerLayer& l, Tensor& x, LayerTape& t) {
+    const std::int64_t rows = x.rows();
     l.projection.apply(t.attended.data(), rows, x.data(), true);
     t.x1 = x;
-    t.norm2 = Tensor::uninitialised({rows, c});
+    t.norm2 = Tensor::uninitialised({rows, l.channels});
     l.norm_mlp.apply(x.data(), rows, t.norm2.data());
     mlp_in_forward(l.mlp_in, t.norm2, t.a, t.a_act);
     l.mlp_out.apply(t.a_act.data(), rows, x.data(), true);
 }
 
-Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t, const Tensor& dy,
-                      std::int64_t batch, std::int64_t seq) {
-    const Tensor d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2,
-                                              t.a, t.a_act, dy);
+Tensor layer_output_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t,
+                             const Tensor& dy, Tensor& d_x1) {
+    d_x1 = residual_mlp_backward(ctx, l.norm_mlp, l.mlp_in, l.mlp_out, t.x1, t.norm2, t.a, t.a_act,
+                                 dy);
     Tensor d_attended = Tensor::uninitialised(t.attended.shape());
     linear_backward(ctx, l.projection, t.attended, d_x1, &d_attended, false);
+    return d_attended;
+}
+
+Tensor layer_input_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t,
+                            const Tensor& d_qkv, const Tensor& d_x1) {
+    Tensor d_norm1 = Tensor::uninitialised(t.norm1.shape());
+    linear_backward_side_by_side(ctx, {&l.q, &l.k, &l.v}, t.norm1, d_qkv, &d_norm1, false);
+    Tensor d_x = layer_norm_backward(ctx, l.norm_attention, t.x, d_norm1);
+    add_into(d_x, d_x1);
+    return d_x;
+}
+
+void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std::int64_t seq,
+                   LayerTape& t) {
+    const std::int64_t rows = x.rows(), c = l.channels;
+    layer_input_forward(l, x, t);
+    t.qkv = Tensor::uninitialised({rows, 3 * c});
+    apply_side_by_side({&l.q, &l.k, &l.v}, t.norm1.data(), rows, t.qkv.data());
+    t.attended = Tensor::uninitialised({rows, c});
+    t.lse = Tensor::uninitialised({rows, l.heads});
+    kernels::cpu::window_attention(attention_params(l, t, batch, seq));
+    layer_output_forward(l, x, t);
+}
+
+Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t, const Tensor& dy,
+                      std::int64_t batch, std::int64_t seq) {
+    Tensor d_x1;
+    const Tensor d_attended = layer_output_backward(ctx, l, t, dy, d_x1);
     Tensor d_qkv = Tensor::uninitialised(t.qkv.shape());
     const std::int64_t c = l.channels;
     kernels::WindowAttentionBackwardParams bp;
@@ -378,11 +403,7 @@ Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& 
     bp.dk = d_qkv.data() + c;
     bp.dv = d_qkv.data() + 2 * c;
     kernels::cpu::window_attention_backward(bp);
-    Tensor d_norm1 = Tensor::uninitialised(t.norm1.shape());
-    linear_backward_side_by_side(ctx, {&l.q, &l.k, &l.v}, t.norm1, d_qkv, &d_norm1, false);
-    Tensor d_x = layer_norm_backward(ctx, l.norm_attention, t.x, d_norm1);
-    add_into(d_x, d_x1);
-    return d_x;
+    return layer_input_backward(ctx, l, t, d_qkv, d_x1);
 }
 
 /// Adds the trainable columns [first, first + t) of `d_features` rows (edge or node features,

@@ -152,6 +152,16 @@ Tensor layer_norm_backward(Context& ctx, const LayerNorm& n, const Tensor& x, co
 Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& mlp_in,
                              const Linear& mlp_out, const Tensor& u, const Tensor& normalised,
                              const Tensor& a, const Tensor& a_act, const Tensor& dy);
+/// A transformer layer in halves around its attention: the input LayerNorm (t.x, t.norm1),
+/// and from t.attended on, x += projection(attended); x += MLP(LN(x)) (t.x1 ... t.a_act).
+void layer_input_forward(const TransformerLayer& l, const Tensor& x, LayerTape& t);
+void layer_output_forward(const TransformerLayer& l, Tensor& x, LayerTape& t);
+/// Backward of layer_output_forward: returns d(attended); d_x1 receives the residual's part.
+Tensor layer_output_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t,
+                             const Tensor& dy, Tensor& d_x1);
+/// Backward of layer_input_forward and the q|k|v projection, from d(q|k|v): d(x) + d_x1.
+Tensor layer_input_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t,
+                            const Tensor& d_qkv, const Tensor& d_x1);
 void block_source_forward(const GraphTransformerBlock& b, const Tensor& src, BlockTape& t);
 void block_destination_forward(const GraphTransformerBlock& b, const Tensor& kv, Tensor& dst,
                                const EdgeSet& edges, const Tensor& features, std::int64_t batch,
