@@ -8,6 +8,7 @@
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
+#include "boreas/dist/communicator.hpp"
 #include "boreas/forecast/forecast.hpp"
 #include "boreas/forecast/io.hpp"
 #include "boreas/io/atomic_file.hpp"
@@ -23,6 +24,14 @@ struct ForecastArguments {
     bool allow_nan = false, no_initial_state = false;
     int threads = 0;
     int queue = 2;
+    int shards = 0;
+};
+
+/// The output of a rank that does not write (model sharding: rank 0 writes).
+class DiscardWriter : public forecast::Writer {
+  public:
+    void write(const forecast::StepResult&) override {}
+    void close() override {}
 };
 
 /// "240h", "10d", "6h", "90m" or plain hours.
@@ -81,14 +90,28 @@ int run_forecast_command(const ForecastArguments& args) {
               args.checkpoint, model.parameters().parameter_count(), context.latitudes.size(),
               context.timestep / 3600, steps, initial.date.iso(),
               (initial.date + steps * context.timestep).iso());
+    // Under MPI (mpirun -n S boreas forecast ...): the ranks shard the model; every rank holds
+    // each step's output and rank 0 writes it.
+    const auto& world = dist::Communicator::world();
+    if (world.distributed()) {
+        BOREAS_CHECK(args.shards == 0 || args.shards == world.size(),
+                     "--shards {} but {} rank(s): the forecast shards the model over every rank",
+                     args.shards, world.size());
+        world.check_same("command line", fmt::format("{}|{}|{}|{}|{}", args.checkpoint, args.input,
+                                                     args.output, args.lead_time, args.date));
+        log::info("model sharding: {}", world.describe());
+    }
     // The output is opened before the first step: an unwritable one fails before any compute.
     forecast::AsyncWriter writer(
-        forecast::make_writer(
-            args.output, context, initial.date,
-            grib_input ? std::optional<std::filesystem::path>(args.input) : std::nullopt,
-            !args.no_initial_state),
+        world.rank() != 0
+            ? std::make_unique<DiscardWriter>()
+            : forecast::make_writer(
+                  args.output, context, initial.date,
+                  grib_input ? std::optional<std::filesystem::path>(args.input) : std::nullopt,
+                  !args.no_initial_state),
         static_cast<std::size_t>(std::max(1, args.queue)));
     forecast::ForecastOptions options;
+    options.shards = world.distributed() ? &world : nullptr;
     options.lead_seconds = lead;
     options.allow_nan_input = args.allow_nan;
     options.write_initial_state = !args.no_initial_state;
@@ -121,7 +144,7 @@ int run_forecast_command(const ForecastArguments& args) {
         timings.steps, wall, timings.model / std::max(1, timings.steps), timings.model,
         timings.forcings, wait, 100.0 * wait / wall, writer.write_seconds(),
         static_cast<double>(peak_rss_bytes()) / (1 << 30), args.output);
-    if (!args.json.empty()) {
+    if (!args.json.empty() && world.rank() == 0) {
         nlohmann::ordered_json doc;
         doc["schema"] = "boreas-forecast/1";
         doc["context"] = {{"build", build_context()}, {"system", system_context()}};
@@ -179,7 +202,15 @@ Runner add_forecast_command(CLI::App& app) {
     command->add_option("--queue", args->queue, "steps the output writer may fall behind")
         ->capture_default_str();
     command->add_option("--threads", args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
-    return [args]() { return run_forecast_command(*args); };
+    command
+        ->add_option("--shards", args->shards,
+                     "Under MPI: model-parallel shards, every rank (mpirun -n S); rank 0 writes")
+        ->check(CLI::NonNegativeNumber);
+    return [args]() {
+        // One voice: rank 0 logs progress; the others only warnings.
+        if (dist::Communicator::world().rank() != 0) log::set_level(log::Level::warning);
+        return run_forecast_command(*args);
+    };
 }
 
 }  // namespace boreas::apps

@@ -197,6 +197,42 @@ def output(path):
 assert output(sys.argv[1]) == output(sys.argv[2])
 PY
 
+# boreas forecast sharded over 2 ranks: the one-process forecast's steps, bit for bit (rank 0
+# writes). Initial conditions from the checkpoint fixture's input, as tests/apps/cli_test.sh.
+ckpt=$(dirname "$0")/../data/checkpoint
+/usr/bin/python3 - "$ckpt/transformer.io.safetensors" "$work/init.safetensors" <<'PY' || fail "making forecast inputs"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+a, b = json.loads(raw[8:8 + n])["input"]["data_offsets"]
+values = struct.unpack("<%df" % ((b - a) // 4), raw[8 + n + a:8 + n + b])  # [1, 2, 1600, 6]
+tensors, blobs, offset = {}, [], 0
+for col, name in enumerate(["z_500", "t_850", "2t", "sp", "lsm"]):
+    blob = struct.pack("<3200f", *[values[(t * 1600 + p) * 6 + col] for t in range(2) for p in range(1600)])
+    tensors[name] = {"dtype": "F32", "shape": [2, 1600], "data_offsets": [offset, offset + len(blob)]}
+    blobs.append(blob)
+    offset += len(blob)
+tensors["__metadata__"] = {"date": "2024-06-01T06:00:00"}
+head = json.dumps(tensors).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+PY
+forecast=(forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 18h --threads 1)
+"$boreas" "${forecast[@]}" -o "$work/fc1" 2>"$work/fc1.err" && pass || fail "forecast, 1 process: $(tail -3 "$work/fc1.err")"
+mpirun -n 2 "$boreas" "${forecast[@]}" --shards 2 -o "$work/fc2" 2>"$work/fc2.err" \
+  && pass || fail "forecast, 2 shards: $(tail -3 "$work/fc2.err")"
+/usr/bin/python3 - "$work/fc1" "$work/fc2" <<'PY' && pass || fail "sharded forecast differs: $(ls "$work/fc1" "$work/fc2")"
+import json, os, struct, sys
+def tensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in header.items() if k != "__metadata__"}
+one, two = sorted(os.listdir(sys.argv[1])), sorted(os.listdir(sys.argv[2]))
+assert one == two and any(name.startswith("step_018h") for name in one), (one, two)
+for name in one:
+    assert tensors(os.path.join(sys.argv[1], name)) == tensors(os.path.join(sys.argv[2], name)), name
+PY
+
 # Bad input: every rank exits non-zero with one line naming the rank.
 mpirun -n 2 "$boreas" "${common[@]}" --steps 8 --batch 4 --replicas 3 >"$work/r.out" 2>"$work/r.err"
 rc=$?

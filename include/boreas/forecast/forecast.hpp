@@ -22,6 +22,10 @@ class Model;
 class Normaliser;
 }  // namespace boreas::model
 
+namespace boreas::dist {
+class Communicator;
+}
+
 namespace boreas::forecast {
 
 /// Initial conditions on the model's data grid.
@@ -100,6 +104,9 @@ struct ForecastOptions {
     std::int64_t lead_seconds = 0;
     bool write_initial_state = true;  ///< step 0 first, as anemoi-inference does by default
     bool allow_nan_input = false;
+    /// Model sharding: every rank of the group runs the rollout (ForwardOptions::shards) and
+    /// holds every step's output; the caller lets one of them write.
+    const dist::Communicator* shards = nullptr;
     std::function<void(const Progress&)> progress;
 };
 
