@@ -231,9 +231,7 @@ void backward_sharded(const Model::Impl& m, TrainingTape::Data& t, const Tensor&
     for (std::int64_t b = 0; b < batch; ++b)
         std::copy_n(d.data() + (b * m.n_data + data_rows.first) * out_vars, n_data_own * out_vars,
                     d_decoded.row(b * n_data_own));
-    Tensor d_ext_norm(t.extractor_norm.shape());
-    linear_backward(ctx, m.extractor, t.extractor_norm, d_decoded, &d_ext_norm, false);
-    const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, t.decoded_y, d_ext_norm);
+    const Tensor d_y = extractor_backward(ctx, m, t.extractor_norm, t.decoded_y, d_decoded);
     const auto& dec_edges = m.graph->edge_set("hidden_to_data");
     const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
     Tensor d_dec_features = zeros_like(dec_features);

@@ -406,6 +406,13 @@ Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& 
     return layer_input_backward(ctx, l, t, d_qkv, d_x1);
 }
 
+Tensor extractor_backward(Context& ctx, const Model::Impl& m, const Tensor& extractor_norm,
+                          const Tensor& decoded_y, const Tensor& d_decoded) {
+    Tensor d_ext_norm(extractor_norm.shape());
+    linear_backward(ctx, m.extractor, extractor_norm, d_decoded, &d_ext_norm, false);
+    return layer_norm_backward(ctx, m.extractor_norm, decoded_y, d_ext_norm);
+}
+
 /// Adds the trainable columns [first, first + t) of `d_features` rows (edge or node features,
 /// tiled `copies` times along rows) into the gradient of the trainable tensor.
 void trainable_gradient(const Tensor& d_features, std::int64_t first, std::int64_t copies,
@@ -1131,9 +1138,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
             }
             Tensor d_decoded({rows, out_vars});
             std::copy_n(d.data() + row0 * out_vars, rows * out_vars, d_decoded.data());
-            Tensor d_ext_norm(c.extractor_norm.shape());
-            linear_backward(ctx, m.extractor, c.extractor_norm, d_decoded, &d_ext_norm, false);
-            const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, c.decoded_y, d_ext_norm);
+            const Tensor d_y = extractor_backward(ctx, m, c.extractor_norm, c.decoded_y, d_decoded);
             const auto dst = block_destination_backward(ctx, m.decoder, t.decoder.kv, c.block, d_y,
                                                         dec_edges, dec_features, batch, m.n_hidden,
                                                         m.n_data, span, d_kv, d_dec_features);
@@ -1152,9 +1157,7 @@ void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grad
         if (!t.decoder_taped) run_decoder(m, mutable_tape);  // a second backward on this tape
         Tensor d_decoded({batch * m.n_data, out_vars});
         std::copy(d.values().begin(), d.values().end(), d_decoded.data());
-        Tensor d_ext_norm(t.extractor_norm.shape());
-        linear_backward(ctx, m.extractor, t.extractor_norm, d_decoded, &d_ext_norm, false);
-        const Tensor d_y = layer_norm_backward(ctx, m.extractor_norm, t.decoded_y, d_ext_norm);
+        const Tensor d_y = extractor_backward(ctx, m, t.extractor_norm, t.decoded_y, d_decoded);
         const auto& dec_edges = m.graph->edge_set("hidden_to_data");
         const Tensor dec_features = edge_features(dec_edges, m.trainable_decoder_edges);
         Tensor d_dec_features = zeros_like(dec_features);

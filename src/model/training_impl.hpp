@@ -162,6 +162,9 @@ Tensor layer_output_backward(Context& ctx, const TransformerLayer& l, const Laye
 /// Backward of layer_input_forward and the q|k|v projection, from d(q|k|v): d(x) + d_x1.
 Tensor layer_input_backward(Context& ctx, const TransformerLayer& l, const LayerTape& t,
                             const Tensor& d_qkv, const Tensor& d_x1);
+/// Backward of the extractor (LayerNorm, Linear) over decoded rows: d(decoder output).
+Tensor extractor_backward(Context& ctx, const Model::Impl& m, const Tensor& extractor_norm,
+                          const Tensor& decoded_y, const Tensor& d_decoded);
 void block_source_forward(const GraphTransformerBlock& b, const Tensor& src, BlockTape& t);
 void block_destination_forward(const GraphTransformerBlock& b, const Tensor& kv, Tensor& dst,
                                const EdgeSet& edges, const Tensor& features, std::int64_t batch,
