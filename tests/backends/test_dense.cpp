@@ -9,8 +9,10 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "boreas/kernels/kernels.hpp"
@@ -19,13 +21,11 @@ namespace {
 
 using namespace boreas::kernels;
 
-// The packed path is compiled where the backend's is (simd.hpp: AVX2 and FMA); elsewhere every
-// Linear goes through OpenBLAS, whose results may depend on its own threading.
-#if defined(__AVX2__) && defined(__FMA__)
-constexpr bool kPackedPathBuilt = true;
-#else
-constexpr bool kPackedPathBuilt = false;
-#endif
+// The packed path runs on the avx2 and avx512 kernel paths (simd.hpp); on the generic path
+// every Linear goes through OpenBLAS, whose results may depend on its own threading.
+bool packed_path_active() {
+    return cpu::active_path() != "generic";
+}
 
 struct Shape {
     std::int64_t rows, in, out;
@@ -126,7 +126,7 @@ TEST_P(Linear, GivesTheSameResultInsideAParallelRegion) {
     std::vector<std::vector<float>> inside(2);
 #pragma omp parallel for num_threads(2)
     for (int t = 0; t < 2; ++t) inside[static_cast<std::size_t>(t)] = run(c, nullptr);
-    const bool packed_path = kPackedPathBuilt && s.in <= 2048;
+    const bool packed_path = packed_path_active() && s.in <= 2048;
     for (const auto& y : inside) {
         if (packed_path) {
             EXPECT_EQ(y, outside);
@@ -200,7 +200,7 @@ TEST(Linear, TransposedWeightMatchesStoredWeight) {
         p.out = out;
         p.accumulate = true;
         cpu::linear(p);
-        if (kPackedPathBuilt && in <= 2048) {
+        if (packed_path_active() && in <= 2048) {
             EXPECT_EQ(y, stored) << rows << " x " << in << " -> " << out;
             continue;
         }
@@ -369,5 +369,152 @@ INSTANTIATE_TEST_SUITE_P(
         MlpShape{100, 32, 48, 32, false, true},
         // two Linears: hidden not a multiple of 16, weights beyond 8 MiB
         MlpShape{9, 40, 40, 40, true, true}, MlpShape{13, 1024, 2048, 1024, true, true}));
+
+// bf16 (LinearParams::bf16), against the definition in double on bf16-rounded x and W, the
+// sum rounded to bf16 (and GELU'd and rounded again). An fp32 sum and the double one may round
+// to neighbouring bf16 values, so a result may differ by one bf16 step (two after GELU); most
+// must be exact, and every non-accumulated result must be a bf16 value.
+float bf16(double v) {
+    const float f = static_cast<float>(v);
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+    float out;
+    std::memcpy(&out, &bits, 4);
+    return out;
+}
+
+bool is_bf16_value(float v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    return (bits & 0xFFFFu) == 0;
+}
+
+struct Bf16Shape {
+    Shape shape;
+    bool transposed;
+};
+
+void PrintTo(const Bf16Shape& s, std::ostream* os) {
+    PrintTo(s.shape, os);
+    *os << (s.transposed ? ", transposed weight" : "");
+}
+
+class LinearBf16 : public ::testing::TestWithParam<Bf16Shape> {};
+
+TEST_P(LinearBf16, MatchesTheDefinitionOnRoundedValues) {
+    const Shape& s = GetParam().shape;
+    const bool transposed = GetParam().transposed;
+    const Case c = make_case(s);
+    std::vector<float> stored = c.weight;  // [out, in], or [in, out] when transposed
+    if (transposed)
+        for (std::int64_t o = 0; o < s.out; ++o)
+            for (std::int64_t i = 0; i < s.in; ++i) stored[i * s.out + o] = c.weight[o * s.in + i];
+    std::vector<float> y = c.y_before, pre(static_cast<std::size_t>(s.rows * s.out), NAN);
+    LinearParams p;
+    p.x = c.x.data();
+    p.weight = stored.data();
+    p.weight_transposed = transposed;
+    p.bias = s.bias ? c.bias.data() : nullptr;
+    p.y = y.data();
+    p.rows = s.rows, p.in = s.in, p.out = s.out;
+    p.x_stride = s.strided ? c.ldx : 0;
+    p.y_stride = s.strided ? c.ldy : 0;
+    p.accumulate = s.accumulate;
+    p.gelu = s.gelu;
+    p.pre_activation = s.gelu ? pre.data() : nullptr;
+    p.bf16 = true;
+    cpu::linear(p);
+    std::int64_t exact = 0, total = 0;
+    for (std::int64_t r = 0; r < s.rows; ++r) {
+        for (std::int64_t o = 0; o < s.out; ++o) {
+            double sum = 0;
+            for (std::int64_t i = 0; i < s.in; ++i)
+                sum += static_cast<double>(bf16(c.x[r * c.ldx + i])) * bf16(c.weight[o * s.in + i]);
+            const float rounded = bf16(sum + (s.bias ? c.bias[o] : 0.0));
+            double expected = rounded;
+            const double step = std::ldexp(1.0, -7) * std::abs(expected) + 1e-30;
+            double tolerance = step;
+            if (s.gelu) {
+                ASSERT_NEAR(pre[r * s.out + o], rounded, step)
+                    << "pre-activation " << r << ", " << o;
+                expected = bf16(0.5 * rounded * (1 + std::erf(rounded / std::sqrt(2.0))));
+                tolerance = 2 * std::ldexp(1.0, -7) * std::abs(expected) + 2 * step;
+            }
+            const float got = y[r * c.ldy + o];
+            if (s.accumulate) {
+                expected += c.y_before[r * c.ldy + o];
+                tolerance += 1e-6 * std::abs(expected);
+            } else {
+                ASSERT_TRUE(is_bf16_value(got)) << got << " at " << r << ", " << o;
+            }
+            ASSERT_NEAR(got, expected, tolerance) << "row " << r << ", column " << o;
+            exact += static_cast<double>(got) == expected;
+            ++total;
+        }
+        for (std::int64_t o = s.out; o < c.ldy; ++o)
+            ASSERT_EQ(y[r * c.ldy + o], c.y_before[r * c.ldy + o]) << "padding of row " << r;
+    }
+    if (!s.accumulate) {
+        EXPECT_GE(exact, total * 9 / 10) << "results on the rounded definition";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LinearBf16,
+    ::testing::Values(
+        // partial 12-row tiles and 96-row chunks, partial 32-column panels, odd widths
+        Bf16Shape{{1, 7, 5, true, false, false, false}, false},
+        Bf16Shape{{13, 64, 32, true, false, false, false}, false},
+        Bf16Shape{{100, 72, 40, true, true, false, false}, false},
+        Bf16Shape{{97, 33, 70, false, false, true, true}, false},
+        Bf16Shape{{250, 256, 100, true, false, true, false}, false},
+        Bf16Shape{{30, 1030, 48, true, true, false, true}, false},
+        Bf16Shape{{50, 48, 33, true, false, false, false}, true}));
+
+TEST(LinearBf16, MlpEqualsItsTwoLinears) {
+    const std::int64_t rows = 1100, in = 64, hidden = 96, out = 64;  // two 1024-row chunks
+    std::mt19937 generator(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto random = [&](std::int64_t n, float scale) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (float& value : v) value = scale * normal(generator);
+        return v;
+    };
+    const auto x = random(rows * in, 1), w_in = random(hidden * in, 0.125f),
+               b_in = random(hidden, 0.5f), w_out = random(out * hidden, 0.1f),
+               b_out = random(out, 0.5f), gamma = random(in, 1), beta = random(in, 1);
+    std::vector<float> normalised(x.size()), h(static_cast<std::size_t>(rows * hidden));
+    std::vector<float> expected = x;
+    cpu::layer_norm({x.data(), normalised.data(), gamma.data(), beta.data(), rows, in});
+    LinearParams first;
+    first.x = normalised.data(), first.weight = w_in.data(), first.bias = b_in.data();
+    first.y = h.data(), first.rows = rows, first.in = in, first.out = hidden;
+    first.gelu = first.bf16 = true;
+    cpu::linear(first);
+    LinearParams second;
+    second.x = h.data(), second.weight = w_out.data(), second.bias = b_out.data();
+    second.y = expected.data(), second.rows = rows, second.in = hidden, second.out = out;
+    second.accumulate = second.bf16 = true;
+    cpu::linear(second);
+    std::vector<float> y = x;  // in place: y = x + MLP(LN(x))
+    MlpParams p;
+    p.x = y.data(), p.y = y.data();
+    p.weight_in = w_in.data(), p.bias_in = b_in.data();
+    p.weight_out = w_out.data(), p.bias_out = b_out.data();
+    p.rows = rows, p.in = in, p.hidden = hidden, p.out = out;
+    p.accumulate = p.layer_norm = p.bf16 = true;
+    p.norm_gamma = gamma.data(), p.norm_beta = beta.data();
+    cpu::mlp(p);
+    EXPECT_EQ(y, expected);
+}
+
+TEST(LinearBf16, KernelPathNamesTheBf16Method) {
+    const std::string method = cpu::kernel_path()["bf16"].get<std::string>();
+    EXPECT_TRUE(method == "avx512_bf16" || method == "emulated") << method;
+    if (cpu::active_path() != "avx512") {
+        EXPECT_EQ(method, "emulated");
+    }
+}
 
 }  // namespace

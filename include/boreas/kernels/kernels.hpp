@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace boreas::kernels {
@@ -30,6 +31,14 @@ struct LinearParams {
     /// The weight is given transposed, [in, out] (y = x W + b): the backward's dx = dy W runs
     /// as a Linear over W without a transposed copy.
     bool weight_transposed = false;
+    /// Inference in bf16 as anemoi's bf16 autocast runs a Linear: x and W rounded to bf16
+    /// (nearest even), products accumulated in fp32, the bias added and the result rounded to
+    /// bf16 (and, with gelu, GELU in fp32 of that, rounded again; the pre-activation keeps the
+    /// first rounding); with accumulate, the rounded result is added to y in fp32. On CPUs with
+    /// AVX512-BF16 (the avx512 path) the products are vdpbf16ps dot products on weights packed
+    /// to bf16; elsewhere fp32 FMAs on the rounded values give the same numbers up to the
+    /// order of the fp32 sums. Not for training (no backward).
+    bool bf16 = false;
 };
 
 /// The transformer MLP, inference only: y[rows, out] = GELU(x W_in^T + b_in) W_out^T + b_out
@@ -53,6 +62,8 @@ struct MlpParams {
     const float* norm_gamma = nullptr;
     const float* norm_beta = nullptr;
     float norm_eps = 1e-5f;
+    /// Both Linears in bf16 (LinearParams::bf16); the LayerNorm stays fp32, as under autocast.
+    bool bf16 = false;
 };
 
 /// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.
@@ -176,7 +187,22 @@ struct FieldsToRowsParams {
 
 namespace cpu {
 
-/// The kernels' instruction-set path: {"name": "avx2-fma" | "scalar", "vector_erf", ...}.
+/// Instruction-set paths. Every kernel is compiled once per path: "generic" (portable C++,
+/// vectorised by the compiler for the build's baseline), "avx2" (AVX2 + FMA) and "avx512"
+/// (AVX-512 F/BW/DQ/VL) on x86-64. The first kernel call picks the widest path this CPU runs, or
+/// the one the environment variable BOREAS_ISA names (an error if this CPU cannot run it).
+/// The paths compiled into this binary, narrowest first.
+std::vector<std::string> compiled_paths();
+/// Whether this CPU runs `path` (compiled in, and the CPU has its instructions); if not, why.
+bool path_supported(const std::string& path, std::string* why = nullptr);
+/// The path the kernels run on.
+std::string active_path();
+/// Runs the kernels on `path` from now on (tests, benchmarks): an error if this CPU cannot.
+/// Not while kernels run on other threads.
+void select_path(const std::string& path);
+/// The kernels' path for result documents: {"name", "selected_by", "compiled", "runnable",
+/// "vector_erf", "bf16" ("avx512_bf16": vdpbf16ps; "emulated": fp32 FMAs on bf16-rounded
+/// values), "dispatch"}.
 nlohmann::ordered_json kernel_path();
 
 void fields_to_rows(const FieldsToRowsParams& p);

@@ -15,7 +15,7 @@
 #include "edge_projection.hpp"
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 /// Sums per-thread partial buffers into `target` in thread order.
@@ -367,8 +367,9 @@ void graph_attention_backward_sources(const GraphAttentionBackwardParams& bp,
 
 void graph_attention_backward(const GraphAttentionBackwardParams& bp) {
     GraphAttentionBackwardScratch scratch;
-    graph_attention_backward_destinations(bp, scratch);
-    graph_attention_backward_sources(bp, scratch, 0, bp.forward.batch * bp.forward.n_src);
+    BOREAS_ISA_NS::graph_attention_backward_destinations(bp, scratch);
+    BOREAS_ISA_NS::graph_attention_backward_sources(bp, scratch, 0,
+                                                    bp.forward.batch * bp.forward.n_src);
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

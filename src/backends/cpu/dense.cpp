@@ -16,7 +16,7 @@
 #include "register_tile.hpp"
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
@@ -27,7 +27,9 @@ inline float gelu_scalar(float x) {
     return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
 }
 
-/// x[i] = GELU(x[i]) for n values.
+}  // namespace
+
+/// x[i] = GELU(x[i]) for n values (declared in kernel_table.hpp: the bf16 Linear shares it).
 void gelu_row(float* x, std::int64_t n) {
     std::int64_t i = 0;
 #ifdef BOREAS_VECTOR_ERF
@@ -41,6 +43,8 @@ void gelu_row(float* x, std::int64_t n) {
 #endif
     for (; i < n; ++i) x[i] = gelu_scalar(x[i]);
 }
+
+namespace {
 
 /// y[0, c) = LayerNorm(x[0, c)) (gamma and beta [c] or null): layer_norm's row, shared with the
 /// MLP that normalises its input chunk by chunk, so that both give the same bits.
@@ -409,6 +413,10 @@ void mlp_tiled(const MlpParams& p, int threads) {
 }  // namespace
 
 void linear(const LinearParams& p) {
+    if (p.bf16) {
+        linear_bf16(p);
+        return;
+    }
     single_threaded_blas();
     BOREAS_CHECK(p.x && p.weight && p.y && p.rows >= 0 && p.in > 0 && p.out > 0,
                  "linear: invalid parameters (rows {}, in {}, out {})", p.rows, p.in, p.out);
@@ -435,6 +443,10 @@ void linear(const LinearParams& p) {
 }
 
 void mlp(const MlpParams& p) {
+    if (p.bf16) {
+        mlp_bf16(p);
+        return;
+    }
     single_threaded_blas();
     BOREAS_CHECK(p.x && p.weight_in && p.weight_out && p.y && p.rows >= 0 && p.in > 0 &&
                      p.hidden > 0 && p.out > 0,
@@ -488,4 +500,4 @@ void gelu(float* x, std::int64_t n) {
         gelu_row(x + b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

@@ -9,7 +9,7 @@
 
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 
 class EdgeProjection {
   public:
@@ -110,4 +110,4 @@ class EdgeProjection {
     std::vector<float> packed_;  // [width, columns_]: W_e, b_e, zeros
 };
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

@@ -9,7 +9,7 @@
 #include "edge_projection.hpp"
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 constexpr std::int64_t kRowBlock = 12;  // destinations whose edge projections run together
@@ -211,4 +211,4 @@ void graph_attention(const GraphAttentionParams& p) {
     }
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

@@ -7,7 +7,7 @@
 #include "boreas/kernels/kernels.hpp"
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 void fields_to_rows_scalar(const FieldsToRowsParams& p, std::int64_t p0, std::int64_t p1,
@@ -90,4 +90,4 @@ void fields_to_rows(const FieldsToRowsParams& p) {
 #endif
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

@@ -8,7 +8,7 @@
 
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 
 /// B is packed in panels of 16 columns: row p of a panel is 16 consecutive floats.
 constexpr std::int64_t kPanel = 16;
@@ -94,4 +94,4 @@ template <std::int64_t KStep>
 
 #endif  // BOREAS_SIMD_AVX2
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

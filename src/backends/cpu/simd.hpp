@@ -1,14 +1,21 @@
 #pragma once
-// Vector helpers of the CPU backend: AVX2+FMA where the build targets it (-march=native on an
-// x86-64 with AVX2), plain loops otherwise. The project compiles with -ffp-contract=off, so a
-// reduction like `sum += a[i] * b[i]` is neither vectorised nor fused by the compiler: kernels
-// that are hot call these instead. Results differ from the scalar loops only by rounding
-// (reassociated sums, fused multiply-adds), far inside the fp32 tolerances against anemoi.
+// Vector helpers of the CPU backend. Every kernel source is compiled once per instruction-set path
+// (isa_prelude.hpp, dispatch.cpp): the avx2 and avx512 paths define BOREAS_ISA_AVX2 and get the
+// helpers below in AVX2 + FMA; the generic path gets the plain loops, which the compiler
+// vectorises at the baseline of the target (SSE2 on x86-64, NEON on aarch64). The project
+// compiles with -ffp-contract=off, so a reduction like `sum += a[i] * b[i]` is neither vectorised
+// nor fused by the compiler: kernels that are hot call these instead. Results differ from the
+// scalar loops only by rounding (reassociated sums, fused multiply-adds), far inside the fp32
+// tolerances against anemoi.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#ifndef BOREAS_ISA_NS
+#error "kernel sources are compiled through src/backends/cpu/isa_prelude.hpp (one copy per path)"
+#endif
+
+#ifdef BOREAS_ISA_AVX2
 #include <immintrin.h>
 #define BOREAS_SIMD_AVX2 1
 #endif
@@ -19,7 +26,7 @@ extern "C" __m256 _ZGVdN8v_erff(__m256);
 #define BOREAS_VECTOR_ERF 1
 #endif
 
-namespace boreas::kernels::cpu::simd {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS::simd {
 
 #ifdef BOREAS_SIMD_AVX2
 
@@ -334,4 +341,4 @@ inline float exp_shifted_sum(float* x, float shift, std::int64_t n) {
     return sum;
 }
 
-}  // namespace boreas::kernels::cpu::simd
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS::simd

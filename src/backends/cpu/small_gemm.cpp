@@ -4,7 +4,7 @@
 
 #include "simd.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 #ifdef BOREAS_SIMD_AVX2
@@ -80,4 +80,4 @@ void small_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, con
     }
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

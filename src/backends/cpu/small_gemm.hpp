@@ -8,7 +8,7 @@
 
 #include "register_tile.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 
 /// C[m, n] = alpha A[m, k] B[k, n] (+ C when `accumulate`), A and C row-major (lda, ldc). B is
 /// packed in 16-column panels: columns [16t, 16t+16) of row p at packed_b[t * panel_stride +
@@ -17,4 +17,4 @@ void small_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, con
                 std::int64_t lda, const float* packed_b, std::int64_t panel_stride, bool accumulate,
                 float* c, std::int64_t ldc);
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

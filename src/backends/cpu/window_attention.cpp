@@ -17,7 +17,7 @@
 #include "simd.hpp"
 #include "small_gemm.hpp"
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 constexpr std::int64_t kQueryBlock = 48;  // a multiple of small_gemm's 6-row blocks
@@ -213,9 +213,9 @@ void window_attention(const WindowAttentionParams& p) {
     }
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS
 
-namespace boreas::kernels::cpu {
+namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 namespace {
 
 /// Fills `prob` [rows x cols] (leading dimension ld) with the softmax weights of queries
@@ -363,4 +363,4 @@ void window_attention_backward(const WindowAttentionBackwardParams& bp) {
     }
 }
 
-}  // namespace boreas::kernels::cpu
+}  // namespace boreas::kernels::cpu::BOREAS_ISA_NS
