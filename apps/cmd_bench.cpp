@@ -100,6 +100,11 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
                      "Under MPI: model-parallel shards per replica (default: the rank count "
                      "over --replicas, else 1)")
         ->check(CLI::NonNegativeNumber);
+    command
+        ->add_option("--precision", options->precision,
+                     "forward: fp32, or bf16 (every Linear as under anemoi's bf16 autocast; "
+                     "phases held against the BF16 dot roof where the CPU has AVX512-BF16)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");
     options->command_line = command_line;

@@ -22,6 +22,7 @@ namespace {
 struct ForecastArguments {
     std::string checkpoint, input, output, json, lead_time = "240h", date;
     bool allow_nan = false, no_initial_state = false;
+    std::string precision = "fp32";
     int threads = 0;
     int queue = 2;
     int shards = 0;
@@ -114,6 +115,7 @@ int run_forecast_command(const ForecastArguments& args) {
     options.shards = world.distributed() ? &world : nullptr;
     options.lead_seconds = lead;
     options.allow_nan_input = args.allow_nan;
+    options.precision = model::parse_precision(args.precision, "--precision");
     options.write_initial_state = !args.no_initial_state;
     options.progress = [](const forecast::Progress& p) {
         const double eta = p.elapsed_seconds / p.step * (p.steps - p.step);
@@ -153,6 +155,7 @@ int run_forecast_command(const ForecastArguments& args) {
         doc["output"] = args.output;
         doc["base_date"] = initial.date.iso();
         doc["lead_time_seconds"] = lead;
+        doc["precision"] = args.precision;
         doc["steps"] = timings.steps;
         doc["points"] = context.latitudes.size();
         doc["seconds"] = {{"total", wall},
@@ -196,6 +199,11 @@ Runner add_forecast_command(CLI::App& app) {
                         "base date (the last input date), ISO 8601; default: from the input");
     command->add_option("--json", args->json, "write timings (schema boreas-forecast/1) here");
     command->add_flag("--allow-nan", args->allow_nan, "accept non-finite input values");
+    command
+        ->add_option("--precision", args->precision,
+                     "fp32, or bf16: every Linear as under anemoi's bf16 autocast (bf16 inputs "
+                     "and weights, fp32 sums, bf16 outputs; AVX512-BF16 where the CPU has it)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     command->add_flag("--no-initial-state", args->no_initial_state,
                       "do not write step 0 (the prognostic fields and constant forcings at the "
                       "base date, which anemoi-inference writes by default)");

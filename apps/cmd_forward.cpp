@@ -35,6 +35,7 @@ struct ForwardArguments {
     bool allow_nan = false;
     int threads = 0;
     int shards = 0;
+    std::string precision = "fp32";
 };
 
 /// The model from an anemoi checkpoint: config, graph, weights and normaliser all from it.
@@ -156,6 +157,7 @@ int run_forward(const ForwardArguments& args) {
     Stopwatch step;
     model::ForwardOptions options;
     options.allow_nan = args.allow_nan;
+    options.precision = model::parse_precision(args.precision, "--precision");
     options.shards = world.distributed() ? &world : nullptr;
     Tensor output = model.forward(model_input, options);
     const double step_seconds = step.seconds();
@@ -164,11 +166,10 @@ int run_forward(const ForwardArguments& args) {
 
     io::SafetensorsWriter writer;
     writer.add<float>("output", output.shape(), output.values());
-    nlohmann::ordered_json meta = {{"config", model.config().name},
-                                   {"units", normaliser ? "physical" : "normalised"},
-                                   {"step_seconds", step_seconds},
-                                   {"peak_rss_bytes", peak_rss_bytes()},
-                                   {"build", build_context()}};
+    nlohmann::ordered_json meta = {
+        {"config", model.config().name},      {"units", normaliser ? "physical" : "normalised"},
+        {"precision", args.precision},        {"step_seconds", step_seconds},
+        {"peak_rss_bytes", peak_rss_bytes()}, {"build", build_context()}};
     writer.set_metadata("boreas", meta.dump());
     writer.write(args.output);
     log::info("forward step {:.3f} s, total {:.2f} s, peak RSS {:.0f} MiB -> {}", step_seconds,
@@ -224,6 +225,11 @@ Runner add_forward_command(CLI::App& app) {
         ->add_option("--shards", args->shards,
                      "Under MPI: model-parallel shards, every rank (mpirun -n S); rank 0 writes")
         ->check(CLI::NonNegativeNumber);
+    command
+        ->add_option("--precision", args->precision,
+                     "fp32, or bf16: every Linear as under anemoi's bf16 autocast (bf16 inputs and "
+                     "weights, fp32 sums, bf16 outputs; AVX512-BF16 where the CPU has it)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     for (auto* option : {config, set, weights, graph, statistics}) checkpoint->excludes(option);
     return [args]() {
         // One voice: rank 0 logs progress; the others only warnings.

@@ -35,8 +35,9 @@ void set_rates(benchmark::State& state, double flops, double bytes) {
     state.counters["B/s"] = benchmark::Counter(bytes * iterations, benchmark::Counter::kIsRate);
 }
 
-// Args: rows, in, out, gelu epilogue (0/1), bias (0/1).
-void BM_linear(benchmark::State& state) {
+// Args: rows, in, out, gelu epilogue (0/1), bias (0/1). BM_linear_bf16: the same in bf16
+// (LinearParams::bf16; vdpbf16ps on AVX512-BF16, against `boreas roof`'s BF16 dot roof).
+void linear_bench(benchmark::State& state, bool bf16) {
     const auto rows = state.range(0), in = state.range(1), out = state.range(2);
     const auto x = random_values(rows * in, 1), w = random_values(out * in, 2, 0.05f);
     const auto b = random_values(out, 3);
@@ -50,12 +51,29 @@ void BM_linear(benchmark::State& state) {
     p.in = in;
     p.out = out;
     p.gelu = state.range(3) != 0;
+    p.bf16 = bf16;
     for (auto _ : state) {
         kc::linear(p);
         benchmark::DoNotOptimize(y.data());
     }
     set_rates(state, 2.0 * rows * in * out, 4.0 * (rows * in + in * out + rows * out));
 }
+void BM_linear(benchmark::State& state) {
+    linear_bench(state, false);
+}
+void BM_linear_bf16(benchmark::State& state) {
+    linear_bench(state, true);
+}
+BENCHMARK(BM_linear_bf16)
+    ->ArgNames({"rows", "in", "out", "gelu", "bias"})
+    ->Args({40320, 512, 512, 0, 1})    // o96: decoder projections
+    ->Args({10944, 512, 2048, 1, 1})   // o96: processor MLP in
+    ->Args({32768, 1024, 2048, 0, 1})  // aifs-n320: encoder K|V, one row chunk
+    ->Args({40320, 1024, 1024, 0, 0})  // aifs-n320: processor QKV
+    ->Args({40320, 1024, 4096, 1, 1})  // aifs-n320: processor MLP in
+    ->Args({40320, 4096, 1024, 0, 1})  // aifs-n320: processor MLP out
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_linear)
     ->ArgNames({"rows", "in", "out", "gelu", "bias"})
     ->Args({10944, 256, 256, 0, 1})    // small: decoder query/self/projection
@@ -73,7 +91,7 @@ BENCHMARK(BM_linear)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-void BM_mlp(benchmark::State& state) {
+void mlp_bench(benchmark::State& state, bool bf16) {
     const auto rows = state.range(0), in = state.range(1), hidden = state.range(2);
     const auto x = random_values(rows * in, 1), w_in = random_values(hidden * in, 2, 0.05f),
                w_out = random_values(in * hidden, 3, 0.05f);
@@ -91,12 +109,25 @@ void BM_mlp(benchmark::State& state) {
     p.hidden = hidden;
     p.out = in;
     p.accumulate = true;
+    p.bf16 = bf16;
     for (auto _ : state) {
         kc::mlp(p);
         benchmark::DoNotOptimize(y.data());
     }
     set_rates(state, 4.0 * rows * in * hidden, 4.0 * (2 * rows * in + 2 * in * hidden));
 }
+void BM_mlp(benchmark::State& state) {
+    mlp_bench(state, false);
+}
+void BM_mlp_bf16(benchmark::State& state) {
+    mlp_bench(state, true);
+}
+BENCHMARK(BM_mlp_bf16)
+    ->ArgNames({"rows", "channels", "hidden"})
+    ->Args({10944, 512, 2048})   // o96: processor MLP
+    ->Args({40320, 1024, 4096})  // aifs-n320: processor MLP
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_mlp)
     ->ArgNames({"rows", "channels", "hidden"})
     ->Args({10944, 256, 1024})   // small: decoder MLP (fused)

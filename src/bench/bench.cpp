@@ -71,7 +71,8 @@ nlohmann::ordered_json phase_result(const std::string& name, const std::string& 
                                     const std::vector<double>& samples, int warmup,
                                     const PhaseCost& cost, const nlohmann::ordered_json& roof,
                                     double step_median, const nlohmann::ordered_json& params,
-                                    const nlohmann::ordered_json& verdict) {
+                                    const nlohmann::ordered_json& verdict,
+                                    bool bf16_dot_roof = false) {
     nlohmann::ordered_json result;
     result["name"] = name;
     result["phase"] = phase;
@@ -92,7 +93,12 @@ nlohmann::ordered_json phase_result(const std::string& name, const std::string& 
     const double gflops = median > 0 ? cost.flops / median / 1e9 : 0;
     const double gbs = median > 0 ? cost.bytes / median / 1e9 : 0;
     result["achieved"] = {{"gflops", gflops}, {"gbs", gbs}};
-    const double compute_roof = roof.value("sgemm_gflops", 0.0);
+    // A bf16 forward on AVX512-BF16 is held against the BF16 dot roof; everything else (fp32,
+    // and bf16 emulated through fp32 FMAs) against the measured SGEMM.
+    const double compute_roof =
+        bf16_dot_roof ? roof["bf16_dot_gflops"].value("all", 0.0) : roof.value("sgemm_gflops", 0.0);
+    result["compute_roof"] = {{"name", bf16_dot_roof ? "bf16_dot" : "sgemm"},
+                              {"gflops", compute_roof}};
     const double bandwidth = roof["triad_gbs"].value("all", 0.0);
     const double intensity = cost.bytes > 0 ? cost.flops / cost.bytes : 0;
     double fraction = 0;
@@ -197,6 +203,10 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     };
     const bool run_forward = options.what != "train";
     const bool run_train = options.what != "forward";
+    const auto precision = model::parse_precision(options.precision, "--precision");
+    BOREAS_CHECK(!(run_train && precision == model::Precision::bf16),
+                 "--precision bf16 is for inference: training runs in fp32 (bench forward "
+                 "--precision bf16)");
     // Under MPI (mpirun -n R boreas bench train): data parallel, each rank one replica with its
     // share of the batch, the gradients averaged in the step's "allreduce" phase.
     // Under MPI (mpirun -n R*S boreas bench ...): R replicas (data parallel: each its share of
@@ -243,6 +253,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     if (run_forward) {
         model::ForwardOptions forward_options;
         forward_options.shards = shards;
+        forward_options.precision = precision;
         measured(
             "forward",
             [&] { output = model.forward(data_parallel ? local_input : input, forward_options); },
@@ -388,9 +399,15 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     }
     if (run_forward) {
         const double step_median = statistics(totals, options.warmup)["median"].get<double>();
+        auto forward_params = params;
+        forward_params["precision"] = model::to_string(precision);
+        const bool bf16_dot_roof = precision == model::Precision::bf16 &&
+                                   kernels::cpu::kernel_path()["bf16"] == "avx512_bf16" &&
+                                   roof.contains("bf16_dot_gflops") &&
+                                   !roof["bf16_dot_gflops"].is_null();
         document["results"].push_back(with_communication(
             with_ranks(phase_result("forward", "total", totals, options.warmup, total_cost, roof,
-                                    step_median, params, verdict)),
+                                    step_median, forward_params, verdict, bf16_dot_roof)),
             "forward"));
         // Phases in the order they run: input, encoder, processor (its chunks), decoder, output.
         std::vector<std::string> order;
@@ -404,9 +421,9 @@ nlohmann::ordered_json run(const BenchOptions& options) {
             if (!phases.count(phase)) continue;
             auto it = costs.find(phase);
             const PhaseCost cost = it == costs.end() ? PhaseCost{} : it->second;
-            document["results"].push_back(
-                with_ranks(phase_result("forward/" + phase, phase, phases.at(phase), options.warmup,
-                                        cost, roof, step_median, params, verdict)));
+            document["results"].push_back(with_ranks(
+                phase_result("forward/" + phase, phase, phases.at(phase), options.warmup, cost,
+                             roof, step_median, forward_params, verdict, bf16_dot_roof)));
         }
     }
     if (run_train) {

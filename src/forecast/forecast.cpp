@@ -287,6 +287,7 @@ ForecastTimings run_forecast(const ForecastContext& context, const model::Model&
             normaliser.normalise_input(normalised);
             model::ForwardOptions forward_options;
             forward_options.allow_nan = options.allow_nan_input;
+            forward_options.precision = options.precision;
             forward_options.shards = options.shards;
             y = model.forward(normalised, forward_options);
             normaliser.denormalise_output(y);

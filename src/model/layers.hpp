@@ -3,14 +3,33 @@
 // ParameterStore under anemoi's names and runs through the CPU kernels.
 
 #include <algorithm>
+#include <atomic>
 #include <initializer_list>
 #include <string>
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "boreas/model/model.hpp"
 #include "boreas/model/parameters.hpp"
 
 namespace boreas::model {
+
+/// Whether the Linears of the forward running now compute in bf16 (ForwardOptions::precision).
+/// Model::forward sets it for its duration; training's forward and backward never run under it.
+/// One per process: forwards of different precisions do not run at the same time.
+inline std::atomic<bool> bf16_inference{false};
+
+class InferencePrecisionScope {
+  public:
+    explicit InferencePrecisionScope(Precision precision)
+        : previous_(bf16_inference.exchange(precision == Precision::bf16)) {}
+    ~InferencePrecisionScope() { bf16_inference.store(previous_); }
+    InferencePrecisionScope(const InferencePrecisionScope&) = delete;
+    InferencePrecisionScope& operator=(const InferencePrecisionScope&) = delete;
+
+  private:
+    bool previous_;
+};
 
 struct Linear {
     const Tensor* weight = nullptr;  // [out, in]
@@ -52,6 +71,7 @@ struct Linear {
         p.accumulate = accumulate;
         p.gelu = gelu;
         p.pre_activation = pre;
+        p.bf16 = bf16_inference.load(std::memory_order_relaxed);
         kernels::cpu::linear(p);
     }
 };
@@ -124,6 +144,7 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     p.rows = rows;
     p.in = stacked.in;
     p.out = stacked.out;
+    p.bf16 = bf16_inference.load(std::memory_order_relaxed);
     kernels::cpu::linear(p);
 }
 
@@ -149,6 +170,7 @@ inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const LayerNo
     p.hidden = mlp_in.out;
     p.out = mlp_out.out;
     p.accumulate = true;
+    p.bf16 = bf16_inference.load(std::memory_order_relaxed);
     kernels::cpu::mlp(p);
 }
 

@@ -87,7 +87,18 @@ void Model::load_weights(const std::filesystem::path& path) {
     }
 }
 
+const char* to_string(Precision precision) {
+    return precision == Precision::bf16 ? "bf16" : "fp32";
+}
+
+Precision parse_precision(const std::string& text, const std::string& origin) {
+    if (text == "fp32") return Precision::fp32;
+    if (text == "bf16") return Precision::bf16;
+    BOREAS_FAIL("{} '{}': expected fp32 or bf16", origin, text);
+}
+
 Tensor Model::forward(const Tensor& input, const ForwardOptions& options) const {
+    const InferencePrecisionScope precision(options.precision);
     if (options.shards != nullptr && options.shards->size() > 1)
         return impl_->forward_sharded(input, options);
     return impl_->forward(input, options);

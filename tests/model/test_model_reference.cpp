@@ -1,13 +1,15 @@
 // Boreas' forward pass against anemoi-models 0.18 (tests/data/model, made by
 // tools/reference/make_model_fixtures.py): same config, graph, weights and input; every block's
 // output must agree to rtol 1e-5 (atol 1e-6 near zero), as spec/model.md section 11 asks.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <map>
-
 #include <nlohmann/json.hpp>
+#include <span>
+#include <vector>
 
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/model.hpp"
@@ -34,7 +36,9 @@ Tensor read_tensor(const boreas::io::SafetensorsReader& file, const std::string&
     if (!file.contains(name)) {
         const auto refs = fixture_metadata(file).value("refs", nlohmann::json::object());
         if (refs.contains(name))
-            return read_tensor(boreas::io::SafetensorsReader(kData / "model" / refs[name].get<std::string>()), name);
+            return read_tensor(
+                boreas::io::SafetensorsReader(kData / "model" / refs[name].get<std::string>()),
+                name);
     }
     const auto& info = file.info(name);
     const auto values = file.view<float>(name);
@@ -54,12 +58,14 @@ Comparison compare(const Tensor& ours, std::span<const float> reference) {
     Comparison result;
     double squares = 0;
     for (float value : reference) squares += static_cast<double>(value) * value;
-    const double rms = std::sqrt(squares / static_cast<double>(std::max<std::size_t>(reference.size(), 1)));
+    const double rms =
+        std::sqrt(squares / static_cast<double>(std::max<std::size_t>(reference.size(), 1)));
     const double atol = kAbsTolerance * std::max(1.0, rms);
     for (std::size_t i = 0; i < reference.size(); ++i) {
         const double a = ours.values()[i], b = reference[i];
         const double error = std::abs(a - b);
-        result.worst_relative = std::max(result.worst_relative, error / (std::abs(b) + atol / kRelTolerance));
+        result.worst_relative =
+            std::max(result.worst_relative, error / (std::abs(b) + atol / kRelTolerance));
         if (!(error <= atol + kRelTolerance * std::abs(b))) {
             if (result.failures++ == 0) result.first_failure = static_cast<std::int64_t>(i);
         }
@@ -117,9 +123,67 @@ INSTANTIATE_TEST_SUITE_P(Variants, AnemoiModelReference,
                          testing::Values("transformer", "graphtransformer", "gnn", "gnn_mappers",
                                          "transformer_isolated"));
 
+/// Per output variable (last axis): RMS of a - b over RMS of b.
+std::vector<double> relative_rms(std::span<const float> a, std::span<const float> b,
+                                 std::int64_t variables) {
+    std::vector<double> diff(static_cast<std::size_t>(variables)), ref(diff.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto v = i % static_cast<std::size_t>(variables);
+        diff[v] += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+        ref[v] += double(b[i]) * b[i];
+    }
+    for (std::size_t v = 0; v < diff.size(); ++v) diff[v] = std::sqrt(diff[v] / ref[v]);
+    return diff;
+}
+
+// --precision bf16 against anemoi-models under torch.autocast(bfloat16) on the same weights and
+// input (tools/reference/make_bf16_fixtures.py). Two bf16 computations round at different
+// places, so they are as far from each other as each is from fp32 (about sqrt 2 times);
+// Boreas' bf16 must be no farther from anemoi's bf16 than twice anemoi's own bf16 error, and
+// its own error against fp32 must be of the same size as anemoi's (0.2-1.2 % here).
+class Bf16AutocastReference : public testing::TestWithParam<std::string> {};
+
+TEST_P(Bf16AutocastReference, OutputIsWithinTheBf16Noise) {
+    const auto name = GetParam();
+    const auto model = load_variant(name);
+    const boreas::io::SafetensorsReader io(kData / "model" / (name + ".io.safetensors"));
+    const boreas::io::SafetensorsReader autocast(kData / "model" / "bf16_autocast.safetensors");
+    const Tensor input = read_tensor(io, "input");
+    const Tensor anemoi_fp32 = read_tensor(io, "output");
+    const Tensor anemoi_bf16 = read_tensor(autocast, name + ".output");
+    boreas::model::ForwardOptions options;
+    const Tensor fp32 = model.forward(input, options);
+    options.precision = boreas::model::Precision::bf16;
+    const Tensor bf16 = model.forward(input, options);
+    ASSERT_EQ(bf16.numel(), anemoi_bf16.numel());
+    const std::int64_t variables = anemoi_bf16.shape().back();
+    const auto ours_vs_anemoi = relative_rms(bf16.values(), anemoi_bf16.values(), variables);
+    const auto anemoi_error = relative_rms(anemoi_bf16.values(), anemoi_fp32.values(), variables);
+    const auto our_error = relative_rms(bf16.values(), fp32.values(), variables);
+    for (std::int64_t v = 0; v < variables; ++v) {
+        RecordProperty(
+            "variable" + std::to_string(v),
+            fmt::format("bf16 vs anemoi bf16 {:.2e}; vs fp32: Boreas {:.2e}, anemoi {:.2e}",
+                        ours_vs_anemoi[v], our_error[v], anemoi_error[v]));
+        EXPECT_LE(ours_vs_anemoi[v], 2 * anemoi_error[v]) << name << " variable " << v;
+        EXPECT_LE(our_error[v], 2 * anemoi_error[v]) << name << " variable " << v;
+        EXPECT_GE(our_error[v], anemoi_error[v] / 4)
+            << name << " variable " << v << ": too close to fp32 for bf16";
+    }
+    // The forward after a bf16 one is fp32 again (the precision is the call's, not sticky).
+    options.precision = boreas::model::Precision::fp32;
+    const Tensor again = model.forward(input, options);
+    EXPECT_EQ(std::vector<float>(again.values().begin(), again.values().end()),
+              std::vector<float>(fp32.values().begin(), fp32.values().end()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, Bf16AutocastReference,
+                         testing::Values("transformer", "graphtransformer", "gnn"));
+
 TEST(AnemoiModelReference, MapperChunkingChangesNothing) {
-    auto config = boreas::model::load_config((kData / "model" / "transformer.yaml").string(),
-                                             {"model.encoder.num_chunks=3", "model.decoder.num_chunks=3"});
+    auto config =
+        boreas::model::load_config((kData / "model" / "transformer.yaml").string(),
+                                   {"model.encoder.num_chunks=3", "model.decoder.num_chunks=3"});
     config.graph.file = (kRoot / config.graph.file).string();
     auto graph = boreas::model::graph_for(config);
     boreas::model::Model model(std::move(config), graph);
@@ -132,7 +196,8 @@ TEST(AnemoiModelReference, MapperChunkingChangesNothing) {
     const Tensor unchunked = whole.forward(read_tensor(io, "input"));
     ASSERT_EQ(output.values().size(), unchunked.values().size());
     for (std::size_t i = 0; i < output.values().size(); ++i)
-        ASSERT_NEAR(output.values()[i], unchunked.values()[i], 1e-6 * (1 + std::abs(unchunked.values()[i])))
+        ASSERT_NEAR(output.values()[i], unchunked.values()[i],
+                    1e-6 * (1 + std::abs(unchunked.values()[i])))
             << "index " << i;
     const auto result = compare(output, io.view<float>("output"));
     EXPECT_EQ(result.failures, 0) << "worst relative " << result.worst_relative;
@@ -171,7 +236,8 @@ namespace {
 /// trainable_hidden, encoder.trainable, layer_norm1/2, node_dst_mlp.{0,1,3}, processor chunks
 /// with blocks, one fused lin_qkv, and trainable edge rows in anemoi's edge order.
 fs::path legacy_copy_of_transformer_weights(const boreas::model::Model& model) {
-    const boreas::io::SafetensorsReader current(boreas::testing_support::complete_weights("transformer"));
+    const boreas::io::SafetensorsReader current(
+        boreas::testing_support::complete_weights("transformer"));
     boreas::io::SafetensorsWriter writer;
     const std::string p = "model.model.";
     const std::map<std::string, std::string> mapper_leaves = {
@@ -189,32 +255,43 @@ fs::path legacy_copy_of_transformer_weights(const boreas::model::Model& model) {
         const auto values = current.view<float>(name);
         std::string legacy;
         std::vector<float> data(values.begin(), values.end());
-        if (name == "node_attributes.latlons_data") legacy = "latlons_data";
-        else if (name == "node_attributes.latlons_hidden") legacy = "latlons_hidden";
-        else if (name == "node_attributes.trainable_tensors.data.trainable") legacy = "trainable_data.trainable";
-        else if (name == "node_attributes.trainable_tensors.hidden.trainable") legacy = "trainable_hidden.trainable";
+        if (name == "node_attributes.latlons_data")
+            legacy = "latlons_data";
+        else if (name == "node_attributes.latlons_hidden")
+            legacy = "latlons_hidden";
+        else if (name == "node_attributes.trainable_tensors.data.trainable")
+            legacy = "trainable_data.trainable";
+        else if (name == "node_attributes.trainable_tensors.hidden.trainable")
+            legacy = "trainable_hidden.trainable";
         else if (name.find("_graph_provider.data.trainable.trainable") != std::string::npos) {
             const bool encoder = name.rfind("encoder", 0) == 0;
             legacy = encoder ? "encoder.trainable.trainable" : "decoder.trainable.trainable";
-            const auto& edges = model.graph().edge_set(encoder ? "data_to_hidden" : "hidden_to_data");
+            const auto& edges =
+                model.graph().edge_set(encoder ? "data_to_hidden" : "hidden_to_data");
             const auto width = info.shape[1];
             for (std::int64_t row = 0; row < edges.count(); ++row)
-                std::copy_n(values.begin() + row * width, width, data.begin() + edges.perm[row] * width);
+                std::copy_n(values.begin() + row * width, width,
+                            data.begin() + edges.perm[row] * width);
         } else if (name.rfind("encoder.data.", 0) == 0 || name.rfind("decoder.data.", 0) == 0) {
             legacy = name.substr(0, 7) + "." + name.substr(13);
             for (const auto& [from, to] : mapper_leaves)
-                if (auto pos = legacy.find(from); pos != std::string::npos) legacy.replace(pos, from.size(), to);
+                if (auto pos = legacy.find(from); pos != std::string::npos)
+                    legacy.replace(pos, from.size(), to);
         } else if (name.rfind("processor.proc.", 0) == 0) {
             const auto rest = name.substr(15);
             const int layer = std::stoi(rest.substr(0, rest.find('.')));
             std::string leaf = rest.substr(rest.find('.') + 1);
-            const std::string block = "processor.proc." + std::to_string(layer / per_chunk) + ".blocks." +
-                                      std::to_string(layer % per_chunk) + ".";
-            if (leaf == "attention.lin_q.weight" || leaf == "attention.lin_k.weight" || leaf == "attention.lin_v.weight")
+            const std::string block = "processor.proc." + std::to_string(layer / per_chunk) +
+                                      ".blocks." + std::to_string(layer % per_chunk) + ".";
+            if (leaf == "attention.lin_q.weight" || leaf == "attention.lin_k.weight" ||
+                leaf == "attention.lin_v.weight")
                 continue;  // fused below
-            if (leaf.rfind("layer_norm_attention.", 0) == 0) leaf = "layer_norm1." + leaf.substr(21);
-            else if (leaf.rfind("layer_norm_mlp.", 0) == 0) leaf = "layer_norm2." + leaf.substr(15);
-            else if (leaf.rfind("mlp.mlp.", 0) == 0) leaf = "mlp." + leaf.substr(8);
+            if (leaf.rfind("layer_norm_attention.", 0) == 0)
+                leaf = "layer_norm1." + leaf.substr(21);
+            else if (leaf.rfind("layer_norm_mlp.", 0) == 0)
+                leaf = "layer_norm2." + leaf.substr(15);
+            else if (leaf.rfind("mlp.mlp.", 0) == 0)
+                leaf = "mlp." + leaf.substr(8);
             legacy = block + leaf;
             if (leaf == "attention.projection.weight") {
                 std::vector<float> qkv;

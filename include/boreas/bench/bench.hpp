@@ -34,6 +34,8 @@ struct BenchOptions {
     /// replica takes an equal share of --batch; its shards split its rows (model sharding).
     int replicas = 0;
     int shards = 0;
+    /// The forward's precision, fp32 or bf16 (model::Precision; forward only).
+    std::string precision = "fp32";
     std::string command_line;
 };
 

@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "boreas/core/datetime.hpp"
+#include "boreas/model/model.hpp"
 
 namespace boreas::model {
 class Checkpoint;
-class Model;
 class Normaliser;
 }  // namespace boreas::model
 
@@ -104,6 +104,7 @@ struct ForecastOptions {
     std::int64_t lead_seconds = 0;
     bool write_initial_state = true;  ///< step 0 first, as anemoi-inference does by default
     bool allow_nan_input = false;
+    model::Precision precision = model::Precision::fp32;  ///< of every step's forward
     /// Model sharding: every rank of the group runs the rollout (ForwardOptions::shards) and
     /// holds every step's output; the caller lets one of them write.
     const dist::Communicator* shards = nullptr;

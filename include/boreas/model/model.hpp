@@ -25,8 +25,20 @@ namespace boreas::model {
 /// given to forward; used by the reference tests to locate a mismatch block by block.
 using TraceSink = std::function<void(const std::string& name, const Tensor& value)>;
 
+/// The precision of an inference forward. bf16 runs every Linear (projections, embeddings, MLPs)
+/// as anemoi-models under torch.autocast(dtype=torch.bfloat16) does: inputs and weights rounded
+/// to bf16, fp32 accumulation, outputs rounded to bf16 (kernels::LinearParams::bf16). LayerNorm,
+/// the attention softmax and sums, residual adds and the output stay fp32. Training is fp32.
+enum class Precision { fp32, bf16 };
+
+/// "fp32" or "bf16".
+const char* to_string(Precision precision);
+/// Parses "fp32" or "bf16"; `origin` names where the text came from (a flag, a key) in the error.
+Precision parse_precision(const std::string& text, const std::string& origin);
+
 struct ForwardOptions {
     bool allow_nan = false;  ///< accept non-finite input values instead of refusing them
+    Precision precision = Precision::fp32;
     TraceSink trace;
     /// Model sharding: the ranks of one model-parallel group (every one calls forward with the
     /// same input). Each rank computes a contiguous share of the data and hidden rows, gathering
