@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -145,6 +146,23 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     p.in = stacked.in;
     p.out = stacked.out;
     p.bf16 = bf16_inference.load(std::memory_order_relaxed);
+    kernels::cpu::linear(p);
+}
+
+/// apply_side_by_side in the bf16 forward, its result kept as bf16 bits (LinearParams::y_bf16):
+/// the mappers' keys and values, which only graph attention reads.
+inline void apply_side_by_side(std::initializer_list<const Linear*> layers, const float* x,
+                               std::int64_t rows, std::uint16_t* y_bf16) {
+    const StackedLinears stacked(layers);
+    kernels::LinearParams p;
+    p.x = x;
+    p.weight = stacked.weight.data();
+    p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
+    p.y_bf16 = y_bf16;
+    p.rows = rows;
+    p.in = stacked.in;
+    p.out = stacked.out;
+    p.bf16 = true;
     kernels::cpu::linear(p);
 }
 

@@ -57,6 +57,44 @@ inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
 
 /// The graph-transformer block of the mappers and of the graph-transformer processor
 /// (anemoi GraphTransformerMapperBlock / GraphTransformerProcessorBlock, spec 3.2 and 4.2).
+/// A graph block's source keys and values, [rows, 2C] (keys in columns [0, C)): fp32, or bf16
+/// bits in the bf16 forward (kernels::GraphAttentionParams::k_bf16), where the encoder's are
+/// the forward's largest tensor (N320, C 1024: 2.2 GB instead of 4.4 GB). Holds or views them.
+struct KeysValues {
+    Tensor f32;
+    std::unique_ptr<std::uint16_t[]> owned_bf16;
+    const float* f32_rows = nullptr;
+    const std::uint16_t* bf16_rows = nullptr;
+    std::int64_t width = 0;  // 2C
+
+    KeysValues() = default;
+    KeysValues(const Tensor& viewed)  // NOLINT: a Tensor of fp32 rows is a view
+        : f32_rows(viewed.data()), width(viewed.shape()[1]) {}
+    /// Storage for `rows` rows: bf16 under the bf16 forward, else fp32.
+    static KeysValues allocate(std::int64_t rows, std::int64_t width) {
+        KeysValues kv;
+        kv.width = width;
+        if (bf16_inference.load(std::memory_order_relaxed)) {
+            // Default-initialised: every value is written before it is read.
+            kv.owned_bf16.reset(new std::uint16_t[static_cast<std::size_t>(rows * width)]);
+            kv.bf16_rows = kv.owned_bf16.get();
+        } else {
+            kv.f32 = Tensor::uninitialised({rows, width});
+            kv.f32_rows = kv.f32.data();
+        }
+        return kv;
+    }
+    bool is_bf16() const { return bf16_rows != nullptr; }
+    /// A view of the rows from `row` on.
+    KeysValues from_row(std::int64_t row) const {
+        KeysValues view;
+        view.width = width;
+        if (f32_rows) view.f32_rows = f32_rows + row * width;
+        if (bf16_rows) view.bf16_rows = bf16_rows + row * width;
+        return view;
+    }
+};
+
 struct GraphTransformerBlock {
     std::int64_t channels = 0, heads = 0, hidden = 0, edge_dim = 0;
     LayerNorm norm_src, norm_dst, norm_mlp;
@@ -94,10 +132,22 @@ struct GraphTransformerBlock {
         apply_side_by_side({&key, &value}, normalised.data(), rows, kv);
     }
 
+    /// keys_values into rows [row, row + rows) of the storage `kv` owns, fp32 or bf16 as it is.
+    void keys_values(const float* src, std::int64_t rows, KeysValues& kv, std::int64_t row) const {
+        if (!kv.is_bf16()) {
+            keys_values(src, rows, kv.f32.row(row));
+            return;
+        }
+        Tensor normalised = Tensor::uninitialised({rows, channels});
+        (separate_src_norm ? norm_src : norm_dst).apply(src, rows, normalised.data());
+        apply_side_by_side({&key, &value}, normalised.data(), rows,
+                           kv.owned_bf16.get() + row * kv.width);
+    }
+
     /// Updates destination rows [j0, j1) of one batch element: g holds their (un-normalised)
     /// embeddings on entry and the block's output on return. `kv` points at the batch element's
     /// first source row of keys_values' output.
-    void destination_chunk(float* g, std::int64_t j0, std::int64_t j1, const float* kv,
+    void destination_chunk(float* g, std::int64_t j0, std::int64_t j1, const KeysValues& kv,
                            std::int64_t n_src, const EdgeSet& edges, const Tensor& features) const {
         const std::int64_t rows = j1 - j0;
         if (rows == 0) return;
@@ -110,8 +160,13 @@ struct GraphTransformerBlock {
         kernels::GraphAttentionParams p;
         p.q = q_self.data();
         p.q_stride = 2 * channels;
-        p.k = kv;
-        p.v = kv + channels;
+        if (kv.is_bf16()) {
+            p.k_bf16 = kv.bf16_rows;
+            p.v_bf16 = kv.bf16_rows + channels;
+        } else {
+            p.k = kv.f32_rows;
+            p.v = kv.f32_rows + channels;
+        }
         p.kv_stride = 2 * channels;
         p.edge_features = features.data();
         p.edge_weight = edge.weight->data();
@@ -657,15 +712,15 @@ struct Model::Impl {
     /// `finish(b, j0, j1, rows)` receives the block's output rows.
     template <typename Embed, typename Finish>
     void run_mapper(const GraphTransformerBlock& block, const MapperConfig& mapper,
-                    const Tensor& kv, std::int64_t n_src, std::int64_t n_dst, std::int64_t batch,
-                    const EdgeSet& edges, const Tensor& features, Embed&& embed, Finish&& finish,
-                    RowRange rows = {0, -1}) const {
+                    const KeysValues& kv, std::int64_t n_src, std::int64_t n_dst,
+                    std::int64_t batch, const EdgeSet& edges, const Tensor& features, Embed&& embed,
+                    Finish&& finish, RowRange rows = {0, -1}) const {
         for_destination_chunks(
             mapper.num_chunks, n_dst, batch, edges, /*max_edges=*/0,
             [&](std::int64_t b, std::int64_t j0, std::int64_t j1) {
                 Tensor g = Tensor::uninitialised({j1 - j0, channels});
                 embed(b, j0, j1, g.data());
-                block.destination_chunk(g.data(), j0, j1, kv.row(b * n_src), n_src, edges,
+                block.destination_chunk(g.data(), j0, j1, kv.from_row(b * n_src), n_src, edges,
                                         features);
                 finish(b, j0, j1, g);
             },
@@ -753,12 +808,12 @@ struct Model::Impl {
             BOREAS_RANGE("encoder");
             // Embedding, LayerNorm and K|V chunk by chunk: of the per-source tensors only kv
             // exists in full (at N320, C 1024: 4.4 GB instead of 8.9 GB touched).
-            Tensor kv = Tensor::uninitialised({batch * n_data, 2 * channels});
+            KeysValues kv = KeysValues::allocate(batch * n_data, 2 * channels);
             for (std::int64_t r0 = 0; r0 < batch * n_data; r0 += kMaxChunkRows) {
                 const std::int64_t rows = std::min(kMaxChunkRows, batch * n_data - r0);
                 Tensor src = Tensor::uninitialised({rows, channels});
                 encoder_src_embedding.apply(data.row(r0), rows, src.data());
-                encoder.keys_values(src.data(), rows, kv.row(r0));
+                encoder.keys_values(src.data(), rows, kv, r0);
             }
             const auto& edges = graph->edge_set("data_to_hidden");
             const Tensor features = edge_features(edges, trainable_encoder_edges);
@@ -813,8 +868,8 @@ struct Model::Impl {
             for (std::size_t l = 0; l < graph_transformer_layers.size(); ++l) {
                 enter_layer(l);
                 const auto& block = graph_transformer_layers[l];
-                Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
-                block.keys_values(processed.data(), batch * n_hidden, kv.data());
+                KeysValues kv = KeysValues::allocate(batch * n_hidden, 2 * channels);
+                block.keys_values(processed.data(), batch * n_hidden, kv, 0);
                 MapperConfig whole;  // the processor updates all hidden nodes, no chunking needed
                 run_mapper(
                     block, whole, kv, n_hidden, n_hidden, batch, edges, features,
@@ -850,8 +905,8 @@ struct Model::Impl {
             gnn_decode(processed, data_latent, batch, output);
         } else {
             BOREAS_RANGE("decoder");
-            Tensor kv = Tensor::uninitialised({batch * n_hidden, 2 * channels});
-            decoder.keys_values(processed.data(), batch * n_hidden, kv.data());
+            KeysValues kv = KeysValues::allocate(batch * n_hidden, 2 * channels);
+            decoder.keys_values(processed.data(), batch * n_hidden, kv, 0);
             const auto& edges = graph->edge_set("hidden_to_data");
             const Tensor features = edge_features(edges, trainable_decoder_edges);
             run_mapper(

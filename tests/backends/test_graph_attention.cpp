@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <ostream>
 #include <random>
 #include <string>
@@ -129,6 +131,35 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
                             2e-5 * std::max(1.0, std::abs(expected_lse)))
                     << "destination " << j << ", head " << h;
             }
+        }
+
+    // Keys and values stored as bf16 bits (the bf16 forward) give what the fp32 kernel gives on
+    // the same values rounded to bf16: the loads widen them exactly; only the order of the fp32
+    // sums may differ.
+    std::vector<float> rounded = kv;
+    std::vector<std::uint16_t> bits(kv.size());
+    for (std::size_t i = 0; i < kv.size(); ++i) {
+        std::uint32_t b;
+        std::memcpy(&b, &kv[i], 4);
+        b = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+        std::memcpy(&rounded[i], &b, 4);
+        bits[i] = static_cast<std::uint16_t>(b >> 16);
+    }
+    std::vector<float> from_rounded(out.size(), NAN), from_bits(out.size(), NAN);
+    p.k = rounded.data();
+    p.v = rounded.data() + width;
+    p.out = from_rounded.data();
+    p.lse = nullptr;
+    cpu::graph_attention(p);
+    p.k = p.v = nullptr;
+    p.k_bf16 = bits.data();
+    p.v_bf16 = bits.data() + width;
+    p.out = from_bits.data();
+    cpu::graph_attention(p);
+    for (std::int64_t row = 0; row < s.batch * s.n_dst; ++row)
+        for (std::int64_t x = 0; x < width; ++x) {
+            const float a = from_bits[row * out_stride + x], b = from_rounded[row * out_stride + x];
+            ASSERT_NEAR(a, b, 1e-5 * (1 + std::abs(b))) << "bf16 keys and values, row " << row;
         }
 }
 

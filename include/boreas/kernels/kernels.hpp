@@ -39,6 +39,9 @@ struct LinearParams {
     /// to bf16; elsewhere fp32 FMAs on the rounded values give the same numbers up to the
     /// order of the fp32 sums. Not for training (no backward).
     bool bf16 = false;
+    /// With bf16: the result as bf16 bits here instead of y (row stride y_stride, else out); no
+    /// gelu, no accumulate. Keys and values that are only read by graph_attention stay so.
+    std::uint16_t* y_bf16 = nullptr;
 };
 
 /// The transformer MLP, inference only: y[rows, out] = GELU(x W_in^T + b_in) W_out^T + b_out
@@ -99,6 +102,11 @@ struct GraphAttentionParams {
     std::int64_t q_stride = 0, kv_stride = 0, out_stride = 0;  ///< 0: heads*d
     float* lse =
         nullptr;  ///< optional [batch*n_dst, heads]: log-sum-exp of the scores, for backward
+    /// Keys and values stored as bf16 bits (the bf16 forward's mappers, LinearParams::y_bf16),
+    /// read instead of k and v (same strides, in elements): half the bytes of the gathered rows
+    /// and of the largest tensor of the aifs-n320 forward. Inference only (no backward).
+    const std::uint16_t* k_bf16 = nullptr;
+    const std::uint16_t* v_bf16 = nullptr;
 };
 
 /// Backward of graph_attention (spec/model.md 3.3), deterministic without atomics: a destination

@@ -413,6 +413,7 @@ void mlp_tiled(const MlpParams& p, int threads) {
 }  // namespace
 
 void linear(const LinearParams& p) {
+    BOREAS_CHECK(p.bf16 || !p.y_bf16, "linear: bf16 output needs the bf16 Linear");
     if (p.bf16) {
         linear_bf16(p);
         return;

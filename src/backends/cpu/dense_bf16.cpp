@@ -33,6 +33,12 @@ void finish_rows(const LinearParams& p, float* raw, std::int64_t ld_raw, float* 
             gelu_row(t, cols);
             round_to_bf16(t, cols);
         }
+        if (p.y_bf16 != nullptr) {
+            std::uint16_t* bits = p.y_bf16 + (r0 + r) * ldy + c0;
+            for (std::int64_t c = 0; c < cols; ++c)
+                bits[c] = static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(t[c]) >> 16);
+            continue;
+        }
         float* out = y + (r0 + r) * ldy + c0;
         if (p.accumulate)
             simd::add(out, t, cols);
@@ -42,8 +48,10 @@ void finish_rows(const LinearParams& p, float* raw, std::int64_t ld_raw, float* 
 }
 
 void check(const LinearParams& p) {
-    BOREAS_CHECK(p.x && p.weight && p.y && p.rows >= 0 && p.in > 0 && p.out > 0,
+    BOREAS_CHECK(p.x && p.weight && (p.y || p.y_bf16) && p.rows >= 0 && p.in > 0 && p.out > 0,
                  "linear (bf16): invalid parameters (rows {}, in {}, out {})", p.rows, p.in, p.out);
+    BOREAS_CHECK(!p.y_bf16 || !(p.gelu || p.accumulate || p.y),
+                 "linear (bf16): bf16 output takes neither gelu, accumulate nor y");
     BOREAS_CHECK(!(p.gelu && p.accumulate), "linear: the GELU epilogue cannot accumulate");
 }
 

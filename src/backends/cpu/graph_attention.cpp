@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "boreas/core/error.hpp"
@@ -14,9 +15,62 @@ namespace {
 
 constexpr std::int64_t kRowBlock = 12;  // destinations whose edge projections run together
 
+// The sources' keys and values are fp32, or bf16 bits (GraphAttentionParams::k_bf16): the kernel
+// is one template over the element, widened to fp32 as it is loaded.
+inline float widen(float v) {
+    return v;
+}
+inline float widen(std::uint16_t v) {
+    return std::bit_cast<float>(static_cast<std::uint32_t>(v) << 16);
+}
+#ifdef BOREAS_SIMD_AVX2
+inline __m256 load8(const float* p) {
+    return _mm256_loadu_ps(p);
+}
+inline __m256 load8(const std::uint16_t* p) {
+    const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+}
+#endif
+
+/// The cache lines of n elements from x, ahead of a gathered row.
+template <typename T>
+inline void prefetch(const T* x, std::int64_t n) {
+    simd::prefetch_row(reinterpret_cast<const float*>(x),
+                       n * static_cast<std::int64_t>(sizeof(T)) / 4);
+}
+
+/// out[h] = q^h . k^h for h < heads (simd::head_dots with k widened from T).
+template <typename T>
+void head_dots(const float* q, const T* k, std::int64_t heads, std::int64_t d, float* out) {
+    if constexpr (std::is_same_v<T, float>) {
+        simd::head_dots(q, k, heads, d, out);
+    } else {
+        for (std::int64_t h = 0; h < heads; ++h) {
+            const float* a = q + h * d;
+            const T* b = k + h * d;
+            std::int64_t i = 0;
+            float sum = 0;
+#ifdef BOREAS_SIMD_AVX2
+            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+            for (; i + 16 <= d; i += 16) {
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load8(b + i + 8), acc1);
+            }
+            for (; i + 8 <= d; i += 8)
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc0);
+            sum = simd::horizontal_sum(_mm256_add_ps(acc0, acc1));
+#endif
+            for (; i < d; ++i) sum += a[i] * widen(b[i]);
+            out[h] = sum;
+        }
+    }
+}
+
 /// The inputs of one head's output row (see head_output).
+template <typename T>
 struct HeadOutput {
-    const float* values;          // v^h of source row 0; rows `stride` apart
+    const T* values;              // v^h of source row 0; rows `stride` apart
     const std::int32_t* sources;  // the destination's edges
     std::int64_t degree, stride, heads;
     const float* weights;    // softmax numerators of head h, `heads` apart per edge
@@ -31,17 +85,16 @@ struct HeadOutput {
 #ifdef BOREAS_SIMD_AVX2
 /// out[x] for x in [x0, x0 + 8 V): V vectors of accumulators live in registers through the
 /// edges and the edge-feature columns, and out is written once.
-template <int V>
-void head_output_block(const HeadOutput& in, std::int64_t x0, float* out) {
+template <int V, typename T>
+void head_output_block(const HeadOutput<T>& in, std::int64_t x0, float* out) {
     // Three independent accumulator sets (values; even and odd edge-feature columns) keep the
     // dependency chains short: a head's d channels alone give too few vectors to hide latency.
     __m256 values[V], even[V], odd[V];
     for (int i = 0; i < V; ++i) values[i] = even[i] = odd[i] = _mm256_setzero_ps();
     for (std::int64_t e = 0; e < in.degree; ++e) {
         const __m256 w = _mm256_broadcast_ss(in.weights + e * in.heads);
-        const float* v = in.values + in.sources[e] * in.stride + x0;
-        for (int i = 0; i < V; ++i)
-            values[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * i), values[i]);
+        const T* v = in.values + in.sources[e] * in.stride + x0;
+        for (int i = 0; i < V; ++i) values[i] = _mm256_fmadd_ps(w, load8(v + 8 * i), values[i]);
     }
     std::int64_t c = 0;
     for (; c + 2 <= in.edge_dim; c += 2) {
@@ -71,7 +124,8 @@ void head_output_block(const HeadOutput& in, std::int64_t x0, float* out) {
 
 /// o^h = (sum_e a_e v_e^h + W_e^h sum_e a_e e_e) / sum_e a_e + b_e^h for the softmax numerators
 /// a_e of head h: the normalised weights sum to one, so the bias enters once.
-void head_output(const HeadOutput& in, std::int64_t d, float* out) {
+template <typename T>
+void head_output(const HeadOutput<T>& in, std::int64_t d, float* out) {
     std::int64_t x0 = 0;
 #ifdef BOREAS_SIMD_AVX2
     for (; x0 + 32 <= d; x0 += 32) head_output_block<4>(in, x0, out);
@@ -80,7 +134,7 @@ void head_output(const HeadOutput& in, std::int64_t d, float* out) {
     for (; x0 < d; ++x0) {
         float sum = 0;
         for (std::int64_t e = 0; e < in.degree; ++e)
-            sum += in.weights[e * in.heads] * in.values[in.sources[e] * in.stride + x0];
+            sum += in.weights[e * in.heads] * widen(in.values[in.sources[e] * in.stride + x0]);
         sum *= in.inv;
         for (std::int64_t c = 0; c < in.edge_dim; ++c)
             sum += in.edge_sums[c * in.heads] * in.inv * in.edge_weight_t[c * in.width + x0];
@@ -113,12 +167,9 @@ void transpose_projection(const float* row_edge, std::int64_t heads, std::int64_
     }
 }
 
-}  // namespace
-
-void graph_attention(const GraphAttentionParams& p) {
+template <typename T>
+void graph_attention_over(const GraphAttentionParams& p, const T* k, const T* v) {
     const auto heads = p.heads, d = p.head_dim, de = p.edge_dim, width = heads * d;
-    BOREAS_CHECK(p.q && p.k && p.v && p.out && p.dst_offsets && (p.src || p.n_dst == 0) && d > 0,
-                 "graph_attention: invalid parameters");
     BOREAS_CHECK(de == 0 || (p.edge_features && p.edge_weight),
                  "graph_attention: edge_dim {} needs edge features and an edge weight", de);
     const auto q_stride = p.q_stride ? p.q_stride : width;
@@ -166,8 +217,8 @@ void graph_attention(const GraphAttentionParams& p) {
                     if (p.lse) std::fill(p.lse + row * heads, p.lse + (row + 1) * heads, 0.0f);
                     continue;
                 }
-                const float* k_base = p.k + b * p.n_src * kv_stride;
-                const float* v_base = p.v + b * p.n_src * kv_stride;
+                const T* k_base = k + b * p.n_src * kv_stride;
+                const T* v_base = v + b * p.n_src * kv_stride;
                 const std::int32_t* sources = p.src + begin;
                 const float* features = p.edge_features + begin * de;
                 const float* row_edge = q_edge.data() + (row - first) * heads * pc;
@@ -178,14 +229,14 @@ void graph_attention(const GraphAttentionParams& p) {
                 // Pass 1: all scores of this destination (a destination has few edges: they stay
                 // in L1), then an exact two-pass softmax per head, so nothing needs a rescale.
                 // The v rows come in with the k rows, so pass 2 finds them in cache.
-                simd::prefetch_row(v_base + sources[0] * kv_stride, width);
+                prefetch(v_base + sources[0] * kv_stride, width);
                 for (std::int64_t e = 0; e < degree; ++e) {
                     if (e + 1 < degree) {
-                        simd::prefetch_row(k_base + sources[e + 1] * kv_stride, width);
-                        simd::prefetch_row(v_base + sources[e + 1] * kv_stride, width);
+                        prefetch(k_base + sources[e + 1] * kv_stride, width);
+                        prefetch(v_base + sources[e + 1] * kv_stride, width);
                     }
                     float* score = scores.data() + e * heads;
-                    simd::head_dots(q, k_base + sources[e] * kv_stride, heads, d, score);
+                    head_dots(q, k_base + sources[e] * kv_stride, heads, d, score);
                     simd::add(score, q_bias.data(), heads);
                     simd::add_scaled_columns(score, q_edge_t.data(), features + e * de, de, heads);
                     simd::scale(score, scale, heads);
@@ -201,14 +252,28 @@ void graph_attention(const GraphAttentionParams& p) {
                     simd::add_outer(acc_e.data(), features + e * de, de, scores.data() + e * heads,
                                     heads);
                 for (std::int64_t h = 0; h < heads; ++h)
-                    head_output({v_base + h * d, sources, degree, kv_stride, heads,
-                                 scores.data() + h, 1.0f / sums[h], de ? acc_e.data() + h : nullptr,
-                                 de, de ? edge_weight_t.data() + h * d : nullptr, width,
-                                 p.edge_bias ? p.edge_bias + h * d : nullptr},
+                    head_output(HeadOutput<T>{v_base + h * d, sources, degree, kv_stride, heads,
+                                              scores.data() + h, 1.0f / sums[h],
+                                              de ? acc_e.data() + h : nullptr, de,
+                                              de ? edge_weight_t.data() + h * d : nullptr, width,
+                                              p.edge_bias ? p.edge_bias + h * d : nullptr},
                                 d, out + h * d);
             }
         }
     }
+}
+
+}  // namespace
+
+void graph_attention(const GraphAttentionParams& p) {
+    const bool bf16 = p.k_bf16 != nullptr;
+    BOREAS_CHECK((bf16 ? p.v_bf16 != nullptr : (p.k && p.v)) && p.q && p.out && p.dst_offsets &&
+                     (p.src || p.n_dst == 0) && p.head_dim > 0,
+                 "graph_attention: invalid parameters");
+    if (bf16)
+        graph_attention_over(p, p.k_bf16, p.v_bf16);
+    else
+        graph_attention_over(p, p.k, p.v);
 }
 
 }  // namespace boreas::kernels::cpu::BOREAS_ISA_NS
