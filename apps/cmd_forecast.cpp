@@ -72,6 +72,7 @@ int run_forecast_command(const ForecastArguments& args) {
         loaded.emplace(checkpoint.model());
         normaliser_holder.emplace(checkpoint.normaliser());
     }
+    if (args.precision == "bf16") loaded->keep_weights_in_bf16();
     const auto& model = *loaded;
     const auto& normaliser = *normaliser_holder;
     if (lead % context.timestep != 0)

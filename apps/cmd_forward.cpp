@@ -154,6 +154,8 @@ int run_forward(const ForwardArguments& args) {
                         args.checkpoint, args.input, args.batch, args.seed));
         log::info("model sharding: {}", world.describe());
     }
+    // bf16: only the bf16 copies of the Linears' weights are needed from here on.
+    if (args.precision == "bf16") model.keep_weights_in_bf16();
     Stopwatch step;
     model::ForwardOptions options;
     options.allow_nan = args.allow_nan;

@@ -162,6 +162,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         return m;
     };
     model::Model model = make_model();
+    // A bf16 forward keeps the Linears' weights in bf16 only, as `boreas forward` does.
+    if (options.precision == "bf16") model.keep_weights_in_bf16();
     const auto& config = model.config();
     Tensor input = options.input.empty()
                        ? model::synthetic_input(model, options.batch, options.seed)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
@@ -36,12 +37,17 @@ struct Linear {
     const Tensor* weight = nullptr;  // [out, in]
     const Tensor* bias = nullptr;    // [out] or null
     std::int64_t in = 0, out = 0;
+    const ParameterStore* store = nullptr;  // where the weight may be kept in bf16
+
+    /// The weight's bf16 bits where the store keeps it so (keep_as_bf16), else null.
+    const std::uint16_t* bf16_weight() const { return store ? store->bf16_bits(weight) : nullptr; }
 
     static Linear declare(ParameterStore& store, const std::string& name, std::int64_t in,
                           std::int64_t out, bool bias = true) {
         Linear layer;
         layer.in = in;
         layer.out = out;
+        layer.store = &store;
         layer.weight = store.declare(name + ".weight", {out, in}, Init::linear_weight, in);
         if (bias) layer.bias = store.declare(name + ".bias", {out}, Init::linear_bias, in);
         return layer;
@@ -64,6 +70,7 @@ struct Linear {
         kernels::LinearParams p;
         p.x = x;
         p.weight = weight->data();
+        p.weight_bf16 = bf16_weight();
         p.bias = bias ? bias->data() : nullptr;
         p.y = y;
         p.rows = rows;
@@ -72,7 +79,7 @@ struct Linear {
         p.accumulate = accumulate;
         p.gelu = gelu;
         p.pre_activation = pre;
-        p.bf16 = bf16_inference.load(std::memory_order_relaxed);
+        p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_bf16 != nullptr;
         kernels::cpu::linear(p);
     }
 };
@@ -108,6 +115,7 @@ struct LayerNorm {
 /// empty when none has one. Forward and backward of side-by-side Linears both run on this.
 struct StackedLinears {
     Tensor weight, bias;
+    std::vector<std::uint16_t> weight_bf16;  // instead of weight where the layers keep bf16
     std::int64_t in = 0, out = 0;
 
     explicit StackedLinears(std::initializer_list<const Linear*> layers) {
@@ -120,11 +128,20 @@ struct StackedLinears {
             out += l->out;
             any_bias = any_bias || l->bias != nullptr;
         }
-        weight = Tensor::uninitialised({out, in});
+        const bool bf16 = (*layers.begin())->bf16_weight() != nullptr;
+        if (bf16)
+            weight_bf16.resize(static_cast<std::size_t>(out * in));
+        else
+            weight = Tensor::uninitialised({out, in});
         if (any_bias) bias = Tensor({out});
         std::int64_t offset = 0;
         for (const Linear* l : layers) {
-            std::copy_n(l->weight->data(), l->out * in, weight.row(offset));
+            BOREAS_CHECK((l->bf16_weight() != nullptr) == bf16,
+                         "side-by-side Linears keep their weights in different precisions");
+            if (bf16)
+                std::copy_n(l->bf16_weight(), l->out * in, weight_bf16.data() + offset * in);
+            else
+                std::copy_n(l->weight->data(), l->out * in, weight.row(offset));
             if (l->bias) std::copy_n(l->bias->data(), l->out, bias.data() + offset);
             offset += l->out;
         }
@@ -140,12 +157,13 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     kernels::LinearParams p;
     p.x = x;
     p.weight = stacked.weight.data();
+    p.weight_bf16 = stacked.weight_bf16.empty() ? nullptr : stacked.weight_bf16.data();
     p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
     p.y = y;
     p.rows = rows;
     p.in = stacked.in;
     p.out = stacked.out;
-    p.bf16 = bf16_inference.load(std::memory_order_relaxed);
+    p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_bf16 != nullptr;
     kernels::cpu::linear(p);
 }
 
@@ -157,6 +175,7 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     kernels::LinearParams p;
     p.x = x;
     p.weight = stacked.weight.data();
+    p.weight_bf16 = stacked.weight_bf16.empty() ? nullptr : stacked.weight_bf16.data();
     p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
     p.y_bf16 = y_bf16;
     p.rows = rows;
@@ -179,8 +198,10 @@ inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const LayerNo
         p.norm_beta = norm->beta->data();
     }
     p.weight_in = mlp_in.weight->data();
+    p.weight_in_bf16 = mlp_in.bf16_weight();
     p.bias_in = mlp_in.bias ? mlp_in.bias->data() : nullptr;
     p.weight_out = mlp_out.weight->data();
+    p.weight_out_bf16 = mlp_out.bf16_weight();
     p.bias_out = mlp_out.bias ? mlp_out.bias->data() : nullptr;
     p.y = y;
     p.rows = rows;
@@ -188,7 +209,7 @@ inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const LayerNo
     p.hidden = mlp_in.out;
     p.out = mlp_out.out;
     p.accumulate = true;
-    p.bf16 = bf16_inference.load(std::memory_order_relaxed);
+    p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_in_bf16 != nullptr;
     kernels::cpu::mlp(p);
 }
 

@@ -97,7 +97,38 @@ Precision parse_precision(const std::string& text, const std::string& origin) {
     BOREAS_FAIL("{} '{}': expected fp32 or bf16", origin, text);
 }
 
+void Model::keep_weights_in_bf16() {
+    auto& m = *impl_;
+    std::vector<const Tensor*> weights;
+    auto add = [&](const Linear& linear) {
+        if (linear.weight != nullptr && linear.weight->numel() > 0)
+            weights.push_back(linear.weight);
+    };
+    auto add_block = [&](const GraphTransformerBlock& b) {
+        // b.edge's W_e is read in fp32 by graph attention itself.
+        for (const Linear* l :
+             {&b.query, &b.key, &b.value, &b.self, &b.projection, &b.mlp_in, &b.mlp_out})
+            add(*l);
+    };
+    for (const Linear* l : {&m.encoder_src_embedding, &m.encoder_dst_embedding,
+                            &m.decoder_dst_embedding, &m.extractor})
+        add(*l);
+    if (m.config.encoder.type != MapperType::gnn) add_block(m.encoder);
+    if (m.config.decoder.type != MapperType::gnn) add_block(m.decoder);
+    for (const auto& b : m.graph_transformer_layers) add_block(b);
+    for (const auto& t : m.transformer_layers)
+        for (const Linear* l : {&t.q, &t.k, &t.v, &t.projection, &t.mlp_in, &t.mlp_out}) add(*l);
+    m.store.keep_as_bf16(weights);
+}
+
+bool Model::weights_in_bf16() const {
+    return impl_->store.holds_bf16();
+}
+
 Tensor Model::forward(const Tensor& input, const ForwardOptions& options) const {
+    BOREAS_CHECK(options.precision == Precision::bf16 || !weights_in_bf16(),
+                 "this model keeps its weights in bf16 (keep_weights_in_bf16): its forward runs "
+                 "in bf16 only");
     const InferencePrecisionScope precision(options.precision);
     if (options.shards != nullptr && options.shards->size() > 1)
         return impl_->forward_sharded(input, options);

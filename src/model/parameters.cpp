@@ -1,6 +1,9 @@
 #include "boreas/model/parameters.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <random>
 
 #include "boreas/core/error.hpp"
@@ -11,12 +14,14 @@ namespace boreas::model {
 Tensor* ParameterStore::declare(const std::string& name, std::vector<std::int64_t> shape, Init init,
                                 std::int64_t fan_in) {
     BOREAS_CHECK(!entries_.count(name), "parameter '{}' declared twice", name);
-    auto [it, inserted] = entries_.emplace(name, Entry{Tensor(std::move(shape)), init, fan_in});
+    auto [it, inserted] =
+        entries_.emplace(name, Entry{Tensor(std::move(shape)), init, fan_in, {}, 0});
     return &it->second.tensor;
 }
 
 void ParameterStore::load(const std::filesystem::path& path,
                           const std::function<bool(const std::string&)>& known_extra) {
+    check_fp32("loaded into");
     const std::string file = path.string();
     io::SafetensorsReader reader(path);
     std::vector<std::string> missing, extra;
@@ -46,6 +51,7 @@ void ParameterStore::load(const std::filesystem::path& path,
 }
 
 void ParameterStore::initialise(std::uint64_t seed, float noise) {
+    check_fp32("initialised");
     std::uint64_t index = 0;
     for (auto& [name, entry] : entries_) {
         // One generator per tensor, seeded from (seed, declaration order): reproducible and
@@ -87,6 +93,7 @@ std::vector<std::string> ParameterStore::names() const {
 
 void ParameterStore::assign(const std::string& name, std::span<const float> values,
                             const std::string& origin) {
+    check_fp32("assigned");
     auto it = entries_.find(name);
     BOREAS_CHECK(it != entries_.end(), "no parameter '{}'", name);
     auto& tensor = it->second.tensor;
@@ -100,12 +107,46 @@ void ParameterStore::assign(const std::string& name, std::span<const float> valu
 
 std::int64_t ParameterStore::parameter_count() const {
     std::int64_t count = 0;
-    for (const auto& [name, entry] : entries_) count += entry.tensor.numel();
+    for (const auto& [name, entry] : entries_) count += entry.tensor.numel() + entry.released;
     return count;
+}
+
+void ParameterStore::check_fp32(const char* what) const {
+    BOREAS_CHECK(!holds_bf16(),
+                 "the parameters are kept in bf16 for inference: they cannot be {} (keep the fp32 "
+                 "weights for that)",
+                 what);
+}
+
+void ParameterStore::keep_as_bf16(const std::vector<const Tensor*>& tensors) {
+    for (const Tensor* tensor : tensors) {
+        auto it = std::find_if(entries_.begin(), entries_.end(),
+                               [&](const auto& named) { return &named.second.tensor == tensor; });
+        BOREAS_CHECK(it != entries_.end(), "keep_as_bf16: a tensor this store did not declare");
+        Entry& entry = it->second;
+        if (!entry.bf16.empty()) continue;
+        const auto values = entry.tensor.values();
+        entry.bf16.resize(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            const std::uint32_t bits = std::bit_cast<std::uint32_t>(values[i]);  // finite: checked
+            entry.bf16[i] =
+                static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+        }
+        entry.released = entry.tensor.numel();
+        entry.tensor = Tensor();
+        bf16_[&entry.tensor] = &entry;
+    }
+}
+
+const std::uint16_t* ParameterStore::bf16_bits(const Tensor* tensor) const {
+    if (bf16_.empty()) return nullptr;
+    const auto it = bf16_.find(tensor);
+    return it == bf16_.end() ? nullptr : it->second->bf16.data();
 }
 
 void ParameterStore::save(const std::filesystem::path& path,
                           const std::map<std::string, std::string>& metadata) const {
+    check_fp32("saved");
     io::SafetensorsWriter writer;
     for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
     for (const auto& [name, entry] : entries_)

@@ -1030,6 +1030,8 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
                             const dist::Communicator* shards) const {
     auto& t = *tape.data;
     const auto& m = *impl_;
+    BOREAS_CHECK(!m.store.holds_bf16(),
+                 "this model keeps its weights in bf16 for inference: it cannot be trained");
     m.check_input(input, false);
     t.shards = nullptr;
     if (shards != nullptr && shards->size() > 1) return forward_train_sharded(m, input, t, *shards);

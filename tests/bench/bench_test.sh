@@ -77,6 +77,21 @@ else
   expect_error "kernels; pass --force to compare different kernel paths" compare "$work/r.json" "$work/generic.json"
   "$boreas" compare --force "$work/r.json" "$work/generic.json" >/dev/null 2>&1 && pass || fail "compare --force across kernel paths"
 fi
+# bf16 forward: validates, says its precision and the roof it was held against.
+"$boreas" bench forward --config tiny --warmup 0 --repetitions 2 --precision bf16 \
+  --json "$work/bf16.json" >/dev/null 2>"$work/err" && pass || fail "bench forward --precision bf16: $(cat "$work/err")"
+/usr/bin/python3 - "$work/bf16.json" "$schema" <<'PY' && pass || fail "bf16 document"
+import json, sys, jsonschema
+document = json.load(open(sys.argv[1]))
+jsonschema.validate(document, json.load(open(sys.argv[2])))
+path = document["context"]["build"]["kernel_path"]
+native = path["bf16"] == "avx512_bf16" and document["roof"].get("bf16_dot_gflops") is not None
+for r in document["results"]:
+    assert r["params"]["precision"] == "bf16", r["name"]
+    assert r["compute_roof"]["name"] == ("bf16_dot" if native else "sgemm"), r["compute_roof"]
+PY
+expect_error "precision bf16 is for inference: training runs in fp32" bench all --config tiny --precision bf16
+expect_error "precision: fp16 not in" bench forward --config tiny --precision fp16
 BOREAS_ISA=sse9 "$boreas" info >/dev/null 2>"$work/err"
 (($? == 1)) && grep -q "BOREAS_ISA=sse9: not a kernel path of this binary" "$work/err" && pass || fail "BOREAS_ISA=sse9: $(cat "$work/err")"
 

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "boreas/core/error.hpp"
 #include "boreas/io/safetensors.hpp"
 #include "boreas/model/model.hpp"
 #include "support/test_support.hpp"
@@ -123,7 +124,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, AnemoiModelReference,
                          testing::Values("transformer", "graphtransformer", "gnn", "gnn_mappers",
                                          "transformer_isolated"));
 
-/// Per output variable (last axis): RMS of a - b over RMS of b.
+/// Per output variable (last axis): RMS of a - b over RMS of b (RMS of a - b where b is 0).
 std::vector<double> relative_rms(std::span<const float> a, std::span<const float> b,
                                  std::int64_t variables) {
     std::vector<double> diff(static_cast<std::size_t>(variables)), ref(diff.size());
@@ -132,7 +133,10 @@ std::vector<double> relative_rms(std::span<const float> a, std::span<const float
         diff[v] += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
         ref[v] += double(b[i]) * b[i];
     }
-    for (std::size_t v = 0; v < diff.size(); ++v) diff[v] = std::sqrt(diff[v] / ref[v]);
+    // Absolute where the variable is zero throughout (bounded to zero on these inputs).
+    for (std::size_t v = 0; v < diff.size(); ++v)
+        diff[v] = std::sqrt(diff[v] /
+                            (ref[v] > 0 ? ref[v] : static_cast<double>(a.size() / diff.size())));
     return diff;
 }
 
@@ -175,10 +179,33 @@ TEST_P(Bf16AutocastReference, OutputIsWithinTheBf16Noise) {
     const Tensor again = model.forward(input, options);
     EXPECT_EQ(std::vector<float>(again.values().begin(), again.values().end()),
               std::vector<float>(fp32.values().begin(), fp32.values().end()));
+
+    // Weights kept in bf16 only: the same numbers, the same parameter count, and nothing that
+    // needs fp32 weights.
+    auto converted = load_variant(name);
+    const auto count = converted.parameters().parameter_count();
+    converted.keep_weights_in_bf16();
+    // GNN mappers and processor: every Linear weight is read by the GNN kernels in fp32.
+    EXPECT_EQ(converted.weights_in_bf16(), name != "gnn_mappers");
+    EXPECT_EQ(converted.parameters().parameter_count(), count);
+    options.precision = boreas::model::Precision::bf16;
+    const Tensor from_bf16_weights = converted.forward(input, options);
+    EXPECT_EQ(
+        std::vector<float>(from_bf16_weights.values().begin(), from_bf16_weights.values().end()),
+        std::vector<float>(bf16.values().begin(), bf16.values().end()));
+    if (converted.weights_in_bf16()) {
+        options.precision = boreas::model::Precision::fp32;
+        EXPECT_THROW(converted.forward(input, options), boreas::Error);
+        const auto refused =
+            fs::temp_directory_path() / ("boreas-bf16-refused-" + name + ".safetensors");
+        fs::remove(refused);
+        EXPECT_THROW(converted.save_weights(refused), boreas::Error);
+        EXPECT_FALSE(fs::exists(refused));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, Bf16AutocastReference,
-                         testing::Values("transformer", "graphtransformer", "gnn"));
+                         testing::Values("transformer", "graphtransformer", "gnn", "gnn_mappers"));
 
 TEST(AnemoiModelReference, MapperChunkingChangesNothing) {
     auto config =

@@ -42,6 +42,9 @@ struct LinearParams {
     /// With bf16: the result as bf16 bits here instead of y (row stride y_stride, else out); no
     /// gelu, no accumulate. Keys and values that are only read by graph_attention stay so.
     std::uint16_t* y_bf16 = nullptr;
+    /// With bf16: W as bf16 bits (same layout as weight), read instead of weight: a model that
+    /// keeps its weights in bf16 (model::Model::keep_weights_in_bf16).
+    const std::uint16_t* weight_bf16 = nullptr;
 };
 
 /// The transformer MLP, inference only: y[rows, out] = GELU(x W_in^T + b_in) W_out^T + b_out
@@ -67,6 +70,9 @@ struct MlpParams {
     float norm_eps = 1e-5f;
     /// Both Linears in bf16 (LinearParams::bf16); the LayerNorm stays fp32, as under autocast.
     bool bf16 = false;
+    /// With bf16: the weights as bf16 bits, read instead of weight_in / weight_out.
+    const std::uint16_t* weight_in_bf16 = nullptr;
+    const std::uint16_t* weight_out_bf16 = nullptr;
 };
 
 /// Row-wise LayerNorm over `channels` (biased variance, eps inside the root), in place allowed.

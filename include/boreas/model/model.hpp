@@ -106,6 +106,14 @@ class Model {
     /// Writes the parameters (anemoi names) with the graph's fingerprint, atomically.
     void save_weights(const std::filesystem::path& path) const;
 
+    /// bf16 inference only from here on: the weights of the Linears the bf16 forward runs
+    /// (embeddings, projections, MLPs, extractor; not the edge and GNN weights other kernels
+    /// read in fp32) are kept as bf16 bits and their fp32 copies released (the aifs-n320
+    /// shape: 0.5 GB less). Forward then needs precision bf16, and weights can no longer be
+    /// loaded, saved or trained; the numbers equal the bf16 forward on fp32 weights.
+    void keep_weights_in_bf16();
+    bool weights_in_bf16() const;
+
     /// One step. input: [B, T, 1, N_data, V_in] normalised; returns [B, 1, 1, N_data, V_out]
     /// (normalised, residual and boundings applied), as anemoi-models returns it.
     Tensor forward(const Tensor& input, const ForwardOptions& options = {}) const;

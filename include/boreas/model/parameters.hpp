@@ -24,7 +24,7 @@ enum class Init {
 };
 
 class ParameterStore {
-public:
+  public:
     /// Declares a parameter; returns a stable pointer to its tensor (filled by load or initialise).
     Tensor* declare(const std::string& name, std::vector<std::int64_t> shape, Init init,
                     std::int64_t fan_in = 0);
@@ -51,13 +51,26 @@ public:
     void save(const std::filesystem::path& path,
               const std::map<std::string, std::string>& metadata = {}) const;
 
+    /// bf16 inference: each of `tensors` (declared here) is kept as bf16 bits only, rounded to
+    /// nearest even, and its fp32 storage released (the Tensor stays, empty). Linear layers then
+    /// read the bits (bf16_bits). A store holding bf16 tensors is for the bf16 forward only: it
+    /// refuses load, initialise, assign and save.
+    void keep_as_bf16(const std::vector<const Tensor*>& tensors);
+    /// The bf16 bits kept for `tensor`, or null where it is fp32.
+    const std::uint16_t* bf16_bits(const Tensor* tensor) const;
+    bool holds_bf16() const { return !bf16_.empty(); }
+
   private:
     struct Entry {
         Tensor tensor;
         Init init;
         std::int64_t fan_in;
+        std::vector<std::uint16_t> bf16;  ///< keep_as_bf16: the values, when tensor is released
+        std::int64_t released = 0;        ///< the released tensor's element count
     };
+    void check_fp32(const char* what) const;
     std::map<std::string, Entry> entries_;
+    std::map<const Tensor*, const Entry*> bf16_;
 };
 
 }  // namespace boreas::model

@@ -413,7 +413,8 @@ void mlp_tiled(const MlpParams& p, int threads) {
 }  // namespace
 
 void linear(const LinearParams& p) {
-    BOREAS_CHECK(p.bf16 || !p.y_bf16, "linear: bf16 output needs the bf16 Linear");
+    BOREAS_CHECK(p.bf16 || !(p.y_bf16 || p.weight_bf16),
+                 "linear: bf16 output or weights need the bf16 Linear");
     if (p.bf16) {
         linear_bf16(p);
         return;
@@ -444,6 +445,8 @@ void linear(const LinearParams& p) {
 }
 
 void mlp(const MlpParams& p) {
+    BOREAS_CHECK(p.bf16 || !(p.weight_in_bf16 || p.weight_out_bf16),
+                 "mlp: bf16 weights need the bf16 MLP");
     if (p.bf16) {
         mlp_bf16(p);
         return;

@@ -48,7 +48,8 @@ void finish_rows(const LinearParams& p, float* raw, std::int64_t ld_raw, float* 
 }
 
 void check(const LinearParams& p) {
-    BOREAS_CHECK(p.x && p.weight && (p.y || p.y_bf16) && p.rows >= 0 && p.in > 0 && p.out > 0,
+    BOREAS_CHECK(p.x && (p.weight || p.weight_bf16) && (p.y || p.y_bf16) && p.rows >= 0 &&
+                     p.in > 0 && p.out > 0,
                  "linear (bf16): invalid parameters (rows {}, in {}, out {})", p.rows, p.in, p.out);
     BOREAS_CHECK(!p.y_bf16 || !(p.gelu || p.accumulate || p.y),
                  "linear (bf16): bf16 output takes neither gelu, accumulate nor y");
@@ -58,6 +59,11 @@ void check(const LinearParams& p) {
 /// W rounded to bf16 values, in fp32, in the layout given.
 std::vector<float> rounded_weight(const LinearParams& p) {
     std::vector<float> weight(static_cast<std::size_t>(p.out * p.in));
+    if (p.weight_bf16) {
+        for (std::size_t i = 0; i < weight.size(); ++i)
+            weight[i] = std::bit_cast<float>(static_cast<std::uint32_t>(p.weight_bf16[i]) << 16);
+        return weight;
+    }
     std::copy_n(p.weight, weight.size(), weight.data());
     round_to_bf16(weight.data(), static_cast<std::int64_t>(weight.size()));
     return weight;
@@ -92,13 +98,15 @@ constexpr std::int64_t kPanelCols = 32;  // two zmm of fp32 accumulators per til
 constexpr std::int64_t kTileRowsBf16 = 12;
 constexpr std::int64_t kChunkRowsBf16 = 8 * kTileRowsBf16;
 
-float weight_at(const LinearParams& p, std::int64_t out, std::int64_t in) {
-    return p.weight_transposed ? p.weight[in * p.out + out] : p.weight[out * p.in + in];
-}
-
 /// bf16 bits of v, nearest even (the scalar twin of vcvtneps2bf16, NaN kept quiet).
 std::uint16_t bf16_bits(float v) {
     return static_cast<std::uint16_t>(rounded_bf16_bits(v) >> 16);
+}
+
+/// W[out, in] as bf16 bits, from the bf16 weight where given.
+std::uint16_t weight_bits(const LinearParams& p, std::int64_t out, std::int64_t in) {
+    const std::int64_t i = p.weight_transposed ? in * p.out + out : out * p.in + in;
+    return p.weight_bf16 ? p.weight_bf16[i] : bf16_bits(p.weight[i]);
 }
 
 /// W as 32-column panels of k-pairs: panel j, pair k holds 64 bf16, column c's (W[c, 2k],
@@ -122,7 +130,7 @@ PackedWeight pack_weight(const LinearParams& p) {
             const std::int64_t col = j * kPanelCols + c;
             for (std::int64_t k = 0; k < 2 * w.pairs; ++k)
                 panel[(k / 2) * 64 + 2 * c + (k % 2)] =
-                    (col < p.out && k < p.in) ? bf16_bits(weight_at(p, col, k)) : 0;
+                    (col < p.out && k < p.in) ? weight_bits(p, col, k) : 0;
         }
     }
     return w;
@@ -273,19 +281,21 @@ void linear_bf16(const LinearParams& p) {
 }
 
 void mlp_bf16(const MlpParams& p) {
-    BOREAS_CHECK(p.x && p.weight_in && p.weight_out && p.y && p.rows >= 0 && p.in > 0 &&
-                     p.hidden > 0 && p.out > 0,
+    BOREAS_CHECK(p.x && (p.weight_in || p.weight_in_bf16) && (p.weight_out || p.weight_out_bf16) &&
+                     p.y && p.rows >= 0 && p.in > 0 && p.hidden > 0 && p.out > 0,
                  "mlp (bf16): invalid parameters (rows {}, in {}, hidden {}, out {})", p.rows, p.in,
                  p.hidden, p.out);
     if (p.rows == 0) return;
     LinearParams first;
     first.weight = p.weight_in;
+    first.weight_bf16 = p.weight_in_bf16;
     first.bias = p.bias_in;
     first.in = p.in, first.out = p.hidden;
     first.gelu = true;
     first.bf16 = true;
     LinearParams second;
     second.weight = p.weight_out;
+    second.weight_bf16 = p.weight_out_bf16;
     second.bias = p.bias_out;
     second.in = p.hidden, second.out = p.out;
     second.accumulate = p.accumulate;
