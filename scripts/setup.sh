@@ -30,6 +30,29 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The aarch64 cross build of the kernels, tested under qemu-user (tests/cross/aarch64_test.sh):
+# Debian's cross toolchain, qemu, and the arm64 libraries the kernels' tests link, through
+# multiarch (the architecture is added once; nothing of the host's is replaced).
+cross=(crossbuild-essential-arm64 qemu-user libopenblas-dev:arm64 libfmt-dev:arm64 libgtest-dev:arm64)
+cross_missing=()
+for p in "${cross[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || cross_missing+=("$p")
+done
+if ((${#cross_missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: the aarch64 cross test will be skipped (missing ${cross_missing[*]}; run as root)" >&2
+  else
+    echo "setup.sh: installing ${cross_missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      dpkg --add-architecture arm64
+    fi
+    apt-get update -qq
+    # With recommends: the cross compilers bring their C library that way.
+    apt-get install -y -qq --no-remove "${cross_missing[@]}" >/dev/null
+  fi
+fi
+
 # Prefer the OpenMP build of OpenBLAS so BLAS threads and Boreas' OpenMP threads share one pool.
 if [[ $(id -u) -eq 0 ]] && command -v update-alternatives >/dev/null; then
   lib=/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
