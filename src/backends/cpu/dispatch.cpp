@@ -37,10 +37,12 @@ struct Path {
     bool (*cpu_has)();
 };
 
-#if defined(__x86_64__)
+#if defined(BOREAS_KERNELS_AVX2) || defined(BOREAS_KERNELS_AVX512)
 bool cpu_has_avx2() {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+#endif
+#ifdef BOREAS_KERNELS_AVX512
 bool cpu_has_avx512() {
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
