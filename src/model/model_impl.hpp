@@ -238,6 +238,7 @@ struct TransformerLayer {
         p.heads = heads;
         p.head_dim = channels / heads;
         p.window = window;
+        p.bf16 = bf16_inference.load(std::memory_order_relaxed);
         kernels::cpu::window_attention(p);
         projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
         apply_mlp(mlp_in, mlp_out, &norm_mlp, x.data(), rows, x.data());

@@ -49,6 +49,7 @@ void transformer_layer_sharded(const TransformerLayer& layer, Tensor& x_own, con
     p.heads = layer.heads / ranks;
     p.head_dim = c / layer.heads;
     p.window = layer.window;
+    p.bf16 = bf16_inference.load(std::memory_order_relaxed);
     kernels::cpu::window_attention(p);
     const Tensor attended = sh.heads_to_rows(attended_heads, seq, 1);
     layer.projection.apply(attended.data(), rows, x_own.data(), /*accumulate=*/true);

@@ -4,9 +4,12 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "boreas/kernels/kernels.hpp"
@@ -569,5 +572,78 @@ INSTANTIATE_TEST_SUITE_P(
         WindowShape{1, 1500, 2, 64, 600, true},
         // A window wider than the sequence.
         WindowShape{1, 90, 2, 32, 200, false}));
+
+// bf16 (WindowAttentionParams::bf16, as SDPA under bf16 autocast): on bf16-valued q, k, v the
+// output equals the direct softmax in double with the numerators rounded to bf16, to bf16
+// precision (the kernel rounds them against each key block's running maximum, the reference
+// against the row's). Runs on every path: vdpbf16ps tiles on avx512 with AVX512-BF16 (head
+// sizes a multiple of 32), the fp32 kernel on rounded numerators elsewhere.
+float to_bf16(float v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+    std::memcpy(&v, &bits, 4);
+    return v;
+}
+
+class WindowAttentionBf16 : public ::testing::TestWithParam<WindowShape> {};
+
+TEST_P(WindowAttentionBf16, MatchesTheRoundedSoftmax) {
+    const auto [batch, seq, heads, d, window, fused] = GetParam();
+    const std::int64_t width = heads * d, rows = batch * seq;
+    const std::int64_t stride = fused ? 3 * width : width;
+    std::mt19937 generator(9);
+    auto qkv = random_vector(static_cast<std::size_t>(rows * 3 * width), generator);
+    for (float& x : qkv) x = to_bf16(x);
+    const float* q = qkv.data();
+    const float* k = fused ? q + width : q + rows * width;
+    const float* v = fused ? q + 2 * width : q + 2 * rows * width;
+    std::vector<float> out(static_cast<std::size_t>(rows * width), NAN);
+    WindowAttentionParams p;
+    p.q = q, p.k = k, p.v = v, p.out = out.data();
+    p.batch = batch, p.seq = seq, p.heads = heads, p.head_dim = d, p.window = window;
+    p.stride = stride, p.out_stride = width;
+    p.bf16 = true;
+    cpu::window_attention(p);
+    double worst = 0;
+    for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t h = 0; h < heads; ++h)
+            for (std::int64_t i = 0; i < seq; ++i) {
+                const std::int64_t first = std::max<std::int64_t>(0, i - window),
+                                   last = std::min(seq - 1, i + window);
+                auto at = [&](const float* x, std::int64_t j, std::int64_t c) {
+                    return static_cast<double>(x[(b * seq + j) * stride + h * d + c]);
+                };
+                std::vector<double> scores;
+                double max = -1e300;
+                for (std::int64_t j = first; j <= last; ++j) {
+                    double s = 0;
+                    for (std::int64_t x = 0; x < d; ++x) s += at(q, i, x) * at(k, j, x);
+                    scores.push_back(s / std::sqrt(static_cast<double>(d)));
+                    max = std::max(max, scores.back());
+                }
+                double sum = 0;
+                for (auto& s : scores) sum += (s = std::exp(s - max));
+                for (std::int64_t x = 0; x < d; ++x) {
+                    double o = 0;
+                    for (std::int64_t j = first; j <= last; ++j)
+                        o += to_bf16(static_cast<float>(scores[j - first])) * at(v, j, x);
+                    o /= sum;
+                    const float got = out[(b * seq + i) * width + h * d + x];
+                    worst = std::max(worst, std::abs(got - o));
+                    ASSERT_NEAR(got, o, 4e-3)
+                        << "batch " << b << " head " << h << " query " << i << " channel " << x;
+                }
+            }
+    RecordProperty("worst_abs_error", std::to_string(worst));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, WindowAttentionBf16,
+    ::testing::Values(
+        WindowShape{1, 300, 1, 8, 100, false},    // OpenBLAS tiles: always the fp32 kernel
+        WindowShape{2, 301, 3, 32, 40, true},     // 32-channel heads, partial panels and blocks
+        WindowShape{1, 1500, 2, 64, 600, true},   // three key blocks per query block: rescaling
+        WindowShape{1, 90, 2, 64, 200, false}));  // a window wider than the sequence
 
 }  // namespace

@@ -172,6 +172,11 @@ struct WindowAttentionParams {
     std::int64_t stride = 0;  ///< row stride of q, k, v (and of out unless out_stride); 0: heads*d
     std::int64_t out_stride = 0;  ///< row stride of out (and of the backward's d_out); 0: `stride`
     float* lse = nullptr;         ///< optional [batch*seq, heads]: log-sum-exp, for backward
+    /// Inference in bf16, as SDPA runs under anemoi's bf16 autocast: Q K^T and P V on bf16
+    /// operands (q, k, v and the softmax numerators P rounded to bf16) with fp32 sums; the
+    /// softmax itself in fp32. vdpbf16ps tiles on AVX512-BF16 (head sizes a multiple of 32),
+    /// fp32 FMAs on the rounded values elsewhere. Not for training (no backward).
+    bool bf16 = false;
 };
 
 /// Backward of window_attention (flash-attention style, spec/model.md 4.1): scores recomputed

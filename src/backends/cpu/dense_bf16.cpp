@@ -9,6 +9,7 @@
 // - everywhere else ("emulated"): W and x rounded to bf16 values held in fp32, through this
 //   path's fp32 Linear. Products of two bf16 are exact in fp32, so the two differ only by the
 //   order of the fp32 sums (and the final bf16 rounding of a sum that lands on a tie).
+#include "bf16_tile.hpp"
 #include "dense_bf16_rounding.hpp"
 #include "simd.hpp"
 
@@ -94,8 +95,8 @@ void linear_bf16_emulated(const LinearParams& p, const std::vector<float>& weigh
 
 #ifdef BOREAS_ISA_AVX512
 
-constexpr std::int64_t kPanelCols = 32;  // two zmm of fp32 accumulators per tile row
-constexpr std::int64_t kTileRowsBf16 = 12;
+constexpr std::int64_t kPanelCols = bf16::kPanelCols;  // two zmm of accumulators per tile row
+constexpr std::int64_t kTileRowsBf16 = bf16::kTileRows;
 constexpr std::int64_t kChunkRowsBf16 = 8 * kTileRowsBf16;
 
 /// bf16 bits of v, nearest even (the scalar twin of vcvtneps2bf16, NaN kept quiet).
@@ -136,64 +137,16 @@ PackedWeight pack_weight(const LinearParams& p) {
     return w;
 }
 
-/// Row stride of a converted x tile, in pairs: a multiple of 16 (whole zmm stores) plus 16, so
-/// that the 12 rows of a tile fall in different L1 sets for any width.
-std::int64_t tile_stride(std::int64_t pairs) {
-    return (pairs + 15) / 16 * 16 + 16;
-}
-
-/// rows of x (ldx apart) to bf16 pairs, `stride` pairs apart; rows past `rows` up to `padded`
-/// and pairs past the width are zero.
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]] void convert_rows(
-    const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t padded, std::int64_t in,
-    std::int64_t stride, std::uint32_t* out) {
-    for (std::int64_t r = 0; r < padded; ++r) {
-        std::uint32_t* row = out + r * stride;
-        if (r >= rows) {
-            std::fill_n(row, stride, 0u);
-            continue;
-        }
-        const float* src = x + r * ldx;
-        std::int64_t k = 0;
-        for (; k < in; k += 32) {
-            const std::int64_t left = in - k;
-            const __mmask16 lo_mask =
-                left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
-            const __mmask16 hi_mask =
-                left >= 32 ? 0xFFFF
-                           : (left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1) : 0);
-            const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src + k);
-            const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + k + 16);
-            _mm512_storeu_si512(row + k / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-        }
-        std::fill(row + k / 2, row + stride, 0u);
-    }
-}
-
 /// c[12 rows, 32 columns] (ldc apart) = a[12, pairs] (bf16 pairs, `stride` apart) times the
 /// panel, plus bias[0, 32) (zero past the columns).
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]] void tile_bf16(
-    std::int64_t pairs, const std::uint32_t* a, std::int64_t stride, const std::uint16_t* panel,
-    const float* bias, float* c, std::int64_t ldc) {
-    __m512 acc[kTileRowsBf16][2];
-#pragma GCC unroll 12
-    for (int r = 0; r < kTileRowsBf16; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (std::int64_t k = 0; k < pairs; ++k) {
-        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + k * 64);
-        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + k * 64 + 32);
-#pragma GCC unroll 12
-        for (int r = 0; r < kTileRowsBf16; ++r) {
-            const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * stride + k]));
-            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
-            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
-        }
-    }
+[[BOREAS_BF16_TARGET]] void tile_bf16(std::int64_t pairs, const std::uint32_t* a,
+                                      std::int64_t stride, const std::uint16_t* panel,
+                                      const float* bias, float* c, std::int64_t ldc) {
     const __m512 bias0 = _mm512_loadu_ps(bias), bias1 = _mm512_loadu_ps(bias + 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < kTileRowsBf16; ++r) {
-        _mm512_storeu_ps(c + r * ldc, _mm512_add_ps(acc[r][0], bias0));
-        _mm512_storeu_ps(c + r * ldc + 16, _mm512_add_ps(acc[r][1], bias1));
-    }
+    bf16::tile(pairs, a, stride, panel, [&](int r, __m512 lo, __m512 hi) {
+        _mm512_storeu_ps(c + r * ldc, _mm512_add_ps(lo, bias0));
+        _mm512_storeu_ps(c + r * ldc + 16, _mm512_add_ps(hi, bias1));
+    });
 }
 
 void linear_bf16_native(const LinearParams& p, const PackedWeight& weight) {
@@ -202,7 +155,7 @@ void linear_bf16_native(const LinearParams& p, const PackedWeight& weight) {
     const std::int64_t padded_out = weight.panels * kPanelCols;
     std::vector<float> bias(static_cast<std::size_t>(padded_out), 0.0f);
     if (p.bias) std::copy_n(p.bias, p.out, bias.data());
-    const std::int64_t stride = tile_stride(weight.pairs);
+    const std::int64_t stride = bf16::tile_stride(weight.pairs);
     const std::int64_t chunks = (p.rows + kChunkRowsBf16 - 1) / kChunkRowsBf16;
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     const int used = static_cast<int>(std::clamp<std::int64_t>(chunks, 1, threads));
@@ -215,7 +168,8 @@ void linear_bf16_native(const LinearParams& p, const PackedWeight& weight) {
             const std::int64_t r0 = chunk * kChunkRowsBf16;
             const std::int64_t rows = std::min(kChunkRowsBf16, p.rows - r0);
             const std::int64_t tiles = (rows + kTileRowsBf16 - 1) / kTileRowsBf16;
-            convert_rows(p.x + r0 * ldx, ldx, rows, tiles * kTileRowsBf16, p.in, stride, a.data());
+            bf16::convert_rows(p.x + r0 * ldx, ldx, rows, tiles * kTileRowsBf16, p.in, stride,
+                               a.data());
             for (std::int64_t j = 0; j < weight.panels; ++j)
                 for (std::int64_t t = 0; t < tiles; ++t)
                     tile_bf16(weight.pairs, a.data() + t * kTileRowsBf16 * stride, stride,

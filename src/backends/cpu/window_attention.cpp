@@ -11,9 +11,11 @@
 #include <limits>
 #include <vector>
 
+#include "bf16_tile.hpp"
 #include "blas_threads.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
+#include "dense_bf16_rounding.hpp"
 #include "simd.hpp"
 #include "small_gemm.hpp"
 
@@ -33,7 +35,45 @@ constexpr std::int64_t kGroupBytes = std::int64_t{1} << 20;
 struct PackedHead {
     std::vector<float> keys_t;  // [seq_padded / 16][d][16]: panel t = keys 16t ... 16t+15
     std::vector<float> values;  // [d / 16][seq_padded][16]: panel t = channels 16t ... 16t+15
+    // The bf16 forward on AVX512-BF16 (bf16_tile.hpp's panels; seq padded to 32 keys):
+    std::vector<std::uint16_t> keys_bf16;    // [seq/32 panels][d/2 pairs][32 keys][2]
+    std::vector<std::uint16_t> values_bf16;  // [d/32 panels][seq/2 pairs][32 channels][2]
 };
+
+#ifdef BOREAS_ISA_AVX512
+bool cpu_has_bf16_dot() {
+    static const bool has = __builtin_cpu_supports("avx512bf16");
+    return has;
+}
+
+std::uint16_t bits_of(float v) {
+    return static_cast<std::uint16_t>(rounded_bf16_bits(v) >> 16);
+}
+
+/// Keys [key0, key0 + 32) of every head of one batch element into the bf16 panels.
+void pack_key_panel_bf16(const float* k, const float* v, std::int64_t stride, std::int64_t seq,
+                         std::int64_t seq_padded, std::int64_t heads, std::int64_t d,
+                         std::int64_t key0, PackedHead* packed) {
+    const std::int64_t seq_pairs = seq_padded / 2;
+    for (std::int64_t key = key0; key < key0 + bf16::kPanelCols; ++key) {
+        const bool padding = key >= seq;
+        const std::int64_t c = key - key0;
+        for (std::int64_t h = 0; h < heads; ++h) {
+            std::uint16_t* keys = packed[h].keys_bf16.data() + key0 * d;
+            const float* k_row = k + key * stride + h * d;
+            for (std::int64_t x = 0; x < d; ++x)
+                keys[(x / 2) * 64 + 2 * c + x % 2] = padding ? 0 : bits_of(k_row[x]);
+            const float* v_row = v + key * stride + h * d;
+            for (std::int64_t t = 0; t < d / bf16::kPanelCols; ++t) {
+                std::uint16_t* values =
+                    packed[h].values_bf16.data() + (t * seq_pairs + key / 2) * 64 + key % 2;
+                for (std::int64_t ch = 0; ch < bf16::kPanelCols; ++ch)
+                    values[2 * ch] = padding ? 0 : bits_of(v_row[t * bf16::kPanelCols + ch]);
+            }
+        }
+    }
+}
+#endif
 
 /// Keys [key0, key0 + 16) of every head of one batch element (k and v pointing at its first
 /// row). A key's heads are side by side in its row, so going row by row and then head by head
@@ -84,13 +124,38 @@ void window_attention(const WindowAttentionParams& p) {
     // The register-blocked tile GEMM where P V's output is whole 16-wide panels, OpenBLAS
     // otherwise (odd head sizes).
     const bool tiled = d % kPanel == 0;
-    const std::int64_t seq_padded = panel_padded(seq);
+    // bf16: on vdpbf16ps tiles where the CPU has them and whole 32-channel panels fit the head;
+    // elsewhere the fp32 kernel on bf16-rounded operands (q, k, v are the bf16 forward's
+    // projections, already bf16 values; P is rounded below).
+    bool native_bf16 = false;
+#ifdef BOREAS_ISA_AVX512
+    native_bf16 = p.bf16 && d % bf16::kPanelCols == 0 && cpu_has_bf16_dot();
+#endif
+    const std::int64_t key_align = native_bf16 ? 32 : kPanel;
+    const std::int64_t seq_padded = native_bf16 ? (seq + 31) / 32 * 32 : panel_padded(seq);
     // The calling thread's packed heads, kept between calls (no allocation and zeroing per call).
     // Named through a reference: inside the parallel regions below the thread_local itself would
     // be each thread's own.
     static thread_local std::vector<PackedHead> callers_packed;
     std::vector<PackedHead>& packed = callers_packed;
-    if (tiled) {
+    if (native_bf16) {
+#ifdef BOREAS_ISA_AVX512
+        if (packed.size() < static_cast<std::size_t>(p.batch * heads))
+            packed.resize(static_cast<std::size_t>(p.batch * heads));
+        for (std::int64_t bh = 0; bh < p.batch * heads; ++bh) {
+            packed[bh].keys_bf16.resize(static_cast<std::size_t>(seq_padded * d));
+            packed[bh].values_bf16.resize(static_cast<std::size_t>(seq_padded * d));
+        }
+        const std::int64_t panels = seq_padded / bf16::kPanelCols;
+#pragma omp parallel for schedule(static)
+        for (std::int64_t bp = 0; bp < p.batch * panels; ++bp) {
+            const std::int64_t b = bp / panels;
+            pack_key_panel_bf16(p.k + b * seq * stride, p.v + b * seq * stride, stride, seq,
+                                seq_padded, heads, d, (bp % panels) * bf16::kPanelCols,
+                                packed.data() + b * heads);
+        }
+#endif
+    } else if (tiled) {
         if (packed.size() < static_cast<std::size_t>(p.batch * heads))
             packed.resize(static_cast<std::size_t>(p.batch * heads));
         for (std::int64_t bh = 0; bh < p.batch * heads; ++bh) {
@@ -116,6 +181,7 @@ void window_attention(const WindowAttentionParams& p) {
         // The block's queries, head by head as dense [m, d] tiles: q rows are 4-12 KiB apart in
         // the fused QKV buffer, and 6 such rows read together fall into one L1 set.
         std::vector<float> queries(tiled ? static_cast<std::size_t>(group * kQueryBlock * d) : 0);
+        std::vector<std::uint32_t> bf16_scratch;  // A operands converted to bf16 pairs
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t task = 0; task < tasks; ++task) {
             const std::int64_t block = task % query_blocks;
@@ -132,7 +198,7 @@ void window_attention(const WindowAttentionParams& p) {
                 }
             // Tiled: key blocks start on a panel boundary (the extra keys are masked below).
             std::int64_t key_begin = std::max<std::int64_t>(0, i0 - w);
-            if (tiled) key_begin -= key_begin % kPanel;
+            if (tiled) key_begin -= key_begin % key_align;
             const std::int64_t key_end = std::min(seq, i1 + w);
             for (std::int64_t g = 0; g < group; ++g) {
                 const std::int64_t h = h0 + g;
@@ -151,7 +217,14 @@ void window_attention(const WindowAttentionParams& p) {
                     const std::int64_t n = std::min(kKeyBlock, key_end - j0);
                     const bool first = j0 == key_begin;
                     // scores[m, n] = scale * Q K^T
-                    if (tiled) {
+                    if (native_bf16) {
+#ifdef BOREAS_ISA_AVX512
+                        const auto& head = packed[b * heads + h];
+                        bf16::small_gemm(m, n, d, scale, q, q_ld, head.keys_bf16.data() + j0 * d,
+                                         bf16::kPanelCols * d, false, scores.data(), kKeyBlock,
+                                         bf16_scratch);
+#endif
+                    } else if (tiled) {
                         const auto& head = packed[b * heads + h];
                         small_gemm(m, n, d, scale, q, q_ld, head.keys_t.data() + j0 * d, kPanel * d,
                                    false, scores.data(), kKeyBlock);
@@ -175,6 +248,8 @@ void window_attention(const WindowAttentionParams& p) {
                         const float new_max = std::max(head_max[r], simd::max(row + lo, hi - lo));
                         simd::zero(row, lo);
                         const float sum = simd::exp_shifted_sum(row + lo, new_max, hi - lo);
+                        // bf16: P V multiplies bf16 numerators (the sum stays the fp32 one).
+                        if (p.bf16 && !native_bf16) round_to_bf16(row + lo, hi - lo);
                         simd::zero(row + hi, n - hi);
                         // The first key block sets acc (P V without accumulate), so it has
                         // nothing to rescale.
@@ -185,7 +260,15 @@ void window_attention(const WindowAttentionParams& p) {
                             simd::scale(head_acc + r * d, correction, d);
                     }
                     // acc[m, d] (+)= P V
-                    if (tiled) {
+                    if (native_bf16) {
+#ifdef BOREAS_ISA_AVX512
+                        const auto& head = packed[b * heads + h];
+                        bf16::small_gemm(m, d, n, 1.0f, scores.data(), kKeyBlock,
+                                         head.values_bf16.data() + j0 * bf16::kPanelCols,
+                                         seq_padded * bf16::kPanelCols, !first, head_acc, d,
+                                         bf16_scratch);
+#endif
+                    } else if (tiled) {
                         const auto& head = packed[b * heads + h];
                         small_gemm(m, d, n, 1.0f, scores.data(), kKeyBlock,
                                    head.values.data() + j0 * kPanel, seq_padded * kPanel, !first,
