@@ -148,22 +148,29 @@ struct StackedLinears {
     }
 };
 
+/// The Linear of `stacked` over x's rows (its output left for the caller to point at).
+inline kernels::LinearParams stacked_params(const StackedLinears& stacked, const float* x,
+                                            std::int64_t rows) {
+    kernels::LinearParams p;
+    p.x = x;
+    p.weight = stacked.weight.data();
+    p.weight_bf16 = stacked.weight_bf16.empty() ? nullptr : stacked.weight_bf16.data();
+    p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
+    p.rows = rows;
+    p.in = stacked.in;
+    p.out = stacked.out;
+    p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_bf16 != nullptr;
+    return p;
+}
+
 /// Linears that read the same input, run as one GEMM with their outputs side by side: y[rows,
 /// sum of outs], Linear i in columns [sum of earlier outs, + out_i). The input is packed once and
 /// the GEMM is wider (better blocked) than each part; costs a copy of the weights per call.
 inline void apply_side_by_side(std::initializer_list<const Linear*> layers, const float* x,
                                std::int64_t rows, float* y) {
     const StackedLinears stacked(layers);
-    kernels::LinearParams p;
-    p.x = x;
-    p.weight = stacked.weight.data();
-    p.weight_bf16 = stacked.weight_bf16.empty() ? nullptr : stacked.weight_bf16.data();
-    p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
+    auto p = stacked_params(stacked, x, rows);
     p.y = y;
-    p.rows = rows;
-    p.in = stacked.in;
-    p.out = stacked.out;
-    p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_bf16 != nullptr;
     kernels::cpu::linear(p);
 }
 
@@ -172,15 +179,8 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
 inline void apply_side_by_side(std::initializer_list<const Linear*> layers, const float* x,
                                std::int64_t rows, std::uint16_t* y_bf16) {
     const StackedLinears stacked(layers);
-    kernels::LinearParams p;
-    p.x = x;
-    p.weight = stacked.weight.data();
-    p.weight_bf16 = stacked.weight_bf16.empty() ? nullptr : stacked.weight_bf16.data();
-    p.bias = stacked.bias.numel() ? stacked.bias.data() : nullptr;
+    auto p = stacked_params(stacked, x, rows);
     p.y_bf16 = y_bf16;
-    p.rows = rows;
-    p.in = stacked.in;
-    p.out = stacked.out;
     p.bf16 = true;
     kernels::cpu::linear(p);
 }

@@ -500,6 +500,31 @@ void PrintTo(const WindowShape& s, std::ostream* os) {
         << ", window " << s.window << (s.fused ? ", fused" : ", separate");
 }
 
+/// Query i's softmax over keys |i - j| <= window of (batch b, head h), directly in double:
+/// the numerators e^(s_j - max) for j in [first, first + numerators.size()), their max and sum.
+struct DirectSoftmax {
+    std::int64_t first = 0;
+    std::vector<double> numerators;
+    double max = -1e300, sum = 0;
+};
+DirectSoftmax direct_softmax(const float* q, const float* k, std::int64_t stride, std::int64_t seq,
+                             std::int64_t d, std::int64_t window, std::int64_t b, std::int64_t h,
+                             std::int64_t i) {
+    DirectSoftmax result;
+    result.first = std::max<std::int64_t>(0, i - window);
+    const std::int64_t last = std::min(seq - 1, i + window);
+    for (std::int64_t j = result.first; j <= last; ++j) {
+        double s = 0;
+        for (std::int64_t x = 0; x < d; ++x)
+            s += static_cast<double>(q[(b * seq + i) * stride + h * d + x]) *
+                 k[(b * seq + j) * stride + h * d + x];
+        result.numerators.push_back(s / std::sqrt(static_cast<double>(d)));
+        result.max = std::max(result.max, result.numerators.back());
+    }
+    for (auto& s : result.numerators) result.sum += (s = std::exp(s - result.max));
+    return result;
+}
+
 class WindowAttentionForward : public ::testing::TestWithParam<WindowShape> {};
 
 TEST_P(WindowAttentionForward, MatchesDirectSoftmax) {
@@ -531,28 +556,16 @@ TEST_P(WindowAttentionForward, MatchesDirectSoftmax) {
     for (std::int64_t b = 0; b < batch; ++b)
         for (std::int64_t h = 0; h < heads; ++h)
             for (std::int64_t i = 0; i < seq; ++i) {
-                const std::int64_t first = std::max<std::int64_t>(0, i - window),
-                                   last = std::min(seq - 1, i + window);
-                auto at = [&](const float* x, std::int64_t j, std::int64_t c) {
-                    return static_cast<double>(x[(b * seq + j) * stride + h * d + c]);
-                };
-                std::vector<double> scores;
-                double max = -1e300;
-                for (std::int64_t j = first; j <= last; ++j) {
-                    double s = 0;
-                    for (std::int64_t x = 0; x < d; ++x) s += at(q, i, x) * at(k, j, x);
-                    scores.push_back(s / std::sqrt(static_cast<double>(d)));
-                    max = std::max(max, scores.back());
-                }
-                double sum = 0;
-                for (auto& s : scores) sum += (s = std::exp(s - max));
+                const auto softmax = direct_softmax(q, k, stride, seq, d, window, b, h, i);
                 const std::int64_t row = b * seq + i;
-                ASSERT_NEAR(lse[row * heads + h], max + std::log(sum), 1e-4)
+                ASSERT_NEAR(lse[row * heads + h], softmax.max + std::log(softmax.sum), 1e-4)
                     << "batch " << b << " head " << h << " query " << i;
                 for (std::int64_t x = 0; x < d; ++x) {
                     double o = 0;
-                    for (std::int64_t j = first; j <= last; ++j)
-                        o += scores[j - first] / sum * at(v, j, x);
+                    for (std::size_t e = 0; e < softmax.numerators.size(); ++e)
+                        o += softmax.numerators[e] / softmax.sum *
+                             v[(b * seq + softmax.first + static_cast<std::int64_t>(e)) * stride +
+                               h * d + x];
                     ASSERT_NEAR(out[row * width + h * d + x], o, 1e-5)
                         << "batch " << b << " head " << h << " query " << i << " channel " << x;
                 }
@@ -609,26 +622,14 @@ TEST_P(WindowAttentionBf16, MatchesTheRoundedSoftmax) {
     for (std::int64_t b = 0; b < batch; ++b)
         for (std::int64_t h = 0; h < heads; ++h)
             for (std::int64_t i = 0; i < seq; ++i) {
-                const std::int64_t first = std::max<std::int64_t>(0, i - window),
-                                   last = std::min(seq - 1, i + window);
-                auto at = [&](const float* x, std::int64_t j, std::int64_t c) {
-                    return static_cast<double>(x[(b * seq + j) * stride + h * d + c]);
-                };
-                std::vector<double> scores;
-                double max = -1e300;
-                for (std::int64_t j = first; j <= last; ++j) {
-                    double s = 0;
-                    for (std::int64_t x = 0; x < d; ++x) s += at(q, i, x) * at(k, j, x);
-                    scores.push_back(s / std::sqrt(static_cast<double>(d)));
-                    max = std::max(max, scores.back());
-                }
-                double sum = 0;
-                for (auto& s : scores) sum += (s = std::exp(s - max));
+                const auto softmax = direct_softmax(q, k, stride, seq, d, window, b, h, i);
                 for (std::int64_t x = 0; x < d; ++x) {
                     double o = 0;
-                    for (std::int64_t j = first; j <= last; ++j)
-                        o += to_bf16(static_cast<float>(scores[j - first])) * at(v, j, x);
-                    o /= sum;
+                    for (std::size_t e = 0; e < softmax.numerators.size(); ++e)
+                        o += to_bf16(static_cast<float>(softmax.numerators[e])) *
+                             v[(b * seq + softmax.first + static_cast<std::int64_t>(e)) * stride +
+                               h * d + x];
+                    o /= softmax.sum;
                     const float got = out[(b * seq + i) * width + h * d + x];
                     worst = std::max(worst, std::abs(got - o));
                     ASSERT_NEAR(got, o, 4e-3)
