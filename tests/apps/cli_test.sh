@@ -87,6 +87,25 @@ jsonschema.validate(document, json.load(open(sys.argv[2])))
 assert document["boreas"]["processor"] == "graph_transformer" and document["parameters"] == 76962, document
 PY
 expect_ok forward --checkpoint "$ckpt/transformer.ckpt" --input "$ckpt/transformer.io.safetensors" -o "$work/ck.safetensors"
+# bf16: the same forward in bf16 is near the fp32 one, not equal to it, and says its precision.
+expect_ok forward --checkpoint "$ckpt/transformer.ckpt" --input "$ckpt/transformer.io.safetensors" --precision bf16 -o "$work/ck16.safetensors"
+/usr/bin/python3 - "$work/ck.safetensors" "$work/ck16.safetensors" <<'PY' || { echo "FAIL: bf16 forward output" >&2; failures=$((failures + 1)); }
+import json, struct, sys, array
+def read(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    begin, end = header["output"]["data_offsets"]
+    values = array.array("f", data[8 + n + begin:8 + n + end])
+    return json.loads(header["__metadata__"]["boreas"]), values
+meta32, fp32 = read(sys.argv[1])
+meta16, bf16 = read(sys.argv[2])
+assert meta16["precision"] == "bf16" and meta32["precision"] == "fp32", (meta16, meta32)
+num = sum((a - b) ** 2 for a, b in zip(bf16, fp32)) ** 0.5
+den = sum(b * b for b in fp32) ** 0.5
+assert 1e-5 < num / den < 5e-2, num / den
+PY
+expect_error "precision: fp16 not in" -- forward --config tiny --input synthetic --precision fp16 -o "$work/y"
 rm -f /tmp/boreas-pickle-was-executed
 expect_error "evil.ckpt: the pickle holds a dict, not an anemoi inference checkpoint" -- checkpoint info "$ckpt/evil.ckpt"
 [[ ! -e /tmp/boreas-pickle-was-executed ]] || { echo "FAIL: evil.ckpt's os.system ran" >&2; failures=$((failures + 1)); }
@@ -170,6 +189,8 @@ values[(1 * 1600 + 17) * 6 + 4] = float("nan")  # lsm at point 17: the model's o
 write(work + "/nan-lsm.safetensors", names)
 PY
 expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 12h -o "$work/fc.nc" --json "$work/fc.json"
+expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 12h --precision bf16 -o "$work/fc16.nc" --json "$work/fc16.json"
+grep -q '"precision": "bf16"' "$work/fc16.json" || { echo "FAIL: bf16 forecast JSON lacks its precision" >&2; failures=$((failures + 1)); }
 [[ -s $work/fc.nc && -s $work/fc.json ]] && grep -q '"schema": "boreas-forecast/1"' "$work/fc.json" ||
   { echo "FAIL: forecast wrote no NetCDF or JSON" >&2; failures=$((failures + 1)); }
 expect_ok forecast --checkpoint "$ckpt/transformer.ckpt" --input "$work/init.safetensors" --lead-time 1d -o "$work/steps"
