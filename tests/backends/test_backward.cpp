@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "boreas/kernels/kernels.hpp"
+#include "support/bf16.hpp"
 
 namespace {
 
@@ -591,13 +592,7 @@ INSTANTIATE_TEST_SUITE_P(
 // precision (the kernel rounds them against each key block's running maximum, the reference
 // against the row's). Runs on every path: vdpbf16ps tiles on avx512 with AVX512-BF16 (head
 // sizes a multiple of 32), the fp32 kernel on rounded numerators elsewhere.
-float to_bf16(float v) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-    std::memcpy(&v, &bits, 4);
-    return v;
-}
+using boreas::testing_support::round_to_bf16;
 
 class WindowAttentionBf16 : public ::testing::TestWithParam<WindowShape> {};
 
@@ -607,7 +602,7 @@ TEST_P(WindowAttentionBf16, MatchesTheRoundedSoftmax) {
     const std::int64_t stride = fused ? 3 * width : width;
     std::mt19937 generator(9);
     auto qkv = random_vector(static_cast<std::size_t>(rows * 3 * width), generator);
-    for (float& x : qkv) x = to_bf16(x);
+    for (float& x : qkv) x = round_to_bf16(x);
     const float* q = qkv.data();
     const float* k = fused ? q + width : q + rows * width;
     const float* v = fused ? q + 2 * width : q + 2 * rows * width;
@@ -626,7 +621,7 @@ TEST_P(WindowAttentionBf16, MatchesTheRoundedSoftmax) {
                 for (std::int64_t x = 0; x < d; ++x) {
                     double o = 0;
                     for (std::size_t e = 0; e < softmax.numerators.size(); ++e)
-                        o += to_bf16(static_cast<float>(softmax.numerators[e])) *
+                        o += round_to_bf16(static_cast<float>(softmax.numerators[e])) *
                              v[(b * seq + softmax.first + static_cast<std::int64_t>(e)) * stride +
                                h * d + x];
                     o /= softmax.sum;

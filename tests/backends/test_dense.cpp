@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "boreas/kernels/kernels.hpp"
+#include "support/bf16.hpp"
 
 namespace {
 
@@ -375,13 +376,7 @@ INSTANTIATE_TEST_SUITE_P(
 // to neighbouring bf16 values, so a result may differ by one bf16 step (two after GELU); most
 // must be exact, and every non-accumulated result must be a bf16 value.
 float bf16(double v) {
-    const float f = static_cast<float>(v);
-    std::uint32_t bits;
-    std::memcpy(&bits, &f, 4);
-    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-    float out;
-    std::memcpy(&out, &bits, 4);
-    return out;
+    return boreas::testing_support::round_to_bf16(static_cast<float>(v));
 }
 
 bool is_bf16_value(float v) {

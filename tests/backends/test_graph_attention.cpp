@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "boreas/kernels/kernels.hpp"
+#include "support/bf16.hpp"
 
 namespace {
 
@@ -139,11 +140,8 @@ TEST_P(GraphAttentionForward, MatchesTheDefinition) {
     std::vector<float> rounded = kv;
     std::vector<std::uint16_t> bits(kv.size());
     for (std::size_t i = 0; i < kv.size(); ++i) {
-        std::uint32_t b;
-        std::memcpy(&b, &kv[i], 4);
-        b = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
-        std::memcpy(&rounded[i], &b, 4);
-        bits[i] = static_cast<std::uint16_t>(b >> 16);
+        rounded[i] = boreas::testing_support::round_to_bf16(kv[i]);
+        bits[i] = boreas::testing_support::bf16_bits(kv[i]);
     }
     std::vector<float> from_rounded(out.size(), NAN), from_bits(out.size(), NAN);
     p.k = rounded.data();

@@ -17,6 +17,24 @@ namespace boreas::kernels::cpu::BOREAS_ISA_NS::bf16 {
 constexpr std::int64_t kPanelCols = 32;
 constexpr std::int64_t kTileRows = 12;
 
+/// Whether this CPU has vdpbf16ps (checked once).
+inline bool cpu_has_dot() {
+    static const bool has = __builtin_cpu_supports("avx512bf16");
+    return has;
+}
+
+/// Lane masks of the first `count` of 32 floats held in two zmm (0-15, 16-31).
+struct Masks {
+    __mmask16 lo, hi;
+};
+inline Masks first_lanes(std::int64_t count) {
+    auto lanes = [](std::int64_t n) {
+        return n >= 16 ? __mmask16{0xFFFF}
+                       : (n > 0 ? static_cast<__mmask16>((1u << n) - 1) : __mmask16{0});
+    };
+    return {lanes(count), lanes(count - 16)};
+}
+
 /// Row stride of a converted A tile, in pairs: a multiple of 16 (whole zmm stores) plus 16, so
 /// that the 12 rows of a tile fall in different L1 sets for any width.
 inline std::int64_t tile_stride(std::int64_t pairs) {
@@ -37,14 +55,9 @@ inline std::int64_t tile_stride(std::int64_t pairs) {
         const float* src = x + r * ldx;
         std::int64_t k = 0;
         for (; k < in; k += 32) {
-            const std::int64_t left = in - k;
-            const __mmask16 lo_mask =
-                left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
-            const __mmask16 hi_mask =
-                left >= 32 ? 0xFFFF
-                           : (left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1) : 0);
-            const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src + k);
-            const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + k + 16);
+            const Masks m = first_lanes(in - k);
+            const __m512 lo = _mm512_maskz_loadu_ps(m.lo, src + k);
+            const __m512 hi = _mm512_maskz_loadu_ps(m.hi, src + k + 16);
             _mm512_storeu_si512(row + k / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         }
         std::fill(row + k / 2, row + stride, 0u);
@@ -92,9 +105,7 @@ template <typename Store>
     const __m512 scale = _mm512_set1_ps(alpha);
     for (std::int64_t j = 0; j * kPanelCols < n; ++j) {
         const std::int64_t cols = std::min(kPanelCols, n - j * kPanelCols);
-        const __mmask16 lo_mask = cols >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
-        const __mmask16 hi_mask =
-            cols >= 32 ? 0xFFFF : (cols > 16 ? static_cast<__mmask16>((1u << (cols - 16)) - 1) : 0);
+        const Masks mask = first_lanes(cols);
         for (std::int64_t t = 0; t < tiles; ++t) {
             const std::int64_t r0 = t * kTileRows;
             float* c0 = c + r0 * ldc + j * kPanelCols;
@@ -105,11 +116,11 @@ template <typename Store>
                      lo = _mm512_mul_ps(lo, scale);
                      hi = _mm512_mul_ps(hi, scale);
                      if (accumulate) {
-                         lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(lo_mask, row));
-                         hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(hi_mask, row + 16));
+                         lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mask.lo, row));
+                         hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mask.hi, row + 16));
                      }
-                     _mm512_mask_storeu_ps(row, lo_mask, lo);
-                     _mm512_mask_storeu_ps(row + 16, hi_mask, hi);
+                     _mm512_mask_storeu_ps(row, mask.lo, lo);
+                     _mm512_mask_storeu_ps(row + 16, mask.hi, hi);
                  });
         }
     }

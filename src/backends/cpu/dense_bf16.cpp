@@ -99,11 +99,6 @@ constexpr std::int64_t kPanelCols = bf16::kPanelCols;  // two zmm of accumulator
 constexpr std::int64_t kTileRowsBf16 = bf16::kTileRows;
 constexpr std::int64_t kChunkRowsBf16 = 8 * kTileRowsBf16;
 
-/// bf16 bits of v, nearest even (the scalar twin of vcvtneps2bf16, NaN kept quiet).
-std::uint16_t bf16_bits(float v) {
-    return static_cast<std::uint16_t>(rounded_bf16_bits(v) >> 16);
-}
-
 /// W[out, in] as bf16 bits, from the bf16 weight where given.
 std::uint16_t weight_bits(const LinearParams& p, std::int64_t out, std::int64_t in) {
     const std::int64_t i = p.weight_transposed ? in * p.out + out : out * p.in + in;
@@ -181,11 +176,6 @@ void linear_bf16_native(const LinearParams& p, const PackedWeight& weight) {
     }
 }
 
-bool cpu_has_bf16_dot() {
-    static const bool has = __builtin_cpu_supports("avx512bf16");
-    return has;
-}
-
 #endif  // BOREAS_ISA_AVX512
 
 /// A Linear's weight made ready once for any number of row chunks.
@@ -199,7 +189,7 @@ struct PreparedWeight {
 PreparedWeight prepare(const LinearParams& p) {
     PreparedWeight w;
 #ifdef BOREAS_ISA_AVX512
-    if (cpu_has_bf16_dot()) {
+    if (bf16::cpu_has_dot()) {
         w.packed = pack_weight(p);
         return w;
     }
@@ -211,7 +201,7 @@ PreparedWeight prepare(const LinearParams& p) {
 void run(const LinearParams& p, const PreparedWeight& w) {
     if (p.rows == 0) return;
 #ifdef BOREAS_ISA_AVX512
-    if (cpu_has_bf16_dot()) {
+    if (bf16::cpu_has_dot()) {
         linear_bf16_native(p, w.packed);
         return;
     }
@@ -223,7 +213,7 @@ void run(const LinearParams& p, const PreparedWeight& w) {
 
 const char* bf16_method() {
 #ifdef BOREAS_ISA_AVX512
-    if (cpu_has_bf16_dot()) return "avx512_bf16";
+    if (bf16::cpu_has_dot()) return "avx512_bf16";
 #endif
     return "emulated";
 }

@@ -15,6 +15,11 @@ inline std::uint32_t rounded_bf16_bits(float v) {
     return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
 }
 
+/// The bf16 value of v (the high half of rounded_bf16_bits).
+inline std::uint16_t bf16_bits(float v) {
+    return static_cast<std::uint16_t>(rounded_bf16_bits(v) >> 16);
+}
+
 /// x[i] = bf16(x[i]) for n values.
 inline void round_to_bf16(float* x, std::int64_t n) {
     std::int64_t i = 0;

@@ -41,15 +41,6 @@ struct PackedHead {
 };
 
 #ifdef BOREAS_ISA_AVX512
-bool cpu_has_bf16_dot() {
-    static const bool has = __builtin_cpu_supports("avx512bf16");
-    return has;
-}
-
-std::uint16_t bits_of(float v) {
-    return static_cast<std::uint16_t>(rounded_bf16_bits(v) >> 16);
-}
-
 /// Keys [key0, key0 + 32) of every head of one batch element into the bf16 panels.
 void pack_key_panel_bf16(const float* k, const float* v, std::int64_t stride, std::int64_t seq,
                          std::int64_t seq_padded, std::int64_t heads, std::int64_t d,
@@ -62,13 +53,13 @@ void pack_key_panel_bf16(const float* k, const float* v, std::int64_t stride, st
             std::uint16_t* keys = packed[h].keys_bf16.data() + key0 * d;
             const float* k_row = k + key * stride + h * d;
             for (std::int64_t x = 0; x < d; ++x)
-                keys[(x / 2) * 64 + 2 * c + x % 2] = padding ? 0 : bits_of(k_row[x]);
+                keys[(x / 2) * 64 + 2 * c + x % 2] = padding ? 0 : bf16_bits(k_row[x]);
             const float* v_row = v + key * stride + h * d;
             for (std::int64_t t = 0; t < d / bf16::kPanelCols; ++t) {
                 std::uint16_t* values =
                     packed[h].values_bf16.data() + (t * seq_pairs + key / 2) * 64 + key % 2;
                 for (std::int64_t ch = 0; ch < bf16::kPanelCols; ++ch)
-                    values[2 * ch] = padding ? 0 : bits_of(v_row[t * bf16::kPanelCols + ch]);
+                    values[2 * ch] = padding ? 0 : bf16_bits(v_row[t * bf16::kPanelCols + ch]);
             }
         }
     }
@@ -129,7 +120,7 @@ void window_attention(const WindowAttentionParams& p) {
     // projections, already bf16 values; P is rounded below).
     bool native_bf16 = false;
 #ifdef BOREAS_ISA_AVX512
-    native_bf16 = p.bf16 && d % bf16::kPanelCols == 0 && cpu_has_bf16_dot();
+    native_bf16 = p.bf16 && d % bf16::kPanelCols == 0 && bf16::cpu_has_dot();
 #endif
     const std::int64_t key_align = native_bf16 ? 32 : kPanel;
     const std::int64_t seq_padded = native_bf16 ? (seq + 31) / 32 * 32 : panel_padded(seq);
