@@ -30,10 +30,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The aarch64 cross build of the kernels, tested under qemu-user (tests/cross/aarch64_test.sh):
-# Debian's cross toolchain, qemu, and the arm64 libraries the kernels' tests link, through
-# multiarch (the architecture is added once; nothing of the host's is replaced).
-cross=(crossbuild-essential-arm64 qemu-user libopenblas-dev:arm64 libfmt-dev:arm64 libgtest-dev:arm64)
+# The aarch64 cross build, its kernel, unit and reference tests run under qemu-user
+# (tests/cross/aarch64_test.sh): Debian's cross toolchain, qemu, and the arm64 libraries the
+# tests link, through multiarch (the architecture is added once; nothing of the host's is
+# replaced).
+cross=(crossbuild-essential-arm64 qemu-user
+       libopenblas-dev:arm64 libfmt-dev:arm64 libgtest-dev:arm64
+       libeccodes-dev:arm64 libzip-dev:arm64 libblosc-dev:arm64 libzstd-dev:arm64
+       liblz4-dev:arm64 zlib1g-dev:arm64 libssl-dev:arm64 libnetcdf19:arm64 libyaml-cpp0.7:arm64)
 cross_missing=()
 for p in "${cross[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || cross_missing+=("$p")
@@ -48,9 +52,31 @@ if ((${#cross_missing[@]})); then
       dpkg --add-architecture arm64
     fi
     apt-get update -qq
-    # With recommends: the cross compilers bring their C library that way.
-    apt-get install -y -qq --no-remove "${cross_missing[@]}" >/dev/null
+    # With recommends: the cross compilers bring their C library that way. An arm64 library
+    # must have the same version as the host's copy, so apt may upgrade a host package.
+    apt-get install -y -qq --no-remove "${cross[@]}" >/dev/null
   fi
+fi
+
+# libnetcdf-dev and libyaml-cpp-dev are not Multi-Arch: same (their arm64 packages would
+# replace the host's), so their arm64 files are unpacked, with the runtime libraries they link
+# to, into a prefix of their own that only the cross build reads (cmake/aarch64-linux-gnu.cmake).
+# The runtime libraries themselves came through multiarch above, for qemu.
+arm64_prefix=/opt/boreas/arm64
+arm64_unpacked=(libnetcdf-dev libnetcdf19 libyaml-cpp-dev libyaml-cpp0.7)
+arm64_stamp=$(for p in "${arm64_unpacked[@]}"; do
+  dpkg-query -W -f='${Package}:${Architecture} ${Version}\n' "$p:arm64" 2>/dev/null || true
+done)
+if [[ $(id -u) -eq 0 && -n $arm64_stamp && "$(cat "$arm64_prefix/.unpacked" 2>/dev/null)" != "$arm64_stamp" ]]; then
+  echo "setup.sh: unpacking ${arm64_unpacked[*]} (arm64) into $arm64_prefix" >&2
+  work=$(mktemp -d)
+  chown _apt "$work" 2>/dev/null || true
+  (cd "$work" && apt-get download -qq "${arm64_unpacked[@]/%/:arm64}")
+  mkdir -p "$work/root"
+  for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+  printf '%s\n' "$arm64_stamp" >"$work/root/.unpacked"
+  rm -rf "$arm64_prefix" && mkdir -p "$(dirname "$arm64_prefix")" && mv "$work/root" "$arm64_prefix"
+  rm -rf "$work"
 fi
 
 # Prefer the OpenMP build of OpenBLAS so BLAS threads and Boreas' OpenMP threads share one pool.

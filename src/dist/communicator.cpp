@@ -114,11 +114,13 @@ class Accounted {
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+#ifdef BOREAS_HAVE_MPI
 int as_count(std::int64_t value, const char* what) {
     BOREAS_CHECK(value >= 0 && value <= INT_MAX, "{} of {} is beyond MPI's int counts", what,
                  value);
     return static_cast<int>(value);
 }
+#endif
 }  // namespace
 
 Communicator::Communicator() {
