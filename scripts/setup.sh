@@ -52,9 +52,11 @@ if ((${#cross_missing[@]})); then
       dpkg --add-architecture arm64
     fi
     apt-get update -qq
-    # With recommends: the cross compilers bring their C library that way. An arm64 library
-    # must have the same version as the host's copy, so apt may upgrade a host package.
-    apt-get install -y -qq --no-remove "${cross[@]}" >/dev/null
+    # The toolchain with recommends (the cross compilers bring their C library that way), the
+    # arm64 libraries without. An arm64 library must have the same version as the host's copy,
+    # so apt may upgrade a host package; it never removes one.
+    apt-get install -y -qq --no-remove "${cross[@]:0:2}" >/dev/null
+    apt-get install -y -qq --no-remove --no-install-recommends "${cross[@]:2}" >/dev/null
   fi
 fi
 
