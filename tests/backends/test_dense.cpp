@@ -28,6 +28,20 @@ bool packed_path_active() {
     return cpu::active_path() != "generic";
 }
 
+/// `action` once on the 256-bit and once on the 512-bit fp32 tile (the path's choice restored
+/// after); false where the path has no 512-bit tile.
+template <typename Action>
+bool on_both_fp32_tiles(Action&& action) {
+    if (cpu::active_path() != "avx512") return false;
+    const int before = cpu::fp32_tile_bits();
+    cpu::select_fp32_tile(256);
+    action(256);
+    cpu::select_fp32_tile(512);
+    action(512);
+    cpu::select_fp32_tile(before);
+    return true;
+}
+
 struct Shape {
     std::int64_t rows, in, out;
     bool bias, gelu, accumulate, strided;
@@ -115,6 +129,21 @@ TEST_P(Linear, MatchesTheDefinition) {
     std::vector<float>* keep = GetParam().gelu ? &pre_activation : nullptr;
     const auto y = run(c, keep);
     expect_matches_definition(c, y, keep);
+}
+
+// The 512-bit tile (12 x 16 zmm) runs every output's sum as the same chain of FMAs as the
+// 256-bit one (6 x 16 ymm), and adds bias and residual in the same order: the same bits.
+TEST_P(Linear, BothFp32TilesGiveTheSameBits) {
+    const Case c = make_case(GetParam());
+    std::vector<float> y[2], pre[2];
+    std::vector<float>* keep[2] = {nullptr, nullptr};
+    if (GetParam().gelu) keep[0] = &pre[0], keep[1] = &pre[1];
+    if (!on_both_fp32_tiles([&](int bits) { y[bits / 512] = run(c, keep[bits / 512]); }))
+        GTEST_SKIP() << "the 512-bit tile is on the avx512 path only (this is "
+                     << cpu::active_path() << ")";
+    EXPECT_EQ(y[1], y[0]);
+    EXPECT_EQ(pre[1], pre[0]);
+    expect_matches_definition(c, y[1], keep[1]);
 }
 
 // Each calling thread packs into its own buffers. The packed path sums every output in the same
@@ -295,6 +324,47 @@ TEST_P(Mlp, MatchesTheDefinitionAndTwoLinears) {
                 << "row " << r << ", column " << o;
         }
     }
+}
+
+// The fused MLP on the 512-bit tile (both GEMMs: the first stores its tiles k-major through
+// two 6-row halves) against the 256-bit tile: the same bits.
+TEST_P(Mlp, BothFp32TilesGiveTheSameBits) {
+    const MlpShape s = GetParam();
+    std::mt19937 generator(static_cast<std::uint32_t>(s.rows * 5 + s.hidden + s.out));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto random = [&](std::int64_t n, float scale) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& value : v) value = scale * normal(generator);
+        return v;
+    };
+    const auto x = random(s.rows * s.in, 1.0f);
+    const auto w_in = random(s.hidden * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)));
+    const auto b_in = random(s.hidden, 0.5f);
+    const auto w_out = random(s.out * s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
+    const auto b_out = random(s.out, 0.5f);
+    const auto y_before = random(s.rows * s.out, 1.0f);
+    std::vector<float> y[2];
+    const bool ran = on_both_fp32_tiles([&](int bits) {
+        auto& out = y[bits / 512];
+        out = y_before;
+        MlpParams p;
+        p.x = x.data();
+        p.weight_in = w_in.data();
+        p.bias_in = s.biases ? b_in.data() : nullptr;
+        p.weight_out = w_out.data();
+        p.bias_out = s.biases ? b_out.data() : nullptr;
+        p.y = out.data();
+        p.rows = s.rows;
+        p.in = s.in;
+        p.hidden = s.hidden;
+        p.out = s.out;
+        p.accumulate = s.accumulate;
+        cpu::mlp(p);
+    });
+    if (!ran)
+        GTEST_SKIP() << "the 512-bit tile is on the avx512 path only (this is "
+                     << cpu::active_path() << ")";
+    EXPECT_EQ(y[1], y[0]);
 }
 
 // The MLP of LayerNorm(x), normalised chunk by chunk inside the kernel, against layer_norm

@@ -68,6 +68,43 @@ TEST(KernelDispatch, UnknownPathIsRefusedWithTheCompiledOnes) {
     }
 }
 
+// Each path names its fp32 register tile; only avx512 has the 512-bit one, chosen by
+// measurement unless forced; a width the path lacks is refused with the reason.
+TEST(KernelDispatch, EveryPathNamesItsFp32Tile) {
+    PathGuard guard;
+    for (const std::string& path : runnable_paths()) {
+        cpu::select_path(path);
+        const auto tile = cpu::kernel_path()["fp32_tile"];
+        EXPECT_EQ(tile["bits"].get<int>(), cpu::fp32_tile_bits()) << path;
+        const auto refused = [&](int bits, const std::string& expected) {
+            try {
+                cpu::select_fp32_tile(bits);
+                ADD_FAILURE() << path << ": " << bits << " bits accepted";
+            } catch (const boreas::Error& e) {
+                EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+            }
+        };
+        if (path == "generic") {
+            EXPECT_EQ(cpu::fp32_tile_bits(), 0);
+            refused(256, "no fp32 register tile");
+        } else if (path == "avx2") {
+            EXPECT_EQ(cpu::fp32_tile_bits(), 256);
+            refused(512, "512 needs the avx512 path");
+        } else if (path == "avx512") {
+            const int bits = cpu::fp32_tile_bits();
+            EXPECT_TRUE(bits == 256 || bits == 512) << bits;
+            if (tile["selected_by"] == "measured") {
+                EXPECT_GT(tile["measured_gflops"]["256"].get<double>(), 0.0);
+                EXPECT_GT(tile["measured_gflops"]["512"].get<double>(), 0.0);
+            }
+            cpu::select_fp32_tile(512);
+            EXPECT_EQ(cpu::fp32_tile_bits(), 512);
+            EXPECT_EQ(cpu::kernel_path()["fp32_tile"]["selected_by"], "selected by the program");
+            refused(384, "256 or 512");
+        }
+    }
+}
+
 TEST(KernelDispatch, PathsTheCpuLacksAreRefused) {
     PathGuard guard;
     for (const std::string& path : cpu::compiled_paths()) {

@@ -219,9 +219,18 @@ std::string active_path();
 /// Runs the kernels on `path` from now on (tests, benchmarks): an error if this CPU cannot.
 /// Not while kernels run on other threads.
 void select_path(const std::string& path);
+/// The fp32 Linear's and MLP's register tile from now on (tests, benchmarks): 256 (6 x 16 ymm)
+/// or 512 (12 x 16 zmm, avx512 path only), 0 for the path's own choice (avx512: whichever
+/// measures faster on this CPU; the environment variable BOREAS_FP32_TILE=256|512 forces the
+/// avx512 path's choice, the other paths have one tile each).
+/// Both tiles give the same bits. Not while kernels run on other threads.
+void select_fp32_tile(int bits);
+/// The active path's fp32 tile width: 512, 256, or 0 (no register tile: OpenBLAS).
+int fp32_tile_bits();
 /// The kernels' path for result documents: {"name", "selected_by", "compiled", "runnable",
 /// "vector_erf", "bf16" ("avx512_bf16": vdpbf16ps; "emulated": fp32 FMAs on bf16-rounded
-/// values), "dispatch"}.
+/// values), "fp32_tile" {"bits", "selected_by"[, "measured_gflops" {"256", "512"}]},
+/// "dispatch"}.
 nlohmann::ordered_json kernel_path();
 
 void fields_to_rows(const FieldsToRowsParams& p);

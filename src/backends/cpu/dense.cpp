@@ -6,6 +6,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -243,6 +245,39 @@ void pack_row_tile(const float* x, std::int64_t ldx, std::int64_t rows, std::int
             std::copy_n(scratch + r * kPanel, cols, y + r * ldy);
 }
 
+/// The tile the fp32 Linear and MLP run on (choose_fp32_tile): 256 or, on the avx512 path, 512.
+std::atomic<int> fp32_tile_bits{256};
+
+#ifdef BOREAS_ISA_AVX512
+/// Rows [12i, 12i + 12) x columns [16j, 16j + 16) of y from two consecutive packed row tiles
+/// (`rows` starting at `top`, 6 * k floats each) and a weight panel, on the 512-bit tile: full
+/// tiles only (partial ones go through linear_tile). Bias, then y, added after the sum, in
+/// linear_tile's order, so that both tiles give the same bits.
+[[gnu::always_inline]] inline void linear_tile_pair(std::int64_t k, bool accumulate,
+                                                    const float* top, const float* panel, float* y,
+                                                    std::int64_t ldy, const float* bias) {
+    for (std::int64_t r = 0; r < 2 * kTileRows; ++r) {
+        const char* line = reinterpret_cast<const char*>(y + r * ldy);
+        _mm_prefetch(line, _MM_HINT_ET0);
+        _mm_prefetch(line + 4 * (kPanel - 1), _MM_HINT_ET0);
+    }
+    Tile12x16 tile;
+    tile_fill(tile, _mm512_setzero_ps());
+    tile_fma(tile, k, top, top + kTileRows * k, panel);
+    if (bias) {
+        Tile12x16 b;
+        tile_fill(b, _mm512_loadu_ps(bias));
+        tile_add(tile, b);
+    }
+    if (accumulate) {
+        Tile12x16 before;
+        tile_load(before, y, ldy);
+        tile_add(tile, before);
+    }
+    tile_store(tile, y, ldy);
+}
+#endif
+
 /// Packs weight w ([out, in], or [in, out] when `transposed`) into its ceil(out / 16) panels,
 /// the last one zero-padded; the panels are shared out over the threads of the enclosing
 /// parallel region (an orphaned `omp for`, with its closing barrier).
@@ -274,12 +309,28 @@ void multiply_chunk(std::int64_t k, bool accumulate, const float* packed_rows, s
                     const float* panels, std::int64_t j0, std::int64_t j1, std::int64_t out,
                     const float* bias, float* y, std::int64_t ldy) {
     const std::int64_t tiles = (rows + kTileRows - 1) / kTileRows;
-    for (std::int64_t j = j0; j < j1; ++j)
-        for (std::int64_t t = 0; t < tiles; ++t)
+#ifdef BOREAS_ISA_AVX512
+    // Pairs of full row tiles on the 512-bit tile; the rest (a last odd or partial tile, a
+    // partial last panel) on the 256-bit one.
+    const std::int64_t pairs =
+        fp32_tile_bits.load(std::memory_order_relaxed) == 512 ? rows / (2 * kTileRows) : 0;
+#endif
+    for (std::int64_t j = j0; j < j1; ++j) {
+        const std::int64_t cols = std::min(kPanel, out - j * kPanel);
+        std::int64_t t = 0;
+#ifdef BOREAS_ISA_AVX512
+        if (cols == kPanel)
+            for (; t < 2 * pairs; t += 2)
+                linear_tile_pair(k, accumulate, packed_rows + t * kTileRows * k,
+                                 panels + j * kPanel * k, y + t * kTileRows * ldy + j * kPanel, ldy,
+                                 bias ? bias + j * kPanel : nullptr);
+#endif
+        for (; t < tiles; ++t)
             linear_tile(k, accumulate, packed_rows + t * kTileRows * k, panels + j * kPanel * k,
-                        std::min(kTileRows, rows - t * kTileRows),
-                        std::min(kPanel, out - j * kPanel), y + t * kTileRows * ldy + j * kPanel,
-                        ldy, bias ? bias + j * kPanel : nullptr);
+                        std::min(kTileRows, rows - t * kTileRows), cols,
+                        y + t * kTileRows * ldy + j * kPanel, ldy,
+                        bias ? bias + j * kPanel : nullptr);
+    }
 }
 
 void linear_tiled(const LinearParams& p, std::int64_t ldx, std::int64_t ldy, int threads) {
@@ -346,8 +397,30 @@ bool mlp_tiles_apply(const MlpParams& p) {
 void multiply_chunk_k_major(std::int64_t k, const float* packed_rows, std::int64_t tiles,
                             const float* panels, std::int64_t hidden, const float* bias,
                             float* hidden_tiles) {
+#ifdef BOREAS_ISA_AVX512
+    const std::int64_t pairs =
+        fp32_tile_bits.load(std::memory_order_relaxed) == 512 ? tiles / 2 : 0;
+#endif
     for (std::int64_t j = 0; j < hidden / kPanel; ++j) {
-        for (std::int64_t t = 0; t < tiles; ++t) {
+        std::int64_t t = 0;
+#ifdef BOREAS_ISA_AVX512
+        for (; t < 2 * pairs; t += 2) {  // every tile is full here (zero rows past the last)
+            Tile12x16 tile;
+            tile_fill(tile, _mm512_setzero_ps());
+            tile_fma(tile, k, packed_rows + t * kTileRows * k,
+                     packed_rows + (t + 1) * kTileRows * k, panels + j * kPanel * k);
+            if (bias) {
+                Tile12x16 b;
+                tile_fill(b, _mm512_loadu_ps(bias + j * kPanel));
+                tile_add(tile, b);
+            }
+            for (std::int64_t half = 0; half < 2; ++half)
+                tile_store_k_major(
+                    tile_half(tile, half == 0),
+                    hidden_tiles + (t + half) * kTileRows * hidden + j * kPanel * kTileRows);
+        }
+#endif
+        for (; t < tiles; ++t) {
             Tile6x16 tile;
             tile_fill(tile, _mm256_setzero_ps(), _mm256_setzero_ps());
             tile_fma<kTileRows>(tile, k, packed_rows + t * kTileRows * k, 1,
@@ -490,6 +563,60 @@ void mlp(const MlpParams& p) {
     second.out = p.out;
     second.accumulate = p.accumulate;
     linear(second);
+}
+
+Fp32Tile choose_fp32_tile(int forced_bits, const char* origin, bool strict) {
+#ifdef BOREAS_ISA_AVX512
+    (void)strict;
+    BOREAS_CHECK(forced_bits == 0 || forced_bits == 256 || forced_bits == 512,
+                 "{}={}: the fp32 tile is 256 or 512 bits wide", origin, forced_bits);
+    if (forced_bits != 0) {
+        fp32_tile_bits.store(forced_bits);
+        return {forced_bits, origin, 0, 0};
+    }
+    // Whichever tile runs faster on this CPU: on cores with two 512-bit FMA units (Sapphire
+    // Rapids) the zmm tile doubles the rate; where AVX-512 is split into two 256-bit halves
+    // (Zen 4) the two are close.
+    // One thread, a 48-row chunk times 16 panels at k = 512 (the model's widths), the two tiles
+    // alternated, the best of 5 rounds each (about 20 ms in all, once per process). Both give
+    // the same bits, so the choice changes the speed only.
+    constexpr std::int64_t k = 512, rows = kChunkTiles * kTileRows, out = 16 * kPanel;
+    std::vector<float> packed_rows(static_cast<std::size_t>(rows * k + 8)),
+        panels(static_cast<std::size_t>(out * k)), y(static_cast<std::size_t>(rows * out));
+    for (std::size_t i = 0; i < packed_rows.size(); ++i)
+        packed_rows[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
+    for (std::size_t i = 0; i < panels.size(); ++i)
+        panels[i] = static_cast<float>(i % 5) * 0.125f - 0.25f;
+    double best[2] = {1e30, 1e30};
+    for (int round = 0; round < 5; ++round)
+        for (int wide = 0; wide < 2; ++wide) {
+            fp32_tile_bits.store(wide ? 512 : 256);
+            const auto start = std::chrono::steady_clock::now();
+            for (int rep = 0; rep < 8; ++rep)
+                multiply_chunk(k, false, packed_rows.data(), rows, panels.data(), 0, out / kPanel,
+                               out, nullptr, y.data(), out);
+            const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+            best[wide] = std::min(best[wide], took.count());
+        }
+    const double flops = 8.0 * 2.0 * static_cast<double>(rows * out * k);
+    // The zmm tile unless it is more than 3 % slower: it issues half the instructions per FLOP
+    // (one panel load and 12 FMAs with broadcast operands for 384 FLOPs, against two loads, six
+    // broadcasts and 12 FMAs for 192), and on Zen 4, where the two measure within noise of each
+    // other in this test, the model measured as fast or faster with it (docs/performance.md).
+    const int bits = best[1] <= 1.03 * best[0] ? 512 : 256;
+    fp32_tile_bits.store(bits);
+    return {bits, "measured", flops / best[0] * 1e-9, flops / best[1] * 1e-9};
+#elif defined(BOREAS_SIMD_AVX2)
+    BOREAS_CHECK(!strict || forced_bits == 0 || forced_bits == 256,
+                 "{}={}: the {} path has the 256-bit tile only (512 needs the avx512 path)", origin,
+                 forced_bits, BOREAS_ISA_NAME);
+    return {256, "the path", 0, 0};
+#else
+    BOREAS_CHECK(!strict || forced_bits == 0,
+                 "{}={}: the {} path has no fp32 register tile (OpenBLAS)", origin, forced_bits,
+                 BOREAS_ISA_NAME);
+    return {0, "the path", 0, 0};
+#endif
 }
 
 void layer_norm(const LayerNormParams& p) {

@@ -89,7 +89,18 @@ const Path& require(const std::string& name, const std::string& origin) {
 struct Selection {
     const Path* path = nullptr;
     std::string selected_by;
+    Fp32Tile fp32;
 };
+
+/// BOREAS_FP32_TILE (256 or 512), or 0 where it is not set.
+int forced_fp32_tile() {
+    const char* text = std::getenv("BOREAS_FP32_TILE");
+    if (text == nullptr || *text == '\0') return 0;
+    const std::string value = text;
+    BOREAS_CHECK(value == "256" || value == "512", "BOREAS_FP32_TILE={}: expected 256 or 512",
+                 value);
+    return std::stoi(value);
+}
 
 Selection& selection() {
     static Selection current = [] {
@@ -114,8 +125,12 @@ const KernelTable& table() {
     if (t == nullptr) {
         static std::mutex mutex;
         const std::lock_guard lock(mutex);
-        t = &selection().path->table();
-        active_table.store(t, std::memory_order_release);
+        t = active_table.load(std::memory_order_acquire);
+        if (t == nullptr) {
+            t = &selection().path->table();
+            selection().fp32 = t->choose_fp32_tile(forced_fp32_tile(), "BOREAS_FP32_TILE", false);
+            active_table.store(t, std::memory_order_release);
+        }
     }
     return *t;
 }
@@ -150,7 +165,19 @@ void select_path(const std::string& name) {
     (void)table();  // resolve BOREAS_ISA first, so its errors are never hidden by a later switch
     selection().path = &path;
     selection().selected_by = "selected by the program";
+    selection().fp32 = path.table().choose_fp32_tile(forced_fp32_tile(), "BOREAS_FP32_TILE", false);
     active_table.store(&path.table(), std::memory_order_release);
+}
+
+void select_fp32_tile(int bits) {
+    const KernelTable& t = table();
+    selection().fp32 = t.choose_fp32_tile(bits, "fp32 tile", true);
+    if (bits != 0) selection().fp32.selected_by = "selected by the program";
+}
+
+int fp32_tile_bits() {
+    (void)table();
+    return selection().fp32.bits;
 }
 
 nlohmann::ordered_json kernel_path() {
@@ -165,6 +192,13 @@ nlohmann::ordered_json kernel_path() {
     path["runnable"] = runnable;
     path["vector_erf"] = t.vector_erf ? "libmvec" : "libm";
     path["bf16"] = t.bf16_method();
+    const Fp32Tile& tile = selection().fp32;
+    nlohmann::ordered_json fp32;
+    fp32["bits"] = tile.bits;
+    fp32["selected_by"] = tile.selected_by;
+    if (tile.gflops_256 > 0)
+        fp32["measured_gflops"] = {{"256", tile.gflops_256}, {"512", tile.gflops_512}};
+    path["fp32_tile"] = fp32;
     path["dispatch"] = "run time (one copy of every kernel per path; BOREAS_ISA forces one)";
     return path;
 }

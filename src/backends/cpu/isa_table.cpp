@@ -28,6 +28,7 @@ const KernelTable& kernel_table() {
         .vector_erf = false,
 #endif
         .bf16_method = &bf16_method,
+        .choose_fp32_tile = &choose_fp32_tile,
     };
     return table;
 }

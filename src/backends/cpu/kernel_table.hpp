@@ -9,6 +9,13 @@
 
 namespace boreas::kernels::cpu {
 
+/// The register tile the path's fp32 Linear and MLP run on.
+struct Fp32Tile {
+    int bits = 0;  ///< 512: the 12 x 16 zmm tile; 256: the 6 x 16 ymm tile; 0: none (OpenBLAS)
+    const char* selected_by = "the path";   ///< "the path", "measured", "BOREAS_FP32_TILE", ...
+    double gflops_256 = 0, gflops_512 = 0;  ///< the measurement (one thread), where measured
+};
+
 struct KernelTable {
     const char* name;
     void (*fields_to_rows)(const FieldsToRowsParams&);
@@ -32,6 +39,11 @@ struct KernelTable {
                           std::int64_t*, std::int64_t*);
     bool vector_erf;  ///< GELU through libmvec's vector erff (else libm's erff, lane by lane)
     const char* (*bf16_method)();
+    /// Sets the fp32 tile: `forced_bits` (256 or 512), or 0 for the path's own choice (on
+    /// avx512: whichever tile measures faster on this CPU). A width the path lacks is an error
+    /// naming `origin` if `strict`, else the path keeps its own tile (BOREAS_FP32_TILE
+    /// configures the avx512 path, the only one with two tiles).
+    Fp32Tile (*choose_fp32_tile)(int forced_bits, const char* origin, bool strict);
 };
 
 }  // namespace boreas::kernels::cpu
@@ -69,6 +81,7 @@ void linear_bf16(const LinearParams& p);
 void mlp_bf16(const MlpParams& p);
 /// How this path runs bf16 products on this CPU: "avx512_bf16" or "emulated".
 const char* bf16_method();
+Fp32Tile choose_fp32_tile(int forced_bits, const char* origin, bool strict);
 
 }  // namespace boreas::kernels::cpu::BOREAS_ISA_NS
 #endif

@@ -94,4 +94,91 @@ template <std::int64_t KStep>
 
 #endif  // BOREAS_SIMD_AVX2
 
+#ifdef BOREAS_ISA_AVX512
+
+/// The 512-bit tile: 12 x 16 of C in 12 zmm registers, one per row, against the same 16-column
+/// B panels; A comes as two consecutive packed 6-row tiles (k-major, pack_row_tile). Each k step
+/// loads one panel row (one zmm) and issues 12 FMAs whose A operand is an embedded broadcast
+/// from memory: on cores with two 512-bit FMA units (Sapphire Rapids) twice the FLOPs per
+/// instruction of the 6 x 16 ymm tile, with the same 12 independent chains to cover the FMA
+/// latency. Every element of C is the same chain of FMAs over k as in the ymm tile, so both tiles
+/// give the same bits.
+struct Tile12x16 {
+    __m512 c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
+};
+
+[[gnu::always_inline]] inline void tile_fill(Tile12x16& t, __m512 row) {
+    t.c0 = t.c1 = t.c2 = t.c3 = t.c4 = t.c5 = t.c6 = t.c7 = t.c8 = t.c9 = t.c10 = t.c11 = row;
+}
+
+[[gnu::always_inline]] inline void tile_add(Tile12x16& t, const Tile12x16& o) {
+    t.c0 = _mm512_add_ps(t.c0, o.c0), t.c1 = _mm512_add_ps(t.c1, o.c1);
+    t.c2 = _mm512_add_ps(t.c2, o.c2), t.c3 = _mm512_add_ps(t.c3, o.c3);
+    t.c4 = _mm512_add_ps(t.c4, o.c4), t.c5 = _mm512_add_ps(t.c5, o.c5);
+    t.c6 = _mm512_add_ps(t.c6, o.c6), t.c7 = _mm512_add_ps(t.c7, o.c7);
+    t.c8 = _mm512_add_ps(t.c8, o.c8), t.c9 = _mm512_add_ps(t.c9, o.c9);
+    t.c10 = _mm512_add_ps(t.c10, o.c10), t.c11 = _mm512_add_ps(t.c11, o.c11);
+}
+
+[[gnu::always_inline]] inline void tile_load(Tile12x16& t, const float* c, std::int64_t ldc) {
+    t.c0 = _mm512_loadu_ps(c), t.c1 = _mm512_loadu_ps(c + ldc);
+    t.c2 = _mm512_loadu_ps(c + 2 * ldc), t.c3 = _mm512_loadu_ps(c + 3 * ldc);
+    t.c4 = _mm512_loadu_ps(c + 4 * ldc), t.c5 = _mm512_loadu_ps(c + 5 * ldc);
+    t.c6 = _mm512_loadu_ps(c + 6 * ldc), t.c7 = _mm512_loadu_ps(c + 7 * ldc);
+    t.c8 = _mm512_loadu_ps(c + 8 * ldc), t.c9 = _mm512_loadu_ps(c + 9 * ldc);
+    t.c10 = _mm512_loadu_ps(c + 10 * ldc), t.c11 = _mm512_loadu_ps(c + 11 * ldc);
+}
+
+[[gnu::always_inline]] inline void tile_store(const Tile12x16& t, float* c, std::int64_t ldc) {
+    _mm512_storeu_ps(c, t.c0), _mm512_storeu_ps(c + ldc, t.c1);
+    _mm512_storeu_ps(c + 2 * ldc, t.c2), _mm512_storeu_ps(c + 3 * ldc, t.c3);
+    _mm512_storeu_ps(c + 4 * ldc, t.c4), _mm512_storeu_ps(c + 5 * ldc, t.c5);
+    _mm512_storeu_ps(c + 6 * ldc, t.c6), _mm512_storeu_ps(c + 7 * ldc, t.c7);
+    _mm512_storeu_ps(c + 8 * ldc, t.c8), _mm512_storeu_ps(c + 9 * ldc, t.c9);
+    _mm512_storeu_ps(c + 10 * ldc, t.c10), _mm512_storeu_ps(c + 11 * ldc, t.c11);
+}
+
+/// Rows 0-5 (top) or 6-11 of the tile as a 6 x 16 ymm tile, for the k-major store.
+[[gnu::always_inline]] inline Tile6x16 tile_half(const Tile12x16& t, bool top) {
+    const auto split = [](__m512 row, __m256& lo, __m256& hi) {
+        // Masked extracts: the cast and the plain extract pass an undefined vector through,
+        // which trips GCC 12's -Wmaybe-uninitialized once inlined.
+        lo = _mm512_mask_extractf32x8_ps(_mm256_setzero_ps(), 0xFF, row, 0);
+        hi = _mm512_mask_extractf32x8_ps(_mm256_setzero_ps(), 0xFF, row, 1);
+    };
+    Tile6x16 h;
+    split(top ? t.c0 : t.c6, h.c00, h.c01);
+    split(top ? t.c1 : t.c7, h.c10, h.c11);
+    split(top ? t.c2 : t.c8, h.c20, h.c21);
+    split(top ? t.c3 : t.c9, h.c30, h.c31);
+    split(top ? t.c4 : t.c10, h.c40, h.c41);
+    split(top ? t.c5 : t.c11, h.c50, h.c51);
+    return h;
+}
+
+/// tile += A[12, k] B[k, 16], A's rows 0-5 packed k-major at `top`, rows 6-11 at `bottom`.
+[[gnu::always_inline]] inline void tile_fma(Tile12x16& t, std::int64_t k, const float* top,
+                                            const float* bottom, const float* panel) {
+#pragma GCC unroll 2
+    for (std::int64_t p = 0; p < k; ++p) {
+        const __m512 b = _mm512_loadu_ps(panel + p * kPanel);
+        const float* a = top + p * kTileRows;
+        const float* c = bottom + p * kTileRows;
+        t.c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), b, t.c0);
+        t.c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1]), b, t.c1);
+        t.c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2]), b, t.c2);
+        t.c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3]), b, t.c3);
+        t.c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4]), b, t.c4);
+        t.c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5]), b, t.c5);
+        t.c6 = _mm512_fmadd_ps(_mm512_set1_ps(c[0]), b, t.c6);
+        t.c7 = _mm512_fmadd_ps(_mm512_set1_ps(c[1]), b, t.c7);
+        t.c8 = _mm512_fmadd_ps(_mm512_set1_ps(c[2]), b, t.c8);
+        t.c9 = _mm512_fmadd_ps(_mm512_set1_ps(c[3]), b, t.c9);
+        t.c10 = _mm512_fmadd_ps(_mm512_set1_ps(c[4]), b, t.c10);
+        t.c11 = _mm512_fmadd_ps(_mm512_set1_ps(c[5]), b, t.c11);
+    }
+}
+
+#endif  // BOREAS_ISA_AVX512
+
 }  // namespace boreas::kernels::cpu::BOREAS_ISA_NS
