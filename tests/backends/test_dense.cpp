@@ -249,6 +249,29 @@ void PrintTo(const MlpShape& s, std::ostream* os) {
         << (s.biases ? ", biases" : "") << (s.accumulate ? ", accumulate" : "");
 }
 
+struct MlpCase {
+    std::vector<float> x, w_in, b_in, w_out, b_out, y_before;
+};
+
+/// Random x, weights (scaled by 1 / sqrt(fan-in)), biases and a prior y for an MLP shape.
+MlpCase make_mlp_case(const MlpShape& s, std::uint32_t seed) {
+    std::mt19937 generator(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto random = [&](std::int64_t n, float scale) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& value : v) value = scale * normal(generator);
+        return v;
+    };
+    MlpCase c;
+    c.x = random(s.rows * s.in, 1.0f);
+    c.w_in = random(s.hidden * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)));
+    c.b_in = random(s.hidden, 0.5f);
+    c.w_out = random(s.out * s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
+    c.b_out = random(s.out, 0.5f);
+    c.y_before = random(s.rows * s.out, 1.0f);
+    return c;
+}
+
 class Mlp : public ::testing::TestWithParam<MlpShape> {};
 
 // The fused MLP against GELU(x W_in^T + b_in) W_out^T + b_out (+ y) in double, and against the
@@ -256,19 +279,8 @@ class Mlp : public ::testing::TestWithParam<MlpShape> {};
 // falls back to them), so it must give the model exactly the numbers it gave before.
 TEST_P(Mlp, MatchesTheDefinitionAndTwoLinears) {
     const MlpShape s = GetParam();
-    std::mt19937 generator(static_cast<std::uint32_t>(s.rows * 17 + s.hidden * 3 + s.out));
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    auto random = [&](std::int64_t n, float scale) {
-        std::vector<float> v(static_cast<std::size_t>(n));
-        for (auto& value : v) value = scale * normal(generator);
-        return v;
-    };
-    const auto x = random(s.rows * s.in, 1.0f);
-    const auto w_in = random(s.hidden * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)));
-    const auto b_in = random(s.hidden, 0.5f);
-    const auto w_out = random(s.out * s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
-    const auto b_out = random(s.out, 0.5f);
-    const auto y_before = random(s.rows * s.out, 1.0f);
+    const auto [x, w_in, b_in, w_out, b_out, y_before] =
+        make_mlp_case(s, static_cast<std::uint32_t>(s.rows * 17 + s.hidden * 3 + s.out));
 
     std::vector<float> fused = y_before;
     MlpParams p;
@@ -330,19 +342,8 @@ TEST_P(Mlp, MatchesTheDefinitionAndTwoLinears) {
 // two 6-row halves) against the 256-bit tile: the same bits.
 TEST_P(Mlp, BothFp32TilesGiveTheSameBits) {
     const MlpShape s = GetParam();
-    std::mt19937 generator(static_cast<std::uint32_t>(s.rows * 5 + s.hidden + s.out));
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    auto random = [&](std::int64_t n, float scale) {
-        std::vector<float> v(static_cast<std::size_t>(n));
-        for (auto& value : v) value = scale * normal(generator);
-        return v;
-    };
-    const auto x = random(s.rows * s.in, 1.0f);
-    const auto w_in = random(s.hidden * s.in, 1.0f / std::sqrt(static_cast<float>(s.in)));
-    const auto b_in = random(s.hidden, 0.5f);
-    const auto w_out = random(s.out * s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
-    const auto b_out = random(s.out, 0.5f);
-    const auto y_before = random(s.rows * s.out, 1.0f);
+    const auto [x, w_in, b_in, w_out, b_out, y_before] =
+        make_mlp_case(s, static_cast<std::uint32_t>(s.rows * 5 + s.hidden + s.out));
     std::vector<float> y[2];
     const bool ran = on_both_fp32_tiles([&](int bits) {
         auto& out = y[bits / 512];
