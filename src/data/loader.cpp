@@ -193,8 +193,11 @@ Tensor BatchLoader::batch(std::int64_t step) {
     // Batches of earlier steps are no longer wanted; a step that is neither prepared nor under
     // way restarts the read-ahead there (a resumed run): batches under way are abandoned.
     prepared_.erase(prepared_.begin(), prepared_.lower_bound(step));
-    const bool under_way = std::any_of(pending_.begin(), pending_.end(),
-                                       [&](const auto& p) { return p->step == step; });
+    // An abandoned batch of this step (a jump away and back while its samples were still being
+    // read) is not under way: it will never be prepared, and waiting on it hung the caller.
+    const bool under_way = std::any_of(pending_.begin(), pending_.end(), [&](const auto& p) {
+        return p->step == step && !p->abandoned;
+    });
     if (!prepared_.contains(step) && !under_way) {
         prepared_.clear();
         for (auto& p : pending_) {  // nobody starts their other samples

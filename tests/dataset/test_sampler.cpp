@@ -6,11 +6,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "boreas/data/dataset.hpp"
@@ -219,6 +223,47 @@ TEST(Loader, BatchesFollowTheSamplerAndDependOnTheStepAlone) {
     options.sampler.rollout = 8;
     const auto message = boreas::testing_support::error_of([&] { BatchLoader(store, options); });
     EXPECT_NE(message.find("has no window of 10 dates"), std::string::npos) << message;
+}
+
+// Jumping away from a step while its batch is being read, then straight back to it: the batch
+// abandoned by the jump is still in flight and must not count as the step's batch under way
+// (the caller then waited for a batch that was never prepared). Many quick round trips, each
+// batch compared with the one read first.
+TEST(Loader, JumpingBackWhileTheAbandonedBatchIsReadGivesTheBatch) {
+    LoaderOptions options;
+    options.batch = 2;
+    options.sampler.rollout = 1;
+    options.variables = {"z_500", "2t", "lsm"};
+    options.mul = {1.0f, 1.0f, 1.0f};
+    options.add = {0.0f, 0.0f, 0.0f};
+    options.threads = 2;
+    options.queue = 3;
+    // The bug hung the caller: a watchdog turns a hang into a failure with the reason.
+    static std::atomic<bool> finished{false};
+    std::thread([] {
+        for (int i = 0; i < 600 && !finished; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!finished) {
+            std::fprintf(stderr, "FAILED: loader.batch() hung after a jump back (60 s)\n");
+            std::_Exit(1);
+        }
+    }).detach();
+    BatchLoader loader(kStores / "o16.zarr", options);
+    std::vector<std::vector<float>> first(3);
+    for (std::int64_t step = 0; step < 3; ++step) {
+        const auto batch = loader.batch(step);
+        first[static_cast<std::size_t>(step)].assign(batch.values().begin(), batch.values().end());
+    }
+    for (int round = 0; round < 200; ++round) {
+        (void)loader.batch(0);  // the queue reads ahead: steps 1 and 2 are in flight
+        (void)loader.batch(9);  // abandons them
+        const std::int64_t back = 1 + round % 2;
+        const auto batch = loader.batch(back);
+        ASSERT_EQ(std::vector<float>(batch.values().begin(), batch.values().end()),
+                  first[static_cast<std::size_t>(back)])
+            << "round " << round;
+    }
+    finished = true;
 }
 
 }  // namespace
