@@ -272,6 +272,25 @@ MlpCase make_mlp_case(const MlpShape& s, std::uint32_t seed) {
     return c;
 }
 
+/// The MLP's parameters for a shape (biases where the shape has them), writing y.
+MlpParams mlp_params(const MlpShape& s, const std::vector<float>& x, const std::vector<float>& w_in,
+                     const std::vector<float>& b_in, const std::vector<float>& w_out,
+                     const std::vector<float>& b_out, float* y) {
+    MlpParams p;
+    p.x = x.data();
+    p.weight_in = w_in.data();
+    p.bias_in = s.biases ? b_in.data() : nullptr;
+    p.weight_out = w_out.data();
+    p.bias_out = s.biases ? b_out.data() : nullptr;
+    p.y = y;
+    p.rows = s.rows;
+    p.in = s.in;
+    p.hidden = s.hidden;
+    p.out = s.out;
+    p.accumulate = s.accumulate;
+    return p;
+}
+
 class Mlp : public ::testing::TestWithParam<MlpShape> {};
 
 // The fused MLP against GELU(x W_in^T + b_in) W_out^T + b_out (+ y) in double, and against the
@@ -283,18 +302,7 @@ TEST_P(Mlp, MatchesTheDefinitionAndTwoLinears) {
         make_mlp_case(s, static_cast<std::uint32_t>(s.rows * 17 + s.hidden * 3 + s.out));
 
     std::vector<float> fused = y_before;
-    MlpParams p;
-    p.x = x.data();
-    p.weight_in = w_in.data();
-    p.bias_in = s.biases ? b_in.data() : nullptr;
-    p.weight_out = w_out.data();
-    p.bias_out = s.biases ? b_out.data() : nullptr;
-    p.y = fused.data();
-    p.rows = s.rows;
-    p.in = s.in;
-    p.hidden = s.hidden;
-    p.out = s.out;
-    p.accumulate = s.accumulate;
+    const MlpParams p = mlp_params(s, x, w_in, b_in, w_out, b_out, fused.data());
     cpu::mlp(p);
 
     std::vector<float> hidden(static_cast<std::size_t>(s.rows * s.hidden)), two_step = y_before;
@@ -348,19 +356,7 @@ TEST_P(Mlp, BothFp32TilesGiveTheSameBits) {
     const bool ran = on_both_fp32_tiles([&](int bits) {
         auto& out = y[bits / 512];
         out = y_before;
-        MlpParams p;
-        p.x = x.data();
-        p.weight_in = w_in.data();
-        p.bias_in = s.biases ? b_in.data() : nullptr;
-        p.weight_out = w_out.data();
-        p.bias_out = s.biases ? b_out.data() : nullptr;
-        p.y = out.data();
-        p.rows = s.rows;
-        p.in = s.in;
-        p.hidden = s.hidden;
-        p.out = s.out;
-        p.accumulate = s.accumulate;
-        cpu::mlp(p);
+        cpu::mlp(mlp_params(s, x, w_in, b_in, w_out, b_out, out.data()));
     });
     if (!ran)
         GTEST_SKIP() << "the 512-bit tile is on the avx512 path only (this is "

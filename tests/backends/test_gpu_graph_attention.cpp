@@ -115,20 +115,30 @@ TEST_P(GpuGraphAttention, MatchesTheCpuKernel) {
     // The CPU reference.
     std::vector<float> out_cpu(static_cast<std::size_t>(rows * out_stride), 7.0f),
         lse_cpu(static_cast<std::size_t>(rows * s.heads));
-    GraphAttentionParams cpu_p = p;
-    cpu_p.q = q.data();
-    cpu_p.k = s.bf16 ? nullptr : k.data();
-    cpu_p.v = s.bf16 ? nullptr : v.data();
-    cpu_p.k_bf16 = s.bf16 ? k16.data() : nullptr;
-    cpu_p.v_bf16 = s.bf16 ? v16.data() : nullptr;
-    cpu_p.edge_features = s.edge_dim ? features.data() : nullptr;
-    cpu_p.edge_weight = s.edge_dim ? edge_weight.data() : nullptr;
-    cpu_p.edge_bias = s.bias ? edge_bias.data() : nullptr;
-    cpu_p.dst_offsets = offsets.data();
-    cpu_p.src = src.data();
-    cpu_p.out = out_cpu.data();
-    cpu_p.lse = lse_cpu.data();
-    cpu::graph_attention(cpu_p);
+    // The same parameters on host or device copies of the same arrays.
+    const auto with = [&](const float* q_, const float* k_, const float* v_,
+                          const std::uint16_t* k16_, const std::uint16_t* v16_,
+                          const float* features_, const float* weight_, const float* bias_,
+                          const std::int64_t* offsets_, const std::int32_t* src_, float* out_,
+                          float* lse_) {
+        GraphAttentionParams r = p;
+        r.q = q_;
+        r.k = s.bf16 ? nullptr : k_;
+        r.v = s.bf16 ? nullptr : v_;
+        r.k_bf16 = s.bf16 ? k16_ : nullptr;
+        r.v_bf16 = s.bf16 ? v16_ : nullptr;
+        r.edge_features = s.edge_dim ? features_ : nullptr;
+        r.edge_weight = s.edge_dim ? weight_ : nullptr;
+        r.edge_bias = s.bias ? bias_ : nullptr;
+        r.dst_offsets = offsets_;
+        r.src = src_;
+        r.out = out_;
+        r.lse = lse_;
+        return r;
+    };
+    cpu::graph_attention(with(q.data(), k.data(), v.data(), k16.data(), v16.data(), features.data(),
+                              edge_weight.data(), edge_bias.data(), offsets.data(), src.data(),
+                              out_cpu.data(), lse_cpu.data()));
 
     // The GPU, from device copies.
     const DeviceArray<float> dq(q), dk(k), dv(v), dfeatures(features), dweight(edge_weight),
@@ -138,20 +148,9 @@ TEST_P(GpuGraphAttention, MatchesTheCpuKernel) {
     const DeviceArray<std::int32_t> dsrc(src);
     const DeviceArray<float> dout(std::vector<float>(out_cpu.size(), 7.0f)),
         dlse(std::vector<float>(lse_cpu.size(), 0.0f));
-    GraphAttentionParams gpu_p = p;
-    gpu_p.q = dq.get();
-    gpu_p.k = s.bf16 ? nullptr : dk.get();
-    gpu_p.v = s.bf16 ? nullptr : dv.get();
-    gpu_p.k_bf16 = s.bf16 ? dk16.get() : nullptr;
-    gpu_p.v_bf16 = s.bf16 ? dv16.get() : nullptr;
-    gpu_p.edge_features = s.edge_dim ? dfeatures.get() : nullptr;
-    gpu_p.edge_weight = s.edge_dim ? dweight.get() : nullptr;
-    gpu_p.edge_bias = s.bias ? dbias.get() : nullptr;
-    gpu_p.dst_offsets = doffsets.get();
-    gpu_p.src = dsrc.get();
-    gpu_p.out = dout.get();
-    gpu_p.lse = dlse.get();
-    cuda::graph_attention(gpu_p);
+    cuda::graph_attention(with(dq.get(), dk.get(), dv.get(), dk16.get(), dv16.get(),
+                               dfeatures.get(), dweight.get(), dbias.get(), doffsets.get(),
+                               dsrc.get(), dout.get(), dlse.get()));
     BOREAS_GPU_CHECK(boreas::gpu::synchronize(nullptr));
     const auto out_gpu = dout.to_host(), lse_gpu = dlse.to_host();
 
