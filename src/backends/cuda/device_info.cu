@@ -1,6 +1,5 @@
-#include <cuda_runtime.h>
-
 #include "boreas/backends/cuda/device_info.hpp"
+#include "gpu_runtime.hpp"
 
 namespace boreas::backends::cuda {
 
@@ -8,28 +7,27 @@ nlohmann::ordered_json device_report() {
     nlohmann::ordered_json report;
     report["built"] = true;
     int runtime = 0, driver = 0;
-    cudaRuntimeGetVersion(&runtime);
-    cudaDriverGetVersion(&driver);
+    (void)gpu::runtime_version(&runtime);
+    (void)gpu::driver_version(&driver);
     report["runtime_version"] = runtime;
     report["driver_version"] = driver;
     int count = 0;
-    const cudaError_t status = cudaGetDeviceCount(&count);
-    if (status != cudaSuccess) {
+    const gpu::Status status = gpu::device_count(&count);
+    if (status != gpu::kSuccess) {
         report["devices"] = nlohmann::ordered_json::array();
-        report["status"] = cudaGetErrorString(status);
+        report["status"] = gpu::error_text(status);
         return report;
     }
     report["status"] = "ok";
     for (int device = 0; device < count; ++device) {
-        cudaDeviceProp properties{};
-        if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) continue;
-        report["devices"].push_back(
-            {{"index", device},
-             {"name", properties.name},
-             {"compute_capability", std::to_string(properties.major) + "." +
-                                        std::to_string(properties.minor)},
-             {"memory_bytes", properties.totalGlobalMem},
-             {"multiprocessors", properties.multiProcessorCount}});
+        gpu::DeviceProperties properties;
+        if (gpu::device_properties(device, &properties) != gpu::kSuccess) continue;
+        report["devices"].push_back({{"index", device},
+                                     {"name", properties.name},
+                                     {"compute_capability", std::to_string(properties.major) + "." +
+                                                                std::to_string(properties.minor)},
+                                     {"memory_bytes", properties.memory_bytes},
+                                     {"multiprocessors", properties.multiprocessors}});
     }
     return report;
 }

@@ -1,73 +1,86 @@
 #pragma once
 // The GPU runtime behind one set of names, so that the CUDA sources build for HIP (LUMI's MI250X)
-// by a build flag: no cuda* or hip* call outside this header. C++17, for device sources too;
-// gpu_check.hpp turns a failed call into boreas::Error (host code, C++20).
+// by a build flag: no cuda* or hip* name outside this header (tests/backends/gpu_names_test.sh
+// checks). HIP mirrors the CUDA runtime's names with a hip prefix, so each call is written once
+// through BOREAS_GPU_NAME. C++17, for device sources too; gpu_check.hpp turns a failed call into
+// boreas::Error (host code, C++20).
 #if defined(__HIP_PLATFORM_AMD__)
 #include <hip/hip_runtime.h>
+#define BOREAS_GPU_NAME(name) hip##name
 #else
 #include <cuda_runtime.h>
+#define BOREAS_GPU_NAME(name) cuda##name
 #endif
 
 #include <cstddef>
+#include <string>
 
 namespace boreas::gpu {
 
+using Stream = BOREAS_GPU_NAME(Stream_t);
+using Status = BOREAS_GPU_NAME(Error_t);
+inline constexpr Status kSuccess = BOREAS_GPU_NAME(Success);
+
+inline const char* error_text(Status s) {
+    return BOREAS_GPU_NAME(GetErrorString)(s);
+}
+inline Status runtime_version(int* version) {
+    return BOREAS_GPU_NAME(RuntimeGetVersion)(version);
+}
+inline Status driver_version(int* version) {
+    return BOREAS_GPU_NAME(DriverGetVersion)(version);
+}
+inline Status device_count(int* n) {
+    return BOREAS_GPU_NAME(GetDeviceCount)(n);
+}
+
+/// What `boreas info` reports of a device.
+struct DeviceProperties {
+    std::string name;
+    int major = 0, minor = 0;
+    std::size_t memory_bytes = 0;
+    int multiprocessors = 0;
+};
+inline Status device_properties(int device, DeviceProperties* out) {
 #if defined(__HIP_PLATFORM_AMD__)
-using Stream = hipStream_t;
-using Status = hipError_t;
-inline constexpr Status kSuccess = hipSuccess;
-inline const char* error_text(Status s) {
-    return hipGetErrorString(s);
-}
-inline Status device_count(int* n) {
-    return hipGetDeviceCount(n);
-}
-inline Status malloc_bytes(void** p, std::size_t bytes) {
-    return hipMalloc(p, bytes);
-}
-inline Status free_bytes(void* p) {
-    return hipFree(p);
-}
-inline Status copy_to_device(void* dst, const void* src, std::size_t bytes) {
-    return hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice);
-}
-inline Status copy_to_host(void* dst, const void* src, std::size_t bytes) {
-    return hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost);
-}
-inline Status last_launch_status() {
-    return hipGetLastError();
-}
-inline Status synchronize(Stream s) {
-    return hipStreamSynchronize(s);
-}
+    hipDeviceProp_t p{};
 #else
-using Stream = cudaStream_t;
-using Status = cudaError_t;
-inline constexpr Status kSuccess = cudaSuccess;
-inline const char* error_text(Status s) {
-    return cudaGetErrorString(s);
+    cudaDeviceProp p{};
+#endif
+    const Status status = BOREAS_GPU_NAME(GetDeviceProperties)(&p, device);
+    if (status == kSuccess)
+        *out = {p.name, p.major, p.minor, static_cast<std::size_t>(p.totalGlobalMem),
+                p.multiProcessorCount};
+    return status;
 }
-inline Status device_count(int* n) {
-    return cudaGetDeviceCount(n);
-}
+
 inline Status malloc_bytes(void** p, std::size_t bytes) {
-    return cudaMalloc(p, bytes);
+    return BOREAS_GPU_NAME(Malloc)(p, bytes);
 }
 inline Status free_bytes(void* p) {
-    return cudaFree(p);
+    return BOREAS_GPU_NAME(Free)(p);
+}
+/// Stream-ordered allocation from the device's pool (no synchronising malloc per call).
+inline Status malloc_async(void** p, std::size_t bytes, Stream s) {
+    return BOREAS_GPU_NAME(MallocAsync)(p, bytes, s);
+}
+inline Status free_async(void* p, Stream s) {
+    return BOREAS_GPU_NAME(FreeAsync)(p, s);
 }
 inline Status copy_to_device(void* dst, const void* src, std::size_t bytes) {
-    return cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
+    return BOREAS_GPU_NAME(Memcpy)(dst, src, bytes, BOREAS_GPU_NAME(MemcpyHostToDevice));
 }
 inline Status copy_to_host(void* dst, const void* src, std::size_t bytes) {
-    return cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
+    return BOREAS_GPU_NAME(Memcpy)(dst, src, bytes, BOREAS_GPU_NAME(MemcpyDeviceToHost));
+}
+inline Status copy_on_device_async(void* dst, const void* src, std::size_t bytes, Stream s) {
+    return BOREAS_GPU_NAME(MemcpyAsync)(dst, src, bytes, BOREAS_GPU_NAME(MemcpyDeviceToDevice), s);
 }
 inline Status last_launch_status() {
-    return cudaGetLastError();
+    return BOREAS_GPU_NAME(GetLastError)();
 }
 inline Status synchronize(Stream s) {
-    return cudaStreamSynchronize(s);
+    return BOREAS_GPU_NAME(StreamSynchronize)(s);
 }
-#endif
 
 }  // namespace boreas::gpu

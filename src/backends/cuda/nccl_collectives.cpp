@@ -1,6 +1,5 @@
 #include "boreas/backends/cuda/nccl_collectives.hpp"
 
-#include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <algorithm>
@@ -9,15 +8,12 @@
 #include <vector>
 
 #include "boreas/core/error.hpp"
+#include "gpu_check.hpp"
 #include "rank_order_sum.hpp"
 
 namespace boreas::backends::cuda {
 
 namespace {
-
-void check_cuda(cudaError_t code, const char* call) {
-    BOREAS_CHECK(code == cudaSuccess, "{} failed: {}", call, cudaGetErrorString(code));
-}
 
 void check_nccl(ncclResult_t code, const char* call) {
     BOREAS_CHECK(code == ncclSuccess, "{} failed: {}", call, ncclGetErrorString(code));
@@ -27,24 +23,24 @@ void check_nccl(ncclResult_t code, const char* call) {
 
 struct NcclCollectives::State {
     ncclComm_t comm = nullptr;
-    cudaStream_t stream = nullptr;
+    gpu::Stream stream = nullptr;
 
-    /// A device scratch buffer from the stream-ordered pool (no cudaMalloc per call).
+    /// A device scratch buffer from the stream-ordered pool (no synchronising malloc per call).
     float* scratch(std::size_t values) const {
         void* p = nullptr;
-        check_cuda(cudaMallocAsync(&p, values * sizeof(float), stream), "cudaMallocAsync");
+        BOREAS_GPU_CHECK(gpu::malloc_async(&p, values * sizeof(float), stream));
         return static_cast<float*>(p);
     }
-    void release(float* p) const { check_cuda(cudaFreeAsync(p, stream), "cudaFreeAsync"); }
+    void release(float* p) const { BOREAS_GPU_CHECK(gpu::free_async(p, stream)); }
     void sum(const float* blocks, int ranks, std::int64_t n, float* out) const {
         if (n == 0) return;
-        check_cuda(launch_sum_in_rank_order(blocks, ranks, n, out, stream), "sum_in_rank_order");
+        BOREAS_GPU_CHECK(launch_sum_in_rank_order(blocks, ranks, n, out, stream));
     }
 };
 
 NcclCollectives::NcclCollectives(const dist::Communicator& group, void* stream)
     : state_(std::make_unique<State>()), rank_(group.rank()), size_(group.size()) {
-    state_->stream = static_cast<cudaStream_t>(stream);
+    state_->stream = static_cast<gpu::Stream>(stream);
     ncclUniqueId id{};
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     group.broadcast_bytes(&id, sizeof(id), 0);
@@ -84,9 +80,8 @@ void NcclCollectives::allreduce_sum(std::span<float> values) const {
     // All-gather of the summed segments (padded to equal size).
     check_nccl(ncclAllGather(summed, gathered, segment, ncclFloat, state_->comm, state_->stream),
                "ncclAllGather");
-    check_cuda(cudaMemcpyAsync(values.data(), gathered, values.size() * sizeof(float),
-                               cudaMemcpyDeviceToDevice, state_->stream),
-               "cudaMemcpyAsync");
+    BOREAS_GPU_CHECK(gpu::copy_on_device_async(values.data(), gathered,
+                                               values.size() * sizeof(float), state_->stream));
     state_->release(summed);
     state_->release(gathered);
 }
@@ -104,9 +99,8 @@ void NcclCollectives::allgather_rows(const float* mine, float* all,
         const auto own =
             static_cast<std::size_t>(rows_per_rank[static_cast<std::size_t>(rank_)] * width);
         if (r == rank_) {
-            check_cuda(cudaMemcpyAsync(all + offset * width, mine, own * sizeof(float),
-                                       cudaMemcpyDeviceToDevice, state_->stream),
-                       "cudaMemcpyAsync");
+            BOREAS_GPU_CHECK(gpu::copy_on_device_async(all + offset * width, mine,
+                                                       own * sizeof(float), state_->stream));
         } else {
             if (own > 0)
                 check_nccl(ncclSend(mine, own, ncclFloat, r, state_->comm, state_->stream),
@@ -133,10 +127,9 @@ void NcclCollectives::reduce_scatter_rows(const float* all, float* mine,
     for (int r = 0; r < size_; ++r) {
         const std::int64_t count = rows_per_rank[static_cast<std::size_t>(r)] * width;
         if (r == rank_) {
-            check_cuda(cudaMemcpyAsync(received + r * own, all + offset * width,
-                                       static_cast<std::size_t>(own) * sizeof(float),
-                                       cudaMemcpyDeviceToDevice, state_->stream),
-                       "cudaMemcpyAsync");
+            BOREAS_GPU_CHECK(gpu::copy_on_device_async(
+                received + r * own, all + offset * width,
+                static_cast<std::size_t>(own) * sizeof(float), state_->stream));
         } else {
             if (count > 0)
                 check_nccl(ncclSend(all + offset * width, static_cast<std::size_t>(count),
@@ -166,9 +159,8 @@ void NcclCollectives::alltoall(const float* send, std::span<const std::int64_t> 
         const auto s = static_cast<std::size_t>(send_counts[static_cast<std::size_t>(r)]);
         const auto c = static_cast<std::size_t>(recv_counts[static_cast<std::size_t>(r)]);
         if (r == rank_) {
-            check_cuda(cudaMemcpyAsync(recv + received, send + sent, s * sizeof(float),
-                                       cudaMemcpyDeviceToDevice, state_->stream),
-                       "cudaMemcpyAsync");
+            BOREAS_GPU_CHECK(gpu::copy_on_device_async(recv + received, send + sent,
+                                                       s * sizeof(float), state_->stream));
         } else {
             if (s > 0)
                 check_nccl(ncclSend(send + sent, s, ncclFloat, r, state_->comm, state_->stream),

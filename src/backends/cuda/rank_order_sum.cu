@@ -15,13 +15,13 @@ __global__ void sum_in_rank_order(const float* blocks, int ranks, std::int64_t n
 
 }  // namespace
 
-cudaError_t launch_sum_in_rank_order(const float* blocks, int ranks, std::int64_t n, float* out,
-                                     cudaStream_t stream) {
+gpu::Status launch_sum_in_rank_order(const float* blocks, int ranks, std::int64_t n, float* out,
+                                     gpu::Stream stream) {
     const int threads = 256;
     const std::int64_t wanted = (n + threads - 1) / threads;
     const int grid = static_cast<int>(wanted < 4096 ? wanted : 4096);
     sum_in_rank_order<<<grid, threads, 0, stream>>>(blocks, ranks, n, out);
-    return cudaGetLastError();
+    return gpu::last_launch_status();
 }
 
 }  // namespace boreas::backends::cuda
