@@ -14,10 +14,15 @@ packages=(
   python3 python3-jsonschema
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+# The packages among the arguments that are not installed, one per line.
+not_installed() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+mapfile -t missing < <(not_installed "${packages[@]}")
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -38,10 +43,7 @@ cross=(crossbuild-essential-arm64 qemu-user
        libopenblas-dev:arm64 libfmt-dev:arm64 libgtest-dev:arm64
        libeccodes-dev:arm64 libzip-dev:arm64 libblosc-dev:arm64 libzstd-dev:arm64
        liblz4-dev:arm64 zlib1g-dev:arm64 libssl-dev:arm64 libnetcdf19:arm64 libyaml-cpp0.7:arm64)
-cross_missing=()
-for p in "${cross[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || cross_missing+=("$p")
-done
+mapfile -t cross_missing < <(not_installed "${cross[@]}")
 if ((${#cross_missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "setup.sh: the aarch64 cross test will be skipped (missing ${cross_missing[*]}; run as root)" >&2
