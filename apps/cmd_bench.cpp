@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/bench/bench.hpp"
 #include "boreas/bench/roof.hpp"
 #include "boreas/core/error.hpp"
@@ -105,6 +106,11 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
                      "forward: fp32, or bf16 (every Linear as under anemoi's bf16 autocast; "
                      "phases held against the BF16 dot roof where the CPU has AVX512-BF16)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
+    command
+        ->add_option("--device", options->device,
+                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                     "cuda preset)")
+        ->capture_default_str();
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");
     options->command_line = command_line;
@@ -158,7 +164,27 @@ Runner add_roof_command(CLI::App& app) {
         app.add_subcommand("roof", "Measure this machine's FMA, BF16-dot, SGEMM and triad roofs");
     command->add_flag("--json", *json, "Print JSON");
     command->add_flag("--fresh", *fresh, "Measure again instead of reusing this boot's result");
-    return [json, fresh]() {
+    auto device = std::make_shared<std::string>("cpu");
+    command
+        ->add_option("--device", *device,
+                     "cpu, or cuda / cuda:N: that GPU's roof (cuBLASLt fp32 and bf16 GEMM, "
+                     "device memory bandwidth) instead of the CPU's")
+        ->capture_default_str();
+    return [json, fresh, device]() {
+        const auto target = backends::parse_device(*device, "--device");
+        if (target.kind != backends::DeviceKind::cpu) {
+            const auto roof = backends::get(target).measure_roof();
+            if (*json) {
+                fmt::print("{}\n", roof.dump(2));
+                return 0;
+            }
+            fmt::print("{} ({})\n", roof["name"].get<std::string>(), target.name());
+            fmt::print("FP32 GEMM GFLOP/s {:10.1f}  (n {})\n",
+                       roof["fp32_gemm_gflops"].get<double>(), roof["gemm_size"].get<long>());
+            fmt::print("BF16 GEMM GFLOP/s {:10.1f}\n", roof["bf16_gemm_gflops"].get<double>());
+            fmt::print("Memory    GB/s    {:10.1f}\n", roof["memory_gbs"].get<double>());
+            return 0;
+        }
         bench::RoofOptions options;
         options.use_cache = !*fresh;
         const auto roof = bench::measure_roof(options);

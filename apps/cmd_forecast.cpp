@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/context.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
@@ -23,6 +24,7 @@ struct ForecastArguments {
     std::string checkpoint, input, output, json, lead_time = "240h", date;
     bool allow_nan = false, no_initial_state = false;
     std::string precision = "fp32";
+    std::string device = "cpu";
     int threads = 0;
     int queue = 2;
     int shards = 0;
@@ -73,6 +75,7 @@ int run_forecast_command(const ForecastArguments& args) {
         normaliser_holder.emplace(checkpoint.normaliser());
     }
     if (args.precision == "bf16") loaded->keep_weights_in_bf16();
+    loaded->set_device(backends::parse_device(args.device, "--device"));
     const auto& model = *loaded;
     const auto& normaliser = *normaliser_holder;
     if (lead % context.timestep != 0)
@@ -205,6 +208,11 @@ Runner add_forecast_command(CLI::App& app) {
                      "fp32, or bf16: every Linear as under anemoi's bf16 autocast (bf16 inputs "
                      "and weights, fp32 sums, bf16 outputs; AVX512-BF16 where the CPU has it)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
+    command
+        ->add_option("--device", args->device,
+                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                     "cuda preset)")
+        ->capture_default_str();
     command->add_flag("--no-initial-state", args->no_initial_state,
                       "do not write step 0 (the prognostic fields and constant forcings at the "
                       "base date, which anemoi-inference writes by default)");

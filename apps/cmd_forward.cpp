@@ -5,6 +5,7 @@
 #include <optional>
 #include <random>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/context.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
@@ -36,6 +37,7 @@ struct ForwardArguments {
     int threads = 0;
     int shards = 0;
     std::string precision = "fp32";
+    std::string device = "cpu";
 };
 
 /// The model from an anemoi checkpoint: config, graph, weights and normaliser all from it.
@@ -156,6 +158,7 @@ int run_forward(const ForwardArguments& args) {
     }
     // bf16: only the bf16 copies of the Linears' weights are needed from here on.
     if (args.precision == "bf16") model.keep_weights_in_bf16();
+    model.set_device(backends::parse_device(args.device, "--device"));
     Stopwatch step;
     model::ForwardOptions options;
     options.allow_nan = args.allow_nan;
@@ -232,6 +235,11 @@ Runner add_forward_command(CLI::App& app) {
                      "fp32, or bf16: every Linear as under anemoi's bf16 autocast (bf16 inputs and "
                      "weights, fp32 sums, bf16 outputs; AVX512-BF16 where the CPU has it)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
+    command
+        ->add_option("--device", args->device,
+                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                     "cuda preset)")
+        ->capture_default_str();
     for (auto* option : {config, set, weights, graph, statistics}) checkpoint->excludes(option);
     return [args]() {
         // One voice: rank 0 logs progress; the others only warnings.

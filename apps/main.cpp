@@ -23,6 +23,10 @@
 #include "boreas/dist/communicator.hpp"
 #include "commands.hpp"
 
+#ifdef BOREAS_WITH_CUDA
+#include "boreas/backends/cuda/backend.hpp"
+#endif
+
 namespace boreas::apps {
 
 void apply_threads(int threads) {
@@ -47,6 +51,9 @@ int main(int argc, char** argv) {
     // next step. Peak RSS stays the peak of live buffers plus fragmentation (docs/performance.md).
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, -1);
+#endif
+#ifdef BOREAS_WITH_CUDA
+    backends::cuda::register_backend();  // --device cuda[:N]
 #endif
     CLI::App app{"Boreas: AIFS/Anemoi-class weather model engine and benchmark suite", "boreas"};
     app.set_version_flag("--version", std::string("boreas ") + detail::kVersion);

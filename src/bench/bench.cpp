@@ -11,6 +11,7 @@
 #include <numeric>
 #include <optional>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/bench/roof.hpp"
 #include "boreas/core/context.hpp"
 #include "boreas/core/error.hpp"
@@ -137,6 +138,27 @@ nlohmann::ordered_json statistics(const std::vector<double>& samples, int warmup
             {"warmup", warmup}};
 }
 
+namespace {
+
+/// A GPU's roof (Backend::measure_roof) in the keys of the CPU roof the phase roofline reads:
+/// fp32 GEMM as "sgemm_gflops" (and the FMA rate), bf16 GEMM as "bf16_dot_gflops", the device
+/// memory bandwidth as "triad_gbs"; the device's own document under "device".
+nlohmann::ordered_json device_roof(const nlohmann::ordered_json& gpu) {
+    nlohmann::ordered_json roof;
+    const double fp32 = gpu.value("fp32_gemm_gflops", 0.0);
+    const double bf16 = gpu.value("bf16_gemm_gflops", 0.0);
+    const double memory = gpu.value("memory_gbs", 0.0);
+    roof["fp32_fma_gflops"] = {{"1", fp32}, {"all", fp32}, {"threads", 1}};
+    roof["bf16_dot_gflops"] = {{"1", bf16}, {"all", bf16}, {"threads", 1}};
+    roof["sgemm_gflops"] = fp32;
+    roof["triad_gbs"] = {{"1", memory}, {"all", memory}, {"threads", 1}};
+    roof["cached"] = false;
+    roof["device"] = gpu;
+    return roof;
+}
+
+}  // namespace
+
 nlohmann::ordered_json run(const BenchOptions& options) {
     BOREAS_CHECK(options.what == "forward" || options.what == "train" || options.what == "all",
                  "unknown benchmark '{}'; expected forward, train or all", options.what);
@@ -164,6 +186,8 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     model::Model model = make_model();
     // A bf16 forward keeps the Linears' weights in bf16 only, as `boreas forward` does.
     if (options.precision == "bf16") model.keep_weights_in_bf16();
+    model.set_device(backends::parse_device(options.device, "--device"));
+    backends::Backend& backend = backends::get(model.device());
     const auto& config = model.config();
     Tensor input = options.input.empty()
                        ? model::synthetic_input(model, options.batch, options.seed)
@@ -172,11 +196,14 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     // synthetic input already is).
     if (checkpoint && !options.input.empty()) checkpoint->normaliser().normalise_input(input);
     const auto batch = input.dim(0);
-    const auto roof = measure_roof({.gemm_shapes = {}, .use_cache = !options.fresh_roof});
+    const bool on_gpu = model.device().kind != backends::DeviceKind::cpu;
+    const auto roof = on_gpu ? device_roof(backend.measure_roof())
+                             : measure_roof({.gemm_shapes = {}, .use_cache = !options.fresh_roof});
     // A fresh roof measurement streams 384 MiB of triad arrays and the SGEMM operands: not the
     // model's memory. Hand it back and restart the peak, so peak_rss_bytes is the model's.
     release_free_heap();
     reset_peak_rss();
+    backend.reset_peak_memory();
 
     auto& recorder = trace::Recorder::instance();
     // Times `step` (warm-ups first) into total samples and per-range samples.
@@ -258,7 +285,10 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         forward_options.precision = precision;
         measured(
             "forward",
-            [&] { output = model.forward(data_parallel ? local_input : input, forward_options); },
+            [&] {
+                output = model.forward(data_parallel ? local_input : input, forward_options);
+                backend.synchronize();
+            },
             totals, phases);
     }
     if (run_train) {
@@ -305,6 +335,7 @@ nlohmann::ordered_json run(const BenchOptions& options) {
                 auto result = train::rollout_step(model, data_parallel ? local : train_batch, 1, {},
                                                   options.activation_checkpointing, shards,
                                                   averager ? &*averager : nullptr);
+                backend.synchronize();
                 if (averager) {
                     BOREAS_RANGE("allreduce");
                     const auto timing = averager->finish(result);
@@ -379,6 +410,12 @@ nlohmann::ordered_json run(const BenchOptions& options) {
     document["context"]["build"] = build_context();
     document["context"]["build"]["kernel_path"] = kernels::cpu::kernel_path();
     document["context"]["system"] = system_context();
+    document["context"]["device"] = backend.describe();
+    if (model.device().kind != backends::DeviceKind::cpu) {
+        const auto memory = backend.memory_stats();
+        document["context"]["device"]["peak_memory_bytes"] = memory.peak_in_use;
+        document["context"]["device"]["memory_cached_bytes"] = memory.cached;
+    }
     document["context"]["run"] = {{"start_utc", start},
                                   {"command_line", options.command_line},
                                   {"implementation", std::string("boreas ") + detail::kVersion},
@@ -403,10 +440,10 @@ nlohmann::ordered_json run(const BenchOptions& options) {
         const double step_median = statistics(totals, options.warmup)["median"].get<double>();
         auto forward_params = params;
         forward_params["precision"] = model::to_string(precision);
-        const bool bf16_dot_roof = precision == model::Precision::bf16 &&
-                                   kernels::cpu::kernel_path()["bf16"] == "avx512_bf16" &&
-                                   roof.contains("bf16_dot_gflops") &&
-                                   !roof["bf16_dot_gflops"].is_null();
+        const bool bf16_dot_roof =
+            precision == model::Precision::bf16 &&
+            (on_gpu || kernels::cpu::kernel_path()["bf16"] == "avx512_bf16") &&
+            roof.contains("bf16_dot_gflops") && !roof["bf16_dot_gflops"].is_null();
         document["results"].push_back(with_communication(
             with_ranks(phase_result("forward", "total", totals, options.warmup, total_cost, roof,
                                     step_median, forward_params, verdict, bf16_dot_roof)),

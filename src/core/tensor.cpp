@@ -1,8 +1,10 @@
 #include "boreas/core/tensor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <numeric>
+#include <utility>
 
 #ifdef __linux__
 #include <sys/mman.h>
@@ -42,15 +44,7 @@ constexpr std::size_t kHugePageMinBytes = std::size_t{8} << 20;
 /// Below this many values one thread fills or copies: a parallel region costs microseconds.
 constexpr std::int64_t kParallelMinValues = std::int64_t{1} << 18;
 
-/// Allocates `count` values, untouched (huge pages asked for large blocks).
-template <class Vector>
-void allocate(Vector& data, std::size_t count) {
-    if (count * sizeof(float) >= kHugePageMinBytes) {
-        data.reserve(count);
-        advise_huge_pages(data.data(), count * sizeof(float));
-    }
-    data.resize(count);  // the allocator leaves the values uninitialised
-}
+std::atomic<MemoryResource*> current_memory{nullptr};
 
 void parallel_fill(float* data, std::int64_t count, float value) {
 #pragma omp parallel for schedule(static) if (count >= kParallelMinValues)
@@ -67,41 +61,108 @@ void parallel_copy(const float* from, std::int64_t count, float* to) {
 
 }  // namespace
 
+MemoryResource* tensor_memory() {
+    return current_memory.load(std::memory_order_relaxed);
+}
+
+TensorMemoryScope::TensorMemoryScope(MemoryResource* memory)
+    : previous_(current_memory.exchange(memory)) {}
+
+TensorMemoryScope::~TensorMemoryScope() {
+    current_memory.store(previous_);
+}
+
+void Tensor::allocate(std::int64_t count) {
+    count_ = count;
+    memory_ = tensor_memory();
+    const auto bytes = static_cast<std::size_t>(count) * sizeof(float);
+    if (count == 0) {
+        data_ = nullptr;
+    } else if (memory_ != nullptr) {
+        data_ = static_cast<float*>(memory_->allocate(bytes));
+    } else {
+        data_ = static_cast<float*>(::operator new(bytes));
+        if (bytes >= kHugePageMinBytes) advise_huge_pages(data_, bytes);
+    }
+}
+
+void Tensor::release() noexcept {
+    if (data_ != nullptr) {
+        if (memory_ != nullptr)
+            memory_->deallocate(data_, static_cast<std::size_t>(count_) * sizeof(float));
+        else
+            ::operator delete(data_);
+    }
+    data_ = nullptr;
+    count_ = 0;
+}
+
+Tensor::~Tensor() {
+    release();
+}
+
+Tensor::Tensor(Tensor&& other) noexcept
+    : shape_(std::move(other.shape_)),
+      data_(std::exchange(other.data_, nullptr)),
+      count_(std::exchange(other.count_, 0)),
+      memory_(other.memory_) {
+    other.shape_.clear();
+}
+
+Tensor& Tensor::operator=(Tensor&& other) noexcept {
+    if (this != &other) {
+        release();
+        shape_ = std::move(other.shape_);
+        other.shape_.clear();
+        data_ = std::exchange(other.data_, nullptr);
+        count_ = std::exchange(other.count_, 0);
+        memory_ = other.memory_;
+    }
+    return *this;
+}
+
+void Tensor::move_to(MemoryResource* memory) {
+    if (memory == memory_) return;
+    const TensorMemoryScope scope(memory);
+    Tensor moved = uninitialised(shape_);
+    parallel_copy(data_, count_, moved.data_);
+    *this = std::move(moved);
+}
+
 Tensor::Tensor(std::vector<std::int64_t> shape, float fill) : shape_(std::move(shape)) {
-    const auto count = product(shape_);
-    allocate(data_, static_cast<std::size_t>(count));
-    parallel_fill(data_.data(), count, fill);
+    allocate(product(shape_));
+    parallel_fill(data_, count_, fill);
 }
 
 Tensor::Tensor(std::vector<std::int64_t> shape, const std::vector<float>& data)
     : shape_(std::move(shape)) {
     BOREAS_CHECK(product(shape_) == static_cast<std::int64_t>(data.size()),
                  "tensor of shape {} cannot hold {} values", shape_string(), data.size());
-    allocate(data_, data.size());
-    parallel_copy(data.data(), static_cast<std::int64_t>(data.size()), data_.data());
+    allocate(static_cast<std::int64_t>(data.size()));
+    parallel_copy(data.data(), count_, data_);
 }
 
 Tensor Tensor::uninitialised(std::vector<std::int64_t> shape) {
     Tensor t;
     const auto count = product(shape);
     t.shape_ = std::move(shape);
-    allocate(t.data_, static_cast<std::size_t>(count));
+    t.allocate(count);
     return t;
 }
 
 Tensor::Tensor(const Tensor& other) : shape_(other.shape_) {
-    allocate(data_, other.data_.size());
-    parallel_copy(other.data_.data(), other.numel(), data_.data());
+    allocate(other.count_);
+    parallel_copy(other.data_, count_, data_);
 }
 
 Tensor& Tensor::operator=(const Tensor& other) {
     if (this == &other) return *this;
     shape_ = other.shape_;
-    if (data_.size() != other.data_.size()) {
-        data_ = {};  // release first: the peak holds one buffer, not two
-        allocate(data_, other.data_.size());
+    if (count_ != other.count_ || memory_ != tensor_memory()) {
+        release();  // first: the peak holds one buffer, not two
+        allocate(other.count_);
     }
-    parallel_copy(other.data_.data(), other.numel(), data_.data());
+    parallel_copy(other.data_, count_, data_);
     return *this;
 }
 

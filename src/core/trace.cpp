@@ -5,6 +5,14 @@
 
 namespace boreas::trace {
 
+namespace detail {
+RangeHooks range_hooks;
+}
+
+void set_range_hooks(RangeHooks hooks) {
+    detail::range_hooks = (hooks.push && hooks.pop) ? hooks : RangeHooks{};
+}
+
 Recorder& Recorder::instance() {
     static Recorder recorder;
     return recorder;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/kernels/kernels.hpp"
 #include "boreas/model/model.hpp"
@@ -80,7 +81,7 @@ struct Linear {
         p.gelu = gelu;
         p.pre_activation = pre;
         p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_bf16 != nullptr;
-        kernels::cpu::linear(p);
+        backends::active().linear(p);
     }
 };
 
@@ -106,7 +107,7 @@ struct LayerNorm {
         p.beta = beta->data();
         p.rows = rows;
         p.channels = channels;
-        kernels::cpu::layer_norm(p);
+        backends::active().layer_norm(p);
     }
 };
 
@@ -171,7 +172,7 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     const StackedLinears stacked(layers);
     auto p = stacked_params(stacked, x, rows);
     p.y = y;
-    kernels::cpu::linear(p);
+    backends::active().linear(p);
 }
 
 /// apply_side_by_side in the bf16 forward, its result kept as bf16 bits (LinearParams::y_bf16):
@@ -182,7 +183,7 @@ inline void apply_side_by_side(std::initializer_list<const Linear*> layers, cons
     auto p = stacked_params(stacked, x, rows);
     p.y_bf16 = y_bf16;
     p.bf16 = true;
-    kernels::cpu::linear(p);
+    backends::active().linear(p);
 }
 
 /// y[rows, out] += mlp_out(GELU(mlp_in(norm(x)))), norm a LayerNorm or none: the inference MLP
@@ -210,7 +211,7 @@ inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const LayerNo
     p.out = mlp_out.out;
     p.accumulate = true;
     p.bf16 = bf16_inference.load(std::memory_order_relaxed) || p.weight_in_bf16 != nullptr;
-    kernels::cpu::mlp(p);
+    backends::active().mlp(p);
 }
 
 /// anemoi's hidden width for a ratio: int(C * ratio + 0.5) (models/layers/utils.py).

@@ -125,11 +125,22 @@ bool Model::weights_in_bf16() const {
     return impl_->store.holds_bf16();
 }
 
+void Model::set_device(const backends::Device& device) {
+    backends::Backend& backend = backends::get(device);
+    impl_->store.move_to(backend.tensor_memory());
+    impl_->device = device;
+}
+
+backends::Device Model::device() const {
+    return impl_->device;
+}
+
 Tensor Model::forward(const Tensor& input, const ForwardOptions& options) const {
     BOREAS_CHECK(options.precision == Precision::bf16 || !weights_in_bf16(),
                  "this model keeps its weights in bf16 (keep_weights_in_bf16): its forward runs "
                  "in bf16 only");
     const InferencePrecisionScope precision(options.precision);
+    const backends::ActiveBackendScope on_device(backends::get(impl_->device));
     if (options.shards != nullptr && options.shards->size() > 1)
         return impl_->forward_sharded(input, options);
     return impl_->forward(input, options);

@@ -10,7 +10,9 @@
 #include <optional>
 #include <random>
 #include <tuple>
+#include <utility>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/trace.hpp"
@@ -55,6 +57,46 @@ inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
     return features;
 }
 
+/// bf16 bits in the memory tensors take theirs from (TensorMemoryScope: the host heap on the CPU,
+/// the device's on a GPU backend), so that a backend's kernels read and write them in place.
+class Bf16Buffer {
+  public:
+    Bf16Buffer() = default;
+    explicit Bf16Buffer(std::size_t count) : memory_(tensor_memory()), count_(count) {
+        const std::size_t bytes = count * sizeof(std::uint16_t);
+        data_ =
+            static_cast<std::uint16_t*>(memory_ ? memory_->allocate(bytes) : ::operator new(bytes));
+    }
+    ~Bf16Buffer() { release(); }
+    Bf16Buffer(Bf16Buffer&& other) noexcept
+        : memory_(other.memory_),
+          data_(std::exchange(other.data_, nullptr)),
+          count_(std::exchange(other.count_, 0)) {}
+    Bf16Buffer& operator=(Bf16Buffer&& other) noexcept {
+        if (this != &other) {
+            release();
+            memory_ = other.memory_;
+            data_ = std::exchange(other.data_, nullptr);
+            count_ = std::exchange(other.count_, 0);
+        }
+        return *this;
+    }
+    std::uint16_t* get() const { return data_; }
+
+  private:
+    void release() noexcept {
+        if (data_ == nullptr) return;
+        if (memory_)
+            memory_->deallocate(data_, count_ * sizeof(std::uint16_t));
+        else
+            ::operator delete(data_);
+        data_ = nullptr;
+    }
+    MemoryResource* memory_ = nullptr;
+    std::uint16_t* data_ = nullptr;
+    std::size_t count_ = 0;
+};
+
 /// The graph-transformer block of the mappers and of the graph-transformer processor
 /// (anemoi GraphTransformerMapperBlock / GraphTransformerProcessorBlock, spec 3.2 and 4.2).
 /// A graph block's source keys and values, [rows, 2C] (keys in columns [0, C)): fp32, or bf16
@@ -62,7 +104,7 @@ inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
 /// the forward's largest tensor (N320, C 1024: 2.2 GB instead of 4.4 GB). Holds or views them.
 struct KeysValues {
     Tensor f32;
-    std::unique_ptr<std::uint16_t[]> owned_bf16;
+    Bf16Buffer owned_bf16;
     const float* f32_rows = nullptr;
     const std::uint16_t* bf16_rows = nullptr;
     std::int64_t width = 0;  // 2C
@@ -76,7 +118,7 @@ struct KeysValues {
         kv.width = width;
         if (bf16_inference.load(std::memory_order_relaxed)) {
             // Default-initialised: every value is written before it is read.
-            kv.owned_bf16.reset(new std::uint16_t[static_cast<std::size_t>(rows * width)]);
+            kv.owned_bf16 = Bf16Buffer(static_cast<std::size_t>(rows * width));
             kv.bf16_rows = kv.owned_bf16.get();
         } else {
             kv.f32 = Tensor::uninitialised({rows, width});
@@ -180,7 +222,7 @@ struct GraphTransformerBlock {
         p.heads = heads;
         p.head_dim = channels / heads;
         p.edge_dim = edge_dim;
-        kernels::cpu::graph_attention(p);
+        backends::active().graph_attention(p);
         // o + r, on all threads: run serially it left the other thread waiting (about 1 % of
         // a small forward step, with the other serial loops below).
 #pragma omp parallel for schedule(static) if (rows * channels >= kParallelElements)
@@ -239,7 +281,7 @@ struct TransformerLayer {
         p.head_dim = channels / heads;
         p.window = window;
         p.bf16 = bf16_inference.load(std::memory_order_relaxed);
-        kernels::cpu::window_attention(p);
+        backends::active().window_attention(p);
         projection.apply(attended.data(), rows, x.data(), /*accumulate=*/true);
         apply_mlp(mlp_in, mlp_out, &norm_mlp, x.data(), rows, x.data());
     }
@@ -279,7 +321,7 @@ struct Mlp {
                 linears[0].apply(x, rows, a.data());
         } else {
             a = std::move(*first);
-            if (activate_first) kernels::cpu::gelu(a.data(), a.numel());
+            if (activate_first) backends::active().gelu(a.data(), a.numel());
         }
         for (std::size_t i = 1; i < linears.size(); ++i) {
             b = Tensor({rows, linears[i].out});
@@ -525,6 +567,7 @@ struct Model::Impl {
     ModelConfig config;
     std::shared_ptr<const graphs::Graph> graph;
     ParameterStore store;
+    backends::Device device;  // Model::set_device
     std::int64_t n_data = 0, n_hidden = 0, channels = 0;
     const Tensor* trainable_data = nullptr;
     const Tensor* trainable_hidden = nullptr;

@@ -154,4 +154,9 @@ void ParameterStore::save(const std::filesystem::path& path,
     writer.write(path);
 }
 
+void ParameterStore::move_to(MemoryResource* memory) {
+    for (auto& [name, entry] : entries_)
+        if (entry.tensor.numel() > 0) entry.tensor.move_to(memory);
+}
+
 }  // namespace boreas::model

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/trace.hpp"
 #include "boreas/dist/communicator.hpp"
 #include "sharding.hpp"
@@ -50,7 +51,7 @@ void transformer_layer_sharded(const TransformerLayer& layer, Tensor& x_own, con
     p.head_dim = c / layer.heads;
     p.window = layer.window;
     p.bf16 = bf16_inference.load(std::memory_order_relaxed);
-    kernels::cpu::window_attention(p);
+    backends::active().window_attention(p);
     const Tensor attended = sh.heads_to_rows(attended_heads, seq, 1);
     layer.projection.apply(attended.data(), rows, x_own.data(), /*accumulate=*/true);
     apply_mlp(layer.mlp_in, layer.mlp_out, &layer.norm_mlp, x_own.data(), rows, x_own.data());

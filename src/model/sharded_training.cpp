@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/trace.hpp"
 #include "boreas/dist/communicator.hpp"
@@ -65,7 +66,7 @@ void layer_forward_sharded(const TransformerLayer& l, Tensor& x, const Sharding&
     heads_qkv = sh.rows_to_heads(qkv, seq, 3);
     heads_attended = Tensor::uninitialised({sh.batch * seq, c / sh.size()});
     heads_lse = Tensor::uninitialised({sh.batch * seq, l.heads / sh.size()});
-    kernels::cpu::window_attention(
+    backends::active().window_attention(
         heads_attention(l, heads_qkv, heads_attended, heads_lse, sh, seq));
     t.attended = sh.heads_to_rows(heads_attended, seq, 1);
     layer_output_forward(l, x, t);
@@ -86,7 +87,7 @@ Tensor layer_backward_sharded(Context& ctx, const TransformerLayer& l, const Lay
     bp.dq = d_heads_qkv.data();
     bp.dk = d_heads_qkv.data() + share;
     bp.dv = d_heads_qkv.data() + 2 * share;
-    kernels::cpu::window_attention_backward(bp);
+    backends::active().window_attention_backward(bp);
     return layer_input_backward(ctx, l, t, sh.heads_to_rows(d_heads_qkv, seq, 3), d_x1);
 }
 

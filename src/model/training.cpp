@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/dist/communicator.hpp"
 #include "training_impl.hpp"
 
@@ -58,7 +59,7 @@ void linear_backward(Context& ctx, const Linear& l, const float* x, std::int64_t
     p.in = l.in;
     p.out = l.out;
     p.accumulate_dx = accumulate;
-    kernels::cpu::linear_backward(p);
+    backends::active().linear_backward(p);
 }
 
 void linear_backward(Context& ctx, const Linear& l, const Tensor& x, const Tensor& dy, Tensor* dx,
@@ -85,7 +86,7 @@ void linear_backward_side_by_side(Context& ctx, std::initializer_list<const Line
     p.in = stacked.in;
     p.out = stacked.out;
     p.accumulate_dx = accumulate;
-    kernels::cpu::linear_backward(p);
+    backends::active().linear_backward(p);
     std::int64_t offset = 0;
     for (const Linear* l : layers) {
         const auto g = ctx.of(*l);
@@ -119,7 +120,7 @@ void layer_norm_backward(Context& ctx, const LayerNorm& n, const float* x, std::
     p.dbeta = ctx.find(n.beta).data();
     p.rows = rows;
     p.channels = n.channels;
-    kernels::cpu::layer_norm_backward(p);
+    backends::active().layer_norm_backward(p);
 }
 
 /// Returns d(input) of a LayerNorm given d(output).
@@ -137,7 +138,7 @@ Tensor residual_mlp_backward(Context& ctx, const LayerNorm& norm, const Linear& 
     Tensor d_act = Tensor::uninitialised(a_act.shape());
     linear_backward(ctx, mlp_out, a_act, dy, &d_act, false);
     Tensor d_a = Tensor::uninitialised(d_act.shape());
-    kernels::cpu::gelu_backward(a.data(), d_act.data(), d_a.data(), d_a.numel());
+    backends::active().gelu_backward(a.data(), d_act.data(), d_a.data(), d_a.numel());
     Tensor d_normalised = Tensor::uninitialised(normalised.shape());
     linear_backward(ctx, mlp_in, normalised, d_a, &d_normalised, false);
     Tensor d_u = layer_norm_backward(ctx, norm, u, d_normalised);
@@ -200,8 +201,8 @@ void block_destination_forward(const GraphTransformerBlock& b, const Tensor& kv,
     apply_side_by_side({&b.query, &b.self}, t.dst_norm.data(), dst.rows(), t.q_self.data());
     t.attended = Tensor::uninitialised({dst.rows(), c});
     t.lse = Tensor::uninitialised({dst.rows(), b.heads});
-    kernels::cpu::graph_attention(attention_params(b, kv, t, edges, features, batch, n_src, n_dst,
-                                                   span, t.attended.data(), t.lse.data()));
+    backends::active().graph_attention(attention_params(
+        b, kv, t, edges, features, batch, n_src, n_dst, span, t.attended.data(), t.lse.data()));
     t.t = Tensor::uninitialised({dst.rows(), c});
     for (std::int64_t r = 0; r < dst.rows(); ++r) {
         const float* o = t.attended.row(r);
@@ -252,8 +253,8 @@ DestinationGradients block_destination_backward(Context& ctx, const GraphTransfo
     std::vector<std::int64_t> src_offsets(static_cast<std::size_t>(n_src + 1)),
         by_src(
             static_cast<std::size_t>(forward.dst_offsets[forward.n_dst] - forward.dst_offsets[0]));
-    kernels::cpu::transpose_csr(forward.dst_offsets, edges.src.data(), forward.n_dst, n_src,
-                                src_offsets.data(), by_src.data());
+    backends::active().transpose_csr(forward.dst_offsets, edges.src.data(), forward.n_dst, n_src,
+                                     src_offsets.data(), by_src.data());
     // A chunk's k|v gradients cover all of its batch element's sources: summed over chunks.
     // Every batch element's rows at once (whole, or a shard's): d(k|v) of all sources.
     const bool every_element = span.all || span.every_element;
@@ -275,7 +276,7 @@ DestinationGradients block_destination_backward(Context& ctx, const GraphTransfo
     bp.d_edge_features = d_features.data();
     if (deferred) {
         BOREAS_CHECK(span.all, "a deferred source pass needs the whole destination span");
-        kernels::cpu::graph_attention_backward_destinations(bp, deferred->scratch);
+        backends::active().graph_attention_backward_destinations(bp, deferred->scratch);
         deferred->d_t = std::move(d_t);  // moved buffers keep their addresses
         deferred->src_offsets = std::move(src_offsets);
         deferred->by_src = std::move(by_src);
@@ -284,7 +285,7 @@ DestinationGradients block_destination_backward(Context& ctx, const GraphTransfo
         deferred->params.src_offsets = deferred->src_offsets.data();
         deferred->params.edges_by_src = deferred->by_src.data();
     } else {
-        kernels::cpu::graph_attention_backward(bp);
+        backends::active().graph_attention_backward(bp);
     }
     if (!every_element && !deferred) {
         float* target = d_kv.row(span.b * n_src);
@@ -386,7 +387,7 @@ void layer_forward(const TransformerLayer& l, Tensor& x, std::int64_t batch, std
     apply_side_by_side({&l.q, &l.k, &l.v}, t.norm1.data(), rows, t.qkv.data());
     t.attended = Tensor::uninitialised({rows, c});
     t.lse = Tensor::uninitialised({rows, l.heads});
-    kernels::cpu::window_attention(attention_params(l, t, batch, seq));
+    backends::active().window_attention(attention_params(l, t, batch, seq));
     layer_output_forward(l, x, t);
 }
 
@@ -402,7 +403,7 @@ Tensor layer_backward(Context& ctx, const TransformerLayer& l, const LayerTape& 
     bp.dq = d_qkv.data();
     bp.dk = d_qkv.data() + c;
     bp.dv = d_qkv.data() + 2 * c;
-    kernels::cpu::window_attention_backward(bp);
+    backends::active().window_attention_backward(bp);
     return layer_input_backward(ctx, l, t, d_qkv, d_x1);
 }
 
@@ -440,7 +441,7 @@ Tensor mlp_forward(const Mlp& mlp, const Tensor& x, const Tensor* first_output, 
     }
     for (std::size_t i = 1; i < mlp.linears.size(); ++i) {
         tape.pre.push_back(a);
-        kernels::cpu::gelu(a.data(), a.numel());
+        backends::active().gelu(a.data(), a.numel());
         tape.inputs.push_back(a);
         Tensor b;
         linear_forward(mlp.linears[i], a, b);
@@ -462,8 +463,8 @@ Tensor mlp_backward(Context& ctx, const Mlp& mlp, const MlpTape& tape, const Ten
         Tensor d_in(tape.inputs[i].shape());
         linear_backward(ctx, mlp.linears[i], tape.inputs[i], d, &d_in, false);
         Tensor d_pre(d_in.shape());
-        kernels::cpu::gelu_backward(tape.pre[i - 1].data(), d_in.data(), d_pre.data(),
-                                    d_pre.numel());
+        backends::active().gelu_backward(tape.pre[i - 1].data(), d_in.data(), d_pre.data(),
+                                         d_pre.numel());
         d = std::move(d_pre);
     }
     if (tape.inputs[0].numel() > 0)
@@ -753,7 +754,8 @@ void encoder_source_backward(Context& ctx, const Model::Impl& m, const Tensor& d
     sources.params.dkv_stride = 2 * c;
     for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
         const std::int64_t n = std::min(step, rows - r0);
-        kernels::cpu::graph_attention_backward_sources(sources.params, sources.scratch, r0, r0 + n);
+        backends::active().graph_attention_backward_sources(sources.params, sources.scratch, r0,
+                                                            r0 + n);
         encoder_source_rows(m, data, r0, n, src, normalised);
         linear_backward_side_by_side(ctx, {&b.key, &b.value}, normalised.data(), n, d_kv.data(),
                                      d_normalised.data(), false);
@@ -992,6 +994,7 @@ Tensor output_backward(const Model::Impl& m, const TrainingTape::Data& t, const 
 using namespace training_detail;
 
 Gradients Model::zero_gradients(const Tensor& input) const {
+    const backends::ActiveBackendScope on_device(backends::get(impl_->device));
     Gradients g;
     for (const auto& name : impl_->store.names())
         g.parameters.emplace(name, Tensor(impl_->store.get(name).shape()));
@@ -1033,6 +1036,7 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
     BOREAS_CHECK(!m.store.holds_bf16(),
                  "this model keeps its weights in bf16 for inference: it cannot be trained");
     m.check_input(input, false);
+    const backends::ActiveBackendScope on_device(backends::get(m.device));
     t.shards = nullptr;
     if (shards != nullptr && shards->size() > 1) return forward_train_sharded(m, input, t, *shards);
     const std::int64_t batch = input.dim(0);
@@ -1093,6 +1097,7 @@ Tensor Model::forward_train(const Tensor& input, TrainingTape& tape, bool activa
 void Model::backward(TrainingTape& tape, const Tensor& d_output, Gradients& grads) const {
     const auto& t = *tape.data;
     const auto& m = *impl_;
+    const backends::ActiveBackendScope on_device(backends::get(m.device));
     // Under checkpointing backward releases each part's saved inputs once it is differentiated
     // (aifs-n320: 2.6 GB of chunk inputs, 1.3 GB of outputs before the boundings).
     BOREAS_CHECK(!t.consumed,

@@ -121,7 +121,7 @@ struct DstSpan {
 /// pass' scratch and what the parameters point to.
 struct DeferredSources {
     kernels::GraphAttentionBackwardParams params;
-    kernels::cpu::GraphAttentionBackwardScratch scratch;
+    kernels::GraphAttentionBackwardScratch scratch;
     Tensor d_t;
     std::vector<std::int64_t> src_offsets, by_src;
 };

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
 #include "boreas/core/timer.hpp"
@@ -285,6 +286,7 @@ TrainSummary run_training(const TrainOptions& options) {
     auto graph = model::graph_for(config);
     model::Model model(config, graph);
     model.parameters().initialise(options.seed);
+    model.set_device(backends::parse_device(options.device, "--device"));
     Optimiser optimiser;
     TrainSummary summary;
     History history;

@@ -240,7 +240,7 @@ TEST(Backward, GraphAttentionTwoPassesMatchOne) {
             if (!two_passes) {
                 cpu::graph_attention_backward(bp);
             } else {
-                cpu::GraphAttentionBackwardScratch scratch;
+                GraphAttentionBackwardScratch scratch;
                 cpu::graph_attention_backward_destinations(bp, scratch);
                 for (const auto& [begin, end] :
                      {std::pair<std::int64_t, std::int64_t>{0, 4}, {4, 5}, {5, 12}}) {

@@ -6,45 +6,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <random>
 #include <vector>
 
 #include "boreas/backends/cuda/kernels.hpp"
 #include "boreas/kernels/kernels.hpp"
-#include "gpu_check.hpp"
+#include "support/gpu_test_support.hpp"
 
 namespace {
 
 using namespace boreas::kernels;
-
-/// Device memory holding a copy of `host`, freed on scope exit.
-template <typename T>
-class DeviceArray {
-  public:
-    explicit DeviceArray(const std::vector<T>& host) : size_(host.size()) {
-        if (size_ == 0) return;
-        BOREAS_GPU_CHECK(boreas::gpu::malloc_bytes(&data_, bytes()));
-        BOREAS_GPU_CHECK(boreas::gpu::copy_to_device(data_, host.data(), bytes()));
-    }
-    ~DeviceArray() {
-        if (data_) (void)boreas::gpu::free_bytes(data_);
-    }
-    DeviceArray(const DeviceArray&) = delete;
-    DeviceArray& operator=(const DeviceArray&) = delete;
-    T* get() const { return static_cast<T*>(data_); }
-    std::vector<T> to_host() const {
-        std::vector<T> host(size_);
-        if (size_) BOREAS_GPU_CHECK(boreas::gpu::copy_to_host(host.data(), data_, bytes()));
-        return host;
-    }
-
-  private:
-    std::size_t bytes() const { return size_ * sizeof(T); }
-    std::size_t size_;
-    void* data_ = nullptr;
-};
+using boreas::testing_support::DeviceArray;
+using boreas::testing_support::to_bf16;
 
 struct Shape {
     std::int64_t batch, n_src, n_dst, heads, head_dim, edge_dim;
@@ -55,13 +28,6 @@ void PrintTo(const Shape& s, std::ostream* os) {
     *os << "batch " << s.batch << ", " << s.n_src << " -> " << s.n_dst << ", " << s.heads
         << " heads of " << s.head_dim << ", edge_dim " << s.edge_dim << (s.bias ? ", bias" : "")
         << (s.strided ? ", strided" : "") << (s.bf16 ? ", bf16 k/v" : "");
-}
-
-std::uint16_t to_bf16(float x) {  // round to nearest even (finite inputs)
-    std::uint32_t bits;
-    std::memcpy(&bits, &x, 4);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return static_cast<std::uint16_t>(bits >> 16);
 }
 
 class GpuGraphAttention : public testing::TestWithParam<Shape> {};
@@ -198,14 +164,5 @@ TEST(GpuGraphAttention, RefusesAHeadWiderThanTheKernel) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int devices = 0;
-    const auto status = boreas::gpu::device_count(&devices);
-    if (status != boreas::gpu::kSuccess || devices == 0) {
-        std::printf("SKIPPED: no GPU (%s)\n", status != boreas::gpu::kSuccess
-                                                  ? boreas::gpu::error_text(status)
-                                                  : "no device");
-        return 77;
-    }
-    testing::InitGoogleTest(&argc, argv);
-    return RUN_ALL_TESTS();
+    return boreas::testing_support::run_gpu_tests(argc, argv);
 }

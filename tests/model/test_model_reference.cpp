@@ -87,6 +87,7 @@ boreas::model::Model load_variant(const std::string& name) {
     auto graph = boreas::model::graph_for(config);
     boreas::model::Model model(std::move(config), graph);
     model.load_weights(boreas::testing_support::complete_weights(name));
+    model.set_device(boreas::testing_support::test_device());
     return model;
 }
 

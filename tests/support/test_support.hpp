@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -14,10 +15,18 @@
 #include <string>
 #include <vector>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/io/safetensors.hpp"
 
 namespace boreas::testing_support {
+
+/// The device the reference tests run their models on: BOREAS_TEST_DEVICE (cpu, cuda, cuda:N;
+/// ctest's NAME@cuda tests set it), else the CPU.
+inline backends::Device test_device() {
+    const char* text = std::getenv("BOREAS_TEST_DEVICE");
+    return text && *text ? backends::parse_device(text, "BOREAS_TEST_DEVICE") : backends::Device{};
+}
 
 /// The message of the boreas::Error that `action` throws, or "" if it throws none.
 template <typename Action>

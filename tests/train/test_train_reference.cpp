@@ -33,6 +33,7 @@ boreas::model::Model load_model(const std::string& variant) {
     config.graph.file = (kRoot / config.graph.file).string();
     boreas::model::Model model(config, boreas::model::graph_for(config));
     model.load_weights(boreas::testing_support::complete_weights(variant));
+    model.set_device(boreas::testing_support::test_device());
     return model;
 }
 
@@ -170,6 +171,7 @@ TEST(TrainFromDataset, FirstStepLossEqualsAnemoiTraining) {
         config.normaliser = boreas::model::load_config("tiny").normaliser;
         boreas::model::Model model(config, boreas::model::graph_for(config));
         model.load_weights(boreas::testing_support::complete_weights("transformer"));
+        model.set_device(boreas::testing_support::test_device());
         boreas::train::TrainOptions options;
         options.data = (kData / "datasets" / "o16.zarr").string();
         options.batch = 2;

@@ -36,6 +36,8 @@ struct BenchOptions {
     int shards = 0;
     /// The forward's precision, fp32 or bf16 (model::Precision; forward only).
     std::string precision = "fp32";
+    /// The device the model runs on: cpu, cuda or cuda:N (backends::parse_device).
+    std::string device = "cpu";
     std::string command_line;
 };
 

@@ -12,9 +12,7 @@
 namespace boreas {
 
 namespace detail {
-/// Leaves values uninitialised when a vector grows: Tensor fills or copies them itself, with
-/// all threads for large tensors (one thread zeroing or copying a 100 MB activation leaves the
-/// others idle, and first touch by the threads that use the pages is what NUMA nodes want).
+/// Leaves values uninitialised when a vector grows (byte buffers that are overwritten whole).
 template <class T>
 struct UninitialisedAllocator : std::allocator<T> {
     using std::allocator<T>::allocator;
@@ -32,6 +30,33 @@ struct UninitialisedAllocator : std::allocator<T> {
 };
 }  // namespace detail
 
+/// Where tensors keep their values: the host heap by default; a backend's memory while a
+/// TensorMemoryScope names it (the CUDA backend's managed memory, so that a model's tensors are
+/// read by its kernels on the device and by its element-wise loops on the host). The memory must
+/// be addressable from the host.
+class MemoryResource {
+  public:
+    virtual ~MemoryResource() = default;
+    virtual void* allocate(std::size_t bytes) = 0;
+    virtual void deallocate(void* data, std::size_t bytes) = 0;
+};
+
+/// The memory new tensors take their values from: null for the host heap. One per process (as
+/// the active backend is), so tensors made on worker threads go to the same memory.
+MemoryResource* tensor_memory();
+
+/// New tensors take their values from `memory` (null: the host heap) while this lives.
+class TensorMemoryScope {
+  public:
+    explicit TensorMemoryScope(MemoryResource* memory);
+    ~TensorMemoryScope();
+    TensorMemoryScope(const TensorMemoryScope&) = delete;
+    TensorMemoryScope& operator=(const TensorMemoryScope&) = delete;
+
+  private:
+    MemoryResource* previous_;
+};
+
 class Tensor {
   public:
     Tensor() = default;
@@ -42,23 +67,29 @@ class Tensor {
     static Tensor uninitialised(std::vector<std::int64_t> shape);
     Tensor(const Tensor& other);
     Tensor& operator=(const Tensor& other);
-    Tensor(Tensor&&) noexcept = default;
-    Tensor& operator=(Tensor&&) noexcept = default;
+    Tensor(Tensor&& other) noexcept;
+    Tensor& operator=(Tensor&& other) noexcept;
+    ~Tensor();
 
     const std::vector<std::int64_t>& shape() const { return shape_; }
     std::int64_t dim(std::size_t i) const { return shape_.at(i); }
     std::size_t rank() const { return shape_.size(); }
-    std::int64_t numel() const { return static_cast<std::int64_t>(data_.size()); }
+    std::int64_t numel() const { return count_; }
     /// Rows and columns of the tensor seen as a matrix [product of leading dims, last dim].
     std::int64_t rows() const;
     std::int64_t cols() const { return shape_.empty() ? 1 : shape_.back(); }
 
-    float* data() { return data_.data(); }
-    const float* data() const { return data_.data(); }
-    float* row(std::int64_t r) { return data_.data() + r * cols(); }
-    const float* row(std::int64_t r) const { return data_.data() + r * cols(); }
-    std::span<const float> values() const { return data_; }
-    std::span<float> storage() { return data_; }
+    float* data() { return data_; }
+    const float* data() const { return data_; }
+    float* row(std::int64_t r) { return data_ + r * cols(); }
+    const float* row(std::int64_t r) const { return data_ + r * cols(); }
+    std::span<const float> values() const { return {data_, static_cast<std::size_t>(count_)}; }
+    std::span<float> storage() { return {data_, static_cast<std::size_t>(count_)}; }
+    /// The memory the values came from (null: the host heap).
+    MemoryResource* memory() const { return memory_; }
+    /// The same values in `memory` (null: the host heap); the tensor itself (same address) is
+    /// kept, so pointers to it stay valid. Nothing happens when they are there already.
+    void move_to(MemoryResource* memory);
 
     /// Same data, new shape with the same element count.
     void reshape(std::vector<std::int64_t> shape);
@@ -66,7 +97,13 @@ class Tensor {
 
   private:
     std::vector<std::int64_t> shape_;
-    std::vector<float, detail::UninitialisedAllocator<float>> data_;
+    float* data_ = nullptr;
+    std::int64_t count_ = 0;
+    MemoryResource* memory_ = nullptr;  ///< where data_ came from; null: the host heap
+
+    /// count_ values from tensor_memory(), untouched (data_ was released).
+    void allocate(std::int64_t count);
+    void release() noexcept;
 };
 
 }  // namespace boreas

@@ -2,7 +2,8 @@
 /// Phase timing. BOREAS_RANGE("encoder") times the enclosing scope into a tree of named ranges
 /// ("processor/chunk0" when nested) that the benchmark harness reads after each step. It is meant
 /// for phases (called from the main thread, outside OpenMP regions); when no recorder is enabled
-/// a range costs one branch. CUDA builds will also emit NVTX ranges from the same macro.
+/// a range costs one branch. A CUDA build also emits each range to the profiler (NVTX: Nsight
+/// Systems shows the phase tree on the GPU timeline) through the range hooks.
 
 #include <chrono>
 #include <map>
@@ -12,7 +13,7 @@
 namespace boreas::trace {
 
 class Recorder {
-public:
+  public:
     static Recorder& instance();
 
     void enable(bool on) { enabled_ = on; }
@@ -23,7 +24,7 @@ public:
     /// Seconds per range path accumulated since the last call, then cleared.
     std::map<std::string, double> take();
 
-private:
+  private:
     struct Open {
         std::string path;
         std::chrono::steady_clock::time_point start;
@@ -33,19 +34,35 @@ private:
     std::map<std::string, double> totals_;
 };
 
+/// A profiler's annotations, called at each range's start and end (both set, or neither).
+struct RangeHooks {
+    void (*push)(const char* name) = nullptr;
+    void (*pop)() = nullptr;
+};
+/// Installs `hooks` (the CUDA backend's NVTX ranges); empty hooks remove them. Not while ranges
+/// are open.
+void set_range_hooks(RangeHooks hooks);
+namespace detail {
+extern RangeHooks range_hooks;
+}
+
 class Range {
-public:
-    explicit Range(const char* name) : active_(Recorder::instance().enabled()) {
+  public:
+    explicit Range(const char* name)
+        : active_(Recorder::instance().enabled()), hooked_(detail::range_hooks.push != nullptr) {
         if (active_) Recorder::instance().begin(name);
+        if (hooked_) detail::range_hooks.push(name);
     }
     ~Range() {
+        if (hooked_) detail::range_hooks.pop();
         if (active_) Recorder::instance().end();
     }
     Range(const Range&) = delete;
     Range& operator=(const Range&) = delete;
 
-private:
+  private:
     bool active_;
+    bool hooked_;
 };
 
 }  // namespace boreas::trace

@@ -190,6 +190,14 @@ struct WindowAttentionBackwardParams {
     float* dv = nullptr;
 };
 
+/// What graph_attention_backward's destination pass leaves for its source pass (host memory):
+/// per edge and head the softmax weight and the scaled score gradient, and each edge's
+/// destination.
+struct GraphAttentionBackwardScratch {
+    std::vector<float> alpha, ds;
+    std::vector<std::int32_t> edge_dst;
+};
+
 /// Fields to rows for the data loader: out[p, c] = in[columns[c] * in_stride + p] * mul[c] +
 /// add[c] for p < points, c < width: a date's (variables, points) chunk gathered by column,
 /// transposed to (points, variables) and normalised as anemoi does in place (a multiply, then an
@@ -247,12 +255,6 @@ void layer_norm_backward(const LayerNormBackwardParams& p);
 /// dx = dy * GELU'(x) for exact GELU; dx may alias dy.
 void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n);
 void graph_attention_backward(const GraphAttentionBackwardParams& p);
-/// What graph_attention_backward's destination pass leaves for its source pass: per edge and
-/// head the softmax weight and the scaled score gradient, and each edge's destination.
-struct GraphAttentionBackwardScratch {
-    std::vector<float> alpha, ds;
-    std::vector<std::int32_t> edge_dst;
-};
 /// graph_attention_backward in two passes, for callers that cannot hold k|v and d(k|v) at once
 /// (the aifs-n320 encoder: 4.4 GB each). The destination pass needs k, v and writes dq and the
 /// edge gradients (dk, dv, src_offsets and edges_by_src are not read); the source pass needs

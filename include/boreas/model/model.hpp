@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/tensor.hpp"
 #include "boreas/graphs/graph.hpp"
 #include "boreas/model/config.hpp"
@@ -113,6 +114,12 @@ class Model {
     /// loaded, saved or trained; the numbers equal the bf16 forward on fp32 weights.
     void keep_weights_in_bf16();
     bool weights_in_bf16() const;
+    /// Runs forward, forward_train, backward and zero_gradients on `device` from now on
+    /// (`--device cpu|cuda[:N]`): its backend's kernels, and its memory for the parameters
+    /// (moved there now) and for every tensor those calls make. An error naming the device where
+    /// this build has no backend for it. CPU by default.
+    void set_device(const backends::Device& device);
+    backends::Device device() const;
 
     /// One step. input: [B, T, 1, N_data, V_in] normalised; returns [B, 1, 1, N_data, V_out]
     /// (normalised, residual and boundings applied), as anemoi-models returns it.

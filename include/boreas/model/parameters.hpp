@@ -59,6 +59,9 @@ class ParameterStore {
     /// The bf16 bits kept for `tensor`, or null where it is fp32.
     const std::uint16_t* bf16_bits(const Tensor* tensor) const;
     bool holds_bf16() const { return !bf16_.empty(); }
+    /// Moves every fp32 tensor's values to `memory` (null: the host heap); the tensors stay at
+    /// their addresses (layers hold pointers to them). bf16 bits stay on the host.
+    void move_to(MemoryResource* memory);
 
   private:
     struct Entry {

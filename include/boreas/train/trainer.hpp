@@ -48,6 +48,7 @@ struct TrainOptions {
         false;  ///< skip a step with a non-finite loss or gradient instead of stopping
     bool activation_checkpointing = true;  ///< recompute encoder and processor chunks in backward
     int threads = 0;
+    std::string device = "cpu";  ///< the model's device: cpu, cuda or cuda:N
 };
 
 /// Smooth fields that move: each variable is a*cos(lat)*sin(lon - c*t + phi) + b*sin(k*lat) with

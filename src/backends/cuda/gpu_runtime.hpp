@@ -82,5 +82,65 @@ inline Status last_launch_status() {
 inline Status synchronize(Stream s) {
     return BOREAS_GPU_NAME(StreamSynchronize)(s);
 }
+inline Status synchronize_device() {
+    return BOREAS_GPU_NAME(DeviceSynchronize)();
+}
+inline Status set_device(int device) {
+    return BOREAS_GPU_NAME(SetDevice)(device);
+}
+inline Status get_device(int* device) {
+    return BOREAS_GPU_NAME(GetDevice)(device);
+}
+/// Memory the host and the device both address (pages migrate on touch): the model's tensors,
+/// which its element-wise loops still read and write on the host.
+inline Status malloc_managed(void** p, std::size_t bytes) {
+    return BOREAS_GPU_NAME(MallocManaged)(p, bytes, BOREAS_GPU_NAME(MemAttachGlobal));
+}
+/// Free and total device memory.
+inline Status memory_info(std::size_t* free_bytes_out, std::size_t* total_bytes) {
+    return BOREAS_GPU_NAME(MemGetInfo)(free_bytes_out, total_bytes);
+}
+inline Status create_stream(Stream* s) {
+    return BOREAS_GPU_NAME(StreamCreateWithFlags)(s, BOREAS_GPU_NAME(StreamNonBlocking));
+}
+inline Status destroy_stream(Stream s) {
+    return BOREAS_GPU_NAME(StreamDestroy)(s);
+}
+inline Status copy_async(void* dst, const void* src, std::size_t bytes, Stream s) {
+    return BOREAS_GPU_NAME(MemcpyAsync)(dst, src, bytes, BOREAS_GPU_NAME(MemcpyDefault), s);
+}
+inline Status memset_async(void* p, int value, std::size_t bytes, Stream s) {
+    return BOREAS_GPU_NAME(MemsetAsync)(p, value, bytes, s);
+}
+/// Whether the device's kernels can read `p` as it is: device or managed memory (true), or
+/// plain host memory that must be copied over first (false). Clears the error a plain host
+/// pointer leaves on older runtimes.
+inline bool device_addressable(const void* p) {
+    BOREAS_GPU_NAME(PointerAttributes) attributes{};
+    if (BOREAS_GPU_NAME(PointerGetAttributes)(&attributes, p) != kSuccess) {
+        (void)BOREAS_GPU_NAME(GetLastError)();
+        return false;
+    }
+    return attributes.type == BOREAS_GPU_NAME(MemoryTypeDevice) ||
+           attributes.type == BOREAS_GPU_NAME(MemoryTypeManaged);
+}
+
+/// Stream-ordered timing.
+using Event = BOREAS_GPU_NAME(Event_t);
+inline Status create_event(Event* e) {
+    return BOREAS_GPU_NAME(EventCreate)(e);
+}
+inline Status destroy_event(Event e) {
+    return BOREAS_GPU_NAME(EventDestroy)(e);
+}
+inline Status record_event(Event e, Stream s) {
+    return BOREAS_GPU_NAME(EventRecord)(e, s);
+}
+inline Status event_seconds(Event start, Event stop, double* seconds) {
+    float ms = 0;
+    const Status status = BOREAS_GPU_NAME(EventElapsedTime)(&ms, start, stop);
+    *seconds = static_cast<double>(ms) * 1e-3;
+    return status;
+}
 
 }  // namespace boreas::gpu

@@ -1,0 +1,142 @@
+// Element-wise and row-wise kernels of the CUDA backend: LayerNorm (one block per row, fp32
+// moments as the CPU kernel: mean, then the biased variance around it), exact GELU, bf16
+// rounding (nearest even, as the CPU's bf16 path rounds) and the bf16 Linear's epilogue.
+#include <cstdint>
+
+#include "dense.hpp"
+
+namespace boreas::kernels::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+__device__ inline std::uint16_t to_bf16_bits(float v) {
+    std::uint32_t u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return static_cast<std::uint16_t>(u >> 16);
+}
+__device__ inline float bf16_value(std::uint16_t bits) {
+    return __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
+}
+__device__ inline float round_bf16(float v) {
+    return bf16_value(to_bf16_bits(v));
+}
+__device__ inline float gelu_exact(float v) {
+    return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+}
+
+/// Sum over the block (kBlock threads); every thread gets the result.
+__device__ inline float block_sum(float v, float* shared) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();  // shared is reused between calls
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < kBlock / 32; ++w) total += shared[w];
+    return total;
+}
+
+__global__ void layer_norm_kernel(LayerNormParams p) {
+    __shared__ float shared[kBlock / 32];
+    const std::int64_t row = blockIdx.x;
+    const float* x = p.x + row * p.channels;
+    float* y = p.y + row * p.channels;
+    float sum = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < p.channels; c += kBlock) sum += x[c];
+    const float mean = block_sum(sum, shared) / static_cast<float>(p.channels);
+    float squares = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < p.channels; c += kBlock) {
+        const float d = x[c] - mean;
+        squares += d * d;
+    }
+    const float variance = block_sum(squares, shared) / static_cast<float>(p.channels);
+    const float inv = 1.0f / sqrtf(variance + p.eps);
+    // x may be y: every thread read its values above, and block_sum's barriers separate the
+    // reads from these writes.
+    for (std::int64_t c = threadIdx.x; c < p.channels; c += kBlock) {
+        const float n = (x[c] - mean) * inv;
+        y[c] = n * (p.gamma ? p.gamma[c] : 1.0f) + (p.beta ? p.beta[c] : 0.0f);
+    }
+}
+
+__global__ void gelu_kernel(float* x, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i < n) x[i] = gelu_exact(x[i]);
+}
+
+__global__ void gelu_rows_kernel(float* y, std::int64_t y_stride, float* pre, std::int64_t rows,
+                                 std::int64_t out) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i >= rows * out) return;
+    const std::int64_t r = i / out, c = i % out;
+    const float v = y[r * y_stride + c];
+    if (pre) pre[i] = v;
+    y[r * y_stride + c] = gelu_exact(v);
+}
+
+__global__ void round_to_bf16_kernel(const float* in, std::int64_t in_stride, std::uint16_t* out,
+                                     std::int64_t rows, std::int64_t cols) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i >= rows * cols) return;
+    const std::int64_t r = i / cols, c = i % cols;
+    out[i] = to_bf16_bits(in[r * in_stride + c]);
+}
+
+__global__ void linear_epilogue_kernel(LinearEpilogue e) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i >= e.rows * e.out) return;
+    const std::int64_t r = i / e.out, c = i % e.out;
+    float v = round_bf16(e.acc[i] + (e.bias ? e.bias[c] : 0.0f));
+    if (e.pre_activation) e.pre_activation[i] = v;
+    if (e.gelu) v = round_bf16(gelu_exact(v));
+    const std::int64_t at = r * e.y_stride + c;
+    if (e.y_bf16)
+        e.y_bf16[at] = to_bf16_bits(v);
+    else if (e.accumulate)
+        e.y[at] += v;
+    else
+        e.y[at] = v;
+}
+
+unsigned blocks_for(std::int64_t n) {
+    return static_cast<unsigned>((n + kBlock - 1) / kBlock);
+}
+
+}  // namespace
+
+gpu::Status launch_layer_norm(const LayerNormParams& p, gpu::Stream stream) {
+    if (p.rows == 0) return gpu::kSuccess;
+    layer_norm_kernel<<<static_cast<unsigned>(p.rows), kBlock, 0, stream>>>(p);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_gelu(float* x, std::int64_t n, gpu::Stream stream) {
+    if (n == 0) return gpu::kSuccess;
+    gelu_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, n);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_gelu_rows(float* y, std::int64_t y_stride, float* pre, std::int64_t rows,
+                             std::int64_t out, gpu::Stream stream) {
+    if (rows * out == 0) return gpu::kSuccess;
+    gelu_rows_kernel<<<blocks_for(rows * out), kBlock, 0, stream>>>(y, y_stride, pre, rows, out);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_round_to_bf16(const float* in, std::int64_t in_stride, std::uint16_t* out,
+                                 std::int64_t rows, std::int64_t cols, gpu::Stream stream) {
+    if (rows * cols == 0) return gpu::kSuccess;
+    round_to_bf16_kernel<<<blocks_for(rows * cols), kBlock, 0, stream>>>(in, in_stride, out, rows,
+                                                                         cols);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_linear_epilogue(const LinearEpilogue& e, gpu::Stream stream) {
+    if (e.rows * e.out == 0) return gpu::kSuccess;
+    linear_epilogue_kernel<<<blocks_for(e.rows * e.out), kBlock, 0, stream>>>(e);
+    return gpu::last_launch_status();
+}
+
+}  // namespace boreas::kernels::cuda
