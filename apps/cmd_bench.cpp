@@ -106,11 +106,9 @@ Runner add_bench_command(CLI::App& app, const std::string& command_line) {
                      "forward: fp32, or bf16 (every Linear as under anemoi's bf16 autocast; "
                      "phases held against the BF16 dot roof where the CPU has AVX512-BF16)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
-    command
-        ->add_option("--device", options->device,
-                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
-                     "cuda preset)")
-        ->capture_default_str();
+    add_device_option(command, options->device,
+                      "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                      "cuda preset)");
     command->add_option("--json", *json, "Write the result document (JSON) here");
     command->add_option("--csv", *csv, "Write the per-phase results (CSV) here");
     options->command_line = command_line;
@@ -165,11 +163,9 @@ Runner add_roof_command(CLI::App& app) {
     command->add_flag("--json", *json, "Print JSON");
     command->add_flag("--fresh", *fresh, "Measure again instead of reusing this boot's result");
     auto device = std::make_shared<std::string>("cpu");
-    command
-        ->add_option("--device", *device,
-                     "cpu, or cuda / cuda:N: that GPU's roof (cuBLASLt fp32 and bf16 GEMM, "
-                     "device memory bandwidth) instead of the CPU's")
-        ->capture_default_str();
+    add_device_option(command, *device,
+                      "cpu, or cuda / cuda:N: that GPU's roof (cuBLASLt fp32 and bf16 GEMM, "
+                      "device memory bandwidth) instead of the CPU's");
     return [json, fresh, device]() {
         const auto target = backends::parse_device(*device, "--device");
         if (target.kind != backends::DeviceKind::cpu) {

@@ -208,11 +208,9 @@ Runner add_forecast_command(CLI::App& app) {
                      "fp32, or bf16: every Linear as under anemoi's bf16 autocast (bf16 inputs "
                      "and weights, fp32 sums, bf16 outputs; AVX512-BF16 where the CPU has it)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
-    command
-        ->add_option("--device", args->device,
-                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
-                     "cuda preset)")
-        ->capture_default_str();
+    add_device_option(command, args->device,
+                      "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                      "cuda preset)");
     command->add_flag("--no-initial-state", args->no_initial_state,
                       "do not write step 0 (the prognostic fields and constant forcings at the "
                       "base date, which anemoi-inference writes by default)");

@@ -235,11 +235,9 @@ Runner add_forward_command(CLI::App& app) {
                      "fp32, or bf16: every Linear as under anemoi's bf16 autocast (bf16 inputs and "
                      "weights, fp32 sums, bf16 outputs; AVX512-BF16 where the CPU has it)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
-    command
-        ->add_option("--device", args->device,
-                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
-                     "cuda preset)")
-        ->capture_default_str();
+    add_device_option(command, args->device,
+                      "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                      "cuda preset)");
     for (auto* option : {config, set, weights, graph, statistics}) checkpoint->excludes(option);
     return [args]() {
         // One voice: rank 0 logs progress; the others only warnings.

@@ -69,39 +69,47 @@ Runner add_graph_command(CLI::App& app) {
     auto& o = build_args->options;
     o.data_grid = "N320";
     o.hidden_grid = "O96";
-    build->add_option("--data-grid", o.data_grid,
-                      "Data grid: O<N>, N<N>, LL<deg>[x<deg>], TRI<level> or file:<path>")
+    build
+        ->add_option("--data-grid", o.data_grid,
+                     "Data grid: O<N>, N<N>, LL<deg>[x<deg>], TRI<level> or file:<path>")
         ->capture_default_str();
     build->add_option("--hidden-grid", o.hidden_grid, "Hidden grid (same forms)")
         ->capture_default_str();
-    build->add_option("--cutoff-factor", o.cutoff_factor,
-                      "Encoder radius as a multiple of the hidden grid's largest "
-                      "nearest-neighbour distance")
+    build
+        ->add_option("--cutoff-factor", o.cutoff_factor,
+                     "Encoder radius as a multiple of the hidden grid's largest "
+                     "nearest-neighbour distance")
         ->capture_default_str();
-    build->add_option("--max-neighbours", o.max_neighbours,
-                      "Most encoder edges per hidden node, nearest kept (current convention; 0: "
-                      "no limit)")
+    build
+        ->add_option("--max-neighbours", o.max_neighbours,
+                     "Most encoder edges per hidden node, nearest kept (current convention; 0: "
+                     "no limit)")
         ->capture_default_str();
     build->add_option("-k,--knn", o.knn, "Decoder: nearest hidden nodes per data node")
         ->capture_default_str();
-    build->add_option("--hidden-edges", build_args->hidden_edges,
-                      "Processor edges: none (transformer), multiscale (TRI grids), knn")
+    build
+        ->add_option("--hidden-edges", build_args->hidden_edges,
+                     "Processor edges: none (transformer), multiscale (TRI grids), knn")
         ->capture_default_str();
     build->add_option("--hidden-knn", o.hidden_knn, "k for --hidden-edges knn")
         ->capture_default_str();
-    build->add_option("--multiscale-min-level", o.multiscale_min_level,
-                      "Coarsest mesh level in --hidden-edges multiscale (1: anemoi-training's "
-                      "configs; 0: every level)")
+    build
+        ->add_option("--multiscale-min-level", o.multiscale_min_level,
+                     "Coarsest mesh level in --hidden-edges multiscale (1: anemoi-training's "
+                     "configs; 0: every level)")
         ->capture_default_str();
-    build->add_option("--convention", build_args->convention,
-                      "anemoi-graphs behaviour: current (>= 0.8) or aifs-1.0")
+    build
+        ->add_option("--convention", build_args->convention,
+                     "anemoi-graphs behaviour: current (>= 0.8) or aifs-1.0")
         ->capture_default_str();
-    build->add_option("--edge-norm", build_args->edge_norm,
-                      "Edge attribute normalisation: none, unit-std, unit-max, unit-sum, unit-range")
+    build
+        ->add_option("--edge-norm", build_args->edge_norm,
+                     "Edge attribute normalisation: none, unit-std, unit-max, unit-sum, unit-range")
         ->capture_default_str();
     build->add_option("--area-norm", build_args->area_norm, "Area weight normalisation")
         ->capture_default_str();
-    build->add_option("--threads", build_args->threads, "OpenMP threads (default: OMP_NUM_THREADS)");
+    build->add_option("--threads", build_args->threads,
+                      "OpenMP threads (default: OMP_NUM_THREADS)");
     build->add_option("-o,--output", build_args->output, "Graph file to write (.safetensors)")
         ->required();
     build->add_flag("--json", build_args->json, "Print the graph summary as JSON on stdout");

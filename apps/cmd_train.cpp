@@ -57,11 +57,9 @@ Runner add_train_command(CLI::App& app) {
     command->add_option("--clip", o->clip_value, "Clip gradients by value (0: off)")
         ->capture_default_str();
     command->add_option("--seed", o->seed, "Seed of weights and data")->capture_default_str();
-    command
-        ->add_option("--device", o->device,
-                     "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
-                     "cuda preset)")
-        ->capture_default_str();
+    add_device_option(command, o->device,
+                      "Device the model runs on: cpu, cuda or cuda:N (cuda: a build made with the "
+                      "cuda preset)");
     command->add_option("--checkpoint-dir", *dir,
                         "Write checkpoints here (atomic step-NNNNNNNN folders)");
     command->add_option("--checkpoint-every", o->checkpoint_every, "Steps between checkpoints")

@@ -22,6 +22,10 @@ Runner add_compare_command(CLI::App& app);
 Runner add_checkpoint_command(CLI::App& app);
 Runner add_forecast_command(CLI::App& app);
 
+/// `--device cpu|cuda[:N]` into `target`, its name checked as the command line is parsed (before
+/// any work: a graph build, a checkpoint read), with `help`.
+CLI::Option* add_device_option(CLI::App* command, std::string& target, const std::string& help);
+
 /// Sets the OpenMP thread count when `threads` > 0.
 void apply_threads(int threads);
 

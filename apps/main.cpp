@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -16,6 +17,7 @@
 #include <malloc.h>
 #endif
 
+#include "boreas/backends/backend.hpp"
 #include "boreas/core/context.hpp"
 #include "boreas/core/error.hpp"
 #include "boreas/core/log.hpp"
@@ -28,6 +30,27 @@
 #endif
 
 namespace boreas::apps {
+
+CLI::Option* add_device_option(CLI::App* command, std::string& target, const std::string& help) {
+    return command->add_option("--device", target, help)
+        ->capture_default_str()
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+                backends::Device device;
+                try {
+                    device = backends::parse_device(text, "--device");
+                } catch (const Error&) {
+                    return "unknown device '" + text + "' (expected cpu, cuda or cuda:N)";
+                }
+                const auto kinds = backends::available_kinds();
+                const std::string kind = device.kind == backends::DeviceKind::cpu ? "cpu" : "cuda";
+                if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+                    return "this build of Boreas has no " + kind +
+                           " backend (configure with the cuda preset: cmake --preset cuda)";
+                return {};
+            },
+            "DEVICE"));
+}
 
 void apply_threads(int threads) {
 #ifdef _OPENMP

@@ -106,6 +106,17 @@ den = sum(b * b for b in fp32) ** 0.5
 assert 1e-5 < num / den < 5e-2, num / den
 PY
 expect_error "precision: fp16 not in" -- forward --config tiny --input synthetic --precision fp16 -o "$work/y"
+# --device: names that are not devices, and a device this build or machine lacks, are one line
+# each, and nothing is written.
+expect_error "device: unknown device 'gpu' \(expected cpu, cuda or cuda:N\)" -- forward --config tiny --input synthetic --device gpu -o "$work/y"
+[[ ! -e $work/y ]] || { echo "FAIL: --device gpu wrote $work/y" >&2; failures=$((failures + 1)); }
+if ! "$boreas" info --json | grep -q '"compute_capability"'; then  # no GPU seen here
+  expect_error "(this build of Boreas has no cuda backend \(configure with the cuda preset|device cuda:0: no usable GPU)" -- forward --config tiny --input synthetic --device cuda -o "$work/y"
+  expect_error "(this build of Boreas has no cuda backend|device cuda:1: no usable GPU)" -- roof --device cuda:1
+fi
+expect_ok bench forward --config tiny --device cpu --warmup 0 --repetitions 1 --json "$work/bench-cpu.json"
+grep -q '"device": "cpu"' "$work/bench-cpu.json" ||
+  { echo "FAIL: bench JSON lacks context.device" >&2; failures=$((failures + 1)); }
 rm -f /tmp/boreas-pickle-was-executed
 expect_error "evil.ckpt: the pickle holds a dict, not an anemoi inference checkpoint" -- checkpoint info "$ckpt/evil.ckpt"
 [[ ! -e /tmp/boreas-pickle-was-executed ]] || { echo "FAIL: evil.ckpt's os.system ran" >&2; failures=$((failures + 1)); }
