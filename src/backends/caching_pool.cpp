@@ -18,7 +18,7 @@ std::size_t round_up(std::size_t bytes, std::size_t granule) {
 }  // namespace
 
 CachingPool::CachingPool(std::function<void*(std::size_t)> upstream_allocate,
-                         std::function<void(void*)> upstream_free, std::string name)
+                         std::function<void(void*, std::size_t)> upstream_free, std::string name)
     : upstream_allocate_(std::move(upstream_allocate)),
       upstream_free_(std::move(upstream_free)),
       name_(std::move(name)) {}
@@ -72,7 +72,7 @@ void CachingPool::release_cached() {
 }
 
 void CachingPool::release_cached_locked() {
-    for (auto& [size, data] : free_) upstream_free_(data);
+    for (auto& [size, data] : free_) upstream_free_(data, size);
     free_.clear();
     stats_.cached = 0;
 }

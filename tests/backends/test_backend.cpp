@@ -79,7 +79,7 @@ struct FakeDevice {
 
 backends::CachingPool pool_on(FakeDevice& device) {
     return backends::CachingPool([&](std::size_t b) { return device.allocate(b); },
-                                 [&](void* p) { device.release(p); }, "fake:0");
+                                 [&](void* p, std::size_t) { device.release(p); }, "fake:0");
 }
 
 TEST(CachingPool, ReusesFreedBlocksOfTheSameRoundedSize) {

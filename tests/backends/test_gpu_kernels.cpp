@@ -1,9 +1,10 @@
 // The CUDA backend's dense kernels against the CPU kernels (the reference): LayerNorm, GELU, the
 // Linear (cuBLASLt; every LinearParams option), the MLP and the window attention, in fp32 and
-// bf16. fp32 within 1e-5 relative, plus 1e-5 x sqrt(summed terms) absolute: the GPU sums in
-// another order. bf16 within 2 bf16 units in the last place (2^-7 relative): both round the same
-// fp32 values, whose sums differ in order, so a value next to a rounding boundary may round the
-// other way. Exits 77 (ctest: skipped, with the reason) where no GPU is present.
+// bf16, and the Linear's, LayerNorm's and GELU's backward. fp32 within 1e-5 relative, plus 1e-5 x
+// sqrt(summed terms) absolute: the GPU sums in another order. bf16 within 2 bf16 units in the
+// last place of max(|value|, 1) (2^-7): both round the same fp32 values, whose sums differ in
+// order, so a value next to a rounding boundary may round the other way. Exits 77 (ctest:
+// skipped, with the reason) where no GPU is present.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -274,6 +275,81 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuWindowAttention,
                                          WindowCase{1, 50, 2, 40, 100, false,
                                                     false},  // window > seq
                                          WindowCase{2, 200, 16, 64, 32, true, true}));
+
+TEST(GpuLinearBackward, MatchesTheCpuKernel) {
+    for (const bool accumulate : {false, true}) {
+        const std::int64_t rows = 300, in = 96, out = 80;
+        const auto x = random_values(rows * in, 41), weight = random_values(out * in, 42);
+        const auto dy = random_values(rows * out, 43), dx0 = random_values(rows * in, 44);
+        const auto dw0 = random_values(out * in, 45), db0 = random_values(out, 46);
+        std::vector<float> dx = dx0, dw = dw0, db = db0;
+        LinearBackwardParams p;
+        p.rows = rows;
+        p.in = in;
+        p.out = out;
+        p.accumulate_dx = accumulate;
+        p.x = x.data();
+        p.weight = weight.data();
+        p.dy = dy.data();
+        p.dx = dx.data();
+        p.dweight = dw.data();
+        p.dbias = db.data();
+        cpu::linear_backward(p);
+        const DeviceArray<float> d_x(x), d_weight(weight), d_dy(dy), d_dx(dx0), d_dw(dw0),
+            d_db(db0);
+        p.x = d_x.get();
+        p.weight = d_weight.get();
+        p.dy = d_dy.get();
+        p.dx = d_dx.get();
+        p.dweight = d_dw.get();
+        p.dbias = d_db.get();
+        cuda::linear_backward(p);
+        expect_close(d_dx.to_host(), dx, out, false, "dx");
+        expect_close(d_dw.to_host(), dw, rows, false, "dweight");
+        expect_close(d_db.to_host(), db, rows, false, "dbias");
+    }
+}
+
+TEST(GpuLayerNormBackward, MatchesTheCpuKernel) {
+    for (const bool in_place : {false, true}) {
+        const std::int64_t rows = 500, channels = 200;
+        const auto x = random_values(rows * channels, 51, 2.0f);
+        const auto gamma = random_values(channels, 52), dy = random_values(rows * channels, 53);
+        const auto dg0 = random_values(channels, 54), db0 = random_values(channels, 55);
+        std::vector<float> dx(dy.size()), dg = dg0, db = db0, dy_cpu = dy;
+        LayerNormBackwardParams p;
+        p.rows = rows;
+        p.channels = channels;
+        p.x = x.data();
+        p.gamma = gamma.data();
+        p.dy = dy_cpu.data();
+        p.dx = in_place ? dy_cpu.data() : dx.data();
+        p.dgamma = dg.data();
+        p.dbeta = db.data();
+        cpu::layer_norm_backward(p);
+        const DeviceArray<float> d_x(x), d_gamma(gamma), d_dy(dy), d_dx(dx), d_dg(dg0), d_db(db0);
+        p.x = d_x.get();
+        p.gamma = d_gamma.get();
+        p.dy = d_dy.get();
+        p.dx = in_place ? d_dy.get() : d_dx.get();
+        p.dgamma = d_dg.get();
+        p.dbeta = d_db.get();
+        cuda::layer_norm_backward(p);
+        expect_close(in_place ? d_dy.to_host() : d_dx.to_host(), in_place ? dy_cpu : dx, channels,
+                     false, "dx");
+        expect_close(d_dg.to_host(), dg, rows, false, "dgamma");
+        expect_close(d_db.to_host(), db, rows, false, "dbeta");
+    }
+}
+
+TEST(GpuGeluBackward, MatchesTheCpuKernel) {
+    const auto x = random_values(10001, 61, 3.0f), dy = random_values(10001, 62);
+    std::vector<float> dx(x.size());
+    cpu::gelu_backward(x.data(), dy.data(), dx.data(), static_cast<std::int64_t>(x.size()));
+    const DeviceArray<float> d_x(x), d_dy(dy);
+    cuda::gelu_backward(d_x.get(), d_dy.get(), d_dy.get(), static_cast<std::int64_t>(x.size()));
+    expect_close(d_dy.to_host(), dx, 1, false, "gelu_backward (in place)");
+}
 
 }  // namespace
 

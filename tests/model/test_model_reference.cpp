@@ -28,7 +28,7 @@ using boreas::Tensor;
 constexpr double kRelTolerance = 1e-5;
 constexpr double kAbsTolerance = 3e-6;
 
-const fs::path kData = BOREAS_TEST_DATA;
+const fs::path kData = boreas::testing_support::test_data_dir();
 const fs::path kRoot = kData.parent_path().parent_path();
 
 nlohmann::json fixture_metadata(const boreas::io::SafetensorsReader& file) {

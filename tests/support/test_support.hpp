@@ -21,6 +21,14 @@
 
 namespace boreas::testing_support {
 
+/// The fixtures folder: BOREAS_TEST_DATA from the environment (a copy of the tree elsewhere: the
+/// GPU host of tools/device/check.sh), else the one this build was configured with.
+inline std::filesystem::path test_data_dir() {
+    const char* folder = std::getenv("BOREAS_TEST_DATA");
+    return folder && *folder ? std::filesystem::path(folder)
+                             : std::filesystem::path(BOREAS_TEST_DATA);
+}
+
 /// The device the reference tests run their models on: BOREAS_TEST_DEVICE (cpu, cuda, cuda:N;
 /// ctest's NAME@cuda tests set it), else the CPU.
 inline backends::Device test_device() {
@@ -124,8 +132,7 @@ void check_directional_derivatives(const std::string& name, std::span<float> val
 /// The variant's complete weights file. Some fixtures store only what differs from another
 /// variant ("kind": "delta", "base", "drop_prefixes"); assemble the whole file as a user has it.
 inline std::filesystem::path complete_weights(const std::string& name) {
-    const auto path =
-        std::filesystem::path(BOREAS_TEST_DATA) / "model" / (name + ".weights.safetensors");
+    const auto path = test_data_dir() / "model" / (name + ".weights.safetensors");
     const boreas::io::SafetensorsReader delta(path);
     const auto meta = nlohmann::json::parse(delta.metadata().at("boreas"));
     if (meta.value("kind", "") != "delta") return path;

@@ -20,7 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using boreas::Tensor;
-const fs::path kData = BOREAS_TEST_DATA;
+const fs::path kData = boreas::testing_support::test_data_dir();
 const fs::path kRoot = kData.parent_path().parent_path();
 
 Tensor read(const boreas::io::SafetensorsReader& file, const std::string& name) {

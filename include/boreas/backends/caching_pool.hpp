@@ -20,9 +20,10 @@ namespace boreas::backends {
 class CachingPool {
   public:
     /// `upstream_allocate(bytes)` returns memory or null when out of memory; `upstream_free`
-    /// returns it. `name` (a device) goes into the out-of-memory error.
+    /// returns it (with the bytes it was asked for). `name` (a device) goes into the
+    /// out-of-memory error.
     CachingPool(std::function<void*(std::size_t)> upstream_allocate,
-                std::function<void(void*)> upstream_free, std::string name);
+                std::function<void(void*, std::size_t)> upstream_free, std::string name);
     ~CachingPool();  ///< returns every cached block (live ones are the owners' to free first)
     CachingPool(const CachingPool&) = delete;
     CachingPool& operator=(const CachingPool&) = delete;
@@ -42,7 +43,7 @@ class CachingPool {
 
   private:
     std::function<void*(std::size_t)> upstream_allocate_;
-    std::function<void(void*)> upstream_free_;
+    std::function<void(void*, std::size_t)> upstream_free_;
     std::string name_;
     mutable std::mutex mutex_;
     std::multimap<std::size_t, void*> free_;  ///< rounded size -> cached block

@@ -1,5 +1,6 @@
 // The CUDA backend (boreas/backends/cuda/backend.hpp): memory, staging of host arguments,
 // device kernels where they exist and host kernels over managed memory where they do not yet.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,11 +23,13 @@ namespace kc = kernels::cpu;
 namespace kd = kernels::cuda;
 
 /// Kernels that run on the device, and those that still run on the host (managed memory).
-const char* const kDeviceKernels[] = {
-    "linear", "mlp", "layer_norm", "gelu", "graph_attention", "window_attention"};
-const char* const kHostKernels[] = {
-    "linear_backward",           "layer_norm_backward", "gelu_backward", "graph_attention_backward",
-    "window_attention_backward", "transpose_csr",       "fields_to_rows"};
+const char* const kDeviceKernels[] = {"linear",          "mlp",
+                                      "layer_norm",      "gelu",
+                                      "graph_attention", "window_attention",
+                                      "linear_backward", "layer_norm_backward",
+                                      "gelu_backward"};
+const char* const kHostKernels[] = {"graph_attention_backward", "window_attention_backward",
+                                    "transpose_csr", "fields_to_rows"};
 
 /// Count of T values a strided [rows, width] view spans.
 std::int64_t span_of(std::int64_t rows, std::int64_t stride, std::int64_t width) {
@@ -94,18 +97,19 @@ class CudaBackend final : public Backend {
   public:
     explicit CudaBackend(int index)
         : index_(index),
-          managed_(
-              [](std::size_t bytes) -> void* {
-                  void* p = nullptr;
-                  return gpu::malloc_managed(&p, bytes) == gpu::kSuccess ? p : nullptr;
-              },
-              [](void* p) { (void)gpu::free_bytes(p); }, "cuda:" + std::to_string(index)),
+          managed_([this](std::size_t bytes) { return allocate_managed(bytes); },
+                   [this](void* p, std::size_t bytes) {
+                       (void)gpu::free_bytes(p);
+                       managed_total_ -= bytes;
+                   },
+                   "cuda:" + std::to_string(index)),
           device_(
               [](std::size_t bytes) -> void* {
                   void* p = nullptr;
                   return gpu::malloc_bytes(&p, bytes) == gpu::kSuccess ? p : nullptr;
               },
-              [](void* p) { (void)gpu::free_bytes(p); }, "cuda:" + std::to_string(index)),
+              [](void* p, std::size_t) { (void)gpu::free_bytes(p); },
+              "cuda:" + std::to_string(index)),
           tensor_memory_(managed_) {
         int count = 0;
         const gpu::Status status = gpu::device_count(&count);
@@ -120,6 +124,11 @@ class CudaBackend final : public Backend {
         name_ = properties.name;
         capability_ = std::to_string(properties.major) + "." + std::to_string(properties.minor);
         memory_bytes_ = properties.memory_bytes;
+        // Managed memory beyond what the device holds would migrate pages back and forth, and
+        // asking for more than is free can hang the GPU: stay within 90 % of what is free now.
+        std::size_t free_bytes = 0, total_bytes = 0;
+        BOREAS_GPU_CHECK(gpu::memory_info(&free_bytes, &total_bytes));
+        managed_limit_ = free_bytes / 10 * 9;
     }
 
     Device device() const override { return {DeviceKind::cuda, index_}; }
@@ -275,22 +284,46 @@ class CudaBackend final : public Backend {
         s.finish();
     }
 
+    void linear_backward(const kernels::LinearBackwardParams& p) override {
+        bind();
+        Staging s(stream_);
+        kernels::LinearBackwardParams d = p;
+        d.x = s.in(p.x, p.rows * p.in);
+        d.weight = s.in(p.weight, p.out * p.in);
+        d.dy = s.in(p.dy, p.rows * p.out);
+        d.dx = s.out(p.dx, p.rows * p.in);
+        d.dweight = s.out(p.dweight, p.out * p.in);
+        d.dbias = s.out(p.dbias, p.out);
+        kd::linear_backward(d, stream_);
+        s.finish();
+    }
+    void layer_norm_backward(const kernels::LayerNormBackwardParams& p) override {
+        bind();
+        Staging s(stream_);
+        kernels::LayerNormBackwardParams d = p;
+        const std::int64_t n = p.rows * p.channels;
+        d.x = s.in(p.x, n);
+        d.gamma = s.in(p.gamma, p.channels);
+        d.dx = s.out(p.dx, n);
+        d.dy = p.dy == p.dx ? d.dx : s.in(p.dy, n);
+        d.dgamma = s.out(p.dgamma, p.channels);
+        d.dbeta = s.out(p.dbeta, p.channels);
+        kd::layer_norm_backward(d, stream_);
+        s.finish();
+    }
+    void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) override {
+        bind();
+        Staging s(stream_);
+        float* d_dx = s.out(dx, n);
+        const float* d_dy = dy == dx ? d_dx : s.in(dy, n);
+        kd::gelu_backward(s.in(x, n), d_dy, d_dx, n, stream_);
+        s.finish();
+    }
+
     // Host kernels over managed memory, after the device's work is done.
     void fields_to_rows(const kernels::FieldsToRowsParams& p) override {
         synchronize();
         kc::fields_to_rows(p);
-    }
-    void linear_backward(const kernels::LinearBackwardParams& p) override {
-        synchronize();
-        kc::linear_backward(p);
-    }
-    void layer_norm_backward(const kernels::LayerNormBackwardParams& p) override {
-        synchronize();
-        kc::layer_norm_backward(p);
-    }
-    void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) override {
-        synchronize();
-        kc::gelu_backward(x, dy, dx, n);
     }
     void graph_attention_backward(const kernels::GraphAttentionBackwardParams& p) override {
         synchronize();
@@ -320,10 +353,22 @@ class CudaBackend final : public Backend {
     }
 
   private:
+    /// Managed memory within managed_limit_ (null beyond it or when the runtime refuses: the
+    /// pool then empties its cache and retries, else reports the device out of memory).
+    void* allocate_managed(std::size_t bytes) {
+        if (managed_total_.load() + bytes > managed_limit_) return nullptr;
+        void* p = nullptr;
+        if (gpu::malloc_managed(&p, bytes) != gpu::kSuccess) return nullptr;
+        managed_total_ += bytes;
+        return p;
+    }
+
     /// The runtime's current device is per host thread: set it before each call.
     void bind() const { BOREAS_GPU_CHECK(gpu::set_device(index_)); }
 
     int index_;
+    std::atomic<std::size_t> managed_total_{0};
+    std::size_t managed_limit_ = 0;  // set by the constructor before any allocation
     CachingPool managed_, device_;
     ManagedMemory tensor_memory_;
     gpu::Stream stream_ = nullptr;

@@ -100,6 +100,102 @@ __global__ void linear_epilogue_kernel(LinearEpilogue e) {
         e.y[at] = v;
 }
 
+// Column sums in a fixed order: chunk k of the rows summed per column by one thread (columns
+// side by side in a warp: coalesced), then the chunks summed in order.
+constexpr int kColumnSumChunks = 64;
+
+/// partials[k, c] = sum over rows r of chunk k of term(r, c); term gets the row and column.
+template <typename Term>
+__global__ void column_partials_kernel(std::int64_t rows, std::int64_t cols, float* partials,
+                                       Term term) {
+    const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    const std::int64_t k = blockIdx.y;
+    if (c >= cols) return;
+    const std::int64_t r0 = rows * k / kColumnSumChunks, r1 = rows * (k + 1) / kColumnSumChunks;
+    float sum = 0.0f;
+    for (std::int64_t r = r0; r < r1; ++r) sum += term(r, c);
+    partials[k * cols + c] = sum;
+}
+
+__global__ void add_partials_kernel(const float* partials, std::int64_t cols, float* sums) {
+    const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (c >= cols) return;
+    float sum = 0.0f;
+    for (int k = 0; k < kColumnSumChunks; ++k) sum += partials[k * cols + c];
+    sums[c] += sum;
+}
+
+struct Values {
+    const float* values;
+    std::int64_t cols;
+    __device__ float operator()(std::int64_t r, std::int64_t c) const {
+        return values[r * cols + c];
+    }
+};
+
+/// dy x the normalised input, from the rows' saved moments.
+struct GradientTimesNormalised {
+    const float* x;
+    const float* dy;
+    const float* statistics;  // [rows, 2]: mean, 1 / sqrt(var + eps)
+    std::int64_t cols;
+    __device__ float operator()(std::int64_t r, std::int64_t c) const {
+        const float n = (x[r * cols + c] - statistics[2 * r]) * statistics[2 * r + 1];
+        return dy[r * cols + c] * n;
+    }
+};
+
+__global__ void row_moments_kernel(const float* x, std::int64_t channels, float eps,
+                                   float* statistics) {
+    __shared__ float shared[kBlock / 32];
+    const std::int64_t row = blockIdx.x;
+    const float* xr = x + row * channels;
+    float sum = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < channels; c += kBlock) sum += xr[c];
+    const float mean = block_sum(sum, shared) / static_cast<float>(channels);
+    float squares = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < channels; c += kBlock) {
+        const float d = xr[c] - mean;
+        squares += d * d;
+    }
+    const float variance = block_sum(squares, shared) / static_cast<float>(channels);
+    if (threadIdx.x == 0) {
+        statistics[2 * row] = mean;
+        statistics[2 * row + 1] = 1.0f / sqrtf(variance + eps);
+    }
+}
+
+__global__ void layer_norm_dx_kernel(LayerNormBackwardParams p, const float* statistics) {
+    __shared__ float shared[kBlock / 32];
+    const std::int64_t row = blockIdx.x, channels = p.channels;
+    const float* x = p.x + row * channels;
+    const float* dy = p.dy + row * channels;
+    const float mean = statistics[2 * row], inv = statistics[2 * row + 1];
+    float sum_g = 0.0f, sum_gx = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < channels; c += kBlock) {
+        const float g = dy[c] * (p.gamma ? p.gamma[c] : 1.0f);
+        sum_g += g;
+        sum_gx += g * ((x[c] - mean) * inv);
+    }
+    const float mean_g = block_sum(sum_g, shared) / static_cast<float>(channels);
+    const float mean_gx = block_sum(sum_gx, shared) / static_cast<float>(channels);
+    float* dx = p.dx + row * channels;
+    // dx may be dy: each thread reads then writes its own columns.
+    for (std::int64_t c = threadIdx.x; c < channels; c += kBlock) {
+        const float g = dy[c] * (p.gamma ? p.gamma[c] : 1.0f);
+        dx[c] = inv * (g - mean_g - ((x[c] - mean) * inv) * mean_gx);
+    }
+}
+
+__global__ void gelu_backward_kernel(const float* x, const float* dy, float* dx, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i >= n) return;
+    const float v = x[i];
+    const float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
+    const float pdf = 0.3989422804014327f * expf(-0.5f * v * v);
+    dx[i] = dy[i] * (cdf + v * pdf);
+}
+
 unsigned blocks_for(std::int64_t n) {
     return static_cast<unsigned>((n + kBlock - 1) / kBlock);
 }
@@ -136,6 +232,59 @@ gpu::Status launch_round_to_bf16(const float* in, std::int64_t in_stride, std::u
 gpu::Status launch_linear_epilogue(const LinearEpilogue& e, gpu::Stream stream) {
     if (e.rows * e.out == 0) return gpu::kSuccess;
     linear_epilogue_kernel<<<blocks_for(e.rows * e.out), kBlock, 0, stream>>>(e);
+    return gpu::last_launch_status();
+}
+
+int column_sum_chunks() {
+    return kColumnSumChunks;
+}
+
+gpu::Status launch_add_column_sums(const float* values, std::int64_t rows, std::int64_t cols,
+                                   float* sums, gpu::Stream stream) {
+    if (rows == 0 || cols == 0) return gpu::kSuccess;
+    void* partials = nullptr;
+    gpu::Status status =
+        gpu::malloc_async(&partials, sizeof(float) * kColumnSumChunks * cols, stream);
+    if (status != gpu::kSuccess) return status;
+    const dim3 grid(blocks_for(cols), kColumnSumChunks);
+    column_partials_kernel<<<grid, kBlock, 0, stream>>>(rows, cols, static_cast<float*>(partials),
+                                                        Values{values, cols});
+    add_partials_kernel<<<blocks_for(cols), kBlock, 0, stream>>>(static_cast<float*>(partials),
+                                                                 cols, sums);
+    status = gpu::last_launch_status();
+    const gpu::Status freed = gpu::free_async(partials, stream);
+    return status != gpu::kSuccess ? status : freed;
+}
+
+gpu::Status launch_layer_norm_backward(const LayerNormBackwardParams& p, float* statistics,
+                                       float* partials, gpu::Stream stream) {
+    if (p.rows == 0) return gpu::kSuccess;
+    const auto rows = static_cast<unsigned>(p.rows);
+    row_moments_kernel<<<rows, kBlock, 0, stream>>>(p.x, p.channels, p.eps, statistics);
+    // dgamma and dbeta first: dx may overwrite dy.
+    const dim3 grid(blocks_for(p.channels), kColumnSumChunks);
+    if (p.dgamma) {
+        column_partials_kernel<<<grid, kBlock, 0, stream>>>(
+            p.rows, p.channels, partials,
+            GradientTimesNormalised{p.x, p.dy, statistics, p.channels});
+        add_partials_kernel<<<blocks_for(p.channels), kBlock, 0, stream>>>(partials, p.channels,
+                                                                           p.dgamma);
+    }
+    if (p.dbeta) {
+        float* second = partials + kColumnSumChunks * p.channels;
+        column_partials_kernel<<<grid, kBlock, 0, stream>>>(p.rows, p.channels, second,
+                                                            Values{p.dy, p.channels});
+        add_partials_kernel<<<blocks_for(p.channels), kBlock, 0, stream>>>(second, p.channels,
+                                                                           p.dbeta);
+    }
+    layer_norm_dx_kernel<<<rows, kBlock, 0, stream>>>(p, statistics);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n,
+                                 gpu::Stream stream) {
+    if (n == 0) return gpu::kSuccess;
+    gelu_backward_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, dy, dx, n);
     return gpu::last_launch_status();
 }
 

@@ -34,6 +34,20 @@ gpu::Status launch_linear_epilogue(const LinearEpilogue& e, gpu::Stream stream);
 gpu::Status launch_gelu_rows(float* y, std::int64_t y_stride, float* pre, std::int64_t rows,
                              std::int64_t out, gpu::Stream stream);
 
+/// sums[c] += sum over rows of values[r * cols + c], in a fixed order (deterministic): partial
+/// sums over column_sum_chunks() row chunks, then the chunks in order.
+gpu::Status launch_add_column_sums(const float* values, std::int64_t rows, std::int64_t cols,
+                                   float* sums, gpu::Stream stream);
+/// Row chunks of the column sums; layer_norm_backward's `partials` holds 2 x this x channels.
+int column_sum_chunks();
+/// kernels::cpu::layer_norm_backward's contract: the rows' moments into `statistics` [2 rows],
+/// dgamma and dbeta (column sums through `partials`) before dx, which may alias dy.
+gpu::Status launch_layer_norm_backward(const LayerNormBackwardParams& p, float* statistics,
+                                       float* partials, gpu::Stream stream);
+/// dx = dy GELU'(x) (exact); dx may alias dy.
+gpu::Status launch_gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n,
+                                 gpu::Stream stream);
+
 /// The largest head_dim window_attention holds in registers.
 int window_attention_max_head_dim();
 gpu::Status launch_window_attention(const WindowAttentionParams& p, gpu::Stream stream);

@@ -57,12 +57,13 @@ inline BlasStatus destroy(Handle h) {
 
 /// C[m, n] (column-major, ldc) = alpha op(A) op(B) + beta C (+ bias[m] per row of C): one
 /// GEMM with the bias in the epilogue where `bias` is set. A: [m, k] after op (stored [k, m]
-/// when transposed), B: [k, n]. `workspace` of `workspace_bytes` on the device. Types: A and B
-/// `ab_type` (fp32 or bf16), C fp32, fp32 products and sums.
-inline BlasStatus matmul(Handle handle, bool transpose_a, std::int64_t m, std::int64_t n,
-                         std::int64_t k, float alpha, const void* a, std::int64_t lda,
-                         const void* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
-                         const float* bias, DataType ab_type, void* workspace,
+/// when transposed), B: [k, n] after op (stored [n, k] when transposed). `workspace` of
+/// `workspace_bytes` on the device. Types: A and B `ab_type` (fp32 or bf16), C fp32, fp32
+/// products and sums.
+inline BlasStatus matmul(Handle handle, bool transpose_a, bool transpose_b, std::int64_t m,
+                         std::int64_t n, std::int64_t k, float alpha, const void* a,
+                         std::int64_t lda, const void* b, std::int64_t ldb, float beta, float* c,
+                         std::int64_t ldc, const float* bias, DataType ab_type, void* workspace,
                          std::size_t workspace_bytes, Stream stream) {
     MatmulDesc op = nullptr;
     MatrixLayout la = nullptr, lb = nullptr, lc = nullptr;
@@ -73,7 +74,7 @@ inline BlasStatus matmul(Handle handle, bool transpose_a, std::int64_t m, std::i
             status = BOREAS_BLAS_NAME(MatmulDescSetAttribute)(op, attribute, &value, sizeof(value));
     };
     const auto trans_a = transpose_a ? BOREAS_BLAS_OP_T : BOREAS_BLAS_OP_N;
-    const auto trans_b = BOREAS_BLAS_OP_N;
+    const auto trans_b = transpose_b ? BOREAS_BLAS_OP_T : BOREAS_BLAS_OP_N;
     set(BOREAS_BLAS_ENUM(MATMUL_DESC_TRANSA), trans_a);
     set(BOREAS_BLAS_ENUM(MATMUL_DESC_TRANSB), trans_b);
     if (bias != nullptr) {
@@ -86,8 +87,9 @@ inline BlasStatus matmul(Handle handle, bool transpose_a, std::int64_t m, std::i
     if (ok(status))
         status = BOREAS_BLAS_NAME(MatrixLayoutCreate)(&la, ab_type, a_rows, a_cols, lda);
     if (ok(status))
-        status = BOREAS_BLAS_NAME(MatrixLayoutCreate)(&lb, ab_type, static_cast<std::uint64_t>(k),
-                                                      static_cast<std::uint64_t>(n), ldb);
+        status = BOREAS_BLAS_NAME(MatrixLayoutCreate)(
+            &lb, ab_type, static_cast<std::uint64_t>(transpose_b ? n : k),
+            static_cast<std::uint64_t>(transpose_b ? k : n), ldb);
     if (ok(status))
         status = BOREAS_BLAS_NAME(MatrixLayoutCreate)(&lc, kF32, static_cast<std::uint64_t>(m),
                                                       static_cast<std::uint64_t>(n), ldc);

@@ -133,7 +133,7 @@ void linear(const LinearParams& p, void* stream_handle) {
     const bool transpose_a = !p.weight_transposed;
     const std::int64_t lda = p.weight_transposed ? p.out : p.in;
     if (!p.bf16) {
-        gemm(transpose_a, p.out, p.rows, p.in, p.weight, lda, p.x, x_stride,
+        gemm(transpose_a, false, p.out, p.rows, p.in, p.weight, lda, p.x, x_stride,
              p.accumulate ? 1.0f : 0.0f, p.y, y_stride, p.bias, gpu::blas::kF32, stream);
         if (p.gelu)
             BOREAS_GPU_CHECK(
@@ -150,7 +150,7 @@ void linear(const LinearParams& p, void* stream_handle) {
         w16 = rounded;
     }
     auto* acc = scratch.get<float>(p.rows * p.out);
-    gemm(transpose_a, p.out, p.rows, p.in, w16, lda, x16, p.in, 0.0f, acc, p.out, nullptr,
+    gemm(transpose_a, false, p.out, p.rows, p.in, w16, lda, x16, p.in, 0.0f, acc, p.out, nullptr,
          gpu::blas::kBF16, stream);
     LinearEpilogue e;
     e.acc = acc;
@@ -218,6 +218,41 @@ void mlp(const MlpParams& p, void* stream_handle) {
         second.bf16 = p.bf16;
         linear(second, stream_handle);
     }
+}
+
+void linear_backward(const LinearBackwardParams& p, void* stream_handle) {
+    const gpu::Stream stream = as_stream(stream_handle);
+    BOREAS_CHECK(p.weight && p.dy && p.rows >= 0 && p.in > 0 && p.out > 0 && (!p.dweight || p.x) &&
+                     (!p.dx || p.weight),
+                 "cuda linear_backward: invalid parameters");
+    if (p.rows == 0) return;
+    if (p.dx) {
+        // dx[rows, in] = dy W: column-major dx^T[in, rows] = W^T-stored [in, out] x dy^T.
+        gemm(false, false, p.in, p.rows, p.out, p.weight, p.in, p.dy, p.out,
+             p.accumulate_dx ? 1.0f : 0.0f, p.dx, p.in, nullptr, gpu::blas::kF32, stream);
+    }
+    if (p.dweight) {
+        // dW[out, in] += dy^T x: column-major dW^T[in, out] += x^T[in, rows] (dy^T)^T.
+        gemm(false, true, p.in, p.out, p.rows, p.x, p.in, p.dy, p.out, 1.0f, p.dweight, p.in,
+             nullptr, gpu::blas::kF32, stream);
+    }
+    if (p.dbias) BOREAS_GPU_CHECK(launch_add_column_sums(p.dy, p.rows, p.out, p.dbias, stream));
+}
+
+void layer_norm_backward(const LayerNormBackwardParams& p, void* stream_handle) {
+    const gpu::Stream stream = as_stream(stream_handle);
+    BOREAS_CHECK(p.x && p.dy && p.dx && p.rows >= 0 && p.channels > 0,
+                 "cuda layer_norm_backward: invalid parameters");
+    if (p.rows == 0) return;
+    Scratch scratch(stream);
+    float* statistics = scratch.get<float>(2 * p.rows);
+    float* partials = scratch.get<float>(2 * column_sum_chunks() * p.channels);
+    BOREAS_GPU_CHECK(launch_layer_norm_backward(p, statistics, partials, stream));
+}
+
+void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n, void* stream) {
+    BOREAS_CHECK(n == 0 || (x && dy && dx), "cuda gelu_backward: invalid parameters");
+    BOREAS_GPU_CHECK(launch_gelu_backward(x, dy, dx, n, as_stream(stream)));
 }
 
 }  // namespace boreas::kernels::cuda

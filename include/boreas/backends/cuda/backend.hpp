@@ -6,9 +6,10 @@
 /// Memory: the model's tensors in CUDA managed memory through a caching pool (host-addressable,
 /// so the model's element-wise loops still run on the host while its kernels run on the
 /// device); scratch through the driver's stream-ordered pool. Kernels on the device: Linear and
-/// the MLP (cuBLASLt), LayerNorm, GELU, graph attention and window attention (forward). The
-/// backward kernels, the loader's fields_to_rows and transpose_csr run on the host over the same
-/// managed memory after a synchronisation (describe() lists which run where). Arguments in plain
+/// the MLP (cuBLASLt), LayerNorm, GELU, graph attention and window attention (forward), and the
+/// Linear's, LayerNorm's and GELU's backward. The attention backwards, the loader's
+/// fields_to_rows and transpose_csr run on the host over the same managed memory after a
+/// synchronisation (describe() lists which run where). Arguments in plain
 /// host memory (the graph's edge lists, bf16 weight copies) are copied to the device for the
 /// call. Every kernel call ends with a stream synchronisation, since host code reads its result.
 

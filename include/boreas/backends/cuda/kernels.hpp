@@ -33,4 +33,16 @@ void linear(const LinearParams& p, void* stream = nullptr);
 /// a time, its [chunk, hidden] activation in device scratch.
 void mlp(const MlpParams& p, void* stream = nullptr);
 
+/// Backward of the Linear (kernels::cpu::linear_backward's contract): dx (=|+=) dy W and
+/// dW += dy^T x through cuBLASLt, db += the column sums of dy in a fixed order (deterministic).
+void linear_backward(const LinearBackwardParams& p, void* stream = nullptr);
+
+/// Backward of LayerNorm: the rows' moments recomputed, dgamma and dbeta as column sums in a
+/// fixed order, then dx (which may alias dy).
+void layer_norm_backward(const LayerNormBackwardParams& p, void* stream = nullptr);
+
+/// dx = dy GELU'(x), exact; dx may alias dy.
+void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n,
+                   void* stream = nullptr);
+
 }  // namespace boreas::kernels::cuda
