@@ -5,7 +5,8 @@
 # except glibc's (the host's is as new or newer) and the NVIDIA driver's and CUDA's (the host has
 # CUDA 13: libcudart, libcublasLt; check.sh finds them there).
 #   tools/device/bundle.sh [BUILD_DIR]   (default build/cuda) -> BUILD_DIR/../gpu-bundle.tar.xz
-# Holds bin/ (boreas and the gpu test binaries) and lib/. Size checked against the tool's 64 MiB.
+# Holds bin/ (boreas and the gpu test binaries), lib/ and share/eccodes (definitions, samples).
+# Size checked against the device tool's 64 MiB.
 set -euo pipefail
 build=${1:-build/cuda}
 archive=$(dirname "$build")/gpu-bundle.tar.xz
@@ -24,6 +25,11 @@ ldd "${binaries[@]}" | awk '/=> \//{print $1, $3}' | sort -u | while read -r nam
     [[ $name =~ $host_owned ]] && continue
     cp -L "$path" "$stage/gpu-bundle/lib/$name"
 done
+# ecCodes' definitions and samples: reduced Gaussian grids (N320) take their row lengths from a
+# GRIB sample.
+eccodes=${ECCODES_DIR:-/usr/share/eccodes}
+mkdir -p "$stage/gpu-bundle/share/eccodes"
+cp -r "$eccodes/definitions" "$eccodes/samples" "$stage/gpu-bundle/share/eccodes/"
 tar -C "$stage" -cJf "$archive" gpu-bundle
 size=$(stat -c %s "$archive")
 echo "bundle.sh: $archive, $((size / 1048576)) MiB ($(ls "$stage/gpu-bundle/lib" | wc -l) libraries)"

@@ -42,6 +42,8 @@ if [[ -z $cuda_libs ]]; then
     [[ -n $found ]] && cuda_libs+=":$(dirname "$found")"
 fi
 export LD_LIBRARY_PATH=$work/gpu-bundle/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export ECCODES_DEFINITION_PATH=$work/gpu-bundle/share/eccodes/definitions
+export ECCODES_SAMPLES_PATH=$work/gpu-bundle/share/eccodes/samples
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 export BOREAS_TEST_DATA=$repo/tests/data
 summary=$out/summary.txt

@@ -67,13 +67,13 @@ Blas& blas() {
     return b;
 }
 
-void gemm(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, const void* a,
-          std::int64_t lda, const void* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
-          const float* bias, gpu::blas::DataType type, gpu::Stream stream) {
+void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
+          const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, float* c,
+          std::int64_t ldc, const float* bias, gpu::blas::DataType type, gpu::Stream stream) {
     Blas& context = blas();
-    const auto status =
-        gpu::blas::matmul(context.handle, transpose_a, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc,
-                          bias, type, context.workspace, Blas::kWorkspaceBytes, stream);
+    const auto status = gpu::blas::matmul(context.handle, transpose_a, transpose_b, m, n, k, 1.0f,
+                                          a, lda, b, ldb, beta, c, ldc, bias, type,
+                                          context.workspace, Blas::kWorkspaceBytes, stream);
     BOREAS_CHECK(gpu::blas::ok(status),
                  "cuda linear: cuBLASLt matmul [{} x {}] x [{} x {}] failed (status {})", m, k, k,
                  n, gpu::blas::code(status));
