@@ -12,6 +12,8 @@ packages=(
   libblosc-dev libzstd-dev liblz4-dev zlib1g-dev libssl-dev
   libopenmpi-dev openmpi-bin
   python3 python3-jsonschema
+  # ROCm 5.2's HIP compiler: the GPU kernels built for AMD GPUs (tests/backends/hip_compile_test.sh)
+  hipcc
 )
 
 # The packages among the arguments that are not installed, one per line.

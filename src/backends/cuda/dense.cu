@@ -28,7 +28,7 @@ __device__ inline float gelu_exact(float v) {
 
 /// Sum over the block (kBlock threads); every thread gets the result.
 __device__ inline float block_sum(float v, float* shared) {
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    for (int offset = 16; offset > 0; offset /= 2) v += gpu::shfl_xor(v, offset);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     __syncthreads();  // shared is reused between calls
     if (lane == 0) shared[warp] = v;

@@ -4,8 +4,9 @@
 // checks). HIP mirrors the CUDA runtime's names with a hip prefix, so each call is written once
 // through BOREAS_GPU_NAME. C++17, for device sources too; gpu_check.hpp turns a failed call into
 // boreas::Error (host code, C++20).
-#if defined(__HIP_PLATFORM_AMD__)
+#if defined(__HIP_PLATFORM_AMD__) || defined(__HIP__)
 #include <hip/hip_runtime.h>
+#define BOREAS_GPU_HIP 1
 #define BOREAS_GPU_NAME(name) hip##name
 #else
 #include <cuda_runtime.h>
@@ -16,6 +17,19 @@
 #include <string>
 
 namespace boreas::gpu {
+
+#if defined(__CUDACC__) || defined(__HIP__)
+/// v from the lane whose index differs from this one's by `offset` (a butterfly), within groups
+/// of 32 lanes: a CUDA warp, half an AMD wavefront of 64, so the kernels' 32-lane warps work on
+/// both. Device code.
+__device__ inline float shfl_xor(float v, int offset) {
+#if defined(BOREAS_GPU_HIP)
+    return __shfl_xor(v, offset, 32);
+#else
+    return __shfl_xor_sync(0xffffffffu, v, offset);
+#endif
+}
+#endif
 
 using Stream = BOREAS_GPU_NAME(Stream_t);
 using Status = BOREAS_GPU_NAME(Error_t);
@@ -42,7 +56,7 @@ struct DeviceProperties {
     int multiprocessors = 0;
 };
 inline Status device_properties(int device, DeviceProperties* out) {
-#if defined(__HIP_PLATFORM_AMD__)
+#if defined(BOREAS_GPU_HIP)
     hipDeviceProp_t p{};
 #else
     cudaDeviceProp p{};
@@ -116,13 +130,25 @@ inline Status memset_async(void* p, int value, std::size_t bytes, Stream s) {
 /// plain host memory that must be copied over first (false). Clears the error a plain host
 /// pointer leaves on older runtimes.
 inline bool device_addressable(const void* p) {
-    BOREAS_GPU_NAME(PointerAttributes) attributes{};
-    if (BOREAS_GPU_NAME(PointerGetAttributes)(&attributes, p) != kSuccess) {
-        (void)BOREAS_GPU_NAME(GetLastError)();
+#if defined(BOREAS_GPU_HIP)
+    hipPointerAttribute_t attributes{};
+    if (hipPointerGetAttributes(&attributes, p) != kSuccess) {
+        (void)hipGetLastError();
         return false;
     }
-    return attributes.type == BOREAS_GPU_NAME(MemoryTypeDevice) ||
-           attributes.type == BOREAS_GPU_NAME(MemoryTypeManaged);
+#if HIP_VERSION_MAJOR >= 6
+    return attributes.type == hipMemoryTypeDevice || attributes.type == hipMemoryTypeManaged;
+#else
+    return attributes.memoryType == hipMemoryTypeDevice || attributes.isManaged;
+#endif
+#else
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, p) != kSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+#endif
 }
 
 /// Stream-ordered timing.

@@ -25,7 +25,7 @@ __device__ inline float round_bf16(float v) {
 
 __device__ inline float warp_sum(float v) {
     for (int offset = kWarp / 2; offset > 0; offset /= 2)
-        v += __shfl_xor_sync(0xffffffffu, v, offset);
+        v += gpu::shfl_xor(v, offset);
     return v;
 }
 
