@@ -214,6 +214,21 @@ inline void apply_mlp(const Linear& mlp_in, const Linear& mlp_out, const LayerNo
     backends::active().mlp(p);
 }
 
+/// y[r] (=|+=) x[r] for `rows` rows of `cols` values (row strides x_stride, y_stride) on the
+/// active backend: the forward's row copies and residual adds stay on the model's device.
+inline void copy_rows(const float* x, std::int64_t x_stride, float* y, std::int64_t y_stride,
+                      std::int64_t rows, std::int64_t cols, bool add = false) {
+    kernels::CopyRowsParams p;
+    p.x = x;
+    p.y = y;
+    p.rows = rows;
+    p.cols = cols;
+    p.x_stride = x_stride;
+    p.y_stride = y_stride;
+    p.add = add;
+    backends::active().copy_rows(p);
+}
+
 /// anemoi's hidden width for a ratio: int(C * ratio + 0.5) (models/layers/utils.py).
 inline std::int64_t hidden_width(std::int64_t channels, double ratio) {
     return static_cast<std::int64_t>(static_cast<double>(channels) * ratio + 0.5);

@@ -223,14 +223,9 @@ struct GraphTransformerBlock {
         p.head_dim = channels / heads;
         p.edge_dim = edge_dim;
         backends::active().graph_attention(p);
-        // o + r, on all threads: run serially it left the other thread waiting (about 1 % of
-        // a small forward step, with the other serial loops below).
-#pragma omp parallel for schedule(static) if (rows * channels >= kParallelElements)
-        for (std::int64_t r = 0; r < rows; ++r) {
-            float* o = attended.row(r);
-            const float* skip = q_self.row(r) + channels;
-            for (std::int64_t c = 0; c < channels; ++c) o[c] += skip[c];
-        }
+        // o + r (on all threads on the CPU).
+        copy_rows(q_self.data() + channels, 2 * channels, attended.data(), channels, rows, channels,
+                  /*add=*/true);
         projection.apply(attended.data(), rows, g, /*accumulate=*/true);  // u = proj + g
         // y = u + MLP(LN(u))
         apply_mlp(mlp_in, mlp_out, &norm_mlp, g, rows, g);
@@ -791,8 +786,8 @@ struct Model::Impl {
                 gnn_encoder.dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
             },
             [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
-                std::copy(rows.values().begin(), rows.values().end(),
-                          latent.row(b * n_hidden + j0));
+                copy_rows(rows.data(), channels, latent.row(b * n_hidden + j0), channels,
+                          rows.rows(), channels);
             });
     }
 
@@ -807,8 +802,8 @@ struct Model::Impl {
         run_gnn_mapper(
             gnn_decoder, config.decoder, p_src, n_hidden, n_data, batch, edges, features, w,
             [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
-                const float* from = data_latent.row(b * n_data + j0);
-                std::copy(from, from + (j1 - j0) * channels, out);
+                copy_rows(data_latent.row(b * n_data + j0), channels, out, channels, j1 - j0,
+                          channels);
             },
             [&](std::int64_t b, std::int64_t j0, std::int64_t j1, const Tensor& rows) {
                 gnn_decoder.extractor.apply(rows.data(), j1 - j0, output.row(b * n_data + j0));
@@ -867,8 +862,8 @@ struct Model::Impl {
                     encoder_dst_embedding.apply(hidden_in.row(b * n_hidden + j0), j1 - j0, out);
                 },
                 [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
-                    std::copy(rows.values().begin(), rows.values().end(),
-                              latent.row(b * n_hidden + j0));
+                    copy_rows(rows.data(), channels, latent.row(b * n_hidden + j0), channels,
+                              rows.rows(), channels);
                 });
         }
         trace("encoder.out", latent);
@@ -899,8 +894,8 @@ struct Model::Impl {
             gnn_layers[0].edge_embedding.apply(features.data(), edges.count(), embedded.data());
             Tensor edge_state({batch * edges.count(), channels});
             for (std::int64_t b = 0; b < batch; ++b)
-                std::copy(embedded.values().begin(), embedded.values().end(),
-                          edge_state.row(b * edges.count()));
+                copy_rows(embedded.data(), channels, edge_state.row(b * edges.count()), channels,
+                          edges.count(), channels);
             for (std::size_t l = 0; l < gnn_layers.size(); ++l) {
                 enter_layer(l);
                 gnn_layers[l].apply(processed, edge_state, batch, n_hidden, edges);
@@ -918,13 +913,13 @@ struct Model::Impl {
                 run_mapper(
                     block, whole, kv, n_hidden, n_hidden, batch, edges, features,
                     [&](std::int64_t b, std::int64_t j0, std::int64_t j1, float* out) {
-                        const float* from = processed.row(b * n_hidden + j0);
-                        std::copy(from, from + (j1 - j0) * channels, out);
+                        copy_rows(processed.row(b * n_hidden + j0), channels, out, channels,
+                                  j1 - j0, channels);
                     },
                     [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
                         // Safe in place: k and v were taken before the layer started.
-                        std::copy(rows.values().begin(), rows.values().end(),
-                                  processed.row(b * n_hidden + j0));
+                        copy_rows(rows.data(), channels, processed.row(b * n_hidden + j0),
+                                  channels, rows.rows(), channels);
                     });
                 if (l == 0) trace("processor.layer0.out", processed);
             }
@@ -932,13 +927,9 @@ struct Model::Impl {
         chunk_range.reset();
         processor_range.reset();
         trace("processor.out", processed);
-        if (config.latent_skip) {
-            float* p = processed.data();
-            const float* z = latent.data();
-            const std::int64_t n = processed.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelElements)
-            for (std::int64_t i = 0; i < n; ++i) p[i] += z[i];
-        }
+        if (config.latent_skip)
+            copy_rows(latent.data(), channels, processed.data(), channels, processed.rows(),
+                      channels, /*add=*/true);
 
         // Decoder: hidden -> data; the processor latent is not re-embedded.
         // The extractor writes every row; [batch * n_data, out_vars] is already the output's

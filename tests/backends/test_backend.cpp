@@ -192,6 +192,10 @@ class RecordingBackend final : public backends::Backend {
         ++calls["fields_to_rows"];
         cpu().fields_to_rows(p);
     }
+    void copy_rows(const kernels::CopyRowsParams& p) override {
+        ++calls["copy_rows"];
+        cpu().copy_rows(p);
+    }
     void linear(const kernels::LinearParams& p) override {
         ++calls["linear"];
         cpu().linear(p);
@@ -302,6 +306,7 @@ TEST_P(ModelOnABackend, ForwardRunsThroughTheInterfaceWithTheCpusNumbers) {
     EXPECT_GT(recording().memory.allocations, before);
     EXPECT_GT(recording().calls["linear"] + recording().calls["mlp"], 0);
     EXPECT_GT(recording().calls["layer_norm"] + recording().calls["mlp"], 0);
+    EXPECT_GT(recording().calls["copy_rows"], 0) << "row copies and residual adds on the host";
     EXPECT_EQ(&backends::active(), &backends::cpu()) << "the forward left its backend active";
     EXPECT_EQ(boreas::tensor_memory(), nullptr);
 }

@@ -73,6 +73,30 @@ TEST(GpuLayerNorm, MatchesTheCpuKernel) {
     }
 }
 
+TEST(GpuCopyRows, MatchesTheCpuKernel) {
+    const std::int64_t rows = 300, cols = 250, xs = 260, ys = 255;
+    const auto x = random_values(rows * xs, 5), y0 = random_values(rows * ys, 6);
+    for (const bool add : {false, true}) {
+        std::vector<float> want = y0;
+        CopyRowsParams p;
+        p.rows = rows;
+        p.cols = cols;
+        p.x_stride = xs;
+        p.y_stride = ys;
+        p.add = add;
+        p.x = x.data();
+        p.y = want.data();
+        cpu::copy_rows(p);
+        const DeviceArray<float> dx(x), dy(y0);
+        p.x = dx.get();
+        p.y = dy.get();
+        cuda::copy_rows(p);
+        const auto got = dy.to_host();
+        for (std::size_t i = 0; i < got.size(); ++i)
+            ASSERT_EQ(got[i], want[i]) << (add ? "add" : "copy") << ", index " << i;
+    }
+}
+
 TEST(GpuGelu, MatchesTheCpuKernel) {
     auto x = random_values(10001, 4, 3.0f);
     const DeviceArray<float> dx(x);

@@ -70,3 +70,40 @@ TEST(FieldsToRows, EqualsMultiplyThenAddPerElement) {
         EXPECT_EQ(wrong, 0);
     }
 }
+
+// copy_rows: copies and adds over strided rows, in place too; the padding between rows untouched.
+TEST(CopyRows, CopiesAndAddsStridedRows) {
+    const std::int64_t rows = 300, cols = 250, xs = 260, ys = 255;  // 75000 values: threaded
+    std::mt19937 generator(3);
+    std::normal_distribution<float> normal;
+    std::vector<float> x(rows * xs), y0(rows * ys);
+    for (auto& v : x) v = normal(generator);
+    for (auto& v : y0) v = normal(generator);
+    for (const bool add : {false, true}) {
+        std::vector<float> y = y0;
+        boreas::kernels::CopyRowsParams p;
+        p.x = x.data();
+        p.y = y.data();
+        p.rows = rows;
+        p.cols = cols;
+        p.x_stride = xs;
+        p.y_stride = ys;
+        p.add = add;
+        boreas::kernels::cpu::copy_rows(p);
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t c = 0; c < ys; ++c) {
+                const float want = c >= cols ? y0[r * ys + c]
+                                   : add     ? y0[r * ys + c] + x[r * xs + c]
+                                             : x[r * xs + c];
+                ASSERT_TRUE(same_bits(y[r * ys + c], want)) << "row " << r << ", column " << c;
+            }
+    }
+    std::vector<float> y = y0;  // in place: y += y
+    boreas::kernels::CopyRowsParams p;
+    p.x = p.y = y.data();
+    p.rows = rows;
+    p.cols = ys;
+    p.add = true;
+    boreas::kernels::cpu::copy_rows(p);
+    for (std::size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], 2 * y0[i]) << i;
+}

@@ -76,6 +76,7 @@ class Backend {
 
     // The kernel set (kernels.hpp gives each contract).
     virtual void fields_to_rows(const kernels::FieldsToRowsParams& p) = 0;
+    virtual void copy_rows(const kernels::CopyRowsParams& p) = 0;
     virtual void linear(const kernels::LinearParams& p) = 0;
     virtual void mlp(const kernels::MlpParams& p) = 0;
     virtual void layer_norm(const kernels::LayerNormParams& p) = 0;

@@ -198,6 +198,18 @@ struct GraphAttentionBackwardScratch {
     std::vector<std::int32_t> edge_dst;
 };
 
+/// y[r, c] = x[r, c], or y[r, c] += x[r, c] with `add`, for r < rows, c < cols (row strides;
+/// 0: cols): the model's row copies and residual adds between kernels, in the kernel set so that
+/// a device backend keeps them on the device. x and y do not overlap unless they are the same
+/// rows (y == x with the same strides).
+struct CopyRowsParams {
+    const float* x = nullptr;
+    float* y = nullptr;
+    std::int64_t rows = 0, cols = 0;
+    std::int64_t x_stride = 0, y_stride = 0;
+    bool add = false;
+};
+
 /// Fields to rows for the data loader: out[p, c] = in[columns[c] * in_stride + p] * mul[c] +
 /// add[c] for p < points, c < width: a date's (variables, points) chunk gathered by column,
 /// transposed to (points, variables) and normalised as anemoi does in place (a multiply, then an
@@ -242,6 +254,7 @@ int fp32_tile_bits();
 nlohmann::ordered_json kernel_path();
 
 void fields_to_rows(const FieldsToRowsParams& p);
+void copy_rows(const CopyRowsParams& p);
 void linear(const LinearParams& p);
 void mlp(const MlpParams& p);
 void layer_norm(const LayerNormParams& p);

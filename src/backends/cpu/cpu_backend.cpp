@@ -60,6 +60,7 @@ class CpuBackend final : public Backend {
     void synchronize() override {}
 
     void fields_to_rows(const kernels::FieldsToRowsParams& p) override { kc::fields_to_rows(p); }
+    void copy_rows(const kernels::CopyRowsParams& p) override { kc::copy_rows(p); }
     void linear(const kernels::LinearParams& p) override { kc::linear(p); }
     void mlp(const kernels::MlpParams& p) override { kc::mlp(p); }
     void layer_norm(const kernels::LayerNormParams& p) override { kc::layer_norm(p); }

@@ -206,6 +206,9 @@ nlohmann::ordered_json kernel_path() {
 void fields_to_rows(const FieldsToRowsParams& p) {
     table().fields_to_rows(p);
 }
+void copy_rows(const CopyRowsParams& p) {
+    table().copy_rows(p);
+}
 void linear(const LinearParams& p) {
     table().linear(p);
 }

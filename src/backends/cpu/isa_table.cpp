@@ -8,6 +8,7 @@ const KernelTable& kernel_table() {
     static const KernelTable table{
         .name = BOREAS_ISA_NAME,
         .fields_to_rows = &fields_to_rows,
+        .copy_rows = &copy_rows,
         .linear = &linear,
         .mlp = &mlp,
         .layer_norm = &layer_norm,

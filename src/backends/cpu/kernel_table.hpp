@@ -19,6 +19,7 @@ struct Fp32Tile {
 struct KernelTable {
     const char* name;
     void (*fields_to_rows)(const FieldsToRowsParams&);
+    void (*copy_rows)(const CopyRowsParams&);
     void (*linear)(const LinearParams&);
     void (*mlp)(const MlpParams&);
     void (*layer_norm)(const LayerNormParams&);
@@ -54,6 +55,7 @@ namespace boreas::kernels::cpu::BOREAS_ISA_NS {
 // The path's kernels, declared here so that an unqualified call inside the path (dense.cpp's
 // Linear from the MLP, ...) stays on the path instead of going back through the dispatcher.
 void fields_to_rows(const FieldsToRowsParams& p);
+void copy_rows(const CopyRowsParams& p);
 void linear(const LinearParams& p);
 void mlp(const MlpParams& p);
 void layer_norm(const LayerNormParams& p);

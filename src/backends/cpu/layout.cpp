@@ -90,4 +90,21 @@ void fields_to_rows(const FieldsToRowsParams& p) {
 #endif
 }
 
+void copy_rows(const CopyRowsParams& p) {
+    const std::int64_t xs = p.x_stride ? p.x_stride : p.cols;
+    const std::int64_t ys = p.y_stride ? p.y_stride : p.cols;
+    // On all threads above 64 Ki values: one thread alone leaves the others waiting (about 1 %
+    // of a small forward step, with the model's other element-wise loops).
+#pragma omp parallel for schedule(static) if (p.rows * p.cols >= (std::int64_t{1} << 16))
+    for (std::int64_t r = 0; r < p.rows; ++r) {
+        const float* x = p.x + r * xs;
+        float* y = p.y + r * ys;
+        if (p.add) {
+            for (std::int64_t c = 0; c < p.cols; ++c) y[c] += x[c];
+        } else if (x != y) {
+            std::copy(x, x + p.cols, y);
+        }
+    }
+}
+
 }  // namespace boreas::kernels::cpu::BOREAS_ISA_NS

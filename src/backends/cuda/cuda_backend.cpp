@@ -23,7 +23,7 @@ namespace kc = kernels::cpu;
 namespace kd = kernels::cuda;
 
 /// Kernels that run on the device, and those that still run on the host (managed memory).
-const char* const kDeviceKernels[] = {"linear",          "mlp",
+const char* const kDeviceKernels[] = {"copy_rows",       "linear",          "mlp",
                                       "layer_norm",      "gelu",
                                       "graph_attention", "window_attention",
                                       "linear_backward", "layer_norm_backward",
@@ -214,6 +214,17 @@ class CudaBackend final : public Backend {
         d.y = s.out(p.y, p.rows * p.out);
         if (p.y == p.x) d.x = d.y;
         kd::mlp(d, stream_);
+        s.finish();
+    }
+    void copy_rows(const kernels::CopyRowsParams& p) override {
+        bind();
+        Staging s(stream_);
+        kernels::CopyRowsParams d = p;
+        const std::int64_t xs = p.x_stride ? p.x_stride : p.cols;
+        const std::int64_t ys = p.y_stride ? p.y_stride : p.cols;
+        d.y = s.out(p.y, span_of(p.rows, ys, p.cols));
+        d.x = p.x == p.y ? d.y : s.in(p.x, span_of(p.rows, xs, p.cols));
+        kd::copy_rows(d, stream_);
         s.finish();
     }
     void layer_norm(const kernels::LayerNormParams& p) override {

@@ -61,6 +61,17 @@ __global__ void layer_norm_kernel(LayerNormParams p) {
     }
 }
 
+__global__ void copy_rows_kernel(CopyRowsParams p, std::int64_t x_stride, std::int64_t y_stride) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i >= p.rows * p.cols) return;
+    const std::int64_t r = i / p.cols, c = i % p.cols;
+    const float v = p.x[r * x_stride + c];
+    if (p.add)
+        p.y[r * y_stride + c] += v;
+    else
+        p.y[r * y_stride + c] = v;
+}
+
 __global__ void gelu_kernel(float* x, std::int64_t n) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
     if (i < n) x[i] = gelu_exact(x[i]);
@@ -205,6 +216,13 @@ unsigned blocks_for(std::int64_t n) {
 gpu::Status launch_layer_norm(const LayerNormParams& p, gpu::Stream stream) {
     if (p.rows == 0) return gpu::kSuccess;
     layer_norm_kernel<<<static_cast<unsigned>(p.rows), kBlock, 0, stream>>>(p);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_copy_rows(const CopyRowsParams& p, gpu::Stream stream) {
+    if (p.rows * p.cols == 0) return gpu::kSuccess;
+    copy_rows_kernel<<<blocks_for(p.rows * p.cols), kBlock, 0, stream>>>(
+        p, p.x_stride ? p.x_stride : p.cols, p.y_stride ? p.y_stride : p.cols);
     return gpu::last_launch_status();
 }
 

@@ -10,6 +10,7 @@
 namespace boreas::kernels::cuda {
 
 gpu::Status launch_layer_norm(const LayerNormParams& p, gpu::Stream stream);
+gpu::Status launch_copy_rows(const CopyRowsParams& p, gpu::Stream stream);
 /// x = GELU(x) (exact, erf) on n values.
 gpu::Status launch_gelu(float* x, std::int64_t n, gpu::Stream stream);
 /// out[r, c] = bf16(in[r * in_stride + c]) (nearest even) for r < rows, c < cols: out dense.

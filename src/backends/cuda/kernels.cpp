@@ -111,6 +111,12 @@ void layer_norm(const LayerNormParams& p, void* stream) {
     BOREAS_GPU_CHECK(launch_layer_norm(p, as_stream(stream)));
 }
 
+void copy_rows(const CopyRowsParams& p, void* stream) {
+    BOREAS_CHECK((p.rows * p.cols == 0 || (p.x && p.y)) && p.rows >= 0 && p.cols >= 0,
+                 "cuda copy_rows: invalid parameters");
+    BOREAS_GPU_CHECK(launch_copy_rows(p, as_stream(stream)));
+}
+
 void gelu(float* x, std::int64_t n, void* stream) {
     BOREAS_CHECK(n == 0 || x != nullptr, "cuda gelu: invalid parameters");
     BOREAS_GPU_CHECK(launch_gelu(x, n, as_stream(stream)));

@@ -19,6 +19,9 @@ void window_attention(const WindowAttentionParams& p, void* stream = nullptr);
 /// LayerNorm, one block per row (in place allowed).
 void layer_norm(const LayerNormParams& p, void* stream = nullptr);
 
+/// Row copies and residual adds between kernels (CopyRowsParams).
+void copy_rows(const CopyRowsParams& p, void* stream = nullptr);
+
 /// Exact (erf) GELU in place.
 void gelu(float* x, std::int64_t n, void* stream = nullptr);
 
