@@ -918,8 +918,8 @@ struct Model::Impl {
                     },
                     [&](std::int64_t b, std::int64_t j0, std::int64_t, const Tensor& rows) {
                         // Safe in place: k and v were taken before the layer started.
-                        copy_rows(rows.data(), channels, processed.row(b * n_hidden + j0),
-                                  channels, rows.rows(), channels);
+                        copy_rows(rows.data(), channels, processed.row(b * n_hidden + j0), channels,
+                                  rows.rows(), channels);
                     });
                 if (l == 0) trace("processor.layer0.out", processed);
             }

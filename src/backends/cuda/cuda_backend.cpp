@@ -23,10 +23,15 @@ namespace kc = kernels::cpu;
 namespace kd = kernels::cuda;
 
 /// Kernels that run on the device, and those that still run on the host (managed memory).
-const char* const kDeviceKernels[] = {"copy_rows",       "linear",          "mlp",
-                                      "layer_norm",      "gelu",
-                                      "graph_attention", "window_attention",
-                                      "linear_backward", "layer_norm_backward",
+const char* const kDeviceKernels[] = {"copy_rows",
+                                      "linear",
+                                      "mlp",
+                                      "layer_norm",
+                                      "gelu",
+                                      "graph_attention",
+                                      "window_attention",
+                                      "linear_backward",
+                                      "layer_norm_backward",
                                       "gelu_backward"};
 const char* const kHostKernels[] = {"graph_attention_backward", "window_attention_backward",
                                     "transpose_csr", "fields_to_rows"};
@@ -106,7 +111,9 @@ class CudaBackend final : public Backend {
           device_(
               [](std::size_t bytes) -> void* {
                   void* p = nullptr;
-                  return gpu::malloc_bytes(&p, bytes) == gpu::kSuccess ? p : nullptr;
+                  if (gpu::malloc_bytes(&p, bytes) == gpu::kSuccess) return p;
+                  (void)gpu::last_launch_status();  // clear the error, or a launch reports it
+                  return nullptr;
               },
               [](void* p, std::size_t) { (void)gpu::free_bytes(p); },
               "cuda:" + std::to_string(index)),
@@ -369,7 +376,10 @@ class CudaBackend final : public Backend {
     void* allocate_managed(std::size_t bytes) {
         if (managed_total_.load() + bytes > managed_limit_) return nullptr;
         void* p = nullptr;
-        if (gpu::malloc_managed(&p, bytes) != gpu::kSuccess) return nullptr;
+        if (gpu::malloc_managed(&p, bytes) != gpu::kSuccess) {
+            (void)gpu::last_launch_status();  // clear the error, or the next launch reports it
+            return nullptr;
+        }
         managed_total_ += bytes;
         return p;
     }

@@ -87,6 +87,13 @@ __global__ void gelu_rows_kernel(float* y, std::int64_t y_stride, float* pre, st
     y[r * y_stride + c] = gelu_exact(v);
 }
 
+__global__ void add_bias_kernel(float* y, std::int64_t y_stride, const float* bias,
+                                std::int64_t rows, std::int64_t out) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    if (i >= rows * out) return;
+    y[(i / out) * y_stride + i % out] += bias[i % out];
+}
+
 __global__ void round_to_bf16_kernel(const float* in, std::int64_t in_stride, std::uint16_t* out,
                                      std::int64_t rows, std::int64_t cols) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * kBlock + threadIdx.x;
@@ -100,7 +107,7 @@ __global__ void linear_epilogue_kernel(LinearEpilogue e) {
     if (i >= e.rows * e.out) return;
     const std::int64_t r = i / e.out, c = i % e.out;
     float v = round_bf16(e.acc[i] + (e.bias ? e.bias[c] : 0.0f));
-    if (e.pre_activation) e.pre_activation[i] = v;
+    if (e.gelu && e.pre_activation) e.pre_activation[i] = v;
     if (e.gelu) v = round_bf16(gelu_exact(v));
     const std::int64_t at = r * e.y_stride + c;
     if (e.y_bf16)
@@ -236,6 +243,13 @@ gpu::Status launch_gelu_rows(float* y, std::int64_t y_stride, float* pre, std::i
                              std::int64_t out, gpu::Stream stream) {
     if (rows * out == 0) return gpu::kSuccess;
     gelu_rows_kernel<<<blocks_for(rows * out), kBlock, 0, stream>>>(y, y_stride, pre, rows, out);
+    return gpu::last_launch_status();
+}
+
+gpu::Status launch_add_bias(float* y, std::int64_t y_stride, const float* bias, std::int64_t rows,
+                            std::int64_t out, gpu::Stream stream) {
+    if (rows * out == 0) return gpu::kSuccess;
+    add_bias_kernel<<<blocks_for(rows * out), kBlock, 0, stream>>>(y, y_stride, bias, rows, out);
     return gpu::last_launch_status();
 }
 

@@ -30,6 +30,11 @@ struct LinearEpilogue {
 };
 gpu::Status launch_linear_epilogue(const LinearEpilogue& e, gpu::Stream stream);
 
+/// y[r, c] += bias[c] over [rows, out] at row stride y_stride (a bias the GEMM's epilogue cannot
+/// take: not 16-byte aligned).
+gpu::Status launch_add_bias(float* y, std::int64_t y_stride, const float* bias, std::int64_t rows,
+                            std::int64_t out, gpu::Stream stream);
+
 /// The fp32 Linear's GELU after the GEMM (bias already added): pre = y; y = GELU(y), over
 /// [rows, out] at row stride y_stride.
 gpu::Status launch_gelu_rows(float* y, std::int64_t y_stride, float* pre, std::int64_t rows,

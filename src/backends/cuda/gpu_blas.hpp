@@ -2,6 +2,8 @@
 // cuBLASLt behind one set of names, as gpu_runtime.hpp does for the runtime: hipBLASLt mirrors
 // cuBLASLt's API with a hipblasLt prefix, so the GEMMs build for HIP by the same flag. No
 // cublas*/hipblas* name outside this header (tests/backends/gpu_names_test.sh). Host code.
+#include <cstdint>
+
 #include "gpu_runtime.hpp"
 
 #if defined(__HIP_PLATFORM_AMD__)
@@ -48,6 +50,14 @@ inline int code(BlasStatus s) {
 inline constexpr DataType kF32 = BOREAS_BLAS_R_32F;
 inline constexpr DataType kBF16 = BOREAS_BLAS_R_16BF;
 
+/// The largest power of two (up to 256) that divides p's address.
+inline std::uint32_t alignment_of(const void* p) {
+    const auto address = reinterpret_cast<std::uintptr_t>(p);
+    std::uint32_t alignment = 256;
+    while (alignment > 1 && address % alignment != 0) alignment /= 2;
+    return alignment;
+}
+
 inline BlasStatus create(Handle* h) {
     return BOREAS_BLAS_NAME(Create)(h);
 }
@@ -59,7 +69,7 @@ inline BlasStatus destroy(Handle h) {
 /// GEMM with the bias in the epilogue where `bias` is set. A: [m, k] after op (stored [k, m]
 /// when transposed), B: [k, n] after op (stored [n, k] when transposed). `workspace` of
 /// `workspace_bytes` on the device. Types: A and B `ab_type` (fp32 or bf16), C fp32, fp32
-/// products and sums.
+/// products and sums. The bias, where given, must be 16-byte aligned (the epilogue's need).
 inline BlasStatus matmul(Handle handle, bool transpose_a, bool transpose_b, std::int64_t m,
                          std::int64_t n, std::int64_t k, float alpha, const void* a,
                          std::int64_t lda, const void* b, std::int64_t ldb, float beta, float* c,
@@ -98,6 +108,18 @@ inline BlasStatus matmul(Handle handle, bool transpose_a, bool transpose_b, std:
         status = BOREAS_BLAS_NAME(MatmulPreferenceSetAttribute)(
             preference, BOREAS_BLAS_ENUM(MATMUL_PREF_MAX_WORKSPACE_BYTES), &workspace_bytes,
             sizeof(workspace_bytes));
+    // cuBLASLt assumes 256-byte aligned operands unless told otherwise: a row or column slice
+    // at another offset would get an algorithm that faults. Tell it what each pointer has.
+    const std::uint32_t alignments[] = {alignment_of(a), alignment_of(b), alignment_of(c)};
+    const auto pref = [&](auto attribute, std::uint32_t value) {
+        if (ok(status))
+            status = BOREAS_BLAS_NAME(MatmulPreferenceSetAttribute)(preference, attribute, &value,
+                                                                    sizeof(value));
+    };
+    pref(BOREAS_BLAS_ENUM(MATMUL_PREF_MIN_ALIGNMENT_A_BYTES), alignments[0]);
+    pref(BOREAS_BLAS_ENUM(MATMUL_PREF_MIN_ALIGNMENT_B_BYTES), alignments[1]);
+    pref(BOREAS_BLAS_ENUM(MATMUL_PREF_MIN_ALIGNMENT_C_BYTES), alignments[2]);
+    pref(BOREAS_BLAS_ENUM(MATMUL_PREF_MIN_ALIGNMENT_D_BYTES), alignments[2]);
     Heuristic heuristic{};
     int found = 0;
     if (ok(status))

@@ -28,8 +28,7 @@ __device__ inline float widen(std::uint16_t v) {
 }
 
 __device__ inline float warp_sum(float v) {
-    for (int offset = kWarp / 2; offset > 0; offset /= 2)
-        v += gpu::shfl_xor(v, offset);
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) v += gpu::shfl_xor(v, offset);
     return v;
 }
 

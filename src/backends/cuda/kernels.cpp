@@ -44,7 +44,9 @@ class Scratch {
     std::vector<void*> blocks_;
 };
 
-/// One cuBLASLt handle and workspace per device, kept for the process' life.
+/// One cuBLASLt handle and workspace per device, kept for the process' life. The workspace is
+/// shared by every stream: calls are serialised (the backend's one stream; the roof and the
+/// tests run nothing beside it).
 struct Blas {
     gpu::blas::Handle handle = nullptr;
     void* workspace = nullptr;
@@ -139,8 +141,13 @@ void linear(const LinearParams& p, void* stream_handle) {
     const bool transpose_a = !p.weight_transposed;
     const std::int64_t lda = p.weight_transposed ? p.out : p.in;
     if (!p.bf16) {
+        // The epilogue needs a 16-byte aligned bias; another (a slice) is added by a kernel.
+        const bool fused_bias = gpu::blas::alignment_of(p.bias) >= 16;
         gemm(transpose_a, false, p.out, p.rows, p.in, p.weight, lda, p.x, x_stride,
-             p.accumulate ? 1.0f : 0.0f, p.y, y_stride, p.bias, gpu::blas::kF32, stream);
+             p.accumulate ? 1.0f : 0.0f, p.y, y_stride, fused_bias ? p.bias : nullptr,
+             gpu::blas::kF32, stream);
+        if (p.bias && !fused_bias)
+            BOREAS_GPU_CHECK(launch_add_bias(p.y, y_stride, p.bias, p.rows, p.out, stream));
         if (p.gelu)
             BOREAS_GPU_CHECK(
                 launch_gelu_rows(p.y, y_stride, p.pre_activation, p.rows, p.out, stream));
@@ -178,6 +185,7 @@ void mlp(const MlpParams& p, void* stream_handle) {
                      (p.weight_out || p.weight_out_bf16) && p.rows >= 0 && p.in > 0 &&
                      p.hidden > 0 && p.out > 0,
                  "cuda mlp: invalid parameters");
+    if (p.rows == 0) return;
     // Rows per chunk: bounds the [chunk, hidden] activation (64 MiB at hidden 1024).
     constexpr std::int64_t kChunk = 16384;
     Scratch scratch(stream);

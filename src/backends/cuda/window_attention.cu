@@ -24,8 +24,7 @@ __device__ inline float round_bf16(float v) {
 }
 
 __device__ inline float warp_sum(float v) {
-    for (int offset = kWarp / 2; offset > 0; offset /= 2)
-        v += gpu::shfl_xor(v, offset);
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) v += gpu::shfl_xor(v, offset);
     return v;
 }
 
