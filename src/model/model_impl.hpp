@@ -837,7 +837,9 @@ struct Model::Impl {
             data = data_features(input, batch);
             hidden_in = hidden_features(batch);
         }
-        Tensor latent({batch * n_hidden, channels});
+        // Every row is written by the encoder's destination chunks (no fill: on a GPU backend a
+        // host fill would pull the pages back to the host).
+        Tensor latent = Tensor::uninitialised({batch * n_hidden, channels});
         // GNN mappers: the encoder's updated data nodes, the decoder's destinations.
         Tensor data_latent;
         if (config.encoder.type == MapperType::gnn) {
@@ -868,8 +870,9 @@ struct Model::Impl {
         }
         trace("encoder.out", latent);
 
-        // Processor.
-        Tensor processed = latent;
+        // Processor (its input copied on the model's device).
+        Tensor processed = Tensor::uninitialised(latent.shape());
+        copy_rows(latent.data(), channels, processed.data(), channels, latent.rows(), channels);
         std::optional<trace::Range> processor_range(std::in_place, "processor");
         const auto per_chunk =
             static_cast<std::size_t>(config.processor.num_layers / config.processor.num_chunks);

@@ -28,7 +28,12 @@ out=$(mktemp -d)  # every result, archived into $final at the end
 repo=$(pwd)
 [[ -f $bundle ]] || { echo "check.sh: no $bundle (tools/device/bundle.sh on the build host)" >&2; exit 2; }
 work=$(mktemp -d)
-tar -C "$work" -xJf "$bundle" || { echo "check.sh: cannot unpack $bundle" >&2; exit 2; }
+# xz where the host has it, else Python's tarfile (lzma), which every image with python3 has.
+if command -v xz >/dev/null; then
+    tar -C "$work" -xJf "$bundle"
+else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$bundle" "$work"
+fi || { echo "check.sh: cannot unpack $bundle" >&2; exit 2; }
 bin=$work/gpu-bundle/bin
 # CUDA's libraries from this host: the toolkit's, else a Python package's (PyTorch's wheels).
 cuda_libs=""
