@@ -101,6 +101,11 @@ for r in d["results"]:
         print(f'  {r["name"]}: median {r["stats"]["median"]:.4f} s, '
               f'{100 * r["fraction_of_roof"]:.0f} % of roof, '
               f'peak device memory {device.get("peak_memory_bytes", 0) / 1e9:.2f} GB')
+calls = device.get("kernel_calls", {})
+top = sorted(calls.items(), key=lambda kv: -kv[1]["seconds"])[:6]
+print("  kernels (all runs): " + ", ".join(
+    f'{name} {c["seconds"]:.2f} s/{c["calls"]} calls/{c["staged_bytes"] / 1e9:.2f} GB staged'
+    for name, c in top))
 PY
 }
 bench o96-fp32 45 forward --config o96 --warmup 1 --repetitions 5

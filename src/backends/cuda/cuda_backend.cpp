@@ -1,6 +1,7 @@
 // The CUDA backend (boreas/backends/cuda/backend.hpp): memory, staging of host arguments,
 // device kernels where they exist and host kernels over managed memory where they do not yet.
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,7 +58,9 @@ class CudaBackend;
 /// (for outputs) copied back after it; device and managed pointers pass through unchanged.
 class Staging {
   public:
-    explicit Staging(gpu::Stream stream) : stream_(stream) {}
+    /// `staged` (optional) counts the bytes copied over, both ways.
+    explicit Staging(gpu::Stream stream, std::size_t* staged = nullptr)
+        : stream_(stream), staged_(staged) {}
     Staging(const Staging&) = delete;
     Staging& operator=(const Staging&) = delete;
     ~Staging() {
@@ -74,8 +77,10 @@ class Staging {
     /// Waits for the call, copies the outputs back.
     void finish() {
         for (auto& block : blocks_)
-            if (block.copy_back)
+            if (block.copy_back) {
                 BOREAS_GPU_CHECK(gpu::copy_async(block.host, block.device, block.bytes, stream_));
+                if (staged_) *staged_ += block.bytes;
+            }
         BOREAS_GPU_CHECK(gpu::synchronize(stream_));
     }
 
@@ -92,10 +97,42 @@ class Staging {
         BOREAS_GPU_CHECK(gpu::malloc_async(&device, bytes, stream_));
         blocks_.push_back({p, device, bytes, copy_back});
         BOREAS_GPU_CHECK(gpu::copy_async(device, p, bytes, stream_));
+        if (staged_) *staged_ += bytes;
         return device;
     }
     gpu::Stream stream_;
+    std::size_t* staged_;
     std::vector<Block> blocks_;
+};
+
+/// Per kernel: calls, seconds (wall, synchronisation and staging included: each call ends
+/// synchronised) and bytes staged, for describe() and so the bench documents.
+struct KernelStat {
+    std::int64_t calls = 0;
+    double seconds = 0;
+    std::size_t staged_bytes = 0;
+};
+
+/// Times one kernel call into its KernelStat.
+class Timed {
+  public:
+    Timed(KernelStat& stat, std::mutex& mutex)
+        : stat_(stat), mutex_(mutex), start_(std::chrono::steady_clock::now()) {}
+    ~Timed() {
+        const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+        const std::lock_guard lock(mutex_);
+        ++stat_.calls;
+        stat_.seconds += elapsed.count();
+        stat_.staged_bytes += staged;
+    }
+    Timed(const Timed&) = delete;
+    Timed& operator=(const Timed&) = delete;
+    std::size_t staged = 0;  ///< Staging's counter for this call
+
+  private:
+    KernelStat& stat_;
+    std::mutex& mutex_;
+    std::chrono::steady_clock::time_point start_;
 };
 
 class CudaBackend final : public Backend {
@@ -150,6 +187,14 @@ class CudaBackend final : public Backend {
         d["kernels_on_device"] = kDeviceKernels;
         d["kernels_on_host"] = kHostKernels;
         d["host_kernel_path"] = kc::kernel_path()["name"];
+        // Where the time went, per kernel since the start: wall seconds of the calls (each ends
+        // synchronised, so device time, staging and host kernels are all inside) and the bytes
+        // staged between host and device.
+        const std::lock_guard lock(stats_mutex_);
+        for (const auto& [name, stat] : stats_)
+            d["kernel_calls"][name] = {{"calls", stat.calls},
+                                       {"seconds", stat.seconds},
+                                       {"staged_bytes", stat.staged_bytes}};
         return d;
     }
 
@@ -189,8 +234,9 @@ class CudaBackend final : public Backend {
 
     // Device kernels.
     void linear(const kernels::LinearParams& p) override {
+        Timed timed(stat("linear"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::LinearParams d = p;
         const std::int64_t x_stride = p.x_stride ? p.x_stride : p.in;
         const std::int64_t y_stride = p.y_stride ? p.y_stride : p.out;
@@ -205,8 +251,9 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void mlp(const kernels::MlpParams& p) override {
+        Timed timed(stat("mlp"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::MlpParams d = p;
         d.x = s.in(p.x, p.rows * p.in);
         d.weight_in = s.in(p.weight_in, p.hidden * p.in);
@@ -224,8 +271,9 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void copy_rows(const kernels::CopyRowsParams& p) override {
+        Timed timed(stat("copy_rows"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::CopyRowsParams d = p;
         const std::int64_t xs = p.x_stride ? p.x_stride : p.cols;
         const std::int64_t ys = p.y_stride ? p.y_stride : p.cols;
@@ -235,8 +283,9 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void layer_norm(const kernels::LayerNormParams& p) override {
+        Timed timed(stat("layer_norm"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::LayerNormParams d = p;
         d.y = s.out(p.y, p.rows * p.channels);
         d.x = p.x == p.y ? d.y : s.in(p.x, p.rows * p.channels);
@@ -246,14 +295,16 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void gelu(float* x, std::int64_t n) override {
+        Timed timed(stat("gelu"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kd::gelu(s.out(x, n), n, stream_);
         s.finish();
     }
     void graph_attention(const kernels::GraphAttentionParams& p) override {
+        Timed timed(stat("graph_attention"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::GraphAttentionParams d = p;
         const std::int64_t width = p.heads * p.head_dim;
         const std::int64_t q_stride = p.q_stride ? p.q_stride : width;
@@ -286,8 +337,9 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void window_attention(const kernels::WindowAttentionParams& p) override {
+        Timed timed(stat("window_attention"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::WindowAttentionParams d = p;
         const std::int64_t width = p.heads * p.head_dim;
         const std::int64_t stride = p.stride ? p.stride : width;
@@ -303,8 +355,9 @@ class CudaBackend final : public Backend {
     }
 
     void linear_backward(const kernels::LinearBackwardParams& p) override {
+        Timed timed(stat("linear_backward"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::LinearBackwardParams d = p;
         d.x = s.in(p.x, p.rows * p.in);
         d.weight = s.in(p.weight, p.out * p.in);
@@ -316,8 +369,9 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void layer_norm_backward(const kernels::LayerNormBackwardParams& p) override {
+        Timed timed(stat("layer_norm_backward"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         kernels::LayerNormBackwardParams d = p;
         const std::int64_t n = p.rows * p.channels;
         d.x = s.in(p.x, n);
@@ -330,8 +384,9 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) override {
+        Timed timed(stat("gelu_backward"), stats_mutex_);
         bind();
-        Staging s(stream_);
+        Staging s(stream_, &timed.staged);
         float* d_dx = s.out(dx, n);
         const float* d_dy = dy == dx ? d_dx : s.in(dy, n);
         kd::gelu_backward(s.in(x, n), d_dy, d_dx, n, stream_);
@@ -340,37 +395,48 @@ class CudaBackend final : public Backend {
 
     // Host kernels over managed memory, after the device's work is done.
     void fields_to_rows(const kernels::FieldsToRowsParams& p) override {
+        Timed timed(stat("fields_to_rows"), stats_mutex_);
         synchronize();
         kc::fields_to_rows(p);
     }
     void graph_attention_backward(const kernels::GraphAttentionBackwardParams& p) override {
+        Timed timed(stat("graph_attention_backward"), stats_mutex_);
         synchronize();
         kc::graph_attention_backward(p);
     }
     void graph_attention_backward_destinations(
         const kernels::GraphAttentionBackwardParams& p,
         kernels::GraphAttentionBackwardScratch& scratch) override {
+        Timed timed(stat("graph_attention_backward_destinations"), stats_mutex_);
         synchronize();
         kc::graph_attention_backward_destinations(p, scratch);
     }
     void graph_attention_backward_sources(const kernels::GraphAttentionBackwardParams& p,
                                           const kernels::GraphAttentionBackwardScratch& scratch,
                                           std::int64_t row_begin, std::int64_t row_end) override {
+        Timed timed(stat("graph_attention_backward_sources"), stats_mutex_);
         synchronize();
         kc::graph_attention_backward_sources(p, scratch, row_begin, row_end);
     }
     void window_attention_backward(const kernels::WindowAttentionBackwardParams& p) override {
+        Timed timed(stat("window_attention_backward"), stats_mutex_);
         synchronize();
         kc::window_attention_backward(p);
     }
     void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std::int64_t n_dst,
                        std::int64_t n_src, std::int64_t* src_offsets,
                        std::int64_t* edges_by_src) override {
+        Timed timed(stat("transpose_csr"), stats_mutex_);
         synchronize();
         kc::transpose_csr(dst_offsets, src, n_dst, n_src, src_offsets, edges_by_src);
     }
 
   private:
+    KernelStat& stat(const char* name) {
+        const std::lock_guard lock(stats_mutex_);
+        return stats_[name];  // std::map: references stay valid as entries are added
+    }
+
     /// Managed memory within managed_limit_ (null beyond it or when the runtime refuses: the
     /// pool then empties its cache and retries, else reports the device out of memory).
     void* allocate_managed(std::size_t bytes) {
@@ -388,6 +454,8 @@ class CudaBackend final : public Backend {
     void bind() const { BOREAS_GPU_CHECK(gpu::set_device(index_)); }
 
     int index_;
+    mutable std::mutex stats_mutex_;
+    std::map<std::string, KernelStat> stats_;
     std::atomic<std::size_t> managed_total_{0};
     std::size_t managed_limit_ = 0;  // set by the constructor before any allocation
     CachingPool managed_, device_;
