@@ -185,4 +185,48 @@ std::string Tensor::shape_string() const {
     return text + "]";
 }
 
+Bf16Buffer::Bf16Buffer(std::size_t count) : memory_(tensor_memory()), count_(count) {
+    const std::size_t bytes = count * sizeof(std::uint16_t);
+    if (count == 0) return;
+    data_ = static_cast<std::uint16_t*>(memory_ ? memory_->allocate(bytes) : ::operator new(bytes));
+}
+
+Bf16Buffer::~Bf16Buffer() {
+    release();
+}
+
+Bf16Buffer::Bf16Buffer(Bf16Buffer&& other) noexcept
+    : memory_(other.memory_),
+      data_(std::exchange(other.data_, nullptr)),
+      count_(std::exchange(other.count_, 0)) {}
+
+Bf16Buffer& Bf16Buffer::operator=(Bf16Buffer&& other) noexcept {
+    if (this != &other) {
+        release();
+        memory_ = other.memory_;
+        data_ = std::exchange(other.data_, nullptr);
+        count_ = std::exchange(other.count_, 0);
+    }
+    return *this;
+}
+
+void Bf16Buffer::release() noexcept {
+    if (data_ != nullptr) {
+        if (memory_)
+            memory_->deallocate(data_, count_ * sizeof(std::uint16_t));
+        else
+            ::operator delete(data_);
+    }
+    data_ = nullptr;
+    count_ = 0;
+}
+
+void Bf16Buffer::move_to(MemoryResource* memory) {
+    if (memory == memory_ || count_ == 0) return;
+    const TensorMemoryScope scope(memory);
+    Bf16Buffer moved(count_);
+    std::copy_n(data_, count_, moved.data_);
+    *this = std::move(moved);
+}
+
 }  // namespace boreas

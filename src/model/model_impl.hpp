@@ -57,46 +57,6 @@ inline Tensor edge_features(const EdgeSet& edges, const Tensor* trainable) {
     return features;
 }
 
-/// bf16 bits in the memory tensors take theirs from (TensorMemoryScope: the host heap on the CPU,
-/// the device's on a GPU backend), so that a backend's kernels read and write them in place.
-class Bf16Buffer {
-  public:
-    Bf16Buffer() = default;
-    explicit Bf16Buffer(std::size_t count) : memory_(tensor_memory()), count_(count) {
-        const std::size_t bytes = count * sizeof(std::uint16_t);
-        data_ =
-            static_cast<std::uint16_t*>(memory_ ? memory_->allocate(bytes) : ::operator new(bytes));
-    }
-    ~Bf16Buffer() { release(); }
-    Bf16Buffer(Bf16Buffer&& other) noexcept
-        : memory_(other.memory_),
-          data_(std::exchange(other.data_, nullptr)),
-          count_(std::exchange(other.count_, 0)) {}
-    Bf16Buffer& operator=(Bf16Buffer&& other) noexcept {
-        if (this != &other) {
-            release();
-            memory_ = other.memory_;
-            data_ = std::exchange(other.data_, nullptr);
-            count_ = std::exchange(other.count_, 0);
-        }
-        return *this;
-    }
-    std::uint16_t* get() const { return data_; }
-
-  private:
-    void release() noexcept {
-        if (data_ == nullptr) return;
-        if (memory_)
-            memory_->deallocate(data_, count_ * sizeof(std::uint16_t));
-        else
-            ::operator delete(data_);
-        data_ = nullptr;
-    }
-    MemoryResource* memory_ = nullptr;
-    std::uint16_t* data_ = nullptr;
-    std::size_t count_ = 0;
-};
-
 /// The graph-transformer block of the mappers and of the graph-transformer processor
 /// (anemoi GraphTransformerMapperBlock / GraphTransformerProcessorBlock, spec 3.2 and 4.2).
 /// A graph block's source keys and values, [rows, 2C] (keys in columns [0, C)): fp32, or bf16
@@ -119,7 +79,7 @@ struct KeysValues {
         if (bf16_inference.load(std::memory_order_relaxed)) {
             // Default-initialised: every value is written before it is read.
             kv.owned_bf16 = Bf16Buffer(static_cast<std::size_t>(rows * width));
-            kv.bf16_rows = kv.owned_bf16.get();
+            kv.bf16_rows = kv.owned_bf16.data();
         } else {
             kv.f32 = Tensor::uninitialised({rows, width});
             kv.f32_rows = kv.f32.data();
@@ -183,7 +143,7 @@ struct GraphTransformerBlock {
         Tensor normalised = Tensor::uninitialised({rows, channels});
         (separate_src_norm ? norm_src : norm_dst).apply(src, rows, normalised.data());
         apply_side_by_side({&key, &value}, normalised.data(), rows,
-                           kv.owned_bf16.get() + row * kv.width);
+                           kv.owned_bf16.data() + row * kv.width);
     }
 
     /// Updates destination rows [j0, j1) of one batch element: g holds their (un-normalised)

@@ -126,10 +126,10 @@ void ParameterStore::keep_as_bf16(const std::vector<const Tensor*>& tensors) {
         Entry& entry = it->second;
         if (!entry.bf16.empty()) continue;
         const auto values = entry.tensor.values();
-        entry.bf16.resize(values.size());
+        entry.bf16 = Bf16Buffer(values.size());
         for (std::size_t i = 0; i < values.size(); ++i) {
             const std::uint32_t bits = std::bit_cast<std::uint32_t>(values[i]);  // finite: checked
-            entry.bf16[i] =
+            entry.bf16.data()[i] =
                 static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
         }
         entry.released = entry.tensor.numel();
@@ -155,8 +155,10 @@ void ParameterStore::save(const std::filesystem::path& path,
 }
 
 void ParameterStore::move_to(MemoryResource* memory) {
-    for (auto& [name, entry] : entries_)
+    for (auto& [name, entry] : entries_) {
         if (entry.tensor.numel() > 0) entry.tensor.move_to(memory);
+        entry.bf16.move_to(memory);
+    }
 }
 
 }  // namespace boreas::model

@@ -311,6 +311,26 @@ TEST_P(ModelOnABackend, ForwardRunsThroughTheInterfaceWithTheCpusNumbers) {
     EXPECT_EQ(boreas::tensor_memory(), nullptr);
 }
 
+TEST_P(ModelOnABackend, Bf16ForwardKeepsItsWeightsInTheBackendsMemory) {
+    auto on_cpu = make_model(GetParam());
+    auto on_device = make_model(GetParam());
+    on_cpu.keep_weights_in_bf16();
+    on_device.keep_weights_in_bf16();
+    on_device.set_device(backends::parse_device("cuda", "test"));
+    int bf16_weights = 0;
+    const auto& store = on_device.parameters();
+    for (const auto& name : store.names())
+        if (const auto* bits = store.bf16_bits(&store.get(name))) {
+            ++bf16_weights;
+            EXPECT_EQ(recording().memory.live.count(const_cast<std::uint16_t*>(bits)), 1u) << name;
+        }
+    EXPECT_GT(bf16_weights, 0);
+    boreas::model::ForwardOptions options;
+    options.precision = boreas::model::Precision::bf16;
+    const Tensor input = boreas::model::synthetic_input(on_cpu, 2, 8);
+    expect_same(on_device.forward(input, options), on_cpu.forward(input, options), "bf16");
+}
+
 TEST_P(ModelOnABackend, TrainingStepRunsThroughTheInterfaceWithTheCpusNumbers) {
     auto on_cpu = make_model(GetParam());
     auto on_device = make_model(GetParam());

@@ -57,6 +57,33 @@ class TensorMemoryScope {
     MemoryResource* previous_;
 };
 
+/// bf16 bits (uint16) owned like a Tensor's values: from the memory tensors take theirs from
+/// when it is made (tensor_memory(): the host heap, or a backend's), so that a backend's kernels
+/// read and write them in place. The bf16 forward's keys and values, weights kept in bf16.
+class Bf16Buffer {
+  public:
+    Bf16Buffer() = default;
+    /// `count` values, uninitialised.
+    explicit Bf16Buffer(std::size_t count);
+    ~Bf16Buffer();
+    Bf16Buffer(Bf16Buffer&& other) noexcept;
+    Bf16Buffer& operator=(Bf16Buffer&& other) noexcept;
+    Bf16Buffer(const Bf16Buffer&) = delete;
+    Bf16Buffer& operator=(const Bf16Buffer&) = delete;
+
+    std::uint16_t* data() const { return data_; }
+    std::size_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+    /// The same values in `memory` (null: the host heap); nothing happens when they are there.
+    void move_to(MemoryResource* memory);
+
+  private:
+    void release() noexcept;
+    MemoryResource* memory_ = nullptr;
+    std::uint16_t* data_ = nullptr;
+    std::size_t count_ = 0;
+};
+
 class Tensor {
   public:
     Tensor() = default;

@@ -59,8 +59,8 @@ class ParameterStore {
     /// The bf16 bits kept for `tensor`, or null where it is fp32.
     const std::uint16_t* bf16_bits(const Tensor* tensor) const;
     bool holds_bf16() const { return !bf16_.empty(); }
-    /// Moves every fp32 tensor's values to `memory` (null: the host heap); the tensors stay at
-    /// their addresses (layers hold pointers to them). bf16 bits stay on the host.
+    /// Moves every tensor's values, and the bf16 bits kept for them, to `memory` (null: the host
+    /// heap); the tensors stay at their addresses (layers hold pointers to them).
     void move_to(MemoryResource* memory);
 
   private:
@@ -68,8 +68,8 @@ class ParameterStore {
         Tensor tensor;
         Init init;
         std::int64_t fan_in;
-        std::vector<std::uint16_t> bf16;  ///< keep_as_bf16: the values, when tensor is released
-        std::int64_t released = 0;        ///< the released tensor's element count
+        Bf16Buffer bf16;            ///< keep_as_bf16: the values, when tensor is released
+        std::int64_t released = 0;  ///< the released tensor's element count
     };
     void check_fp32(const char* what) const;
     std::map<std::string, Entry> entries_;

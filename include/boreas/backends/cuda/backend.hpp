@@ -10,8 +10,8 @@
 /// Linear's, LayerNorm's and GELU's backward. The attention backwards, the loader's
 /// fields_to_rows and transpose_csr run on the host over the same managed memory after a
 /// synchronisation (describe() lists which run where). Arguments in plain
-/// host memory (the graph's edge lists, bf16 weight copies) are copied to the device for the
-/// call. Every kernel call ends with a stream synchronisation, since host code reads its result.
+/// host memory (the graph's edge lists, stacked weights built per call) are copied to the
+/// device for the call. Every kernel call ends with a stream synchronisation, since host code reads its result.
 
 #include <nlohmann/json.hpp>
 
