@@ -234,9 +234,8 @@ class CudaBackend final : public Backend {
 
     // Device kernels.
     void linear(const kernels::LinearParams& p) override {
-        Timed timed(stat("linear"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "linear");
+        Staging& s = call.staging;
         kernels::LinearParams d = p;
         const std::int64_t x_stride = p.x_stride ? p.x_stride : p.in;
         const std::int64_t y_stride = p.y_stride ? p.y_stride : p.out;
@@ -251,9 +250,8 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void mlp(const kernels::MlpParams& p) override {
-        Timed timed(stat("mlp"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "mlp");
+        Staging& s = call.staging;
         kernels::MlpParams d = p;
         d.x = s.in(p.x, p.rows * p.in);
         d.weight_in = s.in(p.weight_in, p.hidden * p.in);
@@ -271,9 +269,8 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void copy_rows(const kernels::CopyRowsParams& p) override {
-        Timed timed(stat("copy_rows"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "copy_rows");
+        Staging& s = call.staging;
         kernels::CopyRowsParams d = p;
         const std::int64_t xs = p.x_stride ? p.x_stride : p.cols;
         const std::int64_t ys = p.y_stride ? p.y_stride : p.cols;
@@ -283,9 +280,8 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void layer_norm(const kernels::LayerNormParams& p) override {
-        Timed timed(stat("layer_norm"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "layer_norm");
+        Staging& s = call.staging;
         kernels::LayerNormParams d = p;
         d.y = s.out(p.y, p.rows * p.channels);
         d.x = p.x == p.y ? d.y : s.in(p.x, p.rows * p.channels);
@@ -295,16 +291,14 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void gelu(float* x, std::int64_t n) override {
-        Timed timed(stat("gelu"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "gelu");
+        Staging& s = call.staging;
         kd::gelu(s.out(x, n), n, stream_);
         s.finish();
     }
     void graph_attention(const kernels::GraphAttentionParams& p) override {
-        Timed timed(stat("graph_attention"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "graph_attention");
+        Staging& s = call.staging;
         kernels::GraphAttentionParams d = p;
         const std::int64_t width = p.heads * p.head_dim;
         const std::int64_t q_stride = p.q_stride ? p.q_stride : width;
@@ -337,9 +331,8 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void window_attention(const kernels::WindowAttentionParams& p) override {
-        Timed timed(stat("window_attention"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "window_attention");
+        Staging& s = call.staging;
         kernels::WindowAttentionParams d = p;
         const std::int64_t width = p.heads * p.head_dim;
         const std::int64_t stride = p.stride ? p.stride : width;
@@ -355,9 +348,8 @@ class CudaBackend final : public Backend {
     }
 
     void linear_backward(const kernels::LinearBackwardParams& p) override {
-        Timed timed(stat("linear_backward"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "linear_backward");
+        Staging& s = call.staging;
         kernels::LinearBackwardParams d = p;
         d.x = s.in(p.x, p.rows * p.in);
         d.weight = s.in(p.weight, p.out * p.in);
@@ -369,9 +361,8 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void layer_norm_backward(const kernels::LayerNormBackwardParams& p) override {
-        Timed timed(stat("layer_norm_backward"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "layer_norm_backward");
+        Staging& s = call.staging;
         kernels::LayerNormBackwardParams d = p;
         const std::int64_t n = p.rows * p.channels;
         d.x = s.in(p.x, n);
@@ -384,9 +375,8 @@ class CudaBackend final : public Backend {
         s.finish();
     }
     void gelu_backward(const float* x, const float* dy, float* dx, std::int64_t n) override {
-        Timed timed(stat("gelu_backward"), stats_mutex_);
-        bind();
-        Staging s(stream_, &timed.staged);
+        DeviceCall call(*this, "gelu_backward");
+        Staging& s = call.staging;
         float* d_dx = s.out(dx, n);
         const float* d_dy = dy == dx ? d_dx : s.in(dy, n);
         kd::gelu_backward(s.in(x, n), d_dy, d_dx, n, stream_);
@@ -395,43 +385,55 @@ class CudaBackend final : public Backend {
 
     // Host kernels over managed memory, after the device's work is done.
     void fields_to_rows(const kernels::FieldsToRowsParams& p) override {
-        Timed timed(stat("fields_to_rows"), stats_mutex_);
-        synchronize();
+        const HostCall call(*this, "fields_to_rows");
         kc::fields_to_rows(p);
     }
     void graph_attention_backward(const kernels::GraphAttentionBackwardParams& p) override {
-        Timed timed(stat("graph_attention_backward"), stats_mutex_);
-        synchronize();
+        const HostCall call(*this, "graph_attention_backward");
         kc::graph_attention_backward(p);
     }
     void graph_attention_backward_destinations(
         const kernels::GraphAttentionBackwardParams& p,
         kernels::GraphAttentionBackwardScratch& scratch) override {
-        Timed timed(stat("graph_attention_backward_destinations"), stats_mutex_);
-        synchronize();
+        const HostCall call(*this, "graph_attention_backward_destinations");
         kc::graph_attention_backward_destinations(p, scratch);
     }
     void graph_attention_backward_sources(const kernels::GraphAttentionBackwardParams& p,
                                           const kernels::GraphAttentionBackwardScratch& scratch,
                                           std::int64_t row_begin, std::int64_t row_end) override {
-        Timed timed(stat("graph_attention_backward_sources"), stats_mutex_);
-        synchronize();
+        const HostCall call(*this, "graph_attention_backward_sources");
         kc::graph_attention_backward_sources(p, scratch, row_begin, row_end);
     }
     void window_attention_backward(const kernels::WindowAttentionBackwardParams& p) override {
-        Timed timed(stat("window_attention_backward"), stats_mutex_);
-        synchronize();
+        const HostCall call(*this, "window_attention_backward");
         kc::window_attention_backward(p);
     }
     void transpose_csr(const std::int64_t* dst_offsets, const std::int32_t* src, std::int64_t n_dst,
                        std::int64_t n_src, std::int64_t* src_offsets,
                        std::int64_t* edges_by_src) override {
-        Timed timed(stat("transpose_csr"), stats_mutex_);
-        synchronize();
+        const HostCall call(*this, "transpose_csr");
         kc::transpose_csr(dst_offsets, src, n_dst, n_src, src_offsets, edges_by_src);
     }
 
   private:
+    /// One kernel call on the device: timed into its KernelStat, on this backend's device and
+    /// stream, its plain-host arguments staged.
+    struct DeviceCall {
+        DeviceCall(CudaBackend& backend, const char* name)
+            : timed(backend.stat(name), backend.stats_mutex_),
+              staging((backend.bind(), backend.stream_), &timed.staged) {}
+        Timed timed;
+        Staging staging;
+    };
+    /// One kernel call on the host over managed memory, once the device's work is done.
+    struct HostCall {
+        HostCall(CudaBackend& backend, const char* name)
+            : timed(backend.stat(name), backend.stats_mutex_) {
+            backend.synchronize();
+        }
+        Timed timed;
+    };
+
     KernelStat& stat(const char* name) {
         const std::lock_guard lock(stats_mutex_);
         return stats_[name];  // std::map: references stay valid as entries are added
